@@ -1,0 +1,1 @@
+"""Channel adapters: each speaks one channel's protocol and turns it into Inbound/Outbound."""

@@ -1,0 +1,122 @@
+"""Putting the bot together from config.toml and the content folders."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.clock import Clock
+from bot.config import Config, load_config
+from bot.content import FaqEntry, IntentSpec, read_faq, read_intents
+from bot.embeddings import Encoder, MemoEncoder, make_encoder
+from bot.faq import FaqIndex
+from bot.hours import Schedule, read_schedules
+from bot.intents import IntentClassifier
+from bot.pipeline import Knowledge, Pipeline, Sender
+from bot.problems import Problem, ProblemsError, line_of_key
+from bot.store import Store
+
+log = logging.getLogger("bot.app")
+
+
+@dataclass(frozen=True)
+class Content:
+    faq: list[FaqEntry]
+    intents: list[IntentSpec]
+    schedules: dict[str, Schedule]
+
+
+def read_content(config: Config) -> tuple[Content, list[Problem]]:
+    """The content folders read against the config, with every problem found."""
+    forbidden = config.texts.forbidden_phrases
+    faq, faq_problems = read_faq(config.resolve(config.content.faq), forbidden)
+    intents, intent_problems = read_intents(
+        config.resolve(config.content.intents), config.queues, forbidden
+    )
+    schedules, schedule_problems = read_schedules(config.resolve(config.content.schedules))
+    problems = faq_problems + intent_problems + schedule_problems
+    names = {i.name for i in intents}
+    for queue, queue_config in config.queues.items():
+        if queue_config.schedule not in schedules and not schedule_problems:
+            problems.append(
+                Problem(
+                    config.path,
+                    line_of_key(config.path, f"queues.{queue}.schedule"),
+                    f"queues.{queue}.schedule: no schedule {queue_config.schedule!r}",
+                    f"add schedules/{queue_config.schedule}.toml or use one of: "
+                    f"{', '.join(sorted(schedules))}",
+                )
+            )
+    if not intent_problems:
+        for key, name in (
+            ("intents.faq_intent", config.intents.faq_intent),
+            ("guard.urgent_intent", config.guard.urgent_intent),
+        ):
+            if name not in names:
+                problems.append(
+                    Problem(
+                        config.path,
+                        line_of_key(config.path, key),
+                        f"{key}: no intent named {name!r}",
+                        f"define it in intents/*.yaml or use one of: {', '.join(sorted(names))}",
+                    )
+                )
+    for key, text in config.texts.model_dump().items():
+        if isinstance(text, dict):
+            for phrase in forbidden:
+                if any(phrase and phrase in t for t in text.values()):
+                    problems.append(
+                        Problem(
+                            config.path,
+                            line_of_key(config.path, f"texts.{key}"),
+                            f"texts.{key} uses the forbidden phrase (忌语) {phrase!r}",
+                            "rephrase it politely",
+                        )
+                    )
+    return Content(faq, intents, schedules), problems
+
+
+def check(config_path: Path) -> list[Problem]:
+    """Every problem in config.toml and the content folders, all at once (`bot check`)."""
+    try:
+        config = load_config(config_path)
+    except ProblemsError as exc:
+        return exc.problems
+    return read_content(config)[1]
+
+
+def load_knowledge(config: Config, encoder: Encoder) -> Knowledge:
+    """Read and learn the content; raises ProblemsError (file:line) when any of it is broken."""
+    started = time.perf_counter()
+    content, problems = read_content(config)
+    if problems:
+        raise ProblemsError(problems)
+    index = FaqIndex(content.faq, encoder, config.faq.dense_weight)
+    classifier = IntentClassifier(
+        content.intents, encoder, config.intents.threshold, content.faq, config.intents.faq_intent
+    )
+    log.info(
+        "learnt %d FAQ entries (%d variants) and %d intents in %.1fs",
+        len(content.faq),
+        index.variant_count,
+        len(content.intents),
+        time.perf_counter() - started,
+    )
+    return Knowledge(index, classifier, {i.name: i for i in content.intents}, content.schedules)
+
+
+def build_pipeline(
+    config: Config,
+    clock: Clock,
+    sender: Sender,
+    *,
+    store_url: str | None = None,
+    encoder: Encoder | None = None,
+) -> Pipeline:
+    encoder = encoder or MemoEncoder(make_encoder(config.encoder))
+    knowledge = load_knowledge(config, encoder)
+    store = Store(store_url or config.storage_url)
+    store.migrate()
+    return Pipeline(config, store, knowledge, clock, sender)

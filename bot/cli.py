@@ -1,0 +1,118 @@
+"""The `bot` command: chat, check, eval.
+
+This is the composition root, the one place that wires channel adapters to the core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from bot.clock import Clock, ShiftedClock, SystemClock
+from bot.config import Config, find_config, load_config
+from bot.problems import ProblemsError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="bot", description="Customer-service bot for WeChat and Telegram."
+    )
+    parser.add_argument(
+        "--config", help="path to config.toml (default: $BOT_CONFIG or ./config.toml)"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log what the bot does to stderr"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    chat = commands.add_parser("chat", help="talk to the bot in the terminal")
+    chat.add_argument(
+        "--at", help='pretend it is this moment, e.g. "2026-11-24 23:00" (schedule time zone)'
+    )
+    chat.add_argument("--user", default="you", help="customer id to chat as")
+    chat.add_argument("--no-why", action="store_true", help="hide the line explaining each reply")
+
+    commands.add_parser("check", help="validate config.toml and the content folders")
+
+    evaluate = commands.add_parser("eval", help="score the bot on a JSONL file of cases")
+    evaluate.add_argument("cases", type=Path)
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object to stdout")
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    config_path = find_config(args.config)
+    try:
+        if args.command == "check":
+            return _check(config_path)
+        config = load_config(config_path)
+        if args.command == "chat":
+            return _chat(config, args.at, args.user, why=not args.no_why)
+        return _eval(config, args.cases, as_json=args.json)
+    except ProblemsError as exc:
+        print(f"bot: cannot start, {len(exc.problems)} problem(s):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+
+
+def _check(config_path: Path) -> int:
+    from bot.app import check
+
+    problems = check(config_path)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len(problems)} problem(s) found.")
+        return 1
+    print(f"{config_path}: config and content are valid.")
+    return 0
+
+
+def _chat(config: Config, at: str | None, user: str, why: bool) -> int:
+    from adapters.terminal import TerminalSender, chat
+    from bot.app import build_pipeline
+
+    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    sender = TerminalSender(sys.stdout, color)
+    clock: Clock = SystemClock()
+    pipeline = build_pipeline(config, clock, sender)
+    if at:
+        zone = pipeline.knowledge.schedules[
+            config.queues[config.handoff.default_queue].schedule
+        ].zone
+        start = datetime.fromisoformat(at)
+        pipeline.clock = ShiftedClock(start if start.tzinfo else start.replace(tzinfo=zone))
+    pipeline.resend_pending()
+    chat(
+        lambda inbound: pipeline.handle(inbound).decision,
+        pipeline.clock,
+        user=user,
+        color=color,
+        why=why,
+    )
+    return 0
+
+
+def _eval(config: Config, cases_path: Path, as_json: bool) -> int:
+    from bot.evaluation import evaluate, read_cases, report
+
+    result = evaluate(config, read_cases(cases_path))
+    if as_json:
+        json.dump(result, sys.stdout, ensure_ascii=False)
+        print()
+    else:
+        print(report(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""`config.toml`: the service wiring, validated at start-up with errors that name key and line."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bot.problems import Problem, ProblemsError, line_of_key
+
+LANGUAGES = ("zh", "en")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+LocalText = dict[Literal["zh", "en"], str]
+
+
+def pick(text: LocalText | dict[str, str], language: str) -> str:
+    """The text in the customer's language, else Chinese, else whatever there is."""
+    return text.get(language) or text.get("zh") or next(iter(text.values()), "")  # type: ignore[call-overload]
+
+
+class StorageConfig(_Section):
+    url: str = "sqlite:///var/bot.sqlite3"
+
+
+class ContentConfig(_Section):
+    faq: str = "faq"
+    intents: str = "intents"
+    schedules: str = "schedules"
+
+
+class EncoderConfig(_Section):
+    backend: Literal["use", "sentence-transformers"] = "use"
+    model: str = ""
+    threads: int = Field(0, ge=0, le=256)
+
+
+class FaqConfig(_Section):
+    answer_threshold: float = Field(0.7, gt=0, le=1)
+    suggest_threshold: float = Field(0.5, gt=0, le=1)
+    suggestions: int = Field(3, ge=1, le=9)
+    dense_weight: float = Field(0.6, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FaqConfig:
+        if self.suggest_threshold > self.answer_threshold:
+            raise ValueError("suggest_threshold must not be above answer_threshold")
+        return self
+
+
+class IntentsConfig(_Section):
+    threshold: float = Field(0.5, gt=0, lt=1)
+    faq_intent: str = "faq"
+
+
+class QueueConfig(_Section):
+    schedule: str
+    first_response_seconds: int = Field(120, ge=10)
+    transfer_minutes: int = Field(30, ge=1)
+
+
+class HandoffConfig(_Section):
+    default_queue: str = "general"
+    fallbacks_before_handoff: int = Field(2, ge=1)
+
+
+class ConversationConfig(_Section):
+    idle_minutes: int = Field(30, ge=1)
+
+
+class GuardConfig(_Section):
+    flood_messages: int = Field(8, ge=2)
+    flood_seconds: int = Field(30, ge=1)
+    urgent_keywords: list[str] = []
+    urgent_intent: str = "urgent"
+
+
+class TextsConfig(_Section):
+    fallback: LocalText
+    suggest_intro: LocalText
+    suggest_outro: LocalText
+    handoff: LocalText
+    handoff_closed: LocalText
+    flood: LocalText
+    forbidden_phrases: list[str] = []
+
+    @field_validator(
+        "fallback", "suggest_intro", "suggest_outro", "handoff", "handoff_closed", "flood"
+    )
+    @classmethod
+    def _has_chinese(cls, value: LocalText) -> LocalText:
+        if "zh" not in value:
+            raise ValueError("needs at least a `zh` text")
+        return value
+
+
+class Config(_Section):
+    storage: StorageConfig = StorageConfig()
+    content: ContentConfig = ContentConfig()
+    encoder: EncoderConfig = EncoderConfig()
+    faq: FaqConfig = FaqConfig()
+    intents: IntentsConfig = IntentsConfig()
+    queues: dict[str, QueueConfig]
+    handoff: HandoffConfig = HandoffConfig()
+    conversation: ConversationConfig = ConversationConfig()
+    guard: GuardConfig = GuardConfig()
+    texts: TextsConfig
+
+    #: folder of the config file; relative paths in the config are relative to it
+    base_dir: Path = Path(".")
+    path: Path = Path("config.toml")
+
+    @model_validator(mode="after")
+    def _default_queue_exists(self) -> Config:
+        if self.handoff.default_queue not in self.queues:
+            raise ValueError(
+                f"handoff.default_queue {self.handoff.default_queue!r} is not one of the queues "
+                f"defined: {', '.join(sorted(self.queues))}"
+            )
+        return self
+
+    def resolve(self, relative: str) -> Path:
+        path = Path(relative)
+        return path if path.is_absolute() else self.base_dir / path
+
+    @property
+    def storage_url(self) -> str:
+        """The storage URL with a relative SQLite path made relative to the config folder."""
+        url = self.storage.url
+        prefix = "sqlite:///"
+        if (
+            url.startswith(prefix)
+            and not url.startswith(prefix + "/")
+            and url != prefix + ":memory:"
+        ):
+            return prefix + str(self.resolve(url[len(prefix) :]))
+        return url
+
+    @property
+    def data_dir(self) -> Path:
+        return self.base_dir / "var"
+
+
+def find_config(explicit: str | None = None) -> Path:
+    """`--config`, else $BOT_CONFIG, else ./config.toml."""
+    return Path(explicit or os.environ.get("BOT_CONFIG") or "config.toml")
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate config.toml; raises ProblemsError listing every mistake at once."""
+    if not path.is_file():
+        raise ProblemsError(
+            [
+                Problem(
+                    path,
+                    None,
+                    "config file not found",
+                    "run from the project folder, or pass --config PATH (or set BOT_CONFIG)",
+                )
+            ]
+        )
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None)
+        raise ProblemsError(
+            [
+                Problem(
+                    path,
+                    line,
+                    f"invalid TOML: {exc.msg if hasattr(exc, 'msg') else exc}",
+                    "check quoting and brackets on this line",
+                )
+            ]
+        ) from exc
+    try:
+        return Config.model_validate({**data, "base_dir": path.resolve().parent, "path": path})
+    except ValidationError as exc:
+        raise ProblemsError(_problems(path, exc)) from exc
+
+
+def _problems(path: Path, exc: ValidationError) -> list[Problem]:
+    problems = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            text, fix = (
+                "unknown key (a typo?)",
+                "remove it, or check its spelling against config.toml's comments",
+            )
+        elif error["type"] == "missing":
+            text, fix = (
+                "required key is missing",
+                "add it; the shipped config.toml documents every key",
+            )
+        elif error["type"] == "value_error":
+            text, fix = message, ""
+        else:
+            text, fix = f"bad value {error.get('input')!r}", f"allowed: {message}"
+        line = line_of_key(path, key) if key else None
+        problems.append(Problem(path, line, f"{key}: {text}" if key else text, fix))
+    return problems

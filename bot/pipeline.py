@@ -1,0 +1,125 @@
+"""The pipeline: one context per message, passed through the steps of the service standard.
+
+    accept → conversation → guard → understand → hours → decide → compose → deliver
+
+Each step is a plain function in bot.steps; a step ends the run by setting `ctx.stop`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from bot.clock import Clock
+from bot.config import Config
+from bot.content import FaqEntry, IntentSpec
+from bot.faq import FaqIndex, FaqMatch
+from bot.hours import Schedule
+from bot.intents import IntentClassifier, IntentGuess
+from bot.messages import Decision, Inbound, Outbound
+from bot.store import Conversation, Store, TicketDraft
+
+log = logging.getLogger("bot.pipeline")
+
+
+class Sender(Protocol):
+    """Delivers one reply on its channel; raising leaves the reply in the outbox for a resend."""
+
+    def send(self, message: Outbound) -> None: ...
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    """Everything learnt from the content files, swapped as a whole when they change."""
+
+    faq: FaqIndex
+    classifier: IntentClassifier
+    intents: dict[str, IntentSpec]
+    schedules: dict[str, Schedule]
+
+    def faq_entry(self, entry_id: str) -> FaqEntry | None:
+        return self.faq.by_id.get(entry_id)
+
+
+@dataclass
+class Context:
+    inbound: Inbound
+    now: datetime
+    masked: str = ""
+    message_id: int | None = None
+    conversation: Conversation | None = None
+    language: str = "zh"
+    guess: IntentGuess | None = None
+    matches: list[FaqMatch] = field(default_factory=list)
+    urgent_signal: str | None = None
+    route_queue: str = ""
+    schedule: Schedule | None = None
+    decision: Decision | None = None
+    ticket: TicketDraft | None = None
+    texts: list[str] = field(default_factory=list)
+    outbound: list[Outbound] = field(default_factory=list)
+    stop: bool = False
+    error: bool = False
+
+
+Step = Callable[["Pipeline", Context], None]
+
+
+class Pipeline:
+    def __init__(
+        self, config: Config, store: Store, knowledge: Knowledge, clock: Clock, sender: Sender
+    ) -> None:
+        from bot import steps
+
+        self.config = config
+        self.store = store
+        self.knowledge = knowledge
+        self.clock = clock
+        self.sender = sender
+        self.steps: list[Step] = [
+            steps.accept,
+            steps.conversation,
+            steps.guard,
+            steps.understand,
+            steps.hours,
+            steps.decide,
+            steps.compose,
+            steps.deliver,
+        ]
+
+    def handle(self, inbound: Inbound) -> Context:
+        """Run one message through every step; never raises for a bad message."""
+        ctx = Context(inbound=inbound, now=self.clock.now())
+        try:
+            for step in self.steps:
+                step(self, ctx)
+                if ctx.stop:
+                    break
+        except Exception:
+            # One bad message must not take the worker down; the delivery is acknowledged, the
+            # message (if accepted) stays unhandled and is retried when the channel redelivers.
+            log.exception(
+                "message %s/%s failed in the pipeline", inbound.channel, inbound.external_id
+            )
+            ctx.error = True
+        return ctx
+
+    def resend_pending(self) -> int:
+        """Send replies a crash left in the outbox (written, never confirmed sent)."""
+        count = 0
+        for pending in self.store.pending_outbound():
+            message = Outbound(
+                pending.channel, pending.chat_id, pending.text, pending.conversation_id, pending.id
+            )
+            try:
+                self.sender.send(message)
+            except Exception:
+                log.exception("resend of outbox %s failed; it stays pending", pending.id)
+                self.store.mark_failed_attempt(pending.id)
+                continue
+            self.store.mark_sent(pending.id, self.clock.now())
+            count += 1
+        return count

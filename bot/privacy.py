@@ -1,0 +1,76 @@
+"""Masking of personal data before anything is stored or logged.
+
+Covers mainland resident ID numbers (18 digits, checksum verified), bank cards (13–19 digits,
+Luhn verified, or any long digit run right after a card keyword), phone numbers (mainland
+mobiles and +country numbers) and passwords written after a password keyword. Order numbers and
+other long digit runs that fail these checks stay readable for agents.
+"""
+
+from __future__ import annotations
+
+import re
+
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+
+_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{17}[\dXx])(?![0-9A-Za-z])")
+_CARD = re.compile(r"(?<![\d])(\d{4}(?:[ -]?\d{1,4}){2,4})(?![\d])")
+_CARD_KEYWORD = re.compile(
+    r"(卡号|银行卡|信用卡|储蓄卡|card(?:\s*(?:number|no\.?))?)\s*[:：是为]?\s*$", re.I
+)
+_MOBILE = re.compile(r"(?<!\d)(?:\+?86[ -]?)?(1[3-9]\d)[ -]?(\d{4})[ -]?(\d{4})(?!\d)")
+_INTL_PHONE = re.compile(r"(?<![\w+])\+(\d[\d -]{6,16}\d)(?!\d)")
+_PASSWORD = re.compile(
+    r"((?:登录|登陆|支付|交易|银行卡|账户|账号)?密码|口令|验证码|\b(?:pass(?:word|code)|pwd|pin)\b)"
+    r"(\s*(?:是|为|:|：|=|is)?\s*)([^\s，。,;；!！?？]+)",
+    re.I,
+)
+
+
+def id_number_valid(number: str) -> bool:
+    """Checksum (ISO 7064 MOD 11-2) and a plausible birth date, so order numbers stay readable."""
+    year, month, day = int(number[6:10]), int(number[10:12]), int(number[12:14])
+    if not (1900 <= year <= 2099 and 1 <= month <= 12 and 1 <= day <= 31):
+        return False
+    body, check = number[:17], number[17].upper()
+    total = sum(int(d) * w for d, w in zip(body, _ID_WEIGHTS, strict=True))
+    return _ID_CHECK[total % 11] == check
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 1:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _mask_id(match: re.Match[str]) -> str:
+    number = match.group(1)
+    if not id_number_valid(number):
+        return number
+    return number[:3] + "*" * 11 + number[-4:]
+
+
+def _mask_card(text: str) -> str:
+    def replace(match: re.Match[str]) -> str:
+        raw = match.group(1)
+        digits = re.sub(r"[ -]", "", raw)
+        after_keyword = bool(_CARD_KEYWORD.search(text[max(0, match.start() - 12) : match.start()]))
+        if 13 <= len(digits) <= 19 and (luhn_valid(digits) or after_keyword):
+            return "*" * (len(digits) - 4) + digits[-4:]
+        return raw
+
+    return _CARD.sub(replace, text)
+
+
+def mask(text: str) -> str:
+    """The text with personal data masked; safe to store and to log."""
+    text = _PASSWORD.sub(lambda m: f"{m.group(1)}{m.group(2)}******", text)
+    text = _ID_NUMBER.sub(_mask_id, text)
+    text = _mask_card(text)
+    text = _MOBILE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
+    text = _INTL_PHONE.sub(lambda m: "+" + re.sub(r"\d(?=[\d -]{4,}$)", "*", m.group(1)), text)
+    return text

@@ -1,0 +1,63 @@
+"""Problems people see in files they edit: always the file, the line and what to do about it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: Path
+    line: int | None
+    message: str
+    fix: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else f"{self.file}"
+        text = f"{where}: {self.message}"
+        return f"{text}\n    fix: {self.fix}" if self.fix else text
+
+
+class ProblemsError(Exception):
+    """Raised when a file people edit cannot be used; carries every problem found, not just one."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def line_of_key(path: Path, dotted: str) -> int | None:
+    """Best-effort line of a TOML key such as `faq.answer_threshold` or `queues.general.schedule`.
+
+    tomllib keeps no positions, so this scans the text: it finds the table header, then the key
+    inside it. Good enough to point an operator at the right line.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    parts = dotted.split(".")
+    for split in range(len(parts) - 1, -1, -1):
+        table, key = parts[:split], parts[split:]
+        start = 0
+        if table:
+            header = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(map(re.escape, table)) + r"\s*\]")
+            found = [i for i, text in enumerate(lines) if header.match(text)]
+            if not found:
+                continue
+            start = found[0] + 1
+            if not key:
+                return start
+        first = key[0] if key else ""
+        pattern = re.compile(r"^\s*" + re.escape(first) + r"\s*[=.]")
+        for i in range(start, len(lines)):
+            if table and lines[i].lstrip().startswith("[") and i > start - 1:
+                break
+            if pattern.match(lines[i]):
+                return i + 1
+        if table:
+            return start
+    return None

@@ -1,0 +1,306 @@
+"""The pipeline's steps, in order. Read top to bottom, this is the service standard."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from bot.config import pick
+from bot.content import OUT_OF_SCOPE, IntentSpec
+from bot.handoff import ticket_for
+from bot.hours import format_moment
+from bot.language import detect
+from bot.messages import Action, Category, Decision, Kind, Outbound, Priority
+from bot.pipeline import Context, Pipeline
+from bot.privacy import mask
+from bot.store import TicketDraft
+from bot.suggestions import format_suggestions, parse_pick
+
+log = logging.getLogger("bot.pipeline")
+
+
+def accept(p: Pipeline, ctx: Context) -> None:
+    """Persist the message (masked); a retried delivery of an answered message stops here."""
+    inbound = ctx.inbound
+    ctx.masked = mask(inbound.text)
+    ctx.message_id = p.store.accept(
+        inbound.channel,
+        inbound.external_id,
+        inbound.user_id,
+        inbound.kind.value,
+        ctx.masked,
+        ctx.now,
+    )
+    if ctx.message_id is None:
+        log.info("duplicate delivery %s/%s dropped", inbound.channel, inbound.external_id)
+        ctx.decision = Decision(Action.DUPLICATE, reasons=["duplicate delivery"])
+        ctx.stop = True
+
+
+def conversation(p: Pipeline, ctx: Context) -> None:
+    """Find or open the conversation; when a human owns it, the bot stays quiet."""
+    inbound = ctx.inbound
+    assert ctx.message_id is not None
+    conv = p.store.conversation_for(
+        inbound.channel,
+        inbound.user_id,
+        inbound.chat_id,
+        ctx.now,
+        timedelta(minutes=p.config.conversation.idle_minutes),
+    )
+    p.store.attach(ctx.message_id, conv, ctx.now)
+    ctx.conversation = conv
+    if conv.state == "handoff":
+        _finish(p, ctx, Decision(Action.SILENT, reasons=["a human owns this conversation"]), [])
+
+
+def guard(p: Pipeline, ctx: Context) -> None:
+    """Floods get one polite word, then silence; urgent words are spotted before anything else."""
+    inbound, cfg = ctx.inbound, p.config.guard
+    log.info("in %s/%s %s: %s", inbound.channel, inbound.external_id, inbound.user_id, ctx.masked)
+    recent = p.store.inbound_count(
+        inbound.channel, inbound.user_id, ctx.now - timedelta(seconds=cfg.flood_seconds)
+    )
+    if recent >= cfg.flood_messages:
+        assert ctx.conversation is not None
+        language = ctx.conversation.language
+        texts = [pick(p.config.texts.flood, language)] if recent == cfg.flood_messages else []
+        _finish(
+            p,
+            ctx,
+            Decision(
+                Action.SILENT,
+                language=language,
+                reasons=[f"flood: {recent} messages in {cfg.flood_seconds}s"],
+            ),
+            texts,
+        )
+        return
+    lowered = inbound.text.lower()
+    ctx.urgent_signal = next((k for k in cfg.urgent_keywords if k.lower() in lowered), None)
+
+
+def understand(p: Pipeline, ctx: Context) -> None:
+    """Language, intent and FAQ candidates, and the queue this would go to if handed off."""
+    assert ctx.conversation is not None
+    text = ctx.inbound.text if ctx.inbound.kind == Kind.TEXT else ""
+    ctx.language = detect(text, default=ctx.conversation.language)
+    ctx.conversation.language = ctx.language
+    if not text.strip():
+        return
+    knowledge = p.knowledge
+    ctx.guess = knowledge.classifier.predict(text)
+    ctx.matches = knowledge.faq.search(text, k=max(p.config.faq.suggestions, 3))
+    ctx.route_queue = p.config.handoff.default_queue
+    handoff = _handoff_intent(p, ctx)
+    if handoff is not None and handoff.queue:
+        ctx.route_queue = handoff.queue
+
+
+def hours(p: Pipeline, ctx: Context) -> None:
+    """Is the queue this message belongs to staffed right now?"""
+    queue = ctx.route_queue or p.config.handoff.default_queue
+    ctx.schedule = p.knowledge.schedules[p.config.queues[queue].schedule]
+
+
+def decide(p: Pipeline, ctx: Context) -> None:
+    """Hand off, answer from the FAQ, reply from a template, suggest, or ask to rephrase."""
+    conv, cfg = ctx.conversation, p.config
+    assert conv is not None and ctx.schedule is not None
+    guess = ctx.guess
+    top = ctx.matches[0] if ctx.matches else None
+    decision = Decision(
+        Action.FALLBACK,
+        intent=guess.intent.name if guess and guess.intent else None,
+        intent_score=guess.score if guess else 0.0,
+        faq_score=top.score if top else 0.0,
+        is_open=ctx.schedule.is_open(ctx.now),
+        language=ctx.language,
+    )
+    reasons = decision.reasons
+    if guess:
+        reasons.append(f"intent {guess.best} {guess.score:.2f} (threshold {cfg.intents.threshold})")
+    if top:
+        reasons.append(
+            f"faq {top.entry.id} {top.score:.2f} (dense {top.dense:.2f}, "
+            f"lexical {top.lexical:.2f}; answer ≥ {cfg.faq.answer_threshold}, "
+            f"suggest ≥ {cfg.faq.suggest_threshold})"
+        )
+    suggestions = conv.suggestions
+    conv.suggestions = []
+    picked = parse_pick(ctx.inbound.text, len(suggestions)) if suggestions else None
+    handoff = _handoff_intent(p, ctx)
+    ticket: TicketDraft | None = None
+
+    if picked is not None and (entry := p.knowledge.faq_entry(suggestions[picked])):
+        decision.action, decision.faq_id = Action.ANSWER, entry.id
+        reasons.append(f"customer picked suggestion {picked + 1}")
+    elif handoff is not None:
+        decision.action = Action.HANDOFF
+        if ctx.urgent_signal:
+            reasons.append(f"urgent signal {ctx.urgent_signal!r}")
+        ticket = _ticket(
+            p,
+            ctx,
+            decision,
+            handoff.queue or cfg.handoff.default_queue,
+            handoff.priority,
+            handoff.category,
+        )
+    elif top and top.score >= cfg.faq.answer_threshold:
+        decision.action, decision.faq_id = Action.ANSWER, top.entry.id
+    elif guess and guess.intent and guess.intent.action == "reply":
+        decision.action = Action.REPLY
+    elif top and top.score >= cfg.faq.suggest_threshold and not _confidently_out_of_scope(p, ctx):
+        decision.action = Action.SUGGEST
+        decision.suggestions = [
+            m.entry.id
+            for m in ctx.matches[: cfg.faq.suggestions]
+            if m.score >= cfg.faq.suggest_threshold
+        ]
+        conv.suggestions = decision.suggestions
+    else:
+        conv.fallback_streak += 1
+        reasons.append(f"not understood ({conv.fallback_streak} in a row)")
+        if conv.fallback_streak >= cfg.handoff.fallbacks_before_handoff:
+            decision.action = Action.HANDOFF
+            reasons.append("repeated failure: handing off")
+            ticket = _ticket(
+                p, ctx, decision, cfg.handoff.default_queue, Priority.NORMAL, Category.CONSULT
+            )
+    if decision.action in (Action.ANSWER, Action.REPLY, Action.HANDOFF):
+        conv.fallback_streak = 0
+    ctx.decision = decision
+    ctx.ticket = ticket
+
+
+def compose(p: Pipeline, ctx: Context) -> None:
+    """The words: answer or template, the closed notice once per window, and the 忌语 check."""
+    decision, conv, texts_cfg = ctx.decision, ctx.conversation, p.config.texts
+    assert decision is not None and conv is not None and ctx.schedule is not None
+    lang = decision.language
+    knowledge = p.knowledge
+    texts: list[str] = []
+    if decision.action == Action.ANSWER and decision.faq_id:
+        texts.append(pick(knowledge.faq.by_id[decision.faq_id].answer, lang))
+    elif decision.action == Action.REPLY and ctx.guess and ctx.guess.intent:
+        texts.append(pick(ctx.guess.intent.reply, lang))
+    elif decision.action == Action.SUGGEST:
+        entries = [knowledge.faq.by_id[i] for i in decision.suggestions]
+        texts.append(
+            format_suggestions(
+                entries,
+                lang,
+                pick(texts_cfg.suggest_intro, lang),
+                pick(texts_cfg.suggest_outro, lang),
+            )
+        )
+    elif decision.action == Action.FALLBACK:
+        texts.append(pick(texts_cfg.fallback, lang))
+    elif decision.action == Action.HANDOFF:
+        spec = knowledge.intents.get(decision.intent or "")
+        acknowledgement = (
+            spec.reply if spec and spec.action == "handoff" and spec.reply else texts_cfg.handoff
+        )
+        texts.append(pick(acknowledgement, lang))
+
+    if not decision.is_open:
+        opening = ctx.schedule.next_open(ctx.now)
+        window = opening.isoformat() if opening else "never"
+        if decision.action == Action.HANDOFF and opening:
+            # The customer must hear when a human will pick this up, whatever was said before.
+            texts.append(
+                pick(texts_cfg.handoff_closed, lang).replace(
+                    "{next_open}", format_moment(opening, lang)
+                )
+            )
+            decision.notice = True
+        elif conv.notice_window != window:
+            texts.append(ctx.schedule.notice_text(lang, ctx.now))
+            decision.notice = True
+        if decision.notice:
+            conv.notice_window = window
+            decision.reasons.append(f"closed until {window}: notice sent")
+    for text in texts:
+        for phrase in texts_cfg.forbidden_phrases:
+            if phrase and phrase.lower() in text.lower():
+                log.error("outgoing text contains the forbidden phrase %r: %s", phrase, text)
+    ctx.texts = texts
+
+
+def deliver(p: Pipeline, ctx: Context) -> None:
+    """Write to the outbox with the decision in one transaction, then send."""
+    assert ctx.decision is not None
+    _finish(p, ctx, ctx.decision, ctx.texts, ctx.ticket)
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _handoff_intent(p: Pipeline, ctx: Context) -> IntentSpec | None:
+    """The intent to hand off under: an urgent word wins, then a confident handoff intent."""
+    intents = p.knowledge.intents
+    if ctx.urgent_signal and p.config.guard.urgent_intent in intents:
+        return intents[p.config.guard.urgent_intent]
+    intent = ctx.guess.intent if ctx.guess else None
+    return intent if intent and intent.action == "handoff" else None
+
+
+def _confidently_out_of_scope(p: Pipeline, ctx: Context) -> bool:
+    guess = ctx.guess
+    return bool(guess and guess.best == OUT_OF_SCOPE and guess.score >= p.config.intents.threshold)
+
+
+def _ticket(
+    p: Pipeline,
+    ctx: Context,
+    decision: Decision,
+    queue: str,
+    priority: Priority,
+    category: Category,
+) -> TicketDraft:
+    queue_schedule = p.knowledge.schedules[p.config.queues[queue].schedule]
+    decision.queue, decision.priority, decision.category = queue, priority, category
+    decision.is_open = queue_schedule.is_open(ctx.now)
+    ctx.schedule = queue_schedule
+    return ticket_for(
+        p.config,
+        queue,
+        priority,
+        category,
+        queue_schedule,
+        ctx.now,
+        {"reasons": list(decision.reasons), "intent": decision.intent, "text": ctx.masked},
+    )
+
+
+def _finish(
+    p: Pipeline,
+    ctx: Context,
+    decision: Decision,
+    texts: list[str],
+    ticket: TicketDraft | None = None,
+) -> None:
+    conv = ctx.conversation
+    assert conv is not None and ctx.message_id is not None
+    record = decision.as_record()
+    ids = p.store.complete(ctx.message_id, conv, record, texts, ctx.now, ticket)
+    decision.ticket_id = record.get("ticket_id")
+    ctx.decision = decision
+    ctx.outbound = [
+        Outbound(conv.channel, conv.chat_id, text, conv.id, outbox_id)
+        for text, outbox_id in zip(texts, ids, strict=True)
+    ]
+    for message in ctx.outbound:
+        try:
+            p.sender.send(message)
+        except Exception:
+            log.exception(
+                "sending outbox %s failed; it stays pending for a resend", message.outbox_id
+            )
+            assert message.outbox_id is not None
+            p.store.mark_failed_attempt(message.outbox_id)
+            continue
+        assert message.outbox_id is not None
+        p.store.mark_sent(message.outbox_id, p.clock.now())
+    ctx.stop = True

@@ -1,0 +1,54 @@
+"""The "did you mean…?" turn: numbered FAQ suggestions and the customer's pick ("2", "第二个")."""
+
+from __future__ import annotations
+
+import re
+
+from bot.content import FaqEntry
+from bot.language import detect
+
+_ZH_NUMBERS = {
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+}
+_EN_NUMBERS = {"one": 1, "first": 1, "two": 2, "second": 2, "three": 3, "third": 3}
+_PICK = re.compile(
+    r"^\s*(?:选|选择|是|就是|要|pick|option|number|no\.?|#)?\s*(?:第)?\s*"
+    r"([1-9]|[一二两三四五六七八九]|one|two|three|first|second|third)\s*"
+    r"(?:个|条|项|吧|号)?\s*(?:问题)?\s*[.。!！)）]*\s*$",
+    re.I,
+)
+
+
+def parse_pick(text: str, count: int) -> int | None:
+    """The 0-based index the customer picked among `count` suggestions, or None."""
+    match = _PICK.match(text)
+    if not match:
+        return None
+    token = match.group(1).lower()
+    number = int(token) if token.isdigit() else _ZH_NUMBERS.get(token) or _EN_NUMBERS.get(token)
+    if number is None or not 1 <= number <= count:
+        return None
+    return number - 1
+
+
+def question_in(entry: FaqEntry, language: str) -> str:
+    """The entry's first question variant written in `language`, to show as a suggestion."""
+    return next((q for q in entry.questions if detect(q) == language), entry.questions[0])
+
+
+def format_suggestions(entries: list[FaqEntry], language: str, intro: str, outro: str) -> str:
+    lines = [
+        intro,
+        *(f"{i}. {question_in(e, language)}" for i, e in enumerate(entries, start=1)),
+        outro,
+    ]
+    return "\n".join(line for line in lines if line)
