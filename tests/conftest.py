@@ -1,0 +1,146 @@
+"""Shared fixtures: the real encoder (loaded once), a copy of the small shop fixture, real stores."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import count
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+
+from bot.app import build_pipeline
+from bot.clock import FixedClock
+from bot.config import Config, load_config
+from bot.embeddings import MemoEncoder, UseEncoder
+from bot.messages import Inbound, Outbound
+from bot.pipeline import Context, Pipeline
+from bot.store import Store, metadata, schema_version
+
+FIXTURE = Path(__file__).parent / "fixtures" / "shop"
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+POSTGRES_URL = os.environ.get(
+    "BOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def at(text: str) -> datetime:
+    """A Shanghai wall time, e.g. at("2026-11-24 10:00") (a Tuesday)."""
+    return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI)
+
+
+@pytest.fixture(scope="session")
+def encoder() -> MemoEncoder:
+    return MemoEncoder(UseEncoder(threads=2))
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Path:
+    """A private copy of the fixture shop, safe to edit."""
+    target = tmp_path / "shop"
+    shutil.copytree(FIXTURE, target, ignore=shutil.ignore_patterns("var"))
+    return target
+
+
+@pytest.fixture
+def config(shop: Path) -> Config:
+    return load_config(shop / "config.toml")
+
+
+@dataclass
+class Outbox:
+    """A channel that records what it is asked to send; `fail` makes the next sends raise."""
+
+    sent: list[Outbound] = field(default_factory=list)
+    fail: bool = False
+
+    def send(self, message: Outbound) -> None:
+        if self.fail:
+            raise ConnectionError("channel unreachable")
+        self.sent.append(message)
+
+
+@dataclass
+class Harness:
+    pipeline: Pipeline
+    clock: FixedClock
+    outbox: Outbox
+    _ids: Iterator[int] = field(default_factory=lambda: count(1))
+
+    def say(
+        self,
+        text: str,
+        *,
+        user: str = "u1",
+        when: str | None = None,
+        external_id: str | None = None,
+        channel: str = "wechat",
+    ) -> Context:
+        if when:
+            self.clock.set(at(when))
+        self.outbox.sent.clear()
+        return self.pipeline.handle(
+            Inbound(
+                channel=channel,
+                external_id=external_id or f"m{next(self._ids)}",
+                user_id=user,
+                chat_id=user,
+                text=text,
+                at=self.clock.now(),
+            )
+        )
+
+    @property
+    def replies(self) -> list[str]:
+        return [m.text for m in self.outbox.sent]
+
+
+@pytest.fixture
+def harness(config: Config, encoder: MemoEncoder, tmp_path: Path) -> Harness:
+    clock = FixedClock(at("2026-11-24 10:00"))
+    outbox = Outbox()
+    pipeline = build_pipeline(
+        config, clock, outbox, store_url=f"sqlite:///{tmp_path}/bot.sqlite3", encoder=encoder
+    )
+    return Harness(pipeline, clock, outbox)
+
+
+def _postgres_available() -> str | None:
+    try:
+        engine = sa.create_engine(POSTGRES_URL)
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # any failure to reach the server
+        return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A migrated, empty store on real SQLite and on real PostgreSQL.
+
+    PostgreSQL must be there in CI (CI=true); on a machine without it these tests skip and say why.
+    """
+    if request.param == "sqlite":
+        store = Store(f"sqlite:///{tmp_path}/store.sqlite3")
+    else:
+        problem = _postgres_available()
+        if problem:
+            if os.environ.get("CI"):
+                pytest.fail(f"PostgreSQL at {POSTGRES_URL} is required in CI: {problem}")
+            pytest.skip(f"no PostgreSQL at {POSTGRES_URL} ({problem}); set BOT_TEST_POSTGRES_URL")
+        store = Store(POSTGRES_URL)
+        with store.engine.begin() as conn:
+            metadata.drop_all(
+                conn, tables=[t for t in metadata.sorted_tables if t is not schema_version]
+            )
+            schema_version.drop(conn, checkfirst=True)
+    store.migrate()
+    yield store
+    store.engine.dispose()

@@ -1,0 +1,56 @@
+"""`bot chat` as a user runs it: the installed command, scripted input on stdin."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _bot() -> str:
+    beside = Path(sys.executable).with_name("bot")
+    found = str(beside) if beside.is_file() else shutil.which("bot")
+    assert found, "the `bot` console script is not installed (pip install -e .)"
+    return found
+
+
+def test_scripted_chat_answers_and_explains(shop: Path) -> None:
+    result = subprocess.run(
+        [_bot(), "chat", "--at", "2026-11-24 23:00"],
+        cwd=shop,
+        input="你好\n多久发货\n/quit\n不会读到这里\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "you> 你好"
+    assert lines[1].startswith("bot> 您好，很高兴为您服务")
+    assert any("非工作时间" in line for line in lines)
+    assert "bot> 订单一般在付款后 48 小时内发货。" in lines
+    why = [line.strip() for line in lines if line.strip().startswith("·")]
+    assert (
+        why[0].startswith("· reply · intent greeting") and "closed · after-hours notice" in why[0]
+    )
+    assert why[1].startswith("· answer · intent faq") and "faq shipping-time" in why[1]
+    assert "不会读到这里" not in result.stdout
+    assert "\x1b[" not in result.stdout  # no colour codes when not on a terminal
+    assert (shop / "var" / "bot.sqlite3").is_file()  # the data folder is created on demand
+
+
+def test_new_customer_command(shop: Path) -> None:
+    result = subprocess.run(
+        [_bot(), "chat", "--no-why"],
+        cwd=shop,
+        input="我要投诉\n在吗\n/new\n运费多少\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    out = result.stdout
+    assert "转接专员" in out
+    assert "(now chatting as a new customer: you-2)" in out
+    assert "满 99 元包邮" in out
+    assert "·" not in out

@@ -1,0 +1,88 @@
+"""`bot eval`: the real pipeline over cases, with the summary DESIGN.md specifies."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import Config
+from bot.embeddings import MemoEncoder
+from bot.evaluation import evaluate, read_cases
+from bot.problems import ProblemsError
+from tests.conftest import FIXTURE
+
+CASES = FIXTURE.parent / "cases.jsonl"
+
+
+def test_summary_numbers(config: Config, encoder: MemoEncoder) -> None:
+    result = evaluate(config, read_cases(CASES), encoder)
+    by_id = {c["id"]: c for c in result["cases"]}
+    assert [c["id"] for c in result["cases"] if not c["ok"]] == ["wrong-on-purpose"]
+    summary = result["summary"]
+    # FAQ cases: 6 (faq-zh, faq-en, night-1, night-2, oos, wrong-on-purpose, greeting = 7 with faq key)
+    # answered from the FAQ: 5, of which 4 right -> precision 0.8; expecting an entry: 5, 4 got it.
+    assert summary == {
+        "cases": 8,
+        "passed": 7,
+        "faq_precision": 0.8,
+        "faq_recall": 0.8,
+        "faq_abstain_rate": 0.0,
+        "accuracy": {
+            "faq": round(6 / 7, 4),
+            "intent": 1.0,
+            "handoff": 1.0,
+            "queue": 1.0,
+            "priority": 1.0,
+            "after_hours": 1.0,
+        },
+    }
+    got = by_id["night-1"]["got"]
+    assert set(got) == {"faq", "intent", "handoff", "queue", "priority", "after_hours", "reply"}
+    assert "非工作时间" in got["reply"] and got["after_hours"] is True
+    assert by_id["night-2"]["got"]["after_hours"] is False
+    assert by_id["complaint"]["got"]["queue"] == "complaints"
+    assert by_id["oos"]["got"] == {
+        **by_id["oos"]["got"],
+        "faq": None,
+        "intent": None,
+        "queue": None,
+        "priority": None,
+    }
+
+
+def test_eval_json_from_the_command_line(shop: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bot",
+            "--config",
+            str(shop / "config.toml"),
+            "eval",
+            str(CASES),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["summary"]["cases"] == 8 and data["summary"]["passed"] == 7
+    assert not (shop / "var").exists()  # eval runs on a temporary store
+
+
+def test_bad_case_line_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "cases.jsonl"
+    path.write_text(
+        '{"id": "a", "text": "hi"}\n{"id": "b", "text": "x", "expect": {"answer": 1}}\nnot json\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ProblemsError) as caught:
+        read_cases(path)
+    assert [p.line for p in caught.value.problems] == [2, 3]
+    assert "unknown expect keys ['answer']" in caught.value.problems[0].message

@@ -1,0 +1,177 @@
+"""The pipeline end to end on the fixture shop, with the real encoder and a real SQLite store."""
+
+from __future__ import annotations
+
+from bot.app import build_pipeline
+from bot.clock import FixedClock
+from bot.config import Config
+from bot.embeddings import MemoEncoder
+from bot.messages import Action, Inbound, Kind
+from bot.store import Store
+from tests.conftest import Harness, Outbox, at
+
+
+def test_faq_question_is_answered_in_the_customers_language(harness: Harness) -> None:
+    ctx = harness.say("多久能发货呀")
+    assert ctx.decision is not None and ctx.decision.action == Action.ANSWER
+    assert ctx.decision.faq_id == "shipping-time"
+    assert harness.replies == ["订单一般在付款后 48 小时内发货。"]
+
+    ctx = harness.say("when does my order ship?", user="u2")
+    assert ctx.decision is not None and ctx.decision.faq_id == "shipping-time"
+    assert harness.replies == ["Orders usually ship within 48 hours of payment."]
+
+
+def test_duplicate_delivery_is_answered_once(harness: Harness) -> None:
+    first = harness.say("运费多少", external_id="wx-42")
+    assert len(harness.replies) == 1
+    again = harness.say("运费多少", external_id="wx-42")
+    assert again.decision is not None and again.decision.action == Action.DUPLICATE
+    assert harness.replies == []
+    assert first.conversation is not None
+    transcript = harness.pipeline.store.transcript(first.conversation.id)
+    assert [d for d, _ in transcript] == ["in", "out"]
+
+
+def test_duplicate_delivery_is_answered_once_on_each_store(
+    config: Config, encoder: MemoEncoder, store: Store
+) -> None:
+    # `store` is a fresh database on SQLite and on PostgreSQL; run the whole pipeline on it.
+    url = store.engine.url.render_as_string(hide_password=False)
+    outbox = Outbox()
+    pipeline = build_pipeline(
+        config, FixedClock(at("2026-11-24 10:00")), outbox, store_url=url, encoder=encoder
+    )
+    message = Inbound("telegram", "update-7", "u9", "u9", "包邮吗", at("2026-11-24 10:00"))
+    pipeline.handle(message)
+    pipeline.handle(message)
+    assert [m.text for m in outbox.sent] == ["订单满 99 元包邮，不满收取 8 元运费。"]
+    pipeline.store.engine.dispose()
+
+
+def test_after_hours_notice_once_per_closed_window(harness: Harness) -> None:
+    ctx = harness.say("你好", when="2026-11-24 23:00")
+    assert ctx.decision is not None and ctx.decision.notice and not ctx.decision.is_open
+    assert harness.replies[0].startswith("您好，很高兴为您服务")
+    assert "非工作时间" in harness.replies[1] and "11月25日（周三）9:00" in harness.replies[1]
+
+    ctx = harness.say("运费多少", when="2026-11-24 23:05")  # same window: answer, no notice
+    assert ctx.decision is not None and not ctx.decision.notice
+    assert harness.replies == ["订单满 99 元包邮，不满收取 8 元运费。"]
+
+    ctx = harness.say("运费多少", when="2026-11-24 23:20")
+    assert ctx.decision is not None and not ctx.decision.notice
+
+    ctx = harness.say("可以开发票吗", when="2026-11-25 10:00")  # open: no notice
+    assert ctx.decision is not None and ctx.decision.is_open and not ctx.decision.notice
+
+    ctx = harness.say("运费多少", when="2026-11-25 19:00")  # the next closed window: notice again
+    assert ctx.decision is not None and ctx.decision.notice
+    assert harness.replies[0] == "订单满 99 元包邮，不满收取 8 元运费。"
+    assert "11月26日（周四）9:00" in harness.replies[1]
+
+
+def test_weekend_notice_names_monday(harness: Harness) -> None:
+    harness.say("what are your opening hours?", when="2026-11-28 11:00")
+    assert harness.replies[0].startswith("Our agents work Monday to Friday")
+    assert "Mon 30 Nov, 9:00" in harness.replies[1]
+
+
+def test_complaint_hands_off_with_a_ticket_and_the_bot_then_stays_quiet(harness: Harness) -> None:
+    ctx = harness.say("你们服务太差了，我要投诉")
+    decision = ctx.decision
+    assert decision is not None and decision.action == Action.HANDOFF
+    assert (decision.queue, decision.priority and decision.priority.value) == ("complaints", "high")
+    assert harness.replies == ["非常抱歉给您带来不便，已为您转接专员处理。"]
+    [ticket] = harness.pipeline.store.tickets("complaints")
+    assert ticket.id == decision.ticket_id and ticket.category == "complaint"
+    assert ticket.first_response_due == at("2026-11-24 10:01")  # complaints queue: 60 s
+    assert ticket.transfer_due == at("2026-11-24 10:30")
+    assert "投诉" in ticket.reasons["text"]
+
+    ctx = harness.say("在吗？")
+    assert ctx.decision is not None and ctx.decision.action == Action.SILENT
+    assert harness.replies == []
+
+
+def test_handoff_while_closed_says_when_a_human_picks_it_up(harness: Harness) -> None:
+    ctx = harness.say("转人工", when="2026-11-27 20:00")  # Friday evening
+    assert ctx.decision is not None and ctx.decision.action == Action.HANDOFF
+    assert ctx.decision.notice
+    assert "11月30日（周一）9:00" in harness.replies[-1]
+    [ticket] = harness.pipeline.store.tickets("general")
+    assert ticket.available_at == at("2026-11-30 09:00")
+    assert ticket.first_response_due == at("2026-11-30 09:02")
+
+
+def test_urgent_words_go_to_the_round_the_clock_queue(harness: Harness) -> None:
+    ctx = harness.say("家里插座冒烟了怎么办", when="2026-11-28 03:00")  # Saturday night
+    decision = ctx.decision
+    assert decision is not None and decision.action == Action.HANDOFF
+    assert decision.queue == "urgent" and decision.priority is not None
+    assert decision.priority.value == "urgent"
+    assert decision.is_open and not decision.notice
+    assert "400-000-0000" in harness.replies[0]
+
+
+def test_out_of_scope_falls_back_and_repeated_failure_hands_off(harness: Harness) -> None:
+    ctx = harness.say("今天天气怎么样")
+    assert ctx.decision is not None and ctx.decision.action == Action.FALLBACK
+    assert ctx.decision.intent is None and ctx.decision.faq_id is None
+    assert "换个说法" in harness.replies[0]
+    ctx = harness.say("给我讲个笑话吧")
+    assert ctx.decision is not None and ctx.decision.action == Action.HANDOFF
+    assert ctx.decision.queue == "general"
+    assert any("repeated failure" in r for r in ctx.decision.reasons)
+
+
+def test_suggestion_can_be_picked_by_number(harness: Harness) -> None:
+    ctx = harness.say("发漂怎么开")
+    decision = ctx.decision
+    assert decision is not None and decision.action == Action.SUGGEST, decision
+    assert decision.suggestions[0] == "invoice"
+    assert "1. 怎么开发票" in harness.replies[0]
+    ctx = harness.say("第一个")
+    assert ctx.decision is not None and ctx.decision.action == Action.ANSWER
+    assert ctx.decision.faq_id == "invoice"
+
+
+def test_stored_transcript_and_ticket_are_masked(harness: Harness) -> None:
+    ctx = harness.say("我要投诉，手机13812345678，身份证11010519491231002X，密码是abc123")
+    assert ctx.conversation is not None
+    stored = harness.pipeline.store.transcript(ctx.conversation.id)[0][1]
+    assert "13812345678" not in stored and "138****5678" in stored
+    assert "11010519491231002X" not in stored and "abc123" not in stored
+    [ticket] = harness.pipeline.store.tickets()
+    assert "13812345678" not in ticket.reasons["text"]
+
+
+def test_reply_left_in_the_outbox_by_a_failed_send_is_resent(harness: Harness) -> None:
+    harness.outbox.fail = True
+    ctx = harness.say("运费多少")
+    assert harness.replies == [] and ctx.decision is not None
+    assert len(harness.pipeline.store.pending_outbound()) == 1
+    harness.outbox.fail = False
+    assert harness.pipeline.resend_pending() == 1
+    assert harness.replies == ["订单满 99 元包邮，不满收取 8 元运费。"]
+    assert harness.pipeline.store.pending_outbound() == []
+
+
+def test_non_text_and_empty_messages_are_acknowledged_not_crashing(harness: Harness) -> None:
+    ctx = harness.pipeline.handle(
+        Inbound("wechat", "img-1", "u5", "u5", "", at("2026-11-24 10:00"), kind=Kind.IMAGE)
+    )
+    assert not ctx.error and ctx.decision is not None
+    assert ctx.decision.action == Action.FALLBACK
+
+
+def test_flood_gets_one_word_then_silence(harness: Harness) -> None:
+    seen = []
+    for _ in range(10):  # ten messages in the same instant; the limit is 8 in 30 s
+        ctx = harness.say("运费多少", user="flooder")
+        assert ctx.decision is not None
+        seen.append((ctx.decision.action, tuple(harness.replies)))
+    answer = ("订单满 99 元包邮，不满收取 8 元运费。",)
+    assert seen[:7] == [(Action.ANSWER, answer)] * 7
+    assert seen[7] == (Action.SILENT, ("您的消息我们都收到了，请稍等，我们会逐条为您处理。",))
+    assert seen[8:] == [(Action.SILENT, ())] * 2

@@ -1,0 +1,48 @@
+"""Masking of personal data before storage and logging."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.language import detect
+from bot.privacy import id_number_valid, luhn_valid, mask
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("身份证11010519491231002X", "身份证110***********002X"),
+        ("卡号 6222 0212 3456 7890 128", "卡号 ***************0128"),
+        ("card 4111111111111111 please", "card ************1111 please"),
+        ("手机13812345678", "手机138****5678"),
+        ("电话 +86 138-1234-5678", "电话 138****5678"),
+        ("call +44 20 7946 0958", "call +** ** **** 0958"),
+        ("密码是abc123，帮我看看", "密码是******，帮我看看"),
+        ("my password: hunter2", "my password: ******"),
+        ("支付密码 123456", "支付密码 ******"),
+    ],
+)
+def test_personal_data_is_masked(text: str, masked: str) -> None:
+    assert mask(text) == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["订单号 202611240001234567", "shipping is free over 99", "订单 12345678 已发货", "满99包邮"],
+)
+def test_ordinary_text_and_order_numbers_stay_readable(text: str) -> None:
+    assert mask(text) == text
+
+
+def test_checksums() -> None:
+    assert id_number_valid("11010519491231002X")
+    assert not id_number_valid("110105194912310021")
+    assert luhn_valid("4111111111111111") and not luhn_valid("4111111111111112")
+
+
+def test_language_detection() -> None:
+    assert detect("多久发货") == "zh"
+    assert detect("iPhone 充电器坏了") == "zh"
+    assert detect("where is my parcel") == "en"
+    assert detect("where is my 快递") == "en"
+    assert detect("123", default="en") == "en"

@@ -1,0 +1,132 @@
+"""Broken edits are reported with file, line and fix — by `bot check` and at start-up."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.app import check, load_knowledge
+from bot.cli import main
+from bot.config import load_config
+from bot.embeddings import MemoEncoder
+from bot.problems import ProblemsError
+
+BROKEN_FAQ = """\
+- id: shipping-time
+  questions: [多久发货]
+  answer: {zh: 48 小时内发货。, en: Within 48 hours.}
+
+- id: shipping-time
+  questions: [运费多少]
+  answer: {zh: 满 99 包邮。}
+
+- id: no-answer
+  questions: [怎么开发票]
+  category: consult
+"""
+
+
+def test_check_reports_every_faq_problem_at_once(
+    shop: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (shop / "faq" / "extra.yaml").write_text(BROKEN_FAQ, encoding="utf-8")
+    assert main(["--config", str(shop / "config.toml"), "check"]) == 1
+    out = capsys.readouterr().out
+    extra = shop / "faq" / "extra.yaml"
+    assert f"{extra}:5: duplicate id 'shipping-time' (also at {extra}:1)" in out
+    # extra.yaml sorts first, so the fixture's own entry is reported against it as well
+    assert (
+        f"{shop / 'faq' / 'shop.yaml'}:1: duplicate id 'shipping-time' (also at {extra}:1)" in out
+    )
+    assert f"{extra}:9: `answer` is missing" in out
+    assert "fix: add `answer:` with `zh:` and `en:` texts" in out
+    assert "3 problem(s) found." in out
+
+
+def test_duplicate_across_files_names_both(shop: Path) -> None:
+    (shop / "faq" / "zz.yaml").write_text(
+        "- id: invoice\n  questions: [发票]\n  answer: {zh: 可以。}\n", encoding="utf-8"
+    )
+    problems = check(shop / "config.toml")
+    assert [str(p).splitlines()[0] for p in problems] == [
+        f"{shop / 'faq' / 'zz.yaml'}:1: duplicate id 'invoice' (also at {shop / 'faq' / 'shop.yaml'}:11)"
+    ]
+
+
+def test_bad_yaml_names_the_line(shop: Path) -> None:
+    (shop / "faq" / "shop.yaml").write_text(
+        "- id: a\n  questions: [x]\n  answer:\n    zh: ok\n - id: b\n", encoding="utf-8"
+    )
+    [problem] = check(shop / "config.toml")
+    assert problem.file == shop / "faq" / "shop.yaml" and problem.line == 5
+    assert "invalid YAML" in problem.message and problem.fix
+
+
+def test_forbidden_phrase_in_an_answer_is_rejected(shop: Path) -> None:
+    (shop / "faq" / "rude.yaml").write_text(
+        "- id: rude\n  questions: [能便宜点吗]\n  answer: {zh: 这是规定，没办法。}\n",
+        encoding="utf-8",
+    )
+    messages = [p.message for p in check(shop / "config.toml")]
+    assert "uses the forbidden phrase (忌语) '没办法'" in messages
+    assert "uses the forbidden phrase (忌语) '这是规定'" in messages
+
+
+def test_intent_problems(shop: Path) -> None:
+    (shop / "intents" / "more.yaml").write_text(
+        "- name: refund\n  examples: [退款]\n  action: handoff\n  queue: nowhere\n  priority: asap\n",
+        encoding="utf-8",
+    )
+    text = "\n".join(str(p) for p in check(shop / "config.toml"))
+    assert "more.yaml:1: handoff intent needs a known queue, got 'nowhere'" in text
+    assert "more.yaml:1: `priority: asap` is not allowed" in text
+    assert "fix: use one of: urgent, high, normal, low" in text
+
+
+def test_start_up_refuses_broken_content_with_file_and_line(
+    shop: Path, encoder: MemoEncoder
+) -> None:
+    (shop / "faq" / "extra.yaml").write_text(BROKEN_FAQ, encoding="utf-8")
+    with pytest.raises(ProblemsError) as caught:
+        load_knowledge(load_config(shop / "config.toml"), encoder)
+    assert any(p.line == 9 and "answer" in p.message for p in caught.value.problems)
+
+
+def test_bot_chat_exits_with_the_problems(shop: Path) -> None:
+    (shop / "faq" / "extra.yaml").write_text(BROKEN_FAQ, encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "--config", str(shop / "config.toml"), "chat"],
+        input="你好\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert f"{shop / 'faq' / 'extra.yaml'}:5: duplicate id" in result.stderr
+    assert result.stdout == ""
+
+
+def test_config_mistakes_name_key_line_and_allowed_values(shop: Path) -> None:
+    path = shop / "config.toml"
+    text = path.read_text(encoding="utf-8")
+    text = text.replace('backend = "use"', 'backend = "bert"').replace(
+        "answer_threshold = 0.66", "answer_treshold = 0.66"
+    )
+    path.write_text(text, encoding="utf-8")
+    problems = {p.message: p for p in check(path)}
+    lines = text.splitlines()
+    backend = problems["encoder.backend: bad value 'bert'"]
+    assert backend.line == lines.index('backend = "bert"') + 1
+    assert "'use' or 'sentence-transformers'" in backend.fix
+    typo = problems["faq.answer_treshold: unknown key (a typo?)"]
+    assert typo.line == next(
+        i for i, line in enumerate(lines, 1) if line.startswith("answer_treshold")
+    )
+
+
+def test_missing_config_says_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(tmp_path / "nope.toml"), "eval", "x.jsonl"]) == 2
+    assert "config file not found" in capsys.readouterr().err
