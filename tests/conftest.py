@@ -36,7 +36,7 @@ def at(text: str) -> datetime:
 
 @pytest.fixture(scope="session")
 def encoder() -> MemoEncoder:
-    return MemoEncoder(UseEncoder(threads=2))
+    return MemoEncoder(UseEncoder())
 
 
 @pytest.fixture

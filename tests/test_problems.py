@@ -113,7 +113,7 @@ def test_config_mistakes_name_key_line_and_allowed_values(shop: Path) -> None:
     path = shop / "config.toml"
     text = path.read_text(encoding="utf-8")
     text = text.replace('backend = "use"', 'backend = "bert"').replace(
-        "answer_threshold = 0.66", "answer_treshold = 0.66"
+        "answer_threshold = 0.60", "answer_treshold = 0.66"
     )
     path.write_text(text, encoding="utf-8")
     problems = {p.message: p for p in check(path)}
