@@ -34,7 +34,9 @@ def explain(decision: Decision | None) -> str:
         return "error: see the log"
     parts = [decision.action.value]
     parts.append(f"intent {decision.intent or 'none'} {decision.intent_score:.2f}")
-    if decision.faq_id:
+    if decision.faq_id and decision.picked:
+        parts.append(f"faq {decision.faq_id} (suggestion {decision.picked} picked)")
+    elif decision.faq_id:
         parts.append(f"faq {decision.faq_id} {decision.faq_score:.2f}")
     elif decision.faq_score:
         parts.append(f"best faq score {decision.faq_score:.2f}")
@@ -56,7 +58,7 @@ def chat(
     handle: Callable[[Inbound], Decision | None],
     clock: Clock,
     *,
-    user: str = "you",
+    user: str,
     stdin: TextIO = sys.stdin,
     out: TextIO = sys.stdout,
     color: bool | None = None,

@@ -34,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     chat.add_argument(
         "--at", help='pretend it is this moment, e.g. "2026-11-24 23:00" (schedule time zone)'
     )
-    chat.add_argument("--user", default="you", help="customer id to chat as")
+    chat.add_argument(
+        "--user", help="customer id to chat as (default: a new customer each session)"
+    )
     chat.add_argument("--no-why", action="store_true", help="hide the line explaining each reply")
 
     commands.add_parser("check", help="validate config.toml and the content folders")
@@ -77,7 +79,7 @@ def _check(config_path: Path) -> int:
     return 0
 
 
-def _chat(config: Config, at: str | None, user: str, why: bool) -> int:
+def _chat(config: Config, at: str | None, user: str | None, why: bool) -> int:
     from adapters.terminal import TerminalSender, chat
     from bot.app import build_pipeline
 
@@ -92,6 +94,9 @@ def _chat(config: Config, at: str | None, user: str, why: bool) -> int:
         start = datetime.fromisoformat(at)
         pipeline.clock = ShiftedClock(start if start.tzinfo else start.replace(tzinfo=zone))
     pipeline.resend_pending()
+    # A new customer each session unless told otherwise: the store outlives the session, and an
+    # old conversation may be with a human by now.
+    user = user or f"you-{pipeline.clock.now():%Y%m%d%H%M%S}-{os.getpid()}"
     chat(
         lambda inbound: pipeline.handle(inbound).decision,
         pipeline.clock,

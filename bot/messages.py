@@ -82,6 +82,7 @@ class Decision:
     faq_id: str | None = None
     faq_score: float = 0.0
     suggestions: list[str] = field(default_factory=list)
+    picked: int | None = None  # 1-based number of the suggestion the customer picked
     queue: str | None = None
     priority: Priority | None = None
     category: Category | None = None
@@ -99,6 +100,7 @@ class Decision:
             "faq_id": self.faq_id,
             "faq_score": round(self.faq_score, 4),
             "suggestions": self.suggestions,
+            "picked": self.picked,
             "queue": self.queue,
             "priority": self.priority.value if self.priority else None,
             "category": self.category.value if self.category else None,

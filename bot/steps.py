@@ -133,7 +133,7 @@ def decide(p: Pipeline, ctx: Context) -> None:
     ticket: TicketDraft | None = None
 
     if picked is not None and (entry := p.knowledge.faq_entry(suggestions[picked])):
-        decision.action, decision.faq_id = Action.ANSWER, entry.id
+        decision.action, decision.faq_id, decision.picked = Action.ANSWER, entry.id, picked + 1
         reasons.append(f"customer picked suggestion {picked + 1}")
     elif handoff is not None:
         decision.action = Action.HANDOFF

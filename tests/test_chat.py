@@ -51,6 +51,36 @@ def test_new_customer_command(shop: Path) -> None:
     )
     out = result.stdout
     assert "转接专员" in out
-    assert "(now chatting as a new customer: you-2)" in out
+    assert "(now chatting as a new customer: you-" in out
     assert "满 99 元包邮" in out
     assert "·" not in out
+
+
+def test_each_session_is_a_new_customer_unless_told(shop: Path) -> None:
+    """After a handoff, the next `bot chat` must not meet a silent bot."""
+    first = subprocess.run(
+        [_bot(), "chat"], cwd=shop, input="我要投诉\n", capture_output=True, text=True, timeout=120
+    )
+    assert "转接专员" in first.stdout
+    second = subprocess.run(
+        [_bot(), "chat"], cwd=shop, input="运费多少\n", capture_output=True, text=True, timeout=120
+    )
+    assert "满 99 元包邮" in second.stdout
+    again = subprocess.run(
+        [_bot(), "chat", "--user", "alice"],
+        cwd=shop,
+        input="我要投诉\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "转接专员" in again.stdout
+    still = subprocess.run(
+        [_bot(), "chat", "--user", "alice"],
+        cwd=shop,
+        input="在吗\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "a human owns this conversation" in still.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from adapters.terminal import explain
 from bot.app import build_pipeline
 from bot.clock import FixedClock
 from bot.config import Config
@@ -134,6 +135,8 @@ def test_suggestion_can_be_picked_by_number(harness: Harness) -> None:
     ctx = harness.say("第一个")
     assert ctx.decision is not None and ctx.decision.action == Action.ANSWER
     assert ctx.decision.faq_id == "invoice"
+    assert ctx.decision.picked == 1
+    assert "faq invoice (suggestion 1 picked)" in explain(ctx.decision)
 
 
 def test_stored_transcript_and_ticket_are_masked(harness: Harness) -> None:
