@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.config import LANGUAGES
 from bot.messages import Category, Priority
-from bot.problems import Problem, ProblemsError
+from bot.problems import Problem, ProblemsError, shown
 from bot.yamlsource import LINE_KEY, load_yaml
 
 ACTIONS = ("answer", "reply", "handoff")
@@ -97,7 +97,7 @@ def read_faq(folder: Path, forbidden: Iterable[str] = ()) -> tuple[list[FaqEntry
                     Problem(
                         path,
                         line,
-                        f"duplicate id {entry_id!r} (also at {other}:{other_line})",
+                        f"duplicate id {entry_id!r} (also at {shown(other)}:{other_line})",
                         "ids must be unique across all FAQ files; rename one",
                     )
                 )
@@ -148,7 +148,7 @@ def read_intents(
                     Problem(
                         path,
                         line,
-                        f"duplicate intent {name!r} (also at {other}:{other_line})",
+                        f"duplicate intent {name!r} (also at {shown(other)}:{other_line})",
                         "merge the examples into one intent",
                     )
                 )

@@ -16,9 +16,17 @@ class Problem:
     fix: str = ""
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else f"{self.file}"
+        where = f"{shown(self.file)}:{self.line}" if self.line else f"{shown(self.file)}"
         text = f"{where}: {self.message}"
         return f"{text}\n    fix: {self.fix}" if self.fix else text
+
+
+def shown(path: Path) -> str:
+    """The path as the reader would type it: relative to the current folder when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(path)
 
 
 class ProblemsError(Exception):
