@@ -80,29 +80,16 @@ def read_faq(folder: Path, forbidden: Iterable[str] = ()) -> tuple[list[FaqEntry
     for path in files:
         for item, line in _entries(path, problems, "FAQ entries"):
             bad = len(problems)
-            entry_id = item.get("id")
-            if not isinstance(entry_id, str) or not _ID.match(entry_id):
-                problems.append(
-                    Problem(
-                        path,
-                        line,
-                        f"entry has a missing or invalid id: {entry_id!r}",
-                        "give it `id: some-stable-name` (lowercase letters, digits, - and _)",
-                    )
-                )
-                entry_id = None
-            elif entry_id in first_seen:
-                other, other_line = first_seen[entry_id]
-                problems.append(
-                    Problem(
-                        path,
-                        line,
-                        f"duplicate id {entry_id!r} (also at {shown(other)}:{other_line})",
-                        "ids must be unique across all FAQ files; rename one",
-                    )
-                )
-            else:
-                first_seen[entry_id] = (path, line)
+            entry_id = _unique_name(
+                item,
+                "id",
+                path,
+                line,
+                first_seen,
+                problems,
+                "give it `id: some-stable-name` (lowercase letters, digits, - and _)",
+                "ids must be unique across all FAQ files; rename one",
+            )
             questions = _texts(item.get("questions"), path, line, "questions", problems)
             answer = _local(item.get("answer"), path, line, "answer", problems)
             category = _enum(
@@ -131,29 +118,16 @@ def read_intents(
     for path in files:
         for item, line in _entries(path, problems, "intents"):
             bad = len(problems)
-            name = item.get("name")
-            if not isinstance(name, str) or not _ID.match(name):
-                problems.append(
-                    Problem(
-                        path,
-                        line,
-                        f"intent has a missing or invalid name: {name!r}",
-                        "give it `name: some_name` (lowercase letters, digits, - and _)",
-                    )
-                )
-                name = None
-            elif name in first_seen:
-                other, other_line = first_seen[name]
-                problems.append(
-                    Problem(
-                        path,
-                        line,
-                        f"duplicate intent {name!r} (also at {shown(other)}:{other_line})",
-                        "merge the examples into one intent",
-                    )
-                )
-            else:
-                first_seen[name] = (path, line)
+            name = _unique_name(
+                item,
+                "name",
+                path,
+                line,
+                first_seen,
+                problems,
+                "give it `name: some_name` (lowercase letters, digits, - and _)",
+                "merge the examples into one intent",
+            )
             examples = _texts(item.get("examples"), path, line, "examples", problems)
             action = item.get("action")
             if name == OUT_OF_SCOPE:
@@ -235,6 +209,36 @@ def _entries(
             )
             continue
         yield item, int(item.get(LINE_KEY, 0))
+
+
+def _unique_name(
+    item: dict[str, Any],
+    key: str,
+    path: Path,
+    line: int,
+    first_seen: dict[str, tuple[Path, int]],
+    problems: list[Problem],
+    fix_invalid: str,
+    fix_duplicate: str,
+) -> str | None:
+    """The entry's `id`/`name` if it is well-formed and not taken by an earlier entry."""
+    value = item.get(key)
+    if not isinstance(value, str) or not _ID.match(value):
+        problems.append(Problem(path, line, f"missing or invalid {key}: {value!r}", fix_invalid))
+        return None
+    if value in first_seen:
+        other, other_line = first_seen[value]
+        problems.append(
+            Problem(
+                path,
+                line,
+                f"duplicate {key} {value!r} (also at {shown(other)}:{other_line})",
+                fix_duplicate,
+            )
+        )
+        return None
+    first_seen[value] = (path, line)
+    return value
 
 
 def _texts(value: Any, path: Path, line: int, key: str, problems: list[Problem]) -> list[str]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from bot import steps
 from bot.clock import Clock
 from bot.config import Config
 from bot.content import FaqEntry, IntentSpec
@@ -72,8 +73,6 @@ class Pipeline:
     def __init__(
         self, config: Config, store: Store, knowledge: Knowledge, clock: Clock, sender: Sender
     ) -> None:
-        from bot import steps
-
         self.config = config
         self.store = store
         self.knowledge = knowledge

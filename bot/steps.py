@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from bot.config import pick
 from bot.content import OUT_OF_SCOPE, IntentSpec
@@ -11,10 +12,12 @@ from bot.handoff import ticket_for
 from bot.hours import format_moment
 from bot.language import detect
 from bot.messages import Action, Category, Decision, Kind, Outbound, Priority
-from bot.pipeline import Context, Pipeline
 from bot.privacy import mask
 from bot.store import TicketDraft
 from bot.suggestions import format_suggestions, parse_pick
+
+if TYPE_CHECKING:
+    from bot.pipeline import Context, Pipeline
 
 log = logging.getLogger("bot.pipeline")
 

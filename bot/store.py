@@ -6,8 +6,7 @@ Only masked text is stored (see bot.privacy). Times are stored as UTC.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -222,11 +221,6 @@ class Store:
                 conn.execute(schema_version.delete())
                 conn.execute(schema_version.insert().values(version=version))
             return len(MIGRATIONS)
-
-    @contextmanager
-    def begin(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
-            yield conn
 
     # --- inbound -----------------------------------------------------------------------------
 

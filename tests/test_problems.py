@@ -130,3 +130,13 @@ def test_config_mistakes_name_key_line_and_allowed_values(shop: Path) -> None:
 def test_missing_config_says_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config", str(tmp_path / "nope.toml"), "eval", "x.jsonl"]) == 2
     assert "config file not found" in capsys.readouterr().err
+
+
+def test_duplicate_intent_across_files(shop: Path) -> None:
+    (shop / "intents" / "zz.yaml").write_text(
+        "- name: greeting\n  examples: [哈喽]\n  action: reply\n  reply: {zh: 您好}\n", encoding="utf-8"
+    )
+    [problem] = check(shop / "config.toml")
+    assert problem.line == 1 and problem.file.name == "zz.yaml"
+    assert problem.message.startswith("duplicate name 'greeting' (also at ")
+    assert problem.fix == "merge the examples into one intent"
