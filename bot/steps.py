@@ -17,6 +17,7 @@ from bot.store import TicketDraft
 from bot.suggestions import format_suggestions, parse_pick
 
 if TYPE_CHECKING:
+    from bot.hours import Schedule
     from bot.pipeline import Context, Pipeline
 
 log = logging.getLogger("bot.pipeline")
@@ -153,7 +154,12 @@ def decide(p: Pipeline, ctx: Context) -> None:
     elif top and top.score >= cfg.faq.answer_threshold:
         decision.action, decision.faq_id = Action.ANSWER, top.entry.id
     elif guess and guess.intent and guess.intent.action == "reply":
-        decision.action = Action.REPLY
+        if guess.intent.name in p.store.replied_intents(conv.id):
+            # 不客气 once, not on every repeated thanks; the same for greetings and goodbyes.
+            decision.action = Action.SILENT
+            reasons.append(f"{guess.intent.name} already answered in this conversation")
+        else:
+            decision.action = Action.REPLY
     elif top and top.score >= cfg.faq.suggest_threshold and not _confidently_out_of_scope(p, ctx):
         decision.action = Action.SUGGEST
         decision.suggestions = [
@@ -213,7 +219,8 @@ def compose(p: Pipeline, ctx: Context) -> None:
         if decision.action == Action.HANDOFF and opening:
             # The customer must hear when a human will pick this up, whatever was said before.
             texts.append(
-                pick(texts_cfg.handoff_closed, lang).replace(
+                ctx.schedule.handoff_text(lang, ctx.now)
+                or pick(texts_cfg.handoff_closed, lang).replace(
                     "{next_open}", format_moment(opening, lang)
                 )
             )
@@ -224,6 +231,10 @@ def compose(p: Pipeline, ctx: Context) -> None:
         if decision.notice:
             conv.notice_window = window
             decision.reasons.append(f"closed until {window}: notice sent")
+    greeting = _front_schedule(p).greeting(ctx.now, lang) if conv.is_new else None
+    if greeting and texts:
+        texts[0] = f"{greeting}{texts[0]}"
+        decision.reasons.append(f"holiday greeting {greeting!r}")
     for text in texts:
         for phrase in texts_cfg.forbidden_phrases:
             if phrase and phrase.lower() in text.lower():
@@ -247,6 +258,11 @@ def _handoff_intent(p: Pipeline, ctx: Context) -> IntentSpec | None:
         return intents[p.config.guard.urgent_intent]
     intent = ctx.guess.intent if ctx.guess else None
     return intent if intent and intent.action == "handoff" else None
+
+
+def _front_schedule(p: Pipeline) -> Schedule:
+    """The schedule customers meet first: the default queue's."""
+    return p.knowledge.schedules[p.config.queues[p.config.handoff.default_queue].schedule]
 
 
 def _confidently_out_of_scope(p: Pipeline, ctx: Context) -> bool:

@@ -364,6 +364,18 @@ class Store:
 
     # --- decisions and tickets ---------------------------------------------------------------
 
+    def replied_intents(self, conversation_id: int) -> set[str]:
+        """Intents already answered with their template in this conversation."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(decisions.c.intent).where(
+                    decisions.c.conversation_id == conversation_id,
+                    decisions.c.action == "reply",
+                    decisions.c.intent.is_not(None),
+                )
+            ).all()
+            return {r.intent for r in rows}
+
     def decisions_for(self, conversation_id: int) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(

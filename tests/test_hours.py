@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -104,3 +104,125 @@ def test_schedule_mistakes_name_file_and_line(tmp_path: Path) -> None:
     assert "bad.toml:6: unknown day 'funday'" in text
     with pytest.raises(ProblemsError):
         load_schedules(tmp_path)
+
+
+# --- holidays, 调休, closures, greetings ---------------------------------------------------------
+
+DEFAULT = FIXTURE / "schedules"
+
+
+def _default():  # type: ignore[no-untyped-def]
+    return load_schedules(DEFAULT)["default"]
+
+
+@pytest.mark.parametrize(
+    ("moment", "is_open", "why"),
+    [
+        ("2026-10-01 10:00", False, "closed — 国庆节"),
+        ("2026-10-06 10:00", False, "closed — 休息日（由 2026-09-20 调休）"),
+        ("2026-10-08 09:00", True, "open — weekly hours 09:00–18:00"),
+        ("2026-10-10 10:00", True, "open — 调休 working day 09:00–18:00"),  # a Saturday
+        ("2026-09-20 17:59", True, "open — 调休 working day 09:00–18:00"),  # a Sunday
+        ("2026-02-17 10:00", False, "closed — 春节"),
+        ("2026-02-14 10:00", True, "open — 调休 working day 09:00–18:00"),
+        ("2026-12-31 14:59", True, "open — special date 09:00–15:00"),
+        ("2026-12-31 15:00", False, "closed — special date 09:00–15:00"),
+    ],
+)
+def test_statutory_holidays_adjusted_workdays_and_special_dates(
+    moment: str, is_open: bool, why: str
+) -> None:
+    schedule = _default()
+    assert schedule.is_open(at(moment)) is is_open
+    assert schedule.explain(at(moment)) == why
+
+
+def test_national_day_notice_names_the_real_next_opening() -> None:
+    schedule = _default()
+    assert schedule.next_open(at("2026-09-30 18:30")) == at("2026-10-08 09:00")
+    assert "10月8日（周四）9:00" in schedule.notice_text("zh", at("2026-10-03 12:00"))
+
+
+def test_2026_calendar_matches_chinese_calendar_package() -> None:
+    """Two independently maintained sources agree on every 2026 day."""
+    import chinese_calendar
+
+    schedule = _default()
+    assert schedule.calendar is not None
+    day = date(2026, 1, 1)
+    while day.year == 2026:
+        assert bool(schedule.day_plan(day).intervals) == chinese_calendar.is_workday(day), day
+        day += timedelta(days=1)
+
+
+def test_unannounced_year_is_flagged() -> None:
+    schedule = _default()
+    assert schedule.calendar is not None
+    assert not schedule.calendar.missing_adjusted_days(2026)
+
+
+@pytest.mark.parametrize(
+    ("moment", "zh", "en"),
+    [
+        ("2026-01-01 10:00", "新年好！", "Happy New Year!"),
+        ("2026-02-16 10:00", "新年好！", "Happy Chinese New Year!"),  # 除夕, in the 春节 break
+        ("2026-05-03 10:00", "劳动节快乐！", "Happy Labour Day!"),  # the Sunday of the break
+        ("2026-09-25 10:00", "中秋节快乐！", "Happy Mid-Autumn Festival!"),
+        ("2026-10-06 10:00", "国庆节快乐！", "Happy National Day!"),  # a moved day off
+        ("2026-11-28 10:00", None, None),  # an ordinary Saturday
+        ("2026-10-10 10:00", None, None),  # a 调休 working Saturday
+    ],
+)
+def test_holiday_greetings(moment: str, zh: str | None, en: str | None) -> None:
+    schedule = _default()
+    assert schedule.greeting(at(moment), "zh") == zh
+    assert schedule.greeting(at(moment), "en") == en
+
+
+def test_next_close_joins_ranges_past_midnight(tmp_path: Path) -> None:
+    s = _schedule(
+        tmp_path,
+        'timezone = "Asia/Shanghai"\n[weekly]\nfri = ["18:00-24:00"]\nsat = ["00:00-02:00"]',
+    )
+    assert s.next_close(at("2026-11-27 19:00")) == at("2026-11-28 02:00")
+    assert s.next_close(at("2026-11-27 10:00")) == at("2026-11-28 02:00")
+
+
+def test_date_and_calendar_mistakes_name_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "bad.toml").write_text(
+        'timezone = "Asia/Shanghai"\n'
+        'holidays = "Atlantis"\n'
+        "[weekly]\n"
+        'mon = ["09:00-18:00"]\n'
+        "[dates]\n"
+        '"2026-12-26..2026-12-24" = []\n'
+        '"2026-12-20..2026-12-22" = ["10:00-16:00"]\n'
+        '"2026-12-21" = []\n'
+        '"2026-13-01" = []\n'
+        '"2026-12-30" = ["09:00-12:00", "11:00-13:00"]\n'
+        '[greetings."春节"]\n'
+        'en = "Happy New Year"\n'
+        '[notice]\nzh = "x"\n',
+        encoding="utf-8",
+    )
+    _, problems = read_schedules(tmp_path)
+    text = "\n".join(str(p) for p in problems)
+    assert "bad.toml:2: unknown holiday calendar 'Atlantis'" in text
+    assert "bad.toml:6: date range '2026-12-26..2026-12-24' ends before it starts" in text
+    assert (
+        "bad.toml:8: 2026-12-21 is set twice: in '2026-12-20..2026-12-22' and '2026-12-21'" in text
+    )
+    assert "bad.toml:9: bad date '2026-13-01'" in text
+    assert "bad.toml:10: these hours overlap" in text
+    assert "bad.toml:11: [greetings.春节] needs a `zh` text" in text
+
+
+def test_other_countries_calendars_by_name(tmp_path: Path) -> None:
+    s = _schedule(
+        tmp_path,
+        'timezone = "Europe/Berlin"\nholidays = "DE-BY"\n[weekly]\nmon = ["09:00-17:00"]\ntue = ["09:00-17:00"]',
+    )
+    berlin = ZoneInfo("Europe/Berlin")
+    assert not s.is_open(datetime(2026, 4, 6, 10, tzinfo=berlin))  # Easter Monday
+    assert s.explain(datetime(2026, 4, 6, 10, tzinfo=berlin)).startswith("closed — Easter Monday")
+    assert s.is_open(datetime(2026, 4, 13, 10, tzinfo=berlin))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from adapters.terminal import explain
 from bot.app import build_pipeline
 from bot.clock import FixedClock
@@ -178,3 +180,46 @@ def test_flood_gets_one_word_then_silence(harness: Harness) -> None:
     assert seen[:7] == [(Action.ANSWER, answer)] * 7
     assert seen[7] == (Action.SILENT, ("您的消息我们都收到了，请稍等，我们会逐条为您处理。",))
     assert seen[8:] == [(Action.SILENT, ())] * 2
+
+
+def test_holiday_greeting_before_the_first_reply_only(harness: Harness) -> None:
+    harness.say("运费多少", when="2026-10-02 10:00")
+    assert harness.replies[0] == "国庆节快乐！订单满 99 元包邮，不满收取 8 元运费。"
+    assert "10月8日（周四）9:00" in harness.replies[1]  # closed for the holiday: notice
+    harness.say("可以开发票吗", when="2026-10-02 10:05")
+    assert not harness.replies[0].startswith("国庆节快乐")
+
+
+def test_thanks_answered_once_per_conversation(harness: Harness) -> None:
+    harness.say("运费多少")
+    harness.say("谢谢")
+    assert harness.replies == ["不客气，很高兴能帮到您！"]
+    ctx = harness.say("好的谢谢")
+    assert ctx.decision is not None and ctx.decision.action == Action.SILENT
+    assert harness.replies == []
+    harness.say("谢谢", when="2026-11-24 12:00")  # two hours later: a new conversation
+    assert harness.replies == ["不客气，很高兴能帮到您！"]
+
+
+def test_urgent_line_without_duty_gives_its_emergency_number(
+    config: Config, encoder: MemoEncoder, shop: Path, tmp_path: Path
+) -> None:
+    urgent = shop / "schedules" / "urgent.toml"
+    text = urgent.read_text(encoding="utf-8")
+    for day in ("sat", "sun"):
+        text = text.replace(f'{day} = ["00:00-24:00"]', f"{day} = []")
+    urgent.write_text(text, encoding="utf-8")
+    outbox = Outbox()
+    pipeline = build_pipeline(
+        config,
+        FixedClock(at("2026-11-28 03:00")),
+        outbox,
+        store_url=f"sqlite:///{tmp_path}/u.sqlite3",
+        encoder=encoder,
+    )
+    ctx = pipeline.handle(Inbound("wechat", "x1", "u1", "u1", "插座冒烟了", at("2026-11-28 03:00")))
+    assert ctx.decision is not None and ctx.decision.queue == "urgent" and ctx.decision.notice
+    assert (
+        outbox.sent[-1].text
+        == "紧急情况请立即拨打 400-000-0000，我们的值班人员将于11月30日（周一）0:00跟进您的问题。"
+    )

@@ -134,7 +134,8 @@ def test_missing_config_says_what_to_do(tmp_path: Path, capsys: pytest.CaptureFi
 
 def test_duplicate_intent_across_files(shop: Path) -> None:
     (shop / "intents" / "zz.yaml").write_text(
-        "- name: greeting\n  examples: [哈喽]\n  action: reply\n  reply: {zh: 您好}\n", encoding="utf-8"
+        "- name: greeting\n  examples: [哈喽]\n  action: reply\n  reply: {zh: 您好}\n",
+        encoding="utf-8",
     )
     [problem] = check(shop / "config.toml")
     assert problem.line == 1 and problem.file.name == "zz.yaml"

@@ -1,0 +1,62 @@
+"""Public-holiday calendars by name ("CN", "DE-BY", "US"), from the maintained `holidays` package.
+
+For mainland China ("CN") the package also knows the adjusted working days (调休): weekend days
+that are working days because a holiday was moved. Its data follow the State Council's yearly
+announcement; a year not yet announced has estimated holidays and no 调休 days, which
+`missing_adjusted_days` reports so an operator can add them by date.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import holidays
+
+
+class UnknownCalendar(ValueError):
+    pass
+
+
+@dataclass
+class HolidayCalendar:
+    """One country's (or region's) public holidays; loads a year's data when first asked."""
+
+    name: str
+    _country: str = ""
+    _subdiv: str | None = None
+    _years: dict[int, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        country, _, subdiv = self.name.partition("-")
+        self._country, self._subdiv = country.upper(), subdiv.upper() or None
+        try:
+            self._load(date.today().year)
+        except NotImplementedError as exc:
+            raise UnknownCalendar(str(exc)) from exc
+
+    def _load(self, year: int) -> Any:
+        if year not in self._years:
+            language = "zh_CN" if self._country == "CN" else None
+            self._years[year] = holidays.country_holidays(
+                self._country, subdiv=self._subdiv, years=year, language=language
+            )
+        return self._years[year]
+
+    def holiday(self, day: date) -> str | None:
+        """The holiday's name on `day` (Chinese names for CN), or None on an ordinary day."""
+        name = self._load(day.year).get(day)
+        return str(name) if name else None
+
+    def is_adjusted_workday(self, day: date) -> bool:
+        """A weekend day that is a working day (调休)."""
+        workdays = getattr(self._load(day.year), "weekend_workdays", ())
+        return day in workdays
+
+    def missing_adjusted_days(self, year: int) -> bool:
+        """True for CN years whose 调休 working days are not in the data (not announced yet)."""
+        if self._country != "CN":
+            return False
+        workdays = getattr(self._load(year), "weekend_workdays", ())
+        return not any(d.year == year for d in workdays)
