@@ -12,6 +12,7 @@ import os
 import sys
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from bot.clock import Clock, ShiftedClock, SystemClock
 from bot.config import Config, find_config, load_config
@@ -41,6 +42,14 @@ def main(argv: list[str] | None = None) -> int:
 
     commands.add_parser("check", help="validate config.toml and the content folders")
 
+    hours = commands.add_parser("hours", help="show business hours: now, the next days, and why")
+    hours.add_argument(
+        "--at", help='explain this moment, e.g. "2026-10-01 10:00" (schedule time zone)'
+    )
+    hours.add_argument(
+        "--days", type=int, default=14, help="how many days ahead to list (default 14)"
+    )
+
     evaluate = commands.add_parser("eval", help="score the bot on a JSONL file of cases")
     evaluate.add_argument("cases", type=Path)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object to stdout")
@@ -56,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "check":
             return _check(config_path)
         config = load_config(config_path)
+        if args.command == "hours":
+            return _hours(config, args.at, args.days)
         if args.command == "chat":
             return _chat(config, args.at, args.user, why=not args.no_why)
         return _eval(config, args.cases, as_json=args.json)
@@ -91,8 +102,7 @@ def _chat(config: Config, at: str | None, user: str | None, why: bool) -> int:
         zone = pipeline.knowledge.schedules[
             config.queues[config.handoff.default_queue].schedule
         ].zone
-        start = datetime.fromisoformat(at)
-        pipeline.clock = ShiftedClock(start if start.tzinfo else start.replace(tzinfo=zone))
+        pipeline.clock = ShiftedClock(_moment(at, zone))
     pipeline.resend_pending()
     # A new customer each session unless told otherwise: the store outlives the session, and an
     # old conversation may be with a human by now.
@@ -105,6 +115,25 @@ def _chat(config: Config, at: str | None, user: str | None, why: bool) -> int:
         why=why,
     )
     return 0
+
+
+def _hours(config: Config, at: str | None, days: int) -> int:
+    from bot.app import read_content
+    from bot.hours_report import report
+
+    content, problems = read_content(config)
+    if problems:
+        raise ProblemsError(problems)
+    front = content.schedules[config.queues[config.handoff.default_queue].schedule]
+    moment = _moment(at, front.zone) if at else SystemClock().now()
+    print(report(config, content.schedules, moment, days), end="")
+    return 0
+
+
+def _moment(text: str, zone: ZoneInfo) -> datetime:
+    """An ISO moment; without a UTC offset it is read in the given (schedule) time zone."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=zone)
 
 
 def _eval(config: Config, cases_path: Path, as_json: bool) -> int:

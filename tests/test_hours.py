@@ -159,6 +159,7 @@ def test_unannounced_year_is_flagged() -> None:
     schedule = _default()
     assert schedule.calendar is not None
     assert not schedule.calendar.missing_adjusted_days(2026)
+    assert schedule.calendar.missing_adjusted_days(2030)
 
 
 @pytest.mark.parametrize(
