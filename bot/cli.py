@@ -92,6 +92,7 @@ def _check(config_path: Path) -> int:
 
 def _chat(config: Config, at: str | None, user: str | None, why: bool) -> int:
     from adapters.terminal import TerminalSender, chat
+    from bot import timers
     from bot.app import build_pipeline
 
     color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
@@ -107,13 +108,17 @@ def _chat(config: Config, at: str | None, user: str | None, why: bool) -> int:
     # A new customer each session unless told otherwise: the store outlives the session, and an
     # old conversation may be with a human by now.
     user = user or f"you-{pipeline.clock.now():%Y%m%d%H%M%S}-{os.getpid()}"
-    chat(
-        lambda inbound: pipeline.handle(inbound).decision,
-        pipeline.clock,
-        user=user,
-        color=color,
-        why=why,
-    )
+    jobs = timers.start(pipeline)
+    try:
+        chat(
+            lambda inbound: pipeline.handle(inbound).decision,
+            pipeline.clock,
+            user=user,
+            color=color,
+            why=why,
+        )
+    finally:
+        jobs.shutdown(wait=False)
     return 0
 
 

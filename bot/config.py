@@ -69,6 +69,7 @@ class QueueConfig(_Section):
 class HandoffConfig(_Section):
     default_queue: str = "general"
     fallbacks_before_handoff: int = Field(2, ge=1)
+    reply_windows: dict[str, int] = {"wechat": 48, "wecom": 48}
 
 
 class ConversationConfig(_Section):
@@ -89,10 +90,17 @@ class TextsConfig(_Section):
     handoff: LocalText
     handoff_closed: LocalText
     flood: LocalText
+    released: LocalText
     forbidden_phrases: list[str] = []
 
     @field_validator(
-        "fallback", "suggest_intro", "suggest_outro", "handoff", "handoff_closed", "flood"
+        "fallback",
+        "suggest_intro",
+        "suggest_outro",
+        "handoff",
+        "handoff_closed",
+        "flood",
+        "released",
     )
     @classmethod
     def _has_chinese(cls, value: LocalText) -> LocalText:

@@ -106,19 +106,21 @@ class Pipeline:
             ctx.error = True
         return ctx
 
+    def send(self, message: Outbound) -> bool:
+        """Send one outbox message; on failure it stays pending for `resend_pending`."""
+        assert message.outbox_id is not None, "only messages already in the outbox are sent"
+        try:
+            self.sender.send(message)
+        except Exception:
+            log.exception("sending outbox %s failed; it stays pending", message.outbox_id)
+            self.store.mark_failed_attempt(message.outbox_id)
+            return False
+        self.store.mark_sent(message.outbox_id, self.clock.now())
+        return True
+
     def resend_pending(self) -> int:
         """Send replies a crash left in the outbox (written, never confirmed sent)."""
-        count = 0
-        for pending in self.store.pending_outbound():
-            message = Outbound(
-                pending.channel, pending.chat_id, pending.text, pending.conversation_id, pending.id
-            )
-            try:
-                self.sender.send(message)
-            except Exception:
-                log.exception("resend of outbox %s failed; it stays pending", pending.id)
-                self.store.mark_failed_attempt(pending.id)
-                continue
-            self.store.mark_sent(pending.id, self.clock.now())
-            count += 1
-        return count
+        return sum(
+            self.send(Outbound(p.channel, p.chat_id, p.text, p.conversation_id, p.id))
+            for p in self.store.pending_outbound()
+        )

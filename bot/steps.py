@@ -311,15 +311,5 @@ def _finish(
         for text, outbox_id in zip(texts, ids, strict=True)
     ]
     for message in ctx.outbound:
-        try:
-            p.sender.send(message)
-        except Exception:
-            log.exception(
-                "sending outbox %s failed; it stays pending for a resend", message.outbox_id
-            )
-            assert message.outbox_id is not None
-            p.store.mark_failed_attempt(message.outbox_id)
-            continue
-        assert message.outbox_id is not None
-        p.store.mark_sent(message.outbox_id, p.clock.now())
+        p.send(message)
     ctx.stop = True

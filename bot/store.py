@@ -99,7 +99,8 @@ tickets = sa.Table(
     sa.Column("priority", sa.String(8), nullable=False),
     sa.Column("priority_rank", sa.Integer, nullable=False),  # 0 = urgent, for ordering
     sa.Column("category", sa.String(16), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # queued | claimed | resolved
+    # waiting (queue closed) | queued (agents can take it) | claimed | resolved
+    sa.Column("status", sa.String(16), nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("available_at", UtcDateTime, nullable=False),  # when the queue's humans are at work
     sa.Column("first_response_due", UtcDateTime, nullable=False),
@@ -166,6 +167,7 @@ class TicketDraft:
     def row(self, now: datetime) -> dict[str, Any]:
         start = max(now, self.available_at)
         return dict(
+            status="waiting" if self.available_at > now else "queued",
             queue=self.queue,
             priority=self.priority,
             priority_rank=self.priority_rank,
@@ -392,10 +394,7 @@ class Store:
             query = query.where(tickets.c.queue == queue)
         query = query.order_by(tickets.c.priority_rank, tickets.c.created_at, tickets.c.id)
         with self.engine.connect() as conn:
-            return [
-                Ticket(**{k: v for k, v in row.items() if k != "priority_rank"})
-                for row in conn.execute(query).mappings()
-            ]
+            return [_ticket(row) for row in conn.execute(query).mappings()]
 
     # --- outbox ------------------------------------------------------------------------------
 
@@ -422,7 +421,6 @@ class Store:
                     conn.execute(
                         tickets.insert().values(
                             conversation_id=conversation.id,
-                            status="queued",
                             created_at=now,
                             **ticket.row(now),
                         )
@@ -453,36 +451,36 @@ class Store:
                     suggestions=conversation.suggestions,
                 )
             )
-            ids = []
-            for text in texts:
-                conn.execute(
-                    messages.insert().values(
-                        conversation_id=conversation.id,
-                        channel=conversation.channel,
-                        user_id=conversation.user_id,
-                        direction="out",
-                        kind="text",
-                        text=text,
-                        at=now,
-                        handled=True,
-                    )
-                )
-                ids.append(
-                    _new_id(
-                        conn.execute(
-                            outbox.insert().values(
-                                conversation_id=conversation.id,
-                                reply_to=message_id,
-                                channel=conversation.channel,
-                                chat_id=conversation.chat_id,
-                                text=text,
-                                status="pending",
-                                created_at=now,
-                            )
-                        ).inserted_primary_key
-                    )
-                )
+            ids = [_add_reply(conn, conversation, message_id, text, now) for text in texts]
             return ids
+
+    def release_waiting(self, queue: str, now: datetime) -> list[Ticket]:
+        """Make a queue's waiting tickets available to agents: urgent first, then oldest.
+
+        Safe with several workers: on PostgreSQL the rows are locked and skipped by the others.
+        """
+        with self.engine.begin() as conn:
+            query = (
+                sa.select(tickets.c.id)
+                .where(tickets.c.queue == queue, tickets.c.status == "waiting")
+                .order_by(tickets.c.priority_rank, tickets.c.created_at, tickets.c.id)
+            )
+            if self.engine.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            ids = [row.id for row in conn.execute(query)]
+            if not ids:
+                return []
+            conn.execute(tickets.update().where(tickets.c.id.in_(ids)).values(status="queued"))
+            rows = {
+                row["id"]: row
+                for row in conn.execute(sa.select(tickets).where(tickets.c.id.in_(ids))).mappings()
+            }
+            return [_ticket(rows[i]) for i in ids]
+
+    def notify(self, conversation: Conversation, text: str, now: datetime) -> int:
+        """A message the bot starts itself (not a reply): into the transcript and the outbox."""
+        with self.engine.begin() as conn:
+            return _add_reply(conn, conversation, None, text, now)
 
     def mark_sent(self, outbox_id: int, now: datetime) -> None:
         with self.engine.begin() as conn:
@@ -509,6 +507,41 @@ class Store:
                 PendingOutbound(r.id, r.conversation_id, r.channel, r.chat_id, r.text)
                 for r in conn.execute(query)
             ]
+
+
+def _add_reply(
+    conn: Connection, conversation: Conversation, reply_to: int | None, text: str, now: datetime
+) -> int:
+    """One outgoing text: a transcript line and an outbox row; returns the outbox id."""
+    conn.execute(
+        messages.insert().values(
+            conversation_id=conversation.id,
+            channel=conversation.channel,
+            user_id=conversation.user_id,
+            direction="out",
+            kind="text",
+            text=text,
+            at=now,
+            handled=True,
+        )
+    )
+    return _new_id(
+        conn.execute(
+            outbox.insert().values(
+                conversation_id=conversation.id,
+                reply_to=reply_to,
+                channel=conversation.channel,
+                chat_id=conversation.chat_id,
+                text=text,
+                status="pending",
+                created_at=now,
+            )
+        ).inserted_primary_key
+    )
+
+
+def _ticket(row: Any) -> Ticket:
+    return Ticket(**{k: v for k, v in dict(row).items() if k != "priority_rank"})
 
 
 def _new_id(key: Any) -> int:

@@ -41,7 +41,9 @@ def test_warns_when_a_year_has_no_adjusted_workdays(
     assert "    closes Thu 2026-12-31 15:00" in out  # the special date closes early
     # A year the State Council cannot have announced yet (2027 may arrive with a package update):
     assert main(["--config", str(shop / "config.toml"), "hours", "--at", "2030-12-27 10:00"]) == 0
-    assert "warning: the CN calendar has no 调休 working days for 2030 yet" in capsys.readouterr().out
+    assert (
+        "warning: the CN calendar has no 调休 working days for 2030 yet" in capsys.readouterr().out
+    )
 
 
 def test_broken_schedule_is_reported(shop: Path, capsys: pytest.CaptureFixture[str]) -> None:

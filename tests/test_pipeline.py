@@ -102,7 +102,8 @@ def test_handoff_while_closed_says_when_a_human_picks_it_up(harness: Harness) ->
     assert ctx.decision is not None and ctx.decision.action == Action.HANDOFF
     assert ctx.decision.notice
     assert "11月30日（周一）9:00" in harness.replies[-1]
-    [ticket] = harness.pipeline.store.tickets("general")
+    assert harness.pipeline.store.tickets("general") == []  # not for agents until opening
+    [ticket] = harness.pipeline.store.tickets("general", status="waiting")
     assert ticket.available_at == at("2026-11-30 09:00")
     assert ticket.first_response_due == at("2026-11-30 09:02")
 

@@ -1,0 +1,116 @@
+"""Timed work, run by APScheduler: releasing tickets at opening time, reloading edited schedules.
+
+The jobs are plain functions of the pipeline and its clock, so tests drive them with a fixed
+clock instead of waiting; APScheduler only decides when they run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from bot.config import pick
+from bot.hours import read_schedules
+from bot.messages import Outbound, Priority
+from bot.pipeline import Pipeline
+from bot.store import Ticket
+
+log = logging.getLogger("bot.timers")
+
+RELEASE_EVERY_S = 30
+RELOAD_EVERY_S = 10
+
+
+def release_waiting(pipeline: Pipeline) -> list[Ticket]:
+    """At opening time, hand the tickets queued while closed to agents, urgent first then oldest,
+    and tell each customer an agent is on it — where the channel still lets the bot write."""
+    now = pipeline.clock.now()
+    config, store = pipeline.config, pipeline.store
+    released = sorted(
+        (
+            ticket
+            for queue, queue_config in config.queues.items()
+            if pipeline.knowledge.schedules[queue_config.schedule].is_open(now)
+            for ticket in store.release_waiting(queue, now)
+        ),
+        key=lambda t: (Priority(t.priority).rank, t.created_at, t.id),
+    )
+    for ticket in released:
+        conversation = store.conversation(ticket.conversation_id)
+        window = config.handoff.reply_windows.get(conversation.channel)
+        if window is not None and now - conversation.last_at > timedelta(hours=window):
+            log.info(
+                "ticket %s released; %s allows no message %sh after the customer's last",
+                ticket.id,
+                conversation.channel,
+                window,
+            )
+            continue
+        text = pick(config.texts.released, conversation.language)
+        outbox_id = store.notify(conversation, text, now)
+        pipeline.send(
+            Outbound(conversation.channel, conversation.chat_id, text, conversation.id, outbox_id)
+        )
+    if released:
+        log.info("released %d waiting ticket(s)", len(released))
+    return released
+
+
+class ScheduleReloader:
+    """Swaps in edited schedules; a broken edit is reported (file:line) and the old ones stay."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self.folder = pipeline.config.resolve(pipeline.config.content.schedules)
+        self._seen = self._stamp()
+
+    def _stamp(self) -> tuple[tuple[str, float], ...]:
+        return tuple(sorted((p.name, p.stat().st_mtime) for p in self.folder.glob("*.toml")))
+
+    def __call__(self) -> bool:
+        """Reload if a file changed; True when new schedules were swapped in."""
+        stamp = self._stamp()
+        if stamp == self._seen:
+            return False
+        self._seen = stamp
+        schedules, problems = read_schedules(self.folder)
+        missing = {q.schedule for q in self.pipeline.config.queues.values()} - set(schedules)
+        if problems or missing:
+            for problem in problems:
+                log.error("schedule edit not applied, keeping the old schedules: %s", problem)
+            for name in sorted(missing):
+                log.error(
+                    "schedule edit not applied: a queue needs %s", Path(self.folder, f"{name}.toml")
+                )
+            return False
+        self.pipeline.knowledge = dataclasses.replace(self.pipeline.knowledge, schedules=schedules)
+        log.info("schedules reloaded from %s", self.folder)
+        return True
+
+
+def start(pipeline: Pipeline) -> BackgroundScheduler:
+    """Start the timed jobs in a background thread; call .shutdown() to stop them."""
+    scheduler = BackgroundScheduler(timezone="UTC")
+    scheduler.add_job(
+        release_waiting,
+        "interval",
+        seconds=RELEASE_EVERY_S,
+        args=[pipeline],
+        id="release",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.add_job(
+        ScheduleReloader(pipeline),
+        "interval",
+        seconds=RELOAD_EVERY_S,
+        id="reload-schedules",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.start()
+    return scheduler

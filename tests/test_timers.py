@@ -1,0 +1,93 @@
+"""Timed work driven by an injected clock: releasing tickets at opening, reloading schedules."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from bot import timers
+from bot.messages import Action
+from tests.conftest import Harness, at
+
+
+def _handoff(harness: Harness, text: str, user: str, when: str, channel: str = "telegram") -> int:
+    ctx = harness.say(text, user=user, when=when, channel=channel)
+    assert ctx.decision is not None and ctx.decision.action == Action.HANDOFF, ctx.decision
+    assert ctx.decision.ticket_id is not None
+    return ctx.decision.ticket_id
+
+
+def test_tickets_queued_while_closed_are_released_at_opening(harness: Harness) -> None:
+    normal = _handoff(harness, "转人工", "a", "2026-11-27 19:00")
+    complaint = _handoff(harness, "我要投诉你们", "b", "2026-11-27 20:00")
+    later = _handoff(harness, "人工客服", "c", "2026-11-28 11:00")
+    store = harness.pipeline.store
+    assert store.tickets(status="queued") == []
+
+    harness.clock.set(at("2026-11-30 08:59:59"))
+    assert timers.release_waiting(harness.pipeline) == []
+
+    harness.outbox.sent.clear()
+    harness.clock.set(at("2026-11-30 09:00:00"))
+    released = timers.release_waiting(harness.pipeline)
+    assert [t.id for t in released] == [complaint, normal, later]  # high first, then oldest
+    assert {t.status for t in store.tickets(status="queued")} == {"queued"}
+    assert [(m.chat_id, m.text) for m in harness.outbox.sent] == [
+        ("b", "您好，人工客服已上线，正在为您处理，请稍候。"),
+        ("a", "您好，人工客服已上线，正在为您处理，请稍候。"),
+        ("c", "您好，人工客服已上线，正在为您处理，请稍候。"),
+    ]
+    assert store.pending_outbound() == []
+    assert timers.release_waiting(harness.pipeline) == []  # released once
+
+
+def test_no_message_outside_the_channels_reply_window(harness: Harness) -> None:
+    _handoff(harness, "转人工", "w1", "2026-11-27 19:00", channel="wechat")  # 62 h before opening
+    _handoff(harness, "talk to a human", "w2", "2026-11-29 20:00", channel="wechat")
+    harness.outbox.sent.clear()
+    harness.clock.set(at("2026-11-30 09:00"))
+    assert len(timers.release_waiting(harness.pipeline)) == 2
+    assert [(m.chat_id, m.text) for m in harness.outbox.sent] == [
+        ("w2", "Hello, our team is back and an agent is on your request now.")
+    ]
+
+
+def test_urgent_tickets_are_never_waiting(harness: Harness) -> None:
+    _handoff(harness, "插座冒烟了", "u", "2026-11-28 03:00")
+    assert [t.queue for t in harness.pipeline.store.tickets(status="queued")] == ["urgent"]
+
+
+def test_edited_schedule_is_reloaded_and_a_broken_edit_keeps_the_old(
+    harness: Harness, shop: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    reload = timers.ScheduleReloader(harness.pipeline)
+    path = shop / "schedules" / "default.toml"
+    tuesday_evening = at("2026-11-24 19:00")
+    assert not harness.pipeline.knowledge.schedules["default"].is_open(tuesday_evening)
+
+    text = path.read_text(encoding="utf-8")
+    path.write_text(
+        text.replace('tue = ["09:00-18:00"]', 'tue = ["09:00-21:00"]'), encoding="utf-8"
+    )
+    assert reload()
+    assert harness.pipeline.knowledge.schedules["default"].is_open(tuesday_evening)
+    assert not reload()  # nothing changed since
+
+    path.write_text(text.replace('tue = ["09:00-18:00"]', 'tue = ["9 to 9"]'), encoding="utf-8")
+    with caplog.at_level(logging.ERROR, logger="bot.timers"):
+        assert not reload()
+    assert harness.pipeline.knowledge.schedules["default"].is_open(tuesday_evening)  # old kept
+    assert "default.toml:" in caplog.text and "bad time range '9 to 9'" in caplog.text
+
+
+def test_scheduler_runs_both_jobs(harness: Harness) -> None:
+    scheduler = timers.start(harness.pipeline)
+    try:
+        jobs = {job.id: job for job in scheduler.get_jobs()}
+        assert set(jobs) == {"release", "reload-schedules"}
+        assert jobs["release"].trigger.interval.total_seconds() == timers.RELEASE_EVERY_S
+        assert jobs["release"].func is timers.release_waiting
+    finally:
+        scheduler.shutdown(wait=False)
