@@ -168,8 +168,10 @@ class Schedule:
         """ "open — weekly hours 09:00–18:00" or "closed — 国庆节"."""
         local = at.astimezone(self.zone)
         plan = self.day_plan(local.date())
-        hours = ", ".join(str(i) for i in plan.intervals) or "no hours"
+        hours = ", ".join(str(i) for i in plan.intervals)
         state = "open" if self.is_open(at) else "closed"
+        if plan.reason == "special date" and not hours:
+            return f"{state} — one-off closure"
         if plan.reason in ("weekly hours", "special date", "调休 working day"):
             return f"{state} — {plan.reason} {hours}"
         return f"{state} — {plan.reason}"

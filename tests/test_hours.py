@@ -227,3 +227,16 @@ def test_other_countries_calendars_by_name(tmp_path: Path) -> None:
     assert not s.is_open(datetime(2026, 4, 6, 10, tzinfo=berlin))  # Easter Monday
     assert s.explain(datetime(2026, 4, 6, 10, tzinfo=berlin)).startswith("closed — Easter Monday")
     assert s.is_open(datetime(2026, 4, 13, 10, tzinfo=berlin))
+
+
+def test_one_off_closure_and_date_range(tmp_path: Path) -> None:
+    s = _schedule(
+        tmp_path,
+        'timezone = "Asia/Shanghai"\n[weekly]\nmon = ["09:00-18:00"]\ntue = ["09:00-18:00"]\n'
+        'wed = ["09:00-18:00"]\n[dates]\n"2026-11-24" = []\n"2026-11-30..2026-12-01" = ["13:00-17:00"]',
+    )
+    assert not s.is_open(at("2026-11-24 10:00"))
+    assert s.explain(at("2026-11-24 10:00")) == "closed — one-off closure"
+    assert s.next_open(at("2026-11-24 10:00")) == at("2026-11-25 09:00")
+    assert not s.is_open(at("2026-11-30 10:00")) and s.is_open(at("2026-12-01 16:59"))
+    assert s.is_open(at("2026-12-02 10:00"))  # back to the weekly hours
