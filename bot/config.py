@@ -81,6 +81,7 @@ class GuardConfig(_Section):
     flood_seconds: int = Field(30, ge=1)
     urgent_keywords: list[str] = []
     urgent_intent: str = "urgent"
+    urgent_exclusions: list[str] = []
 
 
 class TextsConfig(_Section):

@@ -233,11 +233,9 @@ def _hhmm(minutes: int) -> str:
 
 
 def _local_instant(moment: datetime) -> datetime:
-    """An aware local time as a UTC instant; a wall time skipped by DST moves forward."""
-    as_utc = moment.astimezone(UTC)
-    if as_utc.astimezone(moment.tzinfo).replace(tzinfo=None) != moment.replace(tzinfo=None):
-        return moment.replace(fold=1).astimezone(UTC)
-    return as_utc
+    """A local wall time as a UTC instant. A time skipped by spring-forward (fold=0) lands after
+    the gap (02:30 becomes 03:30), an hour repeated in autumn means its first occurrence."""
+    return moment.astimezone(UTC)
 
 
 def format_moment(moment: datetime, language: str) -> str:

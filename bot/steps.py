@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -59,29 +60,39 @@ def conversation(p: Pipeline, ctx: Context) -> None:
 
 
 def guard(p: Pipeline, ctx: Context) -> None:
-    """Floods get one polite word, then silence; urgent words are spotted before anything else."""
+    """Urgent words are spotted first; floods get one polite word, then silence — never an
+    urgent message."""
     inbound, cfg = ctx.inbound, p.config.guard
     log.info("in %s/%s %s: %s", inbound.channel, inbound.external_id, inbound.user_id, ctx.masked)
+    ctx.urgent_signal = urgent_signal(inbound.text, cfg.urgent_keywords, cfg.urgent_exclusions)
+    if ctx.urgent_signal:
+        return
     recent = p.store.inbound_count(
         inbound.channel, inbound.user_id, ctx.now - timedelta(seconds=cfg.flood_seconds)
     )
-    if recent >= cfg.flood_messages:
+    if recent > cfg.flood_messages:
         assert ctx.conversation is not None
         language = ctx.conversation.language
-        texts = [pick(p.config.texts.flood, language)] if recent == cfg.flood_messages else []
-        _finish(
-            p,
-            ctx,
-            Decision(
-                Action.SILENT,
-                language=language,
-                reasons=[f"flood: {recent} messages in {cfg.flood_seconds}s"],
-            ),
-            texts,
-        )
-        return
-    lowered = inbound.text.lower()
-    ctx.urgent_signal = next((k for k in cfg.urgent_keywords if k.lower() in lowered), None)
+        first = recent == cfg.flood_messages + 1
+        texts = [pick(p.config.texts.flood, language)] if first else []
+        reason = f"flood: {recent} messages in {cfg.flood_seconds}s"
+        _finish(p, ctx, Decision(Action.SILENT, language=language, reasons=[reason]), texts)
+
+
+def urgent_signal(text: str, keywords: list[str], exclusions: list[str]) -> str | None:
+    """The first urgent keyword in `text`, ignoring phrases that merely contain one (报警器,
+    紧急联系人); English keywords match whole words only."""
+    lowered = text.lower()
+    for phrase in exclusions:
+        lowered = lowered.replace(phrase.lower(), " ")
+    for keyword in keywords:
+        word = keyword.lower()
+        if word.isascii():
+            if re.search(rf"\b{re.escape(word)}\b", lowered):
+                return keyword
+        elif word in lowered:
+            return keyword
+    return None
 
 
 def understand(p: Pipeline, ctx: Context) -> None:
@@ -140,7 +151,7 @@ def decide(p: Pipeline, ctx: Context) -> None:
         decision.action, decision.faq_id, decision.picked = Action.ANSWER, entry.id, picked + 1
         reasons.append(f"customer picked suggestion {picked + 1}")
     elif handoff is not None:
-        decision.action = Action.HANDOFF
+        decision.action, decision.intent = Action.HANDOFF, handoff.name
         if ctx.urgent_signal:
             reasons.append(f"urgent signal {ctx.urgent_signal!r}")
         ticket = _ticket(

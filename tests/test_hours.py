@@ -240,3 +240,15 @@ def test_one_off_closure_and_date_range(tmp_path: Path) -> None:
     assert s.next_open(at("2026-11-24 10:00")) == at("2026-11-25 09:00")
     assert not s.is_open(at("2026-11-30 10:00")) and s.is_open(at("2026-12-01 16:59"))
     assert s.is_open(at("2026-12-02 10:00"))  # back to the weekly hours
+
+
+def test_opening_inside_the_spring_forward_gap_moves_forward(tmp_path: Path) -> None:
+    s = _schedule(tmp_path, 'timezone = "Europe/Berlin"\n[weekly]\nsun = ["02:30-05:00"]')
+    berlin = ZoneInfo("Europe/Berlin")
+    assert not s.is_open(datetime(2026, 3, 29, 1, 45, tzinfo=berlin))
+    opening = s.next_open(datetime(2026, 3, 29, 1, 0, tzinfo=berlin))
+    assert opening is not None
+    assert opening.astimezone(ZoneInfo("UTC")) == datetime(
+        2026, 3, 29, 1, 30, tzinfo=ZoneInfo("UTC")
+    )
+    assert (opening.hour, opening.minute) == (3, 30)  # 02:30 does not exist that night

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from adapters.terminal import explain
 from bot.app import build_pipeline
 from bot.clock import FixedClock
@@ -171,16 +173,34 @@ def test_non_text_and_empty_messages_are_acknowledged_not_crashing(harness: Harn
     assert ctx.decision.action == Action.FALLBACK
 
 
-def test_flood_gets_one_word_then_silence(harness: Harness) -> None:
+def test_flood_gets_one_word_then_silence_but_never_for_urgent(harness: Harness) -> None:
     seen = []
-    for _ in range(10):  # ten messages in the same instant; the limit is 8 in 30 s
+    for _ in range(10):  # ten messages in the same instant; more than 8 in 30 s is a flood
         ctx = harness.say("运费多少", user="flooder")
         assert ctx.decision is not None
         seen.append((ctx.decision.action, tuple(harness.replies)))
     answer = ("订单满 99 元包邮，不满收取 8 元运费。",)
-    assert seen[:7] == [(Action.ANSWER, answer)] * 7
-    assert seen[7] == (Action.SILENT, ("您的消息我们都收到了，请稍等，我们会逐条为您处理。",))
-    assert seen[8:] == [(Action.SILENT, ())] * 2
+    assert seen[:8] == [(Action.ANSWER, answer)] * 8
+    assert seen[8] == (Action.SILENT, ("您的消息我们都收到了，请稍等，我们会逐条为您处理。",))
+    assert seen[9] == (Action.SILENT, ())
+    ctx = harness.say("救命，着火了", user="flooder")
+    assert ctx.decision is not None and ctx.decision.action == Action.HANDOFF
+    assert ctx.decision.queue == "urgent"
+
+
+@pytest.mark.parametrize("text", ["烟雾报警器多少钱", "怎么修改紧急联系人"])
+def test_words_that_only_contain_an_urgent_word_are_not_urgent(harness: Harness, text: str) -> None:
+    ctx = harness.say(text)
+    assert ctx.decision is not None and ctx.decision.queue != "urgent"
+    assert ctx.urgent_signal is None
+
+
+def test_urgent_word_wins_with_the_urgent_wording(harness: Harness) -> None:
+    ctx = harness.say("我要投诉，有人盗刷我的卡")
+    decision = ctx.decision
+    assert decision is not None and decision.action == Action.HANDOFF
+    assert (decision.intent, decision.queue) == ("urgent", "urgent")
+    assert "400-000-0000" in harness.replies[0]
 
 
 def test_holiday_greeting_before_the_first_reply_only(harness: Harness) -> None:
