@@ -13,18 +13,28 @@ import re
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 
-_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{17}[\dXx])(?![0-9A-Za-z])")
+_ID_NUMBER = re.compile(r"(?<!\d)(\d{6}\s?\d{4}\s?\d{4}\s?\d{3}[\dXx])(?![\dXx])")
 _CARD = re.compile(r"(?<![\d])(\d{4}(?:[ -]?\d{1,4}){2,4})(?![\d])")
 _CARD_KEYWORD = re.compile(
     r"(卡号|银行卡|信用卡|储蓄卡|card(?:\s*(?:number|no\.?))?)\s*[:：是为]?\s*$", re.I
 )
 _MOBILE = re.compile(r"(?<!\d)(?:\+?86[ -]?)?(1[3-9]\d)[ -]?(\d{4})[ -]?(\d{4})(?!\d)")
 _INTL_PHONE = re.compile(r"(?<![\w+])\+(\d[\d -]{6,16}\d)(?!\d)")
-_PASSWORD = re.compile(
+_SECRET_WORD = (
     r"((?:登录|登陆|支付|交易|银行卡|账户|账号)?密码|口令|验证码|\b(?:pass(?:word|code)|pwd|pin)\b)"
-    r"(\s*(?:是|为|:|：|=|is)?\s*)([^\s，。,;；!！?？]+)",
+)
+_VALUE = r"[^\s，。,;；!！?？]+"
+# "密码是abc123", "password is: hunter2", "pwd=x1": a value after an explicit separator ...
+_SECRET_SAID = re.compile(
+    _SECRET_WORD
+    + r"(\s*(?:(?:是|为|is|was)\s*[:：]?|[:：=])\s*)"
+    + r"([^\s，。,;；!！?？]*[A-Za-z0-9][^\s，。,;；!！?？]*)",
     re.I,
 )
+# ... or right after the word when it has a digit ("PIN 1234", "支付密码 123456"), so that
+# questions such as "忘记密码了" or "验证码收不到" stay readable.
+_SECRET_BARE = re.compile(_SECRET_WORD + r"(\s*)((?=[^\s，。,;；!！?？]*\d)" + _VALUE + ")", re.I)
+_FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９Ｘｘ＋", "0123456789Xx+")
 
 
 def id_number_valid(number: str) -> bool:
@@ -48,9 +58,9 @@ def luhn_valid(digits: str) -> bool:
 
 
 def _mask_id(match: re.Match[str]) -> str:
-    number = match.group(1)
+    number = re.sub(r"\s", "", match.group(1))
     if not id_number_valid(number):
-        return number
+        return match.group(1)
     return number[:3] + "*" * 11 + number[-4:]
 
 
@@ -68,7 +78,9 @@ def _mask_card(text: str) -> str:
 
 def mask(text: str) -> str:
     """The text with personal data masked; safe to store and to log."""
-    text = _PASSWORD.sub(lambda m: f"{m.group(1)}{m.group(2)}******", text)
+    text = text.translate(_FULL_WIDTH_DIGITS)
+    text = _SECRET_SAID.sub(lambda m: f"{m.group(1)}{m.group(2)}******", text)
+    text = _SECRET_BARE.sub(lambda m: f"{m.group(1)}{m.group(2)}******", text)
     text = _ID_NUMBER.sub(_mask_id, text)
     text = _mask_card(text)
     text = _MOBILE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)

@@ -20,6 +20,11 @@ from bot.privacy import id_number_valid, luhn_valid, mask
         ("密码是abc123，帮我看看", "密码是******，帮我看看"),
         ("my password: hunter2", "my password: ******"),
         ("支付密码 123456", "支付密码 ******"),
+        ("my password is: hunter2", "my password is: ******"),
+        ("验证码 385921", "验证码 ******"),
+        ("身份证 110105 1949 1231 002X", "身份证 110***********002X"),
+        ("ID11010519491231002X", "ID110***********002X"),
+        ("手机１３８１２３４５６７８", "手机138****5678"),
     ],
 )
 def test_personal_data_is_masked(text: str, masked: str) -> None:
@@ -28,7 +33,16 @@ def test_personal_data_is_masked(text: str, masked: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["订单号 202611240001234567", "shipping is free over 99", "订单 12345678 已发货", "满99包邮"],
+    [
+        "订单号 202611240001234567",
+        "shipping is free over 99",
+        "订单 12345678 已发货",
+        "满99包邮",
+        "忘记密码了",
+        "验证码收不到怎么办",
+        "password reset not working",
+        "密码是多少",
+    ],
 )
 def test_ordinary_text_and_order_numbers_stay_readable(text: str) -> None:
     assert mask(text) == text
