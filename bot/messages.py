@@ -48,6 +48,7 @@ class Action(StrEnum):
     REPLY = "reply"  # a template reply (greeting, thanks, …)
     SUGGEST = "suggest"  # "did you mean one of these?"
     FALLBACK = "fallback"  # not understood; ask to rephrase
+    NOT_TEXT = "not_text"  # an image, voice or sticker: ask for words
     HANDOFF = "handoff"  # ticket in a human queue
     SILENT = "silent"  # a human owns the conversation, or the message is a flood
     DUPLICATE = "duplicate"  # a retried delivery already answered

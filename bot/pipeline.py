@@ -15,12 +15,12 @@ from typing import Protocol
 
 from bot import steps
 from bot.clock import Clock
-from bot.config import Config
+from bot.config import Config, pick
 from bot.content import FaqEntry, IntentSpec
 from bot.faq import FaqIndex, FaqMatch
 from bot.hours import Schedule
 from bot.intents import IntentClassifier, IntentGuess
-from bot.messages import Decision, Inbound, Outbound
+from bot.messages import Action, Decision, Inbound, Outbound
 from bot.store import Conversation, Store, TicketDraft
 
 log = logging.getLogger("bot.pipeline")
@@ -98,13 +98,24 @@ class Pipeline:
                 if ctx.stop:
                     break
         except Exception:
-            # One bad message must not take the worker down; the delivery is acknowledged, the
-            # message (if accepted) stays unhandled and is retried when the channel redelivers.
+            # One bad message must not take the worker down, nor leave the customer unanswered
+            # (a channel may not redeliver): answer with the fallback and record why.
             log.exception(
                 "message %s/%s failed in the pipeline", inbound.channel, inbound.external_id
             )
             ctx.error = True
+            self._answer_after_error(ctx)
         return ctx
+
+    def _answer_after_error(self, ctx: Context) -> None:
+        if ctx.message_id is None or ctx.conversation is None or ctx.stop:
+            return
+        language = ctx.conversation.language
+        decision = Decision(Action.FALLBACK, language=language, reasons=["error in the pipeline"])
+        try:
+            steps.finish(self, ctx, decision, [pick(self.config.texts.fallback, language)])
+        except Exception:
+            log.exception("could not answer message %s after the error", ctx.message_id)
 
     def send(self, message: Outbound) -> bool:
         """Send one outbox message; on failure it stays pending for `resend_pending`."""

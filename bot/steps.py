@@ -56,7 +56,7 @@ def conversation(p: Pipeline, ctx: Context) -> None:
     p.store.attach(ctx.message_id, conv, ctx.now)
     ctx.conversation = conv
     if conv.state == "handoff":
-        _finish(p, ctx, Decision(Action.SILENT, reasons=["a human owns this conversation"]), [])
+        finish(p, ctx, Decision(Action.SILENT, reasons=["a human owns this conversation"]), [])
 
 
 def guard(p: Pipeline, ctx: Context) -> None:
@@ -76,7 +76,7 @@ def guard(p: Pipeline, ctx: Context) -> None:
         first = recent == cfg.flood_messages + 1
         texts = [pick(p.config.texts.flood, language)] if first else []
         reason = f"flood: {recent} messages in {cfg.flood_seconds}s"
-        _finish(p, ctx, Decision(Action.SILENT, language=language, reasons=[reason]), texts)
+        finish(p, ctx, Decision(Action.SILENT, language=language, reasons=[reason]), texts)
 
 
 def urgent_signal(text: str, keywords: list[str], exclusions: list[str]) -> str | None:
@@ -179,6 +179,9 @@ def decide(p: Pipeline, ctx: Context) -> None:
             if m.score >= cfg.faq.suggest_threshold
         ]
         conv.suggestions = decision.suggestions
+    elif ctx.inbound.kind != Kind.TEXT or not ctx.inbound.text.strip():
+        decision.action = Action.NOT_TEXT
+        reasons.append(f"{ctx.inbound.kind.value} message: asked for text")
     else:
         conv.fallback_streak += 1
         reasons.append(f"not understood ({conv.fallback_streak} in a row)")
@@ -217,6 +220,8 @@ def compose(p: Pipeline, ctx: Context) -> None:
         )
     elif decision.action == Action.FALLBACK:
         texts.append(pick(texts_cfg.fallback, lang))
+    elif decision.action == Action.NOT_TEXT:
+        texts.append(pick(texts_cfg.not_text, lang))
     elif decision.action == Action.HANDOFF:
         spec = knowledge.intents.get(decision.intent or "")
         acknowledgement = (
@@ -256,7 +261,7 @@ def compose(p: Pipeline, ctx: Context) -> None:
 def deliver(p: Pipeline, ctx: Context) -> None:
     """Write to the outbox with the decision in one transaction, then send."""
     assert ctx.decision is not None
-    _finish(p, ctx, ctx.decision, ctx.texts, ctx.ticket)
+    finish(p, ctx, ctx.decision, ctx.texts, ctx.ticket)
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -304,7 +309,7 @@ def _ticket(
     )
 
 
-def _finish(
+def finish(
     p: Pipeline,
     ctx: Context,
     decision: Decision,

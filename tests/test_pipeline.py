@@ -165,12 +165,50 @@ def test_reply_left_in_the_outbox_by_a_failed_send_is_resent(harness: Harness) -
     assert harness.pipeline.store.pending_outbound() == []
 
 
-def test_non_text_and_empty_messages_are_acknowledged_not_crashing(harness: Harness) -> None:
-    ctx = harness.pipeline.handle(
-        Inbound("wechat", "img-1", "u5", "u5", "", at("2026-11-24 10:00"), kind=Kind.IMAGE)
-    )
-    assert not ctx.error and ctx.decision is not None
-    assert ctx.decision.action == Action.FALLBACK
+def test_images_are_asked_for_words_and_never_hand_off(harness: Harness) -> None:
+    for n in range(3):
+        ctx = harness.pipeline.handle(
+            Inbound("wechat", f"img-{n}", "u5", "u5", "", at("2026-11-24 10:00"), kind=Kind.IMAGE)
+        )
+        assert not ctx.error and ctx.decision is not None
+        assert ctx.decision.action == Action.NOT_TEXT
+    assert "请用文字描述您的问题" in harness.outbox.sent[-1].text
+    assert harness.pipeline.store.tickets() == []
+
+
+class _FailingEncoder:
+    """The real encoder, except that it breaks on one text (as a model or a disk might)."""
+
+    def __init__(self, inner: MemoEncoder) -> None:
+        self.inner, self.name = inner, inner.name
+
+    def encode(self, texts: list[str]) -> object:
+        if "boom" in texts:
+            raise RuntimeError("encoder failure")
+        return self.inner.encode(texts)
+
+
+def test_an_error_mid_pipeline_still_answers_once(
+    config: Config, encoder: MemoEncoder, tmp_path: Path
+) -> None:
+    outbox = Outbox()
+    pipeline = build_pipeline(
+        config,
+        FixedClock(at("2026-11-24 10:00")),
+        outbox,
+        store_url=f"sqlite:///{tmp_path}/e.sqlite3",
+        encoder=_FailingEncoder(encoder),
+    )  # type: ignore[arg-type]
+    message = Inbound("wechat", "m-boom", "u1", "u1", "boom", at("2026-11-24 10:00"))
+    ctx = pipeline.handle(message)
+    assert ctx.error
+    assert [m.text for m in outbox.sent] == [  # in the customer's language
+        'Sorry, I didn\'t quite get that. Could you put it another way? Or reply "agent" to talk to a person.'
+    ]
+    assert pipeline.handle(message).decision.action == Action.DUPLICATE  # type: ignore[union-attr]
+    assert len(outbox.sent) == 1
+    ok = pipeline.handle(Inbound("wechat", "m-2", "u1", "u1", "运费多少", at("2026-11-24 10:01")))
+    assert not ok.error and outbox.sent[-1].text.startswith("订单满 99 元包邮")
 
 
 def test_flood_gets_one_word_then_silence_but_never_for_urgent(harness: Harness) -> None:
