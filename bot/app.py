@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,10 +94,15 @@ def load_knowledge(config: Config, encoder: Encoder) -> Knowledge:
     content, problems = read_content(config)
     if problems:
         raise ProblemsError(problems)
-    index = FaqIndex(content.faq, encoder, config.faq.dense_weight)
-    classifier = IntentClassifier(
-        content.intents, encoder, config.intents.threshold, content.faq, config.intents.faq_intent
-    )
+    with encoder.learning() if isinstance(encoder, MemoEncoder) else nullcontext():
+        index = FaqIndex(content.faq, encoder, config.faq.dense_weight)
+        classifier = IntentClassifier(
+            content.intents,
+            encoder,
+            config.intents.threshold,
+            content.faq,
+            config.intents.faq_intent,
+        )
     log.info(
         "learnt %d FAQ entries (%d variants) and %d intents in %.1fs",
         len(content.faq),

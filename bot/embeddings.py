@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -95,18 +96,34 @@ def make_encoder(config: EncoderConfig) -> Encoder:
 
 
 class MemoEncoder:
-    """Remembers vectors by text, so FAQ variants reused as intent examples are encoded once."""
+    """Remembers the vectors of content texts (FAQ variants, intent examples), so a text used
+    twice, or a reload of unchanged content, is encoded once. Customer messages are never
+    remembered: only texts encoded inside `learning()` are."""
 
     def __init__(self, inner: Encoder) -> None:
         self.inner = inner
         self.name = inner.name
         self._memo: dict[str, np.ndarray] = {}
+        self._learning = False
+
+    @contextmanager
+    def learning(self) -> Iterator[None]:
+        self._learning = True
+        try:
+            yield
+        finally:
+            self._learning = False
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         missing = list(dict.fromkeys(t for t in texts if t not in self._memo))
+        if missing and not self._learning:
+            return self._from(texts, dict(zip(missing, self.inner.encode(missing), strict=True)))
         if missing:
             for text, vector in zip(missing, self.inner.encode(missing), strict=True):
                 self._memo[text] = vector
+        return self._from(texts, {})
+
+    def _from(self, texts: Sequence[str], fresh: dict[str, np.ndarray]) -> np.ndarray:
         if not texts:
             return self.inner.encode([])
-        return np.stack([self._memo[t] for t in texts])
+        return np.stack([fresh[t] if t in fresh else self._memo[t] for t in texts])

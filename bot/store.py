@@ -126,12 +126,14 @@ outbox = sa.Table(
 )
 
 
-def _create_v1(conn: Connection) -> None:
-    metadata.create_all(conn)
+def _initial_schema(conn: Connection) -> None:
+    """Version 1: the tables as first released (a fresh database is created whole instead)."""
 
 
-#: Append a function here for every schema change; never edit a released one.
-MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1]
+#: Schema version N is reached by MIGRATIONS[N - 1]. For every change to the tables above,
+#: append a function that upgrades a database of the previous version (ALTER TABLE …);
+#: never edit a released one.
+MIGRATIONS: list[Callable[[Connection], None]] = [_initial_schema]
 
 
 @dataclass
@@ -216,12 +218,17 @@ class Store:
         with self.engine.begin() as conn:
             if self.engine.dialect.name == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(727501)"))  # one worker migrates
+            fresh = not sa.inspect(conn).has_table(conversations.name)
             schema_version.create(conn, checkfirst=True)
             current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
-            for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
+            if fresh:
+                # A new database gets today's schema at once; the migrations are for old ones.
+                metadata.create_all(conn)
+                current = len(MIGRATIONS)
+            for step in MIGRATIONS[current:]:
                 step(conn)
-                conn.execute(schema_version.delete())
-                conn.execute(schema_version.insert().values(version=version))
+            conn.execute(schema_version.delete())
+            conn.execute(schema_version.insert().values(version=len(MIGRATIONS)))
             return len(MIGRATIONS)
 
     # --- inbound -----------------------------------------------------------------------------
@@ -444,7 +451,11 @@ class Store:
                 conversations.update()
                 .where(conversations.c.id == conversation.id)
                 .values(
-                    state=conversation.state,
+                    # Another worker may have handed this conversation off meanwhile: a human
+                    # owning it is never undone here.
+                    state=sa.case(
+                        (conversations.c.state == "handoff", "handoff"), else_=conversation.state
+                    ),
                     language=conversation.language,
                     fallback_streak=conversation.fallback_streak,
                     notice_window=conversation.notice_window,

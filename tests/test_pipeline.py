@@ -282,3 +282,10 @@ def test_urgent_line_without_duty_gives_its_emergency_number(
         outbox.sent[-1].text
         == "紧急情况请立即拨打 400-000-0000，我们的值班人员将于11月30日（周一）0:00跟进您的问题。"
     )
+
+
+def test_customer_messages_are_not_kept_in_the_encoder_memo(harness: Harness) -> None:
+    encoder = harness.pipeline.knowledge.faq._encoder
+    before = len(encoder._memo)  # type: ignore[attr-defined]
+    harness.say("我的手机号13812345678怎么改")
+    assert len(encoder._memo) == before  # type: ignore[attr-defined]

@@ -86,3 +86,29 @@ def test_tickets_come_urgent_first_then_oldest(store: Store) -> None:
     ticket = store.tickets("general")[0]
     assert ticket.created_at == NOW + timedelta(minutes=1)  # stored in UTC, read back aware
     assert ticket.first_response_due == ticket.created_at + timedelta(seconds=120)
+
+
+def test_a_handoff_is_never_undone_by_a_concurrent_answer(store: Store) -> None:
+    """Two workers, two messages of one customer: one hands off, the other answers from the FAQ."""
+    idle = timedelta(minutes=30)
+    first = store.accept("wechat", "a", "u1", "text", "转人工", NOW)
+    second = store.accept("wechat", "b", "u1", "text", "运费多少", NOW)
+    assert first is not None and second is not None
+    handing_off = store.conversation_for("wechat", "u1", "u1", NOW, idle)
+    answering = store.conversation_for("wechat", "u1", "u1", NOW, idle)  # read before the handoff
+    record = {"action": "handoff", "intent": "human_agent", "faq_id": None, "is_open": True}
+    store.complete(first, handing_off, record, ["好的"], NOW, _draft("normal", 2))
+    answer = {"action": "answer", "intent": "faq", "faq_id": "shipping-fee", "is_open": True}
+    store.complete(second, answering, answer, ["满 99 包邮"], NOW)
+    assert store.conversation(handing_off.id).state == "handoff"
+
+
+def test_a_fresh_database_is_created_at_the_latest_version(store: Store) -> None:
+    import sqlalchemy as sa
+
+    from bot.store import MIGRATIONS, schema_version
+
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(schema_version.c.version)).scalars().all() == [
+            len(MIGRATIONS)
+        ]
