@@ -11,7 +11,7 @@ from pathlib import Path
 from bot.clock import Clock
 from bot.config import Config, load_config
 from bot.content import FaqEntry, IntentSpec, read_faq, read_intents
-from bot.embeddings import Encoder, MemoEncoder, make_encoder
+from bot.embeddings import Encoder, MemoEncoder, make_encoder, model_path
 from bot.faq import FaqIndex
 from bot.hours import Schedule, read_schedules
 from bot.intents import IntentClassifier
@@ -64,6 +64,18 @@ def read_content(config: Config) -> tuple[Content, list[Problem]]:
                         f"define it in intents/*.yaml or use one of: {', '.join(sorted(names))}",
                     )
                 )
+    if config.encoder.backend == "sentence-transformers":
+        try:
+            model_path(config.encoder.model)
+        except ValueError as exc:
+            problems.append(
+                Problem(
+                    config.path,
+                    line_of_key(config.path, "encoder.model"),
+                    str(exc),
+                    "name a local model folder or an installed model package",
+                )
+            )
     for key, text in config.texts.model_dump().items():
         if isinstance(text, dict):
             for phrase in forbidden:

@@ -29,6 +29,26 @@ def pick(text: LocalText | dict[str, str], language: str) -> str:
 class StorageConfig(_Section):
     url: str = "sqlite:///var/bot.sqlite3"
 
+    @field_validator("url")
+    @classmethod
+    def _usable(cls, url: str) -> str:
+        """A URL SQLAlchemy knows, with its database driver installed."""
+        import sqlalchemy as sa
+
+        try:
+            sa.engine.make_url(url).get_dialect().import_dbapi()
+        except ImportError as exc:
+            raise ValueError(
+                f"the database driver is not installed ({exc.name}); for PostgreSQL run "
+                "pip install -e '.[postgres]' and use postgresql+psycopg://…"
+            ) from exc
+        except Exception as exc:
+            raise ValueError(
+                f"not a usable database URL ({exc}); use sqlite:///var/bot.sqlite3 or "
+                "postgresql+psycopg://user@host:5432/dbname"
+            ) from exc
+        return url
+
 
 class ContentConfig(_Section):
     faq: str = "faq"
@@ -40,6 +60,20 @@ class EncoderConfig(_Section):
     backend: Literal["use", "sentence-transformers"] = "use"
     model: str = ""
     threads: int = Field(1, ge=1, le=256)
+
+    @model_validator(mode="after")
+    def _installed(self) -> EncoderConfig:
+        import importlib.util
+
+        if self.backend == "sentence-transformers":
+            if importlib.util.find_spec("sentence_transformers") is None:
+                raise ValueError(
+                    "encoder.backend 'sentence-transformers' is not installed: "
+                    "pip install torch==2.13.0 -e '.[st]'"
+                )
+            if not self.model:
+                raise ValueError("encoder.model must name a model folder or model package")
+        return self
 
 
 class FaqConfig(_Section):

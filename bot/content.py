@@ -19,6 +19,7 @@ from bot.yamlsource import LINE_KEY, load_yaml
 
 ACTIONS = ("answer", "reply", "handoff")
 OUT_OF_SCOPE = "out_of_scope"
+MAX_NAME = 64  # ids and names are stored in columns of this width
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
@@ -202,7 +203,7 @@ def _entries(
             problems.append(
                 Problem(
                     path,
-                    None,
+                    _line_of_text(path, str(item)),
                     f"an entry is not a mapping: {item!r}",
                     "each entry is `- id: …` followed by its keys, indented",
                 )
@@ -226,6 +227,13 @@ def _unique_name(
     if not isinstance(value, str) or not _ID.match(value):
         problems.append(Problem(path, line, f"missing or invalid {key}: {value!r}", fix_invalid))
         return None
+    if len(value) > MAX_NAME:
+        problems.append(
+            Problem(
+                path, line, f"{key} {value!r} is longer than {MAX_NAME} characters", "shorten it"
+            )
+        )
+        return None
     if value in first_seen:
         other, other_line = first_seen[value]
         problems.append(
@@ -241,6 +249,13 @@ def _unique_name(
     return value
 
 
+def _line_of_text(path: Path, text: str) -> int | None:
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.lstrip().startswith("-") and text in line:
+            return number
+    return None
+
+
 def _texts(value: Any, path: Path, line: int, key: str, problems: list[Problem]) -> list[str]:
     if not isinstance(value, list) or not value:
         problems.append(
@@ -249,8 +264,14 @@ def _texts(value: Any, path: Path, line: int, key: str, problems: list[Problem])
             )
         )
         return []
-    texts = [str(v).strip() for v in value if v is not None and not isinstance(v, dict | list)]
-    if len(texts) != len(value) or not all(texts):
+    unquoted = [v for v in value if isinstance(v, bool)]
+    problems.extend(_unquoted(path, line, key, v) for v in unquoted)
+    texts = [
+        str(v).strip()
+        for v in value
+        if isinstance(v, str | int | float) and not isinstance(v, bool)
+    ]
+    if len(texts) + len(unquoted) != len(value) or not all(texts):
         problems.append(
             Problem(
                 path,
@@ -262,6 +283,16 @@ def _texts(value: Any, path: Path, line: int, key: str, problems: list[Problem])
     return [t for t in texts if t]
 
 
+def _unquoted(path: Path, line: int, key: str, value: bool) -> Problem:
+    """YAML reads an unquoted yes/no/on/off as true/false, not as the word the admin typed."""
+    return Problem(
+        path,
+        line,
+        f"`{key}` has {value!r} where a text was meant (an unquoted yes/no?)",
+        'put the text in quotes, e.g. "yes" or "No"',
+    )
+
+
 def _local(value: Any, path: Path, line: int, key: str, problems: list[Problem]) -> dict[str, str]:
     if isinstance(value, str) and value.strip():
         return {"zh": value.strip()}
@@ -270,7 +301,14 @@ def _local(value: Any, path: Path, line: int, key: str, problems: list[Problem])
             Problem(path, line, f"`{key}` is missing", f"add `{key}:` with `zh:` and `en:` texts")
         )
         return {}
-    texts = {k: str(v).strip() for k, v in value.items() if k in LANGUAGES and v}
+    for k, v in value.items():
+        if k in LANGUAGES and isinstance(v, bool):
+            problems.append(_unquoted(path, line, f"{key}.{k}", v))
+    texts = {
+        k: str(v).strip()
+        for k, v in value.items()
+        if k in LANGUAGES and v is not None and not isinstance(v, bool) and str(v).strip()
+    }
     if not texts:
         problems.append(Problem(path, line, f"`{key}` has no text", "write the zh and en texts"))
     for k in value:

@@ -141,3 +141,45 @@ def test_duplicate_intent_across_files(shop: Path) -> None:
     assert problem.line == 1 and problem.file.name == "zz.yaml"
     assert problem.message.startswith("duplicate name 'greeting' (also at ")
     assert problem.fix == "merge the examples into one intent"
+
+
+def test_unquoted_yes_no_and_plain_string_entries(shop: Path) -> None:
+    (shop / "faq" / "yn.yaml").write_text(
+        "- id: gift-wrap\n  questions: [能包装吗, yes]\n  answer: {zh: 可以。, en: No}\n- just-a-string\n",
+        encoding="utf-8",
+    )
+    text = "\n".join(str(p) for p in check(shop / "config.toml"))
+    assert "yn.yaml:1: `questions` has True where a text was meant (an unquoted yes/no?)" in text
+    assert "yn.yaml:1: `answer.en` has False where a text was meant" in text
+    assert 'fix: put the text in quotes, e.g. "yes" or "No"' in text
+    assert "yn.yaml:4: an entry is not a mapping: 'just-a-string'" in text
+
+
+def test_names_longer_than_the_database_allows(shop: Path) -> None:
+    long_id = "a" * 65
+    (shop / "faq" / "long.yaml").write_text(
+        f"- id: {long_id}\n  questions: [x]\n  answer: {{zh: y}}\n", encoding="utf-8"
+    )
+    [problem] = check(shop / "config.toml")
+    assert problem.line == 1 and "longer than 64 characters" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgres://u@h/db", "not a usable database URL"),
+        ("mysql+nosuchdriver://u@h/db", "not a usable database URL"),
+    ],
+)
+def test_storage_url_is_checked_before_start(shop: Path, url: str, message: str) -> None:
+    path = shop / "config.toml"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(
+            'url = "sqlite:///var/bot.sqlite3"', f'url = "{url}"'
+        ),
+        encoding="utf-8",
+    )
+    [problem] = check(path)
+    assert problem.message.startswith(f"storage.url: {message}")
+    assert "postgresql+psycopg://" in problem.message
+    assert problem.line is not None
