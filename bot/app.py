@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bot.clock import Clock
 from bot.config import Config, load_config
-from bot.content import FaqEntry, IntentSpec, read_faq, read_intents
+from bot.content import FaqEntry, IntentSpec, check_forbidden, read_faq, read_intents
 from bot.embeddings import Encoder, MemoEncoder, make_encoder, model_path
 from bot.faq import FaqIndex
 from bot.hours import Schedule, read_schedules
@@ -78,16 +78,16 @@ def read_content(config: Config) -> tuple[Content, list[Problem]]:
             )
     for key, text in config.texts.model_dump().items():
         if isinstance(text, dict):
-            for phrase in forbidden:
-                if any(phrase and phrase in t for t in text.values()):
-                    problems.append(
-                        Problem(
-                            config.path,
-                            line_of_key(config.path, f"texts.{key}"),
-                            f"texts.{key} uses the forbidden phrase (忌语) {phrase!r}",
-                            "rephrase it politely",
-                        )
-                    )
+            line = line_of_key(config.path, f"texts.{key}")
+            check_forbidden(text, forbidden, config.path, line, problems, f"texts.{key} ")
+    for schedule in schedules.values():
+        for section, texts in [
+            ("notice", schedule.notice),
+            ("handoff_notice", schedule.handoff_notice),
+            *((f"greetings.{k}", v) for k, v in schedule.greetings.items()),
+        ]:
+            line = line_of_key(schedule.file, section.split(".")[0])
+            check_forbidden(texts, forbidden, schedule.file, line, problems, f"[{section}] ")
     return Content(faq, intents, schedules), problems
 
 

@@ -97,7 +97,7 @@ def read_faq(folder: Path, forbidden: Iterable[str] = ()) -> tuple[list[FaqEntry
                 Category, item.get("category", "consult"), path, line, "category", problems
             )
             _unknown_keys(item, {"id", "questions", "answer", "category"}, path, line, problems)
-            _check_forbidden(answer, forbidden, path, line, problems)
+            check_forbidden(answer, forbidden, path, line, problems)
             if len(problems) == bad and entry_id and category:
                 entries.append(FaqEntry(entry_id, tuple(questions), answer, category, path, line))
     return entries, problems
@@ -176,7 +176,7 @@ def read_intents(
                 line,
                 problems,
             )
-            _check_forbidden(reply, forbidden, path, line, problems)
+            check_forbidden(reply, forbidden, path, line, problems)
             if len(problems) == bad and name and priority and category:
                 intents.append(
                     IntentSpec(
@@ -350,17 +350,28 @@ def _unknown_keys(
             )
 
 
-def _check_forbidden(
-    texts: dict[str, str], forbidden: list[str], path: Path, line: int, problems: list[Problem]
+def forbidden_in(text: str, phrases: Iterable[str]) -> list[str]:
+    """The forbidden phrases (忌语) that `text` uses, ignoring case."""
+    lowered = text.lower()
+    return [p for p in phrases if p and p.lower() in lowered]
+
+
+def check_forbidden(
+    texts: dict[str, str],
+    forbidden: list[str],
+    path: Path,
+    line: int | None,
+    problems: list[Problem],
+    what: str = "",
 ) -> None:
+    """A problem for each forbidden phrase in these texts (an answer, a reply, a notice)."""
     for text in texts.values():
-        for phrase in forbidden:
-            if phrase and phrase.lower() in text.lower():
-                problems.append(
-                    Problem(
-                        path,
-                        line,
-                        f"uses the forbidden phrase (忌语) {phrase!r}",
-                        "rephrase it politely; the list is texts.forbidden_phrases in config.toml",
-                    )
+        for phrase in forbidden_in(text, forbidden):
+            problems.append(
+                Problem(
+                    path,
+                    line,
+                    f"{what}uses the forbidden phrase (忌语) {phrase!r}",
+                    "rephrase it politely; the list is texts.forbidden_phrases in config.toml",
                 )
+            )

@@ -48,6 +48,10 @@ def line_of_key(path: Path, dotted: str) -> int | None:
     except OSError:
         return None
     parts = dotted.split(".")
+    header = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(map(re.escape, parts)) + r"\s*\]")
+    for number, text in enumerate(lines, start=1):
+        if header.match(text):
+            return number
     for split in range(len(parts) - 1, -1, -1):
         table, key = parts[:split], parts[split:]
         start = 0

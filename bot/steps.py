@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from bot.config import pick
-from bot.content import OUT_OF_SCOPE, IntentSpec
+from bot.content import OUT_OF_SCOPE, IntentSpec, forbidden_in
 from bot.handoff import ticket_for
 from bot.hours import format_moment
 from bot.language import detect
@@ -251,10 +251,9 @@ def compose(p: Pipeline, ctx: Context) -> None:
     if greeting and texts:
         texts[0] = f"{greeting}{texts[0]}"
         decision.reasons.append(f"holiday greeting {greeting!r}")
-    for text in texts:
-        for phrase in texts_cfg.forbidden_phrases:
-            if phrase and phrase.lower() in text.lower():
-                log.error("outgoing text contains the forbidden phrase %r: %s", phrase, text)
+    for text in texts:  # content is checked at load; this catches texts built here
+        for phrase in forbidden_in(text, texts_cfg.forbidden_phrases):
+            log.error("outgoing text contains the forbidden phrase %r: %s", phrase, text)
     ctx.texts = texts
 
 

@@ -20,10 +20,20 @@ _ZH_NUMBERS = {
     "九": 9,
 }
 _EN_NUMBERS = {"one": 1, "first": 1, "two": 2, "second": 2, "three": 3, "third": 3}
+_NUMBER = r"([1-9]|[一二三四五六七八九])"
+# "2", "2.", "#2", "选2", "2号", "第二个", "第2条", "选第二个吧", "the second one", "option 2";
+# not "两个" or "要两个", which say how many, not which.
 _PICK = re.compile(
-    r"^\s*(?:选|选择|是|就是|要|pick|option|number|no\.?|#)?\s*(?:第)?\s*"
-    r"([1-9]|[一二两三四五六七八九]|one|two|three|first|second|third)\s*"
-    r"(?:个|条|项|吧|号)?\s*(?:问题)?\s*[.。!！)）]*\s*$",
+    r"^\s*(?:选|选择|是|就是|我选)?\s*(?:第\s*"
+    + _NUMBER
+    + r"\s*(?:个|条|项)?|"
+    + _NUMBER
+    + r"\s*(?:号|条)?)"
+    r"\s*(?:吧|问题)?\s*[.。!！)）]*\s*$"
+)
+_PICK_EN = re.compile(
+    r"^\s*(?:(?:option|number|no\.?|#)\s*)?(?:the\s+)?(one|two|three|first|second|third|[1-9])"
+    r"(?:\s+one)?\s*[.!)]*\s*$",
     re.I,
 )
 
@@ -31,9 +41,13 @@ _PICK = re.compile(
 def parse_pick(text: str, count: int) -> int | None:
     """The 0-based index the customer picked among `count` suggestions, or None."""
     match = _PICK.match(text)
-    if not match:
-        return None
-    token = match.group(1).lower()
+    if match:
+        token = match.group(1) or match.group(2)
+    else:
+        english = _PICK_EN.match(text)
+        if not english:
+            return None
+        token = english.group(1).lower()
     number = int(token) if token.isdigit() else _ZH_NUMBERS.get(token) or _EN_NUMBERS.get(token)
     if number is None or not 1 <= number <= count:
         return None

@@ -183,3 +183,12 @@ def test_storage_url_is_checked_before_start(shop: Path, url: str, message: str)
     assert problem.message.startswith(f"storage.url: {message}")
     assert "postgresql+psycopg://" in problem.message
     assert problem.line is not None
+
+
+def test_forbidden_phrase_in_a_schedule_notice(shop: Path) -> None:
+    path = shop / "schedules" / "default.toml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("您的留言已收到", "什么时候回复我也不知道"), encoding="utf-8")
+    [problem] = check(shop / "config.toml")
+    assert problem.file == path and problem.line is not None
+    assert problem.message == "[notice] uses the forbidden phrase (忌语) '不知道'"
