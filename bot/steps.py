@@ -56,6 +56,26 @@ def conversation(p: Pipeline, ctx: Context) -> None:
     p.store.attach(ctx.message_id, conv, ctx.now)
     ctx.conversation = conv
     if conv.state == "handoff":
+        cfg = p.config.guard
+        signal = urgent_signal(inbound.text, cfg.urgent_keywords, cfg.urgent_exclusions)
+        urgent = p.knowledge.intents.get(cfg.urgent_intent)
+        if signal and urgent and urgent.queue:
+            # Waiting for a human must not hide an emergency: move the ticket to the urgent line.
+            moved = p.store.escalate(
+                conv.id, urgent.queue, urgent.priority.value, urgent.priority.rank, ctx.now
+            )
+            decision = Decision(
+                Action.HANDOFF,
+                intent=urgent.name,
+                queue=urgent.queue,
+                priority=urgent.priority,
+                category=urgent.category,
+                language=conv.language,
+                ticket_id=moved[0] if moved else None,
+                reasons=[f"urgent signal {signal!r} while waiting: ticket escalated"],
+            )
+            finish(p, ctx, decision, [pick(urgent.reply, conv.language)])
+            return
         finish(p, ctx, Decision(Action.SILENT, reasons=["a human owns this conversation"]), [])
 
 

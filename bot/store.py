@@ -488,6 +488,30 @@ class Store:
             }
             return [_ticket(rows[i]) for i in ids]
 
+    def escalate(
+        self, conversation_id: int, queue: str, priority: str, rank: int, now: datetime
+    ) -> list[int]:
+        """Move a conversation's open tickets to `queue` at `priority`, available at once."""
+        with self.engine.begin() as conn:
+            ids = list(
+                conn.execute(
+                    tickets.update()
+                    .where(
+                        tickets.c.conversation_id == conversation_id,
+                        tickets.c.status.in_(("waiting", "queued")),
+                    )
+                    .values(
+                        queue=queue,
+                        priority=priority,
+                        priority_rank=rank,
+                        status="queued",
+                        available_at=now,
+                    )
+                    .returning(tickets.c.id)
+                ).scalars()
+            )
+            return ids
+
     def notify(self, conversation: Conversation, text: str, now: datetime) -> int:
         """A message the bot starts itself (not a reply): into the transcript and the outbox."""
         with self.engine.begin() as conn:

@@ -289,3 +289,16 @@ def test_customer_messages_are_not_kept_in_the_encoder_memo(harness: Harness) ->
     before = len(encoder._memo)  # type: ignore[attr-defined]
     harness.say("我的手机号13812345678怎么改")
     assert len(encoder._memo) == before  # type: ignore[attr-defined]
+
+
+def test_an_emergency_while_waiting_for_a_human_is_escalated(harness: Harness) -> None:
+    harness.say("转人工", when="2026-11-27 20:00")  # queued until Monday
+    [ticket] = harness.pipeline.store.tickets("general", status="waiting")
+    ctx = harness.say("救命，家里着火了", when="2026-11-27 20:10")
+    decision = ctx.decision
+    assert decision is not None and decision.action == Action.HANDOFF
+    assert (decision.queue, decision.ticket_id) == ("urgent", ticket.id)
+    assert "400-000-0000" in harness.replies[0]
+    [moved] = harness.pipeline.store.tickets("urgent")
+    assert moved.id == ticket.id and moved.priority == "urgent"
+    assert harness.say("在吗", when="2026-11-27 20:15").decision.action == Action.SILENT  # type: ignore[union-attr]
