@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot import steps
@@ -129,9 +129,28 @@ class Pipeline:
         self.store.mark_sent(message.outbox_id, self.clock.now())
         return True
 
-    def resend_pending(self) -> int:
-        """Send replies a crash left in the outbox (written, never confirmed sent)."""
-        return sum(
-            self.send(Outbound(p.channel, p.chat_id, p.text, p.conversation_id, p.id))
-            for p in self.store.pending_outbound()
-        )
+    def may_write(self, conversation: Conversation, now: datetime) -> bool:
+        """Whether the channel still lets the bot write to this customer (WeChat: 48 h after the
+        customer's last message)."""
+        window = self.config.handoff.reply_windows.get(conversation.channel)
+        return window is None or now - conversation.last_at <= timedelta(hours=window)
+
+    def resend_pending(self, min_age: timedelta = timedelta(0), max_attempts: int = 5) -> int:
+        """Send replies a crash or a channel failure left in the outbox; replies the channel no
+        longer accepts expire. `min_age` leaves alone sends that may still be under way."""
+        now = self.clock.now()
+        sent = 0
+        for pending in self.store.pending_outbound(now - min_age, max_attempts):
+            if not self.may_write(self.store.conversation(pending.conversation_id), now):
+                self.store.mark_expired(pending.id)
+                continue
+            sent += self.send(
+                Outbound(
+                    pending.channel,
+                    pending.chat_id,
+                    pending.text,
+                    pending.conversation_id,
+                    pending.id,
+                )
+            )
+        return sent

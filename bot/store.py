@@ -118,7 +118,7 @@ outbox = sa.Table(
     sa.Column("channel", sa.String(32), nullable=False),
     sa.Column("chat_id", sa.String(128), nullable=False),
     sa.Column("text", sa.Text, nullable=False),
-    sa.Column("status", sa.String(8), nullable=False),  # pending | sent
+    sa.Column("status", sa.String(8), nullable=False),  # pending | sent | expired
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("sent_at", UtcDateTime),
@@ -525,6 +525,11 @@ class Store:
                 .values(status="sent", sent_at=now, attempts=outbox.c.attempts + 1)
             )
 
+    def mark_expired(self, outbox_id: int) -> None:
+        """A reply the channel no longer accepts (its reply window has passed)."""
+        with self.engine.begin() as conn:
+            conn.execute(outbox.update().where(outbox.c.id == outbox_id).values(status="expired"))
+
     def mark_failed_attempt(self, outbox_id: int) -> None:
         with self.engine.begin() as conn:
             conn.execute(
@@ -533,10 +538,15 @@ class Store:
                 .values(attempts=outbox.c.attempts + 1)
             )
 
-    def pending_outbound(self, channel: str | None = None) -> list[PendingOutbound]:
+    def pending_outbound(
+        self, created_before: datetime | None = None, max_attempts: int | None = None
+    ) -> list[PendingOutbound]:
+        """Replies written but not confirmed sent, oldest first."""
         query = sa.select(outbox).where(outbox.c.status == "pending").order_by(outbox.c.id)
-        if channel:
-            query = query.where(outbox.c.channel == channel)
+        if created_before is not None:
+            query = query.where(outbox.c.created_at <= created_before)
+        if max_attempts is not None:
+            query = query.where(outbox.c.attempts < max_attempts)
         with self.engine.connect() as conn:
             return [
                 PendingOutbound(r.id, r.conversation_id, r.channel, r.chat_id, r.text)

@@ -23,6 +23,7 @@ log = logging.getLogger("bot.timers")
 
 RELEASE_EVERY_S = 30
 RELOAD_EVERY_S = 10
+RESEND_EVERY_S = 30
 
 
 def release_waiting(pipeline: Pipeline) -> list[Ticket]:
@@ -41,13 +42,11 @@ def release_waiting(pipeline: Pipeline) -> list[Ticket]:
     )
     for ticket in released:
         conversation = store.conversation(ticket.conversation_id)
-        window = config.handoff.reply_windows.get(conversation.channel)
-        if window is not None and now - conversation.last_at > timedelta(hours=window):
+        if not pipeline.may_write(conversation, now):
             log.info(
-                "ticket %s released; %s allows no message %sh after the customer's last",
+                "ticket %s released; %s no longer lets the bot write to its customer",
                 ticket.id,
                 conversation.channel,
-                window,
             )
             continue
         text = pick(config.texts.released, conversation.language)
@@ -101,6 +100,15 @@ def start(pipeline: Pipeline) -> BackgroundScheduler:
         seconds=RELEASE_EVERY_S,
         args=[pipeline],
         id="release",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.add_job(
+        pipeline.resend_pending,
+        "interval",
+        seconds=RESEND_EVERY_S,
+        kwargs={"min_age": timedelta(seconds=RESEND_EVERY_S)},
+        id="resend",
         max_instances=1,
         coalesce=True,
     )

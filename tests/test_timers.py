@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -86,8 +87,31 @@ def test_scheduler_runs_both_jobs(harness: Harness) -> None:
     scheduler = timers.start(harness.pipeline)
     try:
         jobs = {job.id: job for job in scheduler.get_jobs()}
-        assert set(jobs) == {"release", "reload-schedules"}
+        assert set(jobs) == {"release", "resend", "reload-schedules"}
         assert jobs["release"].trigger.interval.total_seconds() == timers.RELEASE_EVERY_S
         assert jobs["release"].func is timers.release_waiting
     finally:
         scheduler.shutdown(wait=False)
+
+
+def test_failed_replies_are_resent_later_and_expire_outside_the_window(harness: Harness) -> None:
+    harness.outbox.fail = True
+    harness.say("运费多少", user="t", when="2026-11-24 10:00", channel="telegram")
+    harness.say("运费多少", user="w", when="2026-11-24 10:00", channel="wechat")
+    harness.outbox.fail = False
+    pipeline = harness.pipeline
+    harness.clock.set(at("2026-11-24 10:00:10"))
+    assert pipeline.resend_pending(min_age=timedelta(seconds=30)) == 0  # may still be under way
+    harness.clock.set(at("2026-11-26 11:00"))  # 49 hours later: WeChat no longer accepts it
+    assert pipeline.resend_pending(min_age=timedelta(seconds=30)) == 1
+    assert [m.chat_id for m in harness.outbox.sent] == ["t"]
+    assert pipeline.store.pending_outbound() == []
+
+
+def test_resend_gives_up_after_five_attempts(harness: Harness) -> None:
+    harness.outbox.fail = True
+    harness.say("运费多少", user="t", channel="telegram")
+    for _ in range(6):
+        harness.pipeline.resend_pending()
+    assert harness.pipeline.store.pending_outbound(max_attempts=5) == []
+    assert len(harness.pipeline.store.pending_outbound()) == 1  # kept, not sent, for a human look
