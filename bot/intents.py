@@ -59,9 +59,16 @@ class IntentClassifier:
         ).tocsr()
 
     def predict(self, text: str) -> IntentGuess:
-        probabilities = self._model.predict_proba(self._features([text]))[0]
-        top = int(np.argmax(probabilities))
-        name, score = self.classes[top], float(probabilities[top])
-        if name == OUT_OF_SCOPE or score < self.threshold:
-            return IntentGuess(None, score, name)
-        return IntentGuess(self.by_name[name], score, name)
+        return self.predict_many([text])[0]
+
+    def predict_many(self, texts: Sequence[str]) -> list[IntentGuess]:
+        """One guess per text; batching makes encoding several times faster (benchmarks)."""
+        guesses = []
+        for probabilities in self._model.predict_proba(self._features(texts)):
+            top = int(np.argmax(probabilities))
+            name, score = self.classes[top], float(probabilities[top])
+            if name == OUT_OF_SCOPE or score < self.threshold:
+                guesses.append(IntentGuess(None, score, name))
+            else:
+                guesses.append(IntentGuess(self.by_name[name], score, name))
+        return guesses
