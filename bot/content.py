@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.config import LANGUAGES
 from bot.messages import Category, Priority
-from bot.problems import Problem, ProblemsError, shown
+from bot.problems import Problem, shown
 from bot.yamlsource import LINE_KEY, load_yaml
 
 ACTIONS = ("answer", "reply", "handoff")
@@ -50,22 +50,6 @@ class IntentSpec:
 
 def yaml_files(folder: Path) -> list[Path]:
     return sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
-
-
-def load_faq(folder: Path, forbidden: Iterable[str] = ()) -> list[FaqEntry]:
-    entries, problems = read_faq(folder, forbidden)
-    if problems:
-        raise ProblemsError(problems)
-    return entries
-
-
-def load_intents(
-    folder: Path, queues: Iterable[str], forbidden: Iterable[str] = ()
-) -> list[IntentSpec]:
-    intents, problems = read_intents(folder, queues, forbidden)
-    if problems:
-        raise ProblemsError(problems)
-    return intents
 
 
 def read_faq(folder: Path, forbidden: Iterable[str] = ()) -> tuple[list[FaqEntry], list[Problem]]:

@@ -56,6 +56,7 @@ class Context:
     guess: IntentGuess | None = None
     matches: list[FaqMatch] = field(default_factory=list)
     urgent_signal: str | None = None
+    handoff: IntentSpec | None = None  # the intent to hand off under, if any
     route_queue: str = ""
     schedule: Schedule | None = None
     decision: Decision | None = None

@@ -127,9 +127,9 @@ def understand(p: Pipeline, ctx: Context) -> None:
     ctx.guess = knowledge.classifier.predict(text)
     ctx.matches = knowledge.faq.search(text, k=max(p.config.faq.suggestions, 3))
     ctx.route_queue = p.config.handoff.default_queue
-    handoff = _handoff_intent(p, ctx)
-    if handoff is not None and handoff.queue:
-        ctx.route_queue = handoff.queue
+    ctx.handoff = _handoff_intent(p, ctx)
+    if ctx.handoff is not None and ctx.handoff.queue:
+        ctx.route_queue = ctx.handoff.queue
 
 
 def hours(p: Pipeline, ctx: Context) -> None:
@@ -164,7 +164,7 @@ def decide(p: Pipeline, ctx: Context) -> None:
     suggestions = conv.suggestions
     conv.suggestions = []
     picked = parse_pick(ctx.inbound.text, len(suggestions)) if suggestions else None
-    handoff = _handoff_intent(p, ctx)
+    handoff = ctx.handoff
     ticket: TicketDraft | None = None
 
     if picked is not None and (entry := p.knowledge.faq_entry(suggestions[picked])):
