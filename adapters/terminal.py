@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from contextlib import suppress
 from typing import TextIO
 
 from bot.clock import Clock
@@ -25,7 +26,10 @@ class TerminalSender:
     def send(self, message: Outbound) -> None:
         prefix = f"{_BOLD}bot>{_RESET} " if self._color else "bot> "
         body = message.text.replace("\n", "\n     ")
-        print(prefix + body, file=self._out, flush=True)
+        with suppress(BrokenPipeError):
+            # The reader has gone (`bot chat | head`): no resend could ever reach it, so this is
+            # not a failed delivery; the chat loop stops at its next line of output.
+            print(prefix + body, file=self._out, flush=True)
 
 
 def explain(decision: Decision | None) -> str:

@@ -84,3 +84,23 @@ def test_each_session_is_a_new_customer_unless_told(shop: Path) -> None:
         timeout=120,
     )
     assert "a human owns this conversation" in still.stdout
+
+
+def test_output_piped_into_a_reader_that_stops_early(shop: Path) -> None:
+    """`bot chat | head -1`: no traceback when the reader goes away."""
+    process = subprocess.Popen(
+        [_bot(), "chat"],
+        cwd=shop,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.write("你好\n" * 5)
+    process.stdin.close()
+    assert process.stdout.readline().startswith("you> 你好")
+    process.stdout.close()
+    assert process.stderr is not None
+    err = process.stderr.read()
+    assert process.wait(timeout=120) == 0 and "Traceback" not in err
