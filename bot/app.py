@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bot.clock import Clock
 from bot.config import Config, load_config
-from bot.content import FaqEntry, IntentSpec, check_forbidden, read_faq, read_intents
+from bot.content import OUT_OF_SCOPE, FaqEntry, IntentSpec, check_forbidden, read_faq, read_intents
 from bot.embeddings import Encoder, MemoEncoder, make_encoder, model_path
 from bot.faq import FaqIndex
 from bot.hours import Schedule, read_schedules
@@ -64,7 +64,7 @@ def read_content(config: Config) -> tuple[Content, list[Problem]]:
                         f"define it in intents/*.yaml or use one of: {', '.join(sorted(names))}",
                     )
                 )
-    if config.encoder.backend == "sentence-transformers":
+    if config.encoder.backend != "use":
         try:
             model_path(config.encoder.model)
         except ValueError as exc:
@@ -107,7 +107,25 @@ def load_knowledge(config: Config, encoder: Encoder) -> Knowledge:
     if problems:
         raise ProblemsError(problems)
     with encoder.learning() if isinstance(encoder, MemoEncoder) else nullcontext():
-        index = FaqIndex(content.faq, encoder, config.faq.dense_weight)
+        index = FaqIndex(
+            content.faq, encoder, config.faq.dense_weight, config.faq.approximate_above
+        )
+        # what the FAQ must not answer: small talk and what the shop does not handle (handoff
+        # and "answer" intents may rightly share words with FAQ entries)
+        not_faq = [
+            example
+            for intent in content.intents
+            if intent.name != config.intents.faq_intent
+            and (intent.action == "reply" or intent.name == OUT_OF_SCOPE)
+            for example in intent.examples
+        ]
+        index.calibrate(
+            not_faq,
+            config.faq.target_precision,
+            config.faq.suggestions,
+            config.faq.answer_threshold,
+            config.faq.suggest_threshold,
+        )
         classifier = IntentClassifier(
             content.intents,
             encoder,
@@ -116,13 +134,20 @@ def load_knowledge(config: Config, encoder: Encoder) -> Knowledge:
             config.intents.faq_intent,
         )
     log.info(
-        "learnt %d FAQ entries (%d variants) and %d intents in %.1fs",
+        "learnt %d FAQ entries (%d variants) and %d intents in %.1fs; FAQ %s",
         len(content.faq),
         index.variant_count,
         len(content.intents),
         time.perf_counter() - started,
+        index.thresholds.describe(),
     )
     return Knowledge(index, classifier, {i.name: i for i in content.intents}, content.schedules)
+
+
+def content_encoder(config: Config) -> MemoEncoder:
+    """The configured encoder, remembering content texts in memory and in the disk cache."""
+    cache = config.resolve(config.encoder.cache) if config.encoder.cache else None
+    return MemoEncoder(make_encoder(config.encoder), cache)
 
 
 def build_pipeline(
@@ -133,7 +158,7 @@ def build_pipeline(
     store_url: str | None = None,
     encoder: Encoder | None = None,
 ) -> Pipeline:
-    encoder = encoder or MemoEncoder(make_encoder(config.encoder))
+    encoder = encoder or content_encoder(config)
     knowledge = load_knowledge(config, encoder)
     store = Store(store_url or config.storage_url)
     store.migrate()

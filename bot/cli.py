@@ -97,12 +97,13 @@ def _check(config_path: Path) -> int:
 def _chat(config: Config, at: str | None, user: str | None, why: bool) -> int:
     from adapters.terminal import TerminalSender, chat
     from bot import timers
-    from bot.app import build_pipeline
+    from bot.app import build_pipeline, content_encoder
 
     color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     sender = TerminalSender(sys.stdout, color)
     clock: Clock = SystemClock()
-    pipeline = build_pipeline(config, clock, sender)
+    encoder = content_encoder(config)
+    pipeline = build_pipeline(config, clock, sender, encoder=encoder)
     if at:
         zone = pipeline.knowledge.schedules[
             config.queues[config.handoff.default_queue].schedule
@@ -112,7 +113,7 @@ def _chat(config: Config, at: str | None, user: str | None, why: bool) -> int:
     # A new customer each session unless told otherwise: the store outlives the session, and an
     # old conversation may be with a human by now.
     user = user or f"you-{pipeline.clock.now():%Y%m%d%H%M%S}-{os.getpid()}"
-    jobs = timers.start(pipeline)
+    jobs = timers.start(pipeline, encoder)
     try:
         chat(
             lambda inbound: pipeline.handle(inbound).decision,

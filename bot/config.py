@@ -57,18 +57,23 @@ class ContentConfig(_Section):
 
 
 class EncoderConfig(_Section):
-    backend: Literal["use", "sentence-transformers"] = "use"
+    backend: Literal["use", "sentence-transformers", "use+sentence-transformers"] = "use"
     model: str = ""
+    #: weight of the sentence-transformers part in "use+sentence-transformers"
+    model_weight: float = Field(1.5, gt=0, le=10)
     threads: int = Field(1, ge=1, le=256)
+    #: folder for the on-disk embedding cache of content texts; "" turns it off
+    cache: str = "var/cache"
 
     @model_validator(mode="after")
     def _installed(self) -> EncoderConfig:
         import importlib.util
 
-        if self.backend == "sentence-transformers":
+        if self.backend != "use":
             if importlib.util.find_spec("sentence_transformers") is None:
                 raise ValueError(
-                    "encoder.backend 'sentence-transformers' is not installed: "
+                    f"encoder.backend {self.backend!r} needs sentence-transformers, which is not "
+                    "installed: "
                     "pip install torch==2.13.0 -e '.[st]'"
                 )
             if not self.model:
@@ -77,14 +82,23 @@ class EncoderConfig(_Section):
 
 
 class FaqConfig(_Section):
-    answer_threshold: float = Field(0.7, gt=0, le=1)
-    suggest_threshold: float = Field(0.5, gt=0, le=1)
+    #: unset: calibrated from the FAQ's own variants at start-up and on every FAQ edit
+    answer_threshold: float | None = Field(None, gt=0, le=1)
+    suggest_threshold: float | None = Field(None, gt=0, le=1)
+    #: what calibration aims for: the share of FAQ answers that answer the right question
+    target_precision: float = Field(0.95, ge=0.5, lt=1)
     suggestions: int = Field(3, ge=1, le=9)
     dense_weight: float = Field(0.6, ge=0, le=1)
+    #: past this many question variants, the exact faiss index gives way to an HNSW graph
+    approximate_above: int = Field(20_000, ge=1)
 
     @model_validator(mode="after")
     def _ordered(self) -> FaqConfig:
-        if self.suggest_threshold > self.answer_threshold:
+        if (
+            self.suggest_threshold is not None
+            and self.answer_threshold is not None
+            and self.suggest_threshold > self.answer_threshold
+        ):
             raise ValueError("suggest_threshold must not be above answer_threshold")
         return self
 

@@ -1,4 +1,5 @@
-"""FAQ search: every question variant embedded in faiss, fused with a character n-gram score."""
+"""FAQ search: every question variant embedded in faiss, fused with a character n-gram score, and
+the answer / suggest thresholds calibrated from the FAQ's own variants."""
 
 from __future__ import annotations
 
@@ -7,10 +8,14 @@ from dataclasses import dataclass
 
 import faiss
 import numpy as np
+from scipy.sparse import csr_matrix
 
 from bot.content import FaqEntry
 from bot.embeddings import Encoder
 from bot.textmatch import char_vectorizer, fit_transform
+
+#: variants per chunk when scoring many queries at once (bounds memory to chunk × variants)
+CHUNK = 256
 
 
 @dataclass(frozen=True)
@@ -21,11 +26,43 @@ class FaqMatch:
     lexical: float
 
 
+@dataclass(frozen=True)
+class Thresholds:
+    """Fused scores at or above `answer` are answered; at or above `suggest`, suggested.
+
+    `source` is "calibrated" (leave-one-variant-out on the FAQ itself) or "config"; the figures
+    are what calibration measured at these thresholds (None when there was too little to measure).
+    """
+
+    answer: float
+    suggest: float
+    source: str
+    precision: float | None = None
+    recall: float | None = None
+    samples: int = 0
+
+    def describe(self) -> str:
+        if self.precision is None or self.recall is None:
+            return f"answer ≥ {self.answer:.2f}, suggest ≥ {self.suggest:.2f} ({self.source})"
+        return (
+            f"answer ≥ {self.answer:.2f}, suggest ≥ {self.suggest:.2f} ({self.source} on "
+            f"{self.samples} held-out questions: precision {self.precision:.0%}, "
+            f"recall {self.recall:.0%})"
+        )
+
+
 class FaqIndex:
-    """An immutable index over one version of the FAQ; a new edit builds a new index."""
+    """An immutable index over one version of the FAQ; a new edit builds a new index.
+
+    Up to `approximate_above` variants the dense search is exact (IndexFlatIP); past it, an HNSW
+    graph keeps a search in milliseconds at a small cost in recall."""
 
     def __init__(
-        self, entries: Sequence[FaqEntry], encoder: Encoder, dense_weight: float = 0.6
+        self,
+        entries: Sequence[FaqEntry],
+        encoder: Encoder,
+        dense_weight: float = 0.6,
+        approximate_above: int = 20_000,
     ) -> None:
         self.entries = list(entries)
         self.by_id = {e.id: e for e in self.entries}
@@ -34,16 +71,32 @@ class FaqIndex:
         self._variant_entry = np.array(
             [i for i, e in enumerate(self.entries) for _ in e.questions], dtype=np.int64
         )
-        variants = [q for e in self.entries for q in e.questions]
-        vectors = encoder.encode(variants)
-        self._index = faiss.IndexFlatIP(vectors.shape[1])
-        self._index.add(vectors)
+        # variants are stored entry by entry: entry i owns rows _starts[i] .. _starts[i+1]-1
+        self._starts = np.searchsorted(self._variant_entry, np.arange(len(self.entries)))
+        self.variants = [q for e in self.entries for q in e.questions]
+        self._vectors = encoder.encode(self.variants)
+        dim = self._vectors.shape[1]
+        if len(self.variants) > approximate_above:
+            self._index: faiss.Index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+            self._index.hnsw.efConstruction = 80
+            self._index.hnsw.efSearch = 128
+        else:
+            self._index = faiss.IndexFlatIP(dim)
+        if len(self.variants):
+            self._index.add(self._vectors)
         self._tfidf = char_vectorizer()
-        self._lexical = fit_transform(self._tfidf, variants)
+        self._lexical = (
+            fit_transform(self._tfidf, self.variants) if self.variants else csr_matrix((0, 0))
+        )
+        self.thresholds = Thresholds(0.6, 0.45, "default")
 
     @property
     def variant_count(self) -> int:
-        return int(self._index.ntotal)
+        return len(self.variants)
+
+    @property
+    def approximate(self) -> bool:
+        return not isinstance(self._index, faiss.IndexFlatIP)
 
     def search(self, text: str, k: int = 5) -> list[FaqMatch]:
         """The best `k` entries for `text`, best first; an entry scores as its best variant."""
@@ -58,8 +111,7 @@ class FaqIndex:
                 e = self._variant_entry[row]
                 dense[e] = max(dense[e], score)
         lexical_variants = (self._lexical @ self._tfidf.transform([text]).T).toarray().ravel()
-        lexical = np.zeros(len(self.entries), dtype=np.float32)
-        np.maximum.at(lexical, self._variant_entry, lexical_variants.astype(np.float32))
+        lexical = np.maximum.reduceat(lexical_variants.astype(np.float32), self._starts)
         dense = np.maximum(dense, 0.0)
         fused = self.dense_weight * dense + (1 - self.dense_weight) * lexical
         best = np.argsort(-fused)[:k]
@@ -67,3 +119,110 @@ class FaqIndex:
             FaqMatch(self.entries[i], float(fused[i]), float(dense[i]), float(lexical[i]))
             for i in best
         ]
+
+    def entry_scores(
+        self, texts: Sequence[str], vectors: np.ndarray, leave_out: Sequence[int] | None = None
+    ) -> np.ndarray:
+        """Exact fused scores (len(texts) × entries). With `leave_out`, query i does not see
+        variant row leave_out[i] (-1: sees all) — how calibration asks "would this question be
+        answered if the FAQ did not contain it word for word?"."""
+        out = np.zeros((len(texts), len(self.entries)), dtype=np.float32)
+        for first in range(0, len(texts), CHUNK):
+            last = min(first + CHUNK, len(texts))
+            dense = vectors[first:last] @ self._vectors.T
+            lexical = (self._tfidf.transform(texts[first:last]) @ self._lexical.T).toarray()
+            if leave_out is not None:
+                rows = np.arange(last - first)
+                cols = np.asarray(leave_out[first:last])
+                keep = cols >= 0
+                dense[rows[keep], cols[keep]] = -1.0
+                lexical[rows[keep], cols[keep]] = 0.0
+            dense_best = np.maximum(np.maximum.reduceat(dense, self._starts, axis=1), 0.0)
+            lexical_best = np.maximum.reduceat(lexical, self._starts, axis=1)
+            out[first:last] = (
+                self.dense_weight * dense_best + (1 - self.dense_weight) * lexical_best
+            )
+        return out
+
+    def calibrate(
+        self,
+        negatives: Sequence[str] = (),
+        target_precision: float = 0.95,
+        suggestions: int = 3,
+        answer: float | None = None,
+        suggest: float | None = None,
+    ) -> Thresholds:
+        """Set the thresholds from the FAQ's own variants, leave-one-variant-out.
+
+        Each variant of an entry with several asks the index without itself; `negatives`
+        (messages the FAQ must not answer: greetings, thanks, out-of-scope examples) ask it too.
+        The answer threshold is the lowest score at which at least `target_precision` of what
+        is answered are FAQ questions and at most 1 - `target_precision` of the negatives are
+        answered; the suggest threshold the lowest below it where at least
+        half the suggestion lists hold the right entry. The thresholds record the precision and
+        recall of the right entry coming first at the chosen answer threshold.
+        `answer` / `suggest` from config.toml override the calibrated values."""
+        rows = [r for r, e in enumerate(self._variant_entry) if len(self.entries[e].questions) > 1]
+        texts = [self.variants[r] for r in rows] + list(negatives)
+        samples = len(rows)
+        if samples < 10:
+            self.thresholds = Thresholds(
+                answer if answer is not None else 0.6,
+                suggest if suggest is not None else 0.45,
+                "config" if answer is not None else "default (too few variants to calibrate)",
+            )
+            return self.thresholds
+        vectors = np.vstack([self._vectors[rows], self._encoder.encode(list(negatives))])
+        scores = self.entry_scores(texts, vectors, rows + [-1] * len(negatives))
+        own = np.concatenate([self._variant_entry[rows], np.full(len(negatives), -1)])
+        top = scores.argmax(axis=1)
+        best = scores.max(axis=1)
+        order = np.argsort(-scores, axis=1)[:, :suggestions]
+        right = top == own
+        in_list = (order == own[:, None]).any(axis=1)
+
+        # Is it a FAQ question at all? Positives are the held-out variants, whichever entry
+        # comes first; choosing between close entries is the index's job, not the threshold's.
+        positives = own >= 0
+        calibrated_answer = _lowest_with_precision(best, positives, target_precision)
+        if len(negatives):
+            # ... and at most 1 - target_precision of the non-FAQ messages get a FAQ answer
+            calibrated_answer = max(
+                calibrated_answer, float(np.quantile(best[~positives], target_precision))
+            )
+        chosen_answer = answer if answer is not None else calibrated_answer
+        below = best < chosen_answer
+        calibrated_suggest = _lowest_with_precision(
+            np.where(below, best, -np.inf), positives & in_list & below, 0.5, ceiling=chosen_answer
+        )
+        chosen_suggest = suggest if suggest is not None else min(calibrated_suggest, chosen_answer)
+        answered = best >= chosen_answer
+        self.thresholds = Thresholds(
+            round(float(chosen_answer), 3),
+            round(float(chosen_suggest), 3),
+            "config" if answer is not None or suggest is not None else "calibrated",
+            float(right[answered].mean()) if answered.any() else 1.0,
+            float((right & answered)[positives].mean()),
+            samples,
+        )
+        return self.thresholds
+
+
+def _lowest_with_precision(
+    scores: np.ndarray, good: np.ndarray, target: float, ceiling: float = 1.0
+) -> float:
+    """The lowest score t such that, of everything scoring ≥ t, at least `target` is good;
+    `ceiling` when no such t exists."""
+    finite = np.isfinite(scores)
+    scores, good = scores[finite], good[finite]
+    if not len(scores):
+        return ceiling
+    order = np.argsort(-scores, kind="stable")
+    precision = np.cumsum(good[order]) / np.arange(1, len(order) + 1)
+    sorted_scores = scores[order]
+    # only cut between distinct scores
+    last_of_run = np.append(sorted_scores[1:] != sorted_scores[:-1], True)
+    ok = np.flatnonzero((precision >= target) & last_of_run)
+    if not len(ok):
+        return ceiling
+    return float(min(sorted_scores[ok[-1]], ceiling))

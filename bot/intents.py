@@ -1,17 +1,39 @@
-"""Intent classification: a linear model over [sentence embedding, character n-gram TF-IDF]."""
+"""Intent classification: a linear model over [sentence embedding, character n-gram TF-IDF, word
+n-gram TF-IDF] giving calibrated probabilities: multinomial logistic regression for a shop's own
+intents, a linear SVM with temperature scaling on held-out examples for large training sets.
+
+Why this shape (measured by bench/intents.py, selected on dev splits only): the embedding carries
+meaning across paraphrases, the n-grams carry exact wording; a linear SVM over both trains in
+seconds and beats logistic regression, an MLP and typo augmentation on BANKING77 and CLINC150 dev.
+Its margins are not probabilities, so a temperature fitted on a held-out fifth of the examples
+turns them into softmax probabilities that the out-of-scope threshold can trust.
+"""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import minimize_scalar
 from scipy.sparse import csr_matrix, hstack
 from sklearn.linear_model import LogisticRegression
+from sklearn.svm import LinearSVC
 
 from bot.content import OUT_OF_SCOPE, FaqEntry, IntentSpec
 from bot.embeddings import Encoder
-from bot.textmatch import char_vectorizer
+from bot.textmatch import char_vectorizer, word_vectorizer
+
+#: SVM regularisation; 0.5 was best or tied on BANKING77 and CLINC150 dev (0.3, 0.5, 1.0 tried)
+C = 0.5
+#: share of each intent's examples held out to fit the temperature
+HELD_OUT = 0.2
+#: up to this many examples, multinomial logistic regression (probabilities by construction,
+#: trains in about a second on shipped content, and keeps out-of-scope messages out of a large
+#: FAQ class, which the one-vs-rest SVM did not: bench/cases.jsonl intent accuracy 100% against
+#: 93%); past it, the SVM with a fitted temperature (LR took 77 s on BANKING77's 10,003)
+SMALL = 5_000
 
 
 @dataclass(frozen=True)
@@ -19,8 +41,44 @@ class IntentGuess:
     """`intent` is None when out of scope: predicted `out_of_scope`, or not confident enough."""
 
     intent: IntentSpec | None
-    score: float
+    score: float  # calibrated probability of the top class
     best: str  # the top class even when below the threshold, for the reasons log
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return np.asarray(exp / exp.sum(axis=1, keepdims=True))
+
+
+def fit_temperature(scores: np.ndarray, gold: np.ndarray) -> float:
+    """The temperature T minimising the log loss of softmax(scores / T) on held-out examples."""
+
+    def log_loss(t: float) -> float:
+        p = softmax(scores / t)[np.arange(len(gold)), gold]
+        return float(-np.mean(np.log(p + 1e-12)))
+
+    result = minimize_scalar(log_loss, bounds=(0.01, 10.0), method="bounded")
+    return float(result.x)
+
+
+def held_out_split(
+    labels: Sequence[str], share: float, seed: int = 0
+) -> tuple[list[int], list[int]]:
+    """Row numbers to train on and to hold out: a `share` of each label with 2+ examples, so every
+    label keeps examples to learn from."""
+    by_label: dict[str, list[int]] = {}
+    for row, label in enumerate(labels):
+        by_label.setdefault(label, []).append(row)
+    rng = random.Random(seed)
+    train, held = [], []
+    for rows in by_label.values():
+        rows = rows[:]
+        rng.shuffle(rows)
+        n = min(max(round(len(rows) * share), 1), len(rows) - 1) if len(rows) >= 2 else 0
+        held.extend(rows[:n])
+        train.extend(rows[n:])
+    return sorted(train), sorted(held)
 
 
 class IntentClassifier:
@@ -46,17 +104,53 @@ class IntentClassifier:
             for entry in faq:
                 texts.extend(entry.questions)
                 labels.extend([faq_intent] * len(entry.questions))
-        self._tfidf = char_vectorizer()
-        lexical = self._tfidf.fit_transform(texts)
-        features = hstack([csr_matrix(encoder.encode(texts)), lexical]).tocsr()
-        self._model = LogisticRegression(C=10.0, class_weight="balanced", max_iter=3000)
+        if len(set(labels)) < 2:
+            raise ValueError("intent classification needs at least two intents with examples")
+        large = len(texts) > SMALL
+        self._chars = char_vectorizer().fit(texts)
+        # word n-grams help the SVM on large English sets (BANKING77 dev +0.5 points) but cost
+        # the small model its out-of-scope judgement on bench/cases.jsonl
+        self._words = word_vectorizer().fit(texts) if large else None
+        features = self._stack(encoder.encode(texts), texts)
+        self._model: LinearSVC | LogisticRegression
+        if not large:
+            self.temperature = 1.0
+            self._model = LogisticRegression(C=10.0, class_weight="balanced", max_iter=3000)
+        else:
+            self.temperature = self._calibrate(features, labels)
+            self._model = self._svm()
         self._model.fit(features, labels)
-        self.classes: list[str] = list(self._model.classes_)
+        self.classes: list[str] = [str(c) for c in self._model.classes_]
 
-    def _features(self, texts: Sequence[str]) -> csr_matrix:
-        return hstack(
-            [csr_matrix(self._encoder.encode(texts)), self._tfidf.transform(texts)]
-        ).tocsr()
+    @staticmethod
+    def _svm() -> LinearSVC:
+        # balanced: the FAQ intent has hundreds of variants, a greeting a dozen examples
+        return LinearSVC(C=C, class_weight="balanced")
+
+    def _calibrate(self, features: csr_matrix, labels: Sequence[str]) -> float:
+        train, held = held_out_split(labels, HELD_OUT)
+        train_labels = [labels[i] for i in train]
+        if not held or len(set(train_labels)) < 2:
+            return 1.0
+        model = self._svm().fit(features[train], train_labels)
+        scores = _margins(model, features[held])
+        position = {str(c): i for i, c in enumerate(model.classes_)}
+        known = [k for k, i in enumerate(held) if labels[i] in position]
+        gold = np.array([position[labels[held[k]]] for k in known])
+        return fit_temperature(scores[known], gold)
+
+    def _stack(self, dense: np.ndarray, texts: Sequence[str]) -> csr_matrix:
+        parts = [csr_matrix(dense), self._chars.transform(texts)]
+        if self._words is not None:
+            parts.append(self._words.transform(texts))
+        return hstack(parts).tocsr()
+
+    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        """Calibrated class probabilities, columns in the order of `classes`."""
+        features = self._stack(self._encoder.encode(texts), texts)
+        if isinstance(self._model, LogisticRegression):
+            return np.asarray(self._model.predict_proba(features))
+        return softmax(_margins(self._model, features) / self.temperature)
 
     def predict(self, text: str) -> IntentGuess:
         return self.predict_many([text])[0]
@@ -64,7 +158,7 @@ class IntentClassifier:
     def predict_many(self, texts: Sequence[str]) -> list[IntentGuess]:
         """One guess per text; batching makes encoding several times faster (benchmarks)."""
         guesses = []
-        for probabilities in self._model.predict_proba(self._features(texts)):
+        for probabilities in self.probabilities(texts):
             top = int(np.argmax(probabilities))
             name, score = self.classes[top], float(probabilities[top])
             if name == OUT_OF_SCOPE or score < self.threshold:
@@ -72,3 +166,11 @@ class IntentClassifier:
             else:
                 guesses.append(IntentGuess(self.by_name[name], score, name))
         return guesses
+
+
+def _margins(model: LinearSVC, features: csr_matrix) -> np.ndarray:
+    """One column per class, also for two classes (where scikit-learn returns one)."""
+    scores = np.asarray(model.decision_function(features))
+    if scores.ndim == 1:
+        scores = np.column_stack([-scores, scores])
+    return scores

@@ -49,6 +49,8 @@ class Knowledge:
 class Context:
     inbound: Inbound
     now: datetime
+    #: the content this message is handled with, start to end, even if a reload swaps it meanwhile
+    knowledge: Knowledge
     masked: str = ""
     message_id: int | None = None
     conversation: Conversation | None = None
@@ -92,7 +94,7 @@ class Pipeline:
 
     def handle(self, inbound: Inbound) -> Context:
         """Run one message through every step; never raises for a bad message."""
-        ctx = Context(inbound=inbound, now=self.clock.now())
+        ctx = Context(inbound=inbound, now=self.clock.now(), knowledge=self.knowledge)
         try:
             for step in self.steps:
                 step(self, ctx)

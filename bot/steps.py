@@ -58,7 +58,7 @@ def conversation(p: Pipeline, ctx: Context) -> None:
     if conv.state == "handoff":
         cfg = p.config.guard
         signal = urgent_signal(inbound.text, cfg.urgent_keywords, cfg.urgent_exclusions)
-        urgent = p.knowledge.intents.get(cfg.urgent_intent)
+        urgent = ctx.knowledge.intents.get(cfg.urgent_intent)
         if signal and urgent and urgent.queue:
             # Waiting for a human must not hide an emergency: move the ticket to the urgent line.
             moved = p.store.escalate(
@@ -123,7 +123,7 @@ def understand(p: Pipeline, ctx: Context) -> None:
     ctx.conversation.language = ctx.language
     if not text.strip():
         return
-    knowledge = p.knowledge
+    knowledge = ctx.knowledge
     ctx.guess = knowledge.classifier.predict(text)
     ctx.matches = knowledge.faq.search(text, k=max(p.config.faq.suggestions, 3))
     ctx.route_queue = p.config.handoff.default_queue
@@ -135,7 +135,7 @@ def understand(p: Pipeline, ctx: Context) -> None:
 def hours(p: Pipeline, ctx: Context) -> None:
     """Is the queue this message belongs to staffed right now?"""
     queue = ctx.route_queue or p.config.handoff.default_queue
-    ctx.schedule = p.knowledge.schedules[p.config.queues[queue].schedule]
+    ctx.schedule = ctx.knowledge.schedules[p.config.queues[queue].schedule]
 
 
 def decide(p: Pipeline, ctx: Context) -> None:
@@ -153,13 +153,14 @@ def decide(p: Pipeline, ctx: Context) -> None:
         language=ctx.language,
     )
     reasons = decision.reasons
+    thresholds = ctx.knowledge.faq.thresholds
     if guess:
         reasons.append(f"intent {guess.best} {guess.score:.2f} (threshold {cfg.intents.threshold})")
     if top:
         reasons.append(
             f"faq {top.entry.id} {top.score:.2f} (dense {top.dense:.2f}, "
-            f"lexical {top.lexical:.2f}; answer ≥ {cfg.faq.answer_threshold}, "
-            f"suggest ≥ {cfg.faq.suggest_threshold})"
+            f"lexical {top.lexical:.2f}; answer ≥ {thresholds.answer:.2f}, "
+            f"suggest ≥ {thresholds.suggest:.2f})"
         )
     suggestions = conv.suggestions
     conv.suggestions = []
@@ -167,7 +168,7 @@ def decide(p: Pipeline, ctx: Context) -> None:
     handoff = ctx.handoff
     ticket: TicketDraft | None = None
 
-    if picked is not None and (entry := p.knowledge.faq_entry(suggestions[picked])):
+    if picked is not None and (entry := ctx.knowledge.faq_entry(suggestions[picked])):
         decision.action, decision.faq_id, decision.picked = Action.ANSWER, entry.id, picked + 1
         reasons.append(f"customer picked suggestion {picked + 1}")
     elif handoff is not None:
@@ -182,7 +183,7 @@ def decide(p: Pipeline, ctx: Context) -> None:
             handoff.priority,
             handoff.category,
         )
-    elif top and top.score >= cfg.faq.answer_threshold:
+    elif top and top.score >= thresholds.answer:
         decision.action, decision.faq_id = Action.ANSWER, top.entry.id
     elif guess and guess.intent and guess.intent.action == "reply":
         if guess.intent.name in p.store.replied_intents(conv.id):
@@ -191,12 +192,10 @@ def decide(p: Pipeline, ctx: Context) -> None:
             reasons.append(f"{guess.intent.name} already answered in this conversation")
         else:
             decision.action = Action.REPLY
-    elif top and top.score >= cfg.faq.suggest_threshold and not _confidently_out_of_scope(p, ctx):
+    elif top and top.score >= thresholds.suggest and not _confidently_out_of_scope(p, ctx):
         decision.action = Action.SUGGEST
         decision.suggestions = [
-            m.entry.id
-            for m in ctx.matches[: cfg.faq.suggestions]
-            if m.score >= cfg.faq.suggest_threshold
+            m.entry.id for m in ctx.matches[: cfg.faq.suggestions] if m.score >= thresholds.suggest
         ]
         conv.suggestions = decision.suggestions
     elif ctx.inbound.kind != Kind.TEXT or not ctx.inbound.text.strip():
@@ -222,7 +221,7 @@ def compose(p: Pipeline, ctx: Context) -> None:
     decision, conv, texts_cfg = ctx.decision, ctx.conversation, p.config.texts
     assert decision is not None and conv is not None and ctx.schedule is not None
     lang = decision.language
-    knowledge = p.knowledge
+    knowledge = ctx.knowledge
     texts: list[str] = []
     if decision.action == Action.ANSWER and decision.faq_id:
         texts.append(pick(knowledge.faq.by_id[decision.faq_id].answer, lang))
@@ -267,7 +266,7 @@ def compose(p: Pipeline, ctx: Context) -> None:
         if decision.notice:
             conv.notice_window = window
             decision.reasons.append(f"closed until {window}: notice sent")
-    greeting = _front_schedule(p).greeting(ctx.now, lang) if conv.is_new else None
+    greeting = _front_schedule(p, ctx).greeting(ctx.now, lang) if conv.is_new else None
     if greeting and texts:
         texts[0] = f"{greeting}{texts[0]}"
         decision.reasons.append(f"holiday greeting {greeting!r}")
@@ -288,16 +287,16 @@ def deliver(p: Pipeline, ctx: Context) -> None:
 
 def _handoff_intent(p: Pipeline, ctx: Context) -> IntentSpec | None:
     """The intent to hand off under: an urgent word wins, then a confident handoff intent."""
-    intents = p.knowledge.intents
+    intents = ctx.knowledge.intents
     if ctx.urgent_signal and p.config.guard.urgent_intent in intents:
         return intents[p.config.guard.urgent_intent]
     intent = ctx.guess.intent if ctx.guess else None
     return intent if intent and intent.action == "handoff" else None
 
 
-def _front_schedule(p: Pipeline) -> Schedule:
+def _front_schedule(p: Pipeline, ctx: Context) -> Schedule:
     """The schedule customers meet first: the default queue's."""
-    return p.knowledge.schedules[p.config.queues[p.config.handoff.default_queue].schedule]
+    return ctx.knowledge.schedules[p.config.queues[p.config.handoff.default_queue].schedule]
 
 
 def _confidently_out_of_scope(p: Pipeline, ctx: Context) -> bool:
@@ -313,7 +312,7 @@ def _ticket(
     priority: Priority,
     category: Category,
 ) -> TicketDraft:
-    queue_schedule = p.knowledge.schedules[p.config.queues[queue].schedule]
+    queue_schedule = ctx.knowledge.schedules[p.config.queues[queue].schedule]
     decision.queue, decision.priority, decision.category = queue, priority, category
     decision.is_open = queue_schedule.is_open(ctx.now)
     ctx.schedule = queue_schedule

@@ -1,4 +1,5 @@
-"""Timed work, run by APScheduler: releasing tickets at opening time, reloading edited schedules.
+"""Timed work, run by APScheduler: releasing tickets at opening time, reloading edited schedules,
+FAQ and intents, resending failed replies.
 
 The jobs are plain functions of the pipeline and its clock, so tests drive them with a fixed
 clock instead of waiting; APScheduler only decides when they run.
@@ -14,9 +15,11 @@ from pathlib import Path
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.config import pick
+from bot.embeddings import Encoder
 from bot.hours import read_schedules
 from bot.messages import Outbound, Priority
 from bot.pipeline import Pipeline
+from bot.problems import ProblemsError
 from bot.store import Ticket
 
 log = logging.getLogger("bot.timers")
@@ -91,7 +94,59 @@ class ScheduleReloader:
         return True
 
 
-def start(pipeline: Pipeline) -> BackgroundScheduler:
+def _folder_stamp(folder: Path, pattern: str) -> tuple[tuple[str, float, int], ...]:
+    return tuple(
+        sorted((p.name, p.stat().st_mtime, p.stat().st_size) for p in folder.glob(pattern))
+    )
+
+
+class KnowledgeReloader:
+    """Re-learns an edited FAQ or intent file in the background and swaps the new index and
+    classifier in at once; messages already under way finish on the old ones. A broken edit is
+    reported with file:line and the old index keeps serving."""
+
+    def __init__(self, pipeline: Pipeline, encoder: Encoder) -> None:
+        self.pipeline = pipeline
+        self.encoder = encoder
+        config = pipeline.config
+        self.folders = [config.resolve(config.content.faq), config.resolve(config.content.intents)]
+        self._seen = self._stamp()
+        #: the problems of the last edit that was not applied, for tests and status pages
+        self.problems: list[str] = []
+
+    def _stamp(self) -> tuple[tuple[tuple[str, float, int], ...], ...]:
+        return tuple(_folder_stamp(folder, "*.y*ml") for folder in self.folders)
+
+    def __call__(self) -> bool:
+        """Reload if a file changed; True when new knowledge was swapped in."""
+        from bot.app import load_knowledge  # app builds pipelines; importing it here avoids a cycle
+
+        stamp = self._stamp()
+        if stamp == self._seen:
+            return False
+        self._seen = stamp
+        try:
+            fresh = load_knowledge(self.pipeline.config, self.encoder)
+        except ProblemsError as exc:
+            self.problems = [str(problem) for problem in exc.problems]
+            for problem in self.problems:
+                log.error("FAQ/intent edit not applied, the old index keeps serving: %s", problem)
+            return False
+        except Exception:
+            log.exception("FAQ/intent edit not applied, the old index keeps serving")
+            return False
+        self.problems = []
+        self.pipeline.knowledge = dataclasses.replace(
+            self.pipeline.knowledge,
+            faq=fresh.faq,
+            classifier=fresh.classifier,
+            intents=fresh.intents,
+        )
+        log.info("FAQ and intents reloaded: %s", fresh.faq.thresholds.describe())
+        return True
+
+
+def start(pipeline: Pipeline, encoder: Encoder | None = None) -> BackgroundScheduler:
     """Start the timed jobs in a background thread; call .shutdown() to stop them."""
     scheduler = BackgroundScheduler(timezone="UTC")
     scheduler.add_job(
@@ -120,5 +175,14 @@ def start(pipeline: Pipeline) -> BackgroundScheduler:
         max_instances=1,
         coalesce=True,
     )
+    if encoder is not None:
+        scheduler.add_job(
+            KnowledgeReloader(pipeline, encoder),
+            "interval",
+            seconds=RELOAD_EVERY_S,
+            id="reload-knowledge",
+            max_instances=1,
+            coalesce=True,
+        )
     scheduler.start()
     return scheduler

@@ -102,6 +102,10 @@ class Harness:
 
 @pytest.fixture
 def harness(config: Config, encoder: MemoEncoder, tmp_path: Path) -> Harness:
+    return make_harness(config, encoder, tmp_path)
+
+
+def make_harness(config: Config, encoder: MemoEncoder, tmp_path: Path) -> Harness:
     clock = FixedClock(at("2026-11-24 10:00"))
     outbox = Outbox()
     pipeline = build_pipeline(

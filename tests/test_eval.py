@@ -73,7 +73,7 @@ def test_eval_json_from_the_command_line(shop: Path) -> None:
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["summary"]["cases"] == 8 and data["summary"]["passed"] == 7
-    assert not (shop / "var").exists()  # eval runs on a temporary store
+    assert not (shop / "var" / "bot.sqlite3").exists()  # eval runs on a temporary store
 
 
 def test_bad_case_line_is_reported(tmp_path: Path) -> None:

@@ -9,11 +9,11 @@ import pytest
 from adapters.terminal import explain
 from bot.app import build_pipeline
 from bot.clock import FixedClock
-from bot.config import Config
+from bot.config import Config, load_config
 from bot.embeddings import MemoEncoder
 from bot.messages import Action, Inbound, Kind
 from bot.store import Store
-from tests.conftest import Harness, Outbox, at
+from tests.conftest import Harness, Outbox, at, make_harness
 
 
 def test_faq_question_is_answered_in_the_customers_language(harness: Harness) -> None:
@@ -131,7 +131,30 @@ def test_out_of_scope_falls_back_and_repeated_failure_hands_off(harness: Harness
     assert any("repeated failure" in r for r in ctx.decision.reasons)
 
 
-def test_suggestion_can_be_picked_by_number(harness: Harness) -> None:
+def test_homophone_typo_is_answered_with_calibrated_thresholds(harness: Harness) -> None:
+    """发漂 for 发票: calibrated on the FAQ's own variants, the bot dares to answer it."""
+    thresholds = harness.pipeline.knowledge.faq.thresholds
+    assert thresholds.source == "calibrated" and thresholds.samples > 0
+    ctx = harness.say("发漂怎么开")
+    assert ctx.decision is not None and ctx.decision.action == Action.ANSWER
+    assert ctx.decision.faq_id == "invoice"
+
+
+def test_suggestion_can_be_picked_by_number(
+    shop: Path, encoder: MemoEncoder, tmp_path: Path
+) -> None:
+    """With thresholds pinned in config.toml (overriding calibration), a middling match is
+    offered as a numbered suggestion and "第一个" answers it."""
+    path = shop / "config.toml"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(
+            "[faq]\n", "[faq]\nanswer_threshold = 0.6\nsuggest_threshold = 0.45\n"
+        ),
+        encoding="utf-8",
+    )
+    harness = make_harness(load_config(path), encoder, tmp_path)
+    thresholds = harness.pipeline.knowledge.faq.thresholds
+    assert (thresholds.answer, thresholds.suggest, thresholds.source) == (0.6, 0.45, "config")
     ctx = harness.say("发漂怎么开")
     decision = ctx.decision
     assert decision is not None and decision.action == Action.SUGGEST, decision

@@ -113,17 +113,17 @@ def test_config_mistakes_name_key_line_and_allowed_values(shop: Path) -> None:
     path = shop / "config.toml"
     text = path.read_text(encoding="utf-8")
     text = text.replace('backend = "use"', 'backend = "bert"').replace(
-        "answer_threshold = 0.60", "answer_treshold = 0.66"
+        "target_precision = 0.95", "target_precison = 0.95"
     )
     path.write_text(text, encoding="utf-8")
     problems = {p.message: p for p in check(path)}
     lines = text.splitlines()
     backend = problems["encoder.backend: bad value 'bert'"]
     assert backend.line == lines.index('backend = "bert"') + 1
-    assert "'use' or 'sentence-transformers'" in backend.fix
-    typo = problems["faq.answer_treshold: unknown key (a typo?)"]
+    assert "'use', 'sentence-transformers' or 'use+sentence-transformers'" in backend.fix
+    typo = problems["faq.target_precison: unknown key (a typo?)"]
     assert typo.line == next(
-        i for i, line in enumerate(lines, 1) if line.startswith("answer_treshold")
+        i for i, line in enumerate(lines, 1) if line.startswith("target_precison")
     )
 
 
