@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -168,25 +169,33 @@ class MemoEncoder:
         self.inner = inner
         self.name = inner.name
         self._memo: dict[str, np.ndarray] = {}
-        self._learning = False
+        # per thread: a reload learning in the background must not make the messages answered
+        # meanwhile on another thread count as content
+        self._local = threading.local()
+        self._lock = threading.RLock()
         self._disk = EmbeddingCache(cache, inner.name) if cache else None
         self._stored: dict[bytes, np.ndarray] | None = None
 
+    @property
+    def _learning(self) -> bool:
+        return bool(getattr(self._local, "learning", False))
+
     @contextmanager
     def learning(self) -> Iterator[None]:
-        if self._disk and self._stored is None:
-            self._stored = self._disk.load()
-        before = len(self._memo)
-        self._learning = True
-        try:
-            yield
-        finally:
-            self._learning = False
-        if self._disk and self._stored is not None and len(self._memo) > before:
+        with self._lock:  # one learner at a time: start-up, or one reload
+            if self._disk and self._stored is None:
+                self._stored = self._disk.load()
+            before = len(self._memo)
+            self._local.learning = True
             try:
-                self._disk.save(self._stored)
-            except OSError as exc:
-                log.warning("could not write the embedding cache %s: %s", self._disk.path, exc)
+                yield
+            finally:
+                self._local.learning = False
+            if self._disk and self._stored is not None and len(self._memo) > before:
+                try:
+                    self._disk.save(self._stored)
+                except OSError as exc:
+                    log.warning("could not write the embedding cache %s: %s", self._disk.path, exc)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         missing = list(dict.fromkeys(t for t in texts if t not in self._memo))

@@ -29,6 +29,9 @@ from bot.textmatch import char_vectorizer, word_vectorizer
 C = 0.5
 #: share of each intent's examples held out to fit the temperature
 HELD_OUT = 0.2
+#: fewer held-out examples than this fit no temperature (a handful, all right, would drive it to
+#: the bound and make every guess certain); the margins are then used as they are
+MIN_HELD_OUT = 50
 #: up to this many examples, multinomial logistic regression (probabilities by construction,
 #: trains in about a second on shipped content, and keeps out-of-scope messages out of a large
 #: FAQ class, which the one-vs-rest SVM did not: bench/cases.jsonl intent accuracy 100% against
@@ -58,7 +61,7 @@ def fit_temperature(scores: np.ndarray, gold: np.ndarray) -> float:
         p = softmax(scores / t)[np.arange(len(gold)), gold]
         return float(-np.mean(np.log(p + 1e-12)))
 
-    result = minimize_scalar(log_loss, bounds=(0.01, 10.0), method="bounded")
+    result = minimize_scalar(log_loss, bounds=(0.02, 10.0), method="bounded")
     return float(result.x)
 
 
@@ -130,7 +133,7 @@ class IntentClassifier:
     def _calibrate(self, features: csr_matrix, labels: Sequence[str]) -> float:
         train, held = held_out_split(labels, HELD_OUT)
         train_labels = [labels[i] for i in train]
-        if not held or len(set(train_labels)) < 2:
+        if len(held) < MIN_HELD_OUT or len(set(train_labels)) < 2:
             return 1.0
         model = self._svm().fit(features[train], train_labels)
         scores = _margins(model, features[held])

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot import timers
+from bot.embeddings import MemoEncoder
 from bot.messages import Action
 from tests.conftest import Harness, at
 
@@ -83,15 +84,76 @@ def test_edited_schedule_is_reloaded_and_a_broken_edit_keeps_the_old(
     assert "default.toml:" in caplog.text and "bad time range '9 to 9'" in caplog.text
 
 
-def test_scheduler_runs_both_jobs(harness: Harness) -> None:
-    scheduler = timers.start(harness.pipeline)
+def test_scheduler_runs_every_job(harness: Harness, encoder: MemoEncoder) -> None:
+    scheduler = timers.start(harness.pipeline, encoder)
     try:
         jobs = {job.id: job for job in scheduler.get_jobs()}
-        assert set(jobs) == {"release", "resend", "reload-schedules"}
+        assert set(jobs) == {"release", "resend", "reload-schedules", "reload-knowledge"}
+        assert isinstance(jobs["reload-knowledge"].func, timers.KnowledgeReloader)
         assert jobs["release"].trigger.interval.total_seconds() == timers.RELEASE_EVERY_S
         assert jobs["release"].func is timers.release_waiting
     finally:
         scheduler.shutdown(wait=False)
+
+
+def test_faq_edit_is_learnt_in_the_background_and_swapped_in(
+    harness: Harness, shop: Path, encoder: MemoEncoder
+) -> None:
+    reload = timers.KnowledgeReloader(harness.pipeline, encoder)
+    assert not reload()  # nothing edited yet
+    before = harness.say("可以包装成礼物吗", user="a")
+    assert before.decision is not None and before.decision.faq_id != "gift-wrap"
+    path = shop / "faq" / "shop.yaml"
+    path.write_text(
+        path.read_text(encoding="utf-8")
+        + "\n- id: gift-wrap\n  questions:\n    - 可以包装成礼物吗\n    - 能帮忙礼品包装吗\n"
+        "    - 有礼盒包装吗\n    - Can you gift-wrap it?\n"
+        "  answer:\n    zh: 下单时勾选“礼品包装”即可，免费。\n",
+        encoding="utf-8",
+    )
+    assert reload()
+    after = harness.say("可以包装成礼物吗", user="b")
+    assert after.decision is not None and after.decision.faq_id == "gift-wrap"
+    assert harness.replies[-1] == "下单时勾选“礼品包装”即可，免费。"
+    # the message handled before the swap kept the knowledge it started with
+    assert before.knowledge is not harness.pipeline.knowledge
+    assert before.knowledge.faq.by_id.get("gift-wrap") is None
+
+
+def test_broken_faq_edit_keeps_serving_the_old_index(
+    harness: Harness, shop: Path, encoder: MemoEncoder, caplog: pytest.LogCaptureFixture
+) -> None:
+    reload = timers.KnowledgeReloader(harness.pipeline, encoder)
+    old = harness.pipeline.knowledge
+    path = shop / "faq" / "shop.yaml"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    broken = lines.index("- id: invoice") + 1  # 1-based
+    lines[broken - 1] = "- id: shipping-time"  # the id of the entry above: a duplicate
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with caplog.at_level(logging.ERROR, logger="bot.timers"):
+        assert not reload()
+    assert harness.pipeline.knowledge is old
+    assert any(f"shop.yaml:{broken}" in problem for problem in reload.problems), reload.problems
+    assert "old index keeps serving" in caplog.text and "shop.yaml:" in caplog.text
+    ctx = harness.say("怎么开发票")
+    assert ctx.decision is not None and ctx.decision.faq_id == "invoice"
+
+    lines[broken - 1] = "- id: invoice"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert reload() and reload.problems == []
+
+
+def test_intent_edit_retrains_the_classifier(
+    harness: Harness, shop: Path, encoder: MemoEncoder
+) -> None:
+    reload = timers.KnowledgeReloader(harness.pipeline, encoder)
+    old = harness.pipeline.knowledge.classifier
+    path = shop / "intents" / "intents.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text + "\n", encoding="utf-8")  # touched: re-learnt from the same examples
+    assert reload()
+    assert harness.pipeline.knowledge.classifier is not old
+    assert harness.pipeline.knowledge.classifier.classes == old.classes
 
 
 def test_failed_replies_are_resent_later_and_expire_outside_the_window(harness: Harness) -> None:

