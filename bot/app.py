@@ -132,6 +132,7 @@ def load_knowledge(config: Config, encoder: Encoder) -> Knowledge:
             config.intents.threshold,
             content.faq,
             config.intents.faq_intent,
+            config.resolve(config.encoder.cache) if config.encoder.cache else None,
         )
     log.info(
         "learnt %d FAQ entries (%d variants) and %d intents in %.1fs; FAQ %s",

@@ -11,11 +11,19 @@ turns them into softmax probabilities that the out-of-scope threshold can trust.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import os
+import pickle
 import random
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import sklearn
 from scipy.optimize import minimize_scalar
 from scipy.sparse import csr_matrix, hstack
 from sklearn.linear_model import LogisticRegression
@@ -23,8 +31,12 @@ from sklearn.svm import LinearSVC
 
 from bot.content import OUT_OF_SCOPE, FaqEntry, IntentSpec
 from bot.embeddings import Encoder
-from bot.textmatch import char_vectorizer, word_vectorizer
+from bot.textmatch import TfidfVectorizer, char_vectorizer, word_vectorizer
 
+log = logging.getLogger("bot.intents")
+
+#: bump when the features or models change, so cached models of the old kind are not reused
+MODEL_VERSION = 2
 #: SVM regularisation; 0.5 was best or tied on BANKING77 and CLINC150 dev (0.3, 0.5, 1.0 tried)
 C = 0.5
 #: share of each intent's examples held out to fit the temperature
@@ -92,9 +104,14 @@ class IntentClassifier:
         threshold: float,
         faq: Sequence[FaqEntry] = (),
         faq_intent: str = "faq",
+        cache: Path | None = None,
     ) -> None:
         """Train on the intents' examples; the FAQ's question variants also count as `faq_intent`
-        examples, so every question the FAQ can answer is recognised as a FAQ question."""
+        examples, so every question the FAQ can answer is recognised as a FAQ question.
+
+        With a `cache` folder, the fitted model is stored under the hash of everything it was
+        trained from (examples, labels, encoder, versions) and reused by the next start or reload
+        with the same training data."""
         self.by_name = {i.name: i for i in intents}
         self.threshold = threshold
         self._encoder = encoder
@@ -109,13 +126,25 @@ class IntentClassifier:
                 labels.extend([faq_intent] * len(entry.questions))
         if len(set(labels)) < 2:
             raise ValueError("intent classification needs at least two intents with examples")
+        self._model: LinearSVC | LogisticRegression
+        key = _training_key(encoder.name, texts, labels)
+        fitted = _load_fitted(cache, key) if cache else None
+        if fitted is not None:
+            self._chars, self._words, self._model, self.temperature = fitted
+        else:
+            self._fit(texts, labels)
+            if cache:
+                _save_fitted(cache, key, (self._chars, self._words, self._model, self.temperature))
+        self.classes: list[str] = [str(c) for c in self._model.classes_]
+
+    def _fit(self, texts: list[str], labels: list[str]) -> None:
+        encoder = self._encoder
         large = len(texts) > SMALL
         self._chars = char_vectorizer().fit(texts)
         # word n-grams help the SVM on large English sets (BANKING77 dev +0.5 points) but cost
         # the small model its out-of-scope judgement on bench/cases.jsonl
         self._words = word_vectorizer().fit(texts) if large else None
         features = self._stack(encoder.encode(texts), texts)
-        self._model: LinearSVC | LogisticRegression
         if not large:
             self.temperature = 1.0
             self._model = LogisticRegression(C=10.0, class_weight="balanced", max_iter=3000)
@@ -123,7 +152,6 @@ class IntentClassifier:
             self.temperature = self._calibrate(features, labels)
             self._model = self._svm()
         self._model.fit(features, labels)
-        self.classes: list[str] = [str(c) for c in self._model.classes_]
 
     @staticmethod
     def _svm() -> LinearSVC:
@@ -177,3 +205,42 @@ def _margins(model: LinearSVC, features: csr_matrix) -> np.ndarray:
     if scores.ndim == 1:
         scores = np.column_stack([-scores, scores])
     return scores
+
+
+def _training_key(encoder: str, texts: Sequence[str], labels: Sequence[str]) -> str:
+    data = [MODEL_VERSION, sklearn.__version__, encoder, list(texts), list(labels)]
+    return hashlib.sha256(json.dumps(data, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+Fitted = tuple[TfidfVectorizer, TfidfVectorizer | None, LinearSVC | LogisticRegression, float]
+
+
+def _load_fitted(folder: Path, key: str) -> Fitted | None:
+    """The model fitted on exactly this training data, if cached. The cache folder is the bot's
+    own (var/cache): whoever can write there can already edit the content."""
+    path = folder / f"intents-{key[:24]}.pickle"
+    if not path.is_file():
+        return None
+    try:
+        with path.open("rb") as handle:
+            stored_key, fitted = pickle.load(handle)
+    except Exception as exc:
+        log.warning("ignoring unreadable intent model cache %s: %s", path, exc)
+        return None
+    return fitted if stored_key == key else None
+
+
+def _save_fitted(folder: Path, key: str, fitted: Fitted) -> None:
+    """Write atomically and drop models of earlier versions of the content."""
+    path = folder / f"intents-{key[:24]}.pickle"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=folder, suffix=".pickle.tmp")
+        with os.fdopen(handle, "wb") as out:
+            pickle.dump((key, fitted), out, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(temporary, path)
+        for old in folder.glob("intents-*.pickle"):
+            if old != path:
+                old.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("could not write the intent model cache %s: %s", path, exc)

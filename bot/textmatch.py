@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from scipy.sparse import csr_matrix
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+__all__ = ["TfidfVectorizer", "char_vectorizer", "fit_transform", "word_vectorizer"]
+
 
 def char_vectorizer() -> TfidfVectorizer:
     """Unigrams matter in Chinese (one character is often a word); 2–3-grams carry phrases."""

@@ -219,3 +219,26 @@ def test_a_background_reload_does_not_cache_messages_answered_meanwhile(
     worker.join()
     stored = EmbeddingCache(tmp_path, use.name).load()
     assert set(stored) == {EmbeddingCache.key("运费多少")}
+
+
+def test_fitted_intent_model_is_reused_for_the_same_training_data(
+    use: UseEncoder, config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    content, _ = read_content(config)
+    first = IntentClassifier(content.intents, use, 0.45, content.faq, cache=tmp_path)
+    [stored] = tmp_path.glob("intents-*.pickle")
+    with monkeypatch.context() as patch:
+        patch.setattr(IntentClassifier, "_fit", lambda *a: pytest.fail("retrained"))
+        again = IntentClassifier(content.intents, use, 0.45, content.faq, cache=tmp_path)
+    assert list(tmp_path.glob("intents-*.pickle")) == [stored]
+    texts = ["运费多少", "我要投诉", "今天天气怎么样"]
+    np.testing.assert_allclose(again.probabilities(texts), first.probabilities(texts))
+
+    edited = [*content.intents[:-1]]  # an intent removed: other training data, another model
+    IntentClassifier(edited, use, 0.45, content.faq, cache=tmp_path)
+    [replaced] = tmp_path.glob("intents-*.pickle")
+    assert replaced != stored  # the stale model is dropped
+
+    replaced.write_bytes(b"torn")
+    rebuilt = IntentClassifier(edited, use, 0.45, content.faq, cache=tmp_path)
+    assert rebuilt.classes == sorted(i.name for i in edited)
