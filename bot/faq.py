@@ -98,11 +98,16 @@ class FaqIndex:
     def approximate(self) -> bool:
         return not isinstance(self._index, faiss.IndexFlatIP)
 
-    def search(self, text: str, k: int = 5) -> list[FaqMatch]:
-        """The best `k` entries for `text`, best first; an entry scores as its best variant."""
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors of `texts` by this index's encoder, to share with the intent classifier."""
+        return self._encoder.encode(texts)
+
+    def search(self, text: str, k: int = 5, vector: np.ndarray | None = None) -> list[FaqMatch]:
+        """The best `k` entries for `text`, best first; an entry scores as its best variant.
+        `vector`: the text's embedding (1 × dim) when the caller has it already."""
         if not self.entries or not text.strip():
             return []
-        query = self._encoder.encode([text])
+        query = self._encoder.encode([text]) if vector is None else vector
         n = self.variant_count
         dense_scores, rows = self._index.search(query, min(n, max(k * 8, 32)))
         dense = np.full(len(self.entries), -1.0, dtype=np.float32)

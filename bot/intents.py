@@ -176,9 +176,11 @@ class IntentClassifier:
             parts.append(self._words.transform(texts))
         return hstack(parts).tocsr()
 
-    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
-        """Calibrated class probabilities, columns in the order of `classes`."""
-        features = self._stack(self._encoder.encode(texts), texts)
+    def probabilities(self, texts: Sequence[str], vectors: np.ndarray | None = None) -> np.ndarray:
+        """Calibrated class probabilities, columns in the order of `classes`. `vectors`: the
+        texts' embeddings when the caller has them already."""
+        dense = self._encoder.encode(texts) if vectors is None else vectors
+        features = self._stack(dense, texts)
         if isinstance(self._model, LogisticRegression):
             return np.asarray(self._model.predict_proba(features))
         return softmax(_margins(self._model, features) / self.temperature)
@@ -186,10 +188,12 @@ class IntentClassifier:
     def predict(self, text: str) -> IntentGuess:
         return self.predict_many([text])[0]
 
-    def predict_many(self, texts: Sequence[str]) -> list[IntentGuess]:
+    def predict_many(
+        self, texts: Sequence[str], vectors: np.ndarray | None = None
+    ) -> list[IntentGuess]:
         """One guess per text; batching makes encoding several times faster (benchmarks)."""
         guesses = []
-        for probabilities in self.probabilities(texts):
+        for probabilities in self.probabilities(texts, vectors):
             top = int(np.argmax(probabilities))
             name, score = self.classes[top], float(probabilities[top])
             if name == OUT_OF_SCOPE or score < self.threshold:

@@ -124,8 +124,9 @@ def understand(p: Pipeline, ctx: Context) -> None:
     if not text.strip():
         return
     knowledge = ctx.knowledge
-    ctx.guess = knowledge.classifier.predict(text)
-    ctx.matches = knowledge.faq.search(text, k=max(p.config.faq.suggestions, 3))
+    vector = knowledge.faq.embed([text])  # once, for both the intent and the FAQ search
+    ctx.guess = knowledge.classifier.predict_many([text], vector)[0]
+    ctx.matches = knowledge.faq.search(text, k=max(p.config.faq.suggestions, 3), vector=vector)
     ctx.route_queue = p.config.handoff.default_queue
     ctx.handoff = _handoff_intent(p, ctx)
     if ctx.handoff is not None and ctx.handoff.queue:
