@@ -45,9 +45,9 @@ class Thresholds:
         if self.precision is None or self.recall is None:
             return f"answer ≥ {self.answer:.2f}, suggest ≥ {self.suggest:.2f} ({self.source})"
         return (
-            f"answer ≥ {self.answer:.2f}, suggest ≥ {self.suggest:.2f} ({self.source} on "
-            f"{self.samples} held-out questions: precision {self.precision:.0%}, "
-            f"recall {self.recall:.0%})"
+            f"answer ≥ {self.answer:.2f}, suggest ≥ {self.suggest:.2f} ({self.source}; asked "
+            f"without itself, {self.recall:.0%} of {self.samples} question variants got their own "
+            f"entry, {self.precision:.0%} of answers were right)"
         )
 
 
