@@ -132,7 +132,7 @@ def load_knowledge(config: Config, encoder: Encoder) -> Knowledge:
             config.intents.threshold,
             content.faq,
             config.intents.faq_intent,
-            config.resolve(config.encoder.cache) if config.encoder.cache else None,
+            config.cache_dir,
         )
     log.info(
         "learnt %d FAQ entries (%d variants) and %d intents in %.1fs; FAQ %s",
@@ -147,8 +147,7 @@ def load_knowledge(config: Config, encoder: Encoder) -> Knowledge:
 
 def content_encoder(config: Config) -> MemoEncoder:
     """The configured encoder, remembering content texts in memory and in the disk cache."""
-    cache = config.resolve(config.encoder.cache) if config.encoder.cache else None
-    return MemoEncoder(make_encoder(config.encoder), cache)
+    return MemoEncoder(make_encoder(config.encoder), config.cache_dir)
 
 
 def build_pipeline(

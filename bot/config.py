@@ -195,6 +195,11 @@ class Config(_Section):
         return url
 
     @property
+    def cache_dir(self) -> Path | None:
+        """Where content embeddings and fitted models are cached; None when turned off."""
+        return self.resolve(self.encoder.cache) if self.encoder.cache else None
+
+    @property
     def data_dir(self) -> Path:
         return self.base_dir / "var"
 

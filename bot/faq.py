@@ -52,7 +52,8 @@ class Thresholds:
 
 
 class FaqIndex:
-    """An immutable index over one version of the FAQ; a new edit builds a new index.
+    """An index over one version of the FAQ, calibrated once after it is built and not changed
+    after that; a new edit builds a new index.
 
     Up to `approximate_above` variants the dense search is exact (IndexFlatIP); past it, an HNSW
     graph keeps a search in milliseconds at a small cost in recall."""
