@@ -121,7 +121,14 @@ def evaluate(config: Config, cases: list[Case], encoder: Encoder | None = None) 
             ok = all(got[key] == value for key, value in case.expect.items())
             results.append({"id": case.id, "ok": ok, "expect": case.expect, "got": got})
         pipeline.store.engine.dispose()
-    return {"summary": summarise(results), "cases": results}
+    summary = summarise(results)
+    thresholds = pipeline.knowledge.faq.thresholds
+    summary["faq_thresholds"] = {
+        "answer": thresholds.answer,
+        "suggest": thresholds.suggest,
+        "source": thresholds.source,
+    }
+    return {"summary": summary, "cases": results}
 
 
 def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -176,4 +183,9 @@ def report(result: dict[str, Any]) -> str:
         f"abstain {s['faq_abstain_rate']:.1%}"
     )
     lines.append("accuracy: " + "  ".join(f"{k} {v:.1%}" for k, v in s["accuracy"].items()))
+    if thresholds := s.get("faq_thresholds"):
+        lines.append(
+            f"FAQ thresholds ({thresholds['source']}): answer ≥ {thresholds['answer']:.2f}, "
+            f"suggest ≥ {thresholds['suggest']:.2f}"
+        )
     return "\n".join(lines)

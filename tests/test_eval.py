@@ -23,6 +23,7 @@ def test_summary_numbers(config: Config, encoder: MemoEncoder) -> None:
     by_id = {c["id"]: c for c in result["cases"]}
     assert [c["id"] for c in result["cases"] if not c["ok"]] == ["wrong-on-purpose"]
     summary = result["summary"]
+    assert summary.pop("faq_thresholds")["source"] == "calibrated"
     # FAQ cases: 6 (faq-zh, faq-en, night-1, night-2, oos, wrong-on-purpose, greeting = 7 with faq key)
     # answered from the FAQ: 5, of which 4 right -> precision 0.8; expecting an entry: 5, 4 got it.
     assert summary == {
@@ -73,6 +74,9 @@ def test_eval_json_from_the_command_line(shop: Path) -> None:
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["summary"]["cases"] == 8 and data["summary"]["passed"] == 7
+    thresholds = data["summary"]["faq_thresholds"]
+    assert thresholds["source"] == "calibrated"
+    assert 0 < thresholds["suggest"] <= thresholds["answer"] < 1
     assert not (shop / "var" / "bot.sqlite3").exists()  # eval runs on a temporary store
 
 
