@@ -70,8 +70,11 @@ class SentenceTransformerEncoder:
             torch.set_num_threads(threads)
         self._model = SentenceTransformer(str(model_path(model)), device="cpu")
         self.name = f"st:{model}"
+        self._dimension = int(self._model.encode(["."], convert_to_numpy=True).shape[1])
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self._dimension), dtype=np.float32)
         vectors = self._model.encode(list(texts), batch_size=64, convert_to_numpy=True)
         return _normalised(vectors)
 

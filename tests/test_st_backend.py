@@ -35,6 +35,7 @@ def test_encodes_offline_from_the_model_package(st: SentenceTransformerEncoder) 
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
     assert st.name == f"st:{MODEL}"
+    assert st.encode([]).shape == (0, 384)
 
 
 def test_a_model_that_is_not_installed_is_a_clear_error() -> None:
@@ -50,6 +51,7 @@ def test_use_and_model_side_by_side(st: SentenceTransformerEncoder) -> None:
     assert encoder.name == f"use-multilingual-v3*1+st:{MODEL}*1.5"
     vectors = encoder.encode(["怎么开发票", "How do I get an invoice?"])
     assert vectors.shape == (2, 512 + 384)
+    assert encoder.encode([]).shape == (0, 512 + 384)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
 
 
