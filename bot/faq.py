@@ -164,18 +164,20 @@ class FaqIndex:
         (messages the FAQ must not answer: greetings, thanks, out-of-scope examples) ask it too.
         The answer threshold is the lowest score at which at least `target_precision` of what
         is answered are FAQ questions and at most 1 - `target_precision` of the negatives are
-        answered; the suggest threshold the lowest below it where at least
-        half the suggestion lists hold the right entry. The thresholds record the precision and
-        recall of the right entry coming first at the chosen answer threshold.
+        answered; the suggest threshold the lowest below it where at least half the suggestion
+        lists hold the right entry. The thresholds record the precision and recall of the right
+        entry coming first at the chosen answer threshold.
         `answer` / `suggest` from config.toml override the calibrated values."""
         rows = [r for r, e in enumerate(self._variant_entry) if len(self.entries[e].questions) > 1]
         texts = [self.variants[r] for r in rows] + list(negatives)
         samples = len(rows)
+        pinned = answer is not None or suggest is not None
         if samples < 10:
+            chosen = answer if answer is not None else 0.6
             self.thresholds = Thresholds(
-                answer if answer is not None else 0.6,
-                suggest if suggest is not None else 0.45,
-                "config" if answer is not None else "default (too few variants to calibrate)",
+                chosen,
+                min(suggest if suggest is not None else 0.45, chosen),
+                "config" if pinned else "default (too few variants to calibrate)",
             )
             return self.thresholds
         vectors = np.vstack([self._vectors[rows], self._encoder.encode(list(negatives))])
@@ -206,7 +208,7 @@ class FaqIndex:
         self.thresholds = Thresholds(
             round(float(chosen_answer), 3),
             round(float(chosen_suggest), 3),
-            "config" if answer is not None or suggest is not None else "calibrated",
+            "config" if pinned else "calibrated",
             float(right[answered].mean()) if answered.any() else 1.0,
             float((right & answered)[positives].mean()),
             samples,

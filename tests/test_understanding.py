@@ -242,3 +242,14 @@ def test_fitted_intent_model_is_reused_for_the_same_training_data(
     replaced.write_bytes(b"torn")
     rebuilt = IntentClassifier(edited, use, 0.45, content.faq, cache=tmp_path)
     assert rebuilt.classes == sorted(i.name for i in edited)
+
+
+def test_a_tiny_faq_keeps_default_thresholds_and_a_pin_is_kept_in_order(use: UseEncoder) -> None:
+    entries = [
+        FaqEntry("a", ("怎么开发票", "发票怎么开"), {"zh": "A"}, Category.CONSULT, Path("f"), 1),
+        FaqEntry("b", ("运费多少",), {"zh": "B"}, Category.CONSULT, Path("f"), 5),
+    ]
+    index = FaqIndex(entries, use)
+    assert index.calibrate(["你好"]).source.startswith("default")
+    pinned = index.calibrate(["你好"], answer=0.4)
+    assert (pinned.answer, pinned.suggest, pinned.source) == (0.4, 0.4, "config")
