@@ -5,8 +5,9 @@ intents, a linear SVM with temperature scaling on held-out examples for large tr
 Why this shape (measured by bench/intents.py, selected on dev splits only): the embedding carries
 meaning across paraphrases, the n-grams carry exact wording. On large sets a linear SVM over both
 trains in seconds, where logistic regression took 77 s on BANKING77, and an MLP and typo
-augmentation did worse on BANKING77 dev. Its margins are not probabilities, so a temperature fitted on a held-out fifth of the examples
-turns them into softmax probabilities that the out-of-scope threshold can trust.
+augmentation did worse on BANKING77 dev. Its margins are not probabilities, so a temperature
+fitted on a held-out fifth of the examples turns them into softmax probabilities that the
+out-of-scope threshold can trust.
 """
 
 from __future__ import annotations
