@@ -62,6 +62,12 @@ def release_waiting(pipeline: Pipeline) -> list[Ticket]:
     return released
 
 
+def _folder_stamp(folder: Path, pattern: str) -> tuple[tuple[str, float, int], ...]:
+    return tuple(
+        sorted((p.name, p.stat().st_mtime, p.stat().st_size) for p in folder.glob(pattern))
+    )
+
+
 class ScheduleReloader:
     """Swaps in edited schedules; a broken edit is reported (file:line) and the old ones stay."""
 
@@ -70,8 +76,8 @@ class ScheduleReloader:
         self.folder = pipeline.config.resolve(pipeline.config.content.schedules)
         self._seen = self._stamp()
 
-    def _stamp(self) -> tuple[tuple[str, float], ...]:
-        return tuple(sorted((p.name, p.stat().st_mtime) for p in self.folder.glob("*.toml")))
+    def _stamp(self) -> tuple[tuple[str, float, int], ...]:
+        return _folder_stamp(self.folder, "*.toml")
 
     def __call__(self) -> bool:
         """Reload if a file changed; True when new schedules were swapped in."""
@@ -92,12 +98,6 @@ class ScheduleReloader:
         self.pipeline.knowledge = dataclasses.replace(self.pipeline.knowledge, schedules=schedules)
         log.info("schedules reloaded from %s", self.folder)
         return True
-
-
-def _folder_stamp(folder: Path, pattern: str) -> tuple[tuple[str, float, int], ...]:
-    return tuple(
-        sorted((p.name, p.stat().st_mtime, p.stat().st_size) for p in folder.glob(pattern))
-    )
 
 
 class KnowledgeReloader:
