@@ -1,5 +1,5 @@
-"""FAQ search: every question variant embedded in faiss, fused with a character n-gram score, and
-the answer / suggest thresholds calibrated from the FAQ's own variants."""
+"""FAQ search: every question variant embedded in faiss, fused with a character and pinyin
+(homophone) score, and the answer / suggest thresholds calibrated from the FAQ's own variants."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from scipy.sparse import csr_matrix
 
 from bot.content import FaqEntry
 from bot.embeddings import Encoder
-from bot.textmatch import char_vectorizer, fit_transform
+from bot.textmatch import SoundAwareMatcher
 
 #: variants per chunk when scoring many queries at once (bounds memory to chunk × variants)
 CHUNK = 256
@@ -85,9 +85,9 @@ class FaqIndex:
             self._index = faiss.IndexFlatIP(dim)
         if len(self.variants):
             self._index.add(self._vectors)
-        self._tfidf = char_vectorizer()
+        self._tfidf = SoundAwareMatcher()
         self._lexical = (
-            fit_transform(self._tfidf, self.variants) if self.variants else csr_matrix((0, 0))
+            self._tfidf.fit_transform(self.variants) if self.variants else csr_matrix((0, 0))
         )
         self.thresholds = Thresholds(0.6, 0.45, "default")
 
