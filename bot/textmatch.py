@@ -83,7 +83,7 @@ class SoundAwareMatcher:
         if self._sounds is None:
             return csr_matrix(chars)
         heard = self._sounds.transform(texts)
-        has_sounds = np.asarray(heard.multiply(heard).sum(axis=1)).ravel() > 0
+        has_sounds = np.diff(heard.indptr) > 0  # rows with any known sound
         half = 1 / math.sqrt(2)  # two unit blocks at this weight make one unit row
         char_weight = np.where(has_sounds, half, 1.0)
         sound_weight = np.where(has_sounds, half, 0.0)
