@@ -1,10 +1,15 @@
-"""The `--backend`, `--model` and `--threads` options the benchmark scripts share."""
+"""What the benchmark scripts share: the `--backend`, `--model` and `--threads` options and the
+closing figures (encoding throughput, peak memory)."""
 
 from __future__ import annotations
 
 import argparse
+import resource
+import time
+from collections.abc import Sequence
 
 from bot.config import EncoderConfig
+from bot.embeddings import make_encoder
 
 
 def add_encoder_options(parser: argparse.ArgumentParser) -> None:
@@ -25,3 +30,13 @@ def encoder_config(args: argparse.Namespace) -> EncoderConfig:
         threads=args.threads,
         cache="",
     )
+
+
+def closing_figures(config: EncoderConfig, probe: Sequence[str]) -> dict[str, int]:
+    """Sentences a fresh encoder embeds per second (cold, no memo), and the run's peak memory."""
+    started = time.perf_counter()
+    make_encoder(config).encode(probe)
+    return {
+        "encode_per_s": round(len(probe) / (time.perf_counter() - started)),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }

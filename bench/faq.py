@@ -19,13 +19,12 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import resource
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from encoder_options import add_encoder_options, encoder_config
+from encoder_options import add_encoder_options, closing_figures, encoder_config
 
 from bot.content import FaqEntry
 from bot.embeddings import MemoEncoder, make_encoder
@@ -143,10 +142,7 @@ def main() -> None:
     probe = json.loads(
         (args.data / "derived" / "test_faq_retrieval.json").read_text(encoding="utf-8")
     )["corpus"][:1000]
-    started = time.perf_counter()
-    make_encoder(config).encode(probe)
-    result["encode_per_s"] = round(len(probe) / (time.perf_counter() - started))
-    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    result.update(closing_figures(config, probe))
     print(json.dumps(result, indent=2))
 
 

@@ -19,14 +19,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import resource
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from encoder_options import add_encoder_options, encoder_config
+from encoder_options import add_encoder_options, closing_figures, encoder_config
 from sklearn.metrics import accuracy_score, f1_score
 
 from bot.content import OUT_OF_SCOPE, IntentSpec
@@ -164,10 +163,7 @@ def main() -> None:
             result[f"clinc150{variant}"] = scores
 
     probe = _csv(args.data / "banking77" / "test.csv", "category")[0][:1000]
-    started = time.perf_counter()
-    make_encoder(config).encode(probe)
-    result["encode_per_s"] = round(len(probe) / (time.perf_counter() - started))
-    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    result.update(closing_figures(config, probe))
     print(json.dumps(result, indent=2))
 
 
