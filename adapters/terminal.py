@@ -11,8 +11,8 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import TextIO
 
-from bot.clock import Clock
-from bot.messages import Action, Decision, Inbound, Outbound
+from bot.domain.clock import Clock
+from bot.domain.messages import Action, Decision, Inbound, Outbound
 
 CHANNEL = "terminal"
 _DIM, _BOLD, _RESET = "\x1b[2m", "\x1b[1m", "\x1b[0m"

@@ -8,8 +8,8 @@ import resource
 import time
 from collections.abc import Sequence
 
-from bot.config import EncoderConfig
-from bot.embeddings import make_encoder
+from bot.content.config import EncoderConfig
+from bot.understanding.encoders import make_encoder
 
 
 def add_encoder_options(parser: argparse.ArgumentParser) -> None:

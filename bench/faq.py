@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 from encoder_options import add_encoder_options, closing_figures, encoder_config
 
-from bot.content import FaqEntry
-from bot.embeddings import MemoEncoder, make_encoder
-from bot.faq import FaqIndex
-from bot.messages import Category
+from bot.content.entries import FaqEntry
+from bot.domain.messages import Category
+from bot.understanding.encoders import MemoEncoder, make_encoder
+from bot.understanding.faq import FaqIndex
 
 
 def _entries(corpus: list[str]) -> list[FaqEntry]:

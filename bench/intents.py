@@ -28,10 +28,10 @@ import numpy as np
 from encoder_options import add_encoder_options, closing_figures, encoder_config
 from sklearn.metrics import accuracy_score, f1_score
 
-from bot.content import OUT_OF_SCOPE, IntentSpec
-from bot.embeddings import MemoEncoder, make_encoder
-from bot.intents import IntentClassifier
-from bot.messages import Category, Priority
+from bot.content.entries import OUT_OF_SCOPE, IntentSpec
+from bot.domain.messages import Category, Priority
+from bot.understanding.encoders import MemoEncoder, make_encoder
+from bot.understanding.intents import IntentClassifier
 
 OOS = "oos"
 #: out-of-scope recall the CLINC150 threshold must reach on val

@@ -20,12 +20,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.app import build_pipeline, load_knowledge
-from bot.clock import FixedClock
-from bot.config import load_config
-from bot.embeddings import MemoEncoder, make_encoder
+from bot.assembly import build_pipeline, load_knowledge
+from bot.content.config import load_config
+from bot.domain.clock import FixedClock
+from bot.domain.messages import Inbound, Outbound
 from bot.evaluation import evaluate, read_cases
-from bot.messages import Inbound, Outbound
+from bot.understanding.encoders import MemoEncoder, make_encoder
 
 
 class _Discard:

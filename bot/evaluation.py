@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bot.clock import FixedClock
-from bot.config import Config
-from bot.embeddings import Encoder
-from bot.messages import Action, Inbound, Outbound
-from bot.problems import Problem, ProblemsError
+from bot.content.config import Config
+from bot.content.problems import Problem, ProblemsError
+from bot.domain.clock import FixedClock
+from bot.domain.messages import Action, Inbound, Outbound
+from bot.understanding.encoders import Encoder
 
 KEYS = ("faq", "intent", "handoff", "queue", "priority", "after_hours")
 
@@ -82,7 +82,7 @@ def read_cases(path: Path) -> list[Case]:
 
 def evaluate(config: Config, cases: list[Case], encoder: Encoder | None = None) -> dict[str, Any]:
     """Run every case through a fresh pipeline on a temporary store; per-user state carries over."""
-    from bot.app import build_pipeline
+    from bot.assembly import build_pipeline
 
     clock = FixedClock(cases[0].at if cases and cases[0].at else datetime.now(UTC))
     sender = _Collector()

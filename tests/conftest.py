@@ -14,13 +14,13 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from bot.app import build_pipeline
-from bot.clock import FixedClock
-from bot.config import Config, load_config
-from bot.embeddings import MemoEncoder, UseEncoder
-from bot.messages import Inbound, Outbound
-from bot.pipeline import Context, Pipeline
-from bot.store import Store, metadata, schema_version
+from bot.assembly import build_pipeline
+from bot.content.config import Config, load_config
+from bot.domain.clock import FixedClock
+from bot.domain.messages import Inbound, Outbound
+from bot.pipeline.runner import Context, Pipeline
+from bot.store.database import Store, metadata, schema_version
+from bot.understanding.encoders import MemoEncoder, UseEncoder
 
 FIXTURE = Path(__file__).parent / "fixtures" / "shop"
 SHANGHAI = ZoneInfo("Asia/Shanghai")

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Config
-from bot.embeddings import MemoEncoder
+from bot.content.config import Config
+from bot.content.problems import ProblemsError
 from bot.evaluation import evaluate, read_cases
-from bot.problems import ProblemsError
+from bot.understanding.encoders import MemoEncoder
 from tests.conftest import FIXTURE
 
 CASES = FIXTURE.parent / "cases.jsonl"

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.app import read_content
-from bot.config import load_config
-from bot.content import FaqEntry
-from bot.embeddings import UseEncoder
-from bot.faq import FaqIndex
-from bot.messages import Category
-from bot.textmatch import SoundAwareMatcher, char_vectorizer, sounds
+from bot.assembly import read_content
+from bot.content.config import load_config
+from bot.content.entries import FaqEntry
+from bot.domain.messages import Category
+from bot.understanding.encoders import UseEncoder
+from bot.understanding.faq import FaqIndex
+from bot.understanding.textmatch import SoundAwareMatcher, char_vectorizer, sounds
 
 
 def test_sounds_are_toneless_syllables_pairs_and_triples() -> None:

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.hours import format_moment, load_schedules, read_schedules
-from bot.problems import ProblemsError
+from bot.content.problems import ProblemsError
+from bot.hours.schedule import format_moment, load_schedules, read_schedules
 from tests.conftest import FIXTURE, at
 
 

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 from adapters.terminal import explain
-from bot.app import build_pipeline
-from bot.clock import FixedClock
-from bot.config import Config, load_config
-from bot.embeddings import MemoEncoder
-from bot.messages import Action, Inbound, Kind
-from bot.store import Store
+from bot.assembly import build_pipeline
+from bot.content.config import Config, load_config
+from bot.domain.clock import FixedClock
+from bot.domain.messages import Action, Inbound, Kind
+from bot.store.database import Store
+from bot.understanding.encoders import MemoEncoder
 from tests.conftest import Harness, Outbox, at, make_harness
 
 

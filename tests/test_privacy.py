@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.language import detect
-from bot.privacy import id_number_valid, luhn_valid, mask
+from bot.pipeline.privacy import id_number_valid, luhn_valid, mask
+from bot.understanding.language import detect
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import check, load_knowledge
-from bot.cli import main
-from bot.config import load_config
-from bot.embeddings import MemoEncoder
-from bot.problems import ProblemsError
+from bot.assembly import check, load_knowledge
+from bot.cli.main import main
+from bot.content.config import load_config
+from bot.content.problems import ProblemsError
+from bot.understanding.encoders import MemoEncoder
 
 BROKEN_FAQ = """\
 - id: shipping-time

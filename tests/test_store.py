@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.store import Store, TicketDraft
+from bot.store.database import Store, TicketDraft
 from tests.conftest import at
 
 NOW = at("2026-11-24 10:00")
@@ -106,7 +106,7 @@ def test_a_handoff_is_never_undone_by_a_concurrent_answer(store: Store) -> None:
 def test_a_fresh_database_is_created_at_the_latest_version(store: Store) -> None:
     import sqlalchemy as sa
 
-    from bot.store import MIGRATIONS, schema_version
+    from bot.store.database import MIGRATIONS, schema_version
 
     with store.engine.connect() as conn:
         assert conn.execute(sa.select(schema_version.c.version)).scalars().all() == [

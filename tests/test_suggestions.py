@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.suggestions import parse_pick
+from bot.understanding.suggestions import parse_pick
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bot import timers
-from bot.embeddings import MemoEncoder
-from bot.messages import Action
+from bot.domain.messages import Action
+from bot.jobs import timers
+from bot.understanding.encoders import MemoEncoder
 from tests.conftest import Harness, at
 
 

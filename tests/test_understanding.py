@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.app import read_content
-from bot.config import Config
-from bot.content import OUT_OF_SCOPE, FaqEntry
-from bot.embeddings import EmbeddingCache, Encoder, MemoEncoder, UseEncoder
-from bot.faq import FaqIndex, _lowest_with_precision
-from bot.intents import IntentClassifier, fit_temperature, held_out_split, softmax
-from bot.messages import Category
+from bot.assembly import read_content
+from bot.content.config import Config
+from bot.content.entries import OUT_OF_SCOPE, FaqEntry
+from bot.domain.messages import Category
+from bot.understanding.encoders import EmbeddingCache, Encoder, MemoEncoder, UseEncoder
+from bot.understanding.faq import FaqIndex, _lowest_with_precision
+from bot.understanding.intents import IntentClassifier, fit_temperature, held_out_split, softmax
 
 
 class CountingEncoder:
@@ -89,7 +89,7 @@ def test_lowest_threshold_reaching_the_precision() -> None:
 
 def test_calibration_on_the_shipped_faq(use: UseEncoder) -> None:
     """Thresholds come from the content: the shipped FAQ's variants and small-talk examples."""
-    from bot.config import load_config
+    from bot.content.config import load_config
 
     config = load_config(Path(__file__).parent.parent / "config.toml")
     content, problems = read_content(config)
@@ -170,9 +170,9 @@ def test_held_out_split_keeps_every_intent_learnable() -> None:
 def test_svm_path_with_temperature(use: UseEncoder, monkeypatch: pytest.MonkeyPatch) -> None:
     """Large training sets take the SVM with a fitted temperature; its probabilities rank like
     the margins and are less sure of a message unlike any example."""
-    from bot import intents as intents_module
-    from bot.content import IntentSpec
-    from bot.messages import Priority
+    from bot.content.entries import IntentSpec
+    from bot.domain.messages import Priority
+    from bot.understanding import intents as intents_module
 
     monkeypatch.setattr(intents_module, "SMALL", 10)
     specs = [

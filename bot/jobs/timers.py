@@ -14,13 +14,13 @@ from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from bot.config import pick
-from bot.embeddings import Encoder
-from bot.hours import read_schedules
-from bot.messages import Outbound, Priority
-from bot.pipeline import Pipeline
-from bot.problems import ProblemsError
-from bot.store import Ticket
+from bot.content.config import pick
+from bot.content.problems import ProblemsError
+from bot.domain.messages import Outbound, Priority
+from bot.hours.schedule import read_schedules
+from bot.pipeline.runner import Pipeline
+from bot.store.database import Ticket
+from bot.understanding.encoders import Encoder
 
 log = logging.getLogger("bot.timers")
 
@@ -119,7 +119,9 @@ class KnowledgeReloader:
 
     def __call__(self) -> bool:
         """Reload if a file changed; True when new knowledge was swapped in."""
-        from bot.app import load_knowledge  # app builds pipelines; importing it here avoids a cycle
+        from bot.assembly import (
+            load_knowledge,  # app builds pipelines; importing it here avoids a cycle
+        )
 
         stamp = self._stamp()
         if stamp == self._seen:

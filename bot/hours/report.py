@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from bot.config import Config
-from bot.hours import Schedule
+from bot.content.config import Config
+from bot.hours.schedule import Schedule
 
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 

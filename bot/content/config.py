@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from bot.problems import Problem, ProblemsError, line_of_key
+from bot.content.problems import Problem, ProblemsError, line_of_key
 
 LANGUAGES = ("zh", "en")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from bot.content import FaqEntry
-from bot.language import detect
+from bot.content.entries import FaqEntry
+from bot.understanding.language import detect
 
 _ZH_NUMBERS = {
     "一": 1,

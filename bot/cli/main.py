@@ -14,9 +14,9 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from bot.clock import Clock, ShiftedClock, SystemClock
-from bot.config import Config, find_config, load_config
-from bot.problems import ProblemsError
+from bot.content.config import Config, find_config, load_config
+from bot.content.problems import ProblemsError
+from bot.domain.clock import Clock, ShiftedClock, SystemClock
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _check(config_path: Path) -> int:
-    from bot.app import check
+    from bot.assembly import check
 
     problems = check(config_path)
     for problem in problems:
@@ -96,8 +96,8 @@ def _check(config_path: Path) -> int:
 
 def _chat(config: Config, at: str | None, user: str | None, why: bool) -> int:
     from adapters.terminal import TerminalSender, chat
-    from bot import timers
-    from bot.app import build_pipeline, content_encoder
+    from bot.assembly import build_pipeline, content_encoder
+    from bot.jobs import timers
 
     color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     sender = TerminalSender(sys.stdout, color)
@@ -128,8 +128,8 @@ def _chat(config: Config, at: str | None, user: str | None, why: bool) -> int:
 
 
 def _hours(config: Config, at: str | None, days: int) -> int:
-    from bot.app import read_content
-    from bot.hours_report import report
+    from bot.assembly import read_content
+    from bot.hours.report import report
 
     content, problems = read_content(config)
     if problems:

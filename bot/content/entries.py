@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.config import LANGUAGES
-from bot.messages import Category, Priority
-from bot.problems import Problem, shown
-from bot.yamlsource import LINE_KEY, load_yaml
+from bot.content.config import LANGUAGES
+from bot.content.problems import Problem, shown
+from bot.content.yamlsource import LINE_KEY, load_yaml
+from bot.domain.messages import Category, Priority
 
 ACTIONS = ("answer", "reply", "handoff")
 OUT_OF_SCOPE = "out_of_scope"

@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.calendars import HolidayCalendar, UnknownCalendar
-from bot.problems import Problem, ProblemsError, line_of_key
+from bot.content.problems import Problem, ProblemsError, line_of_key
+from bot.hours.calendars import HolidayCalendar, UnknownCalendar
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _ZH_DAYS = "一二三四五六日"

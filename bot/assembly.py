@@ -8,16 +8,23 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.clock import Clock
-from bot.config import Config, load_config
-from bot.content import OUT_OF_SCOPE, FaqEntry, IntentSpec, check_forbidden, read_faq, read_intents
-from bot.embeddings import Encoder, MemoEncoder, make_encoder, model_path
-from bot.faq import FaqIndex
-from bot.hours import Schedule, read_schedules
-from bot.intents import IntentClassifier
-from bot.pipeline import Knowledge, Pipeline, Sender
-from bot.problems import Problem, ProblemsError, line_of_key
-from bot.store import Store
+from bot.content.config import Config, load_config
+from bot.content.entries import (
+    OUT_OF_SCOPE,
+    FaqEntry,
+    IntentSpec,
+    check_forbidden,
+    read_faq,
+    read_intents,
+)
+from bot.content.problems import Problem, ProblemsError, line_of_key
+from bot.domain.clock import Clock
+from bot.hours.schedule import Schedule, read_schedules
+from bot.pipeline.runner import Knowledge, Pipeline, Sender
+from bot.store.database import Store
+from bot.understanding.encoders import Encoder, MemoEncoder, make_encoder, model_path
+from bot.understanding.faq import FaqIndex
+from bot.understanding.intents import IntentClassifier
 
 log = logging.getLogger("bot.app")
 

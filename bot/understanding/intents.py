@@ -30,9 +30,9 @@ from scipy.sparse import csr_matrix, hstack
 from sklearn.linear_model import LogisticRegression
 from sklearn.svm import LinearSVC
 
-from bot.content import OUT_OF_SCOPE, FaqEntry, IntentSpec
-from bot.embeddings import Encoder
-from bot.textmatch import TfidfVectorizer, char_vectorizer, word_vectorizer
+from bot.content.entries import OUT_OF_SCOPE, FaqEntry, IntentSpec
+from bot.understanding.encoders import Encoder
+from bot.understanding.textmatch import TfidfVectorizer, char_vectorizer, word_vectorizer
 
 log = logging.getLogger("bot.intents")
 

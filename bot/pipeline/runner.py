@@ -13,15 +13,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from bot import steps
-from bot.clock import Clock
-from bot.config import Config, pick
-from bot.content import FaqEntry, IntentSpec
-from bot.faq import FaqIndex, FaqMatch
-from bot.hours import Schedule
-from bot.intents import IntentClassifier, IntentGuess
-from bot.messages import Action, Decision, Inbound, Outbound
-from bot.store import Conversation, Store, TicketDraft
+from bot.content.config import Config, pick
+from bot.content.entries import FaqEntry, IntentSpec
+from bot.domain.clock import Clock
+from bot.domain.messages import Action, Decision, Inbound, Outbound
+from bot.hours.schedule import Schedule
+from bot.pipeline import steps
+from bot.store.database import Conversation, Store, TicketDraft
+from bot.understanding.faq import FaqIndex, FaqMatch
+from bot.understanding.intents import IntentClassifier, IntentGuess
 
 log = logging.getLogger("bot.pipeline")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.config import Config
-from bot.hours import Schedule
-from bot.messages import Category, Priority
-from bot.store import TicketDraft
+from bot.content.config import Config
+from bot.domain.messages import Category, Priority
+from bot.hours.schedule import Schedule
+from bot.store.database import TicketDraft
 
 
 def ticket_for(

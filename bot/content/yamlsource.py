@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from bot.problems import Problem
+from bot.content.problems import Problem
 
 LINE_KEY = "__line__"
 

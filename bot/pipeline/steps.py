@@ -7,19 +7,19 @@ import re
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from bot.config import pick
-from bot.content import OUT_OF_SCOPE, IntentSpec, forbidden_in
-from bot.handoff import ticket_for
-from bot.hours import format_moment
-from bot.language import detect
-from bot.messages import Action, Category, Decision, Kind, Outbound, Priority
-from bot.privacy import mask
-from bot.store import TicketDraft
-from bot.suggestions import format_suggestions, parse_pick
+from bot.content.config import pick
+from bot.content.entries import OUT_OF_SCOPE, IntentSpec, forbidden_in
+from bot.domain.messages import Action, Category, Decision, Kind, Outbound, Priority
+from bot.hours.schedule import format_moment
+from bot.pipeline.handoff import ticket_for
+from bot.pipeline.privacy import mask
+from bot.store.database import TicketDraft
+from bot.understanding.language import detect
+from bot.understanding.suggestions import format_suggestions, parse_pick
 
 if TYPE_CHECKING:
-    from bot.hours import Schedule
-    from bot.pipeline import Context, Pipeline
+    from bot.hours.schedule import Schedule
+    from bot.pipeline.runner import Context, Pipeline
 
 log = logging.getLogger("bot.pipeline")
 

@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from bot.config import EncoderConfig
+from bot.content.config import EncoderConfig
 
 log = logging.getLogger("bot.embeddings")
 

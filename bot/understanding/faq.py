@@ -10,9 +10,9 @@ import faiss
 import numpy as np
 from scipy.sparse import csr_matrix
 
-from bot.content import FaqEntry
-from bot.embeddings import Encoder
-from bot.textmatch import SoundAwareMatcher
+from bot.content.entries import FaqEntry
+from bot.understanding.encoders import Encoder
+from bot.understanding.textmatch import SoundAwareMatcher
 
 #: variants per chunk when scoring many queries at once (bounds memory to chunk × variants)
 CHUNK = 256
