@@ -36,11 +36,22 @@ class Inbound:
 
 @dataclass(frozen=True)
 class Outbound:
+    """One reply or notice on its way to a customer.
+
+    `choices` are the options a richer channel can show as buttons (suggestions, CSAT scores);
+    the text always lists them too, for channels that cannot. `reply_to` is the id of the stored
+    inbound message this answers (None for a notice the bot starts itself), `external_reply_to`
+    the channel's own id of it, for channels that quote or thread replies.
+    """
+
     channel: str
     chat_id: str
     text: str
     conversation_id: int
     outbox_id: int | None = None
+    choices: tuple[str, ...] = ()
+    reply_to: int | None = None
+    external_reply_to: str | None = None
 
 
 class Action(StrEnum):

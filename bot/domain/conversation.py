@@ -1,0 +1,34 @@
+"""A conversation: one customer on one channel, from the first message until it goes idle or a
+human closes it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class ConversationState(StrEnum):
+    BOT = "bot"  # the bot answers
+    HANDOFF = "handoff"  # a ticket is open: a human owns the conversation, the bot is silent
+    CLOSED = "closed"  # idle or closed; the customer's next message opens a new one
+
+
+@dataclass
+class Conversation:
+    id: int
+    channel: str
+    user_id: str
+    chat_id: str
+    state: ConversationState
+    opened_at: datetime
+    last_at: datetime
+    language: str
+    messages_in: int
+    fallback_streak: int
+    notice_window: str | None
+    suggestions: list[str] = field(default_factory=list)
+    #: set when the channel refused for good to deliver to this customer (blocked the bot, reply
+    #: window or quota spent); the console shows it, the dispatcher stops trying
+    unreachable_reason: str | None = None
+    is_new: bool = False

@@ -1,0 +1,55 @@
+"""Delivering replies: what a channel's sender promises, and the two ways it can fail besides
+"try again later"."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from bot.domain.messages import Outbound
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"  # written with the decision; the dispatcher or an awaiting channel sends it
+    SENT = "sent"
+    FAILED = "failed"  # the channel refused for good (see PermanentFailure)
+    EXPIRED = "expired"  # the channel's reply window passed before it could be sent
+
+
+class DeliveredVia(StrEnum):
+    API = "api"  # sent by the dispatcher through the channel's API
+    INLINE = "inline"  # returned in the webhook's own response (WeChat's passive reply)
+
+
+class PermanentFailure(Exception):
+    """The channel will never take this message: the customer blocked the bot, the reply window
+    or the message quota is spent. The dispatcher stops, marks the conversation unreachable and
+    the console shows why."""
+
+
+class RetryAfter(Exception):
+    """The channel asks to wait (Telegram's 429 `retry_after`); the dispatcher honours it."""
+
+    def __init__(self, seconds: float, reason: str = "") -> None:
+        super().__init__(reason or f"retry after {seconds:g} s")
+        self.seconds = seconds
+
+
+class Sender(Protocol):
+    """Sends one reply on its channel. Returns normally when the platform accepted it; raises
+    PermanentFailure, RetryAfter, or anything else for a passing failure (retried with backoff)."""
+
+    async def send(self, message: Outbound) -> None: ...
+
+
+@dataclass(frozen=True)
+class PendingOutbound:
+    id: int
+    conversation_id: int
+    channel: str
+    chat_id: str
+    text: str
+    attempts: int = 0
+    choices: tuple[str, ...] = ()
+    reply_to: int | None = None

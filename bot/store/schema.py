@@ -1,0 +1,197 @@
+"""The tables, as SQLAlchemy Core metadata. A change here needs an Alembic revision in
+bot/store/migrations/versions/ (tests compare the two and fail when they disagree).
+
+Types fit both engines: `bigint` keys, `timestamptz` and `jsonb` on PostgreSQL; INTEGER keys
+(SQLite's rowid), UTC datetimes and JSON text on SQLite. States are constrained by CHECKs, and
+the invariants that concurrency could break are unique keys the database enforces: one open
+conversation per customer, one open ticket per conversation, one decision per message, one row
+per delivery.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+from bot.domain.conversation import ConversationState
+from bot.domain.delivery import DeliveredVia, OutboxStatus
+from bot.domain.messages import Action, Category, Priority
+from bot.domain.ticket import TicketStatus
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out: `timestamptz` on PostgreSQL, naive UTC on
+    SQLite (which has no time zones)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Key = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+def _one_of(column: str, kind: type[StrEnum], name: str) -> sa.CheckConstraint:
+    values = ", ".join(f"'{member.value}'" for member in kind)
+    return sa.CheckConstraint(f"{column} IN ({values})", name=name)
+
+
+_OPEN_TICKET = "status IN ('waiting', 'queued', 'claimed')"
+assert {s.value for s in TicketStatus.open()} == {"waiting", "queued", "claimed"}
+
+conversations = sa.Table(
+    "conversations",
+    metadata,
+    sa.Column("id", Key, primary_key=True),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("user_id", sa.String(128), nullable=False),
+    sa.Column("chat_id", sa.String(128), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("opened_at", UtcDateTime, nullable=False),
+    sa.Column("last_at", UtcDateTime, nullable=False),
+    sa.Column("language", sa.String(8), nullable=False, server_default="zh"),
+    sa.Column("messages_in", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("fallback_streak", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("notice_window", sa.String(40)),
+    sa.Column("suggestions", Json),
+    sa.Column("unreachable_reason", sa.Text),
+    _one_of("state", ConversationState, "state"),
+    sa.Index("ix_conversations_user", "channel", "user_id", "state"),
+    # one open conversation per customer, whatever several workers do at once
+    sa.Index(
+        "uq_conversations_open",
+        "channel",
+        "user_id",
+        unique=True,
+        sqlite_where=sa.text("state != 'closed'"),
+        postgresql_where=sa.text("state != 'closed'"),
+    ),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("id", Key, primary_key=True),
+    sa.Column("conversation_id", Key, sa.ForeignKey("conversations.id")),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("external_id", sa.String(128)),
+    sa.Column("user_id", sa.String(128), nullable=False),
+    sa.Column("direction", sa.String(3), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),  # masked
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("handled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.CheckConstraint("direction IN ('in', 'out')", name="direction"),
+    sa.UniqueConstraint("channel", "external_id", name="uq_messages_delivery"),
+    sa.Index("ix_messages_conversation", "conversation_id", "id"),
+    sa.Index("ix_messages_user_at", "channel", "user_id", "at"),
+)
+
+decisions = sa.Table(
+    "decisions",
+    metadata,
+    sa.Column("id", Key, primary_key=True),
+    sa.Column("message_id", Key, sa.ForeignKey("messages.id"), nullable=False),
+    sa.Column("conversation_id", Key, sa.ForeignKey("conversations.id"), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("intent", sa.String(64)),
+    sa.Column("faq_id", sa.String(128)),
+    sa.Column("is_open", sa.Boolean, nullable=False),
+    sa.Column("record", Json, nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    _one_of("action", Action, "action"),
+    sa.UniqueConstraint("message_id", name="uq_decisions_message"),  # one decision per message
+    sa.Index("ix_decisions_conversation", "conversation_id", "id"),
+)
+
+tickets = sa.Table(
+    "tickets",
+    metadata,
+    sa.Column("id", Key, primary_key=True),
+    sa.Column("conversation_id", Key, sa.ForeignKey("conversations.id"), nullable=False),
+    sa.Column("queue", sa.String(64), nullable=False),
+    sa.Column("priority", sa.String(8), nullable=False),
+    sa.Column("priority_rank", sa.Integer, nullable=False),  # 0 = urgent, for ordering
+    sa.Column("category", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("available_at", UtcDateTime, nullable=False),  # when the queue's humans are at work
+    sa.Column("first_response_due", UtcDateTime, nullable=False),
+    sa.Column("transfer_due", UtcDateTime, nullable=False),
+    sa.Column("reasons", Json, nullable=False),
+    _one_of("status", TicketStatus, "status"),
+    _one_of("priority", Priority, "priority"),
+    _one_of("category", Category, "category"),
+    sa.Index("ix_tickets_queue", "queue", "status", "priority_rank", "created_at"),
+    sa.Index("ix_tickets_conversation", "conversation_id"),
+    # one open ticket per conversation
+    sa.Index(
+        "uq_tickets_open",
+        "conversation_id",
+        unique=True,
+        sqlite_where=sa.text(_OPEN_TICKET),
+        postgresql_where=sa.text(_OPEN_TICKET),
+    ),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", Key, primary_key=True),
+    sa.Column("conversation_id", Key, sa.ForeignKey("conversations.id"), nullable=False),
+    sa.Column("reply_to", Key, sa.ForeignKey("messages.id")),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("chat_id", sa.String(128), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("choices", Json),
+    sa.Column("status", sa.String(8), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("next_attempt_at", UtcDateTime, nullable=False),
+    # a worker sending this row (or a channel about to return it inline) holds it until then
+    sa.Column("lease_until", UtcDateTime),
+    sa.Column("leased_by", sa.String(64)),
+    sa.Column("sent_at", UtcDateTime),
+    sa.Column("via", sa.String(8)),
+    sa.Column("last_error", sa.Text),
+    _one_of("status", OutboxStatus, "status"),
+    _one_of("via", DeliveredVia, "via"),
+    sa.Index("ix_outbox_pending", "status", "next_attempt_at", "id"),
+    sa.Index("ix_outbox_conversation", "conversation_id", "id"),
+)
+
+#: cluster-wide leases by name (the scheduler's leader on SQLite; who leads, for /readyz)
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(128), nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+)
