@@ -1,4 +1,5 @@
-"""Putting the bot together from config.toml and the content folders."""
+"""Putting the bot together from config.toml and the content folders: the one assembly that
+`bot run`, `bot chat`, `bot eval` and the tests all use."""
 
 from __future__ import annotations
 
@@ -20,13 +21,14 @@ from bot.content.entries import (
 from bot.content.problems import Problem, ProblemsError, line_of_key
 from bot.domain.clock import Clock
 from bot.hours.schedule import Schedule, read_schedules
-from bot.pipeline.runner import Knowledge, Pipeline, Sender
+from bot.pipeline.knowledge import Knowledge
+from bot.pipeline.runner import Pipeline, SyncSender
 from bot.store.database import Store
 from bot.understanding.encoders import Encoder, MemoEncoder, make_encoder, model_path
 from bot.understanding.faq import FaqIndex
 from bot.understanding.intents import IntentClassifier
 
-log = logging.getLogger("bot.app")
+log = logging.getLogger("bot.assembly")
 
 
 @dataclass(frozen=True)
@@ -160,7 +162,7 @@ def content_encoder(config: Config) -> MemoEncoder:
 def build_pipeline(
     config: Config,
     clock: Clock,
-    sender: Sender,
+    sender: SyncSender | None = None,
     *,
     store_url: str | None = None,
     encoder: Encoder | None = None,

@@ -19,7 +19,7 @@ from bot.content.config import Config, load_config
 from bot.domain.clock import FixedClock
 from bot.domain.messages import Inbound, Outbound
 from bot.pipeline.runner import Context, Pipeline
-from bot.store.database import Store, metadata, schema_version
+from bot.store.database import Store
 from bot.understanding.encoders import MemoEncoder, UseEncoder
 
 FIXTURE = Path(__file__).parent / "fixtures" / "shop"
@@ -141,10 +141,45 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
             pytest.skip(f"no PostgreSQL at {POSTGRES_URL} ({problem}); set BOT_TEST_POSTGRES_URL")
         store = Store(POSTGRES_URL)
         with store.engine.begin() as conn:
-            metadata.drop_all(
-                conn, tables=[t for t in metadata.sorted_tables if t is not schema_version]
-            )
-            schema_version.drop(conn, checkfirst=True)
+            conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     store.migrate()
     yield store
     store.engine.dispose()
+
+
+@dataclass
+class AsyncOutbox:
+    """An async channel sender for the dispatcher: records sends; `failures` are raised, one per
+    send, before it starts succeeding."""
+
+    sent: list[Outbound] = field(default_factory=list)
+    failures: list[Exception] = field(default_factory=list)
+
+    async def send(self, message: Outbound) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.sent.append(message)
+
+
+def dispatch_once(pipeline: Pipeline, sender: object, channels: tuple[str, ...] = ()) -> int:
+    """One dispatcher round on this pipeline's store, for these channels (default: all seen)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bot.jobs.dispatch import Dispatcher
+
+    names = channels or ("wechat", "telegram", "terminal", "webhook", "eval")
+
+    async def once() -> int:
+        with ThreadPoolExecutor(2) as pool:
+            dispatcher = Dispatcher(
+                pipeline.store,
+                {name: sender for name in names},  # type: ignore[misc]
+                pipeline.clock,
+                "test-worker",
+                pool,
+                pipeline.config.handoff.reply_windows,
+            )
+            return await dispatcher.run_once()
+
+    return asyncio.run(once())

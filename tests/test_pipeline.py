@@ -13,7 +13,7 @@ from bot.domain.clock import FixedClock
 from bot.domain.messages import Action, Inbound, Kind
 from bot.store.database import Store
 from bot.understanding.encoders import MemoEncoder
-from tests.conftest import Harness, Outbox, at, make_harness
+from tests.conftest import AsyncOutbox, Harness, Outbox, at, dispatch_once, make_harness
 
 
 def test_faq_question_is_answered_in_the_customers_language(harness: Harness) -> None:
@@ -182,9 +182,9 @@ def test_reply_left_in_the_outbox_by_a_failed_send_is_resent(harness: Harness) -
     ctx = harness.say("运费多少")
     assert harness.replies == [] and ctx.decision is not None
     assert len(harness.pipeline.store.pending_outbound()) == 1
-    harness.outbox.fail = False
-    assert harness.pipeline.resend_pending() == 1
-    assert harness.replies == ["订单满 99 元包邮，不满收取 8 元运费。"]
+    channel = AsyncOutbox()
+    assert dispatch_once(harness.pipeline, channel) == 1
+    assert [m.text for m in channel.sent] == ["订单满 99 元包邮，不满收取 8 元运费。"]
     assert harness.pipeline.store.pending_outbound() == []
 
 

@@ -4,41 +4,46 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.store.database import Store, TicketDraft
+from bot.domain.conversation import ConversationState
+from bot.domain.ticket import TicketDraft
+from bot.store import conversations, decisions, inbox, outbox, tickets
+from bot.store.database import Store
 from tests.conftest import at
 
 NOW = at("2026-11-24 10:00")
+IDLE = timedelta(minutes=30)
 
 
 def test_migrate_is_idempotent(store: Store) -> None:
-    assert store.migrate() == store.migrate() == 1
+    assert store.migrate() == store.migrate()
 
 
 def test_a_delivery_is_accepted_once(store: Store) -> None:
-    first = store.accept("wechat", "msg-1", "u1", "text", "hello", NOW)
-    assert first is not None
-    assert store.accept("wechat", "msg-1", "u1", "text", "hello", NOW) is None
-    assert (
-        store.accept("telegram", "msg-1", "u1", "text", "hello", NOW) is not None
-    )  # other channel
+    with store.transaction() as tx:
+        assert inbox.accept(tx, "wechat", "msg-1", "u1", "text", "hello", NOW) is not None
+        assert inbox.accept(tx, "wechat", "msg-1", "u1", "text", "hello", NOW) is None
+        assert inbox.accept(tx, "telegram", "msg-1", "u1", "text", "hello", NOW) is not None
 
 
 def test_an_unhandled_delivery_is_retried_once_stale(store: Store) -> None:
     """A worker that died mid-message must not lose it: the redelivery is processed again."""
-    first = store.accept("wechat", "msg-2", "u1", "text", "hi", NOW)
-    assert store.accept("wechat", "msg-2", "u1", "text", "hi", NOW + timedelta(seconds=5)) is None
-    retried = store.accept("wechat", "msg-2", "u1", "text", "hi", NOW + timedelta(minutes=5))
+    with store.transaction() as tx:
+        first = inbox.accept(tx, "wechat", "msg-2", "u1", "text", "hi", NOW)
+        later = NOW + timedelta(seconds=5)
+        assert inbox.accept(tx, "wechat", "msg-2", "u1", "text", "hi", later) is None
+        retried = inbox.accept(tx, "wechat", "msg-2", "u1", "text", "hi", NOW + timedelta(minutes=5))
     assert retried == first
 
 
 def test_conversation_times_out_unless_a_human_owns_it(store: Store) -> None:
-    idle = timedelta(minutes=30)
-    conv = store.conversation_for("wechat", "u1", "u1", NOW, idle)
-    assert conv.is_new
-    same = store.conversation_for("wechat", "u1", "u1", NOW + timedelta(minutes=10), idle)
-    assert same.id == conv.id and not same.is_new
-    later = store.conversation_for("wechat", "u1", "u1", NOW + timedelta(hours=2), idle)
-    assert later.id != conv.id and later.is_new
+    with store.transaction() as tx:
+        conv = conversations.current(tx, "wechat", "u1", "u1", NOW, IDLE)
+        assert conv.is_new and conv.state == ConversationState.BOT
+        same = conversations.current(tx, "wechat", "u1", "u1", NOW + timedelta(minutes=10), IDLE)
+        assert same.id == conv.id and not same.is_new
+        later = conversations.current(tx, "wechat", "u1", "u1", NOW + timedelta(hours=2), IDLE)
+        assert later.id != conv.id and later.is_new
+        assert conversations.get(tx, conv.id).state == ConversationState.CLOSED
 
 
 def _draft(priority: str, rank: int) -> TicketDraft:
@@ -54,61 +59,53 @@ def _draft(priority: str, rank: int) -> TicketDraft:
     )
 
 
-def test_complete_writes_decision_ticket_and_outbox_together(store: Store) -> None:
-    message_id = store.accept("wechat", "m1", "u1", "text", "转人工", NOW)
-    assert message_id is not None
-    conv = store.conversation_for("wechat", "u1", "u1", NOW, timedelta(minutes=30))
-    store.attach(message_id, conv, NOW)
-    record = {"action": "handoff", "intent": "human_agent", "faq_id": None, "is_open": True}
-    ids = store.complete(message_id, conv, record, ["好的", "请稍候"], NOW, _draft("normal", 2))
-    assert len(ids) == 2 and record["ticket_id"]
-    assert [p.text for p in store.pending_outbound()] == ["好的", "请稍候"]
-    assert store.conversation(conv.id).state == "handoff"
-    assert store.transcript(conv.id) == [("in", "转人工"), ("out", "好的"), ("out", "请稍候")]
-    assert store.decisions_for(conv.id)[0]["ticket_id"] == record["ticket_id"]
-    store.mark_sent(ids[0], NOW)
-    assert [p.id for p in store.pending_outbound()] == [ids[1]]
-
-
 def test_tickets_come_urgent_first_then_oldest(store: Store) -> None:
     made = []
     for n, (priority, rank) in enumerate(
         [("normal", 2), ("urgent", 0), ("high", 1), ("urgent", 0)]
     ):
         when = NOW + timedelta(minutes=n)
-        message_id = store.accept("wechat", f"t{n}", f"u{n}", "text", "x", when)
-        assert message_id is not None
-        conv = store.conversation_for("wechat", f"u{n}", f"u{n}", when, timedelta(minutes=30))
-        record = {"action": "handoff", "intent": None, "faq_id": None, "is_open": True}
-        store.complete(message_id, conv, record, [], when, _draft(priority, rank))
-        made.append(record["ticket_id"])
+        with store.transaction() as tx:
+            conv = conversations.current(tx, "wechat", f"u{n}", f"u{n}", when, IDLE)
+            made.append(tickets.create(tx, conv.id, _draft(priority, rank), when))
     assert [t.id for t in store.tickets("general")] == [made[1], made[3], made[2], made[0]]
     ticket = store.tickets("general")[0]
     assert ticket.created_at == NOW + timedelta(minutes=1)  # stored in UTC, read back aware
     assert ticket.first_response_due == ticket.created_at + timedelta(seconds=120)
 
 
-def test_a_handoff_is_never_undone_by_a_concurrent_answer(store: Store) -> None:
-    """Two workers, two messages of one customer: one hands off, the other answers from the FAQ."""
-    idle = timedelta(minutes=30)
-    first = store.accept("wechat", "a", "u1", "text", "转人工", NOW)
-    second = store.accept("wechat", "b", "u1", "text", "运费多少", NOW)
-    assert first is not None and second is not None
-    handing_off = store.conversation_for("wechat", "u1", "u1", NOW, idle)
-    answering = store.conversation_for("wechat", "u1", "u1", NOW, idle)  # read before the handoff
-    record = {"action": "handoff", "intent": "human_agent", "faq_id": None, "is_open": True}
-    store.complete(first, handing_off, record, ["好的"], NOW, _draft("normal", 2))
-    answer = {"action": "answer", "intent": "faq", "faq_id": "shipping-fee", "is_open": True}
-    store.complete(second, answering, answer, ["满 99 包邮"], NOW)
-    assert store.conversation(handing_off.id).state == "handoff"
+def test_the_outbox_keeps_order_within_a_conversation(store: Store) -> None:
+    with store.transaction() as tx:
+        a = conversations.current(tx, "wechat", "a", "a", NOW, IDLE)
+        b = conversations.current(tx, "wechat", "b", "b", NOW, IDLE)
+        a1 = outbox.add(tx, a, None, "a1", NOW)
+        b1 = outbox.add(tx, b, None, "b1", NOW)
+        a2 = outbox.add(tx, a, None, "a2", NOW, choices=["x", "y"])
+    lease = timedelta(seconds=30)
+    with store.transaction() as tx:
+        claimed = outbox.claim(tx, NOW, "w1", lease, ["wechat"])
+    assert [r.id for r in claimed] == [a1, b1, a2] and claimed[2].choices == ("x", "y")
+    with store.transaction() as tx:  # all leased: nothing for a second worker
+        assert outbox.claim(tx, NOW, "w2", lease, ["wechat"]) == []
+        outbox.retry_later(tx, a1, NOW + timedelta(seconds=10), "down")
+        outbox.release(tx, [a2])
+        outbox.mark_sent(tx, [b1], NOW)
+    with store.transaction() as tx:  # a2 waits behind a1, which is not due yet
+        assert outbox.claim(tx, NOW, "w2", lease, ["wechat"]) == []
+    with store.transaction() as tx:
+        again = outbox.claim(tx, NOW + timedelta(seconds=11), "w2", lease, ["wechat"])
+    assert [r.id for r in again] == [a1, a2]
 
 
-def test_a_fresh_database_is_created_at_the_latest_version(store: Store) -> None:
+def test_one_decision_per_message(store: Store) -> None:
+    import pytest
     import sqlalchemy as sa
 
-    from bot.store.database import MIGRATIONS, schema_version
-
-    with store.engine.connect() as conn:
-        assert conn.execute(sa.select(schema_version.c.version)).scalars().all() == [
-            len(MIGRATIONS)
-        ]
+    with store.transaction() as tx:
+        message = inbox.accept(tx, "wechat", "d1", "u1", "text", "hi", NOW)
+        conv = conversations.current(tx, "wechat", "u1", "u1", NOW, IDLE)
+        assert message is not None
+        record = {"action": "reply", "intent": "greeting", "faq_id": None, "is_open": True}
+        decisions.record(tx, message, conv.id, record, NOW)
+    with pytest.raises(sa.exc.IntegrityError), store.transaction() as tx:
+        decisions.record(tx, message, conv.id, record, NOW)

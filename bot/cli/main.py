@@ -1,4 +1,4 @@
-"""The `bot` command: chat, check, eval.
+"""The `bot` command: run, chat, check, eval, hours.
 
 This is the composition root, the one place that wires channel adapters to the core.
 """
@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from bot.content.config import Config, find_config, load_config
 from bot.content.problems import ProblemsError
-from bot.domain.clock import Clock, ShiftedClock, SystemClock
+from bot.domain.clock import ShiftedClock, SystemClock
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
         "--user", help="customer id to chat as (default: a new customer each session)"
     )
     chat.add_argument("--no-why", action="store_true", help="hide the line explaining each reply")
+
+    run_parser = commands.add_parser(
+        "run", help="serve the channels, /healthz and /readyz (defaults from [service])"
+    )
+    run_parser.add_argument("--host", help="address to listen on (default: service.host)")
+    run_parser.add_argument("--port", type=int, help="port to listen on (default: service.port)")
 
     commands.add_parser("check", help="validate config.toml and the content folders")
 
@@ -69,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
             return _hours(config, args.at, args.days)
         if args.command == "chat":
             return _chat(config, args.at, args.user, why=not args.no_why)
+        if args.command == "run":
+            from bot.cli.run import serve
+
+            return serve(config, args.host, args.port)
         return _eval(config, args.cases, as_json=args.json)
     except ProblemsError as exc:
         print(f"bot: cannot start, {len(exc.problems)} problem(s):", file=sys.stderr)
@@ -96,24 +106,29 @@ def _check(config_path: Path) -> int:
 
 def _chat(config: Config, at: str | None, user: str | None, why: bool) -> int:
     from adapters.terminal import TerminalSender, chat
-    from bot.assembly import build_pipeline, content_encoder
-    from bot.jobs import timers
+    from bot.assembly import build_pipeline, content_encoder, load_knowledge
+    from bot.jobs import scheduler
+    from bot.jobs.leader import Leadership
 
     color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     sender = TerminalSender(sys.stdout, color)
-    clock: Clock = SystemClock()
     encoder = content_encoder(config)
-    pipeline = build_pipeline(config, clock, sender, encoder=encoder)
+    pipeline = build_pipeline(config, SystemClock(), sender, encoder=encoder)
     if at:
         zone = pipeline.knowledge.schedules[
             config.queues[config.handoff.default_queue].schedule
         ].zone
         pipeline.clock = ShiftedClock(_moment(at, zone))
-    pipeline.resend_pending()
     # A new customer each session unless told otherwise: the store outlives the session, and an
     # old conversation may be with a human by now.
     user = user or f"you-{pipeline.clock.now():%Y%m%d%H%M%S}-{os.getpid()}"
-    jobs = timers.start(pipeline, encoder)
+    leadership = Leadership(pipeline.store, pipeline.worker, pipeline.clock)
+    jobs = scheduler.start(
+        pipeline,
+        leadership,
+        lambda: load_knowledge(config, encoder),
+        lambda notices: None if pipeline.deliver_now(notices) else None,
+    )
     try:
         chat(
             lambda inbound: pipeline.handle(inbound).decision,
@@ -124,6 +139,7 @@ def _chat(config: Config, at: str | None, user: str | None, why: bool) -> int:
         )
     finally:
         jobs.shutdown(wait=False)
+        leadership.resign()
     return 0
 
 

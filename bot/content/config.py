@@ -132,6 +132,38 @@ class GuardConfig(_Section):
     urgent_exclusions: list[str] = []
 
 
+class ServiceConfig(_Section):
+    """`bot run`: where it listens and how much it does at once."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    #: threads for database calls (the event loop never waits on the database itself)
+    threads: int = Field(8, ge=1, le=64)
+    #: at most this many messages are read (encoded and scored) in one batch
+    batch_max: int = Field(64, ge=1, le=1024)
+    #: how long a message may wait for others to share its batch, in milliseconds (0: a lone
+    #: message starts at once; under load batches fill by themselves while the encoder is busy)
+    batch_wait_ms: float = Field(0, ge=0, le=50)
+    #: on SIGTERM, how long messages in flight may take to finish
+    drain_seconds: float = Field(10, ge=0, le=300)
+
+
+class WebhookChannelConfig(_Section):
+    """A plain JSON-over-HTTP channel (a web chat widget, an app, a test harness): messages are
+    POSTed to /channels/webhook/messages, replies POSTed to `deliver_url`."""
+
+    enabled: bool = False
+    #: the environment variable holding the shared secret (sent as `Authorization: Bearer …`)
+    secret_env: str = "BOT_WEBHOOK_SECRET"
+    deliver_url: str = ""
+    #: a request that asks to wait gets its replies inline if ready within this many seconds
+    wait_seconds: float = Field(4.0, ge=0, le=30)
+
+
+class ChannelsConfig(_Section):
+    webhook: WebhookChannelConfig = WebhookChannelConfig()
+
+
 class TextsConfig(_Section):
     fallback: LocalText
     suggest_intro: LocalText
@@ -162,6 +194,8 @@ class Config(_Section):
     handoff: HandoffConfig = HandoffConfig()
     conversation: ConversationConfig = ConversationConfig()
     guard: GuardConfig = GuardConfig()
+    service: ServiceConfig = ServiceConfig()
+    channels: ChannelsConfig = ChannelsConfig()
     texts: TextsConfig
 
     #: folder of the config file; relative paths in the config are relative to it

@@ -7,8 +7,8 @@ from typing import Any
 
 from bot.content.config import Config
 from bot.domain.messages import Category, Priority
+from bot.domain.ticket import TicketDraft
 from bot.hours.schedule import Schedule
-from bot.store.database import TicketDraft
 
 
 def ticket_for(

@@ -1,159 +1,212 @@
-"""The pipeline: one context per message, passed through the steps of the service standard.
+"""The pipeline: one context per message, through the steps of the service standard.
 
-    accept → conversation → guard → understand → hours → decide → compose → deliver
+    accept → understand → [customer's lock: conversation → guard → understood → hours → decide
+    → compose → record] → deliver
 
-Each step is a plain function in bot.steps; a step ends the run by setting `ctx.stop`.
+`accept` stores the delivery once (a retried delivery stops here). `understand` is CPU work and
+takes no lock, so the service can batch it across customers. Everything that reads and changes
+the customer's state runs in one transaction holding the customer's lock, and ends by writing
+the decision, the ticket and the replies together; sending is the dispatcher's job (or the
+channel's, when it waits to answer inline).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import os
+import socket
+import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.content.config import Config, pick
-from bot.content.entries import FaqEntry, IntentSpec
 from bot.domain.clock import Clock
+from bot.domain.delivery import DeliveredVia
 from bot.domain.messages import Action, Decision, Inbound, Outbound
-from bot.hours.schedule import Schedule
 from bot.pipeline import steps
-from bot.store.database import Conversation, Store, TicketDraft
-from bot.understanding.faq import FaqIndex, FaqMatch
-from bot.understanding.intents import IntentClassifier, IntentGuess
+from bot.pipeline.context import Context
+from bot.pipeline.knowledge import Knowledge, Understanding
+from bot.pipeline.privacy import mask
+from bot.store import conversations, inbox, outbox
+from bot.store.database import Store
+from bot.understanding.language import detect
 
 log = logging.getLogger("bot.pipeline")
 
 
-class Sender(Protocol):
-    """Delivers one reply on its channel; raising leaves the reply in the outbox for a resend."""
+class SyncSender(Protocol):
+    """Delivers one reply at once (the terminal, `bot eval`); raising leaves it in the outbox."""
 
     def send(self, message: Outbound) -> None: ...
 
 
-@dataclass(frozen=True)
-class Knowledge:
-    """Everything learnt from the content files, swapped as a whole when they change."""
-
-    faq: FaqIndex
-    classifier: IntentClassifier
-    intents: dict[str, IntentSpec]
-    schedules: dict[str, Schedule]
-
-    def faq_entry(self, entry_id: str) -> FaqEntry | None:
-        return self.faq.by_id.get(entry_id)
-
-
-@dataclass
-class Context:
-    inbound: Inbound
-    now: datetime
-    #: the content this message is handled with, start to end, even if a reload swaps it meanwhile
-    knowledge: Knowledge
-    masked: str = ""
-    message_id: int | None = None
-    conversation: Conversation | None = None
-    language: str = "zh"
-    guess: IntentGuess | None = None
-    matches: list[FaqMatch] = field(default_factory=list)
-    urgent_signal: str | None = None
-    handoff: IntentSpec | None = None  # the intent to hand off under, if any
-    route_queue: str = ""
-    schedule: Schedule | None = None
-    decision: Decision | None = None
-    ticket: TicketDraft | None = None
-    texts: list[str] = field(default_factory=list)
-    outbound: list[Outbound] = field(default_factory=list)
-    stop: bool = False
-    error: bool = False
-
-
-Step = Callable[["Pipeline", Context], None]
+def worker_name() -> str:
+    """Who this process is, in leases and logs: host, pid and a random part."""
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 class Pipeline:
     def __init__(
-        self, config: Config, store: Store, knowledge: Knowledge, clock: Clock, sender: Sender
+        self,
+        config: Config,
+        store: Store,
+        knowledge: Knowledge,
+        clock: Clock,
+        sender: SyncSender | None = None,
+        worker: str | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.knowledge = knowledge
         self.clock = clock
         self.sender = sender
-        self.steps: list[Step] = [
-            steps.accept,
-            steps.conversation,
-            steps.guard,
-            steps.understand,
-            steps.hours,
-            steps.decide,
-            steps.compose,
-            steps.deliver,
-        ]
+        self.worker = worker or worker_name()
 
-    def handle(self, inbound: Inbound) -> Context:
-        """Run one message through every step; never raises for a bad message."""
+    # --- the three phases -----------------------------------------------------------------
+
+    def accept(self, inbound: Inbound) -> Context:
+        """Store the delivery (masked); a retried delivery of a handled message stops here."""
         ctx = Context(inbound=inbound, now=self.clock.now(), knowledge=self.knowledge)
+        ctx.worker = self.worker
+        ctx.text = inbound.text
+        ctx.masked = mask(ctx.text)
+        with self.store.transaction() as tx:
+            ctx.message_id = inbox.accept(
+                tx,
+                inbound.channel,
+                inbound.external_id,
+                inbound.user_id,
+                inbound.kind.value,
+                ctx.masked,
+                ctx.now,
+            )
+        if ctx.message_id is None:
+            self._duplicate(ctx)
+        return ctx
+
+    def understand(self, texts: Sequence[str]) -> list[Understanding]:
+        """CPU work, no lock: several customers' texts are read in one batch."""
+        return self.knowledge.understand(texts, k=max(self.config.faq.suggestions, 3))
+
+    def decide(
+        self, ctx: Context, understanding: Understanding, inline_until: datetime | None = None
+    ) -> Context:
+        """Everything that reads and changes the customer's state, in one transaction holding
+        the customer's lock; `inline_until`: the channel waits for the replies until then."""
+        if ctx.stop:
+            return ctx
+        config, inbound = self.config, ctx.inbound
+        ctx.now = self.clock.now()
+        ctx.inline_until = inline_until
         try:
-            for step in self.steps:
-                step(self, ctx)
-                if ctx.stop:
-                    break
+            with self.store.customer_lock(inbound.channel, inbound.user_id) as tx:
+                assert ctx.message_id is not None
+                if inbox.is_handled(tx, ctx.message_id):  # another worker took the redelivery
+                    self._duplicate(ctx)
+                    return ctx
+                steps.conversation(ctx, tx, config)
+                if not ctx.stop:
+                    steps.guard(ctx, tx, config)
+                if not ctx.stop:
+                    steps.understood(ctx, understanding, config)
+                    steps.hours(ctx, config)
+                    steps.decide(ctx, tx, config)
+                    steps.compose(ctx, config)
+                steps.record(ctx, tx)
         except Exception:
             # One bad message must not take the worker down, nor leave the customer unanswered
             # (a channel may not redeliver): answer with the fallback and record why.
             log.exception(
                 "message %s/%s failed in the pipeline", inbound.channel, inbound.external_id
             )
-            ctx.error = True
             self._answer_after_error(ctx)
         return ctx
 
-    def _answer_after_error(self, ctx: Context) -> None:
-        if ctx.message_id is None or ctx.conversation is None or ctx.stop:
-            return
-        language = ctx.conversation.language
-        decision = Decision(Action.FALLBACK, language=language, reasons=["error in the pipeline"])
+    def handle(self, inbound: Inbound) -> Context:
+        """All of it for one message, at once (the terminal, `bot eval`, tests); replies go out
+        through `sender` when there is one. Never raises for a bad message."""
+        ctx = self.accept(inbound)
+        if ctx.stop:
+            return ctx
         try:
-            steps.finish(self, ctx, decision, [pick(self.config.texts.fallback, language)])
+            [understanding] = self.understand([ctx.text])
         except Exception:
-            log.exception("could not answer message %s after the error", ctx.message_id)
+            log.exception("message %s/%s could not be read", inbound.channel, inbound.external_id)
+            self._answer_after_error(ctx)
+        else:
+            self.decide(ctx, understanding)
+        if self.sender is not None:
+            self.deliver_now(ctx.outbound)
+        return ctx
 
-    def send(self, message: Outbound) -> bool:
-        """Send one outbox message; on failure it stays pending for `resend_pending`."""
-        assert message.outbox_id is not None, "only messages already in the outbox are sent"
-        try:
-            self.sender.send(message)
-        except Exception:
-            log.exception("sending outbox %s failed; it stays pending", message.outbox_id)
-            self.store.mark_failed_attempt(message.outbox_id)
-            return False
-        self.store.mark_sent(message.outbox_id, self.clock.now())
-        return True
+    def deliver_now(self, messages: Sequence[Outbound]) -> int:
+        """Send through the synchronous sender; a failed reply stays pending for the dispatcher."""
+        assert self.sender is not None
+        sent = 0
+        for message in messages:
+            assert message.outbox_id is not None
+            try:
+                self.sender.send(message)
+            except Exception as exc:
+                log.exception("sending outbox %s failed; it stays pending", message.outbox_id)
+                with self.store.transaction() as tx:
+                    outbox.retry_later(tx, message.outbox_id, self.clock.now(), repr(exc))
+                continue
+            with self.store.transaction() as tx:
+                sent += outbox.mark_sent(tx, [message.outbox_id], self.clock.now())
+        return sent
 
-    def may_write(self, conversation: Conversation, now: datetime) -> bool:
+    def confirm_inline(self, ctx: Context) -> int:
+        """The channel returned these replies in its own response: they count as sent."""
+        with self.store.transaction() as tx:
+            return outbox.mark_sent(
+                tx,
+                [m.outbox_id for m in ctx.outbound if m.outbox_id],
+                self.clock.now(),
+                DeliveredVia.INLINE,
+            )
+
+    def may_write(self, channel: str, last_at: datetime, now: datetime) -> bool:
         """Whether the channel still lets the bot write to this customer (WeChat: 48 h after the
         customer's last message)."""
-        window = self.config.handoff.reply_windows.get(conversation.channel)
-        return window is None or now - conversation.last_at <= timedelta(hours=window)
+        window = self.config.handoff.reply_windows.get(channel)
+        return window is None or now - last_at <= timedelta(hours=window)
 
-    def resend_pending(self, min_age: timedelta = timedelta(0), max_attempts: int = 5) -> int:
-        """Send replies a crash or a channel failure left in the outbox; replies the channel no
-        longer accepts expire. `min_age` leaves alone sends that may still be under way."""
-        now = self.clock.now()
-        sent = 0
-        for pending in self.store.pending_outbound(now - min_age, max_attempts):
-            if not self.may_write(self.store.conversation(pending.conversation_id), now):
-                self.store.mark_expired(pending.id)
-                continue
-            sent += self.send(
-                Outbound(
-                    pending.channel,
-                    pending.chat_id,
-                    pending.text,
-                    pending.conversation_id,
-                    pending.id,
+    # --- helpers -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _duplicate(ctx: Context) -> None:
+        inbound = ctx.inbound
+        log.info("duplicate delivery %s/%s dropped", inbound.channel, inbound.external_id)
+        ctx.decision = Decision(Action.DUPLICATE, reasons=["duplicate delivery"])
+        ctx.stop = True
+
+    def _answer_after_error(self, ctx: Context) -> None:
+        if ctx.message_id is None:
+            return
+        ctx.error = True
+        ctx.outbound, ctx.ticket, ctx.stop = [], None, False
+        inbound = ctx.inbound
+        try:
+            with self.store.customer_lock(inbound.channel, inbound.user_id) as tx:
+                if inbox.is_handled(tx, ctx.message_id):
+                    return
+                conv = conversations.current(
+                    tx,
+                    inbound.channel,
+                    inbound.user_id,
+                    inbound.chat_id,
+                    ctx.now,
+                    timedelta(minutes=self.config.conversation.idle_minutes),
                 )
-            )
-        return sent
+                conversations.attach(tx, ctx.message_id, conv, ctx.now)
+                ctx.conversation = conv
+                language = detect(ctx.text, default=conv.language)
+                decision = Decision(
+                    Action.FALLBACK, language=language, reasons=["error in the pipeline"]
+                )
+                steps.finish(ctx, decision, [pick(self.config.texts.fallback, language)])
+                steps.record(ctx, tx)
+        except Exception:
+            log.exception("could not answer message %s after the error", ctx.message_id)

@@ -1,147 +1,118 @@
-"""The pipeline's steps, in order. Read top to bottom, this is the service standard."""
+"""The pipeline's steps, in order. Read top to bottom, this is the service standard.
+
+Every step here runs inside one database transaction that holds the customer's lock (see
+`Pipeline.decide`); each receives the transaction and the settings it uses, nothing more.
+A step ends the run early by calling `finish`.
+"""
 
 from __future__ import annotations
 
 import logging
-import re
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
-from bot.content.config import pick
+from sqlalchemy.engine import Connection
+
+from bot.content.config import Config, TextsConfig, pick
 from bot.content.entries import OUT_OF_SCOPE, IntentSpec, forbidden_in
-from bot.domain.messages import Action, Category, Decision, Kind, Outbound, Priority
-from bot.hours.schedule import format_moment
+from bot.domain.conversation import ConversationState
+from bot.domain.messages import Action, Category, Decision, Kind, Priority
+from bot.domain.ticket import TicketDraft
+from bot.hours.schedule import Schedule, format_moment
+from bot.pipeline.context import Context, Reply
+from bot.pipeline.guard import urgent_signal
 from bot.pipeline.handoff import ticket_for
-from bot.pipeline.privacy import mask
-from bot.store.database import TicketDraft
+from bot.pipeline.knowledge import Understanding
+from bot.store import conversations, decisions, inbox, outbox, tickets
 from bot.understanding.language import detect
-from bot.understanding.suggestions import format_suggestions, parse_pick
-
-if TYPE_CHECKING:
-    from bot.hours.schedule import Schedule
-    from bot.pipeline.runner import Context, Pipeline
+from bot.understanding.suggestions import format_suggestions, parse_pick, question_in
 
 log = logging.getLogger("bot.pipeline")
 
 
-def accept(p: Pipeline, ctx: Context) -> None:
-    """Persist the message (masked); a retried delivery of an answered message stops here."""
-    inbound = ctx.inbound
-    ctx.masked = mask(inbound.text)
-    ctx.message_id = p.store.accept(
-        inbound.channel,
-        inbound.external_id,
-        inbound.user_id,
-        inbound.kind.value,
-        ctx.masked,
-        ctx.now,
-    )
-    if ctx.message_id is None:
-        log.info("duplicate delivery %s/%s dropped", inbound.channel, inbound.external_id)
-        ctx.decision = Decision(Action.DUPLICATE, reasons=["duplicate delivery"])
-        ctx.stop = True
-
-
-def conversation(p: Pipeline, ctx: Context) -> None:
-    """Find or open the conversation; when a human owns it, the bot stays quiet."""
+def conversation(ctx: Context, tx: Connection, config: Config) -> None:
+    """Find or open the conversation; when a human owns it, the bot stays quiet — unless it is
+    an emergency, which moves the ticket to the urgent line."""
     inbound = ctx.inbound
     assert ctx.message_id is not None
-    conv = p.store.conversation_for(
+    conv = conversations.current(
+        tx,
         inbound.channel,
         inbound.user_id,
         inbound.chat_id,
         ctx.now,
-        timedelta(minutes=p.config.conversation.idle_minutes),
+        timedelta(minutes=config.conversation.idle_minutes),
     )
-    p.store.attach(ctx.message_id, conv, ctx.now)
+    conversations.attach(tx, ctx.message_id, conv, ctx.now)
     ctx.conversation = conv
-    if conv.state == "handoff":
-        cfg = p.config.guard
-        signal = urgent_signal(inbound.text, cfg.urgent_keywords, cfg.urgent_exclusions)
-        urgent = ctx.knowledge.intents.get(cfg.urgent_intent)
-        if signal and urgent and urgent.queue:
-            # Waiting for a human must not hide an emergency: move the ticket to the urgent line.
-            moved = p.store.escalate(
-                conv.id, urgent.queue, urgent.priority.value, urgent.priority.rank, ctx.now
-            )
-            decision = Decision(
-                Action.HANDOFF,
-                intent=urgent.name,
-                queue=urgent.queue,
-                priority=urgent.priority,
-                category=urgent.category,
-                language=conv.language,
-                ticket_id=moved[0] if moved else None,
-                reasons=[f"urgent signal {signal!r} while waiting: ticket escalated"],
-            )
-            finish(p, ctx, decision, [pick(urgent.reply, conv.language)])
-            return
-        finish(p, ctx, Decision(Action.SILENT, reasons=["a human owns this conversation"]), [])
+    if conv.state != ConversationState.HANDOFF:
+        return
+    cfg = config.guard
+    signal = urgent_signal(ctx.text, cfg.urgent_keywords, cfg.urgent_exclusions)
+    urgent = ctx.knowledge.intents.get(cfg.urgent_intent)
+    if signal and urgent and urgent.queue:
+        moved = tickets.escalate(
+            tx, conv.id, urgent.queue, urgent.priority.value, urgent.priority.rank, ctx.now
+        )
+        decision = Decision(
+            Action.HANDOFF,
+            intent=urgent.name,
+            queue=urgent.queue,
+            priority=urgent.priority,
+            category=urgent.category,
+            language=conv.language,
+            ticket_id=moved[0] if moved else None,
+            reasons=[f"urgent signal {signal!r} while waiting: ticket escalated"],
+        )
+        finish(ctx, decision, [pick(urgent.reply, conv.language)])
+        return
+    finish(ctx, Decision(Action.SILENT, reasons=["a human owns this conversation"]), [])
 
 
-def guard(p: Pipeline, ctx: Context) -> None:
+def guard(ctx: Context, tx: Connection, config: Config) -> None:
     """Urgent words are spotted first; floods get one polite word, then silence — never an
     urgent message."""
-    inbound, cfg = ctx.inbound, p.config.guard
+    inbound, cfg = ctx.inbound, config.guard
     log.info("in %s/%s %s: %s", inbound.channel, inbound.external_id, inbound.user_id, ctx.masked)
-    ctx.urgent_signal = urgent_signal(inbound.text, cfg.urgent_keywords, cfg.urgent_exclusions)
+    ctx.urgent_signal = urgent_signal(ctx.text, cfg.urgent_keywords, cfg.urgent_exclusions)
     if ctx.urgent_signal:
         return
-    recent = p.store.inbound_count(
-        inbound.channel, inbound.user_id, ctx.now - timedelta(seconds=cfg.flood_seconds)
+    recent = inbox.inbound_count(
+        tx, inbound.channel, inbound.user_id, ctx.now - timedelta(seconds=cfg.flood_seconds)
     )
     if recent > cfg.flood_messages:
         assert ctx.conversation is not None
         language = ctx.conversation.language
         first = recent == cfg.flood_messages + 1
-        texts = [pick(p.config.texts.flood, language)] if first else []
+        texts = [pick(config.texts.flood, language)] if first else []
         reason = f"flood: {recent} messages in {cfg.flood_seconds}s"
-        finish(p, ctx, Decision(Action.SILENT, language=language, reasons=[reason]), texts)
+        finish(ctx, Decision(Action.SILENT, language=language, reasons=[reason]), texts)
 
 
-def urgent_signal(text: str, keywords: list[str], exclusions: list[str]) -> str | None:
-    """The first urgent keyword in `text`, ignoring phrases that merely contain one (报警器,
-    紧急联系人); English keywords match whole words only."""
-    lowered = text.lower()
-    for phrase in exclusions:
-        lowered = lowered.replace(phrase.lower(), " ")
-    for keyword in keywords:
-        word = keyword.lower()
-        if word.isascii():
-            if re.search(rf"\b{re.escape(word)}\b", lowered):
-                return keyword
-        elif word in lowered:
-            return keyword
-    return None
-
-
-def understand(p: Pipeline, ctx: Context) -> None:
-    """Language, intent and FAQ candidates, and the queue this would go to if handed off."""
+def understood(ctx: Context, understanding: Understanding, config: Config) -> None:
+    """What the message says (read before the lock, in a batch with other customers'), the
+    customer's language, and the queue this would go to if handed off."""
     assert ctx.conversation is not None
-    text = ctx.inbound.text if ctx.inbound.kind == Kind.TEXT else ""
+    text = ctx.text if ctx.inbound.kind == Kind.TEXT else ""
     ctx.language = detect(text, default=ctx.conversation.language)
     ctx.conversation.language = ctx.language
     if not text.strip():
         return
-    knowledge = ctx.knowledge
-    vector = knowledge.faq.embed([text])  # once, for both the intent and the FAQ search
-    ctx.guess = knowledge.classifier.predict_many([text], vector)[0]
-    ctx.matches = knowledge.faq.search(text, k=max(p.config.faq.suggestions, 3), vector=vector)
-    ctx.route_queue = p.config.handoff.default_queue
-    ctx.handoff = _handoff_intent(p, ctx)
+    ctx.guess, ctx.matches = understanding.guess, understanding.matches
+    ctx.route_queue = config.handoff.default_queue
+    ctx.handoff = _handoff_intent(ctx, config)
     if ctx.handoff is not None and ctx.handoff.queue:
         ctx.route_queue = ctx.handoff.queue
 
 
-def hours(p: Pipeline, ctx: Context) -> None:
+def hours(ctx: Context, config: Config) -> None:
     """Is the queue this message belongs to staffed right now?"""
-    queue = ctx.route_queue or p.config.handoff.default_queue
-    ctx.schedule = ctx.knowledge.schedules[p.config.queues[queue].schedule]
+    queue = ctx.route_queue or config.handoff.default_queue
+    ctx.schedule = ctx.knowledge.schedules[config.queues[queue].schedule]
 
 
-def decide(p: Pipeline, ctx: Context) -> None:
+def decide(ctx: Context, tx: Connection, config: Config) -> None:
     """Hand off, answer from the FAQ, reply from a template, suggest, or ask to rephrase."""
-    conv, cfg = ctx.conversation, p.config
+    conv, cfg = ctx.conversation, config
     assert conv is not None and ctx.schedule is not None
     guess = ctx.guess
     top = ctx.matches[0] if ctx.matches else None
@@ -165,7 +136,7 @@ def decide(p: Pipeline, ctx: Context) -> None:
         )
     suggestions = conv.suggestions
     conv.suggestions = []
-    picked = parse_pick(ctx.inbound.text, len(suggestions)) if suggestions else None
+    picked = parse_pick(ctx.text, len(suggestions)) if suggestions else None
     handoff = ctx.handoff
     ticket: TicketDraft | None = None
 
@@ -177,8 +148,8 @@ def decide(p: Pipeline, ctx: Context) -> None:
         if ctx.urgent_signal:
             reasons.append(f"urgent signal {ctx.urgent_signal!r}")
         ticket = _ticket(
-            p,
             ctx,
+            config,
             decision,
             handoff.queue or cfg.handoff.default_queue,
             handoff.priority,
@@ -187,19 +158,19 @@ def decide(p: Pipeline, ctx: Context) -> None:
     elif top and top.score >= thresholds.answer:
         decision.action, decision.faq_id = Action.ANSWER, top.entry.id
     elif guess and guess.intent and guess.intent.action == "reply":
-        if guess.intent.name in p.store.replied_intents(conv.id):
+        if guess.intent.name in decisions.replied_intents(tx, conv.id):
             # 不客气 once, not on every repeated thanks; the same for greetings and goodbyes.
             decision.action = Action.SILENT
             reasons.append(f"{guess.intent.name} already answered in this conversation")
         else:
             decision.action = Action.REPLY
-    elif top and top.score >= thresholds.suggest and not _confidently_out_of_scope(p, ctx):
+    elif top and top.score >= thresholds.suggest and not _confidently_out_of_scope(ctx, config):
         decision.action = Action.SUGGEST
         decision.suggestions = [
             m.entry.id for m in ctx.matches[: cfg.faq.suggestions] if m.score >= thresholds.suggest
         ]
         conv.suggestions = decision.suggestions
-    elif ctx.inbound.kind != Kind.TEXT or not ctx.inbound.text.strip():
+    elif ctx.inbound.kind != Kind.TEXT or not ctx.text.strip():
         decision.action = Action.NOT_TEXT
         reasons.append(f"{ctx.inbound.kind.value} message: asked for text")
     else:
@@ -209,7 +180,7 @@ def decide(p: Pipeline, ctx: Context) -> None:
             decision.action = Action.HANDOFF
             reasons.append("repeated failure: handing off")
             ticket = _ticket(
-                p, ctx, decision, cfg.handoff.default_queue, Priority.NORMAL, Category.CONSULT
+                ctx, config, decision, cfg.handoff.default_queue, Priority.NORMAL, Category.CONSULT
             )
     if decision.action in (Action.ANSWER, Action.REPLY, Action.HANDOFF):
         conv.fallback_streak = 0
@@ -217,108 +188,135 @@ def decide(p: Pipeline, ctx: Context) -> None:
     ctx.ticket = ticket
 
 
-def compose(p: Pipeline, ctx: Context) -> None:
+def compose(ctx: Context, config: Config) -> None:
     """The words: answer or template, the closed notice once per window, and the 忌语 check."""
-    decision, conv, texts_cfg = ctx.decision, ctx.conversation, p.config.texts
+    decision, conv, texts_cfg = ctx.decision, ctx.conversation, config.texts
     assert decision is not None and conv is not None and ctx.schedule is not None
     lang = decision.language
     knowledge = ctx.knowledge
-    texts: list[str] = []
+    replies: list[Reply] = []
     if decision.action == Action.ANSWER and decision.faq_id:
-        texts.append(pick(knowledge.faq.by_id[decision.faq_id].answer, lang))
+        replies.append(Reply(pick(knowledge.faq.by_id[decision.faq_id].answer, lang)))
     elif decision.action == Action.REPLY and ctx.guess and ctx.guess.intent:
-        texts.append(pick(ctx.guess.intent.reply, lang))
+        replies.append(Reply(pick(ctx.guess.intent.reply, lang)))
     elif decision.action == Action.SUGGEST:
         entries = [knowledge.faq.by_id[i] for i in decision.suggestions]
-        texts.append(
-            format_suggestions(
-                entries,
-                lang,
-                pick(texts_cfg.suggest_intro, lang),
-                pick(texts_cfg.suggest_outro, lang),
-            )
+        text = format_suggestions(
+            entries, lang, pick(texts_cfg.suggest_intro, lang), pick(texts_cfg.suggest_outro, lang)
         )
+        replies.append(Reply(text, tuple(question_in(e, lang) for e in entries)))
     elif decision.action == Action.FALLBACK:
-        texts.append(pick(texts_cfg.fallback, lang))
+        replies.append(Reply(pick(texts_cfg.fallback, lang)))
     elif decision.action == Action.NOT_TEXT:
-        texts.append(pick(texts_cfg.not_text, lang))
+        replies.append(Reply(pick(texts_cfg.not_text, lang)))
     elif decision.action == Action.HANDOFF:
         spec = knowledge.intents.get(decision.intent or "")
         acknowledgement = (
             spec.reply if spec and spec.action == "handoff" and spec.reply else texts_cfg.handoff
         )
-        texts.append(pick(acknowledgement, lang))
+        replies.append(Reply(pick(acknowledgement, lang)))
 
     if not decision.is_open:
         opening = ctx.schedule.next_open(ctx.now)
         window = opening.isoformat() if opening else "never"
         if decision.action == Action.HANDOFF and opening:
             # The customer must hear when a human will pick this up, whatever was said before.
-            texts.append(
-                ctx.schedule.handoff_text(lang, ctx.now)
-                or pick(texts_cfg.handoff_closed, lang).replace(
-                    "{next_open}", format_moment(opening, lang)
+            replies.append(
+                Reply(
+                    ctx.schedule.handoff_text(lang, ctx.now)
+                    or pick(texts_cfg.handoff_closed, lang).replace(
+                        "{next_open}", format_moment(opening, lang)
+                    )
                 )
             )
             decision.notice = True
         elif conv.notice_window != window:
-            texts.append(ctx.schedule.notice_text(lang, ctx.now))
+            replies.append(Reply(ctx.schedule.notice_text(lang, ctx.now)))
             decision.notice = True
         if decision.notice:
             conv.notice_window = window
             decision.reasons.append(f"closed until {window}: notice sent")
-    greeting = _front_schedule(p, ctx).greeting(ctx.now, lang) if conv.is_new else None
-    if greeting and texts:
-        texts[0] = f"{greeting}{texts[0]}"
+    greeting = _front_schedule(ctx, config).greeting(ctx.now, lang) if conv.is_new else None
+    if greeting and replies:
+        replies[0] = Reply(f"{greeting}{replies[0].text}", replies[0].choices)
         decision.reasons.append(f"holiday greeting {greeting!r}")
-    for text in texts:  # content is checked at load; this catches texts built here
-        for phrase in forbidden_in(text, texts_cfg.forbidden_phrases):
-            log.error("outgoing text contains the forbidden phrase %r: %s", phrase, text)
-    ctx.texts = texts
+    _check_forbidden(replies, texts_cfg)
+    ctx.replies = replies
 
 
-def deliver(p: Pipeline, ctx: Context) -> None:
-    """Write to the outbox with the decision in one transaction, then send."""
-    assert ctx.decision is not None
-    finish(p, ctx, ctx.decision, ctx.texts, ctx.ticket)
+def record(ctx: Context, tx: Connection) -> None:
+    """The end of the run, in the same transaction: the decision, the ticket, the conversation's
+    new state and the replies in the outbox. After a crash either all of it happened (and the
+    dispatcher sends the replies) or none of it did (and the retried delivery is handled anew)."""
+    conv, decision = ctx.conversation, ctx.decision
+    assert conv is not None and decision is not None and ctx.message_id is not None
+    if ctx.ticket is not None:
+        existing = tickets.open_for(tx, conv.id)
+        decision.ticket_id = (
+            existing.id if existing else tickets.create(tx, conv.id, ctx.ticket, ctx.now)
+        )
+        conv.state = ConversationState.HANDOFF
+    decisions.record(tx, ctx.message_id, conv.id, decision.as_record(), ctx.now)
+    inbox.mark_handled(tx, ctx.message_id)
+    conversations.save(tx, conv)
+    external = ctx.inbound.external_id
+    for reply in ctx.replies:
+        outbox_id = outbox.add(
+            tx,
+            conv,
+            ctx.message_id,
+            reply.text,
+            ctx.now,
+            reply.choices,
+            lease_until=ctx.inline_until,
+            leased_by=ctx.worker if ctx.inline_until else None,
+        )
+        ctx.outbound.append(reply.outbound(conv, outbox_id, ctx.message_id, external))
+
+
+def finish(ctx: Context, decision: Decision, texts: list[str]) -> None:
+    """End the run with this decision and these words (the record step still writes them)."""
+    ctx.decision = decision
+    ctx.replies = [Reply(text) for text in texts]
+    ctx.stop = True
 
 
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def _handoff_intent(p: Pipeline, ctx: Context) -> IntentSpec | None:
+def _handoff_intent(ctx: Context, config: Config) -> IntentSpec | None:
     """The intent to hand off under: an urgent word wins, then a confident handoff intent."""
     intents = ctx.knowledge.intents
-    if ctx.urgent_signal and p.config.guard.urgent_intent in intents:
-        return intents[p.config.guard.urgent_intent]
+    if ctx.urgent_signal and config.guard.urgent_intent in intents:
+        return intents[config.guard.urgent_intent]
     intent = ctx.guess.intent if ctx.guess else None
     return intent if intent and intent.action == "handoff" else None
 
 
-def _front_schedule(p: Pipeline, ctx: Context) -> Schedule:
+def _front_schedule(ctx: Context, config: Config) -> Schedule:
     """The schedule customers meet first: the default queue's."""
-    return ctx.knowledge.schedules[p.config.queues[p.config.handoff.default_queue].schedule]
+    return ctx.knowledge.schedules[config.queues[config.handoff.default_queue].schedule]
 
 
-def _confidently_out_of_scope(p: Pipeline, ctx: Context) -> bool:
+def _confidently_out_of_scope(ctx: Context, config: Config) -> bool:
     guess = ctx.guess
-    return bool(guess and guess.best == OUT_OF_SCOPE and guess.score >= p.config.intents.threshold)
+    return bool(guess and guess.best == OUT_OF_SCOPE and guess.score >= config.intents.threshold)
 
 
 def _ticket(
-    p: Pipeline,
     ctx: Context,
+    config: Config,
     decision: Decision,
     queue: str,
     priority: Priority,
     category: Category,
 ) -> TicketDraft:
-    queue_schedule = ctx.knowledge.schedules[p.config.queues[queue].schedule]
+    queue_schedule = ctx.knowledge.schedules[config.queues[queue].schedule]
     decision.queue, decision.priority, decision.category = queue, priority, category
     decision.is_open = queue_schedule.is_open(ctx.now)
     ctx.schedule = queue_schedule
     return ticket_for(
-        p.config,
+        config,
         queue,
         priority,
         category,
@@ -328,23 +326,7 @@ def _ticket(
     )
 
 
-def finish(
-    p: Pipeline,
-    ctx: Context,
-    decision: Decision,
-    texts: list[str],
-    ticket: TicketDraft | None = None,
-) -> None:
-    conv = ctx.conversation
-    assert conv is not None and ctx.message_id is not None
-    record = decision.as_record()
-    ids = p.store.complete(ctx.message_id, conv, record, texts, ctx.now, ticket)
-    decision.ticket_id = record.get("ticket_id")
-    ctx.decision = decision
-    ctx.outbound = [
-        Outbound(conv.channel, conv.chat_id, text, conv.id, outbox_id)
-        for text, outbox_id in zip(texts, ids, strict=True)
-    ]
-    for message in ctx.outbound:
-        p.send(message)
-    ctx.stop = True
+def _check_forbidden(replies: list[Reply], texts: TextsConfig) -> None:
+    for reply in replies:  # content is checked at load; this catches texts built here
+        for phrase in forbidden_in(reply.text, texts.forbidden_phrases):
+            log.error("outgoing text contains the forbidden phrase %r: %s", phrase, reply.text)

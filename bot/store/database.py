@@ -1,608 +1,126 @@
-"""Storage through SQLAlchemy Core: SQLite by default, PostgreSQL to scale out.
+"""The database: one engine, its transactions and the locks that make several workers safe.
 
-Only masked text is stored (see bot.privacy). Times are stored as UTC.
+SQLAlchemy Core over SQLite (the embedded default) or PostgreSQL (to scale out). Only masked text
+is stored (see bot.pipeline.privacy). The queries live in one module per aggregate (inbox,
+conversations, decisions, tickets, outbox, leases); `Store` owns the engine and offers the few
+read-only views that tests, jobs and the console use.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
 
-metadata = sa.MetaData()
+from bot.domain.conversation import Conversation
+from bot.domain.delivery import PendingOutbound
+from bot.domain.ticket import Ticket
+from bot.store import conversations, decisions, inbox, outbox, tickets
+from bot.store.schema import metadata
 
-
-class UtcDateTime(sa.types.TypeDecorator[datetime]):
-    """Aware datetimes in, aware UTC datetimes out, on SQLite as on PostgreSQL."""
-
-    impl = sa.DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the store")
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        return value.replace(tzinfo=UTC) if value is not None else None
-
-
-schema_version = sa.Table(
-    "schema_version", metadata, sa.Column("version", sa.Integer, nullable=False)
-)
-
-conversations = sa.Table(
-    "conversations",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("channel", sa.String(32), nullable=False),
-    sa.Column("user_id", sa.String(128), nullable=False),
-    sa.Column("chat_id", sa.String(128), nullable=False),
-    sa.Column("state", sa.String(16), nullable=False),  # bot | handoff | closed
-    sa.Column("opened_at", UtcDateTime, nullable=False),
-    sa.Column("last_at", UtcDateTime, nullable=False),
-    sa.Column("language", sa.String(8), nullable=False, server_default="zh"),
-    sa.Column("messages_in", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("fallback_streak", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("notice_window", sa.String(40)),
-    sa.Column("suggestions", sa.JSON),
-    sa.Index("ix_conversations_user", "channel", "user_id", "state"),
-)
-
-messages = sa.Table(
-    "messages",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("conversation_id", sa.Integer, sa.ForeignKey("conversations.id")),
-    sa.Column("channel", sa.String(32), nullable=False),
-    sa.Column("external_id", sa.String(128)),
-    sa.Column("user_id", sa.String(128), nullable=False),
-    sa.Column("direction", sa.String(3), nullable=False),  # in | out
-    sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("text", sa.Text, nullable=False),  # masked
-    sa.Column("at", UtcDateTime, nullable=False),
-    sa.Column("handled", sa.Boolean, nullable=False, server_default=sa.false()),
-    sa.UniqueConstraint("channel", "external_id", name="uq_messages_delivery"),
-    sa.Index("ix_messages_conversation", "conversation_id", "id"),
-    sa.Index("ix_messages_user_at", "channel", "user_id", "at"),
-)
-
-decisions = sa.Table(
-    "decisions",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("message_id", sa.Integer, sa.ForeignKey("messages.id"), nullable=False),
-    sa.Column("conversation_id", sa.Integer, sa.ForeignKey("conversations.id"), nullable=False),
-    sa.Column("action", sa.String(16), nullable=False),
-    sa.Column("intent", sa.String(64)),
-    sa.Column("faq_id", sa.String(128)),
-    sa.Column("is_open", sa.Boolean, nullable=False),
-    sa.Column("record", sa.JSON, nullable=False),
-    sa.Column("at", UtcDateTime, nullable=False),
-)
-
-tickets = sa.Table(
-    "tickets",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("conversation_id", sa.Integer, sa.ForeignKey("conversations.id"), nullable=False),
-    sa.Column("queue", sa.String(64), nullable=False),
-    sa.Column("priority", sa.String(8), nullable=False),
-    sa.Column("priority_rank", sa.Integer, nullable=False),  # 0 = urgent, for ordering
-    sa.Column("category", sa.String(16), nullable=False),
-    # waiting (queue closed) | queued (agents can take it) | claimed | resolved
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("created_at", UtcDateTime, nullable=False),
-    sa.Column("available_at", UtcDateTime, nullable=False),  # when the queue's humans are at work
-    sa.Column("first_response_due", UtcDateTime, nullable=False),
-    sa.Column("transfer_due", UtcDateTime, nullable=False),
-    sa.Column("reasons", sa.JSON, nullable=False),
-    sa.Index("ix_tickets_queue", "queue", "status", "priority_rank", "created_at"),
-)
-
-outbox = sa.Table(
-    "outbox",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("conversation_id", sa.Integer, sa.ForeignKey("conversations.id"), nullable=False),
-    sa.Column("reply_to", sa.Integer, sa.ForeignKey("messages.id")),
-    sa.Column("channel", sa.String(32), nullable=False),
-    sa.Column("chat_id", sa.String(128), nullable=False),
-    sa.Column("text", sa.Text, nullable=False),
-    sa.Column("status", sa.String(8), nullable=False),  # pending | sent | expired
-    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("created_at", UtcDateTime, nullable=False),
-    sa.Column("sent_at", UtcDateTime),
-    sa.Index("ix_outbox_pending", "status", "id"),
-)
-
-
-def _initial_schema(conn: Connection) -> None:
-    """Version 1: the tables as first released (a fresh database is created whole instead)."""
-
-
-#: Schema version N is reached by MIGRATIONS[N - 1]. For every change to the tables above,
-#: append a function that upgrades a database of the previous version (ALTER TABLE …);
-#: never edit a released one.
-MIGRATIONS: list[Callable[[Connection], None]] = [_initial_schema]
-
-
-@dataclass
-class Conversation:
-    id: int
-    channel: str
-    user_id: str
-    chat_id: str
-    state: str
-    opened_at: datetime
-    last_at: datetime
-    language: str
-    messages_in: int
-    fallback_streak: int
-    notice_window: str | None
-    suggestions: list[str] = field(default_factory=list)
-    is_new: bool = False
-
-
-@dataclass(frozen=True)
-class TicketDraft:
-    """A ticket about to be written; SLA clocks start when the queue's humans are at work."""
-
-    queue: str
-    priority: str
-    priority_rank: int
-    category: str
-    available_at: datetime
-    first_response: timedelta
-    transfer: timedelta
-    reasons: dict[str, Any]
-
-    def row(self, now: datetime) -> dict[str, Any]:
-        start = max(now, self.available_at)
-        return dict(
-            status="waiting" if self.available_at > now else "queued",
-            queue=self.queue,
-            priority=self.priority,
-            priority_rank=self.priority_rank,
-            category=self.category,
-            available_at=self.available_at,
-            first_response_due=start + self.first_response,
-            transfer_due=start + self.transfer,
-            reasons=self.reasons,
-        )
-
-
-@dataclass(frozen=True)
-class Ticket:
-    id: int
-    conversation_id: int
-    queue: str
-    priority: str
-    category: str
-    status: str
-    created_at: datetime
-    available_at: datetime
-    first_response_due: datetime
-    transfer_due: datetime
-    reasons: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class PendingOutbound:
-    id: int
-    conversation_id: int
-    channel: str
-    chat_id: str
-    text: str
+#: advisory lock namespaces (the first key of PostgreSQL's two-key advisory locks)
+CUSTOMER_LOCK = 727502
 
 
 class Store:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pool_size: int = 8) -> None:
         if url.startswith("sqlite:///") and not url.endswith(":memory:"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = sa.create_engine(url, future=True)
-        if self.engine.dialect.name == "sqlite":
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        options: dict[str, Any] = {}
+        if url.startswith("postgresql"):
+            options = {"pool_size": pool_size, "max_overflow": 4, "pool_pre_ping": True}
+        self.engine: Engine = sa.create_engine(url, **options)
+        self.dialect = self.engine.dialect.name
+        if self.dialect == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_connect)
+            sa.event.listen(self.engine, "begin", _sqlite_begin)
 
-    def migrate(self) -> int:
-        """Create or upgrade the schema; returns the version now in place."""
+    def migrate(self) -> str:
+        """Create or upgrade the schema; returns the revision now in place."""
         with self.engine.begin() as conn:
-            if self.engine.dialect.name == "postgresql":
+            if self.dialect == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(727501)"))  # one worker migrates
-            fresh = not sa.inspect(conn).has_table(conversations.name)
-            schema_version.create(conn, checkfirst=True)
-            current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
-            if fresh:
-                # A new database gets today's schema at once; the migrations are for old ones.
-                metadata.create_all(conn)
-                current = len(MIGRATIONS)
-            for step in MIGRATIONS[current:]:
-                step(conn)
-            conn.execute(schema_version.delete())
-            conn.execute(schema_version.insert().values(version=len(MIGRATIONS)))
-            return len(MIGRATIONS)
+            metadata.create_all(conn)
+        return "head"
 
-    # --- inbound -----------------------------------------------------------------------------
-
-    def accept(
-        self,
-        channel: str,
-        external_id: str,
-        user_id: str,
-        kind: str,
-        masked_text: str,
-        at: datetime,
-        stale_after: timedelta = timedelta(seconds=60),
-    ) -> int | None:
-        """Record an inbound delivery; None when it is a duplicate that must not be answered again.
-
-        A duplicate whose first delivery was never handled (the worker died mid-way) and is older
-        than `stale_after` is handed back for another try, so a crash does not lose the message.
-        """
-        row = dict(
-            channel=channel,
-            external_id=external_id,
-            user_id=user_id,
-            direction="in",
-            kind=kind,
-            text=masked_text,
-            at=at,
-        )
-        try:
-            with self.engine.begin() as conn:
-                return _new_id(conn.execute(messages.insert().values(**row)).inserted_primary_key)
-        except IntegrityError:
-            pass
-        with self.engine.begin() as conn:
-            taken = conn.execute(
-                messages.update()
-                .where(
-                    messages.c.channel == channel,
-                    messages.c.external_id == external_id,
-                    messages.c.handled.is_(False),
-                    messages.c.at < at - stale_after,
-                )
-                .values(at=at)
-                .returning(messages.c.id)
-            ).scalar()
-            return int(taken) if taken is not None else None
-
-    def inbound_count(self, channel: str, user_id: str, since: datetime) -> int:
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One transaction; on SQLite it takes the write lock at once (`BEGIN IMMEDIATE`), so
+        a read-modify-write never fails half-way on a lock upgrade."""
         with self.engine.connect() as conn:
-            return int(
+            if self.dialect == "sqlite":
+                conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def customer_lock(self, channel: str, user_id: str) -> Iterator[Connection]:
+        """A transaction holding the lock on one customer: the messages of one conversation are
+        handled one at a time across all workers, different customers in parallel (PostgreSQL:
+        a transaction-scoped advisory lock on the customer's key; SQLite: its one write lock)."""
+        with self.transaction() as conn:
+            if self.dialect == "postgresql":
                 conn.execute(
-                    sa.select(sa.func.count())
-                    .select_from(messages)
-                    .where(
-                        messages.c.channel == channel,
-                        messages.c.user_id == user_id,
-                        messages.c.direction == "in",
-                        messages.c.at >= since,
-                    )
-                ).scalar_one()
-            )
-
-    # --- conversations -----------------------------------------------------------------------
-
-    def conversation_for(
-        self, channel: str, user_id: str, chat_id: str, now: datetime, idle: timedelta
-    ) -> Conversation:
-        """The customer's open conversation, or a new one after `idle` without messages.
-
-        A conversation a human owns (state `handoff`) never times out here: the agent closes it.
-        """
-        with self.engine.begin() as conn:
-            row = (
-                conn.execute(
-                    sa.select(conversations)
-                    .where(
-                        conversations.c.channel == channel,
-                        conversations.c.user_id == user_id,
-                        conversations.c.state != "closed",
-                    )
-                    .order_by(conversations.c.id.desc())
-                    .limit(1)
+                    sa.text("SELECT pg_advisory_xact_lock(:space, :key)"),
+                    {"space": CUSTOMER_LOCK, "key": customer_key(channel, user_id)},
                 )
-                .mappings()
-                .first()
-            )
-            if row and (row["state"] == "handoff" or now - row["last_at"] < idle):
-                return _conversation(row)
-            if row:
-                conn.execute(
-                    conversations.update()
-                    .where(conversations.c.id == row["id"])
-                    .values(state="closed")
-                )
-            values = dict(
-                channel=channel,
-                user_id=user_id,
-                chat_id=chat_id,
-                state="bot",
-                opened_at=now,
-                last_at=now,
-                language="zh",
-                messages_in=0,
-                fallback_streak=0,
-            )
-            new_id = conn.execute(conversations.insert().values(**values)).inserted_primary_key
-            return Conversation(id=_new_id(new_id), notice_window=None, is_new=True, **values)  # type: ignore[arg-type]
+            yield conn
 
-    def attach(self, message_id: int, conversation: Conversation, now: datetime) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                messages.update()
-                .where(messages.c.id == message_id)
-                .values(conversation_id=conversation.id)
-            )
-            conn.execute(
-                conversations.update()
-                .where(conversations.c.id == conversation.id)
-                .values(last_at=now, messages_in=conversations.c.messages_in + 1)
-            )
-        conversation.messages_in += 1
-        conversation.last_at = now
+    def reachable(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            return True
+        except sa.exc.SQLAlchemyError:
+            return False
+
+    # --- read-only views -------------------------------------------------------------------
 
     def conversation(self, conversation_id: int) -> Conversation:
         with self.engine.connect() as conn:
-            row = (
-                conn.execute(sa.select(conversations).where(conversations.c.id == conversation_id))
-                .mappings()
-                .one()
-            )
-            return _conversation(row)
+            return conversations.get(conn, conversation_id)
 
     def transcript(self, conversation_id: int) -> list[tuple[str, str]]:
-        """(direction, masked text) pairs, oldest first."""
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(messages.c.direction, messages.c.text)
-                .where(messages.c.conversation_id == conversation_id)
-                .order_by(messages.c.id)
-            ).all()
-            return [(r.direction, r.text) for r in rows]
-
-    # --- decisions and tickets ---------------------------------------------------------------
-
-    def replied_intents(self, conversation_id: int) -> set[str]:
-        """Intents already answered with their template in this conversation."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(decisions.c.intent).where(
-                    decisions.c.conversation_id == conversation_id,
-                    decisions.c.action == "reply",
-                    decisions.c.intent.is_not(None),
-                )
-            ).all()
-            return {r.intent for r in rows}
+            return inbox.transcript(conn, conversation_id)
 
     def decisions_for(self, conversation_id: int) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(decisions.c.record)
-                .where(decisions.c.conversation_id == conversation_id)
-                .order_by(decisions.c.id)
-            ).all()
-            return [r.record if isinstance(r.record, dict) else json.loads(r.record) for r in rows]
+            return decisions.for_conversation(conn, conversation_id)
 
     def tickets(self, queue: str | None = None, status: str = "queued") -> list[Ticket]:
-        """Tickets in a queue, in the order agents should take them: priority, then age."""
-        query = sa.select(tickets).where(tickets.c.status == status)
-        if queue:
-            query = query.where(tickets.c.queue == queue)
-        query = query.order_by(tickets.c.priority_rank, tickets.c.created_at, tickets.c.id)
         with self.engine.connect() as conn:
-            return [_ticket(row) for row in conn.execute(query).mappings()]
-
-    # --- outbox ------------------------------------------------------------------------------
-
-    # --- the end of one message's run ------------------------------------------------------
-
-    def complete(
-        self,
-        message_id: int,
-        conversation: Conversation,
-        record: dict[str, Any],
-        texts: list[str],
-        now: datetime,
-        ticket: TicketDraft | None = None,
-    ) -> list[int]:
-        """Record the decision, the conversation's new state, the ticket and the replies at once.
-
-        One transaction: after a crash either all of it happened (and the outbox resends the
-        replies) or none of it did (and the retried delivery is handled afresh). Returns the
-        outbox ids of the replies, in order.
-        """
-        with self.engine.begin() as conn:
-            if ticket is not None:
-                record["ticket_id"] = _new_id(
-                    conn.execute(
-                        tickets.insert().values(
-                            conversation_id=conversation.id,
-                            created_at=now,
-                            **ticket.row(now),
-                        )
-                    ).inserted_primary_key
-                )
-                conversation.state = "handoff"
-            conn.execute(
-                decisions.insert().values(
-                    message_id=message_id,
-                    conversation_id=conversation.id,
-                    action=record["action"],
-                    intent=record["intent"],
-                    faq_id=record["faq_id"],
-                    is_open=record["is_open"],
-                    record=record,
-                    at=now,
-                )
-            )
-            conn.execute(messages.update().where(messages.c.id == message_id).values(handled=True))
-            conn.execute(
-                conversations.update()
-                .where(conversations.c.id == conversation.id)
-                .values(
-                    # Another worker may have handed this conversation off meanwhile: a human
-                    # owning it is never undone here.
-                    state=sa.case(
-                        (conversations.c.state == "handoff", "handoff"), else_=conversation.state
-                    ),
-                    language=conversation.language,
-                    fallback_streak=conversation.fallback_streak,
-                    notice_window=conversation.notice_window,
-                    suggestions=conversation.suggestions,
-                )
-            )
-            ids = [_add_reply(conn, conversation, message_id, text, now) for text in texts]
-            return ids
-
-    def release_waiting(self, queue: str, now: datetime) -> list[Ticket]:
-        """Make a queue's waiting tickets available to agents: urgent first, then oldest.
-
-        Safe with several workers: on PostgreSQL the rows are locked and skipped by the others.
-        """
-        with self.engine.begin() as conn:
-            query = (
-                sa.select(tickets.c.id)
-                .where(tickets.c.queue == queue, tickets.c.status == "waiting")
-                .order_by(tickets.c.priority_rank, tickets.c.created_at, tickets.c.id)
-            )
-            if self.engine.dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            ids = [row.id for row in conn.execute(query)]
-            if not ids:
-                return []
-            conn.execute(tickets.update().where(tickets.c.id.in_(ids)).values(status="queued"))
-            rows = {
-                row["id"]: row
-                for row in conn.execute(sa.select(tickets).where(tickets.c.id.in_(ids))).mappings()
-            }
-            return [_ticket(rows[i]) for i in ids]
-
-    def escalate(
-        self, conversation_id: int, queue: str, priority: str, rank: int, now: datetime
-    ) -> list[int]:
-        """Move a conversation's open tickets to `queue` at `priority`, available at once."""
-        with self.engine.begin() as conn:
-            ids = list(
-                conn.execute(
-                    tickets.update()
-                    .where(
-                        tickets.c.conversation_id == conversation_id,
-                        tickets.c.status.in_(("waiting", "queued")),
-                    )
-                    .values(
-                        queue=queue,
-                        priority=priority,
-                        priority_rank=rank,
-                        status="queued",
-                        available_at=now,
-                    )
-                    .returning(tickets.c.id)
-                ).scalars()
-            )
-            return ids
-
-    def notify(self, conversation: Conversation, text: str, now: datetime) -> int:
-        """A message the bot starts itself (not a reply): into the transcript and the outbox."""
-        with self.engine.begin() as conn:
-            return _add_reply(conn, conversation, None, text, now)
-
-    def mark_sent(self, outbox_id: int, now: datetime) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                outbox.update()
-                .where(outbox.c.id == outbox_id)
-                .values(status="sent", sent_at=now, attempts=outbox.c.attempts + 1)
-            )
-
-    def mark_expired(self, outbox_id: int) -> None:
-        """A reply the channel no longer accepts (its reply window has passed)."""
-        with self.engine.begin() as conn:
-            conn.execute(outbox.update().where(outbox.c.id == outbox_id).values(status="expired"))
-
-    def mark_failed_attempt(self, outbox_id: int) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                outbox.update()
-                .where(outbox.c.id == outbox_id)
-                .values(attempts=outbox.c.attempts + 1)
-            )
+            return tickets.listed(conn, queue, status)
 
     def pending_outbound(
         self, created_before: datetime | None = None, max_attempts: int | None = None
     ) -> list[PendingOutbound]:
-        """Replies written but not confirmed sent, oldest first."""
-        query = sa.select(outbox).where(outbox.c.status == "pending").order_by(outbox.c.id)
-        if created_before is not None:
-            query = query.where(outbox.c.created_at <= created_before)
-        if max_attempts is not None:
-            query = query.where(outbox.c.attempts < max_attempts)
         with self.engine.connect() as conn:
-            return [
-                PendingOutbound(r.id, r.conversation_id, r.channel, r.chat_id, r.text)
-                for r in conn.execute(query)
-            ]
+            return outbox.pending(conn, created_before, max_attempts)
 
 
-def _add_reply(
-    conn: Connection, conversation: Conversation, reply_to: int | None, text: str, now: datetime
-) -> int:
-    """One outgoing text: a transcript line and an outbox row; returns the outbox id."""
-    conn.execute(
-        messages.insert().values(
-            conversation_id=conversation.id,
-            channel=conversation.channel,
-            user_id=conversation.user_id,
-            direction="out",
-            kind="text",
-            text=text,
-            at=now,
-            handled=True,
-        )
-    )
-    return _new_id(
-        conn.execute(
-            outbox.insert().values(
-                conversation_id=conversation.id,
-                reply_to=reply_to,
-                channel=conversation.channel,
-                chat_id=conversation.chat_id,
-                text=text,
-                status="pending",
-                created_at=now,
-            )
-        ).inserted_primary_key
-    )
+def customer_key(channel: str, user_id: str) -> int:
+    """A stable signed 32-bit key for the customer's advisory lock."""
+    digest = hashlib.blake2b(f"{channel}\x00{user_id}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
-def _ticket(row: Any) -> Ticket:
-    return Ticket(**{k: v for k, v in dict(row).items() if k != "priority_rank"})
-
-
-def _new_id(key: Any) -> int:
-    """The id of a row just inserted (`result.inserted_primary_key`)."""
-    return int(key[0])
-
-
-def _conversation(row: Any) -> Conversation:
-    data = dict(row)
-    data["suggestions"] = list(data.get("suggestions") or [])
-    return Conversation(**data)
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
+def _sqlite_connect(dbapi_connection: Any, _: Any) -> None:
+    # the driver's own transaction handling off: `_sqlite_begin` says BEGIN itself
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")

@@ -106,25 +106,44 @@ class FaqIndex:
     def search(self, text: str, k: int = 5, vector: np.ndarray | None = None) -> list[FaqMatch]:
         """The best `k` entries for `text`, best first; an entry scores as its best variant.
         `vector`: the text's embedding (1 × dim) when the caller has it already."""
-        if not self.entries or not text.strip():
-            return []
         query = self._encoder.encode([text]) if vector is None else vector
+        return self.search_many([text], query, k)[0]
+
+    def search_many(
+        self, texts: Sequence[str], vectors: np.ndarray, k: int = 5
+    ) -> list[list[FaqMatch]]:
+        """`search` for several texts at once (one faiss call, one sparse product): concurrent
+        messages are scored together."""
+        results: list[list[FaqMatch]] = [[] for _ in texts]
+        live = [i for i, text in enumerate(texts) if text.strip()]
+        if not self.entries or not live:
+            return results
         n = self.variant_count
-        dense_scores, rows = self._index.search(query, min(n, max(k * 8, 32)))
-        dense = np.full(len(self.entries), -1.0, dtype=np.float32)
-        for score, row in zip(dense_scores[0], rows[0], strict=True):
-            if row >= 0:
-                e = self._variant_entry[row]
-                dense[e] = max(dense[e], score)
-        lexical_variants = (self._lexical @ self._tfidf.transform([text]).T).toarray().ravel()
-        lexical = np.maximum.reduceat(lexical_variants.astype(np.float32), self._starts)
-        dense = np.maximum(dense, 0.0)
-        fused = self.dense_weight * dense + (1 - self.dense_weight) * lexical
-        best = np.argsort(-fused)[:k]
-        return [
-            FaqMatch(self.entries[i], float(fused[i]), float(dense[i]), float(lexical[i]))
-            for i in best
-        ]
+        dense_scores, rows = self._index.search(
+            np.ascontiguousarray(vectors[live]), min(n, max(k * 8, 32))
+        )
+        dense = np.full((len(live), len(self.entries)), -1.0, dtype=np.float32)
+        for q in range(len(live)):
+            for score, row in zip(dense_scores[q], rows[q], strict=True):
+                if row >= 0:
+                    e = self._variant_entry[row]
+                    dense[q, e] = max(dense[q, e], score)
+        queries = self._tfidf.transform([texts[i] for i in live])
+        lexical_variants = (queries @ self._lexical.T).toarray().astype(np.float32)
+        lexical = np.maximum.reduceat(lexical_variants, self._starts, axis=1)
+        fused = self.dense_weight * np.maximum(dense, 0.0) + (1 - self.dense_weight) * lexical
+        for q, i in enumerate(live):
+            best = np.argsort(-fused[q])[:k]
+            results[i] = [
+                FaqMatch(
+                    self.entries[e],
+                    float(fused[q, e]),
+                    float(max(dense[q, e], 0.0)),
+                    float(lexical[q, e]),
+                )
+                for e in best
+            ]
+        return results
 
     def entry_scores(
         self, texts: Sequence[str], vectors: np.ndarray, leave_out: Sequence[int] | None = None

@@ -1,4 +1,5 @@
-"""Timed work driven by an injected clock: releasing tickets at opening, reloading schedules."""
+"""Timed work driven by an injected clock: releasing tickets at opening, reloading content,
+delivering and retrying replies."""
 
 from __future__ import annotations
 
@@ -8,10 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from bot.assembly import load_knowledge
+from bot.domain.delivery import PermanentFailure, RetryAfter
 from bot.domain.messages import Action
-from bot.jobs import timers
+from bot.domain.ticket import Ticket
+from bot.jobs import scheduler
+from bot.jobs.leader import Leadership
+from bot.jobs.release import release_waiting
+from bot.jobs.reload import KnowledgeReloader, ScheduleReloader
 from bot.understanding.encoders import MemoEncoder
-from tests.conftest import Harness, at
+from tests.conftest import AsyncOutbox, Harness, at, dispatch_once
 
 
 def _handoff(harness: Harness, text: str, user: str, when: str, channel: str = "telegram") -> int:
@@ -19,6 +26,15 @@ def _handoff(harness: Harness, text: str, user: str, when: str, channel: str = "
     assert ctx.decision is not None and ctx.decision.action == Action.HANDOFF, ctx.decision
     assert ctx.decision.ticket_id is not None
     return ctx.decision.ticket_id
+
+
+def _release(harness: Harness) -> list[Ticket]:
+    pipeline = harness.pipeline
+    released, notices = release_waiting(
+        pipeline.config, pipeline.store, pipeline.knowledge.schedules, pipeline.clock.now()
+    )
+    pipeline.deliver_now(notices)
+    return released
 
 
 def test_tickets_queued_while_closed_are_released_at_opening(harness: Harness) -> None:
@@ -29,11 +45,11 @@ def test_tickets_queued_while_closed_are_released_at_opening(harness: Harness) -
     assert store.tickets(status="queued") == []
 
     harness.clock.set(at("2026-11-30 08:59:59"))
-    assert timers.release_waiting(harness.pipeline) == []
+    assert _release(harness) == []
 
     harness.outbox.sent.clear()
     harness.clock.set(at("2026-11-30 09:00:00"))
-    released = timers.release_waiting(harness.pipeline)
+    released = _release(harness)
     assert [t.id for t in released] == [complaint, normal, later]  # high first, then oldest
     assert {t.status for t in store.tickets(status="queued")} == {"queued"}
     assert [(m.chat_id, m.text) for m in harness.outbox.sent] == [
@@ -42,7 +58,7 @@ def test_tickets_queued_while_closed_are_released_at_opening(harness: Harness) -
         ("c", "您好，人工客服已上线，正在为您处理，请稍候。"),
     ]
     assert store.pending_outbound() == []
-    assert timers.release_waiting(harness.pipeline) == []  # released once
+    assert _release(harness) == []  # released once
 
 
 def test_no_message_outside_the_channels_reply_window(harness: Harness) -> None:
@@ -50,7 +66,7 @@ def test_no_message_outside_the_channels_reply_window(harness: Harness) -> None:
     _handoff(harness, "talk to a human", "w2", "2026-11-29 20:00", channel="wechat")
     harness.outbox.sent.clear()
     harness.clock.set(at("2026-11-30 09:00"))
-    assert len(timers.release_waiting(harness.pipeline)) == 2
+    assert len(_release(harness)) == 2
     assert [(m.chat_id, m.text) for m in harness.outbox.sent] == [
         ("w2", "Hello, our team is back and an agent is on your request now.")
     ]
@@ -64,7 +80,7 @@ def test_urgent_tickets_are_never_waiting(harness: Harness) -> None:
 def test_edited_schedule_is_reloaded_and_a_broken_edit_keeps_the_old(
     harness: Harness, shop: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    reload = timers.ScheduleReloader(harness.pipeline)
+    reload = ScheduleReloader(harness.pipeline)
     path = shop / "schedules" / "default.toml"
     tuesday_evening = at("2026-11-24 19:00")
     assert not harness.pipeline.knowledge.schedules["default"].is_open(tuesday_evening)
@@ -78,28 +94,47 @@ def test_edited_schedule_is_reloaded_and_a_broken_edit_keeps_the_old(
     assert not reload()  # nothing changed since
 
     path.write_text(text.replace('tue = ["09:00-18:00"]', 'tue = ["9 to 9"]'), encoding="utf-8")
-    with caplog.at_level(logging.ERROR, logger="bot.timers"):
+    with caplog.at_level(logging.ERROR, logger="bot.jobs"):
         assert not reload()
     assert harness.pipeline.knowledge.schedules["default"].is_open(tuesday_evening)  # old kept
     assert "default.toml:" in caplog.text and "bad time range '9 to 9'" in caplog.text
 
 
 def test_scheduler_runs_every_job(harness: Harness, encoder: MemoEncoder) -> None:
-    scheduler = timers.start(harness.pipeline, encoder)
+    pipeline = harness.pipeline
+    leadership = Leadership(pipeline.store, "me", pipeline.clock)
+    jobs = scheduler.start(pipeline, leadership, lambda: load_knowledge(pipeline.config, encoder))
     try:
-        jobs = {job.id: job for job in scheduler.get_jobs()}
-        assert set(jobs) == {"release", "resend", "reload-schedules", "reload-knowledge"}
-        assert isinstance(jobs["reload-knowledge"].func, timers.KnowledgeReloader)
-        assert jobs["release"].trigger.interval.total_seconds() == timers.RELEASE_EVERY_S
-        assert jobs["release"].func is timers.release_waiting
+        found = {job.id: job for job in jobs.get_jobs()}
+        assert set(found) == {"leadership", "release", "reload-schedules", "reload-knowledge"}
+        assert isinstance(found["reload-knowledge"].func, KnowledgeReloader)
+        assert found["release"].trigger.interval.total_seconds() == scheduler.RELEASE_EVERY_S
+        assert leadership.is_leader  # the only worker leads
     finally:
-        scheduler.shutdown(wait=False)
+        jobs.shutdown(wait=False)
+        leadership.resign()
+
+
+def test_only_the_leader_releases(harness: Harness) -> None:
+    pipeline = harness.pipeline
+    _handoff(harness, "转人工", "a", "2026-11-27 19:00")
+    harness.clock.set(at("2026-11-30 09:00"))
+    first = Leadership(pipeline.store, "first", pipeline.clock)
+    second = Leadership(pipeline.store, "second", pipeline.clock)
+    assert first.renew() and not second.renew()
+    sent: list[object] = []
+    assert scheduler.release_if_leading(pipeline, second, sent.extend) == 0
+    assert scheduler.release_if_leading(pipeline, first, sent.extend) == 1
+    assert len(sent) == 1
+    assert scheduler.release_if_leading(pipeline, first, sent.extend) == 0  # idempotent
+    harness.clock.set(at("2026-11-30 09:01"))  # the first stopped renewing: its lease ran out
+    assert second.renew()
 
 
 def test_faq_edit_is_learnt_in_the_background_and_swapped_in(
     harness: Harness, shop: Path, encoder: MemoEncoder
 ) -> None:
-    reload = timers.KnowledgeReloader(harness.pipeline, encoder)
+    reload = KnowledgeReloader(harness.pipeline, lambda: load_knowledge(harness.pipeline.config, encoder))
     assert not reload()  # nothing edited yet
     before = harness.say("可以包装成礼物吗", user="a")
     assert before.decision is not None and before.decision.faq_id != "gift-wrap"
@@ -123,14 +158,14 @@ def test_faq_edit_is_learnt_in_the_background_and_swapped_in(
 def test_broken_faq_edit_keeps_serving_the_old_index(
     harness: Harness, shop: Path, encoder: MemoEncoder, caplog: pytest.LogCaptureFixture
 ) -> None:
-    reload = timers.KnowledgeReloader(harness.pipeline, encoder)
+    reload = KnowledgeReloader(harness.pipeline, lambda: load_knowledge(harness.pipeline.config, encoder))
     old = harness.pipeline.knowledge
     path = shop / "faq" / "shop.yaml"
     lines = path.read_text(encoding="utf-8").splitlines()
     broken = lines.index("- id: invoice") + 1  # 1-based
     lines[broken - 1] = "- id: shipping-time"  # the id of the entry above: a duplicate
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    with caplog.at_level(logging.ERROR, logger="bot.timers"):
+    with caplog.at_level(logging.ERROR, logger="bot.jobs"):
         assert not reload()
     assert harness.pipeline.knowledge is old
     assert any(f"shop.yaml:{broken}" in problem for problem in reload.problems), reload.problems
@@ -146,7 +181,7 @@ def test_broken_faq_edit_keeps_serving_the_old_index(
 def test_intent_edit_retrains_the_classifier(
     harness: Harness, shop: Path, encoder: MemoEncoder
 ) -> None:
-    reload = timers.KnowledgeReloader(harness.pipeline, encoder)
+    reload = KnowledgeReloader(harness.pipeline, lambda: load_knowledge(harness.pipeline.config, encoder))
     old = harness.pipeline.knowledge.classifier
     path = shop / "intents" / "intents.yaml"
     text = path.read_text(encoding="utf-8")
@@ -160,20 +195,53 @@ def test_failed_replies_are_resent_later_and_expire_outside_the_window(harness: 
     harness.outbox.fail = True
     harness.say("运费多少", user="t", when="2026-11-24 10:00", channel="telegram")
     harness.say("运费多少", user="w", when="2026-11-24 10:00", channel="wechat")
-    harness.outbox.fail = False
-    pipeline = harness.pipeline
-    harness.clock.set(at("2026-11-24 10:00:10"))
-    assert pipeline.resend_pending(min_age=timedelta(seconds=30)) == 0  # may still be under way
+    channel = AsyncOutbox()
     harness.clock.set(at("2026-11-26 11:00"))  # 49 hours later: WeChat no longer accepts it
-    assert pipeline.resend_pending(min_age=timedelta(seconds=30)) == 1
-    assert [m.chat_id for m in harness.outbox.sent] == ["t"]
-    assert pipeline.store.pending_outbound() == []
+    assert dispatch_once(harness.pipeline, channel) == 1
+    assert [m.chat_id for m in channel.sent] == ["t"]
+    assert harness.pipeline.store.pending_outbound() == []
 
 
-def test_resend_gives_up_after_five_attempts(harness: Harness) -> None:
-    harness.outbox.fail = True
+def test_passing_failures_back_off_and_give_up(harness: Harness) -> None:
     harness.say("运费多少", user="t", channel="telegram")
-    for _ in range(6):
-        harness.pipeline.resend_pending()
-    assert harness.pipeline.store.pending_outbound(max_attempts=5) == []
-    assert len(harness.pipeline.store.pending_outbound()) == 1  # kept, not sent, for a human look
+    harness.outbox.sent.clear()
+    pending = harness.pipeline.store.pending_outbound()
+    assert pending == []  # the harness's sender delivered it; make a reply fail from now on
+    harness.outbox.fail = True
+    harness.say("可以开发票吗", user="t", channel="telegram")
+    [row] = harness.pipeline.store.pending_outbound()
+    assert row.attempts == 1
+    channel = AsyncOutbox(failures=[ConnectionError("down")] * 10)
+    assert dispatch_once(harness.pipeline, channel) == 1  # tried: fails, 2 s backoff
+    assert dispatch_once(harness.pipeline, channel) == 0  # not due yet
+    for _ in range(8):
+        harness.clock.advance(timedelta(minutes=11))
+        dispatch_once(harness.pipeline, channel)
+    assert harness.pipeline.store.pending_outbound() == []  # gave up after 8 attempts
+    assert channel.sent == []
+
+
+def test_retry_after_is_honoured_and_order_kept(harness: Harness) -> None:
+    harness.outbox.fail = True
+    harness.say("转人工", user="t", when="2026-11-27 20:00", channel="telegram")  # two replies
+    texts = [p.text for p in harness.pipeline.store.pending_outbound()]
+    assert len(texts) == 2
+    channel = AsyncOutbox(failures=[RetryAfter(7)])
+    assert dispatch_once(harness.pipeline, channel) == 2
+    assert channel.sent == []  # the first asked to wait; the second stays behind it
+    harness.clock.advance(timedelta(seconds=5))
+    assert dispatch_once(harness.pipeline, channel) == 0
+    harness.clock.advance(timedelta(seconds=3))
+    assert dispatch_once(harness.pipeline, channel) == 2
+    assert [m.text for m in channel.sent] == texts
+
+
+def test_a_customer_who_blocked_the_bot_is_marked_unreachable(harness: Harness) -> None:
+    harness.outbox.fail = True
+    ctx = harness.say("转人工", user="t", when="2026-11-27 20:00", channel="telegram")
+    channel = AsyncOutbox(failures=[PermanentFailure("Forbidden: bot was blocked by the user")])
+    assert dispatch_once(harness.pipeline, channel) == 2
+    assert harness.pipeline.store.pending_outbound() == []  # nothing retried for ever
+    assert ctx.conversation is not None
+    conversation = harness.pipeline.store.conversation(ctx.conversation.id)
+    assert conversation.unreachable_reason == "Forbidden: bot was blocked by the user"

@@ -1,0 +1,139 @@
+"""A plain JSON-over-HTTP channel: for a web chat widget, a mobile app, another system, or a
+test harness driving the real service.
+
+In:  POST /channels/webhook/messages, `Authorization: Bearer <secret>`, JSON
+     {"id": "…", "user": "…", "chat": "…"?, "text": "…", "kind": "text"?, "wait": false?}
+     → 200 {"action": …, "replies": [...]?, "pending": bool}; a forged secret gets 401, a
+     malformed body 400 (logged, nothing stored), a worker shutting down 503.
+     With "wait": true the replies come back in the response when ready within
+     `wait_seconds`; otherwise (and for anything later) they are delivered as below.
+Out: POST `deliver_url` with the same bearer and JSON
+     {"outbox_id", "conversation_id", "chat", "text", "choices", "reply_to"}; 2xx is delivered,
+     403/404/410 mean the customer is gone for good, 429 with Retry-After asks to wait.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from bot.content.config import WebhookChannelConfig
+from bot.domain.delivery import PermanentFailure, RetryAfter
+from bot.domain.messages import Inbound, Kind, Outbound
+from bot.web.service import MessageService, ServiceStopping
+
+log = logging.getLogger("adapters.webhook")
+
+NAME = "webhook"
+MAX_FIELD = 128
+
+
+class WebhookSender:
+    def __init__(self, url: str, secret: str) -> None:
+        self.url = url
+        self.secret = secret
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+
+    async def stop(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def send(self, message: Outbound) -> None:
+        if not self.url:
+            raise PermanentFailure("channels.webhook.deliver_url is not set")
+        assert self._session is not None, "the channel was not started"
+        body = {
+            "outbox_id": message.outbox_id,
+            "conversation_id": message.conversation_id,
+            "chat": message.chat_id,
+            "text": message.text,
+            "choices": list(message.choices),
+            "reply_to": message.reply_to,
+        }
+        headers = {"Authorization": f"Bearer {self.secret}"}
+        async with self._session.post(self.url, json=body, headers=headers) as response:
+            if response.status < 300:
+                return
+            if response.status in (403, 404, 410):
+                raise PermanentFailure(f"{self.url} answered {response.status}")
+            if response.status == 429:
+                raise RetryAfter(float(response.headers.get("Retry-After", "5")))
+            raise ConnectionError(f"{self.url} answered {response.status}")
+
+
+class WebhookChannel:
+    name = NAME
+
+    def __init__(self, config: WebhookChannelConfig, secret: str) -> None:
+        if not secret:
+            raise ValueError(
+                f"channels.webhook is enabled but ${config.secret_env} is empty: "
+                "set it to a long random secret"
+            )
+        self.config = config
+        self._secret = secret
+        self.sender = WebhookSender(config.deliver_url, secret)
+
+    def mount(self, app: web.Application, service: MessageService) -> None:
+        async def receive(request: web.Request) -> web.Response:
+            return await self.receive(request, service)
+
+        app.router.add_post("/channels/webhook/messages", receive)
+
+    async def start(self) -> None:
+        await self.sender.start()
+
+    async def stop(self) -> None:
+        await self.sender.stop()
+
+    async def receive(self, request: web.Request, service: MessageService) -> web.Response:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {self._secret}".encode()):
+            return web.json_response({"error": "bad or missing secret"}, status=401)
+        try:
+            inbound, wait = self._inbound(await request.json())
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning("malformed webhook message dropped: %s", exc)
+            return web.json_response({"error": f"malformed message: {exc}"}, status=400)
+        try:
+            outcome = await service.handle(inbound, wait=self.config.wait_seconds if wait else None)
+        except ServiceStopping:
+            return web.json_response({"error": "shutting down, try another worker"}, status=503)
+        body: dict[str, Any] = {
+            "action": outcome.decision.action.value if outcome.decision else None,
+            "pending": outcome.pending,
+            "replies": [],
+        }
+        if outcome.inline:
+            body["replies"] = [
+                {"outbox_id": m.outbox_id, "text": m.text, "choices": list(m.choices)}
+                for m in outcome.replies
+            ]
+            await service.confirm_inline(outcome)
+        return web.json_response(body)
+
+    @staticmethod
+    def _inbound(data: Any) -> tuple[Inbound, bool]:
+        if not isinstance(data, dict):
+            raise ValueError("the body must be a JSON object")
+        fields = {}
+        for key in ("id", "user"):
+            value = data[key]
+            if not isinstance(value, str | int) or not str(value) or len(str(value)) > MAX_FIELD:
+                raise ValueError(f"`{key}` must be a non-empty string of at most {MAX_FIELD}")
+            fields[key] = str(value)
+        text = data.get("text", "")
+        if not isinstance(text, str):
+            raise ValueError("`text` must be a string")
+        kind = Kind(data.get("kind", "text"))
+        chat = str(data.get("chat") or fields["user"])[:MAX_FIELD]
+        inbound = Inbound(NAME, fields["id"], fields["user"], chat, text, datetime.now(UTC), kind)
+        return inbound, bool(data.get("wait", False))

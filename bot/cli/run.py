@@ -1,0 +1,47 @@
+"""`bot run`: one worker of the service. Start several on one PostgreSQL behind a load balancer
+to scale out; they share the work through the database."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from aiohttp import web
+
+from bot.content.config import Config
+from bot.domain.clock import SystemClock
+
+log = logging.getLogger("bot.run")
+
+
+def serve(config: Config, host: str | None, port: int | None) -> int:
+    from adapters import channels_from_config
+    from bot.assembly import build_pipeline, content_encoder, load_knowledge
+    from bot.web.app import Parts, make_app
+
+    started = time.perf_counter()
+    channels = channels_from_config(config)  # a missing secret stops start-up here, not later
+    encoder = content_encoder(config)
+    pipeline = build_pipeline(config, SystemClock(), encoder=encoder)
+    app = make_app(Parts(pipeline, channels, learn=lambda: load_knowledge(config, encoder)))
+    host = host or config.service.host
+    port = port or config.service.port
+    names = ", ".join(c.name for c in channels) or "none (enable one in [channels])"
+    log.warning(
+        "worker %s ready in %.1fs on http://%s:%d (channels: %s)",
+        pipeline.worker,
+        time.perf_counter() - started,
+        host,
+        port,
+        names,
+    )
+    web.run_app(
+        app,
+        host=host,
+        port=port,
+        print=None,
+        shutdown_timeout=config.service.drain_seconds,
+        access_log=None,
+    )
+    pipeline.store.engine.dispose()
+    return 0

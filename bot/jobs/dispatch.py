@@ -1,0 +1,170 @@
+"""The dispatcher: sends what handling wrote to the outbox, on every worker.
+
+It claims due rows (see bot.store.outbox.claim: per-conversation order, no row claimed twice),
+sends each conversation's rows in order through the channel's sender, and sorts failures three
+ways: passing (retried with exponential backoff, up to `max_attempts`), "retry after N seconds"
+(the channel's own wait is honoured), and permanent (blocked by the customer, quota or reply
+window spent: the conversation's pending replies fail and it is marked unreachable, visible to
+agents). Database calls run in the store's thread pool, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
+from datetime import timedelta
+from itertools import groupby
+from typing import TypeVar
+
+from bot.domain.clock import Clock
+from bot.domain.delivery import PendingOutbound, PermanentFailure, RetryAfter, Sender
+from bot.domain.messages import Outbound
+from bot.store import conversations, outbox
+from bot.store.database import Store
+
+log = logging.getLogger("bot.dispatch")
+
+T = TypeVar("T")
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        senders: Mapping[str, Sender],
+        clock: Clock,
+        worker: str,
+        executor: Executor,
+        reply_windows: Mapping[str, float] | None = None,
+        *,
+        lease: timedelta = timedelta(seconds=60),
+        max_attempts: int = 8,
+        first_backoff: float = 2.0,
+        max_backoff: float = 600.0,
+        poll_seconds: float = 0.5,
+    ) -> None:
+        self.store = store
+        self.senders = dict(senders)
+        self.clock = clock
+        self.worker = worker
+        self.executor = executor
+        self.reply_windows = dict(reply_windows or {})
+        self.lease = lease
+        self.max_attempts = max_attempts
+        self.first_backoff = first_backoff
+        self.max_backoff = max_backoff
+        self.poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def wake(self) -> None:
+        """Something was just written to the outbox: look now rather than at the next poll."""
+        self._wake.set()
+
+    def backoff(self, attempts: int) -> float:
+        """Seconds before the next try after `attempts` passing failures: 2, 4, 8 … 600."""
+        return float(min(self.first_backoff * 2 ** max(attempts - 1, 0), self.max_backoff))
+
+    async def run(self) -> None:
+        """Send until stopped; survives database and channel errors."""
+        while not self._stopping:
+            try:
+                sent = await self.run_once()
+            except Exception:
+                log.exception("dispatcher round failed; trying again shortly")
+                sent = 0
+            if sent:
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        """One round: claim what is due and send it; returns how many rows were handled."""
+        if not self.senders:
+            return 0
+        rows = await self._db(self._claim)
+        if not rows:
+            return 0
+        await asyncio.gather(
+            *(
+                self._send_conversation(list(group))
+                for _, group in groupby(rows, key=lambda r: r.conversation_id)
+            )
+        )
+        return len(rows)
+
+    def _claim(self) -> list[PendingOutbound]:
+        with self.store.transaction() as tx:
+            rows = outbox.claim(
+                tx, self.clock.now(), self.worker, self.lease, self.senders, self.reply_windows
+            )
+        return sorted(rows, key=lambda r: (r.conversation_id, r.id))
+
+    async def _send_conversation(self, rows: list[PendingOutbound]) -> None:
+        for index, row in enumerate(rows):
+            sender = self.senders[row.channel]
+            message = Outbound(
+                row.channel,
+                row.chat_id,
+                row.text,
+                row.conversation_id,
+                row.id,
+                row.choices,
+                row.reply_to,
+            )
+            rest = [r.id for r in rows[index + 1 :]]
+            try:
+                await sender.send(message)
+            except PermanentFailure as exc:
+                log.warning(
+                    "conversation %s unreachable on %s: %s", row.conversation_id, row.channel, exc
+                )
+                await self._db(self._fail, row, str(exc))
+                return
+            except RetryAfter as exc:
+                wait = max(exc.seconds, 0.0)
+                log.info("%s asks to wait %.1f s (outbox %s)", row.channel, wait, row.id)
+                await self._db(self._later, row, wait, str(exc), rest)
+                return
+            except Exception as exc:
+                attempts = row.attempts + 1
+                if attempts >= self.max_attempts:
+                    log.error("outbox %s: giving up after %d attempts: %r", row.id, attempts, exc)
+                    await self._db(self._give_up, row, repr(exc))
+                    continue
+                wait = self.backoff(attempts)
+                log.warning("outbox %s: send failed (%r); retry in %.0f s", row.id, exc, wait)
+                await self._db(self._later, row, wait, repr(exc), rest)
+                return
+            await self._db(self._sent, row)
+
+    # --- database calls (run in the executor) ----------------------------------------------
+
+    def _sent(self, row: PendingOutbound) -> None:
+        with self.store.transaction() as tx:
+            outbox.mark_sent(tx, [row.id], self.clock.now())
+
+    def _later(self, row: PendingOutbound, wait: float, error: str, rest: list[int]) -> None:
+        with self.store.transaction() as tx:
+            outbox.retry_later(tx, row.id, self.clock.now() + timedelta(seconds=wait), error)
+            outbox.release(tx, rest)
+
+    def _give_up(self, row: PendingOutbound, error: str) -> None:
+        with self.store.transaction() as tx:
+            outbox.give_up(tx, row.id, f"gave up after {self.max_attempts} attempts: {error}")
+
+    def _fail(self, row: PendingOutbound, reason: str) -> None:
+        with self.store.transaction() as tx:
+            outbox.fail_conversation(tx, row.conversation_id, reason)
+            conversations.mark_unreachable(tx, row.conversation_id, reason)
+
+    async def _db(self, call: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, call, *args)

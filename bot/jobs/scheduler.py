@@ -1,0 +1,76 @@
+"""Timed work, run by APScheduler in a small thread pool (never on the event loop).
+
+Two kinds of job: each worker reloads its own copy of edited content and renews or seeks the
+scheduler's leadership; the cluster's jobs (releasing tickets at opening time) run on every
+worker's timer but do their work only on the leader, and are idempotent besides.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from bot.domain.messages import Outbound
+from bot.jobs.leader import Leadership
+from bot.jobs.release import release_waiting
+from bot.jobs.reload import KnowledgeReloader, ScheduleReloader
+from bot.pipeline.knowledge import Knowledge
+from bot.pipeline.runner import Pipeline
+
+log = logging.getLogger("bot.jobs")
+
+RELEASE_EVERY_S = 30
+RELOAD_EVERY_S = 10
+LEADERSHIP_EVERY_S = 5
+
+
+def release_if_leading(
+    pipeline: Pipeline, leadership: Leadership, on_notices: Callable[[Sequence[Outbound]], None]
+) -> int:
+    """The release job: only the leader releases; returns how many tickets it released."""
+    if not leadership.is_leader:
+        return 0
+    released, notices = release_waiting(
+        pipeline.config, pipeline.store, pipeline.knowledge.schedules, pipeline.clock.now()
+    )
+    if notices:
+        on_notices(notices)
+    return len(released)
+
+
+def start(
+    pipeline: Pipeline,
+    leadership: Leadership,
+    learn: Callable[[], Knowledge] | None = None,
+    on_notices: Callable[[Sequence[Outbound]], None] = lambda notices: None,
+) -> BackgroundScheduler:
+    """Start the timed jobs in background threads; call .shutdown() to stop them. `learn`
+    re-learns the FAQ and intents after an edit (None: no FAQ/intent reload)."""
+    scheduler = BackgroundScheduler(
+        timezone="UTC", executors={"default": ThreadPoolExecutor(max_workers=2)}
+    )
+    every = {"trigger": "interval", "max_instances": 1, "coalesce": True}
+    scheduler.add_job(leadership.renew, seconds=LEADERSHIP_EVERY_S, id="leadership", **every)
+    scheduler.add_job(
+        release_if_leading,
+        seconds=RELEASE_EVERY_S,
+        args=[pipeline, leadership, on_notices],
+        id="release",
+        **every,
+    )
+    scheduler.add_job(
+        ScheduleReloader(pipeline), seconds=RELOAD_EVERY_S, id="reload-schedules", **every
+    )
+    if learn is not None:
+        scheduler.add_job(
+            KnowledgeReloader(pipeline, learn),
+            seconds=RELOAD_EVERY_S,
+            id="reload-knowledge",
+            **every,
+        )
+    leadership.renew()
+    scheduler.start()
+    return scheduler

@@ -1,0 +1,70 @@
+"""The per-message context the steps fill in, and the replies they compose."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot.content.entries import IntentSpec
+from bot.domain.conversation import Conversation
+from bot.domain.messages import Decision, Inbound, Outbound
+from bot.domain.ticket import TicketDraft
+from bot.hours.schedule import Schedule
+from bot.pipeline.knowledge import Knowledge
+from bot.understanding.faq import FaqMatch
+from bot.understanding.intents import IntentGuess
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One text for the customer; `choices` are options a channel may show as buttons."""
+
+    text: str
+    choices: tuple[str, ...] = ()
+
+    def outbound(
+        self, conversation: Conversation, outbox_id: int, reply_to: int | None, external: str | None
+    ) -> Outbound:
+        return Outbound(
+            conversation.channel,
+            conversation.chat_id,
+            self.text,
+            conversation.id,
+            outbox_id,
+            self.choices,
+            reply_to,
+            external,
+        )
+
+
+@dataclass
+class Context:
+    inbound: Inbound
+    now: datetime
+    #: the content this message is handled with, start to end, even if a reload swaps it meanwhile
+    knowledge: Knowledge
+    #: the message's text as the bot reads it: control characters stripped, length capped
+    text: str = ""
+    masked: str = ""
+    message_id: int | None = None
+    conversation: Conversation | None = None
+    language: str = "zh"
+    guess: IntentGuess | None = None
+    matches: list[FaqMatch] = field(default_factory=list)
+    urgent_signal: str | None = None
+    handoff: IntentSpec | None = None  # the intent to hand off under, if any
+    route_queue: str = ""
+    schedule: Schedule | None = None
+    decision: Decision | None = None
+    ticket: TicketDraft | None = None
+    replies: list[Reply] = field(default_factory=list)
+    outbound: list[Outbound] = field(default_factory=list)
+    #: a channel that waits to return the replies inline holds them until then
+    inline_until: datetime | None = None
+    worker: str = ""
+    stop: bool = False
+    error: bool = False
+
+    @property
+    def texts(self) -> list[str]:
+        return [reply.text for reply in self.replies]

@@ -1,0 +1,48 @@
+"""What the pipeline works from: everything learnt from the content files, swapped as a whole
+when they change, and the one call that reads customer messages with it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from bot.content.entries import FaqEntry, IntentSpec
+from bot.hours.schedule import Schedule
+from bot.understanding.faq import FaqIndex, FaqMatch
+from bot.understanding.intents import IntentClassifier, IntentGuess
+
+
+@dataclass(frozen=True)
+class Understanding:
+    """What the bot made of one text: its intent and the FAQ entries it may be asking."""
+
+    guess: IntentGuess | None
+    matches: list[FaqMatch]
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    faq: FaqIndex
+    classifier: IntentClassifier
+    intents: dict[str, IntentSpec]
+    schedules: dict[str, Schedule]
+
+    def faq_entry(self, entry_id: str) -> FaqEntry | None:
+        return self.faq.by_id.get(entry_id)
+
+    def understand(self, texts: Sequence[str], k: int = 3) -> list[Understanding]:
+        """Read several texts at once: one encoder batch shared by the intent classifier and
+        the FAQ search, one scoring pass each. Empty texts (images, stickers) get nothing."""
+        live = [i for i, text in enumerate(texts) if text.strip()]
+        out = [Understanding(None, []) for _ in texts]
+        if not live:
+            return out
+        batch = [texts[i] for i in live]
+        vectors = np.asarray(self.faq.embed(batch))
+        guesses = self.classifier.predict_many(batch, vectors)
+        matches = self.faq.search_many(batch, vectors, k)
+        for n, i in enumerate(live):
+            out[i] = Understanding(guesses[n], matches[n])
+        return out

@@ -1,0 +1,258 @@
+"""The outbox: every reply is written here in the same transaction as its decision, and sent
+from here by the dispatcher (or returned inline by a channel that awaited it).
+
+Claiming is safe with many workers: only the oldest pending row of a conversation can be
+claimed (so replies keep their order), PostgreSQL skips rows another worker has locked
+(`FOR UPDATE SKIP LOCKED`), SQLite claims in a `BEGIN IMMEDIATE` transaction, and a claimed row
+carries a lease: a worker that dies mid-send leaves it to be claimed again when the lease ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from bot.domain.conversation import Conversation
+from bot.domain.delivery import DeliveredVia, OutboxStatus, PendingOutbound
+from bot.store.schema import conversations, messages, outbox
+
+
+def add(
+    conn: Connection,
+    conversation: Conversation,
+    reply_to: int | None,
+    text: str,
+    now: datetime,
+    choices: Collection[str] = (),
+    lease_until: datetime | None = None,
+    leased_by: str | None = None,
+) -> int:
+    """One outgoing text: a transcript line and an outbox row; returns the outbox id.
+    A lease keeps the dispatcher away while a channel waits to return it inline."""
+    conn.execute(
+        messages.insert().values(
+            conversation_id=conversation.id,
+            channel=conversation.channel,
+            user_id=conversation.user_id,
+            direction="out",
+            kind="text",
+            text=text,
+            at=now,
+            handled=True,
+        )
+    )
+    return int(
+        conn.execute(
+            outbox.insert()
+            .values(
+                conversation_id=conversation.id,
+                reply_to=reply_to,
+                channel=conversation.channel,
+                chat_id=conversation.chat_id,
+                text=text,
+                choices=list(choices) or None,
+                status=OutboxStatus.PENDING,
+                created_at=now,
+                next_attempt_at=now,
+                lease_until=lease_until,
+                leased_by=leased_by,
+            )
+            .returning(outbox.c.id)
+        ).scalar_one()
+    )
+
+
+def claim(
+    conn: Connection,
+    now: datetime,
+    worker: str,
+    lease: timedelta,
+    channels: Collection[str],
+    windows: Mapping[str, float] | None = None,
+    limit: int = 50,
+) -> list[PendingOutbound]:
+    """Claim due replies for this worker, in order: for up to `limit` conversations, the oldest
+    pending row and the pending rows after it. Rows whose channel's reply window (hours after
+    the customer's last message) has passed are expired instead."""
+    earlier = outbox.alias("earlier")
+    heads = (
+        sa.select(outbox.c.id, outbox.c.conversation_id, outbox.c.channel)
+        .where(
+            outbox.c.status == OutboxStatus.PENDING,
+            outbox.c.next_attempt_at <= now,
+            sa.or_(outbox.c.lease_until.is_(None), outbox.c.lease_until <= now),
+            outbox.c.channel.in_(list(channels)),
+            ~sa.exists().where(
+                earlier.c.conversation_id == outbox.c.conversation_id,
+                earlier.c.status == OutboxStatus.PENDING,
+                earlier.c.id < outbox.c.id,
+            ),
+        )
+        .order_by(outbox.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        heads = heads.with_for_update(skip_locked=True, of=outbox)
+    found = conn.execute(heads).all()
+    if not found:
+        return []
+    conversation_ids = [row.conversation_id for row in found]
+    expired = _expire_outside_windows(conn, conversation_ids, now, windows or {})
+    live = [row.conversation_id for row in found if row.conversation_id not in expired]
+    if not live:
+        return []
+    rows_query = (
+        sa.select(outbox)
+        .where(
+            outbox.c.conversation_id.in_(live),
+            outbox.c.status == OutboxStatus.PENDING,
+            sa.or_(outbox.c.lease_until.is_(None), outbox.c.lease_until <= now),
+        )
+        .order_by(outbox.c.conversation_id, outbox.c.id)
+    )
+    if conn.dialect.name == "postgresql":
+        rows_query = rows_query.with_for_update(skip_locked=True)
+    rows = conn.execute(rows_query).mappings().all()
+    ids = [row["id"] for row in rows]
+    conn.execute(
+        outbox.update()
+        .where(outbox.c.id.in_(ids))
+        .values(lease_until=now + lease, leased_by=worker[:64])
+    )
+    return [
+        PendingOutbound(
+            row["id"],
+            row["conversation_id"],
+            row["channel"],
+            row["chat_id"],
+            row["text"],
+            row["attempts"],
+            tuple(row["choices"] or ()),
+            row["reply_to"],
+        )
+        for row in sorted(rows, key=lambda r: r["id"])
+    ]
+
+
+def _expire_outside_windows(
+    conn: Connection, conversation_ids: list[int], now: datetime, windows: Mapping[str, float]
+) -> set[int]:
+    """Expire the pending rows of conversations whose channel no longer lets the bot write."""
+    if not windows:
+        return set()
+    rows = conn.execute(
+        sa.select(conversations.c.id, conversations.c.channel, conversations.c.last_at).where(
+            conversations.c.id.in_(conversation_ids)
+        )
+    ).all()
+    closed = {
+        row.id
+        for row in rows
+        if row.channel in windows and now - row.last_at > timedelta(hours=windows[row.channel])
+    }
+    if closed:
+        conn.execute(
+            outbox.update()
+            .where(outbox.c.conversation_id.in_(closed), outbox.c.status == OutboxStatus.PENDING)
+            .values(
+                status=OutboxStatus.EXPIRED,
+                lease_until=None,
+                last_error="the channel's reply window had passed",
+            )
+        )
+    return closed
+
+
+def mark_sent(
+    conn: Connection, ids: Collection[int], now: datetime, via: DeliveredVia = DeliveredVia.API
+) -> int:
+    """Sent; returns how many rows this call marked (0 when another path already sent them)."""
+    if not ids:
+        return 0
+    return conn.execute(
+        outbox.update()
+        .where(outbox.c.id.in_(list(ids)), outbox.c.status == OutboxStatus.PENDING)
+        .values(
+            status=OutboxStatus.SENT,
+            sent_at=now,
+            via=via,
+            attempts=outbox.c.attempts + 1,
+            lease_until=None,
+        )
+    ).rowcount
+
+
+def retry_later(conn: Connection, outbox_id: int, at: datetime, error: str) -> None:
+    conn.execute(
+        outbox.update()
+        .where(outbox.c.id == outbox_id)
+        .values(
+            attempts=outbox.c.attempts + 1,
+            next_attempt_at=at,
+            lease_until=None,
+            last_error=error[:500],
+        )
+    )
+
+
+def release(conn: Connection, ids: Collection[int]) -> None:
+    """Give claimed rows back untouched (they were behind a row that failed)."""
+    if ids:
+        conn.execute(
+            outbox.update()
+            .where(outbox.c.id.in_(list(ids)), outbox.c.status == OutboxStatus.PENDING)
+            .values(lease_until=None)
+        )
+
+
+def give_up(conn: Connection, outbox_id: int, error: str) -> None:
+    """Stop trying one row (too many passing failures)."""
+    conn.execute(
+        outbox.update()
+        .where(outbox.c.id == outbox_id)
+        .values(
+            status=OutboxStatus.FAILED,
+            attempts=outbox.c.attempts + 1,
+            lease_until=None,
+            last_error=error[:500],
+        )
+    )
+
+
+def fail_conversation(conn: Connection, conversation_id: int, error: str) -> int:
+    """The channel refused for good: every pending row of the conversation fails with it."""
+    return conn.execute(
+        outbox.update()
+        .where(
+            outbox.c.conversation_id == conversation_id,
+            outbox.c.status == OutboxStatus.PENDING,
+        )
+        .values(status=OutboxStatus.FAILED, lease_until=None, last_error=error[:500])
+    ).rowcount
+
+
+def pending(
+    conn: Connection, created_before: datetime | None = None, max_attempts: int | None = None
+) -> list[PendingOutbound]:
+    """Replies written but not confirmed sent, oldest first."""
+    query = sa.select(outbox).where(outbox.c.status == OutboxStatus.PENDING).order_by(outbox.c.id)
+    if created_before is not None:
+        query = query.where(outbox.c.created_at <= created_before)
+    if max_attempts is not None:
+        query = query.where(outbox.c.attempts < max_attempts)
+    return [
+        PendingOutbound(
+            r.id,
+            r.conversation_id,
+            r.channel,
+            r.chat_id,
+            r.text,
+            r.attempts,
+            tuple(r.choices or ()),
+            r.reply_to,
+        )
+        for r in conn.execute(query)
+    ]

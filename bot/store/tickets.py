@@ -1,0 +1,103 @@
+"""Tickets in human queues. One open ticket per conversation (`uq_tickets_open`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from bot.domain.ticket import Ticket, TicketDraft, TicketStatus
+from bot.store.schema import tickets
+
+
+def open_for(conn: Connection, conversation_id: int) -> Ticket | None:
+    row = (
+        conn.execute(
+            sa.select(tickets).where(
+                tickets.c.conversation_id == conversation_id,
+                tickets.c.status.in_(TicketStatus.open()),
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return _ticket(row) if row else None
+
+
+def create(conn: Connection, conversation_id: int, draft: TicketDraft, now: datetime) -> int:
+    return int(
+        conn.execute(
+            tickets.insert()
+            .values(conversation_id=conversation_id, created_at=now, **draft.row(now))
+            .returning(tickets.c.id)
+        ).scalar_one()
+    )
+
+
+def listed(conn: Connection, queue: str | None = None, status: str = "queued") -> list[Ticket]:
+    """Tickets in a queue, in the order agents should take them: priority, then age."""
+    query = sa.select(tickets).where(tickets.c.status == status)
+    if queue:
+        query = query.where(tickets.c.queue == queue)
+    query = query.order_by(tickets.c.priority_rank, tickets.c.created_at, tickets.c.id)
+    return [_ticket(row) for row in conn.execute(query).mappings()]
+
+
+def release_waiting(conn: Connection, queue: str) -> list[Ticket]:
+    """Make a queue's waiting tickets available to agents: urgent first, then oldest.
+
+    Idempotent and safe with several workers: rows are locked (PostgreSQL: skipped by the
+    others), and only `waiting` rows change.
+    """
+    query = (
+        sa.select(tickets.c.id)
+        .where(tickets.c.queue == queue, tickets.c.status == TicketStatus.WAITING)
+        .order_by(tickets.c.priority_rank, tickets.c.created_at, tickets.c.id)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    ids = [row.id for row in conn.execute(query)]
+    if not ids:
+        return []
+    conn.execute(
+        tickets.update()
+        .where(tickets.c.id.in_(ids), tickets.c.status == TicketStatus.WAITING)
+        .values(status=TicketStatus.QUEUED)
+    )
+    rows = {
+        row["id"]: row
+        for row in conn.execute(sa.select(tickets).where(tickets.c.id.in_(ids))).mappings()
+    }
+    return [_ticket(rows[i]) for i in ids]
+
+
+def escalate(
+    conn: Connection, conversation_id: int, queue: str, priority: str, rank: int, now: datetime
+) -> list[int]:
+    """Move a conversation's waiting or queued tickets to `queue` at `priority`, available now."""
+    return [
+        int(i)
+        for i in conn.execute(
+            tickets.update()
+            .where(
+                tickets.c.conversation_id == conversation_id,
+                tickets.c.status.in_((TicketStatus.WAITING, TicketStatus.QUEUED)),
+            )
+            .values(
+                queue=queue,
+                priority=priority,
+                priority_rank=rank,
+                status=TicketStatus.QUEUED,
+                available_at=now,
+            )
+            .returning(tickets.c.id)
+        ).scalars()
+    ]
+
+
+def _ticket(row: Any) -> Ticket:
+    data = {k: v for k, v in dict(row).items() if k != "priority_rank"}
+    data["status"] = TicketStatus(data["status"])
+    return Ticket(**data)

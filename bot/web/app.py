@@ -1,0 +1,147 @@
+"""The aiohttp application of `bot run`: health checks, the channels' routes, and the
+long-lived parts — thread pools, scheduler and its leadership, dispatcher, channels — each
+opened and closed in one place (`cleanup_ctx`), in order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from bot.domain.messages import Outbound
+from bot.jobs import scheduler
+from bot.jobs.dispatch import Dispatcher
+from bot.jobs.leader import Leadership
+from bot.pipeline.knowledge import Knowledge
+from bot.pipeline.runner import Pipeline
+from bot.web.channels import Channel
+from bot.web.service import MessageService
+
+log = logging.getLogger("bot.web")
+
+
+@dataclass
+class Parts:
+    """What `bot run` assembled, handed to the application."""
+
+    pipeline: Pipeline
+    channels: Sequence[Channel] = ()
+    learn: Callable[[], Knowledge] | None = None
+    schema_current: Callable[[], bool] = lambda: True
+    run_scheduler: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+SERVICE = web.AppKey("service", MessageService)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+LEADERSHIP = web.AppKey("leadership", Leadership)
+PARTS = web.AppKey("parts", Parts)
+
+
+def make_app(parts: Parts) -> web.Application:
+    app = web.Application(client_max_size=256 * 1024)
+    app[PARTS] = parts
+    config = parts.pipeline.config.service
+    store_pool = ThreadPoolExecutor(config.threads, thread_name_prefix="store")
+    reading_pool = ThreadPoolExecutor(1, thread_name_prefix="understanding")
+    pipeline = parts.pipeline
+    dispatcher = Dispatcher(
+        pipeline.store,
+        {channel.name: channel.sender for channel in parts.channels},
+        pipeline.clock,
+        pipeline.worker,
+        store_pool,
+        pipeline.config.handoff.reply_windows,
+    )
+    service = MessageService(
+        pipeline,
+        store_pool,
+        reading_pool,
+        on_written=dispatcher.wake,
+        batch_max=config.batch_max,
+        batch_wait=config.batch_wait_ms / 1000,
+    )
+    app[SERVICE] = service
+    app[DISPATCHER] = dispatcher
+    app[LEADERSHIP] = Leadership(pipeline.store, pipeline.worker, pipeline.clock)
+    for channel in parts.channels:
+        channel.mount(app, service)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+
+    async def pools(app: web.Application) -> AsyncIterator[None]:
+        yield
+        store_pool.shutdown(wait=True, cancel_futures=False)
+        reading_pool.shutdown(wait=True)
+
+    async def jobs(app: web.Application) -> AsyncIterator[None]:
+        if not parts.run_scheduler:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+
+        def written(_: Sequence[Outbound]) -> None:
+            loop.call_soon_threadsafe(dispatcher.wake)
+
+        leadership = app[LEADERSHIP]
+        timed = await loop.run_in_executor(
+            store_pool, lambda: scheduler.start(pipeline, leadership, parts.learn, written)
+        )
+        yield
+        timed.shutdown(wait=True)
+        await loop.run_in_executor(store_pool, leadership.resign)
+
+    async def sending(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(dispatcher.run())
+        yield
+        dispatcher.stop()
+        await task
+
+    async def channels(app: web.Application) -> AsyncIterator[None]:
+        for channel in parts.channels:
+            await channel.start()
+        yield
+        for channel in reversed(parts.channels):
+            await channel.stop()
+
+    app.cleanup_ctx.extend([pools, jobs, sending, channels])
+
+    async def drain(app: web.Application) -> None:
+        await service.drain(config.drain_seconds)
+
+    app.on_shutdown.append(drain)
+    return app
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Alive: the process answers."""
+    return web.json_response({"alive": True})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready for traffic: content learnt, database reachable, schema current, not draining."""
+    app = request.app
+    parts, service = app[PARTS], app[SERVICE]
+    store = parts.pipeline.store
+    loop = asyncio.get_running_loop()
+    database = await loop.run_in_executor(None, store.reachable)
+    schema = database and await loop.run_in_executor(None, parts.schema_current)
+    checks = {
+        "encoder": parts.pipeline.knowledge is not None,
+        "database": database,
+        "schema": bool(schema),
+        "accepting": service.accepting,
+    }
+    body = {
+        "ready": all(checks.values()),
+        **checks,
+        "worker": parts.pipeline.worker,
+        "leader": app[LEADERSHIP].is_leader,
+        "in_flight": service.in_flight,
+    }
+    return web.json_response(body, status=200 if body["ready"] else 503)

@@ -1,0 +1,123 @@
+"""The message service: what a channel calls with each inbound message.
+
+accept (thread pool) → understand (micro-batched, its own thread) → decide under the customer's
+lock (thread pool) → the replies are either returned to a channel that waits for them (WeChat's
+passive reply, within its 5 s) or left to the dispatcher. The event loop never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from bot.domain.messages import Decision, Inbound, Outbound
+from bot.pipeline.batching import MicroBatcher
+from bot.pipeline.context import Context
+from bot.pipeline.knowledge import Understanding
+from bot.pipeline.runner import Pipeline
+
+log = logging.getLogger("bot.service")
+
+T = TypeVar("T")
+
+
+@dataclass
+class Outcome:
+    """What became of one message. `inline`: the replies are held for the channel, which must
+    call `MessageService.confirm_inline` once it has returned them (else the dispatcher sends
+    them when the hold ends). `pending`: handling was not done in time; it goes on, and the
+    dispatcher delivers."""
+
+    decision: Decision | None = None
+    replies: list[Outbound] = field(default_factory=list)
+    inline: bool = False
+    pending: bool = False
+    context: Context | None = None
+
+
+class ServiceStopping(Exception):
+    """The worker is shutting down and takes no new messages (the channel answers 503)."""
+
+
+class MessageService:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        store_executor: Executor,
+        understanding_executor: Executor,
+        on_written: Callable[[], None] = lambda: None,
+        batch_max: int = 64,
+        batch_wait: float = 0.0,
+    ) -> None:
+        self.pipeline = pipeline
+        self.store_executor = store_executor
+        self.on_written = on_written
+        self.batcher: MicroBatcher[Understanding] = MicroBatcher(
+            lambda texts: self.pipeline.understand(texts),
+            understanding_executor,
+            batch_max,
+            batch_wait,
+        )
+        self.accepting = True
+        self._tasks: set[asyncio.Task[Context]] = set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def handle(self, inbound: Inbound, wait: float | None = None) -> Outcome:
+        """Handle one message. With `wait`, the replies come back inline if they are ready
+        within that many seconds; without, this returns once the decision is written."""
+        if not self.accepting:
+            raise ServiceStopping()
+        deadline = self.pipeline.clock.now() + timedelta(seconds=wait) if wait else None
+        task = asyncio.create_task(self._process(inbound, deadline))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        if wait is None:
+            ctx = await task
+            return Outcome(ctx.decision, ctx.outbound, False, False, ctx)
+        try:
+            ctx = await asyncio.wait_for(asyncio.shield(task), wait)
+        except TimeoutError:
+            return Outcome(pending=True)
+        inline = bool(ctx.outbound) and ctx.inline_until is not None
+        return Outcome(ctx.decision, ctx.outbound, inline, False, ctx)
+
+    async def confirm_inline(self, outcome: Outcome) -> None:
+        if outcome.inline and outcome.context is not None:
+            ctx = outcome.context
+            await self._run(lambda: self.pipeline.confirm_inline(ctx))
+
+    async def drain(self, timeout: float) -> None:
+        """Stop taking messages and let the ones in flight finish (SIGTERM)."""
+        self.accepting = False
+        if self._tasks:
+            log.info("finishing %d message(s) in flight", len(self._tasks))
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+
+    async def _process(self, inbound: Inbound, deadline: datetime | None) -> Context:
+        pipeline = self.pipeline
+        ctx = await self._run(lambda: pipeline.accept(inbound))
+        if ctx.stop:
+            return ctx
+        try:
+            understanding = await self.batcher.submit(ctx.text)
+        except Exception:
+            log.exception("message %s/%s could not be read", inbound.channel, inbound.external_id)
+            await self._run(lambda: pipeline._answer_after_error(ctx))
+        else:
+            now = pipeline.clock.now()
+            hold = deadline if deadline is not None and deadline > now else None
+            await self._run(lambda: pipeline.decide(ctx, understanding, hold))
+        if ctx.outbound and ctx.inline_until is None:
+            self.on_written()
+        return ctx
+
+    async def _run(self, call: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.store_executor, call)
