@@ -127,7 +127,7 @@ def _chat(config: Config, at: str | None, user: str | None, why: bool) -> int:
         pipeline,
         leadership,
         lambda: load_knowledge(config, encoder),
-        lambda notices: None if pipeline.deliver_now(notices) else None,
+        pipeline.deliver_now,
     )
     try:
         chat(

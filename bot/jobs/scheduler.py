@@ -28,7 +28,7 @@ LEADERSHIP_EVERY_S = 5
 
 
 def release_if_leading(
-    pipeline: Pipeline, leadership: Leadership, on_notices: Callable[[Sequence[Outbound]], None]
+    pipeline: Pipeline, leadership: Leadership, on_notices: Callable[[Sequence[Outbound]], object]
 ) -> int:
     """The release job: only the leader releases; returns how many tickets it released."""
     if not leadership.is_leader:
@@ -45,7 +45,7 @@ def start(
     pipeline: Pipeline,
     leadership: Leadership,
     learn: Callable[[], Knowledge] | None = None,
-    on_notices: Callable[[Sequence[Outbound]], None] = lambda notices: None,
+    on_notices: Callable[[Sequence[Outbound]], object] = lambda notices: None,
 ) -> BackgroundScheduler:
     """Start the timed jobs in background threads; call .shutdown() to stop them. `learn`
     re-learns the FAQ and intents after an edit (None: no FAQ/intent reload)."""

@@ -1,0 +1,270 @@
+"""`bot run` as a service: the webhook channel in-process against a loopback receiver, then four
+real `bot run` processes on one PostgreSQL sharing 200 customers' messages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import sqlalchemy as sa
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from adapters.webhook import WebhookChannel
+from bot.assembly import build_pipeline
+from bot.content.config import Config, WebhookChannelConfig, load_config
+from bot.domain.clock import SystemClock
+from bot.store.database import Store
+from bot.store.schema import decisions, messages, outbox
+from bot.understanding.encoders import MemoEncoder
+from bot.web.app import Parts, make_app
+from tests.conftest import POSTGRES_URL, _postgres_available
+
+SECRET = "test-secret-not-real"
+
+
+class Receiver:
+    """The other end of the webhook channel: records what the bot delivers."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.app = web.Application()
+        self.app.router.add_post("/deliver", self.deliver)
+
+    async def deliver(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {SECRET}":
+            return web.Response(status=401)
+        self.received.append(await request.json())
+        return web.json_response({"ok": True})
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
+    found = Receiver()
+    server = TestServer(found.app, host="127.0.0.1")
+    await server.start_server()
+    yield found, str(server.make_url("/deliver"))
+    await server.close()
+
+
+async def _client(config: Config, encoder: MemoEncoder, url: str, tmp: Path) -> TestClient:
+    pipeline = build_pipeline(
+        config, SystemClock(), store_url=f"sqlite:///{tmp}/service.sqlite3", encoder=encoder
+    )
+    channel = WebhookChannel(
+        WebhookChannelConfig(enabled=True, deliver_url=url, wait_seconds=4.0), SECRET
+    )
+    app = make_app(Parts(pipeline, [channel], run_scheduler=False))
+    client = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    return client
+
+
+async def test_webhook_channel_end_to_end(
+    config: Config, encoder: MemoEncoder, receiver: tuple[Receiver, str], tmp_path: Path
+) -> None:
+    found, url = receiver
+    client = await _client(config, encoder, url, tmp_path)
+    auth = {"Authorization": f"Bearer {SECRET}"}
+    try:
+        assert (await client.get("/healthz")).status == 200
+        ready = await (await client.get("/readyz")).json()
+        assert ready["ready"] and ready["database"] and ready["schema"]
+
+        forged = await client.post(
+            "/channels/webhook/messages",
+            json={"id": "1", "user": "u", "text": "hi"},
+            headers={"Authorization": "Bearer guess"},
+        )
+        assert forged.status == 401
+        broken = await client.post("/channels/webhook/messages", data="{not json", headers=auth)
+        assert broken.status == 400
+
+        # waiting: the replies come back inline and are not delivered a second time
+        inline = await client.post(
+            "/channels/webhook/messages",
+            json={"id": "m1", "user": "alice", "text": "运费多少", "wait": True},
+            headers=auth,
+        )
+        body = await inline.json()
+        assert body["action"] == "answer"
+        # (plus the after-hours notice when this runs outside the fixture shop's hours)
+        assert body["replies"][0]["text"] == "订单满 99 元包邮，不满收取 8 元运费。"
+
+        # not waiting: the dispatcher delivers to the receiver
+        queued = await client.post(
+            "/channels/webhook/messages",
+            json={"id": "m2", "user": "bob", "text": "可以开发票吗"},
+            headers=auth,
+        )
+        assert (await queued.json())["replies"] == []
+        for _ in range(100):
+            if found.received:
+                break
+            await asyncio.sleep(0.05)
+        assert {r["chat"] for r in found.received} == {"bob"}
+        delivered = len(found.received)
+
+        # the same delivery again: answered once
+        again = await client.post(
+            "/channels/webhook/messages",
+            json={"id": "m1", "user": "alice", "text": "运费多少", "wait": True},
+            headers=auth,
+        )
+        assert (await again.json())["action"] == "duplicate"
+        await asyncio.sleep(0.6)  # a dispatcher round: nothing for alice
+        assert {r["chat"] for r in found.received} == {"bob"}
+        assert len(found.received) == delivered
+    finally:
+        await client.close()
+
+
+# --- several `bot run` processes on PostgreSQL ------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _bot() -> str:
+    beside = Path(sys.executable).with_name("bot")
+    return str(beside)
+
+
+@pytest.fixture
+def postgres() -> Iterator[str]:
+    problem = _postgres_available()
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL at {POSTGRES_URL} is required in CI: {problem}")
+        pytest.skip(f"no PostgreSQL at {POSTGRES_URL} ({problem})")
+    engine = sa.create_engine(POSTGRES_URL)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+    yield POSTGRES_URL
+
+
+async def _ready(session: aiohttp.ClientSession, port: int, seconds: float) -> dict[str, Any]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
+                if response.status == 200:
+                    return dict(await response.json())
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"worker on port {port} not ready in {seconds}s")
+
+
+async def test_four_workers_share_200_customers(
+    shop: Path, postgres: str, receiver: tuple[Receiver, str]
+) -> None:
+    found, url = receiver
+    path = shop / "config.toml"
+    text = path.read_text(encoding="utf-8").replace(
+        'url = "sqlite:///var/bot.sqlite3"', f'url = "{postgres}"'
+    )
+    path.write_text(
+        text + f'\n[channels.webhook]\nenabled = true\ndeliver_url = "{url}"\n', encoding="utf-8"
+    )
+    assert load_config(path).storage_url == postgres
+    ports = [_free_port() for _ in range(4)]
+    env = {**os.environ, "BOT_WEBHOOK_SECRET": SECRET}
+    workers = [
+        subprocess.Popen(
+            [_bot(), "--config", str(path), "run", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for port in ports
+    ]
+    try:
+        async with aiohttp.ClientSession() as session:
+            states = [await _ready(session, port, 120) for port in ports]
+            auth = {"Authorization": f"Bearer {SECRET}"}
+            texts = ["你好", "运费多少", "可以开发票吗", "今天天气怎么样", "谢谢"]
+
+            async def customer(n: int) -> None:
+                for i, text in enumerate(texts):  # each message to another worker
+                    port = ports[(n + i) % len(ports)]
+                    body = {"id": f"c{n}-{i}", "user": f"c{n}", "text": text}
+                    async with session.post(
+                        f"http://127.0.0.1:{port}/channels/webhook/messages",
+                        json=body,
+                        headers=auth,
+                    ) as response:
+                        assert response.status == 200, await response.text()
+
+            await asyncio.gather(*(customer(n) for n in range(200)))
+            store = Store(postgres)
+            with store.engine.connect() as conn:
+                expected = conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar()
+            deadline = time.monotonic() + 60
+            while len(found.received) < (expected or 0) and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            with store.engine.connect() as conn:
+                inbound = conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(messages)
+                    .where(messages.c.direction == "in")
+                ).scalar()
+                decided = conn.execute(
+                    sa.select(decisions.c.message_id, sa.func.count()).group_by(
+                        decisions.c.message_id
+                    )
+                ).all()
+                rows = conn.execute(
+                    sa.select(outbox.c.id, outbox.c.conversation_id).order_by(outbox.c.id)
+                ).all()
+            assert inbound == 1000
+            assert len(decided) == 1000 and all(count == 1 for _, count in decided)
+            ids = [r["outbox_id"] for r in found.received]
+            assert sorted(ids) == [r.id for r in rows]  # every reply sent, and exactly once
+            order: dict[int, list[int]] = {}
+            for r in found.received:
+                order.setdefault(r["conversation_id"], []).append(r["outbox_id"])
+            assert all(seen == sorted(seen) for seen in order.values())  # in order
+
+            states = [await _ready(session, port, 10) for port in ports]
+            leaders = [i for i, s in enumerate(states) if s["leader"]]
+            assert len(leaders) == 1, states
+            workers[leaders[0]].send_signal(signal.SIGKILL)
+            workers[leaders[0]].wait(10)
+            survivors = [p for i, p in enumerate(ports) if i != leaders[0]]
+            deadline = time.monotonic() + 30
+            new_leaders: list[int] = []
+            while time.monotonic() < deadline and len(new_leaders) != 1:
+                await asyncio.sleep(0.5)
+                states = [await _ready(session, port, 10) for port in survivors]
+                new_leaders = [i for i, s in enumerate(states) if s["leader"]]
+            assert len(new_leaders) == 1, states
+            store.engine.dispose()
+    finally:
+        for process in workers:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in workers:
+            try:
+                assert process.wait(30) in (0, -signal.SIGKILL)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            if process.stderr:
+                err = process.stderr.read().decode()
+                assert "Traceback" not in err, err[-3000:]
+    print(json.dumps({"workers": 4, "customers": 200}))
