@@ -1,4 +1,6 @@
-"""`bot eval CASES.jsonl`: the real pipeline over scripted cases, scored (format in DESIGN.md)."""
+"""`bot eval CASES.jsonl`: the real pipeline over scripted cases, scored.
+
+The case and summary formats are in docs/architecture.md."""
 
 from __future__ import annotations
 

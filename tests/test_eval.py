@@ -1,4 +1,4 @@
-"""`bot eval`: the real pipeline over cases, with the summary DESIGN.md specifies."""
+"""`bot eval`: the real pipeline over cases, with the summary docs/architecture.md specifies."""
 
 from __future__ import annotations
 
