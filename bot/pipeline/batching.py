@@ -1,9 +1,10 @@
-"""Micro-batching: the texts of concurrent messages are read together.
+"""Micro-batching: concurrent messages share one call.
 
-Encoding 32 texts at once costs little more than encoding one, so under load the service reads
-whatever has arrived while the previous batch was busy, in one call. A lone message is not held
-back: when nothing is running, the batch starts on the next turn of the event loop (plus
-`max_wait`, 0 by default), so idle latency stays what it was.
+Encoding 32 texts at once costs little more than encoding one, and deciding 32 messages in one
+transaction costs one commit instead of 32. Under load the service hands over whatever has
+arrived while the previous batch was busy, in one call. A lone message is not held back: when
+nothing is running, the batch starts on the next turn of the event loop (plus `max_wait`, 0 by
+default), so idle latency stays what it was.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import Generic, TypeVar
 
+T = TypeVar("T")
 R = TypeVar("R")
 
 
-class MicroBatcher(Generic[R]):
+class MicroBatcher(Generic[T, R]):
+    """Runs `work` on batches of submitted items in `executor`, one batch at a time."""
+
     def __init__(
         self,
-        work: Callable[[Sequence[str]], list[R]],
+        work: Callable[[Sequence[T]], list[R]],
         executor: Executor,
         max_size: int = 64,
         max_wait: float = 0.0,
@@ -28,16 +32,16 @@ class MicroBatcher(Generic[R]):
         self.executor = executor
         self.max_size = max_size
         self.max_wait = max_wait
-        self._waiting: list[tuple[str, asyncio.Future[R]]] = []
+        self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._running = False
         self._timer: asyncio.Handle | None = None
         #: sizes of the batches run so far (for the benchmark and tests)
         self.sizes: list[int] = []
 
-    async def submit(self, text: str) -> R:
+    async def submit(self, item: T) -> R:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
-        self._waiting.append((text, future))
+        self._waiting.append((item, future))
         if not self._running:
             if len(self._waiting) >= self.max_size:
                 self._start(loop)
@@ -58,13 +62,13 @@ class MicroBatcher(Generic[R]):
         batch, self._waiting = self._waiting[: self.max_size], self._waiting[self.max_size :]
         self._running = True
         self.sizes.append(len(batch))
-        task = loop.run_in_executor(self.executor, self.work, [text for text, _ in batch])
+        task = loop.run_in_executor(self.executor, self.work, [item for item, _ in batch])
         task.add_done_callback(lambda done: self._finish(loop, batch, done))
 
     def _finish(
         self,
         loop: asyncio.AbstractEventLoop,
-        batch: list[tuple[str, asyncio.Future[R]]],
+        batch: list[tuple[T, asyncio.Future[R]]],
         done: asyncio.Future[list[R]],
     ) -> None:
         self._running = False

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from sqlalchemy.engine import Connection
+
 from bot.content.config import Config, pick
 from bot.domain.clock import Clock
 from bot.domain.delivery import DeliveredVia
@@ -33,6 +35,10 @@ from bot.store.database import Store
 from bot.understanding.language import detect
 
 log = logging.getLogger("bot.pipeline")
+
+#: a message ready for the locked phase: its context, what it says, and until when a channel
+#: waits to return its replies inline (None: the dispatcher sends them)
+Decidable = tuple[Context, Understanding, datetime | None]
 
 
 class SyncSender(Protocol):
@@ -67,23 +73,34 @@ class Pipeline:
 
     def accept(self, inbound: Inbound) -> Context:
         """Store the delivery (masked); a retried delivery of a handled message stops here."""
-        ctx = Context(inbound=inbound, now=self.clock.now(), knowledge=self.knowledge)
-        ctx.worker = self.worker
-        ctx.text = inbound.text
-        ctx.masked = mask(ctx.text)
+        return self.accept_many([inbound])[0]
+
+    def accept_many(self, inbounds: Sequence[Inbound]) -> list[Context]:
+        """`accept` for several deliveries in one transaction (the service groups concurrent
+        messages: one commit instead of one each)."""
+        contexts = []
+        for inbound in inbounds:
+            ctx = Context(inbound=inbound, now=self.clock.now(), knowledge=self.knowledge)
+            ctx.worker = self.worker
+            ctx.text = inbound.text
+            ctx.masked = mask(ctx.text)
+            contexts.append(ctx)
         with self.store.transaction() as tx:
-            ctx.message_id = inbox.accept(
-                tx,
-                inbound.channel,
-                inbound.external_id,
-                inbound.user_id,
-                inbound.kind.value,
-                ctx.masked,
-                ctx.now,
-            )
-        if ctx.message_id is None:
-            self._duplicate(ctx)
-        return ctx
+            for ctx in contexts:
+                inbound = ctx.inbound
+                ctx.message_id = inbox.accept(
+                    tx,
+                    inbound.channel,
+                    inbound.external_id,
+                    inbound.user_id,
+                    inbound.kind.value,
+                    ctx.masked,
+                    ctx.now,
+                )
+        for ctx in contexts:
+            if ctx.message_id is None:
+                self._duplicate(ctx)
+        return contexts
 
     def understand(self, texts: Sequence[str]) -> list[Understanding]:
         """CPU work, no lock: several customers' texts are read in one batch."""
@@ -94,34 +111,61 @@ class Pipeline:
     ) -> Context:
         """Everything that reads and changes the customer's state, in one transaction holding
         the customer's lock; `inline_until`: the channel waits for the replies until then."""
-        if ctx.stop:
-            return ctx
-        config, inbound = self.config, ctx.inbound
+        return self.decide_many([(ctx, understanding, inline_until)])[0]
+
+    def decide_many(self, items: Sequence[Decidable]) -> list[Context]:
+        """`decide` for several messages in one transaction that holds all their customers'
+        locks (taken in one order, so two workers never deadlock); each message in its own
+        savepoint, so one that fails is answered on its own and the others are kept."""
+        live = [item for item in items if not item[0].stop]
+        failed: list[Context] = []
+        if live:
+            customers = [(ctx.inbound.channel, ctx.inbound.user_id) for ctx, _, _ in live]
+            try:
+                with self.store.customers_locked(customers) as tx:
+                    for ctx, understanding, inline_until in live:
+                        try:
+                            with tx.begin_nested():
+                                self._decide_one(tx, ctx, understanding, inline_until)
+                        except Exception:
+                            # One bad message must not take the worker down, nor leave the
+                            # customer unanswered (a channel may not redeliver).
+                            log.exception(
+                                "message %s/%s failed in the pipeline",
+                                ctx.inbound.channel,
+                                ctx.inbound.external_id,
+                            )
+                            failed.append(ctx)
+            except Exception:
+                log.exception("a batch of %d message(s) could not be decided", len(live))
+                failed = [ctx for ctx, _, _ in live]
+        for ctx in failed:
+            self._answer_after_error(ctx)
+        return [item[0] for item in items]
+
+    def _decide_one(
+        self,
+        tx: Connection,
+        ctx: Context,
+        understanding: Understanding,
+        inline_until: datetime | None,
+    ) -> None:
+        config = self.config
         ctx.now = self.clock.now()
         ctx.inline_until = inline_until
-        try:
-            with self.store.customer_lock(inbound.channel, inbound.user_id) as tx:
-                assert ctx.message_id is not None
-                if inbox.is_handled(tx, ctx.message_id):  # another worker took the redelivery
-                    self._duplicate(ctx)
-                    return ctx
-                steps.conversation(ctx, tx, config)
-                if not ctx.stop:
-                    steps.guard(ctx, tx, config)
-                if not ctx.stop:
-                    steps.understood(ctx, understanding, config)
-                    steps.hours(ctx, config)
-                    steps.decide(ctx, tx, config)
-                    steps.compose(ctx, config)
-                steps.record(ctx, tx)
-        except Exception:
-            # One bad message must not take the worker down, nor leave the customer unanswered
-            # (a channel may not redeliver): answer with the fallback and record why.
-            log.exception(
-                "message %s/%s failed in the pipeline", inbound.channel, inbound.external_id
-            )
-            self._answer_after_error(ctx)
-        return ctx
+        assert ctx.message_id is not None
+        if inbox.is_handled(tx, ctx.message_id):  # another worker took the redelivery
+            self._duplicate(ctx)
+            return
+        steps.conversation(ctx, tx, config)
+        if not ctx.stop:
+            steps.guard(ctx, tx, config)
+        if not ctx.stop:
+            steps.understood(ctx, understanding, config)
+            steps.hours(ctx, config)
+            steps.decide(ctx, tx, config)
+            steps.compose(ctx, config)
+        steps.record(ctx, tx)
 
     def handle(self, inbound: Inbound) -> Context:
         """All of it for one message, at once (the terminal, `bot eval`, tests); replies go out
@@ -200,7 +244,7 @@ class Pipeline:
                     ctx.now,
                     timedelta(minutes=self.config.conversation.idle_minutes),
                 )
-                conversations.attach(tx, ctx.message_id, conv, ctx.now)
+                conversations.attach(conv, ctx.now)
                 ctx.conversation = conv
                 language = detect(ctx.text, default=conv.language)
                 decision = Decision(

@@ -42,7 +42,7 @@ def conversation(ctx: Context, tx: Connection, config: Config) -> None:
         ctx.now,
         timedelta(minutes=config.conversation.idle_minutes),
     )
-    conversations.attach(tx, ctx.message_id, conv, ctx.now)
+    conversations.attach(conv, ctx.now)
     ctx.conversation = conv
     if conv.state != ConversationState.HANDOFF:
         return
@@ -257,7 +257,7 @@ def record(ctx: Context, tx: Connection) -> None:
         )
         conv.state = ConversationState.HANDOFF
     decisions.record(tx, ctx.message_id, conv.id, decision.as_record(), ctx.now)
-    inbox.mark_handled(tx, ctx.message_id)
+    inbox.mark_handled(tx, ctx.message_id, conv.id)
     conversations.save(tx, conv)
     external = ctx.inbound.external_id
     for reply in ctx.replies:

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bot.domain.conversation import Conversation, ConversationState
-from bot.store.schema import conversations, messages
+from bot.store.schema import conversations
 
 
 def current(
@@ -61,16 +61,8 @@ def current(
     return Conversation(id=int(new_id), notice_window=None, is_new=True, **values)
 
 
-def attach(conn: Connection, message_id: int, conversation: Conversation, now: datetime) -> None:
-    """The message belongs to the conversation, which was last active now."""
-    conn.execute(
-        messages.update().where(messages.c.id == message_id).values(conversation_id=conversation.id)
-    )
-    conn.execute(
-        conversations.update()
-        .where(conversations.c.id == conversation.id)
-        .values(last_at=now, messages_in=conversations.c.messages_in + 1)
-    )
+def attach(conversation: Conversation, now: datetime) -> None:
+    """A message arrived in the conversation now (written by `save` at the end of the run)."""
     conversation.messages_in += 1
     conversation.last_at = now
 
@@ -82,6 +74,8 @@ def save(conn: Connection, conversation: Conversation) -> None:
         .where(conversations.c.id == conversation.id)
         .values(
             state=conversation.state,
+            last_at=conversation.last_at,
+            messages_in=conversation.messages_in,
             language=conversation.language,
             fallback_streak=conversation.fallback_streak,
             notice_window=conversation.notice_window,

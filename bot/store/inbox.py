@@ -67,8 +67,13 @@ def is_handled(conn: Connection, message_id: int) -> bool:
     )
 
 
-def mark_handled(conn: Connection, message_id: int) -> None:
-    conn.execute(messages.update().where(messages.c.id == message_id).values(handled=True))
+def mark_handled(conn: Connection, message_id: int, conversation_id: int) -> None:
+    """Decided, as part of this conversation."""
+    conn.execute(
+        messages.update()
+        .where(messages.c.id == message_id)
+        .values(handled=True, conversation_id=conversation_id)
+    )
 
 
 def inbound_count(conn: Connection, channel: str, user_id: str, since: datetime) -> int:

@@ -19,7 +19,7 @@ from bot.domain.messages import Decision, Inbound, Outbound
 from bot.pipeline.batching import MicroBatcher
 from bot.pipeline.context import Context
 from bot.pipeline.knowledge import Understanding
-from bot.pipeline.runner import Pipeline
+from bot.pipeline.runner import Decidable, Pipeline
 
 log = logging.getLogger("bot.service")
 
@@ -57,11 +57,19 @@ class MessageService:
         self.pipeline = pipeline
         self.store_executor = store_executor
         self.on_written = on_written
-        self.batcher: MicroBatcher[Understanding] = MicroBatcher(
+        #: concurrent messages share a transaction to be stored, an encoder call to be read
+        #: and a transaction (holding all their customers' locks) to be decided
+        self.accepting_batch: MicroBatcher[Inbound, Context] = MicroBatcher(
+            lambda inbounds: self.pipeline.accept_many(inbounds), store_executor, batch_max
+        )
+        self.batcher: MicroBatcher[str, Understanding] = MicroBatcher(
             lambda texts: self.pipeline.understand(texts),
             understanding_executor,
             batch_max,
             batch_wait,
+        )
+        self.deciding_batch: MicroBatcher[Decidable, Context] = MicroBatcher(
+            lambda items: self.pipeline.decide_many(items), store_executor, batch_max
         )
         self.accepting = True
         self._tasks: set[asyncio.Task[Context]] = set()
@@ -103,7 +111,7 @@ class MessageService:
 
     async def _process(self, inbound: Inbound, deadline: datetime | None) -> Context:
         pipeline = self.pipeline
-        ctx = await self._run(lambda: pipeline.accept(inbound))
+        ctx = await self.accepting_batch.submit(inbound)
         if ctx.stop:
             return ctx
         try:
@@ -114,7 +122,7 @@ class MessageService:
         else:
             now = pipeline.clock.now()
             hold = deadline if deadline is not None and deadline > now else None
-            await self._run(lambda: pipeline.decide(ctx, understanding, hold))
+            await self.deciding_batch.submit((ctx, understanding, hold))
         if ctx.outbound and ctx.inline_until is None:
             self.on_written()
         return ctx
