@@ -11,6 +11,7 @@ from bot.domain.messages import Decision, Inbound, Outbound
 from bot.domain.ticket import TicketDraft
 from bot.hours.schedule import Schedule
 from bot.pipeline.knowledge import Knowledge
+from bot.store.batch import Entry
 from bot.understanding.faq import FaqMatch
 from bot.understanding.intents import IntentGuess
 
@@ -59,6 +60,8 @@ class Context:
     ticket: TicketDraft | None = None
     replies: list[Reply] = field(default_factory=list)
     outbound: list[Outbound] = field(default_factory=list)
+    #: what the run recorded for the database (filled with ids when the batch is written)
+    entry: Entry | None = None
     #: a channel that waits to return the replies inline holds them until then
     inline_until: datetime | None = None
     worker: str = ""

@@ -31,6 +31,7 @@ from bot.pipeline.context import Context
 from bot.pipeline.knowledge import Knowledge, Understanding
 from bot.pipeline.privacy import mask
 from bot.store import conversations, inbox, outbox
+from bot.store.batch import Arrival, DecisionBatch
 from bot.store.database import Store
 from bot.understanding.language import detect
 
@@ -115,27 +116,18 @@ class Pipeline:
 
     def decide_many(self, items: Sequence[Decidable]) -> list[Context]:
         """`decide` for several messages in one transaction that holds all their customers'
-        locks (taken in one order, so two workers never deadlock); each message in its own
-        savepoint, so one that fails is answered on its own and the others are kept."""
+        locks (taken in one order, so two workers never deadlock). Messages go in rounds of
+        one per customer, each round's reads and writes in bulk (`DecisionBatch`); a message
+        whose run fails is answered on its own afterwards, and a round whose writes fail is
+        redone message by message."""
         live = [item for item in items if not item[0].stop]
         failed: list[Context] = []
         if live:
             customers = [(ctx.inbound.channel, ctx.inbound.user_id) for ctx, _, _ in live]
             try:
                 with self.store.customers_locked(customers) as tx:
-                    for ctx, understanding, inline_until in live:
-                        try:
-                            with tx.begin_nested():
-                                self._decide_one(tx, ctx, understanding, inline_until)
-                        except Exception:
-                            # One bad message must not take the worker down, nor leave the
-                            # customer unanswered (a channel may not redeliver).
-                            log.exception(
-                                "message %s/%s failed in the pipeline",
-                                ctx.inbound.channel,
-                                ctx.inbound.external_id,
-                            )
-                            failed.append(ctx)
+                    for round_ in _rounds(live):
+                        failed.extend(self._decide_round(tx, round_))
             except Exception:
                 log.exception("a batch of %d message(s) could not be decided", len(live))
                 failed = [ctx for ctx, _, _ in live]
@@ -143,29 +135,62 @@ class Pipeline:
             self._answer_after_error(ctx)
         return [item[0] for item in items]
 
-    def _decide_one(
-        self,
-        tx: Connection,
-        ctx: Context,
-        understanding: Understanding,
-        inline_until: datetime | None,
-    ) -> None:
+    def _decide_round(self, tx: Connection, round_: list[Decidable]) -> list[Context]:
+        """One message per customer; returns the messages that failed."""
         config = self.config
-        ctx.now = self.clock.now()
-        ctx.inline_until = inline_until
+        batch = self._batch(tx)
+        for ctx, _, inline_until in round_:
+            ctx.now = self.clock.now()
+            ctx.inline_until = inline_until
+        batch.load([self._arrival(ctx) for ctx, _, _ in round_])
+        failed, recorded = [], []
+        for ctx, understanding, _ in round_:
+            assert ctx.message_id is not None
+            if batch.is_handled(ctx.message_id):  # another worker took the redelivery
+                self._duplicate(ctx)
+                continue
+            try:
+                steps.conversation(ctx, batch, config)
+                if not ctx.stop:
+                    steps.guard(ctx, batch, config)
+                if not ctx.stop:
+                    steps.understood(ctx, understanding, config)
+                    steps.hours(ctx, config)
+                    steps.decide(ctx, batch, config)
+                    steps.compose(ctx, config)
+                steps.record(ctx, batch)
+                recorded.append(ctx)
+            except Exception:
+                # One bad message must not take the worker down, nor leave the customer
+                # unanswered (a channel may not redeliver).
+                log.exception(
+                    "message %s/%s failed in the pipeline",
+                    ctx.inbound.channel,
+                    ctx.inbound.external_id,
+                )
+                failed.append(ctx)
+        try:
+            with tx.begin_nested():
+                batch.flush()
+        except Exception:
+            log.exception("writing %d decision(s) failed; answering them one by one", len(recorded))
+            return failed + recorded
+        for ctx in recorded:
+            steps.delivered(ctx)
+        return failed
+
+    def _batch(self, tx: Connection) -> DecisionBatch:
+        return DecisionBatch(
+            tx,
+            timedelta(minutes=self.config.conversation.idle_minutes),
+            timedelta(seconds=self.config.guard.flood_seconds),
+        )
+
+    @staticmethod
+    def _arrival(ctx: Context) -> Arrival:
         assert ctx.message_id is not None
-        if inbox.is_handled(tx, ctx.message_id):  # another worker took the redelivery
-            self._duplicate(ctx)
-            return
-        steps.conversation(ctx, tx, config)
-        if not ctx.stop:
-            steps.guard(ctx, tx, config)
-        if not ctx.stop:
-            steps.understood(ctx, understanding, config)
-            steps.hours(ctx, config)
-            steps.decide(ctx, tx, config)
-            steps.compose(ctx, config)
-        steps.record(ctx, tx)
+        inbound = ctx.inbound
+        return Arrival(ctx.message_id, inbound.channel, inbound.user_id, inbound.chat_id, ctx.now)
 
     def handle(self, inbound: Inbound) -> Context:
         """All of it for one message, at once (the terminal, `bot eval`, tests); replies go out
@@ -227,23 +252,19 @@ class Pipeline:
         ctx.stop = True
 
     def _answer_after_error(self, ctx: Context) -> None:
+        """The fallback, in the customer's language, for a message whose run failed."""
         if ctx.message_id is None:
             return
         ctx.error = True
-        ctx.outbound, ctx.ticket, ctx.stop = [], None, False
+        ctx.outbound, ctx.ticket, ctx.stop, ctx.entry = [], None, False, None
         inbound = ctx.inbound
         try:
             with self.store.customer_lock(inbound.channel, inbound.user_id) as tx:
-                if inbox.is_handled(tx, ctx.message_id):
+                batch = self._batch(tx)
+                batch.load([self._arrival(ctx)])
+                if batch.is_handled(ctx.message_id):
                     return
-                conv = conversations.current(
-                    tx,
-                    inbound.channel,
-                    inbound.user_id,
-                    inbound.chat_id,
-                    ctx.now,
-                    timedelta(minutes=self.config.conversation.idle_minutes),
-                )
+                conv = batch.conversation(inbound.channel, inbound.user_id)
                 conversations.attach(conv, ctx.now)
                 ctx.conversation = conv
                 language = detect(ctx.text, default=conv.language)
@@ -251,6 +272,23 @@ class Pipeline:
                     Action.FALLBACK, language=language, reasons=["error in the pipeline"]
                 )
                 steps.finish(ctx, decision, [pick(self.config.texts.fallback, language)])
-                steps.record(ctx, tx)
+                steps.record(ctx, batch)
+                batch.flush()
+            steps.delivered(ctx)
         except Exception:
             log.exception("could not answer message %s after the error", ctx.message_id)
+
+
+def _rounds(items: Sequence[Decidable]) -> list[list[Decidable]]:
+    """Split into rounds with at most one message per customer, each customer's messages in
+    the order they came."""
+    rounds: list[list[Decidable]] = []
+    seen: dict[tuple[str, str], int] = {}
+    for item in items:
+        key = (item[0].inbound.channel, item[0].inbound.user_id)
+        index = seen.get(key, -1) + 1
+        seen[key] = index
+        if index == len(rounds):
+            rounds.append([])
+        rounds[index].append(item)
+    return rounds

@@ -1,16 +1,15 @@
 """The pipeline's steps, in order. Read top to bottom, this is the service standard.
 
 Every step here runs inside one database transaction that holds the customer's lock (see
-`Pipeline.decide`); each receives the transaction and the settings it uses, nothing more.
-A step ends the run early by calling `finish`.
+`Pipeline.decide_many`); each receives the settings it uses and, when it reads or writes the
+customer's state, the `DecisionBatch` that holds it (several customers' messages are decided
+together, their reads and writes done in bulk). A step ends the run early by calling `finish`.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
-
-from sqlalchemy.engine import Connection
 
 from bot.content.config import Config, TextsConfig, pick
 from bot.content.entries import OUT_OF_SCOPE, IntentSpec, forbidden_in
@@ -22,26 +21,19 @@ from bot.pipeline.context import Context, Reply
 from bot.pipeline.guard import urgent_signal
 from bot.pipeline.handoff import ticket_for
 from bot.pipeline.knowledge import Understanding
-from bot.store import conversations, decisions, inbox, outbox, tickets
+from bot.store import conversations
+from bot.store.batch import DecisionBatch, Entry
 from bot.understanding.language import detect
 from bot.understanding.suggestions import format_suggestions, parse_pick, question_in
 
 log = logging.getLogger("bot.pipeline")
 
 
-def conversation(ctx: Context, tx: Connection, config: Config) -> None:
+def conversation(ctx: Context, batch: DecisionBatch, config: Config) -> None:
     """Find or open the conversation; when a human owns it, the bot stays quiet — unless it is
     an emergency, which moves the ticket to the urgent line."""
     inbound = ctx.inbound
-    assert ctx.message_id is not None
-    conv = conversations.current(
-        tx,
-        inbound.channel,
-        inbound.user_id,
-        inbound.chat_id,
-        ctx.now,
-        timedelta(minutes=config.conversation.idle_minutes),
-    )
+    conv = batch.conversation(inbound.channel, inbound.user_id)
     conversations.attach(conv, ctx.now)
     ctx.conversation = conv
     if conv.state != ConversationState.HANDOFF:
@@ -50,8 +42,8 @@ def conversation(ctx: Context, tx: Connection, config: Config) -> None:
     signal = urgent_signal(ctx.text, cfg.urgent_keywords, cfg.urgent_exclusions)
     urgent = ctx.knowledge.intents.get(cfg.urgent_intent)
     if signal and urgent and urgent.queue:
-        moved = tickets.escalate(
-            tx, conv.id, urgent.queue, urgent.priority.value, urgent.priority.rank, ctx.now
+        moved = batch.escalate(
+            conv.id, urgent.queue, urgent.priority.value, urgent.priority.rank, ctx.now
         )
         decision = Decision(
             Action.HANDOFF,
@@ -68,7 +60,7 @@ def conversation(ctx: Context, tx: Connection, config: Config) -> None:
     finish(ctx, Decision(Action.SILENT, reasons=["a human owns this conversation"]), [])
 
 
-def guard(ctx: Context, tx: Connection, config: Config) -> None:
+def guard(ctx: Context, batch: DecisionBatch, config: Config) -> None:
     """Urgent words are spotted first; floods get one polite word, then silence — never an
     urgent message."""
     inbound, cfg = ctx.inbound, config.guard
@@ -76,8 +68,8 @@ def guard(ctx: Context, tx: Connection, config: Config) -> None:
     ctx.urgent_signal = urgent_signal(ctx.text, cfg.urgent_keywords, cfg.urgent_exclusions)
     if ctx.urgent_signal:
         return
-    recent = inbox.inbound_count(
-        tx, inbound.channel, inbound.user_id, ctx.now - timedelta(seconds=cfg.flood_seconds)
+    recent = batch.inbound_count(
+        inbound.channel, inbound.user_id, ctx.now - timedelta(seconds=cfg.flood_seconds)
     )
     if recent > cfg.flood_messages:
         assert ctx.conversation is not None
@@ -110,7 +102,7 @@ def hours(ctx: Context, config: Config) -> None:
     ctx.schedule = ctx.knowledge.schedules[config.queues[queue].schedule]
 
 
-def decide(ctx: Context, tx: Connection, config: Config) -> None:
+def decide(ctx: Context, batch: DecisionBatch, config: Config) -> None:
     """Hand off, answer from the FAQ, reply from a template, suggest, or ask to rephrase."""
     conv, cfg = ctx.conversation, config
     assert conv is not None and ctx.schedule is not None
@@ -158,7 +150,7 @@ def decide(ctx: Context, tx: Connection, config: Config) -> None:
     elif top and top.score >= thresholds.answer:
         decision.action, decision.faq_id = Action.ANSWER, top.entry.id
     elif guess and guess.intent and guess.intent.action == "reply":
-        if guess.intent.name in decisions.replied_intents(tx, conv.id):
+        if guess.intent.name in batch.replied_intents(conv.id):
             # 不客气 once, not on every repeated thanks; the same for greetings and goodbyes.
             decision.action = Action.SILENT
             reasons.append(f"{guess.intent.name} already answered in this conversation")
@@ -244,34 +236,34 @@ def compose(ctx: Context, config: Config) -> None:
     ctx.replies = replies
 
 
-def record(ctx: Context, tx: Connection) -> None:
-    """The end of the run, in the same transaction: the decision, the ticket, the conversation's
-    new state and the replies in the outbox. After a crash either all of it happened (and the
-    dispatcher sends the replies) or none of it did (and the retried delivery is handled anew)."""
+def record(ctx: Context, batch: DecisionBatch) -> None:
+    """The end of the run: the decision, the ticket, the conversation's new state and the
+    replies, written with the rest of the batch in the same transaction. After a crash either
+    all of it happened (and the dispatcher sends the replies) or none of it did (and the
+    retried delivery is handled anew). `delivered` then names the replies' outbox rows."""
     conv, decision = ctx.conversation, ctx.decision
     assert conv is not None and decision is not None and ctx.message_id is not None
-    if ctx.ticket is not None:
-        existing = tickets.open_for(tx, conv.id)
-        decision.ticket_id = (
-            existing.id if existing else tickets.create(tx, conv.id, ctx.ticket, ctx.now)
-        )
-        conv.state = ConversationState.HANDOFF
-    decisions.record(tx, ctx.message_id, conv.id, decision.as_record(), ctx.now)
-    inbox.mark_handled(tx, ctx.message_id, conv.id)
-    conversations.save(tx, conv)
-    external = ctx.inbound.external_id
-    for reply in ctx.replies:
-        outbox_id = outbox.add(
-            tx,
-            conv,
-            ctx.message_id,
-            reply.text,
-            ctx.now,
-            reply.choices,
-            lease_until=ctx.inline_until,
-            leased_by=ctx.worker if ctx.inline_until else None,
-        )
-        ctx.outbound.append(reply.outbound(conv, outbox_id, ctx.message_id, external))
+    ctx.entry = Entry(
+        ctx.message_id,
+        conv,
+        decision,
+        ctx.ticket,
+        [(reply.text, reply.choices) for reply in ctx.replies],
+        ctx.now,
+        ctx.inline_until,
+        ctx.worker if ctx.inline_until else None,
+    )
+    batch.record(ctx.entry)
+
+
+def delivered(ctx: Context) -> None:
+    """After the batch is written: the outbound messages, with their outbox ids."""
+    conv, entry = ctx.conversation, ctx.entry
+    assert conv is not None and entry is not None
+    ctx.outbound = [
+        reply.outbound(conv, outbox_id, ctx.message_id, ctx.inbound.external_id)
+        for reply, outbox_id in zip(ctx.replies, entry.outbox_ids, strict=True)
+    ]
 
 
 def finish(ctx: Context, decision: Decision, texts: list[str]) -> None:
