@@ -17,7 +17,8 @@ from bot.content.entries import (
     read_faq,
     read_intents,
 )
-from bot.content.problems import Problem, ProblemsError, line_of_key
+from bot.content.languages import missing_languages
+from bot.content.problems import Problem, ProblemsError, line_of_key, only_errors, only_warnings
 from bot.domain.clock import Clock
 from bot.hours.schedule import Schedule, read_schedules
 from bot.pipeline.runner import Knowledge, Pipeline, Sender
@@ -37,7 +38,11 @@ class Content:
 
 
 def read_content(config: Config) -> tuple[Content, list[Problem]]:
-    """The content folders read against the config, with every problem found."""
+    """The content folders read against the config, with every problem found.
+
+    Warnings (texts missing a language the shop answers in) come last; callers that must refuse
+    broken content look at `only_errors` of the problems.
+    """
     forbidden = config.texts.forbidden_phrases
     faq, faq_problems = read_faq(config.resolve(config.content.faq), forbidden)
     intents, intent_problems = read_intents(
@@ -95,6 +100,7 @@ def read_content(config: Config) -> tuple[Content, list[Problem]]:
         ]:
             line = line_of_key(schedule.file, section.split(".")[0])
             check_forbidden(texts, forbidden, schedule.file, line, problems, f"[{section}] ")
+    problems += missing_languages(config, faq, intents, schedules.values())
     return Content(faq, intents, schedules), problems
 
 
@@ -111,8 +117,10 @@ def load_knowledge(config: Config, encoder: Encoder) -> Knowledge:
     """Read and learn the content; raises ProblemsError (file:line) when any of it is broken."""
     started = time.perf_counter()
     content, problems = read_content(config)
-    if problems:
-        raise ProblemsError(problems)
+    if only_errors(problems):
+        raise ProblemsError(only_errors(problems))
+    for warning in only_warnings(problems):
+        log.warning("%s", warning)
     with encoder.learning() if isinstance(encoder, MemoEncoder) else nullcontext():
         index = FaqIndex(
             content.faq, encoder, config.faq.dense_weight, config.faq.approximate_above

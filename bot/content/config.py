@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bot.content.problems import Problem, ProblemsError, line_of_key
 
-LANGUAGES = ("zh", "en")
+Language = Literal["zh", "en"]
+LANGUAGES: tuple[Language, ...] = ("zh", "en")
 
 
 class _Section(BaseModel):
@@ -54,6 +55,17 @@ class ContentConfig(_Section):
     faq: str = "faq"
     intents: str = "intents"
     schedules: str = "schedules"
+    #: the languages the shop answers in; `bot check` warns about texts missing one of them
+    languages: list[Language] = Field(default_factory=lambda: list(LANGUAGES))
+
+    @field_validator("languages")
+    @classmethod
+    def _some_once_each(cls, languages: list[Language]) -> list[Language]:
+        if not languages:
+            raise ValueError('name at least one language, e.g. ["zh"]')
+        if len(set(languages)) != len(languages):
+            raise ValueError("list each language once")
+        return languages
 
 
 class EncoderConfig(_Section):
