@@ -68,7 +68,9 @@ def _syntax_problem(path: Path, text: str, exc: yaml.MarkedYAMLError) -> Problem
             and char in ("[", "{")
             and not _closed_before(text, opened.index, _end_of_line(text, noticed.index))
         )
-        unclosed_quote = "quoted scalar" in exc.context and "end of stream" in problem
+        unclosed_quote = (
+            "quoted scalar" in exc.context and "end of stream" in problem and char in ('"', "'")
+        )
         if unclosed_flow or unclosed_quote:
             later = (
                 f" (YAML noticed on line {noticed.line + 1})" if noticed.line != opened.line else ""
