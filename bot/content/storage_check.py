@@ -137,8 +137,12 @@ def _writable_fix() -> str:
 
 def _server_problems(url: sa.engine.URL) -> list[tuple[str, str]]:
     shown_url = url.render_as_string(hide_password=True)
+    # libpq's own timeout; other drivers name theirs differently and get their default
+    libpq = url.get_driver_name() in ("psycopg", "psycopg2")
     engine = sa.create_engine(
-        url, connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS}, poolclass=sa.pool.NullPool
+        url,
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS} if libpq else {},
+        poolclass=sa.pool.NullPool,
     )
     try:
         with engine.connect() as connection:
