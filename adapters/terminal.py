@@ -1,7 +1,9 @@
 """The terminal as a channel: each line typed is an inbound message, each reply is printed.
 
 It speaks only in Inbound/Outbound/Decision, like every other adapter; the handler it is given
-runs the pipeline.
+runs the pipeline. Whatever it prints that came from a customer or from content passes through
+`printable` first: an escape sequence in a message or an answer must not recolour, retitle or
+clear the operator's terminal.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import TextIO
 
 from bot.domain.clock import Clock
 from bot.domain.messages import Action, Decision, Inbound, Outbound
+from bot.pipeline.intake import printable
 
 CHANNEL = "terminal"
 _DIM, _BOLD, _RESET = "\x1b[2m", "\x1b[1m", "\x1b[0m"
@@ -25,7 +28,7 @@ class TerminalSender:
 
     def send(self, message: Outbound) -> None:
         prefix = f"{_BOLD}bot>{_RESET} " if self._color else "bot> "
-        body = message.text.replace("\n", "\n     ")
+        body = printable(message.text).replace("\n", "\n     ")
         with suppress(BrokenPipeError):
             # The reader has gone (`bot chat | head`): no resend could ever reach it, so this is
             # not a failed delivery; the chat loop stops at its next line of output.
@@ -80,7 +83,7 @@ def chat(
         line = stdin.readline()
         if not line:
             break
-        text = line.strip()
+        text = printable(line).strip()
         if not text:
             continue
         if text in ("/quit", "/exit"):
@@ -88,7 +91,7 @@ def chat(
         if text == "/new":
             customers += 1
             customer = f"{user}-{customers}"
-            print(f"(now chatting as a new customer: {customer})", file=out)
+            print(f"(now chatting as a new customer: {printable(customer)})", file=out)
             continue
         if not interactive:
             print(f"you> {text}", file=out)
@@ -103,6 +106,6 @@ def chat(
         )
         decision = handle(inbound)
         if why:
-            line_of_why = f"     · {explain(decision)}"
+            line_of_why = f"     · {printable(explain(decision))}"
             print(f"{_DIM}{line_of_why}{_RESET}" if color else line_of_why, file=out, flush=True)
     return handled

@@ -9,6 +9,8 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from bot.content.config import Config, load_config
 from bot.content.entries import (
     OUT_OF_SCOPE,
@@ -18,7 +20,9 @@ from bot.content.entries import (
     read_faq,
     read_intents,
 )
-from bot.content.problems import Problem, ProblemsError, line_of_key
+from bot.content.languages import missing_languages
+from bot.content.problems import Problem, ProblemsError, line_of_key, only_errors, only_warnings
+from bot.content.storage_check import storage_problems
 from bot.domain.clock import Clock
 from bot.hours.schedule import Schedule, read_schedules
 from bot.pipeline.knowledge import Knowledge
@@ -39,7 +43,11 @@ class Content:
 
 
 def read_content(config: Config) -> tuple[Content, list[Problem]]:
-    """The content folders read against the config, with every problem found."""
+    """The content folders read against the config, with every problem found.
+
+    Warnings (texts missing a language the shop answers in) come last; callers that must refuse
+    broken content look at `only_errors` of the problems.
+    """
     forbidden = config.texts.forbidden_phrases
     faq, faq_problems = read_faq(config.resolve(config.content.faq), forbidden)
     intents, intent_problems = read_intents(
@@ -97,6 +105,7 @@ def read_content(config: Config) -> tuple[Content, list[Problem]]:
         ]:
             line = line_of_key(schedule.file, section.split(".")[0])
             check_forbidden(texts, forbidden, schedule.file, line, problems, f"[{section}] ")
+    problems += missing_languages(config, faq, intents, schedules.values())
     return Content(faq, intents, schedules), problems
 
 
@@ -106,15 +115,17 @@ def check(config_path: Path) -> list[Problem]:
         config = load_config(config_path)
     except ProblemsError as exc:
         return exc.problems
-    return read_content(config)[1]
+    return storage_problems(config) + read_content(config)[1]
 
 
 def load_knowledge(config: Config, encoder: Encoder) -> Knowledge:
     """Read and learn the content; raises ProblemsError (file:line) when any of it is broken."""
     started = time.perf_counter()
     content, problems = read_content(config)
-    if problems:
-        raise ProblemsError(problems)
+    if only_errors(problems):
+        raise ProblemsError(only_errors(problems))
+    for warning in only_warnings(problems):
+        log.warning("%s", warning)
     with encoder.learning() if isinstance(encoder, MemoEncoder) else nullcontext():
         index = FaqIndex(
             content.faq, encoder, config.faq.dense_weight, config.faq.approximate_above
@@ -167,8 +178,43 @@ def build_pipeline(
     store_url: str | None = None,
     encoder: Encoder | None = None,
 ) -> Pipeline:
+    """The bot on the configured store, or on `store_url` (tests, `bot eval`'s scratch store).
+
+    The configured store is checked first, so an unusable storage.url stops start-up in a
+    second with the key, line and fix, before the content is learnt.
+    """
+    if store_url is None:
+        problems = storage_problems(config)
+        if problems:
+            raise ProblemsError(problems)
     encoder = encoder or content_encoder(config)
     knowledge = load_knowledge(config, encoder)
-    store = Store(store_url or config.storage_url)
-    store.migrate()
+    if store_url is None:
+        store = open_store(config)
+    else:
+        store = Store(store_url)
+        store.migrate()
     return Pipeline(config, store, knowledge, clock, sender)
+
+
+def open_store(config: Config) -> Store:
+    """The configured store, migrated; a database that fails to open even so (a full disk, a
+    file locked by another program) is reported as a problem with storage.url, not a traceback."""
+    url = config.storage_url
+    try:
+        store = Store(url)
+        store.migrate()
+    except (OSError, sa.exc.DBAPIError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        shown_url = sa.engine.make_url(url).render_as_string(hide_password=True)
+        raise ProblemsError(
+            [
+                Problem(
+                    config.path,
+                    line_of_key(config.path, "storage.url"),
+                    f"storage.url: cannot open the database {shown_url} ({reason})",
+                    "run `bot check` for what is wrong with it, then fix storage.url",
+                )
+            ]
+        ) from exc
+    return store

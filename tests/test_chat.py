@@ -104,3 +104,30 @@ def test_output_piped_into_a_reader_that_stops_early(shop: Path) -> None:
     assert process.stderr is not None
     err = process.stderr.read()
     assert process.wait(timeout=120) == 0 and "Traceback" not in err
+
+
+def test_escape_sequences_never_reach_the_terminal(shop: Path) -> None:
+    """Typed or pasted escapes (colour, window title) and escapes in an answer are not echoed."""
+    (shop / "faq" / "zz-escapes.yaml").write_text(
+        "- id: gift-wrap\n"
+        "  questions: [可以礼品包装吗]\n"
+        '  answer: {zh: "可以\\e[31m，下单时备注\\e]0;owned\\a即可。", en: "Yes."}\n',
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [_bot(), "chat", "--user", "eve\x1b[2J"],
+        cwd=shop,
+        input="\x1b[31m你好\x1b]0;title\x07\n可以礼品包装吗\x1b[0m\r\n/new\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    for raw in ("\x1b[31m", "\x1b]0;title\x07", "\x1b]0;owned", "\x1b[2J", "\x07", "\r"):
+        assert raw not in result.stdout
+    assert "\x1b" not in result.stdout
+    lines = result.stdout.splitlines()
+    assert lines[0] == "you> 你好"
+    assert "you> 可以礼品包装吗" in lines
+    assert "bot> 可以，下单时备注即可。" in lines
+    assert "(now chatting as a new customer: eve-2)" in lines

@@ -325,3 +325,26 @@ def test_an_emergency_while_waiting_for_a_human_is_escalated(harness: Harness) -
     [moved] = harness.pipeline.store.tickets("urgent")
     assert moved.id == ticket.id and moved.priority == "urgent"
     assert harness.say("在吗", when="2026-11-27 20:15").decision.action == Action.SILENT  # type: ignore[union-attr]
+
+
+def test_a_very_long_message_is_cut_and_the_customer_told(harness: Harness) -> None:
+    import time
+
+    text = "运费多少？" + "啊" * 20_000
+    started = time.perf_counter()
+    ctx = harness.say(text)
+    assert time.perf_counter() - started < 1.0
+    assert ctx.conversation is not None and ctx.decision is not None
+    [(_, stored), *_] = harness.pipeline.store.transcript(ctx.conversation.id)
+    limit = harness.pipeline.config.guard.max_message_chars
+    assert len(stored) <= limit
+    assert harness.replies[0].startswith("您的消息比较长")
+    assert any(f"cut at {limit}" in reason for reason in ctx.decision.reasons)
+
+
+def test_control_characters_and_escapes_are_never_stored(harness: Harness) -> None:
+    ctx = harness.say("运费\x1b[31m多少\x1b]0;title\x07\x00")
+    assert ctx.conversation is not None
+    [(_, stored), *_] = harness.pipeline.store.transcript(ctx.conversation.id)
+    assert stored == "运费多少"
+    assert harness.replies == ["订单满 99 元包邮，不满收取 8 元运费。"]

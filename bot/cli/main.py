@@ -15,7 +15,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bot.content.config import Config, find_config, load_config
-from bot.content.problems import ProblemsError
+from bot.content.problems import ProblemsError, only_errors, only_warnings
 from bot.domain.clock import ShiftedClock, SystemClock
 
 
@@ -95,12 +95,15 @@ def _check(config_path: Path) -> int:
     from bot.assembly import check
 
     problems = check(config_path)
-    for problem in problems:
+    errors, warnings = only_errors(problems), only_warnings(problems)
+    for problem in errors + warnings:
         print(problem)
-    if problems:
-        print(f"{len(problems)} problem(s) found.")
+    if errors:
+        also = f", and {len(warnings)} warning(s)" if warnings else ""
+        print(f"{len(errors)} problem(s) found{also}.")
         return 1
-    print(f"{config_path}: config and content are valid.")
+    also = f", with {len(warnings)} warning(s)" if warnings else ""
+    print(f"{config_path}: config and content are valid{also}.")
     return 0
 
 
@@ -148,8 +151,8 @@ def _hours(config: Config, at: str | None, days: int) -> int:
     from bot.hours.report import report
 
     content, problems = read_content(config)
-    if problems:
-        raise ProblemsError(problems)
+    if only_errors(problems):
+        raise ProblemsError(only_errors(problems))
     front = content.schedules[config.queues[config.handoff.default_queue].schedule]
     moment = _moment(at, front.zone) if at else SystemClock().now()
     print(report(config, content.schedules, moment, days), end="")

@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bot.content.problems import Problem, ProblemsError, line_of_key
 
-LANGUAGES = ("zh", "en")
+Language = Literal["zh", "en"]
+LANGUAGES: tuple[Language, ...] = ("zh", "en")
 
 
 class _Section(BaseModel):
@@ -54,6 +55,17 @@ class ContentConfig(_Section):
     faq: str = "faq"
     intents: str = "intents"
     schedules: str = "schedules"
+    #: the languages the shop answers in; `bot check` warns about texts missing one of them
+    languages: list[Language] = Field(default_factory=lambda: list(LANGUAGES))
+
+    @field_validator("languages")
+    @classmethod
+    def _some_once_each(cls, languages: list[Language]) -> list[Language]:
+        if not languages:
+            raise ValueError('name at least one language, e.g. ["zh"]')
+        if len(set(languages)) != len(languages):
+            raise ValueError("list each language once")
+        return languages
 
 
 class EncoderConfig(_Section):
@@ -127,6 +139,8 @@ class ConversationConfig(_Section):
 class GuardConfig(_Section):
     flood_messages: int = Field(8, ge=2)
     flood_seconds: int = Field(30, ge=1)
+    #: a longer message is read, stored and logged only up to here (bot.pipeline.intake.clean)
+    max_message_chars: int = Field(2000, ge=100, le=20_000)
     urgent_keywords: list[str] = []
     urgent_intent: str = "urgent"
     urgent_exclusions: list[str] = []
@@ -173,6 +187,17 @@ class TextsConfig(_Section):
     flood: LocalText
     released: LocalText
     not_text: LocalText
+    #: put before the reply to a message cut at guard.max_message_chars; a default, so that
+    #: config files written before the key still load
+    too_long: LocalText = {
+        "zh": (
+            "您的消息比较长，我先阅读了开头部分。如果没有解答到您的问题，请把问题简短地再发一次。"
+        ),
+        "en": (
+            "Your message was long, so I read only the beginning. If I missed your question, "
+            "please send it again in a sentence or two."
+        ),
+    }
     forbidden_phrases: list[str] = []
 
     @field_validator("*")

@@ -6,6 +6,10 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
+
+#: an error stops `bot check` and start-up; a warning is printed and logged, and the bot runs
+Severity = Literal["error", "warning"]
 
 
 @dataclass(frozen=True)
@@ -14,11 +18,28 @@ class Problem:
     line: int | None
     message: str
     fix: str = ""
+    severity: Severity = "error"
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
 
     def __str__(self) -> str:
         where = f"{shown(self.file)}:{self.line}" if self.line else f"{shown(self.file)}"
         text = f"{where}: {self.message}"
+        if not self.is_error:
+            text = f"{self.severity}: {text}"
         return f"{text}\n    fix: {self.fix}" if self.fix else text
+
+
+def only_errors(problems: Iterable[Problem]) -> list[Problem]:
+    """The problems that must be fixed before the bot can start."""
+    return [p for p in problems if p.is_error]
+
+
+def only_warnings(problems: Iterable[Problem]) -> list[Problem]:
+    """The problems worth knowing about that do not stop the bot."""
+    return [p for p in problems if not p.is_error]
 
 
 def shown(path: Path) -> str:

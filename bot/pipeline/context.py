@@ -46,6 +46,8 @@ class Context:
     knowledge: Knowledge
     #: the message's text as the bot reads it: control characters stripped, length capped
     text: str = ""
+    #: the message was longer than guard.max_message_chars and was cut
+    truncated: bool = False
     masked: str = ""
     message_id: int | None = None
     conversation: Conversation | None = None

@@ -28,6 +28,7 @@ from bot.domain.delivery import DeliveredVia
 from bot.domain.messages import Action, Decision, Inbound, Outbound
 from bot.pipeline import steps
 from bot.pipeline.context import Context
+from bot.pipeline.intake import clean
 from bot.pipeline.knowledge import Knowledge, Understanding
 from bot.pipeline.privacy import mask
 from bot.store import conversations, inbox, outbox
@@ -83,7 +84,10 @@ class Pipeline:
         for inbound in inbounds:
             ctx = Context(inbound=inbound, now=self.clock.now(), knowledge=self.knowledge)
             ctx.worker = self.worker
-            ctx.text = inbound.text
+            # control characters and terminal escapes out, the length capped: for understanding,
+            # storage and logs alike
+            cleaned = clean(inbound.text, self.config.guard.max_message_chars)
+            ctx.text, ctx.truncated = cleaned.text, cleaned.truncated
             ctx.masked = mask(ctx.text)
             contexts.append(ctx)
         with self.store.transaction() as tx:

@@ -228,6 +228,9 @@ def compose(ctx: Context, config: Config) -> None:
         if decision.notice:
             conv.notice_window = window
             decision.reasons.append(f"closed until {window}: notice sent")
+    if ctx.truncated and replies:
+        replies[0] = Reply(f"{pick(texts_cfg.too_long, lang)}{replies[0].text}", replies[0].choices)
+        decision.reasons.append(f"message cut at {config.guard.max_message_chars} characters")
     greeting = _front_schedule(ctx, config).greeting(ctx.now, lang) if conv.is_new else None
     if greeting and replies:
         replies[0] = Reply(f"{greeting}{replies[0].text}", replies[0].choices)
