@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
 
 from bot.domain.conversation import ConversationState
+from bot.domain.messages import Action, Decision
 from bot.domain.ticket import TicketDraft
-from bot.store import conversations, decisions, inbox, outbox, tickets
+from bot.store import inbox, outbox
+from bot.store.batch import Arrival, DecisionBatch, Entry
 from bot.store.database import Store
 from tests.conftest import at
 
@@ -31,19 +36,56 @@ def test_an_unhandled_delivery_is_retried_once_stale(store: Store) -> None:
         first = inbox.accept(tx, "wechat", "msg-2", "u1", "text", "hi", NOW)
         later = NOW + timedelta(seconds=5)
         assert inbox.accept(tx, "wechat", "msg-2", "u1", "text", "hi", later) is None
-        retried = inbox.accept(tx, "wechat", "msg-2", "u1", "text", "hi", NOW + timedelta(minutes=5))
+        retried = inbox.accept(
+            tx, "wechat", "msg-2", "u1", "text", "hi", NOW + timedelta(minutes=5)
+        )
     assert retried == first
 
 
-def test_conversation_times_out_unless_a_human_owns_it(store: Store) -> None:
+def _decide(
+    store: Store,
+    user: str,
+    when: datetime,
+    ticket: TicketDraft | None = None,
+    replies: tuple[str, ...] = (),
+    external: str | None = None,
+) -> Entry:
+    """One message of `user` through a DecisionBatch, the way the pipeline records it."""
     with store.transaction() as tx:
-        conv = conversations.current(tx, "wechat", "u1", "u1", NOW, IDLE)
-        assert conv.is_new and conv.state == ConversationState.BOT
-        same = conversations.current(tx, "wechat", "u1", "u1", NOW + timedelta(minutes=10), IDLE)
-        assert same.id == conv.id and not same.is_new
-        later = conversations.current(tx, "wechat", "u1", "u1", NOW + timedelta(hours=2), IDLE)
-        assert later.id != conv.id and later.is_new
-        assert conversations.get(tx, conv.id).state == ConversationState.CLOSED
+        message = inbox.accept(tx, "wechat", external or f"{user}-{when}", user, "text", "x", when)
+        assert message is not None
+        batch = DecisionBatch(tx, IDLE, timedelta(seconds=30))
+        batch.load([Arrival(message, "wechat", user, user, when)])
+        conversation = batch.conversation("wechat", user)
+        conversation.last_at = when
+        action = Action.HANDOFF if ticket else Action.REPLY
+        entry = Entry(
+            message,
+            conversation,
+            Decision(action),
+            ticket,
+            [(r, ()) for r in replies],
+            when,
+            None,
+            None,
+        )
+        batch.record(entry)
+        batch.flush()
+    return entry
+
+
+def test_conversation_times_out_unless_a_human_owns_it(store: Store) -> None:
+    first = _decide(store, "u1", NOW).conversation
+    assert first.is_new and first.state == ConversationState.BOT
+    same = _decide(store, "u1", NOW + timedelta(minutes=10)).conversation
+    assert same.id == first.id and not same.is_new
+    later = _decide(store, "u1", NOW + timedelta(hours=2)).conversation
+    assert later.id != first.id and later.is_new
+    assert store.conversation(first.id).state == ConversationState.CLOSED
+    waiting = _decide(store, "u2", NOW, _draft("normal", 2)).conversation
+    assert store.conversation(waiting.id).state == ConversationState.HANDOFF
+    days_later = _decide(store, "u2", NOW + timedelta(days=3)).conversation
+    assert days_later.id == waiting.id  # a human owns it: it never times out
 
 
 def _draft(priority: str, rank: int) -> TicketDraft:
@@ -64,20 +106,29 @@ def test_tickets_come_urgent_first_then_oldest(store: Store) -> None:
     for n, (priority, rank) in enumerate(
         [("normal", 2), ("urgent", 0), ("high", 1), ("urgent", 0)]
     ):
-        when = NOW + timedelta(minutes=n)
-        with store.transaction() as tx:
-            conv = conversations.current(tx, "wechat", f"u{n}", f"u{n}", when, IDLE)
-            made.append(tickets.create(tx, conv.id, _draft(priority, rank), when))
+        entry = _decide(store, f"u{n}", NOW + timedelta(minutes=n), _draft(priority, rank))
+        made.append(entry.decision.ticket_id)
     assert [t.id for t in store.tickets("general")] == [made[1], made[3], made[2], made[0]]
     ticket = store.tickets("general")[0]
     assert ticket.created_at == NOW + timedelta(minutes=1)  # stored in UTC, read back aware
     assert ticket.first_response_due == ticket.created_at + timedelta(seconds=120)
 
 
+def test_decision_ticket_and_replies_are_written_together(store: Store) -> None:
+    entry = _decide(store, "u1", NOW, _draft("normal", 2), ("好的", "请稍候"), external="m1")
+    conversation = entry.conversation
+    assert len(entry.outbox_ids) == 2 and entry.decision.ticket_id
+    assert [p.text for p in store.pending_outbound()] == ["好的", "请稍候"]
+    assert store.transcript(conversation.id) == [("in", "x"), ("out", "好的"), ("out", "请稍候")]
+    assert store.decisions_for(conversation.id)[0]["ticket_id"] == entry.decision.ticket_id
+    again = _decide(store, "u1", NOW, _draft("normal", 2), ("在吗",), external="m2")
+    assert again.decision.ticket_id == entry.decision.ticket_id  # one open ticket
+
+
 def test_the_outbox_keeps_order_within_a_conversation(store: Store) -> None:
+    a = _decide(store, "a", NOW).conversation
+    b = _decide(store, "b", NOW).conversation
     with store.transaction() as tx:
-        a = conversations.current(tx, "wechat", "a", "a", NOW, IDLE)
-        b = conversations.current(tx, "wechat", "b", "b", NOW, IDLE)
         a1 = outbox.add(tx, a, None, "a1", NOW)
         b1 = outbox.add(tx, b, None, "b1", NOW)
         a2 = outbox.add(tx, a, None, "a2", NOW, choices=["x", "y"])
@@ -98,14 +149,9 @@ def test_the_outbox_keeps_order_within_a_conversation(store: Store) -> None:
 
 
 def test_one_decision_per_message(store: Store) -> None:
-    import pytest
-    import sqlalchemy as sa
-
-    with store.transaction() as tx:
-        message = inbox.accept(tx, "wechat", "d1", "u1", "text", "hi", NOW)
-        conv = conversations.current(tx, "wechat", "u1", "u1", NOW, IDLE)
-        assert message is not None
-        record = {"action": "reply", "intent": "greeting", "faq_id": None, "is_open": True}
-        decisions.record(tx, message, conv.id, record, NOW)
+    entry = _decide(store, "u1", NOW, external="d1")
     with pytest.raises(sa.exc.IntegrityError), store.transaction() as tx:
-        decisions.record(tx, message, conv.id, record, NOW)
+        batch = DecisionBatch(tx, IDLE, timedelta(seconds=30))
+        batch.load([Arrival(entry.message_id, "wechat", "u1", "u1", NOW)])
+        batch.record(entry)
+        batch.flush()

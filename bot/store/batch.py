@@ -24,7 +24,7 @@ from bot.domain.delivery import OutboxStatus
 from bot.domain.messages import Decision
 from bot.domain.ticket import TicketDraft, TicketStatus
 from bot.store import tickets as ticket_queries
-from bot.store.conversations import _conversation
+from bot.store.conversations import from_row
 from bot.store.schema import conversations, decisions, messages, outbox, tickets
 
 Customer = tuple[str, str]  # (channel, user id)
@@ -103,7 +103,7 @@ class DecisionBatch:
                 found["state"] == ConversationState.HANDOFF
                 or arrival.now - found["last_at"] < self.idle
             ):
-                self._conversations[arrival.customer] = _conversation(found)
+                self._conversations[arrival.customer] = from_row(found)
                 continue
             if found:
                 stale.append(found["id"])

@@ -61,42 +61,6 @@ def accept(
     return int(taken) if taken is not None else None
 
 
-def is_handled(conn: Connection, message_id: int) -> bool:
-    return bool(
-        conn.execute(sa.select(messages.c.handled).where(messages.c.id == message_id)).scalar()
-    )
-
-
-def mark_handled(conn: Connection, message_id: int, conversation_id: int) -> None:
-    """Decided, as part of this conversation."""
-    conn.execute(
-        messages.update()
-        .where(messages.c.id == message_id)
-        .values(handled=True, conversation_id=conversation_id)
-    )
-
-
-def inbound_count(conn: Connection, channel: str, user_id: str, since: datetime) -> int:
-    return int(
-        conn.execute(
-            sa.select(sa.func.count())
-            .select_from(messages)
-            .where(
-                messages.c.channel == channel,
-                messages.c.user_id == user_id,
-                messages.c.direction == "in",
-                messages.c.at >= since,
-            )
-        ).scalar_one()
-    )
-
-
-def external_id(conn: Connection, message_id: int) -> str | None:
-    return conn.execute(
-        sa.select(messages.c.external_id).where(messages.c.id == message_id)
-    ).scalar()
-
-
 def transcript(conn: Connection, conversation_id: int) -> list[tuple[str, str]]:
     """(direction, masked text) pairs, oldest first."""
     rows = conn.execute(

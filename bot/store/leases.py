@@ -30,9 +30,3 @@ def hold(
 
 def let_go(conn: Connection, name: str, holder: str) -> None:
     conn.execute(leases.delete().where(leases.c.name == name, leases.c.holder == holder))
-
-
-def holder(conn: Connection, name: str, now: datetime) -> str | None:
-    return conn.execute(
-        sa.select(leases.c.holder).where(leases.c.name == name, leases.c.expires_at > now)
-    ).scalar()

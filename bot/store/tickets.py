@@ -8,32 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from bot.domain.ticket import Ticket, TicketDraft, TicketStatus
+from bot.domain.ticket import Ticket, TicketStatus
 from bot.store.schema import tickets
-
-
-def open_for(conn: Connection, conversation_id: int) -> Ticket | None:
-    row = (
-        conn.execute(
-            sa.select(tickets).where(
-                tickets.c.conversation_id == conversation_id,
-                tickets.c.status.in_(TicketStatus.open()),
-            )
-        )
-        .mappings()
-        .first()
-    )
-    return _ticket(row) if row else None
-
-
-def create(conn: Connection, conversation_id: int, draft: TicketDraft, now: datetime) -> int:
-    return int(
-        conn.execute(
-            tickets.insert()
-            .values(conversation_id=conversation_id, created_at=now, **draft.row(now))
-            .returning(tickets.c.id)
-        ).scalar_one()
-    )
 
 
 def listed(conn: Connection, queue: str | None = None, status: str = "queued") -> list[Ticket]:
