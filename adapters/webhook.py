@@ -14,7 +14,9 @@ Out: POST `deliver_url` with the same bearer and JSON
 
 from __future__ import annotations
 
+import functools
 import hmac
+import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +33,7 @@ log = logging.getLogger("adapters.webhook")
 
 NAME = "webhook"
 MAX_FIELD = 128
+_json = functools.partial(json.dumps, ensure_ascii=False)
 
 
 class WebhookSender:
@@ -118,7 +121,7 @@ class WebhookChannel:
                 for m in outcome.replies
             ]
             await service.confirm_inline(outcome)
-        return web.json_response(body)
+        return web.json_response(body, dumps=_json)
 
     @staticmethod
     def _inbound(data: Any) -> tuple[Inbound, bool]:
