@@ -154,7 +154,7 @@ class ServiceConfig(_Section):
     #: threads for database calls (the event loop never waits on the database itself)
     threads: int = Field(8, ge=1, le=64)
     #: at most this many messages are read (encoded and scored) in one batch
-    batch_max: int = Field(64, ge=1, le=1024)
+    batch_max: int = Field(128, ge=1, le=1024)
     #: how long a message may wait for others to share its batch, in milliseconds (0: a lone
     #: message starts at once; under load batches fill by themselves while the encoder is busy)
     batch_wait_ms: float = Field(0, ge=0, le=50)

@@ -90,18 +90,21 @@ class Pipeline:
             ctx.text, ctx.truncated = cleaned.text, cleaned.truncated
             ctx.masked = mask(ctx.text)
             contexts.append(ctx)
+        deliveries = [
+            inbox.Delivery(
+                ctx.inbound.channel,
+                ctx.inbound.external_id,
+                ctx.inbound.user_id,
+                ctx.inbound.kind.value,
+                ctx.masked,
+                ctx.now,
+            )
+            for ctx in contexts
+        ]
         with self.store.transaction() as tx:
-            for ctx in contexts:
-                inbound = ctx.inbound
-                ctx.message_id = inbox.accept(
-                    tx,
-                    inbound.channel,
-                    inbound.external_id,
-                    inbound.user_id,
-                    inbound.kind.value,
-                    ctx.masked,
-                    ctx.now,
-                )
+            ids = inbox.accept_many(tx, deliveries)
+        for ctx, message_id in zip(contexts, ids, strict=True):
+            ctx.message_id = message_id
         for ctx in contexts:
             if ctx.message_id is None:
                 self._duplicate(ctx)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -9,6 +11,59 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from bot.store.schema import messages
+
+
+@dataclass(frozen=True)
+class Delivery:
+    channel: str
+    external_id: str
+    user_id: str
+    kind: str
+    masked_text: str
+    at: datetime
+
+
+def accept_many(
+    conn: Connection, deliveries: Sequence[Delivery], stale_after: timedelta = timedelta(seconds=60)
+) -> list[int | None]:
+    """`accept` for several deliveries in one statement; the same delivery twice in the batch is
+    accepted once (the first)."""
+    if not deliveries:
+        return []
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    rows = [
+        dict(
+            channel=d.channel,
+            external_id=d.external_id,
+            user_id=d.user_id,
+            direction="in",
+            kind=d.kind,
+            text=d.masked_text,
+            at=d.at,
+        )
+        for d in deliveries
+    ]
+    inserted = {
+        (row.channel, row.external_id): int(row.id)
+        for row in conn.execute(
+            dialect.insert(messages)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+            .returning(messages.c.id, messages.c.channel, messages.c.external_id)
+        )
+    }
+    ids: list[int | None] = []
+    for d in deliveries:
+        key = (d.channel, d.external_id)
+        if key in inserted:
+            ids.append(inserted.pop(key))
+        elif any(
+            (e.channel, e.external_id) == key for e in deliveries[: len(ids)]
+        ):  # the same delivery earlier in this batch
+            ids.append(None)
+        else:
+            ids.append(_retake_stale(conn, d.channel, d.external_id, d.at, stale_after))
+    return ids
 
 
 def accept(
@@ -29,24 +84,13 @@ def accept(
     lose the message; the per-customer lock and the one-decision-per-message key keep two
     workers from both answering it.
     """
-    row = dict(
-        channel=channel,
-        external_id=external_id,
-        user_id=user_id,
-        direction="in",
-        kind=kind,
-        text=masked_text,
-        at=at,
-    )
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    inserted = conn.execute(
-        dialect.insert(messages)
-        .values(**row)
-        .on_conflict_do_nothing(index_elements=["channel", "external_id"])
-        .returning(messages.c.id)
-    ).scalar()
-    if inserted is not None:
-        return int(inserted)
+    delivery = Delivery(channel, external_id, user_id, kind, masked_text, at)
+    return accept_many(conn, [delivery], stale_after)[0]
+
+
+def _retake_stale(
+    conn: Connection, channel: str, external_id: str, at: datetime, stale_after: timedelta
+) -> int | None:
     taken = conn.execute(
         messages.update()
         .where(

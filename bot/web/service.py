@@ -51,7 +51,7 @@ class MessageService:
         store_executor: Executor,
         understanding_executor: Executor,
         on_written: Callable[[], None] = lambda: None,
-        batch_max: int = 64,
+        batch_max: int = 128,
         batch_wait: float = 0.0,
     ) -> None:
         self.pipeline = pipeline
