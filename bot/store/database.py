@@ -6,9 +6,8 @@ Only masked text is stored (see bot.privacy). Times are stored as UTC.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,124 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-metadata = sa.MetaData()
-
-
-class UtcDateTime(sa.types.TypeDecorator[datetime]):
-    """Aware datetimes in, aware UTC datetimes out, on SQLite as on PostgreSQL."""
-
-    impl = sa.DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the store")
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        return value.replace(tzinfo=UTC) if value is not None else None
-
-
-schema_version = sa.Table(
-    "schema_version", metadata, sa.Column("version", sa.Integer, nullable=False)
-)
-
-conversations = sa.Table(
-    "conversations",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("channel", sa.String(32), nullable=False),
-    sa.Column("user_id", sa.String(128), nullable=False),
-    sa.Column("chat_id", sa.String(128), nullable=False),
-    sa.Column("state", sa.String(16), nullable=False),  # bot | handoff | closed
-    sa.Column("opened_at", UtcDateTime, nullable=False),
-    sa.Column("last_at", UtcDateTime, nullable=False),
-    sa.Column("language", sa.String(8), nullable=False, server_default="zh"),
-    sa.Column("messages_in", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("fallback_streak", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("notice_window", sa.String(40)),
-    sa.Column("suggestions", sa.JSON),
-    sa.Index("ix_conversations_user", "channel", "user_id", "state"),
-)
-
-messages = sa.Table(
-    "messages",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("conversation_id", sa.Integer, sa.ForeignKey("conversations.id")),
-    sa.Column("channel", sa.String(32), nullable=False),
-    sa.Column("external_id", sa.String(128)),
-    sa.Column("user_id", sa.String(128), nullable=False),
-    sa.Column("direction", sa.String(3), nullable=False),  # in | out
-    sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("text", sa.Text, nullable=False),  # masked
-    sa.Column("at", UtcDateTime, nullable=False),
-    sa.Column("handled", sa.Boolean, nullable=False, server_default=sa.false()),
-    sa.UniqueConstraint("channel", "external_id", name="uq_messages_delivery"),
-    sa.Index("ix_messages_conversation", "conversation_id", "id"),
-    sa.Index("ix_messages_user_at", "channel", "user_id", "at"),
-)
-
-decisions = sa.Table(
-    "decisions",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("message_id", sa.Integer, sa.ForeignKey("messages.id"), nullable=False),
-    sa.Column("conversation_id", sa.Integer, sa.ForeignKey("conversations.id"), nullable=False),
-    sa.Column("action", sa.String(16), nullable=False),
-    sa.Column("intent", sa.String(64)),
-    sa.Column("faq_id", sa.String(128)),
-    sa.Column("is_open", sa.Boolean, nullable=False),
-    sa.Column("record", sa.JSON, nullable=False),
-    sa.Column("at", UtcDateTime, nullable=False),
-)
-
-tickets = sa.Table(
-    "tickets",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("conversation_id", sa.Integer, sa.ForeignKey("conversations.id"), nullable=False),
-    sa.Column("queue", sa.String(64), nullable=False),
-    sa.Column("priority", sa.String(8), nullable=False),
-    sa.Column("priority_rank", sa.Integer, nullable=False),  # 0 = urgent, for ordering
-    sa.Column("category", sa.String(16), nullable=False),
-    # waiting (queue closed) | queued (agents can take it) | claimed | resolved
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("created_at", UtcDateTime, nullable=False),
-    sa.Column("available_at", UtcDateTime, nullable=False),  # when the queue's humans are at work
-    sa.Column("first_response_due", UtcDateTime, nullable=False),
-    sa.Column("transfer_due", UtcDateTime, nullable=False),
-    sa.Column("reasons", sa.JSON, nullable=False),
-    sa.Index("ix_tickets_queue", "queue", "status", "priority_rank", "created_at"),
-)
-
-outbox = sa.Table(
-    "outbox",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("conversation_id", sa.Integer, sa.ForeignKey("conversations.id"), nullable=False),
-    sa.Column("reply_to", sa.Integer, sa.ForeignKey("messages.id")),
-    sa.Column("channel", sa.String(32), nullable=False),
-    sa.Column("chat_id", sa.String(128), nullable=False),
-    sa.Column("text", sa.Text, nullable=False),
-    sa.Column("status", sa.String(8), nullable=False),  # pending | sent | expired
-    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("created_at", UtcDateTime, nullable=False),
-    sa.Column("sent_at", UtcDateTime),
-    sa.Index("ix_outbox_pending", "status", "id"),
-)
-
-
-def _initial_schema(conn: Connection) -> None:
-    """Version 1: the tables as first released (a fresh database is created whole instead)."""
-
-
-#: Schema version N is reached by MIGRATIONS[N - 1]. For every change to the tables above,
-#: append a function that upgrades a database of the previous version (ALTER TABLE …);
-#: never edit a released one.
-MIGRATIONS: list[Callable[[Connection], None]] = [_initial_schema]
+from bot.store.migrate import upgrade
+from bot.store.schema import conversations, decisions, messages, outbox, tickets
 
 
 @dataclass
@@ -150,6 +33,7 @@ class Conversation:
     fallback_streak: int
     notice_window: str | None
     suggestions: list[str] = field(default_factory=list)
+    unreachable_reason: str | None = None
     is_new: bool = False
 
 
@@ -213,23 +97,9 @@ class Store:
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
 
-    def migrate(self) -> int:
-        """Create or upgrade the schema; returns the version now in place."""
-        with self.engine.begin() as conn:
-            if self.engine.dialect.name == "postgresql":
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(727501)"))  # one worker migrates
-            fresh = not sa.inspect(conn).has_table(conversations.name)
-            schema_version.create(conn, checkfirst=True)
-            current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
-            if fresh:
-                # A new database gets today's schema at once; the migrations are for old ones.
-                metadata.create_all(conn)
-                current = len(MIGRATIONS)
-            for step in MIGRATIONS[current:]:
-                step(conn)
-            conn.execute(schema_version.delete())
-            conn.execute(schema_version.insert().values(version=len(MIGRATIONS)))
-            return len(MIGRATIONS)
+    def migrate(self) -> str:
+        """Bring the schema to this code's Alembic head (see bot.store.migrate); returns it."""
+        return upgrade(self.engine)
 
     # --- inbound -----------------------------------------------------------------------------
 
@@ -580,6 +450,7 @@ def _add_reply(
                 text=text,
                 status="pending",
                 created_at=now,
+                next_attempt_at=now,
             )
         ).inserted_primary_key
     )
