@@ -8,6 +8,7 @@ is adopted at the baseline revision and upgraded like any other.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -19,6 +20,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 #: the advisory lock the store has always taken to migrate on PostgreSQL
 LOCK_KEY = 727501
@@ -27,6 +29,9 @@ BASELINE = "0001"
 LEGACY_VERSION = 1
 _TABLES = {"conversations", "messages", "decisions", "tickets", "outbox"}
 _LOCATION = Path(__file__).with_name("migrations")
+#: Alembic's `op` and `context` are process-wide proxies: one migration at a time per process
+_IN_PROCESS = threading.Lock()
+_SQLITE_WAIT_MS = 600_000
 
 
 class MigrationError(RuntimeError):
@@ -67,11 +72,17 @@ def upgrade(engine: Engine, revision: str = "head") -> str:
     An empty database runs every revision from the baseline, so a new database is built exactly
     as an upgraded one. All of it is one transaction: a failure leaves the database as it was.
     """
-    with _migrating(engine) as conn:
-        config = alembic_config(conn)
-        _adopt_legacy(conn, config)
-        command.upgrade(config, revision)
-        return _revision_of(conn)
+    try:
+        with _migrating(engine) as conn:
+            config = alembic_config(conn)
+            _adopt_legacy(conn, config)
+            command.upgrade(config, revision)
+            return _revision_of(conn)
+    except IntegrityError as exc:
+        raise MigrationError(
+            f"rows do not fit the new schema ({str(exc.orig).splitlines()[0]}), so nothing was "
+            "migrated: fix or delete those rows, then start again"
+        ) from exc
 
 
 def downgrade(engine: Engine, revision: str) -> str:
@@ -113,7 +124,14 @@ def _adopt_legacy(conn: Connection, config: Config) -> None:
 
 @contextmanager
 def _migrating(engine: Engine) -> Iterator[Connection]:
-    """One transaction that one process at a time may migrate in."""
+    """One transaction, which one process (the database's lock) and in it one thread (ours) at
+    a time may migrate in."""
+    with _IN_PROCESS, _locked_transaction(engine) as conn:
+        yield conn
+
+
+@contextmanager
+def _locked_transaction(engine: Engine) -> Iterator[Connection]:
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
@@ -131,7 +149,7 @@ def _migrating(engine: Engine) -> Iterator[Connection]:
 @contextmanager
 def _sqlite_immediate(engine: Engine) -> Iterator[Connection]:
     """SQLite: BEGIN IMMEDIATE takes the write lock before anything is read, so a second
-    process waits (busy_timeout) instead of migrating too.
+    process waits instead of migrating too (up to 10 minutes: copying big tables takes time).
 
     Batch mode copies and drops tables that others reference, which foreign keys would refuse;
     they are off for the migration (SQLite ignores the pragma inside a transaction) and checked
@@ -141,7 +159,9 @@ def _sqlite_immediate(engine: Engine) -> Iterator[Connection]:
         # the driver must not open transactions of its own: this one is ours
         conn.execution_options(isolation_level="AUTOCOMMIT")
         enforced = conn.exec_driver_sql("PRAGMA foreign_keys").scalar()
+        patience = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
         conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={_SQLITE_WAIT_MS}")
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
             try:
@@ -149,8 +169,9 @@ def _sqlite_immediate(engine: Engine) -> Iterator[Connection]:
                 broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
                 if broken:
                     raise MigrationError(
-                        f"migrating would leave {len(broken)} rows pointing at missing rows "
-                        f"(first: {tuple(broken[0])}); nothing was changed"
+                        f"{len(broken)} rows point at rows that do not exist (first: "
+                        f"{tuple(broken[0])}), so nothing was migrated: fix or delete the rows "
+                        "`PRAGMA foreign_key_check` lists, then start again"
                     )
             except BaseException:
                 conn.exec_driver_sql("ROLLBACK")
@@ -158,3 +179,4 @@ def _sqlite_immediate(engine: Engine) -> Iterator[Connection]:
             conn.exec_driver_sql("COMMIT")
         finally:
             conn.exec_driver_sql(f"PRAGMA foreign_keys={'ON' if enforced else 'OFF'}")
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={int(patience or 0)}")
