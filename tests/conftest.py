@@ -125,6 +125,22 @@ def _postgres_available() -> str | None:
         return f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
+def require_postgres() -> None:
+    """Skip the test without PostgreSQL, except in CI (CI=true), where it must be there."""
+    problem = _postgres_available()
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL at {POSTGRES_URL} is required in CI: {problem}")
+        pytest.skip(f"no PostgreSQL at {POSTGRES_URL} ({problem}); set BOT_TEST_POSTGRES_URL")
+
+
+def empty_postgres(engine: sa.Engine) -> None:
+    """Drop everything the previous test left, `alembic_version` included."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA public"))
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """A migrated, empty store on real SQLite and on real PostgreSQL.
@@ -134,14 +150,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "sqlite":
         store = Store(f"sqlite:///{tmp_path}/store.sqlite3")
     else:
-        problem = _postgres_available()
-        if problem:
-            if os.environ.get("CI"):
-                pytest.fail(f"PostgreSQL at {POSTGRES_URL} is required in CI: {problem}")
-            pytest.skip(f"no PostgreSQL at {POSTGRES_URL} ({problem}); set BOT_TEST_POSTGRES_URL")
+        require_postgres()
         store = Store(POSTGRES_URL)
-        with store.engine.begin() as conn:
-            conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        empty_postgres(store.engine)
     store.migrate()
     yield store
     store.engine.dispose()

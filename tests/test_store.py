@@ -13,6 +13,7 @@ from bot.domain.ticket import TicketDraft
 from bot.store import inbox, outbox
 from bot.store.batch import Arrival, DecisionBatch, Entry
 from bot.store.database import Store
+from bot.store.migrate import current_revision, head_revision
 from tests.conftest import at
 
 NOW = at("2026-11-24 10:00")
@@ -20,7 +21,12 @@ IDLE = timedelta(minutes=30)
 
 
 def test_migrate_is_idempotent(store: Store) -> None:
-    assert store.migrate() == store.migrate()
+    assert store.migrate() == store.migrate() == head_revision()
+
+
+def test_a_fresh_database_is_created_at_the_latest_version(store: Store) -> None:
+    assert current_revision(store.engine) == head_revision() and store.schema_current()
+    assert not sa.inspect(store.engine).has_table("schema_version")
 
 
 def test_a_delivery_is_accepted_once(store: Store) -> None:

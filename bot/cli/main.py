@@ -1,4 +1,4 @@
-"""The `bot` command: run, chat, check, eval, hours.
+"""The `bot` command: run, chat, check, eval, hours, db.
 
 This is the composition root, the one place that wires channel adapters to the core.
 """
@@ -60,6 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("cases", type=Path)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object to stdout")
 
+    db = commands.add_parser("db", help="the database schema: migrate it, or show its revision")
+    db_actions = db.add_subparsers(dest="db_action", required=True)
+    db_actions.add_parser("upgrade", help="migrate now and print the revision")
+    db_actions.add_parser(
+        "current", help="print the revision and whether it is the newest (exit 1 if not)"
+    )
+
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
@@ -79,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
             from bot.cli.run import serve
 
             return serve(config, args.host, args.port)
+        if args.command == "db":
+            from bot.cli.db import db as database
+
+            return database(config, args.db_action)
         return _eval(config, args.cases, as_json=args.json)
     except ProblemsError as exc:
         print(f"bot: cannot start, {len(exc.problems)} problem(s):", file=sys.stderr)

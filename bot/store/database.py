@@ -23,7 +23,7 @@ from bot.domain.conversation import Conversation
 from bot.domain.delivery import PendingOutbound
 from bot.domain.ticket import Ticket
 from bot.store import conversations, decisions, inbox, outbox, tickets
-from bot.store.schema import metadata
+from bot.store.migrate import is_current, upgrade
 
 #: advisory lock namespaces (the first key of PostgreSQL's two-key advisory locks)
 CUSTOMER_LOCK = 727502
@@ -43,15 +43,16 @@ class Store:
         self._sqlite_writer = threading.Lock()
         if self.dialect == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_connect)
+            sa.event.listen(self.engine, "checkout", _sqlite_checkout)
             sa.event.listen(self.engine, "begin", _sqlite_begin)
 
     def migrate(self) -> str:
-        """Create or upgrade the schema; returns the revision now in place."""
-        with self.engine.begin() as conn:
-            if self.dialect == "postgresql":
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(727501)"))  # one worker migrates
-            metadata.create_all(conn)
-        return "head"
+        """Bring the schema to this code's Alembic head (see bot.store.migrate); returns it."""
+        return upgrade(self.engine)
+
+    def schema_current(self) -> bool:
+        """The database is at this code's head revision (for /readyz)."""
+        return is_current(self.engine)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -142,6 +143,13 @@ def _sqlite_connect(dbapi_connection: Any, _: Any) -> None:
     cursor.close()
 
 
+def _sqlite_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    # a connection used with AUTOCOMMIT (migrations) comes back with the driver's default
+    dbapi_connection.isolation_level = None
+
+
 def _sqlite_begin(conn: Connection) -> None:
-    mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-    conn.exec_driver_sql(f"BEGIN {mode}")
+    options = conn.get_execution_options()
+    if options.get("isolation_level") == "AUTOCOMMIT":
+        return  # the caller says BEGIN itself (migrations)
+    conn.exec_driver_sql(f"BEGIN {options.get('sqlite_begin', 'DEFERRED')}")

@@ -32,7 +32,6 @@ class Parts:
     pipeline: Pipeline
     channels: Sequence[Channel] = ()
     learn: Callable[[], Knowledge] | None = None
-    schema_current: Callable[[], bool] = lambda: True
     run_scheduler: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -130,7 +129,7 @@ async def readyz(request: web.Request) -> web.Response:
     store = parts.pipeline.store
     loop = asyncio.get_running_loop()
     database = await loop.run_in_executor(None, store.reachable)
-    schema = database and await loop.run_in_executor(None, parts.schema_current)
+    schema = database and await loop.run_in_executor(None, store.schema_current)
     checks = {
         "encoder": parts.pipeline.knowledge is not None,
         "database": database,

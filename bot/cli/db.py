@@ -1,0 +1,32 @@
+"""`bot db`: the database schema, for operators who migrate before starting the workers (the
+workers also migrate at start-up, under a lock, so this is optional)."""
+
+from __future__ import annotations
+
+import sys
+
+from bot.content.config import Config
+
+
+def db(config: Config, action: str) -> int:
+    """`upgrade`: migrate now and print the revision. `current`: print the database's revision
+    and whether it is the head; exit 1 when it is not, so scripts can tell."""
+    from bot.store.database import Store
+    from bot.store.migrate import MigrationError, current_revision, head_revision, upgrade
+
+    engine = Store(config.storage_url).engine
+    try:
+        if action == "upgrade":
+            print(f"{upgrade(engine)} (head)")
+            return 0
+        current, head = current_revision(engine), head_revision()
+        if current == head:
+            print(f"{current} (head)")
+            return 0
+        print(f"{current or 'none'} (not at head {head}: run `bot db upgrade`)")
+        return 1
+    except MigrationError as exc:
+        print(f"bot: cannot migrate the database: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()

@@ -1,0 +1,1 @@
+"""The revisions, oldest first. A released revision is never edited: add the next one."""

@@ -1,0 +1,458 @@
+"""Schema migrations on real SQLite and real PostgreSQL: databases in the field keep their rows,
+new and upgraded databases end up as bot/store/schema.py describes, workers starting together
+migrate once."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.exc import IntegrityError
+
+from bot.store import schema
+from bot.store.database import Store
+from bot.store.migrate import (
+    MigrationError,
+    current_revision,
+    downgrade,
+    head_revision,
+    is_current,
+    upgrade,
+)
+from tests.conftest import POSTGRES_URL, empty_postgres, require_postgres
+
+baseline = importlib.import_module("bot.store.migrations.versions.0001_baseline")
+
+T0 = datetime(2026, 11, 24, 2, 0)  # stored naive, in UTC, as the released bot did
+SUGGESTIONS = ["运费多少？", "怎么退货"]
+RECORD = {"action": "handoff", "reasons": ["转人工"], "scores": {"faq": 0.42}, "ticket_id": 2}
+REASONS = {"reasons": ["customer asked"], "keywords": ["人工"]}
+
+
+def _engine(kind: str, path: Path) -> sa.Engine:
+    """An empty database. PostgreSQL sessions run in Shanghai time, so a conversion that read the
+    stored UTC times in the session's zone would show."""
+    if kind == "sqlite":
+        return Store(f"sqlite:///{path}").engine
+    require_postgres()
+    engine = sa.create_engine(POSTGRES_URL, connect_args={"options": "-c timezone=Asia/Shanghai"})
+    empty_postgres(engine)
+    return engine
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
+    engine = _engine(request.param, tmp_path / "bot.sqlite3")
+    yield engine
+    engine.dispose()
+
+
+def _insert(conn: sa.Connection, table: sa.Table, **values: Any) -> int:
+    return int(conn.execute(table.insert().values(**values)).inserted_primary_key[0])
+
+
+def _fill_released(conn: sa.Connection) -> dict[str, int]:
+    """Rows as the released bot wrote them, with the duplicates its races could leave."""
+    b, minute = baseline, timedelta(minutes=1)
+
+    def conversation(channel: str, user: str, state: str, **more: Any) -> int:
+        times = dict(opened_at=T0, last_at=T0) | more
+        return _insert(
+            conn, b.conversations, channel=channel, user_id=user, chat_id=user, state=state, **times
+        )
+
+    ids = dict(
+        c_old=conversation("wechat", "u1", "bot", suggestions=SUGGESTIONS),
+        c_new=conversation(  # the race's second open conversation of u1
+            "wechat",
+            "u1",
+            "handoff",
+            opened_at=T0 + minute,
+            last_at=T0 + 2 * minute,
+            notice_window="2026-11-24",
+        ),
+        c_closed=conversation("telegram", "u2", "closed"),
+        c_other=conversation("telegram", "u2", "bot"),
+    )
+    message = dict(channel="wechat", user_id="u1", kind="text", at=T0)
+    ids["m_in"] = _insert(
+        conn,
+        b.messages,
+        conversation_id=ids["c_new"],
+        external_id="e1",
+        direction="in",
+        text="转人工",
+        handled=True,
+        **message,
+    )
+    ids["m_out"] = _insert(
+        conn,
+        b.messages,
+        conversation_id=ids["c_new"],
+        direction="out",
+        text="好的",
+        handled=True,
+        **message,
+    )
+    ids["m_new"] = _insert(  # accepted, not yet attached to a conversation
+        conn, b.messages, external_id="e2", direction="in", text="在吗", **message
+    )
+    decision = dict(conversation_id=ids["c_new"], is_open=True, at=T0)
+    ids["d_first"] = _insert(
+        conn,
+        b.decisions,
+        message_id=ids["m_in"],
+        action="handoff",
+        intent="human_agent",
+        record=RECORD,
+        **decision,
+    )
+    ids["d_again"] = _insert(
+        conn, b.decisions, message_id=ids["m_in"], action="answer", record={"again": 1}, **decision
+    )
+    ticket = dict(
+        conversation_id=ids["c_new"],
+        queue="general",
+        priority="normal",
+        priority_rank=2,
+        category="consult",
+        created_at=T0,
+        available_at=T0,
+        first_response_due=T0 + 2 * minute,
+        transfer_due=T0 + 30 * minute,
+        reasons=REASONS,
+    )
+    ids["t_old"] = _insert(conn, b.tickets, status="queued", **ticket)
+    ids["t_new"] = _insert(conn, b.tickets, status="claimed", **ticket)
+    ids["t_done"] = _insert(
+        conn, b.tickets, **(ticket | dict(conversation_id=ids["c_old"])), status="resolved"
+    )
+    reply = dict(conversation_id=ids["c_new"], channel="wechat", chat_id="u1", text="好的")
+    ids["o_pending"] = _insert(
+        conn, b.outbox, reply_to=ids["m_in"], status="pending", created_at=T0, **reply
+    )
+    ids["o_sent"] = _insert(
+        conn, b.outbox, status="sent", attempts=1, created_at=T0, sent_at=T0 + minute, **reply
+    )
+    ids["o_expired"] = _insert(conn, b.outbox, status="expired", created_at=T0 + minute, **reply)
+    return ids
+
+
+def _at_baseline_with_rows(engine: sa.Engine) -> dict[str, int]:
+    assert upgrade(engine, baseline.revision) == baseline.revision
+    with engine.begin() as conn:
+        return _fill_released(conn)
+
+
+def _assert_rows_kept_and_repaired(engine: sa.Engine, ids: dict[str, int]) -> None:
+    utc = T0.replace(tzinfo=UTC)
+    with engine.connect() as conn:
+        conversations = {r.id: r for r in conn.execute(sa.select(schema.conversations)).mappings()}
+        assert {i: r["state"] for i, r in conversations.items()} == {
+            ids["c_old"]: "closed",  # the older of two open conversations of one customer
+            ids["c_new"]: "handoff",
+            ids["c_closed"]: "closed",
+            ids["c_other"]: "bot",
+        }
+        old, new = conversations[ids["c_old"]], conversations[ids["c_new"]]
+        assert old["suggestions"] == SUGGESTIONS and old["opened_at"] == utc
+        assert new["last_at"] == utc + timedelta(minutes=2) and new["last_at"].tzinfo == UTC
+        assert new["notice_window"] == "2026-11-24" and new["unreachable_reason"] is None
+
+        messages = conn.execute(sa.select(schema.messages).order_by(schema.messages.c.id)).all()
+        assert [(m.id, m.direction, m.text, m.at) for m in messages] == [
+            (ids["m_in"], "in", "转人工", utc),
+            (ids["m_out"], "out", "好的", utc),
+            (ids["m_new"], "in", "在吗", utc),
+        ]
+
+        decisions = conn.execute(sa.select(schema.decisions)).all()
+        assert [(d.id, d.record, d.at) for d in decisions] == [(ids["d_first"], RECORD, utc)]
+
+        tickets = {t.id: t for t in conn.execute(sa.select(schema.tickets))}
+        assert {i: t.status for i, t in tickets.items()} == {
+            ids["t_old"]: "resolved",  # the older of two open tickets of one conversation
+            ids["t_new"]: "claimed",
+            ids["t_done"]: "resolved",
+        }
+        assert tickets[ids["t_new"]].reasons == REASONS
+        assert tickets[ids["t_new"]].transfer_due == utc + timedelta(minutes=30)
+
+        outbox = {o.id: o for o in conn.execute(sa.select(schema.outbox))}
+        assert {i: (o.status, o.via, o.next_attempt_at) for i, o in outbox.items()} == {
+            ids["o_pending"]: ("pending", None, utc),
+            ids["o_sent"]: ("sent", "api", utc),
+            ids["o_expired"]: ("expired", None, utc + timedelta(minutes=1)),
+        }
+        assert outbox[ids["o_sent"]].sent_at == utc + timedelta(minutes=1)
+        assert outbox[ids["o_pending"]].reply_to == ids["m_in"]
+
+
+def _assert_invariants_enforced(engine: sa.Engine) -> None:
+    """The new keys hold, and ids continue after the old rows."""
+    now = datetime.now(UTC)
+    row = dict(channel="telegram", chat_id="c9", opened_at=now, last_at=now)
+    with engine.begin() as conn:
+        before = conn.execute(sa.select(sa.func.max(schema.conversations.c.id))).scalar() or 0
+        assert _insert(conn, schema.conversations, user_id="u9", state="bot", **row) > before
+    with pytest.raises(IntegrityError), engine.begin() as conn:  # a second open conversation
+        conn.execute(schema.conversations.insert().values(user_id="u9", state="handoff", **row))
+    with pytest.raises(IntegrityError), engine.begin() as conn:  # a state that does not exist
+        conn.execute(schema.conversations.insert().values(user_id="u10", state="lost", **row))
+
+
+def _shape(inspector: sa.Inspector, schema_name: str | None = None) -> dict[str, Any]:
+    """What autogenerate does not compare: CHECKs, partial-index predicates, constraint names,
+    defaults, PostgreSQL's id sequences."""
+    named = inspector.dialect.name == "postgresql"  # SQLite keeps keys made by ALTER unnamed
+    prefix = f"{schema_name}." if schema_name else ""
+    shape: dict[str, Any] = {}
+    for table in sorted(set(inspector.get_table_names(schema_name)) - {"alembic_version"}):
+        pk = inspector.get_pk_constraint(table, schema_name)
+        shape[table] = dict(
+            columns={
+                c["name"]: (repr(c["type"]), c["nullable"], str(c["default"]).replace(prefix, ""))
+                for c in inspector.get_columns(table, schema_name)
+            },
+            primary_key=(pk["name"] if named else None, pk["constrained_columns"]),
+            foreign_keys=sorted(
+                (fk["name"] if named else "", fk["constrained_columns"], fk["referred_table"])
+                for fk in inspector.get_foreign_keys(table, schema_name)
+            ),
+            unique=sorted(
+                (u["name"], u["column_names"])
+                for u in inspector.get_unique_constraints(table, schema_name)
+            ),
+            indexes=sorted(
+                (
+                    i["name"],
+                    i["column_names"],
+                    bool(i["unique"]),
+                    {k: str(v) for k, v in i.get("dialect_options", {}).items()},
+                )
+                for i in inspector.get_indexes(table, schema_name)
+            ),
+            checks=sorted(
+                (c["name"], c["sqltext"])
+                for c in inspector.get_check_constraints(table, schema_name)
+            ),
+        )
+    return shape
+
+
+def _sequences(conn: sa.Connection, schema_name: str) -> dict[str, str]:
+    rows = conn.execute(
+        sa.text(
+            "SELECT sequence_name, data_type FROM information_schema.sequences "
+            "WHERE sequence_schema = :schema"
+        ),
+        {"schema": schema_name},
+    )
+    return {name: kind for name, kind in rows}
+
+
+def _assert_matches_schema(engine: sa.Engine, tmp_path: Path) -> None:
+    """The migrated database is what schema.py's create_all makes, on both engines."""
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, schema.metadata) == []
+        migrated = _shape(sa.inspect(conn))
+    if engine.dialect.name == "sqlite":
+        expected_engine = sa.create_engine(f"sqlite:///{tmp_path}/expected.sqlite3")
+        schema.metadata.create_all(expected_engine)
+        with expected_engine.connect() as conn:
+            assert migrated == _shape(sa.inspect(conn))
+        expected_engine.dispose()
+        return
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA IF EXISTS expected CASCADE; CREATE SCHEMA expected"))
+    with engine.begin() as conn:
+        schema.metadata.create_all(conn.execution_options(schema_translate_map={None: "expected"}))
+    with engine.begin() as conn:
+        assert migrated == _shape(sa.inspect(conn), "expected")
+        assert _sequences(conn, "public") == _sequences(conn, "expected")
+        assert set(_sequences(conn, "public").values()) == {"bigint"}
+        conn.execute(sa.text("DROP SCHEMA expected CASCADE"))
+
+
+def test_a_released_database_keeps_its_rows_and_loses_its_duplicates(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    ids = _at_baseline_with_rows(engine)
+    assert current_revision(engine) == baseline.revision and not is_current(engine)
+    assert upgrade(engine) == head_revision()
+    _assert_rows_kept_and_repaired(engine, ids)
+    _assert_invariants_enforced(engine)
+    _assert_matches_schema(engine, tmp_path)
+
+
+def test_a_schema_version_database_is_adopted_and_upgraded(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    """A database the released bot made: its create_all, then schema_version 1, no Alembic."""
+    with engine.begin() as conn:
+        baseline.metadata.create_all(conn)
+        conn.execute(sa.text("CREATE TABLE schema_version (version INTEGER NOT NULL)"))
+        conn.execute(sa.text("INSERT INTO schema_version (version) VALUES (1)"))
+        ids = _fill_released(conn)
+    assert current_revision(engine) is None
+    assert upgrade(engine) == head_revision()
+    assert is_current(engine)
+    assert not sa.inspect(engine).has_table("schema_version")
+    _assert_rows_kept_and_repaired(engine, ids)
+    _assert_matches_schema(engine, tmp_path)
+
+
+def test_a_new_database_is_built_by_the_revisions(engine: sa.Engine, tmp_path: Path) -> None:
+    assert current_revision(engine) is None and not is_current(engine)
+    assert upgrade(engine) == head_revision() == current_revision(engine)
+    _assert_matches_schema(engine, tmp_path)
+    _assert_invariants_enforced(engine)
+
+
+def test_upgrade_is_idempotent(engine: sa.Engine) -> None:
+    assert upgrade(engine) == upgrade(engine) == head_revision()
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).all() == [
+            (head_revision(),)
+        ]
+
+
+def test_downgrade_returns_to_the_released_schema(engine: sa.Engine, tmp_path: Path) -> None:
+    ids = _at_baseline_with_rows(engine)
+    upgrade(engine)
+    assert downgrade(engine, baseline.revision) == baseline.revision
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, baseline.metadata) == []
+        assert conn.execute(sa.select(baseline.decisions.c.record)).scalars().all() == [RECORD]
+    assert upgrade(engine) == head_revision()
+    _assert_rows_kept_and_repaired(engine, ids)
+    _assert_matches_schema(engine, tmp_path)
+
+
+#: one worker: import, connect, wait at the barrier until all are ready, then migrate
+WORKER = """
+import sys, time
+from pathlib import Path
+from bot.store.database import Store
+from bot.store.migrate import upgrade
+
+url, barrier, workers = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+engine = Store(url).engine
+engine.connect().close()
+(barrier / str(time.monotonic_ns())).touch()
+while len(list(barrier.iterdir())) < workers:
+    time.sleep(0.01)
+print(upgrade(engine))
+"""
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_workers_starting_together_migrate_once(kind: str, tmp_path: Path) -> None:
+    """Separate processes, as workers are: the database's lock is what keeps them apart."""
+    workers = 4
+    engine = _engine(kind, tmp_path / "bot.sqlite3")
+    url = engine.url.render_as_string(hide_password=False)
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    started = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, url, str(barrier), str(workers)],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(workers)
+    ]
+    outcomes = [(*worker.communicate(timeout=120), worker.returncode) for worker in started]
+    assert outcomes == [(f"{head_revision()}\n", "", 0)] * workers
+    _assert_matches_schema(engine, tmp_path)
+    engine.dispose()
+
+
+def test_a_failed_upgrade_changes_nothing(engine: sa.Engine) -> None:
+    """A state the new CHECK refuses: the error says what to fix, the database stays as it was."""
+    ids = _at_baseline_with_rows(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            baseline.conversations.update()
+            .where(baseline.conversations.c.id == ids["c_other"])
+            .values(state="archived")
+        )
+    with pytest.raises(MigrationError, match=r"ck_conversations_state.*fix or delete those rows"):
+        upgrade(engine)
+    assert current_revision(engine) == baseline.revision
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, baseline.metadata) == []
+        states = conn.execute(sa.select(baseline.conversations.c.state)).scalars().all()
+        assert sorted(states) == ["archived", "bot", "closed", "handoff"]  # not repaired either
+
+
+def test_a_database_of_unknown_version_is_left_alone(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        baseline.metadata.create_all(conn)
+        conn.execute(sa.text("CREATE TABLE schema_version (version INTEGER NOT NULL)"))
+        conn.execute(sa.text("INSERT INTO schema_version (version) VALUES (7)"))
+    with pytest.raises(MigrationError, match=r"says \[7\].*restore a backup"):
+        upgrade(engine)
+    tables = set(sa.inspect(engine).get_table_names())
+    assert "schema_version" in tables and "alembic_version" not in tables
+
+
+def test_tables_without_any_version_are_refused(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        baseline.metadata.create_all(conn)
+    with pytest.raises(MigrationError, match="point \\[storage\\] url at an empty database"):
+        upgrade(engine)
+
+
+def _bot() -> str:
+    beside = Path(sys.executable).with_name("bot")
+    return str(beside) if beside.is_file() else "bot"
+
+
+def _run_bot(shop: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [_bot(), "--config", str(shop / "config.toml"), "db", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_bot_db_upgrade_and_current(shop: Path) -> None:
+    """The operator's commands, through the installed console script, on the shop's SQLite."""
+    head = head_revision()
+    before = _run_bot(shop, "current")
+    assert (before.returncode, before.stdout) == (
+        1,
+        f"none (not at head {head}: run `bot db upgrade`)\n",
+    )
+    upgraded = _run_bot(shop, "upgrade")
+    assert (upgraded.returncode, upgraded.stdout, upgraded.stderr) == (0, f"{head} (head)\n", "")
+    after = _run_bot(shop, "current")
+    assert (after.returncode, after.stdout) == (0, f"{head} (head)\n")
+    assert current_revision(Store(f"sqlite:///{shop}/var/bot.sqlite3").engine) == head
+
+
+def test_bot_db_upgrade_names_the_fix_for_a_database_it_cannot_adopt(shop: Path) -> None:
+    engine = Store(f"sqlite:///{shop}/var/bot.sqlite3").engine
+    with engine.begin() as conn:
+        baseline.metadata.create_all(conn)
+    engine.dispose()
+    result = _run_bot(shop, "upgrade")
+    assert result.returncode == 2
+    assert result.stderr.startswith("bot: cannot migrate the database: the database has")
+    assert "point [storage] url at an empty database" in result.stderr
