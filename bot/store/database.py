@@ -86,11 +86,15 @@ class Store:
         workers locking overlapping groups never deadlock."""
         with self.transaction() as conn:
             if self.dialect == "postgresql":
-                for key in sorted({customer_key(channel, user) for channel, user in customers}):
-                    conn.execute(
-                        sa.text("SELECT pg_advisory_xact_lock(:space, :key)"),
-                        {"space": CUSTOMER_LOCK, "key": key},
-                    )
+                keys = sorted({customer_key(channel, user) for channel, user in customers})
+                # one round trip: the keys are locked in ascending order
+                conn.execute(
+                    sa.text(
+                        "SELECT count(pg_advisory_xact_lock(:space, k)) "
+                        "FROM (SELECT k FROM unnest(CAST(:keys AS integer[])) AS k ORDER BY k) AS o"
+                    ),
+                    {"space": CUSTOMER_LOCK, "keys": keys},
+                )
             yield conn
 
     def reachable(self) -> bool:
