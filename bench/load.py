@@ -38,6 +38,7 @@ from typing import Any
 
 import aiohttp
 import sqlalchemy as sa
+from aiohttp import web
 
 from bot.assembly import build_pipeline, content_encoder
 from bot.content.config import load_config
@@ -113,15 +114,17 @@ async def _wait_ready(session: aiohttp.ClientSession, port: int, seconds: float)
     raise RuntimeError(f"worker on {port} did not become ready")
 
 
-def _service_config(source: Path, folder: Path, url: str) -> Path:
+def _service_config(source: Path, folder: Path, url: str, deliver_url: str) -> Path:
     shop = folder / "shop"
     shutil.copytree(source.parent, shop, ignore=shutil.ignore_patterns("var", ".venv", ".git"))
     config = shop / source.name
     text = config.read_text(encoding="utf-8").replace(
         'url = "sqlite:///var/bot.sqlite3"', f'url = "{url}"'
     )
-    text = text.replace("[channels.webhook]\n", "[channels.webhook]\nenabled = true\n", 1).replace(
-        "\nenabled = false\n", "\n", 1
+    text = (
+        text.replace("[channels.webhook]\n", "[channels.webhook]\nenabled = true\n", 1)
+        .replace("\nenabled = false\n", "\n", 1)
+        .replace('\ndeliver_url = ""', f'\ndeliver_url = "{deliver_url}"', 1)
     )
     config.write_text(text, encoding="utf-8")
     # warm caches: reuse the project's embedding and model cache
@@ -198,6 +201,22 @@ async def _cold_start(config: Path) -> float:
         _stop([process])
 
 
+async def _sink() -> tuple[web.AppRunner, str]:
+    """Where the workers deliver replies (the platform's side): takes them and says 200."""
+
+    async def take(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/deliver", take)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = _port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}/deliver"
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=Path("config.toml"))
@@ -255,8 +274,9 @@ async def main() -> None:
         )
         pipeline.store.engine.dispose()
 
+        sink, deliver_url = await _sink()
         sqlite_config = _service_config(
-            args.config.resolve(), Path(folder) / "cold", "sqlite:///var/bot.sqlite3"
+            args.config.resolve(), Path(folder) / "cold", "sqlite:///var/bot.sqlite3", deliver_url
         )
         result["cold_start_s"] = await _cold_start(sqlite_config)
 
@@ -265,13 +285,16 @@ async def main() -> None:
             with engine.begin() as conn:
                 conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
             engine.dispose()
-            pg_config = _service_config(args.config.resolve(), Path(folder) / "pg", args.postgres)
+            pg_config = _service_config(
+                args.config.resolve(), Path(folder) / "pg", args.postgres, deliver_url
+            )
             ports = [_port() for _ in range(args.pg_workers)]
             processes = [_start(pg_config, port) for port in ports]
             try:
                 result["workers_pg"] = await _http_load(ports, 100, per_customer)
             finally:
                 _stop(processes)
+        await sink.cleanup()
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(result))
 

@@ -268,3 +268,17 @@ async def test_four_workers_share_200_customers(
                 err = process.stderr.read().decode()
                 assert "Traceback" not in err, err[-3000:]
     print(json.dumps({"workers": 4, "customers": 200}))
+
+
+def test_an_enabled_webhook_needs_somewhere_to_deliver(shop: Path) -> None:
+    from bot.content.problems import ProblemsError
+
+    path = shop / "config.toml"
+    path.write_text(
+        path.read_text(encoding="utf-8") + "\n[channels.webhook]\nenabled = true\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ProblemsError) as caught:
+        load_config(path)
+    [problem] = caught.value.problems
+    assert "deliver_url" in str(problem) and problem.line is not None

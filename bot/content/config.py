@@ -173,6 +173,17 @@ class WebhookChannelConfig(_Section):
     #: a request that asks to wait gets its replies inline if ready within this many seconds
     wait_seconds: float = Field(4.0, ge=0, le=30)
 
+    @model_validator(mode="after")
+    def _delivers(self) -> WebhookChannelConfig:
+        """Replies that are not returned inline (late ones, notices at opening time) need
+        somewhere to go."""
+        if self.enabled and not self.deliver_url.startswith(("http://", "https://")):
+            raise ValueError(
+                "deliver_url must be the http(s) address replies are POSTed to when the webhook "
+                "channel is enabled"
+            )
+        return self
+
 
 class ChannelsConfig(_Section):
     webhook: WebhookChannelConfig = WebhookChannelConfig()
