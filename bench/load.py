@@ -192,7 +192,12 @@ async def _cold_start(config: Path) -> float:
             await _wait_ready(session, port, 120)
             async with session.post(
                 f"http://127.0.0.1:{port}/channels/webhook/messages",
-                json={"id": "cold", "user": "cold", "text": "运费多少", "wait": True},
+                json={
+                    "id": f"cold-{time.time()}",
+                    "user": "cold",
+                    "text": "运费多少",
+                    "wait": True,
+                },
                 headers={"Authorization": f"Bearer {SECRET}"},
             ) as response:
                 assert (await response.json())["action"] == "answer"
