@@ -282,3 +282,62 @@ def test_an_enabled_webhook_needs_somewhere_to_deliver(shop: Path) -> None:
         load_config(path)
     [problem] = caught.value.problems
     assert "deliver_url" in str(problem) and problem.line is not None
+
+
+async def test_sigterm_finishes_the_messages_in_flight(
+    shop: Path, receiver: tuple[Receiver, str]
+) -> None:
+    """SIGTERM mid-burst: every message the worker answered 200 to has its decision written,
+    none is decided twice, and the worker exits cleanly."""
+    _, url = receiver
+    path = shop / "config.toml"
+    path.write_text(
+        path.read_text(encoding="utf-8")
+        + f'\n[channels.webhook]\nenabled = true\ndeliver_url = "{url}"\n',
+        encoding="utf-8",
+    )
+    port = _free_port()
+    worker = subprocess.Popen(
+        [_bot(), "--config", str(path), "run", "--port", str(port)],
+        env={**os.environ, "BOT_WEBHOOK_SECRET": SECRET},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    statuses: list[int] = []
+    try:
+        async with aiohttp.ClientSession() as session:
+            await _ready(session, port, 120)
+
+            async def send(n: int) -> None:
+                try:
+                    async with session.post(
+                        f"http://127.0.0.1:{port}/channels/webhook/messages",
+                        json={"id": f"t{n}", "user": f"t{n}", "text": "运费多少"},
+                        headers={"Authorization": f"Bearer {SECRET}"},
+                    ) as response:
+                        statuses.append(response.status)
+                except aiohttp.ClientError:
+                    statuses.append(0)  # refused once the worker stopped listening
+
+            burst = [asyncio.create_task(send(n)) for n in range(200)]
+            await asyncio.sleep(0.05)
+            worker.send_signal(signal.SIGTERM)
+            await asyncio.gather(*burst)
+        assert worker.wait(30) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.stderr is not None
+    err = worker.stderr.read().decode()
+    assert "Traceback" not in err, err[-3000:]
+    store = Store(load_config(path).storage_url)
+    with store.engine.connect() as conn:
+        decided = conn.execute(
+            sa.select(messages.c.external_id, sa.func.count())
+            .join(decisions, decisions.c.message_id == messages.c.id)
+            .group_by(messages.c.external_id)
+        ).all()
+    store.engine.dispose()
+    answered = statuses.count(200)
+    assert answered > 0 and len(decided) >= answered
+    assert all(count == 1 for _, count in decided)
