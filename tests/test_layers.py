@@ -1,5 +1,5 @@
 """The rooms of `bot/` import only downward (docs/architecture.md): the core never imports an
-adapter, and no room imports one to its right, so there are no cycles between rooms."""
+adapter, and no room imports one to its right, so there are no cycles between rooms; and no module imports one that imports it back."""
 
 from __future__ import annotations
 
@@ -49,3 +49,46 @@ def test_rooms_import_only_downward() -> None:
                 if target != room and target not in ALLOWED[room]:
                     wrong.append(f"{relative} imports {module}")
     assert wrong == []
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _top_level_imports(path: Path, known: set[str]) -> set[str]:
+    """The project modules this one imports when it is imported (not inside functions, not
+    under `if TYPE_CHECKING:`)."""
+    found = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        names: list[str] = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        found.update(name for name in names if name in known)
+    return found
+
+
+def test_no_import_cycles() -> None:
+    paths = [p for folder in ("bot", "adapters") for p in (ROOT / folder).rglob("*.py")]
+    known = {_module_name(p) for p in paths}
+    graph = {_module_name(p): _top_level_imports(p, known) for p in paths}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    cycles: list[list[str]] = []
+
+    def visit(module: str, trail: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(graph.get(module, ())):
+            if state.get(target) == 1:
+                cycles.append([*trail[trail.index(target) :], target])
+            elif target not in state:
+                visit(target, [*trail, target])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert cycles == []
