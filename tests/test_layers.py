@@ -1,5 +1,5 @@
 """The rooms of `bot/` import only downward (docs/architecture.md): the core never imports an
-adapter, and no room imports one to its right, so there are no cycles between rooms; and no module imports one that imports it back."""
+adapter, no room imports one to its right, and no module imports one that imports it back."""
 
 from __future__ import annotations
 
