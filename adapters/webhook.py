@@ -3,18 +3,21 @@ test harness driving the real service.
 
 In:  POST /channels/webhook/messages, `Authorization: Bearer <secret>`, JSON
      {"id": "…", "user": "…", "chat": "…"?, "text": "…", "kind": "text"?, "wait": false?}
+     (`id` is unique per user: a resend with the same user and id is answered once)
      → 200 {"action": …, "replies": [...]?, "pending": bool}; a forged secret gets 401, a
      malformed body 400 (logged, nothing stored), a worker shutting down 503.
      With "wait": true the replies come back in the response when ready within
      `wait_seconds`; otherwise (and for anything later) they are delivered as below.
 Out: POST `deliver_url` with the same bearer and JSON
-     {"outbox_id", "conversation_id", "chat", "text", "choices", "reply_to"}; 2xx is delivered,
+     {"outbox_id", "conversation_id", "chat", "text", "choices", "reply_to"} (`reply_to`: the
+     id of the message answered, null for a notice the bot starts); 2xx is delivered,
      403/404/410 mean the customer is gone for good, 429 with Retry-After asks to wait.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import hmac
 import json
 import logging
@@ -33,6 +36,7 @@ log = logging.getLogger("adapters.webhook")
 
 NAME = "webhook"
 MAX_FIELD = 128
+_SEPARATOR = "\x1f"  # never in an id or user (they must be printable)
 _json = functools.partial(json.dumps, ensure_ascii=False)
 
 
@@ -43,7 +47,9 @@ class WebhookSender:
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=10), json_serialize=_json
+        )
 
     async def stop(self) -> None:
         if self._session is not None:
@@ -59,7 +65,7 @@ class WebhookSender:
             "chat": message.chat_id,
             "text": message.text,
             "choices": list(message.choices),
-            "reply_to": message.reply_to,
+            "reply_to": caller_id(message.external_reply_to),
         }
         headers = {"Authorization": f"Bearer {self.secret}"}
         async with self._session.post(self.url, json=body, headers=headers) as response:
@@ -129,14 +135,41 @@ class WebhookChannel:
             raise ValueError("the body must be a JSON object")
         fields = {}
         for key in ("id", "user"):
+            if key not in data:
+                raise ValueError(f"`{key}` is missing")
             value = data[key]
-            if not isinstance(value, str | int) or not str(value) or len(str(value)) > MAX_FIELD:
-                raise ValueError(f"`{key}` must be a non-empty string of at most {MAX_FIELD}")
-            fields[key] = str(value)
+            text_value = str(value) if isinstance(value, str | int) else ""
+            if not text_value or len(text_value) > MAX_FIELD or not text_value.isprintable():
+                raise ValueError(
+                    f"`{key}` must be a non-empty string of at most {MAX_FIELD} printable "
+                    "characters"
+                )
+            fields[key] = text_value
+        try:
+            kind = Kind(data.get("kind", "text"))
+        except ValueError:
+            raise ValueError(f"`kind` must be one of: {', '.join(k.value for k in Kind)}") from None
         text = data.get("text", "")
         if not isinstance(text, str):
             raise ValueError("`text` must be a string")
-        kind = Kind(data.get("kind", "text"))
+        if kind == Kind.TEXT and not text.strip():
+            raise ValueError("`text` is missing or empty (send `kind` for an image or voice note)")
         chat = str(data.get("chat") or fields["user"])[:MAX_FIELD]
-        inbound = Inbound(NAME, fields["id"], fields["user"], chat, text, datetime.now(UTC), kind)
+        external = delivery_key(fields["user"], fields["id"])
+        inbound = Inbound(NAME, external, fields["user"], chat, text, datetime.now(UTC), kind)
         return inbound, bool(data.get("wait", False))
+
+
+def delivery_key(user: str, message_id: str) -> str:
+    """What makes a delivery unique: the message id within its user, so an app that numbers
+    each user's messages from 1 loses none. Kept to the store's 128 characters."""
+    key = f"{user}{_SEPARATOR}{message_id}"
+    if len(key) <= MAX_FIELD:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()[:40]
+    return f"{digest}{_SEPARATOR}{message_id[: MAX_FIELD - 41]}"
+
+
+def caller_id(key: str | None) -> str | None:
+    """The caller's own message id back from a delivery key."""
+    return key.split(_SEPARATOR, 1)[1] if key and _SEPARATOR in key else key

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -115,7 +116,28 @@ def check(config_path: Path) -> list[Problem]:
         config = load_config(config_path)
     except ProblemsError as exc:
         return exc.problems
-    return storage_problems(config) + read_content(config)[1]
+    # a secret missing here may be set where the service runs: a warning here, an error there
+    secrets = [
+        Problem(p.file, p.line, f"{p.message} in this environment", p.fix, severity="warning")
+        for p in channel_problems(config)
+    ]
+    return storage_problems(config) + read_content(config)[1] + secrets
+
+
+def channel_problems(config: Config) -> list[Problem]:
+    """Enabled channels whose secret is missing from the environment (`bot run` refuses)."""
+    webhook = config.channels.webhook
+    if webhook.enabled and not os.environ.get(webhook.secret_env):
+        return [
+            Problem(
+                config.path,
+                line_of_key(config.path, "channels.webhook.secret_env"),
+                f"channels.webhook is enabled but ${webhook.secret_env} is not set",
+                f"export {webhook.secret_env}=<a long random secret>, e.g. from "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
+            )
+        ]
+    return []
 
 
 def load_knowledge(config: Config, encoder: Encoder) -> Knowledge:

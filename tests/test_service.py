@@ -114,7 +114,21 @@ async def test_webhook_channel_end_to_end(
                 break
             await asyncio.sleep(0.05)
         assert {r["chat"] for r in found.received} == {"bob"}
+        assert {r["reply_to"] for r in found.received} == {"m2"}  # the caller's own id
         delivered = len(found.received)
+
+        # ids are per user: carol's m1 is not alice's m1
+        carol = await client.post(
+            "/channels/webhook/messages",
+            json={"id": "m1", "user": "carol", "text": "运费多少", "wait": True},
+            headers=auth,
+        )
+        assert (await carol.json())["action"] == "answer"
+        # a text message without text is malformed: 400, nothing stored
+        empty = await client.post(
+            "/channels/webhook/messages", json={"id": "m9", "user": "dan"}, headers=auth
+        )
+        assert empty.status == 400 and "text" in (await empty.json())["error"]
 
         # the same delivery again: answered once
         again = await client.post(
@@ -288,8 +302,9 @@ async def test_sigterm_finishes_the_messages_in_flight(
     shop: Path, receiver: tuple[Receiver, str]
 ) -> None:
     """SIGTERM mid-burst: every message the worker answered 200 to has its decision written,
-    none is decided twice, and the worker exits cleanly."""
-    _, url = receiver
+    none is decided twice, their replies are delivered before the worker exits, and it exits
+    cleanly."""
+    found, url = receiver
     path = shop / "config.toml"
     path.write_text(
         path.read_text(encoding="utf-8")
@@ -323,7 +338,9 @@ async def test_sigterm_finishes_the_messages_in_flight(
             await asyncio.sleep(0.05)
             worker.send_signal(signal.SIGTERM)
             await asyncio.gather(*burst)
-        assert worker.wait(30) == 0
+            # wait without blocking this loop: the receiver runs on it
+            exit_code = await asyncio.get_running_loop().run_in_executor(None, worker.wait, 30)
+        assert exit_code == 0
     finally:
         if worker.poll() is None:
             worker.kill()
@@ -332,6 +349,10 @@ async def test_sigterm_finishes_the_messages_in_flight(
     assert "Traceback" not in err, err[-3000:]
     store = Store(load_config(path).storage_url)
     with store.engine.connect() as conn:
+        unsent = conn.execute(
+            sa.select(sa.func.count()).select_from(outbox).where(outbox.c.status != "sent")
+        ).scalar()
+        written = conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar()
         decided = conn.execute(
             sa.select(messages.c.external_id, sa.func.count())
             .join(decisions, decisions.c.message_id == messages.c.id)
@@ -341,3 +362,49 @@ async def test_sigterm_finishes_the_messages_in_flight(
     answered = statuses.count(200)
     assert answered > 0 and len(decided) >= answered
     assert all(count == 1 for _, count in decided)
+    assert unsent == 0 and len(found.received) == written  # delivered before it exited
+    assert "Connector is closed" not in err and "bot run: stopped" in err
+
+
+def _webhook_config(shop: Path, url: str = "http://127.0.0.1:9/deliver") -> Path:
+    path = shop / "config.toml"
+    path.write_text(
+        path.read_text(encoding="utf-8")
+        + f'\n[channels.webhook]\nenabled = true\ndeliver_url = "{url}"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_start_up_errors_are_one_clear_problem_not_a_traceback(shop: Path) -> None:
+    path = _webhook_config(shop)
+    env = {k: v for k, v in os.environ.items() if k != "BOT_WEBHOOK_SECRET"}
+    no_secret = subprocess.run(
+        [_bot(), "--config", str(path), "run", "--port", str(_free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert no_secret.returncode == 2 and "Traceback" not in no_secret.stderr
+    assert "$BOT_WEBHOOK_SECRET is not set" in no_secret.stderr
+    check = subprocess.run(
+        [_bot(), "--config", str(path), "check"], env=env, capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout  # a warning: the service may have it set
+    assert "$BOT_WEBHOOK_SECRET is not set in this environment" in check.stdout
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = subprocess.run(
+            [_bot(), "--config", str(path), "run", "--port", str(port)],
+            env={**env, "BOT_WEBHOOK_SECRET": SECRET},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert busy.returncode == 2 and "Traceback" not in busy.stderr, busy.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in busy.stderr
+    assert "listening on" not in busy.stderr

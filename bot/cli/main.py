@@ -44,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         "run", help="serve the channels, /healthz and /readyz (defaults from [service])"
     )
     run_parser.add_argument("--host", help="address to listen on (default: service.host)")
-    run_parser.add_argument("--port", type=int, help="port to listen on (default: service.port)")
+    run_parser.add_argument(
+        "--port", type=_port, help="port to listen on, 1-65535 (default: service.port)"
+    )
 
     commands.add_parser("check", help="validate config.toml and the content folders")
 
@@ -73,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for chatty in ("apscheduler", "alembic", "faiss"):  # their INFO lines bury the bot's own
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     config_path = find_config(args.config)
     try:
         if args.command == "check":
@@ -102,6 +106,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (1-65535)")
+    return int(text)
+
+
 def _check(config_path: Path) -> int:
     from bot.assembly import check
 
@@ -122,7 +132,6 @@ def _chat(config: Config, at: str | None, user: str | None, why: bool) -> int:
     from adapters.terminal import TerminalSender, chat
     from bot.assembly import build_pipeline, content_encoder, load_knowledge
     from bot.jobs import scheduler
-    from bot.jobs.leader import Leadership
 
     color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     sender = TerminalSender(sys.stdout, color)
@@ -136,13 +145,9 @@ def _chat(config: Config, at: str | None, user: str | None, why: bool) -> int:
     # A new customer each session unless told otherwise: the store outlives the session, and an
     # old conversation may be with a human by now.
     user = user or f"you-{pipeline.clock.now():%Y%m%d%H%M%S}-{os.getpid()}"
-    leadership = Leadership(pipeline.store, pipeline.worker, pipeline.clock)
-    jobs = scheduler.start(
-        pipeline,
-        leadership,
-        lambda: load_knowledge(config, encoder),
-        pipeline.deliver_now,
-    )
+    # Only this terminal's own jobs (reloading edited content): the cluster's (releasing tickets
+    # at opening time) belong to `bot run`, never to a chat on a pretend clock.
+    jobs = scheduler.start(pipeline, None, lambda: load_knowledge(config, encoder))
     try:
         chat(
             lambda inbound: pipeline.handle(inbound).decision,
@@ -153,7 +158,6 @@ def _chat(config: Config, at: str | None, user: str | None, why: bool) -> int:
         )
     finally:
         jobs.shutdown(wait=False)
-        leadership.resign()
     return 0
 
 

@@ -1,18 +1,24 @@
 """`bot run`: one worker of the service. Start several on one PostgreSQL behind a load balancer
-to scale out; they share the work through the database."""
+to scale out; they share the work through the database.
+
+Shutting down (SIGTERM or Ctrl-C): new messages get 503 and /readyz turns 503, so a load
+balancer moves on; the messages in flight finish; the listener closes; the dispatcher sends what
+is due and gives back what it holds; then the process exits.
+"""
 
 from __future__ import annotations
 
-import logging
+import asyncio
+import signal
+import sys
 import threading
 import time
 
 from aiohttp import web
 
 from bot.content.config import Config
+from bot.content.problems import Problem, ProblemsError, line_of_key
 from bot.domain.clock import SystemClock
-
-log = logging.getLogger("bot.run")
 
 
 def serve(config: Config, host: str | None, port: int | None) -> int:
@@ -26,31 +32,66 @@ def serve(config: Config, host: str | None, port: int | None) -> int:
     warming.start()
 
     from adapters import channels_from_config
-    from bot.assembly import build_pipeline, load_knowledge
-    from bot.web.app import Parts, make_app
+    from bot.assembly import build_pipeline, channel_problems, load_knowledge
+    from bot.web.app import SERVICE, Parts, make_app
 
-    channels = channels_from_config(config)  # a missing secret stops start-up here, not later
+    problems = channel_problems(config)
+    if problems:
+        raise ProblemsError(problems)
+    channels = channels_from_config(config)
     warming.join()
     pipeline = build_pipeline(config, SystemClock(), encoder=encoder)
     app = make_app(Parts(pipeline, channels, learn=lambda: load_knowledge(config, encoder)))
     host = host or config.service.host
     port = port or config.service.port
     names = ", ".join(c.name for c in channels) or "none (enable one in [channels])"
-    log.warning(
-        "worker %s ready in %.1fs on http://%s:%d (channels: %s)",
-        pipeline.worker,
-        time.perf_counter() - started,
-        host,
-        port,
-        names,
-    )
-    web.run_app(
-        app,
-        host=host,
-        port=port,
-        print=None,
-        shutdown_timeout=config.service.drain_seconds,
-        access_log=None,
-    )
-    pipeline.store.engine.dispose()
-    return 0
+
+    async def main() -> int:
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=config.service.drain_seconds,
+        )
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise ProblemsError(
+                [
+                    Problem(
+                        config.path,
+                        line_of_key(config.path, "service.port"),
+                        f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                        "stop whatever uses that port, or choose another with --port or "
+                        "service.port",
+                    )
+                ]
+            ) from exc
+        print(
+            f"bot run: worker {pipeline.worker} listening on http://{host}:{port} "
+            f"(channels: {names}; ready in {time.perf_counter() - started:.1f}s)",
+            file=sys.stderr,
+            flush=True,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        service = app[SERVICE]
+        print(
+            f"bot run: stopping; finishing {service.in_flight} message(s) in flight",
+            file=sys.stderr,
+            flush=True,
+        )
+        await service.drain(config.service.drain_seconds)
+        await runner.cleanup()
+        print("bot run: stopped", file=sys.stderr, flush=True)
+        return 0
+
+    try:
+        return asyncio.run(main())
+    finally:
+        pipeline.store.engine.dispose()

@@ -53,3 +53,5 @@ class PendingOutbound:
     attempts: int = 0
     choices: tuple[str, ...] = ()
     reply_to: int | None = None
+    #: the channel's own id of the message this answers
+    external_reply_to: str | None = None

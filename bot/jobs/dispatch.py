@@ -73,22 +73,36 @@ class Dispatcher:
         return float(min(self.first_backoff * 2 ** max(attempts - 1, 0), self.max_backoff))
 
     async def run(self) -> None:
-        """Send until stopped; survives database and channel errors."""
-        while not self._stopping:
+        """Send until stopped; survives database and channel errors. Once `finish` is called,
+        it stops at the first round that finds nothing due."""
+        while True:
             try:
                 sent = await self.run_once()
             except Exception:
                 log.exception("dispatcher round failed; trying again shortly")
                 sent = 0
+            if self._stopping and not sent:
+                return
             if sent:
                 continue
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
 
-    def stop(self) -> None:
+    async def finish(self, task: asyncio.Task[None], timeout: float) -> None:
+        """Shutting down: send what is due (within `timeout`), then give back to the other
+        workers whatever this one still holds."""
         self._stopping = True
         self._wake.set()
+        try:
+            await asyncio.wait_for(task, timeout)
+        except TimeoutError:
+            log.warning("dispatcher stopped with replies still due; other workers will send them")
+        await self._db(self._let_go)
+
+    def _let_go(self) -> None:
+        with self.store.transaction() as tx:
+            outbox.release_worker(tx, self.worker)
 
     async def run_once(self) -> int:
         """One round: claim what is due and send it; returns how many rows were handled."""
@@ -123,6 +137,7 @@ class Dispatcher:
                 row.id,
                 row.choices,
                 row.reply_to,
+                row.external_reply_to,
             )
             rest = [r.id for r in rows[index + 1 :]]
             try:

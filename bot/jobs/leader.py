@@ -55,7 +55,7 @@ class Leadership:
                 self._drop_connection()
                 leading = False
             if leading != self._leading:
-                log.warning(
+                log.info(
                     "%s %s the scheduler",
                     self.worker,
                     "now leads" if leading else "no longer leads",

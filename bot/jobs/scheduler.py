@@ -43,24 +43,27 @@ def release_if_leading(
 
 def start(
     pipeline: Pipeline,
-    leadership: Leadership,
+    leadership: Leadership | None,
     learn: Callable[[], Knowledge] | None = None,
     on_notices: Callable[[Sequence[Outbound]], object] = lambda notices: None,
 ) -> BackgroundScheduler:
     """Start the timed jobs in background threads; call .shutdown() to stop them. `learn`
-    re-learns the FAQ and intents after an edit (None: no FAQ/intent reload)."""
+    re-learns the FAQ and intents after an edit (None: no FAQ/intent reload). Without a
+    `leadership` (`bot chat`, which must never act for the cluster) only this process's own
+    jobs run: reloading edited content."""
     scheduler = BackgroundScheduler(
         timezone="UTC", executors={"default": ThreadPoolExecutor(max_workers=2)}
     )
     every = {"trigger": "interval", "max_instances": 1, "coalesce": True}
-    scheduler.add_job(leadership.renew, seconds=LEADERSHIP_EVERY_S, id="leadership", **every)
-    scheduler.add_job(
-        release_if_leading,
-        seconds=RELEASE_EVERY_S,
-        args=[pipeline, leadership, on_notices],
-        id="release",
-        **every,
-    )
+    if leadership is not None:
+        scheduler.add_job(leadership.renew, seconds=LEADERSHIP_EVERY_S, id="leadership", **every)
+        scheduler.add_job(
+            release_if_leading,
+            seconds=RELEASE_EVERY_S,
+            args=[pipeline, leadership, on_notices],
+            id="release",
+            **every,
+        )
     scheduler.add_job(
         ScheduleReloader(pipeline), seconds=RELOAD_EVERY_S, id="reload-schedules", **every
     )
@@ -71,6 +74,7 @@ def start(
             id="reload-knowledge",
             **every,
         )
-    leadership.renew()
+    if leadership is not None:
+        leadership.renew()
     scheduler.start()
     return scheduler

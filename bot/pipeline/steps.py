@@ -229,7 +229,7 @@ def compose(ctx: Context, config: Config) -> None:
             conv.notice_window = window
             decision.reasons.append(f"closed until {window}: notice sent")
     if ctx.truncated and replies:
-        replies[0] = Reply(f"{pick(texts_cfg.too_long, lang)}{replies[0].text}", replies[0].choices)
+        replies.insert(0, Reply(pick(texts_cfg.too_long, lang)))
         decision.reasons.append(f"message cut at {config.guard.max_message_chars} characters")
     greeting = _front_schedule(ctx, config).greeting(ctx.now, lang) if conv.is_new else None
     if greeting and replies:

@@ -12,6 +12,11 @@ from sqlalchemy.engine import Connection
 
 from bot.store.schema import messages
 
+#: a delivery not decided this long after it was stored is taken again when it is redelivered:
+#: its worker probably died. Should it only have been slow, the customer's lock and the
+#: one-decision-per-message key still let just one of them answer.
+STALE_AFTER = timedelta(seconds=10)
+
 
 @dataclass(frozen=True)
 class Delivery:
@@ -24,7 +29,7 @@ class Delivery:
 
 
 def accept_many(
-    conn: Connection, deliveries: Sequence[Delivery], stale_after: timedelta = timedelta(seconds=60)
+    conn: Connection, deliveries: Sequence[Delivery], stale_after: timedelta = STALE_AFTER
 ) -> list[int | None]:
     """`accept` for several deliveries in one statement; the same delivery twice in the batch is
     accepted once (the first)."""
@@ -74,15 +79,14 @@ def accept(
     kind: str,
     masked_text: str,
     at: datetime,
-    stale_after: timedelta = timedelta(seconds=60),
+    stale_after: timedelta = STALE_AFTER,
 ) -> int | None:
     """Record an inbound delivery; None when it is a duplicate that must not be answered again.
 
     `INSERT … ON CONFLICT DO NOTHING`: only the unique delivery key counts as a duplicate, every
     other error surfaces. A duplicate whose first delivery was never handled (the worker died
     mid-way) and is older than `stale_after` is handed back for another try, so a crash does not
-    lose the message; the per-customer lock and the one-decision-per-message key keep two
-    workers from both answering it.
+    lose the message.
     """
     delivery = Delivery(channel, external_id, user_id, kind, masked_text, at)
     return accept_many(conn, [delivery], stale_after)[0]

@@ -122,6 +122,18 @@ def claim(
         .where(outbox.c.id.in_(ids))
         .values(lease_until=now + lease, leased_by=worker[:64])
     )
+    answered = {row["reply_to"] for row in rows if row["reply_to"] is not None}
+    external = (
+        dict(
+            conn.execute(
+                sa.select(messages.c.id, messages.c.external_id).where(
+                    messages.c.id.in_(answered)
+                )
+            ).all()
+        )
+        if answered
+        else {}
+    )
     return [
         PendingOutbound(
             row["id"],
@@ -132,6 +144,7 @@ def claim(
             row["attempts"],
             tuple(row["choices"] or ()),
             row["reply_to"],
+            external.get(row["reply_to"]),
         )
         for row in sorted(rows, key=lambda r: r["id"])
     ]
@@ -206,6 +219,16 @@ def release(conn: Connection, ids: Collection[int]) -> None:
             .where(outbox.c.id.in_(list(ids)), outbox.c.status == OutboxStatus.PENDING)
             .values(lease_until=None)
         )
+
+
+def release_worker(conn: Connection, worker: str) -> int:
+    """A worker that stops gives back the rows it holds (claimed, or held for an inline
+    answer), so others send them now rather than when the lease ends."""
+    return conn.execute(
+        outbox.update()
+        .where(outbox.c.leased_by == worker[:64], outbox.c.status == OutboxStatus.PENDING)
+        .values(lease_until=None, leased_by=None)
+    ).rowcount
 
 
 def give_up(conn: Connection, outbox_id: int, error: str) -> None:

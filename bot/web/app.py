@@ -92,14 +92,13 @@ def make_app(parts: Parts) -> web.Application:
             store_pool, lambda: scheduler.start(pipeline, leadership, parts.learn, written)
         )
         yield
-        timed.shutdown(wait=True)
+        await loop.run_in_executor(store_pool, timed.shutdown)
         await loop.run_in_executor(store_pool, leadership.resign)
 
     async def sending(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(dispatcher.run())
         yield
-        dispatcher.stop()
-        await task
+        await dispatcher.finish(task, config.drain_seconds)
 
     async def channels(app: web.Application) -> AsyncIterator[None]:
         for channel in parts.channels:
@@ -108,7 +107,9 @@ def make_app(parts: Parts) -> web.Application:
         for channel in reversed(parts.channels):
             await channel.stop()
 
-    app.cleanup_ctx.extend([pools, jobs, sending, channels])
+    # opened in this order, closed in the reverse: the dispatcher finishes sending before the
+    # channels it sends through close
+    app.cleanup_ctx.extend([pools, channels, jobs, sending])
 
     async def drain(app: web.Application) -> None:
         await service.drain(config.drain_seconds)
