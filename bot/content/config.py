@@ -330,7 +330,11 @@ def _problems(path: Path, exc: ValidationError) -> list[Problem]:
         elif error["type"] == "value_error":
             text, fix = message, ""
         else:
-            text, fix = f"bad value {error.get('input')!r}", f"allowed: {message}"
+            # pydantic says "Input should be …": as a fix, "it should be …"
+            text = f"bad value {error.get('input')!r}"
+            fix = (
+                "it " + message.removeprefix("Input ") if message.startswith("Input ") else message
+            )
         line = line_of_key(path, key) if key else None
         problems.append(Problem(path, line, f"{key}: {text}" if key else text, fix))
     return problems
