@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +26,11 @@ from adapters.webhook import WebhookChannel
 from bot.assembly import build_pipeline
 from bot.content.config import Config, WebhookChannelConfig, load_config
 from bot.domain.clock import SystemClock
+from bot.domain.messages import Inbound
 from bot.store.database import Store
 from bot.store.schema import decisions, messages, outbox
 from bot.understanding.encoders import MemoEncoder
-from bot.web.app import Parts, make_app
+from bot.web.app import SERVICE, Parts, make_app
 from tests.conftest import POSTGRES_URL, _postgres_available
 
 SECRET = "test-secret-not-real"
@@ -76,6 +78,7 @@ async def test_webhook_channel_end_to_end(
 ) -> None:
     found, url = receiver
     client = await _client(config, encoder, url, tmp_path)
+    service = client.app[SERVICE]  # type: ignore[index]
     auth = {"Authorization": f"Bearer {SECRET}"}
     try:
         assert (await client.get("/healthz")).status == 200
@@ -101,6 +104,11 @@ async def test_webhook_channel_end_to_end(
         assert body["action"] == "answer"
         # (plus the after-hours notice when this runs outside the fixture shop's hours)
         assert body["replies"][0]["text"] == "订单满 99 元包邮，不满收取 8 元运费。"
+        joined = await service.handle(
+            Inbound("webhook", "joined-1", "erin", "erin", "转人工", datetime.now(UTC)), wait=4
+        )
+        assert joined.inline and joined.joined() == "\n\n".join(r.text for r in joined.replies)
+        await service.confirm_inline(joined)
 
         # not waiting: the dispatcher delivers to the receiver
         queued = await client.post(

@@ -39,6 +39,11 @@ class Outcome:
     pending: bool = False
     context: Context | None = None
 
+    def joined(self, separator: str = "\n\n") -> str:
+        """All the replies as one text, for a channel that can answer only once inline
+        (WeChat's passive reply takes a single message)."""
+        return separator.join(reply.text for reply in self.replies)
+
 
 class ServiceStopping(Exception):
     """The worker is shutting down and takes no new messages (the channel answers 503)."""
