@@ -252,3 +252,44 @@ def test_opening_inside_the_spring_forward_gap_moves_forward(tmp_path: Path) -> 
         2026, 3, 29, 1, 30, tzinfo=ZoneInfo("UTC")
     )
     assert (opening.hour, opening.minute) == (3, 30)  # 02:30 does not exist that night
+
+
+SATURDAY_SHIFT = (
+    'timezone = "Asia/Shanghai"\nholidays = "CN"\nadjusted_workday = "mon"\n'
+    '[weekly]\nmon = ["09:00-18:00"]\ntue = ["09:00-18:00"]\nwed = ["09:00-18:00"]\n'
+    'thu = ["09:00-18:00"]\nfri = ["09:00-18:00"]\nsat = ["10:00-16:00"]\n'
+)
+
+
+@pytest.mark.parametrize(
+    "saturday", ["2026-01-03", "2026-02-21", "2026-04-04", "2026-06-20", "2026-09-26"]
+)
+def test_saturdays_inside_an_announced_break_are_closed(tmp_path: Path, saturday: str) -> None:
+    s = _schedule(tmp_path, SATURDAY_SHIFT)
+    assert not s.is_open(at(f"{saturday} 11:00"))
+    assert s.day_plan(date.fromisoformat(saturday)).reason.endswith(" break")
+
+
+def test_the_spring_festival_notice_names_the_first_day_after_the_break(tmp_path: Path) -> None:
+    s = _schedule(tmp_path, SATURDAY_SHIFT)
+    assert s.next_open(at("2026-02-17 12:00")) == at("2026-02-24 09:00")  # not Sat 2-21
+    assert "2月24日（周二）9:00" in s.notice_text("zh", at("2026-02-17 12:00"))
+
+
+def test_ordinary_saturdays_and_make_up_days_stay_open(tmp_path: Path) -> None:
+    s = _schedule(tmp_path, SATURDAY_SHIFT)
+    assert s.is_open(at("2026-03-07 11:00"))  # an ordinary Saturday shift
+    assert s.is_open(at("2026-02-28 17:00"))  # 调休: a working Saturday with Monday's hours
+    opened = _schedule(
+        tmp_path, SATURDAY_SHIFT + '[dates]\n"2026-02-21" = ["10:00-12:00"]\n', name="t"
+    )
+    assert opened.is_open(at("2026-02-21 11:00"))  # the operator's [dates] win
+
+
+def test_a_us_saturday_next_to_a_holiday_is_not_a_break(tmp_path: Path) -> None:
+    s = _schedule(
+        tmp_path,
+        'timezone = "America/New_York"\nholidays = "US"\n[weekly]\nsat = ["10:00-16:00"]\n',
+    )
+    saturday = datetime(2026, 5, 23, 11, 0, tzinfo=ZoneInfo("America/New_York"))  # Memorial Day Mon
+    assert s.is_open(saturday)

@@ -49,6 +49,13 @@ class HolidayCalendar:
         name = self._load(day.year).get(day)
         return str(name) if name else None
 
+    @property
+    def announces_breaks(self) -> bool:
+        """Mainland China announces each holiday as one break (放假) that takes in the weekend
+        days around it: a shop open on Saturdays is closed on the Saturdays inside it too.
+        Elsewhere a holiday is just its day."""
+        return self._country == "CN"
+
     def is_adjusted_workday(self, day: date) -> bool:
         """A weekend day that is a working day (调休)."""
         workdays = getattr(self._load(day.year), "weekend_workdays", ())

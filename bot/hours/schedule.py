@@ -107,6 +107,11 @@ class Schedule:
             return DayPlan(day, self.dates[day], "special date", holiday)
         if holiday:
             return DayPlan(day, (), holiday, holiday)
+        if self.calendar and self.calendar.announces_breaks and (names := self._holiday_block(day)):
+            # a weekend day inside an announced break (春节 runs Sun–Mon): closed, even for a
+            # team that works on Saturdays; [dates] above can still open it
+            festival = next((n for n in names if not n.startswith("休息日")), names[0])
+            return DayPlan(day, (), f"{festival} break", festival)
         if self.calendar and self.calendar.is_adjusted_workday(day):
             return DayPlan(day, self.weekly.get(self.adjusted_workday, ()), "调休 working day")
         intervals = self.weekly.get(day.weekday(), ())
