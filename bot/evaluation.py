@@ -118,6 +118,8 @@ def evaluate(config: Config, cases: list[Case], encoder: Encoder | None = None) 
                 if decision and handoff and decision.priority
                 else None,
                 "after_hours": bool(decision and decision.notice),
+                "action": decision.action.value if decision else None,
+                "suggestions": list(decision.suggestions) if decision else [],
                 "reply": "\n".join(m.text for m in sender.sent),
             }
             ok = all(got[key] == value for key, value in case.expect.items())
@@ -135,8 +137,9 @@ def evaluate(config: Config, cases: list[Case], encoder: Encoder | None = None) 
 
 def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
     """FAQ precision: of the answers given from the FAQ where a case says what it expects, how many
-    were the expected entry. Recall: of the cases expecting an entry, how many got it. Abstain rate:
-    of the cases expecting an entry, how many got no FAQ answer at all."""
+    were the expected entry. Recall: of the cases expecting an entry, how many got it. Covered: of
+    those, how many got it as the answer or among the suggestions offered. Abstain rate: of the
+    cases expecting an entry, how many got no FAQ answer at all."""
     faq_cases = [r for r in results if "faq" in r["expect"]]
     answered = [r for r in faq_cases if r["got"]["faq"] is not None]
     wanted = [r for r in faq_cases if r["expect"]["faq"] is not None]
@@ -158,8 +161,15 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
         "faq_abstain_rate": _ratio(
             len([r for r in wanted if r["got"]["faq"] is None]), len(wanted)
         ),
+        "faq_covered": _ratio(len([r for r in wanted if _covered(r)]), len(wanted)),
         "accuracy": accuracy,
     }
+
+
+def _covered(result: dict[str, Any]) -> bool:
+    """Answered with the expected entry, or offered it among the suggestions."""
+    want, got = result["expect"]["faq"], result["got"]
+    return bool(got["faq"] == want or want in got.get("suggestions", []))
 
 
 def _ratio(part: int, whole: int) -> float:
@@ -182,7 +192,7 @@ def report(result: dict[str, Any]) -> str:
     lines.append(f"{s['passed']}/{s['cases']} cases passed")
     lines.append(
         f"FAQ precision {s['faq_precision']:.1%}  recall {s['faq_recall']:.1%}  "
-        f"abstain {s['faq_abstain_rate']:.1%}"
+        f"covered {s['faq_covered']:.1%}  abstain {s['faq_abstain_rate']:.1%}"
     )
     lines.append("accuracy: " + "  ".join(f"{k} {v:.1%}" for k, v in s["accuracy"].items()))
     if thresholds := s.get("faq_thresholds"):

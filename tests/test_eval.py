@@ -32,6 +32,7 @@ def test_summary_numbers(config: Config, encoder: MemoEncoder) -> None:
         "faq_precision": 0.8,
         "faq_recall": 0.8,
         "faq_abstain_rate": 0.0,
+        "faq_covered": 0.8,
         "accuracy": {
             "faq": round(6 / 7, 4),
             "intent": 1.0,
@@ -42,7 +43,17 @@ def test_summary_numbers(config: Config, encoder: MemoEncoder) -> None:
         },
     }
     got = by_id["night-1"]["got"]
-    assert set(got) == {"faq", "intent", "handoff", "queue", "priority", "after_hours", "reply"}
+    assert set(got) == {
+        "faq",
+        "intent",
+        "handoff",
+        "queue",
+        "priority",
+        "after_hours",
+        "action",
+        "suggestions",
+        "reply",
+    }
     assert "非工作时间" in got["reply"] and got["after_hours"] is True
     assert by_id["night-2"]["got"]["after_hours"] is False
     assert by_id["complaint"]["got"]["queue"] == "complaints"
@@ -90,3 +101,17 @@ def test_bad_case_line_is_reported(tmp_path: Path) -> None:
         read_cases(path)
     assert [p.line for p in caught.value.problems] == [2, 3]
     assert "unknown expect keys ['answer']" in caught.value.problems[0].message
+
+
+def test_the_suggestion_path_shows_in_got_and_covered() -> None:
+    from bot.evaluation import summarise
+
+    results = [
+        {"expect": {"faq": "a"}, "got": {"faq": "a", "suggestions": []}},
+        {"expect": {"faq": "b"}, "got": {"faq": None, "suggestions": ["c", "b"]}},
+        {"expect": {"faq": "d"}, "got": {"faq": None, "suggestions": ["c"]}},
+        {"expect": {"faq": None}, "got": {"faq": None, "suggestions": ["c"]}},
+    ]
+    summary = summarise([{**r, "ok": True} for r in results])
+    assert summary["faq_recall"] == round(1 / 3, 4)
+    assert summary["faq_covered"] == round(2 / 3, 4)
