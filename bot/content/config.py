@@ -144,6 +144,11 @@ class GuardConfig(_Section):
     urgent_keywords: list[str] = []
     urgent_intent: str = "urgent"
     urgent_exclusions: list[str] = []
+    #: an angry or complaining message goes to a human under this intent even when it names a
+    #: FAQ topic (bot.pipeline.complaint); missing: the first handoff intent of category complaint
+    complaint_intent: str = "complaint"
+    #: words that mark a complaint in this trade, added to the built-in ones (投诉, 垃圾, worst …)
+    complaint_words: list[str] = []
 
 
 class ServiceConfig(_Section):

@@ -55,6 +55,8 @@ class Context:
     guess: IntentGuess | None = None
     matches: list[FaqMatch] = field(default_factory=list)
     urgent_signal: str | None = None
+    #: what marked the message as a complaint (words or cues), when that decided the handoff
+    complaint_signal: list[str] = field(default_factory=list)
     handoff: IntentSpec | None = None  # the intent to hand off under, if any
     route_queue: str = ""
     schedule: Schedule | None = None

@@ -17,6 +17,7 @@ from bot.domain.conversation import ConversationState
 from bot.domain.messages import Action, Category, Decision, Kind, Priority
 from bot.domain.ticket import TicketDraft
 from bot.hours.schedule import Schedule, format_moment
+from bot.pipeline.complaint import complaint_signal
 from bot.pipeline.context import Context, Reply
 from bot.pipeline.guard import urgent_signal
 from bot.pipeline.handoff import ticket_for
@@ -92,6 +93,12 @@ def understood(ctx: Context, understanding: Understanding, config: Config) -> No
     ctx.guess, ctx.matches = understanding.guess, understanding.matches
     ctx.route_queue = config.handoff.default_queue
     ctx.handoff = _handoff_intent(ctx, config)
+    if ctx.handoff is None:
+        # anger and complaint win over the FAQ: a person, not a paragraph
+        cues = complaint_signal(text, config.guard.complaint_words)
+        ctx.handoff = _complaint_intent(ctx, config) if cues else None
+        if ctx.handoff is not None:
+            ctx.complaint_signal = cues
     if ctx.handoff is not None and ctx.handoff.queue:
         ctx.route_queue = ctx.handoff.queue
 
@@ -139,6 +146,8 @@ def decide(ctx: Context, batch: DecisionBatch, config: Config) -> None:
         decision.action, decision.intent = Action.HANDOFF, handoff.name
         if ctx.urgent_signal:
             reasons.append(f"urgent signal {ctx.urgent_signal!r}")
+        if ctx.complaint_signal:
+            reasons.append(f"complaint signal {', '.join(ctx.complaint_signal)}")
         ticket = _ticket(
             ctx,
             config,
@@ -286,6 +295,19 @@ def _handoff_intent(ctx: Context, config: Config) -> IntentSpec | None:
         return intents[config.guard.urgent_intent]
     intent = ctx.guess.intent if ctx.guess else None
     return intent if intent and intent.action == "handoff" else None
+
+
+def _complaint_intent(ctx: Context, config: Config) -> IntentSpec | None:
+    """The intent complaints are handed off under: `guard.complaint_intent`, else the first
+    handoff intent of category complaint."""
+    intents = ctx.knowledge.intents
+    named = intents.get(config.guard.complaint_intent)
+    if named is not None and named.action == "handoff":
+        return named
+    return next(
+        (i for i in intents.values() if i.action == "handoff" and i.category == Category.COMPLAINT),
+        None,
+    )
 
 
 def _front_schedule(ctx: Context, config: Config) -> Schedule:
