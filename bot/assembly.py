@@ -150,7 +150,11 @@ def load_knowledge(config: Config, encoder: Encoder) -> Knowledge:
         log.warning("%s", warning)
     with encoder.learning() if isinstance(encoder, MemoEncoder) else nullcontext():
         index = FaqIndex(
-            content.faq, encoder, config.faq.dense_weight, config.faq.approximate_above
+            content.faq,
+            encoder,
+            config.faq.dense_weight,
+            config.faq.approximate_above,
+            config.faq.answer_weight,
         )
         # what the FAQ must not answer: small talk and what the shop does not handle (handoff
         # and "answer" intents may rightly share words with FAQ entries)

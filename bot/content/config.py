@@ -101,6 +101,9 @@ class FaqConfig(_Section):
     target_precision: float = Field(0.95, ge=0.5, lt=1)
     suggestions: int = Field(3, ge=1, le=9)
     dense_weight: float = Field(0.6, ge=0, le=1)
+    #: answers are searched too, in the languages an entry has no question in, their scores
+    #: counted this many times (0: questions only)
+    answer_weight: float = Field(0.85, ge=0, le=1)
     #: past this many question variants, the exact faiss index gives way to an HNSW graph
     approximate_above: int = Field(20_000, ge=1)
 
