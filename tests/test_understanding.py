@@ -253,3 +253,22 @@ def test_a_tiny_faq_keeps_default_thresholds_and_a_pin_is_kept_in_order(use: Use
     assert index.calibrate(["你好"]).source.startswith("default")
     pinned = index.calibrate(["你好"], answer=0.4)
     assert (pinned.answer, pinned.suggest, pinned.source) == (0.4, 0.4, "config")
+
+
+def test_a_sparse_faq_keeps_a_suggestion_band(use: UseEncoder) -> None:
+    """Two phrasings an entry (the dev shop's shape): calibration must still leave room for
+    "did you mean…?" below the answer threshold."""
+    from bot.content.config import load_config
+    from bot.understanding.faq import MIN_SUGGEST_BAND
+
+    config = load_config(Path(__file__).parent.parent / "config.toml")
+    content, _ = read_content(config)
+    sparse = [
+        FaqEntry(e.id, e.questions[:2], e.answer, e.category, e.file, e.line) for e in content.faq
+    ]
+    encoder = MemoEncoder(use)
+    with encoder.learning():
+        index = FaqIndex(sparse, encoder, config.faq.dense_weight)
+        thresholds = index.calibrate(["今天天气怎么样", "给我讲个笑话"], 0.95)
+    assert thresholds.source == "calibrated"
+    assert thresholds.suggest <= thresholds.answer - MIN_SUGGEST_BAND + 1e-3  # (rounded)
