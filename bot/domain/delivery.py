@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
@@ -20,6 +22,15 @@ class OutboxStatus(StrEnum):
 class DeliveredVia(StrEnum):
     API = "api"  # sent by the dispatcher through the channel's API
     INLINE = "inline"  # returned in the webhook's own response (WeChat's passive reply)
+
+
+def may_write(
+    reply_windows: Mapping[str, float], channel: str, last_at: datetime, now: datetime
+) -> bool:
+    """Whether the channel still lets the bot write to a customer whose last message was at
+    `last_at` (WeChat: 48 hours after it); channels without a window always do."""
+    window = reply_windows.get(channel)
+    return window is None or now - last_at <= timedelta(hours=window)
 
 
 class PermanentFailure(Exception):

@@ -6,6 +6,7 @@ import logging
 from datetime import datetime
 
 from bot.content.config import Config, pick
+from bot.domain.delivery import may_write
 from bot.domain.messages import Outbound, Priority
 from bot.domain.ticket import Ticket
 from bot.hours.schedule import Schedule
@@ -31,8 +32,8 @@ def release_waiting(
         released.sort(key=lambda t: (Priority(t.priority).rank, t.created_at, t.id))
         for ticket in released:
             conversation = conversations.get(tx, ticket.conversation_id)
-            window = config.handoff.reply_windows.get(conversation.channel)
-            if window is not None and (now - conversation.last_at).total_seconds() > window * 3600:
+            windows = config.handoff.reply_windows
+            if not may_write(windows, conversation.channel, conversation.last_at, now):
                 log.info(
                     "ticket %s released; %s no longer lets the bot write to its customer",
                     ticket.id,

@@ -139,7 +139,7 @@ class Pipeline:
                 log.exception("a batch of %d message(s) could not be decided", len(live))
                 failed = [ctx for ctx, _, _ in live]
         for ctx in failed:
-            self._answer_after_error(ctx)
+            self.answer_after_error(ctx)
         return [item[0] for item in items]
 
     def _decide_round(self, tx: Connection, round_: list[Decidable]) -> list[Context]:
@@ -209,7 +209,7 @@ class Pipeline:
             [understanding] = self.understand([ctx.text])
         except Exception:
             log.exception("message %s/%s could not be read", inbound.channel, inbound.external_id)
-            self._answer_after_error(ctx)
+            self.answer_after_error(ctx)
         else:
             self.decide(ctx, understanding)
         if self.sender is not None:
@@ -243,12 +243,6 @@ class Pipeline:
                 DeliveredVia.INLINE,
             )
 
-    def may_write(self, channel: str, last_at: datetime, now: datetime) -> bool:
-        """Whether the channel still lets the bot write to this customer (WeChat: 48 h after the
-        customer's last message)."""
-        window = self.config.handoff.reply_windows.get(channel)
-        return window is None or now - last_at <= timedelta(hours=window)
-
     # --- helpers -----------------------------------------------------------------------------
 
     @staticmethod
@@ -258,7 +252,7 @@ class Pipeline:
         ctx.decision = Decision(Action.DUPLICATE, reasons=["duplicate delivery"])
         ctx.stop = True
 
-    def _answer_after_error(self, ctx: Context) -> None:
+    def answer_after_error(self, ctx: Context) -> None:
         """The fallback, in the customer's language, for a message whose run failed."""
         if ctx.message_id is None:
             return

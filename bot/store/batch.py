@@ -20,12 +20,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bot.domain.conversation import Conversation, ConversationState
-from bot.domain.delivery import OutboxStatus
 from bot.domain.messages import Decision
 from bot.domain.ticket import TicketDraft, TicketStatus
+from bot.store import outbox
 from bot.store import tickets as ticket_queries
 from bot.store.conversations import from_row
-from bot.store.schema import conversations, decisions, messages, outbox, tickets
+from bot.store.schema import conversations, decisions, messages, tickets
 
 Customer = tuple[str, str]  # (channel, user id)
 
@@ -263,44 +263,23 @@ class DecisionBatch:
                 for c in {id(e.conversation): e.conversation for e in entries}.values()
             ],
         )
-        lines = [(e, text, choices) for e in entries for text, choices in e.replies]
-        if lines:
-            tx.execute(
-                messages.insert(),
-                [
-                    dict(
-                        conversation_id=e.conversation.id,
-                        channel=e.conversation.channel,
-                        user_id=e.conversation.user_id,
-                        direction="out",
-                        kind="text",
-                        text=text,
-                        at=e.now,
-                        handled=True,
-                    )
-                    for e, text, _ in lines
-                ],
+        lines = [
+            (
+                entry,
+                outbox.Outgoing(
+                    entry.conversation,
+                    entry.message_id,
+                    text,
+                    entry.now,
+                    choices,
+                    entry.lease_until,
+                    entry.leased_by,
+                ),
             )
-            outbox_ids = tx.execute(
-                outbox.insert().returning(outbox.c.id, sort_by_parameter_order=True),
-                [
-                    dict(
-                        conversation_id=e.conversation.id,
-                        reply_to=e.message_id,
-                        channel=e.conversation.channel,
-                        chat_id=e.conversation.chat_id,
-                        text=text,
-                        choices=list(choices) or None,
-                        status=OutboxStatus.PENDING,
-                        attempts=0,
-                        created_at=e.now,
-                        next_attempt_at=e.now,
-                        lease_until=e.lease_until,
-                        leased_by=e.leased_by,
-                    )
-                    for e, text, choices in lines
-                ],
-            ).scalars()
-            for (entry, _, _), outbox_id in zip(lines, outbox_ids, strict=True):
-                entry.outbox_ids.append(int(outbox_id))
+            for entry in entries
+            for text, choices in entry.replies
+        ]
+        ids = outbox.add_many(tx, [line for _, line in lines])
+        for (entry, _), outbox_id in zip(lines, ids, strict=True):
+            entry.outbox_ids.append(outbox_id)
         return entries

@@ -12,7 +12,6 @@ import hashlib
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,17 +71,12 @@ class Store:
         """A transaction holding the lock on one customer: the messages of one conversation are
         handled one at a time across all workers, different customers in parallel (PostgreSQL:
         a transaction-scoped advisory lock on the customer's key; SQLite: its one write lock)."""
-        with self.transaction() as conn:
-            if self.dialect == "postgresql":
-                conn.execute(
-                    sa.text("SELECT pg_advisory_xact_lock(:space, :key)"),
-                    {"space": CUSTOMER_LOCK, "key": customer_key(channel, user_id)},
-                )
+        with self.customers_locked([(channel, user_id)]) as conn:
             yield conn
 
     @contextmanager
     def customers_locked(self, customers: Sequence[tuple[str, str]]) -> Iterator[Connection]:
-        """`customer_lock` for several customers at once, locks taken in key order so that two
+        """A transaction holding the locks on these customers, taken in key order so that two
         workers locking overlapping groups never deadlock."""
         with self.transaction() as conn:
             if self.dialect == "postgresql":
@@ -123,11 +117,10 @@ class Store:
         with self.engine.connect() as conn:
             return tickets.listed(conn, queue, status)
 
-    def pending_outbound(
-        self, created_before: datetime | None = None, max_attempts: int | None = None
-    ) -> list[PendingOutbound]:
+    def pending_outbound(self) -> list[PendingOutbound]:
+        """Replies written but not confirmed sent, oldest first."""
         with self.engine.connect() as conn:
-            return outbox.pending(conn, created_before, max_attempts)
+            return outbox.pending(conn)
 
 
 def customer_key(channel: str, user_id: str) -> int:

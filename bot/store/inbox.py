@@ -58,16 +58,16 @@ def accept_many(
         )
     }
     ids: list[int | None] = []
+    seen: set[tuple[str, str]] = set()
     for d in deliveries:
         key = (d.channel, d.external_id)
-        if key in inserted:
-            ids.append(inserted.pop(key))
-        elif any(
-            (e.channel, e.external_id) == key for e in deliveries[: len(ids)]
-        ):  # the same delivery earlier in this batch
+        if key in seen:  # the same delivery earlier in this batch
             ids.append(None)
+        elif key in inserted:
+            ids.append(inserted[key])
         else:
             ids.append(_retake_stale(conn, d.channel, d.external_id, d.at, stale_after))
+        seen.add(key)
     return ids
 
 

@@ -9,15 +9,75 @@ carries a lease: a worker that dies mid-send leaves it to be claimed again when 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bot.domain.conversation import Conversation
-from bot.domain.delivery import DeliveredVia, OutboxStatus, PendingOutbound
+from bot.domain.delivery import DeliveredVia, OutboxStatus, PendingOutbound, may_write
 from bot.store.schema import conversations, messages, outbox
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One text for a customer, about to be written. A lease keeps the dispatcher away while a
+    channel waits to return it inline."""
+
+    conversation: Conversation
+    reply_to: int | None
+    text: str
+    at: datetime
+    choices: Collection[str] = ()
+    lease_until: datetime | None = None
+    leased_by: str | None = None
+
+
+def add_many(conn: Connection, outgoing: Sequence[Outgoing]) -> list[int]:
+    """Outgoing texts: each a transcript line and an outbox row; returns the outbox ids, in
+    order."""
+    if not outgoing:
+        return []
+    conn.execute(
+        messages.insert(),
+        [
+            dict(
+                conversation_id=o.conversation.id,
+                channel=o.conversation.channel,
+                user_id=o.conversation.user_id,
+                direction="out",
+                kind="text",
+                text=o.text,
+                at=o.at,
+                handled=True,
+            )
+            for o in outgoing
+        ],
+    )
+    ids = conn.execute(
+        outbox.insert().returning(outbox.c.id, sort_by_parameter_order=True),
+        [
+            dict(
+                conversation_id=o.conversation.id,
+                reply_to=o.reply_to,
+                channel=o.conversation.channel,
+                chat_id=o.conversation.chat_id,
+                text=o.text,
+                choices=list(o.choices) or None,
+                status=OutboxStatus.PENDING,
+                attempts=0,
+                created_at=o.at,
+                next_attempt_at=o.at,
+                lease_until=o.lease_until,
+                leased_by=o.leased_by,
+            )
+            for o in outgoing
+        ],
+    ).scalars()
+    return [int(i) for i in ids]
 
 
 def add(
@@ -27,42 +87,9 @@ def add(
     text: str,
     now: datetime,
     choices: Collection[str] = (),
-    lease_until: datetime | None = None,
-    leased_by: str | None = None,
 ) -> int:
-    """One outgoing text: a transcript line and an outbox row; returns the outbox id.
-    A lease keeps the dispatcher away while a channel waits to return it inline."""
-    conn.execute(
-        messages.insert().values(
-            conversation_id=conversation.id,
-            channel=conversation.channel,
-            user_id=conversation.user_id,
-            direction="out",
-            kind="text",
-            text=text,
-            at=now,
-            handled=True,
-        )
-    )
-    return int(
-        conn.execute(
-            outbox.insert()
-            .values(
-                conversation_id=conversation.id,
-                reply_to=reply_to,
-                channel=conversation.channel,
-                chat_id=conversation.chat_id,
-                text=text,
-                choices=list(choices) or None,
-                status=OutboxStatus.PENDING,
-                created_at=now,
-                next_attempt_at=now,
-                lease_until=lease_until,
-                leased_by=leased_by,
-            )
-            .returning(outbox.c.id)
-        ).scalar_one()
-    )
+    """One outgoing text (see `add_many`); returns its outbox id."""
+    return add_many(conn, [Outgoing(conversation, reply_to, text, now, choices)])[0]
 
 
 def claim(
@@ -126,27 +153,14 @@ def claim(
     external = (
         dict(
             conn.execute(
-                sa.select(messages.c.id, messages.c.external_id).where(
-                    messages.c.id.in_(answered)
-                )
+                sa.select(messages.c.id, messages.c.external_id).where(messages.c.id.in_(answered))
             ).all()
         )
         if answered
         else {}
     )
     return [
-        PendingOutbound(
-            row["id"],
-            row["conversation_id"],
-            row["channel"],
-            row["chat_id"],
-            row["text"],
-            row["attempts"],
-            tuple(row["choices"] or ()),
-            row["reply_to"],
-            external.get(row["reply_to"]),
-        )
-        for row in sorted(rows, key=lambda r: r["id"])
+        _pending(row, external.get(row["reply_to"])) for row in sorted(rows, key=lambda r: r["id"])
     ]
 
 
@@ -161,11 +175,7 @@ def _expire_outside_windows(
             conversations.c.id.in_(conversation_ids)
         )
     ).all()
-    closed = {
-        row.id
-        for row in rows
-        if row.channel in windows and now - row.last_at > timedelta(hours=windows[row.channel])
-    }
+    closed = {row.id for row in rows if not may_write(windows, row.channel, row.last_at, now)}
     if closed:
         conn.execute(
             outbox.update()
@@ -257,25 +267,21 @@ def fail_conversation(conn: Connection, conversation_id: int, error: str) -> int
     ).rowcount
 
 
-def pending(
-    conn: Connection, created_before: datetime | None = None, max_attempts: int | None = None
-) -> list[PendingOutbound]:
+def pending(conn: Connection) -> list[PendingOutbound]:
     """Replies written but not confirmed sent, oldest first."""
     query = sa.select(outbox).where(outbox.c.status == OutboxStatus.PENDING).order_by(outbox.c.id)
-    if created_before is not None:
-        query = query.where(outbox.c.created_at <= created_before)
-    if max_attempts is not None:
-        query = query.where(outbox.c.attempts < max_attempts)
-    return [
-        PendingOutbound(
-            r.id,
-            r.conversation_id,
-            r.channel,
-            r.chat_id,
-            r.text,
-            r.attempts,
-            tuple(r.choices or ()),
-            r.reply_to,
-        )
-        for r in conn.execute(query)
-    ]
+    return [_pending(row) for row in conn.execute(query).mappings()]
+
+
+def _pending(row: Any, external_reply_to: str | None = None) -> PendingOutbound:
+    return PendingOutbound(
+        row["id"],
+        row["conversation_id"],
+        row["channel"],
+        row["chat_id"],
+        row["text"],
+        row["attempts"],
+        tuple(row["choices"] or ()),
+        row["reply_to"],
+        external_reply_to,
+    )

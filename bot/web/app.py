@@ -8,8 +8,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -33,11 +32,9 @@ class Parts:
     channels: Sequence[Channel] = ()
     learn: Callable[[], Knowledge] | None = None
     run_scheduler: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 SERVICE = web.AppKey("service", MessageService)
-DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 LEADERSHIP = web.AppKey("leadership", Leadership)
 PARTS = web.AppKey("parts", Parts)
 
@@ -66,7 +63,6 @@ def make_app(parts: Parts) -> web.Application:
         batch_wait=config.batch_wait_ms / 1000,
     )
     app[SERVICE] = service
-    app[DISPATCHER] = dispatcher
     app[LEADERSHIP] = Leadership(pipeline.store, pipeline.worker, pipeline.clock)
     for channel in parts.channels:
         channel.mount(app, service)

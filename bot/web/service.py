@@ -123,7 +123,7 @@ class MessageService:
             understanding = await self.batcher.submit(ctx.text)
         except Exception:
             log.exception("message %s/%s could not be read", inbound.channel, inbound.external_id)
-            await self._run(lambda: pipeline._answer_after_error(ctx))
+            await self._run(lambda: pipeline.answer_after_error(ctx))
         else:
             now = pipeline.clock.now()
             hold = deadline if deadline is not None and deadline > now else None
