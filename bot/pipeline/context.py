@@ -71,7 +71,3 @@ class Context:
     worker: str = ""
     stop: bool = False
     error: bool = False
-
-    @property
-    def texts(self) -> list[str]:
-        return [reply.text for reply in self.replies]
