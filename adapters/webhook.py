@@ -97,6 +97,11 @@ class WebhookChannel:
 
         app.router.add_post("/channels/webhook/messages", receive)
 
+    def describe(self, public_url: str) -> str:
+        return (
+            f"POST {public_url}/channels/webhook/messages; replies go to {self.config.deliver_url}"
+        )
+
     async def start(self) -> None:
         await self.sender.start()
 

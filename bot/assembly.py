@@ -12,7 +12,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from bot.content.config import Config, load_config
+from bot.content.config import ChannelSection, Config, load_config
 from bot.content.entries import (
     OUT_OF_SCOPE,
     FaqEntry,
@@ -125,19 +125,35 @@ def check(config_path: Path) -> list[Problem]:
 
 
 def channel_problems(config: Config) -> list[Problem]:
-    """Enabled channels whose secret is missing from the environment (`bot run` refuses)."""
-    webhook = config.channels.webhook
-    if webhook.enabled and not os.environ.get(webhook.secret_env):
-        return [
-            Problem(
-                config.path,
-                line_of_key(config.path, "channels.webhook.secret_env"),
-                f"channels.webhook is enabled but ${webhook.secret_env} is not set",
-                f"export {webhook.secret_env}=<a long random secret>, e.g. from "
-                "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
+    """Enabled channels whose secrets are missing from the environment and from config.toml
+    (`bot run` refuses to start; `bot check` lists them)."""
+    problems: list[Problem] = []
+    for name, section in config.channels.enabled():
+        if name == "webhook":
+            webhook = config.channels.webhook
+            if not os.environ.get(webhook.secret_env):
+                problems.append(
+                    Problem(
+                        config.path,
+                        line_of_key(config.path, "channels.webhook.secret_env"),
+                        f"channels.webhook is enabled but ${webhook.secret_env} is not set",
+                        f"export {webhook.secret_env}=<a long random secret>, e.g. from "
+                        "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
+                    )
+                )
+            continue
+        assert isinstance(section, ChannelSection)
+        for key, env, what in section.missing_secrets():
+            problems.append(
+                Problem(
+                    config.path,
+                    line_of_key(config.path, f"channels.{name}.enabled"),
+                    f"channels.{name} is enabled but {what} is missing",
+                    f"export {env}=…  (or set {key} under [channels.{name}] in a config.toml "
+                    "kept out of the repository)",
+                )
             )
-        ]
-    return []
+    return problems
 
 
 def load_knowledge(config: Config, encoder: Encoder) -> Knowledge:

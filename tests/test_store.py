@@ -70,7 +70,7 @@ def _decide(
             conversation,
             Decision(action),
             ticket,
-            [(r, ()) for r in replies],
+            [(r, (), None) for r in replies],
             when,
             None,
             None,

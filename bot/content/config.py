@@ -133,6 +133,9 @@ class HandoffConfig(_Section):
     default_queue: str = "general"
     fallbacks_before_handoff: int = Field(2, ge=1)
     reply_windows: dict[str, int] = {"wechat": 48, "wecom": 48}
+    #: channels that let the bot send only so many messages after each customer message
+    #: (WeChat's customer-service API and WeCom 微信客服: 5); replies past it are not sent
+    reply_quotas: dict[str, int] = {"wechat": 5, "wecom": 5}
 
 
 class ConversationConfig(_Section):
@@ -168,6 +171,138 @@ class ServiceConfig(_Section):
     batch_wait_ms: float = Field(0, ge=0, le=50)
     #: on SIGTERM, how long messages in flight may take to finish
     drain_seconds: float = Field(10, ge=0, le=300)
+    #: the https address the platforms reach this service at (e.g. https://bot.example.com),
+    #: behind a reverse proxy that terminates TLS: `bot run` prints each channel's URL to
+    #: register with it, and Telegram's webhook mode registers itself there
+    public_url: str = ""
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("public_url must start with https:// (or http:// for a local test)")
+        return value.rstrip("/")
+
+
+class ChannelSection(_Section):
+    """A channel's settings. Secrets are read from the environment variable each `*_env` key
+    names, or else from the key itself (in a config.toml kept outside the repository)."""
+
+    enabled: bool = False
+    #: the route the platform calls on this service
+    path: str = ""
+
+    def credential(self, key: str) -> str:
+        env = getattr(self, f"{key}_env")
+        return os.environ.get(env, "") or str(getattr(self, key))
+
+    def missing_secrets(self) -> list[tuple[str, str, str]]:
+        """(key, environment variable, what it is) for each required secret that is unset."""
+        return [
+            (key, getattr(self, f"{key}_env"), what)
+            for key, what in self._required_secrets()
+            if not self.credential(key)
+        ]
+
+    def _required_secrets(self) -> list[tuple[str, str]]:
+        return []
+
+
+class TelegramChannelConfig(ChannelSection):
+    """A Telegram bot (aiogram): long polling (no public address needed) or a webhook."""
+
+    mode: Literal["polling", "webhook"] = "polling"
+    token: str = ""
+    token_env: str = "TELEGRAM_BOT_TOKEN"
+    #: webhook mode: Telegram sends it in X-Telegram-Bot-Api-Secret-Token ([A-Za-z0-9_-], 1–256)
+    webhook_secret: str = ""
+    webhook_secret_env: str = "TELEGRAM_WEBHOOK_SECRET"
+    path: str = "/channels/telegram/webhook"
+    #: the Bot API server: Telegram's, a self-hosted one, or a test's loopback fake
+    api_base: str = "https://api.telegram.org"
+    #: how long one getUpdates call waits for news, in seconds
+    polling_timeout: int = Field(10, ge=1, le=50)
+    #: sending limits (Telegram: about 1 message/s per chat, 20/min per group, 30/s overall)
+    per_chat_per_second: float = Field(1.0, gt=0)
+    per_group_per_minute: float = Field(20, gt=0)
+    overall_per_second: float = Field(25, gt=0)
+
+    def _required_secrets(self) -> list[tuple[str, str]]:
+        needed = [("token", "the bot token from @BotFather")]
+        if self.mode == "webhook":
+            needed.append(("webhook_secret", "a random secret of letters, digits, _ and -"))
+        return needed
+
+
+class WechatChannelConfig(ChannelSection):
+    """A WeChat Official Account (公众号) in developer mode (wechatpy)."""
+
+    app_id: str = ""
+    #: plain: unencrypted pushes; compatible: either; safe (安全模式, recommended): AES only
+    mode: Literal["plain", "compatible", "safe"] = "safe"
+    #: the server-configuration Token (令牌)
+    token: str = ""
+    token_env: str = "WECHAT_TOKEN"
+    #: the 43-character EncodingAESKey (消息加解密密钥), for compatible and safe mode
+    aes_key: str = ""
+    aes_key_env: str = "WECHAT_AES_KEY"
+    #: the AppSecret, for the customer-service message API (replies later than ~4 s)
+    app_secret: str = ""
+    app_secret_env: str = "WECHAT_APP_SECRET"
+    path: str = "/channels/wechat"
+    api_base: str = "https://api.weixin.qq.com"
+    #: answer in the push's own response (a passive reply) when ready within this many seconds;
+    #: WeChat gives up at 5 s and retries
+    wait_seconds: float = Field(4.0, ge=0.5, le=4.5)
+    #: pushes whose timestamp is further than this from now are refused (replays)
+    replay_seconds: int = Field(300, ge=30)
+
+    def _required_secrets(self) -> list[tuple[str, str]]:
+        needed = [
+            ("token", "the server-configuration Token (令牌)"),
+            ("app_secret", "the AppSecret (开发者密码)"),
+        ]
+        if self.mode != "plain":
+            needed.append(("aes_key", "the EncodingAESKey (消息加解密密钥)"))
+        return needed
+
+    @model_validator(mode="after")
+    def _named(self) -> WechatChannelConfig:
+        if self.enabled and not self.app_id:
+            raise ValueError("app_id (the AppID, 开发者ID) is needed when the channel is enabled")
+        return self
+
+
+class WecomChannelConfig(ChannelSection):
+    """WeCom 微信客服 (WeChat Customer Service) through its API."""
+
+    corp_id: str = ""
+    token: str = ""
+    token_env: str = "WECOM_TOKEN"
+    aes_key: str = ""
+    aes_key_env: str = "WECOM_AES_KEY"
+    #: the 微信客服 secret (or an app's allowed to call 微信客服)
+    secret: str = ""
+    secret_env: str = "WECOM_KF_SECRET"
+    path: str = "/channels/wecom"
+    api_base: str = "https://qyapi.weixin.qq.com"
+    #: a handoff moves the session to this servicer (state 3, "人工") when set, else to the
+    #: queue of waiting customers (state 2, "待接入池")
+    servicer_userid: str = ""
+    replay_seconds: int = Field(300, ge=30)
+
+    def _required_secrets(self) -> list[tuple[str, str]]:
+        return [
+            ("token", "the callback Token"),
+            ("aes_key", "the callback EncodingAESKey"),
+            ("secret", "the 微信客服 Secret"),
+        ]
+
+    @model_validator(mode="after")
+    def _named(self) -> WecomChannelConfig:
+        if self.enabled and not self.corp_id:
+            raise ValueError("corp_id (the 企业ID) is needed when the channel is enabled")
+        return self
 
 
 class WebhookChannelConfig(_Section):
@@ -195,6 +330,16 @@ class WebhookChannelConfig(_Section):
 
 class ChannelsConfig(_Section):
     webhook: WebhookChannelConfig = WebhookChannelConfig()
+    telegram: TelegramChannelConfig = TelegramChannelConfig()
+    wechat: WechatChannelConfig = WechatChannelConfig()
+    wecom: WecomChannelConfig = WecomChannelConfig()
+
+    def enabled(self) -> list[tuple[str, _Section]]:
+        return [
+            (name, section)
+            for name in ("webhook", "telegram", "wechat", "wecom")
+            if (section := getattr(self, name)).enabled
+        ]
 
 
 class TextsConfig(_Section):

@@ -66,3 +66,18 @@ class PendingOutbound:
     reply_to: int | None = None
     #: the channel's own id of the message this answers
     external_reply_to: str | None = None
+    #: this reply hands the customer to that human queue
+    handoff_queue: str | None = None
+
+    def outbound(self) -> Outbound:
+        return Outbound(
+            self.channel,
+            self.chat_id,
+            self.text,
+            self.conversation_id,
+            self.id,
+            self.choices,
+            self.reply_to,
+            self.external_reply_to,
+            self.handoff_queue,
+        )

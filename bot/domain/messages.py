@@ -41,7 +41,8 @@ class Outbound:
     `choices` are the options a richer channel can show as buttons (suggestions, CSAT scores);
     the text always lists them too, for channels that cannot. `reply_to` is the id of the stored
     inbound message this answers (None for a notice the bot starts itself), `external_reply_to`
-    the channel's own id of it, for channels that quote or thread replies.
+    the channel's own id of it, for channels that quote or thread replies. `handoff_queue`
+    marks the reply that hands the customer to a human queue (WeCom moves its session there).
     """
 
     channel: str
@@ -52,6 +53,7 @@ class Outbound:
     choices: tuple[str, ...] = ()
     reply_to: int | None = None
     external_reply_to: str | None = None
+    handoff_queue: str | None = None
 
 
 class Action(StrEnum):

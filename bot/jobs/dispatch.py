@@ -21,7 +21,6 @@ from typing import TypeVar
 
 from bot.domain.clock import Clock
 from bot.domain.delivery import PendingOutbound, PermanentFailure, RetryAfter, Sender
-from bot.domain.messages import Outbound
 from bot.pipeline.batching import MicroBatcher
 from bot.store import conversations, outbox
 from bot.store.database import Store
@@ -40,6 +39,7 @@ class Dispatcher:
         worker: str,
         executor: Executor,
         reply_windows: Mapping[str, float] | None = None,
+        reply_quotas: Mapping[str, int] | None = None,
         *,
         lease: timedelta = timedelta(seconds=60),
         max_attempts: int = 8,
@@ -53,6 +53,7 @@ class Dispatcher:
         self.worker = worker
         self.executor = executor
         self.reply_windows = dict(reply_windows or {})
+        self.reply_quotas = dict(reply_quotas or {})
         self.lease = lease
         self.max_attempts = max_attempts
         self.first_backoff = first_backoff
@@ -122,23 +123,20 @@ class Dispatcher:
     def _claim(self) -> list[PendingOutbound]:
         with self.store.transaction() as tx:
             rows = outbox.claim(
-                tx, self.clock.now(), self.worker, self.lease, self.senders, self.reply_windows
+                tx,
+                self.clock.now(),
+                self.worker,
+                self.lease,
+                self.senders,
+                self.reply_windows,
+                quotas=self.reply_quotas,
             )
         return sorted(rows, key=lambda r: (r.conversation_id, r.id))
 
     async def _send_conversation(self, rows: list[PendingOutbound]) -> None:
         for index, row in enumerate(rows):
             sender = self.senders[row.channel]
-            message = Outbound(
-                row.channel,
-                row.chat_id,
-                row.text,
-                row.conversation_id,
-                row.id,
-                row.choices,
-                row.reply_to,
-                row.external_reply_to,
-            )
+            message = row.outbound()
             rest = [r.id for r in rows[index + 1 :]]
             try:
                 await sender.send(message)

@@ -22,6 +22,8 @@ class Reply:
 
     text: str
     choices: tuple[str, ...] = ()
+    #: this reply hands the customer to that human queue
+    handoff_queue: str | None = None
 
     def outbound(
         self, conversation: Conversation, outbox_id: int, reply_to: int | None, external: str | None
@@ -35,6 +37,7 @@ class Reply:
             self.choices,
             reply_to,
             external,
+            self.handoff_queue,
         )
 
 

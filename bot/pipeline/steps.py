@@ -215,7 +215,7 @@ def compose(ctx: Context, config: Config) -> None:
         acknowledgement = (
             spec.reply if spec and spec.action == "handoff" and spec.reply else texts_cfg.handoff
         )
-        replies.append(Reply(pick(acknowledgement, lang)))
+        replies.append(Reply(pick(acknowledgement, lang), handoff_queue=decision.queue))
 
     if not decision.is_open:
         opening = ctx.schedule.next_open(ctx.now)
@@ -242,7 +242,8 @@ def compose(ctx: Context, config: Config) -> None:
         decision.reasons.append(f"message cut at {config.guard.max_message_chars} characters")
     greeting = _front_schedule(ctx, config).greeting(ctx.now, lang) if conv.is_new else None
     if greeting and replies:
-        replies[0] = Reply(f"{greeting}{replies[0].text}", replies[0].choices)
+        first = replies[0]
+        replies[0] = Reply(f"{greeting}{first.text}", first.choices, first.handoff_queue)
         decision.reasons.append(f"holiday greeting {greeting!r}")
     _check_forbidden(replies, texts_cfg)
     ctx.replies = replies
@@ -260,7 +261,7 @@ def record(ctx: Context, batch: DecisionBatch) -> None:
         conv,
         decision,
         ctx.ticket,
-        [(reply.text, reply.choices) for reply in ctx.replies],
+        [(reply.text, reply.choices, reply.handoff_queue) for reply in ctx.replies],
         ctx.now,
         ctx.inline_until,
         ctx.worker if ctx.inline_until else None,

@@ -53,7 +53,8 @@ class Entry:
     conversation: Conversation
     decision: Decision
     ticket: TicketDraft | None
-    replies: Sequence[tuple[str, Sequence[str]]]
+    #: (text, choices, the human queue it hands the customer to)
+    replies: Sequence[tuple[str, Sequence[str], str | None]]
     now: datetime
     lease_until: datetime | None
     leased_by: str | None
@@ -274,10 +275,11 @@ class DecisionBatch:
                     choices,
                     entry.lease_until,
                     entry.leased_by,
+                    handoff_queue,
                 ),
             )
             for entry in entries
-            for text, choices in entry.replies
+            for text, choices, handoff_queue in entry.replies
         ]
         ids = outbox.add_many(tx, [line for _, line in lines])
         for (entry, _), outbox_id in zip(lines, ids, strict=True):

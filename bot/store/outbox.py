@@ -34,6 +34,7 @@ class Outgoing:
     choices: Collection[str] = ()
     lease_until: datetime | None = None
     leased_by: str | None = None
+    handoff_queue: str | None = None
 
 
 def add_many(conn: Connection, outgoing: Sequence[Outgoing]) -> list[int]:
@@ -73,6 +74,7 @@ def add_many(conn: Connection, outgoing: Sequence[Outgoing]) -> list[int]:
                 next_attempt_at=o.at,
                 lease_until=o.lease_until,
                 leased_by=o.leased_by,
+                handoff_queue=o.handoff_queue,
             )
             for o in outgoing
         ],
@@ -100,10 +102,12 @@ def claim(
     channels: Collection[str],
     windows: Mapping[str, float] | None = None,
     limit: int = 50,
+    quotas: Mapping[str, int] | None = None,
 ) -> list[PendingOutbound]:
     """Claim due replies for this worker, in order: for up to `limit` conversations, the oldest
     pending row and the pending rows after it. Rows whose channel's reply window (hours after
-    the customer's last message) has passed are expired instead."""
+    the customer's last message) has passed are expired instead, and so are rows past the
+    channel's quota of messages per customer message (WeChat: 5)."""
     earlier = outbox.alias("earlier")
     heads = (
         sa.select(outbox.c.id, outbox.c.conversation_id, outbox.c.channel)
@@ -143,6 +147,8 @@ def claim(
     if conn.dialect.name == "postgresql":
         rows_query = rows_query.with_for_update(skip_locked=True)
     rows = conn.execute(rows_query).mappings().all()
+    if quotas:
+        rows = _within_quotas(conn, rows, quotas)
     ids = [row["id"] for row in rows]
     conn.execute(
         outbox.update()
@@ -187,6 +193,51 @@ def _expire_outside_windows(
             )
         )
     return closed
+
+
+def _within_quotas(conn: Connection, rows: Sequence[Any], quotas: Mapping[str, int]) -> list[Any]:
+    """The rows each conversation's quota still allows: the channel lets the bot send only so
+    many messages through its API after the customer's last message (replies returned inline,
+    in the push's own response, are free). The rest expire: they would be refused anyway."""
+    limited = {row["conversation_id"] for row in rows if row["channel"] in quotas}
+    if not limited:
+        return list(rows)
+    used: dict[int, int] = dict(
+        conn.execute(
+            sa.select(outbox.c.conversation_id, sa.func.count())
+            .select_from(outbox.join(conversations, conversations.c.id == outbox.c.conversation_id))
+            .where(
+                outbox.c.conversation_id.in_(limited),
+                outbox.c.status == OutboxStatus.SENT,
+                outbox.c.via == DeliveredVia.API,
+                outbox.c.sent_at >= conversations.c.last_at,
+            )
+            .group_by(outbox.c.conversation_id)
+        ).all()
+    )
+    kept, over = [], []
+    for row in rows:
+        quota = quotas.get(row["channel"])
+        if quota is None:
+            kept.append(row)
+            continue
+        count = used.get(row["conversation_id"], 0)
+        if count < quota:
+            used[row["conversation_id"]] = count + 1
+            kept.append(row)
+        else:
+            over.append(row["id"])
+    if over:
+        conn.execute(
+            outbox.update()
+            .where(outbox.c.id.in_(over), outbox.c.status == OutboxStatus.PENDING)
+            .values(
+                status=OutboxStatus.EXPIRED,
+                lease_until=None,
+                last_error="the channel's message quota since the customer's last message is spent",
+            )
+        )
+    return kept
 
 
 def mark_sent(
@@ -284,4 +335,5 @@ def _pending(row: Any, external_reply_to: str | None = None) -> PendingOutbound:
         tuple(row["choices"] or ()),
         row["reply_to"],
         external_reply_to,
+        row["handoff_queue"],
     )

@@ -181,10 +181,25 @@ outbox = sa.Table(
     sa.Column("sent_at", UtcDateTime),
     sa.Column("via", sa.String(8)),
     sa.Column("last_error", sa.Text),
+    # this reply hands the conversation to this human queue: a channel with its own handoff
+    # (WeCom 微信客服's session state) moves the customer there once the reply is sent
+    sa.Column("handoff_queue", sa.String(64)),
     _one_of("status", OutboxStatus, "status"),
     _one_of("via", DeliveredVia, "via"),
     sa.Index("ix_outbox_pending", "status", "next_attempt_at", "id"),
     sa.Index("ix_outbox_conversation", "conversation_id", "id"),
+)
+
+#: what a channel keeps between messages and shares across workers: WeCom's sync cursor per
+#: customer-service account, a platform's access token until it expires
+channel_state = sa.Table(
+    "channel_state",
+    metadata,
+    sa.Column("channel", sa.String(32), primary_key=True),
+    sa.Column("key", sa.String(128), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("expires_at", UtcDateTime),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
 )
 
 #: cluster-wide leases by name (the scheduler's leader on SQLite; who leads, for /readyz)

@@ -53,6 +53,7 @@ def make_app(parts: Parts) -> web.Application:
         pipeline.worker,
         store_pool,
         pipeline.config.handoff.reply_windows,
+        pipeline.config.handoff.reply_quotas,
     )
     service = MessageService(
         pipeline,

@@ -1,0 +1,37 @@
+"""What the real channels need: `channel_state` (WeCom's sync cursor per account, access tokens
+shared by every worker) and the outbox's `handoff_queue` (a reply that hands the customer to a
+human queue, for channels that move the session on their side too).
+
+Both are additions: a running shop loses nothing and the previous release ignores them.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | None = None
+depends_on: str | None = None
+
+Time = sa.DateTime(timezone=True)
+
+
+def upgrade() -> None:
+    op.create_table(
+        "channel_state",
+        sa.Column("channel", sa.String(32), nullable=False),
+        sa.Column("key", sa.String(128), nullable=False),
+        sa.Column("value", sa.Text, nullable=False),
+        sa.Column("expires_at", Time),
+        sa.Column("updated_at", Time, nullable=False),
+        sa.PrimaryKeyConstraint("channel", "key", name=op.f("pk_channel_state")),
+    )
+    op.add_column("outbox", sa.Column("handoff_queue", sa.String(64)))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("outbox") as batch:
+        batch.drop_column("handoff_queue")
+    op.drop_table("channel_state")
