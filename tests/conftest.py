@@ -190,6 +190,7 @@ def dispatch_once(pipeline: Pipeline, sender: object, channels: tuple[str, ...] 
                 "test-worker",
                 pool,
                 pipeline.config.handoff.reply_windows,
+                pipeline.config.handoff.reply_quotas,
             )
             return await dispatcher.run_once()
 

@@ -104,13 +104,16 @@ def test_one_ticket_per_conversation(workers: list[Pipeline]) -> None:
             Action.HANDOFF,
             Action.SILENT,  # the second message finds a human owns the conversation
         ]
-        assert _count(
-            workers[0].store,
-            sa.select(sa.func.count())
-            .select_from(tickets)
-            .join(conversations, conversations.c.id == tickets.c.conversation_id)
-            .where(conversations.c.user_id == user),
-        ) == 1
+        assert (
+            _count(
+                workers[0].store,
+                sa.select(sa.func.count())
+                .select_from(tickets)
+                .join(conversations, conversations.c.id == tickets.c.conversation_id)
+                .where(conversations.c.user_id == user),
+            )
+            == 1
+        )
 
 
 def test_one_decision_for_a_delivery_retried_on_two_workers(workers: list[Pipeline]) -> None:

@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from bot.assembly import load_knowledge
 from bot.domain.delivery import PermanentFailure, RetryAfter
@@ -17,6 +18,7 @@ from bot.jobs import scheduler
 from bot.jobs.leader import Leadership
 from bot.jobs.release import release_waiting
 from bot.jobs.reload import KnowledgeReloader, ScheduleReloader
+from bot.store import outbox, schema
 from bot.understanding.encoders import MemoEncoder
 from tests.conftest import AsyncOutbox, Harness, at, dispatch_once
 
@@ -134,7 +136,9 @@ def test_only_the_leader_releases(harness: Harness) -> None:
 def test_faq_edit_is_learnt_in_the_background_and_swapped_in(
     harness: Harness, shop: Path, encoder: MemoEncoder
 ) -> None:
-    reload = KnowledgeReloader(harness.pipeline, lambda: load_knowledge(harness.pipeline.config, encoder))
+    reload = KnowledgeReloader(
+        harness.pipeline, lambda: load_knowledge(harness.pipeline.config, encoder)
+    )
     assert not reload()  # nothing edited yet
     before = harness.say("可以包装成礼物吗", user="a")
     assert before.decision is not None and before.decision.faq_id != "gift-wrap"
@@ -158,7 +162,9 @@ def test_faq_edit_is_learnt_in_the_background_and_swapped_in(
 def test_broken_faq_edit_keeps_serving_the_old_index(
     harness: Harness, shop: Path, encoder: MemoEncoder, caplog: pytest.LogCaptureFixture
 ) -> None:
-    reload = KnowledgeReloader(harness.pipeline, lambda: load_knowledge(harness.pipeline.config, encoder))
+    reload = KnowledgeReloader(
+        harness.pipeline, lambda: load_knowledge(harness.pipeline.config, encoder)
+    )
     old = harness.pipeline.knowledge
     path = shop / "faq" / "shop.yaml"
     lines = path.read_text(encoding="utf-8").splitlines()
@@ -181,7 +187,9 @@ def test_broken_faq_edit_keeps_serving_the_old_index(
 def test_intent_edit_retrains_the_classifier(
     harness: Harness, shop: Path, encoder: MemoEncoder
 ) -> None:
-    reload = KnowledgeReloader(harness.pipeline, lambda: load_knowledge(harness.pipeline.config, encoder))
+    reload = KnowledgeReloader(
+        harness.pipeline, lambda: load_knowledge(harness.pipeline.config, encoder)
+    )
     old = harness.pipeline.knowledge.classifier
     path = shop / "intents" / "intents.yaml"
     text = path.read_text(encoding="utf-8")
@@ -245,3 +253,46 @@ def test_a_customer_who_blocked_the_bot_is_marked_unreachable(harness: Harness) 
     assert ctx.conversation is not None
     conversation = harness.pipeline.store.conversation(ctx.conversation.id)
     assert conversation.unreachable_reason == "Forbidden: bot was blocked by the user"
+    # writing again means the customer can be written to again (unblocked the bot)
+    harness.say("运费多少", user="t", channel="telegram")
+    assert harness.pipeline.store.conversation(ctx.conversation.id).unreachable_reason is None
+
+
+def test_the_handoff_reply_names_its_queue(harness: Harness) -> None:
+    """A channel with its own handoff (WeCom's session state) moves the customer when it sends
+    the reply that hands off, and only that one."""
+    harness.outbox.fail = True
+    harness.say("转人工", user="t", when="2026-11-27 20:00", channel="telegram")
+    rows = harness.pipeline.store.pending_outbound()
+    assert [r.handoff_queue for r in rows] == ["general", None]  # then the closed notice
+    channel = AsyncOutbox()
+    dispatch_once(harness.pipeline, channel)
+    assert [m.handoff_queue for m in channel.sent] == ["general", None]
+
+
+def test_no_more_than_the_channels_quota_after_each_customer_message(harness: Harness) -> None:
+    """WeChat takes 5 customer-service messages per customer message: the sixth is not sent
+    (it would be refused with 45047); the customer's next message opens a new quota."""
+    harness.outbox.fail = True
+    ctx = harness.say("运费多少", user="w", when="2026-11-24 10:00", channel="wechat")
+    assert ctx.conversation is not None
+    store = harness.pipeline.store
+    conversation = store.conversation(ctx.conversation.id)
+    with store.transaction() as tx:
+        for n in range(5):
+            outbox.add(tx, conversation, None, f"follow-up {n}", harness.clock.now())
+    channel = AsyncOutbox()
+    assert dispatch_once(harness.pipeline, channel) == 5
+    assert [m.text for m in channel.sent][1:] == [f"follow-up {n}" for n in range(4)]
+    assert store.pending_outbound() == []  # the sixth expired instead of failing at WeChat
+    with store.engine.connect() as conn:
+        last = conn.execute(
+            sa.select(schema.outbox.c.status, schema.outbox.c.last_error)
+            .order_by(schema.outbox.c.id.desc())
+            .limit(1)
+        ).one()
+    assert last.status == "expired" and "quota" in last.last_error
+    # inline (passive) replies are free, and a new customer message opens a new quota
+    harness.clock.advance(timedelta(minutes=1))
+    harness.say("可以开发票吗", user="w", channel="wechat")
+    assert dispatch_once(harness.pipeline, channel) == 1

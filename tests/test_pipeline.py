@@ -348,3 +348,28 @@ def test_control_characters_and_escapes_are_never_stored(harness: Harness) -> No
     [(_, stored), *_] = harness.pipeline.store.transcript(ctx.conversation.id)
     assert stored == "运费多少"
     assert harness.replies == ["订单满 99 元包邮，不满收取 8 元运费。"]
+
+
+def _event(harness: Harness, name: str, user: str, language: str | None = None) -> list[str]:
+    harness.outbox.sent.clear()
+    raw = {"language": language} if language else {}
+    ctx = harness.pipeline.handle(
+        Inbound(
+            "telegram", f"{user}-{name}", user, user, name, harness.clock.now(), Kind.EVENT, raw
+        )
+    )
+    assert ctx.decision is not None
+    return harness.replies
+
+
+def test_a_customer_who_arrives_is_welcomed_in_their_language(harness: Harness) -> None:
+    """首问语: following the account, pressing Start or opening the chat is answered with the
+    welcome text; other events (unsubscribe, menu clicks) are recorded and not answered."""
+    harness.clock.set(at("2026-11-24 10:00"))  # open: no after-hours notice
+    welcome = harness.pipeline.config.texts.welcome
+    assert _event(harness, "welcome", "zh-user") == [welcome["zh"]]
+    assert _event(harness, "welcome", "en-user", language="en") == [welcome["en"]]
+    assert _event(harness, "unsubscribe", "zh-user") == []
+    # while a human owns the conversation the bot stays quiet
+    harness.say("转人工", user="zh-user")
+    assert _event(harness, "welcome", "zh-user") == []

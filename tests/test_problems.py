@@ -192,3 +192,42 @@ def test_forbidden_phrase_in_a_schedule_notice(shop: Path) -> None:
     [problem] = check(shop / "config.toml")
     assert problem.file == path and problem.line is not None
     assert problem.message == "[notice] uses the forbidden phrase (忌语) '不知道'"
+
+
+def test_a_channel_enabled_without_its_credentials(
+    shop: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`bot check` (and `bot run`, which refuses to start) names what each enabled channel
+    lacks and the variable to set; nothing is read from the repository."""
+    for name in ("TELEGRAM_BOT_TOKEN", "WECHAT_TOKEN", "WECHAT_AES_KEY", "WECHAT_APP_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    path = shop / "config.toml"
+    path.write_text(
+        path.read_text(encoding="utf-8")
+        + "\n[channels.telegram]\nenabled = true\n"
+        + '\n[channels.wechat]\nenabled = true\napp_id = "wx-test-app"\n',
+        encoding="utf-8",
+    )
+    messages = {p.message.removesuffix(" in this environment"): p for p in check(path)}
+    telegram = messages["channels.telegram is enabled but the bot token from @BotFather is missing"]
+    assert "export TELEGRAM_BOT_TOKEN=" in telegram.fix
+    assert (
+        telegram.line
+        == path.read_text(encoding="utf-8").splitlines().index("[channels.telegram]") + 2
+    )
+    assert {m for m in messages if m.startswith("channels.wechat")} == {
+        "channels.wechat is enabled but the server-configuration Token (令牌) is missing",
+        "channels.wechat is enabled but the AppSecret (开发者密码) is missing",
+        "channels.wechat is enabled but the EncodingAESKey (消息加解密密钥) is missing",
+    }
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:TEST-not-a-real-token")
+    assert not any(p.message.startswith("channels.telegram") for p in check(path))
+
+
+def test_a_wechat_account_needs_its_app_id(shop: Path) -> None:
+    path = shop / "config.toml"
+    path.write_text(
+        path.read_text(encoding="utf-8") + "\n[channels.wechat]\nenabled = true\n",
+        encoding="utf-8",
+    )
+    assert any("app_id (the AppID, 开发者ID) is needed" in p.message for p in check(path))

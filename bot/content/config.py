@@ -362,6 +362,16 @@ class TextsConfig(_Section):
             "please send it again in a sentence or two."
         ),
     }
+    #: 首问语: the answer to a customer who just followed the account, pressed Start or opened
+    #: the chat (an Inbound of kind "event" with the text "welcome"); a default, so that config
+    #: files written before the key still load
+    welcome: LocalText = {
+        "zh": "您好，欢迎咨询！我是智能客服，请直接输入您的问题；需要人工服务请回复“人工”。",
+        "en": (
+            "Hello and welcome! I'm the service assistant: type your question, or reply "
+            '"agent" to talk to a person.'
+        ),
+    }
     forbidden_phrases: list[str] = []
 
     @field_validator("*")

@@ -12,8 +12,15 @@ class Kind(StrEnum):
     TEXT = "text"
     IMAGE = "image"
     VOICE = "voice"
+    #: something the customer did rather than wrote; the text names it (see WELCOME_EVENT)
     EVENT = "event"
     OTHER = "other"
+
+
+#: the event of a customer arriving (followed the account, pressed Start, opened the chat): the
+#: bot answers with the welcome text (首问语); other events are recorded and not answered.
+#: An adapter may put the customer's language ("zh", "en") in `raw["language"]`.
+WELCOME_EVENT = "welcome"
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from datetime import timedelta
 from bot.content.config import Config, TextsConfig, pick
 from bot.content.entries import OUT_OF_SCOPE, IntentSpec, forbidden_in
 from bot.domain.conversation import ConversationState
-from bot.domain.messages import Action, Category, Decision, Kind, Priority
+from bot.domain.messages import WELCOME_EVENT, Action, Category, Decision, Kind, Priority
 from bot.domain.ticket import TicketDraft
 from bot.hours.schedule import Schedule, format_moment
 from bot.pipeline.complaint import complaint_signal
@@ -86,7 +86,9 @@ def understood(ctx: Context, understanding: Understanding, config: Config) -> No
     customer's language, and the queue this would go to if handed off."""
     assert ctx.conversation is not None
     text = ctx.text if ctx.inbound.kind == Kind.TEXT else ""
-    ctx.language = detect(text, default=ctx.conversation.language)
+    told = ctx.inbound.raw.get("language")
+    language = told if told in config.content.languages else ctx.conversation.language
+    ctx.language = detect(text, default=language)
     ctx.conversation.language = ctx.language
     if not text.strip():
         return
@@ -125,6 +127,12 @@ def decide(ctx: Context, batch: DecisionBatch, config: Config) -> None:
     )
     reasons = decision.reasons
     thresholds = ctx.knowledge.faq.thresholds
+    if ctx.inbound.kind == Kind.EVENT:
+        welcome = ctx.text == WELCOME_EVENT
+        decision.action = Action.REPLY if welcome else Action.SILENT
+        reasons.append(f"event {ctx.text!r}: " + ("welcome" if welcome else "not answered"))
+        ctx.decision, ctx.ticket = decision, None
+        return
     if guess:
         reasons.append(f"intent {guess.best} {guess.score:.2f} (threshold {cfg.intents.threshold})")
     if top:
@@ -198,6 +206,8 @@ def compose(ctx: Context, config: Config) -> None:
     replies: list[Reply] = []
     if decision.action == Action.ANSWER and decision.faq_id:
         replies.append(Reply(pick(knowledge.faq.by_id[decision.faq_id].answer, lang)))
+    elif decision.action == Action.REPLY and ctx.inbound.kind == Kind.EVENT:
+        replies.append(Reply(pick(texts_cfg.welcome, lang)))
     elif decision.action == Action.REPLY and ctx.guess and ctx.guess.intent:
         replies.append(Reply(pick(ctx.guess.intent.reply, lang)))
     elif decision.action == Action.SUGGEST:

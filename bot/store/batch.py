@@ -249,6 +249,9 @@ class DecisionBatch:
                 fallback_streak=sa.bindparam("new_streak"),
                 notice_window=sa.bindparam("new_notice_window"),
                 suggestions=sa.bindparam("new_suggestions", type_=conversations.c.suggestions.type),
+                # a customer who writes can be written to again (unblocked the bot, reopened
+                # WeChat's window)
+                unreachable_reason=None,
             ),
             [
                 {
