@@ -171,6 +171,9 @@ class ServiceConfig(_Section):
     batch_wait_ms: float = Field(0, ge=0, le=50)
     #: on SIGTERM, how long messages in flight may take to finish
     drain_seconds: float = Field(10, ge=0, le=300)
+    #: a reply being sent is held by its worker this long; if the worker dies mid-send, another
+    #: sends it once the hold ends. Keep it above the slowest channel's send time.
+    send_lease_seconds: float = Field(60, ge=5, le=3600)
     #: the https address the platforms reach this service at (e.g. https://bot.example.com),
     #: behind a reverse proxy that terminates TLS: `bot run` prints each channel's URL to
     #: register with it, and Telegram's webhook mode registers itself there

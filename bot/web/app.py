@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 
 from aiohttp import web
 
@@ -54,6 +55,7 @@ def make_app(parts: Parts) -> web.Application:
         store_pool,
         pipeline.config.handoff.reply_windows,
         pipeline.config.handoff.reply_quotas,
+        lease=timedelta(seconds=config.send_lease_seconds),
     )
     service = MessageService(
         pipeline,
