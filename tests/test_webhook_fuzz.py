@@ -8,7 +8,6 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -48,7 +47,9 @@ bodies = st.one_of(
     st.text(max_size=2000).map(lambda t: t.encode("utf-8", "surrogatepass")),
     json_values.map(lambda v: json.dumps(v).encode()),
     webhook_shaped.map(lambda v: json.dumps(v, ensure_ascii=False).encode()),
-    st.text(max_size=200).map(lambda t: f"<xml><Content>{t}</Content></xml>".encode(errors="replace")),
+    st.text(max_size=200).map(
+        lambda t: f"<xml><Content>{t}</Content></xml>".encode(errors="replace")
+    ),
 )
 
 
