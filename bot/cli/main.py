@@ -1,4 +1,4 @@
-"""The `bot` command: run, chat, check, eval, hours, db.
+"""The `bot` command: run, chat, check, eval, hours, faq, db.
 
 This is the composition root, the one place that wires channel adapters to the core.
 """
@@ -62,6 +62,20 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("cases", type=Path)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object to stdout")
 
+    faq = commands.add_parser("faq", help="the FAQ: phrasings learnt from customers")
+    faq_actions = faq.add_subparsers(dest="faq_action", required=True)
+    learn = faq_actions.add_parser(
+        "learn",
+        help="review questions customers resolved by picking a suggestion; add the accepted "
+        "ones to the FAQ files",
+    )
+    learn.add_argument("--days", type=int, default=90, help="look this far back (default 90)")
+    learn.add_argument(
+        "--min-count", type=int, default=1, help="offer only questions asked this often"
+    )
+    learn.add_argument("--accept", help='numbers to add to the FAQ, e.g. "1,3-5", or "all"')
+    learn.add_argument("--reject", help="numbers never to offer again")
+
     db = commands.add_parser("db", help="the database schema: migrate it, or show its revision")
     db_actions = db.add_subparsers(dest="db_action", required=True)
     db_actions.add_parser("upgrade", help="migrate now and print the revision")
@@ -90,6 +104,18 @@ def main(argv: list[str] | None = None) -> int:
             from bot.cli.run import serve
 
             return serve(config, args.host, args.port)
+        if args.command == "faq":
+            from bot.cli.faq import learn as learn_phrasings
+
+            interactive = sys.stdin.isatty() and sys.stdout.isatty()
+            return learn_phrasings(
+                config,
+                args.days,
+                args.min_count,
+                args.accept,
+                args.reject,
+                ask=input if interactive else None,
+            )
         if args.command == "db":
             from bot.cli.db import db as database
 

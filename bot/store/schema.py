@@ -202,6 +202,18 @@ channel_state = sa.Table(
     sa.Column("updated_at", UtcDateTime, nullable=False),
 )
 
+#: an admin's verdict on a candidate phrasing (`bot faq learn`): accepted ones were written to
+#: the FAQ file, rejected ones are not offered again
+phrasing_reviews = sa.Table(
+    "phrasing_reviews",
+    metadata,
+    sa.Column("faq_id", sa.String(128), primary_key=True),
+    sa.Column("question", sa.String(200), primary_key=True),
+    sa.Column("verdict", sa.String(8), nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.CheckConstraint("verdict IN ('accepted', 'rejected')", name="verdict"),
+)
+
 #: cluster-wide leases by name (the scheduler's leader on SQLite; who leads, for /readyz)
 leases = sa.Table(
     "leases",

@@ -1,6 +1,7 @@
 """What the real channels need: `channel_state` (WeCom's sync cursor per account, access tokens
 shared by every worker) and the outbox's `handoff_queue` (a reply that hands the customer to a
-human queue, for channels that move the session on their side too).
+human queue, for channels that move the session on their side too); and `phrasing_reviews`, the
+admin's verdicts on phrasings learnt from customers (`bot faq learn`).
 
 Both are additions: a running shop loses nothing and the previous release ignores them.
 """
@@ -29,9 +30,21 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("channel", "key", name=op.f("pk_channel_state")),
     )
     op.add_column("outbox", sa.Column("handoff_queue", sa.String(64)))
+    op.create_table(
+        "phrasing_reviews",
+        sa.Column("faq_id", sa.String(128), nullable=False),
+        sa.Column("question", sa.String(200), nullable=False),
+        sa.Column("verdict", sa.String(8), nullable=False),
+        sa.Column("at", Time, nullable=False),
+        sa.CheckConstraint(
+            "verdict IN ('accepted', 'rejected')", name=op.f("ck_phrasing_reviews_verdict")
+        ),
+        sa.PrimaryKeyConstraint("faq_id", "question", name=op.f("pk_phrasing_reviews")),
+    )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("outbox") as batch:
         batch.drop_column("handoff_queue")
+    op.drop_table("phrasing_reviews")
     op.drop_table("channel_state")

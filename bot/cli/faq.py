@@ -1,0 +1,181 @@
+"""`bot faq learn`: phrasings customers taught the bot, offered to the admin.
+
+A question the bot could only half-answer ("did you mean…?") and whose customer then picked a
+suggestion becomes a candidate phrasing for the picked entry. The admin accepts or rejects each
+one; accepted phrasings are written into the entry's FAQ file (comments and layout kept), and a
+running `bot run` learns them at its next reload. Nothing is added without the admin.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+from bot.content.config import Config
+from bot.content.entries import FaqEntry
+from bot.content.faq_writer import FaqEditError, add_questions
+from bot.content.problems import only_errors
+from bot.domain.clock import SystemClock
+from bot.store import phrasings
+from bot.store.phrasings import Candidate, normalised
+
+
+def learn(
+    config: Config,
+    days: int,
+    min_count: int,
+    accept: str | None,
+    reject: str | None,
+    ask: Callable[[str], str] | None = None,
+) -> int:
+    """List the candidates; apply `--accept`/`--reject` (numbers or "all"), or ask for each one
+    when `ask` is given (a terminal). Returns the exit status."""
+    from bot.assembly import read_content
+    from bot.store.database import Store
+
+    content, problems = read_content(config)
+    if only_errors(problems):
+        print("bot faq learn: fix the content first (`bot check` lists the problems)")
+        return 2
+    entries = {e.id: e for e in content.faq}
+    store = Store(config.storage_url)
+    store.migrate()
+    now = SystemClock().now()
+    try:
+        with store.engine.connect() as conn:
+            found = phrasings.candidates(conn, now - timedelta(days=days))
+        offered = _offerable(found, entries, min_count)
+        if not offered:
+            print(f"No new phrasings to review from the last {days} days.")
+            return 0
+        print(f"Phrasings customers used, from the last {days} days:")
+        for number, candidate in enumerate(offered, start=1):
+            entry = entries[candidate.faq_id]
+            print(
+                f"{number:>3}. [{candidate.count}×] {candidate.question}\n"
+                f"       → {entry.id} ({entry.questions[0]}; {entry.file.name})"
+            )
+        verdicts = _verdicts(offered, accept, reject, ask)
+        if verdicts is None:
+            return 2
+        if not verdicts:
+            print(
+                "\nNothing changed. Accept with `bot faq learn --accept 1,3` (or `all`), "
+                "reject with `--reject 2`; rejected phrasings are not offered again."
+            )
+            return 0
+        accepted = [c for c, v in verdicts if v == "accepted"]
+        if accepted and not _write(config, accepted, entries):
+            return 1
+        with store.transaction() as tx:
+            phrasings.review(tx, verdicts, now)
+        rejected = len(verdicts) - len(accepted)
+        print(
+            f"\n{len(accepted)} phrasing(s) added, {rejected} rejected."
+            + (" A running `bot run` learns them at its next reload." if accepted else "")
+        )
+        return 0
+    finally:
+        store.engine.dispose()
+
+
+def _offerable(
+    found: list[Candidate], entries: dict[str, FaqEntry], min_count: int
+) -> list[Candidate]:
+    """Candidates for entries that still exist, not already a phrasing of any entry."""
+    known = {normalised(q) for e in entries.values() for q in e.questions}
+    return [
+        c
+        for c in found
+        if c.faq_id in entries and c.count >= min_count and normalised(c.question) not in known
+    ]
+
+
+def _verdicts(
+    offered: list[Candidate],
+    accept: str | None,
+    reject: str | None,
+    ask: Callable[[str], str] | None,
+) -> list[tuple[Candidate, str]] | None:
+    if accept is None and reject is None:
+        return _asked(offered, ask) if ask else []
+    chosen: dict[int, str] = {}
+    for spec, verdict in ((accept, "accepted"), (reject, "rejected")):
+        numbers = _numbers(spec, len(offered)) if spec else set()
+        if numbers is None:
+            print(f"bot faq learn: {spec!r}: give numbers from 1 to {len(offered)}, or all")
+            return None
+        for n in numbers:
+            if chosen.get(n, verdict) != verdict:
+                print(f"bot faq learn: {n} is both accepted and rejected")
+                return None
+            chosen[n] = verdict
+    return [(offered[n - 1], v) for n, v in sorted(chosen.items())]
+
+
+def _numbers(spec: str, count: int) -> set[int] | None:
+    if spec.strip().lower() == "all":
+        return set(range(1, count + 1))
+    numbers: set[int] = set()
+    for part in spec.replace(" ", "").split(","):
+        low, _, high = part.partition("-")
+        if not low.isdigit() or (high and not high.isdigit()):
+            return None
+        first, last = int(low), int(high or low)
+        if not 1 <= first <= last <= count:
+            return None
+        numbers.update(range(first, last + 1))
+    return numbers
+
+
+def _asked(offered: list[Candidate], ask: Callable[[str], str]) -> list[tuple[Candidate, str]]:
+    verdicts: list[tuple[Candidate, str]] = []
+    print("\nFor each: y = add it, n = never offer it again, Enter = decide later, q = stop.")
+    for number, candidate in enumerate(offered, start=1):
+        answer = ask(f"{number}. {candidate.question} → {candidate.faq_id}? [y/n/Enter/q] ")
+        answer = answer.strip().lower()
+        if answer == "q":
+            break
+        if answer in ("y", "yes", "是"):
+            verdicts.append((candidate, "accepted"))
+        elif answer in ("n", "no", "否"):
+            verdicts.append((candidate, "rejected"))
+    return verdicts
+
+
+def _write(config: Config, accepted: list[Candidate], entries: dict[str, FaqEntry]) -> bool:
+    """Write the accepted phrasings into their files; if the content then has a problem it did
+    not have before, put every file back and say why."""
+    from bot.assembly import read_content
+
+    before = len(only_errors(read_content(config)[1]))
+    by_entry: dict[str, list[str]] = defaultdict(list)
+    for candidate in accepted:
+        by_entry[candidate.faq_id].append(candidate.question)
+    originals: dict[Path, str] = {}
+    try:
+        for entry_id, questions in by_entry.items():
+            path = entries[entry_id].file
+            originals.setdefault(path, path.read_text(encoding="utf-8"))
+            added = add_questions(path, entry_id, questions)
+            print(f"  {path}: {entry_id} + {len(added)} phrasing(s)")
+    except FaqEditError as exc:
+        _restore(originals)
+        print(f"bot faq learn: {exc}", file=sys.stderr)
+        return False
+    after = only_errors(read_content(config)[1])
+    if len(after) > before:
+        _restore(originals)
+        print("bot faq learn: the new phrasings would break the content; nothing was written:")
+        for problem in after:
+            print(f"  {problem}")
+        return False
+    return True
+
+
+def _restore(originals: dict[Path, str]) -> None:
+    for path, text in originals.items():
+        path.write_text(text, encoding="utf-8")
