@@ -30,7 +30,7 @@ from bot.pipeline.knowledge import Knowledge
 from bot.pipeline.runner import Pipeline, SyncSender
 from bot.store.database import Store
 from bot.understanding.encoders import Encoder, MemoEncoder, make_encoder, model_path
-from bot.understanding.faq import FaqIndex
+from bot.understanding.faq import FaqIndex, calibration_evidence
 from bot.understanding.intents import IntentClassifier
 
 log = logging.getLogger("bot.assembly")
@@ -110,6 +110,29 @@ def read_content(config: Config) -> tuple[Content, list[Problem]]:
     return Content(faq, intents, schedules), problems
 
 
+def not_faq_examples(content: Content, config: Config) -> list[str]:
+    """What the FAQ must not answer, for calibration: small talk and what the shop does not
+    handle (handoff and "answer" intents may rightly share words with FAQ entries)."""
+    return [
+        example
+        for intent in content.intents
+        if intent.name != config.intents.faq_intent
+        and (intent.action == "reply" or intent.name == OUT_OF_SCOPE)
+        for example in intent.examples
+    ]
+
+
+def calibration_problems(content: Content, config: Config) -> list[Problem]:
+    """Warnings for a calibration that will have too little evidence (`bot check`)."""
+    folder = config.resolve(config.content.faq)
+    return [
+        Problem(folder, None, weakness, fix, severity="warning")
+        for weakness, fix in calibration_evidence(
+            content.faq, len(not_faq_examples(content, config))
+        )
+    ]
+
+
 def check(config_path: Path) -> list[Problem]:
     """Every problem in config.toml and the content folders, all at once (`bot check`)."""
     try:
@@ -121,7 +144,10 @@ def check(config_path: Path) -> list[Problem]:
         Problem(p.file, p.line, f"{p.message} in this environment", p.fix, severity="warning")
         for p in channel_problems(config)
     ]
-    return storage_problems(config) + read_content(config)[1] + secrets
+    content, problems = read_content(config)
+    if not only_errors(problems) and config.faq.answer_threshold is None:
+        problems += calibration_problems(content, config)
+    return storage_problems(config) + problems + secrets
 
 
 def channel_problems(config: Config) -> list[Problem]:
@@ -172,15 +198,9 @@ def load_knowledge(config: Config, encoder: Encoder) -> Knowledge:
             config.faq.approximate_above,
             config.faq.answer_weight,
         )
-        # what the FAQ must not answer: small talk and what the shop does not handle (handoff
-        # and "answer" intents may rightly share words with FAQ entries)
-        not_faq = [
-            example
-            for intent in content.intents
-            if intent.name != config.intents.faq_intent
-            and (intent.action == "reply" or intent.name == OUT_OF_SCOPE)
-            for example in intent.examples
-        ]
+        not_faq = not_faq_examples(content, config)
+        for weakness, fix in calibration_evidence(content.faq, len(not_faq)):
+            log.warning("%s: %s", weakness, fix)
         index.calibrate(
             not_faq,
             config.faq.target_precision,

@@ -126,7 +126,10 @@ def test_the_writer_keeps_layout_quotes_what_yaml_would_misread_and_refuses_flow
         "  answer: {zh: 好}\n",
         encoding="utf-8",
     )
-    assert add_questions(path, "fee", ["yes", "运费: 多少 #2", "运费多少"]) == ["yes", "运费: 多少 #2"]
+    assert add_questions(path, "fee", ["yes", "运费: 多少 #2", "运费多少"]) == [
+        "yes",
+        "运费: 多少 #2",
+    ]
     assert path.read_text(encoding="utf-8").splitlines()[:10] == [
         "# shipping questions",
         "- id: fee   # the one people ask most",

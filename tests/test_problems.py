@@ -11,8 +11,10 @@ import pytest
 from bot.assembly import check, load_knowledge
 from bot.cli.main import main
 from bot.content.config import load_config
+from bot.content.entries import read_faq
 from bot.content.problems import ProblemsError
 from bot.understanding.encoders import MemoEncoder
+from bot.understanding.faq import calibration_evidence
 
 BROKEN_FAQ = """\
 - id: shipping-time
@@ -231,3 +233,34 @@ def test_a_wechat_account_needs_its_app_id(shop: Path) -> None:
         encoding="utf-8",
     )
     assert any("app_id (the AppID, 开发者ID) is needed" in p.message for p in check(path))
+
+
+def test_too_little_evidence_for_calibration_is_said_in_check_and_at_start_up(
+    shop: Path, encoder: MemoEncoder, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The fixture shop has 5 entries of 4 phrasings: 20 held-out questions, too few to trust
+    the calibrated thresholds. `bot check` and the start-up log say so and what to do; pinned
+    thresholds in config.toml need no calibration and get no warning."""
+    path = shop / "config.toml"
+    [weak] = [p for p in check(path) if "calibration" in p.message]
+    assert weak.severity == "warning" and weak.file == shop / "faq"
+    assert "only 20 phrasings can be asked without themselves" in weak.message
+    assert "second and third way to ask" in weak.fix
+    with caplog.at_level("WARNING", logger="bot"):
+        load_knowledge(load_config(path), encoder)
+    assert "only 20 phrasings can be asked without themselves" in caplog.text
+
+    # two-phrasing entries: each phrasing, asked without itself, meets one other
+    entries, _ = read_faq(shop / "faq")
+    thin = [
+        e.__class__(e.id, e.questions[:2], e.answer, e.category, e.file, e.line) for e in entries
+    ]
+    messages = [m for m, _ in calibration_evidence(thin, negatives=5)]
+    assert any("5 of 5 FAQ entries have fewer than three phrasings" in m for m in messages)
+    assert any("only 5 examples of what the FAQ must not answer" in m for m in messages)
+
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("[faq]\n", "[faq]\nanswer_threshold = 0.6\n"),
+        encoding="utf-8",
+    )
+    assert not [p for p in check(path) if "calibration" in p.message]

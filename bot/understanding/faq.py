@@ -267,6 +267,51 @@ class FaqIndex:
         return self.thresholds
 
 
+#: below these, calibration measures too little to be trusted (see `calibration_evidence`)
+ENOUGH_HELD_OUT = 30
+ENOUGH_NEGATIVES = 20
+MAX_THIN_SHARE = 0.25
+
+
+def calibration_evidence(entries: Sequence[FaqEntry], negatives: int) -> list[tuple[str, str]]:
+    """What calibration will lack on this content, as (problem, fix) pairs; empty when it has
+    enough. Calibration asks each phrasing of an entry with two or more without itself, and the
+    examples of what the FAQ must not answer (small talk, out-of-scope): with few of either the
+    thresholds it sets are guesses."""
+    weak: list[tuple[str, str]] = []
+    held_out = sum(len(e.questions) for e in entries if len(e.questions) > 1)
+    thin = [e.id for e in entries if len(e.questions) < 3]
+    if entries and held_out < ENOUGH_HELD_OUT:
+        weak.append(
+            (
+                f"FAQ calibration has too little evidence: only {held_out} phrasings can be asked "
+                f"without themselves (it needs {ENOUGH_HELD_OUT} or more to set the answer "
+                "threshold)",
+                "give more entries a second and third way to ask, as customers would",
+            )
+        )
+    if entries and len(thin) > MAX_THIN_SHARE * len(entries):
+        shown = ", ".join(thin[:5]) + (" …" if len(thin) > 5 else "")
+        weak.append(
+            (
+                f"{len(thin)} of {len(entries)} FAQ entries have fewer than three phrasings "
+                f"({shown}): asked without itself, each phrasing meets one other or none, so "
+                "calibration sets the thresholds on thin evidence",
+                "give these entries three or more ways to ask, as customers would",
+            )
+        )
+    if entries and negatives < ENOUGH_NEGATIVES:
+        weak.append(
+            (
+                f"FAQ calibration has too little evidence: only {negatives} examples of what the "
+                f"FAQ must not answer (it needs {ENOUGH_NEGATIVES} or more)",
+                "add examples of questions the shop does not handle to the out_of_scope intent "
+                "in intents/ (other shops' products, weather, chit-chat)",
+            )
+        )
+    return weak
+
+
 def answer_is_searched(entry: FaqEntry, language: str) -> bool:
     """An answer is searched in a language none of the entry's questions is written in: an
     English question on a Chinese-only entry then meets the English answer. Where the admin
