@@ -29,6 +29,7 @@ from bot.hours.schedule import Schedule, read_schedules
 from bot.pipeline.knowledge import Knowledge
 from bot.pipeline.runner import Pipeline, SyncSender
 from bot.store.database import Store
+from bot.understanding.background import Background, builtin_texts
 from bot.understanding.encoders import Encoder, MemoEncoder, make_encoder, model_path
 from bot.understanding.faq import FaqIndex, calibration_evidence
 from bot.understanding.intents import IntentClassifier
@@ -208,6 +209,17 @@ def load_knowledge(config: Config, encoder: Encoder) -> Knowledge:
             config.faq.answer_threshold,
             config.faq.suggest_threshold,
         )
+        background = None
+        if config.faq.background:
+            own = [
+                example
+                for intent in content.intents
+                if intent.name == OUT_OF_SCOPE
+                for example in intent.examples
+            ]
+            background = Background(builtin_texts() + own, encoder, config.faq.dense_weight)
+            background.calibrate(*index.held_out())
+            log.info("out of scope: %s", background.describe())
         classifier = IntentClassifier(
             content.intents,
             encoder,
@@ -224,7 +236,9 @@ def load_knowledge(config: Config, encoder: Encoder) -> Knowledge:
         time.perf_counter() - started,
         index.thresholds.describe(),
     )
-    return Knowledge(index, classifier, {i.name: i for i in content.intents}, content.schedules)
+    return Knowledge(
+        index, classifier, {i.name: i for i in content.intents}, content.schedules, background
+    )
 
 
 def content_encoder(config: Config) -> MemoEncoder:

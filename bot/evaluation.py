@@ -132,6 +132,12 @@ def evaluate(config: Config, cases: list[Case], encoder: Encoder | None = None) 
         "suggest": thresholds.suggest,
         "source": thresholds.source,
     }
+    background = pipeline.knowledge.background
+    if background is not None:
+        summary["out_of_scope_background"] = {
+            "examples": len(background.texts),
+            "margin": background.margin,
+        }
     return {"summary": summary, "cases": results}
 
 
@@ -199,5 +205,11 @@ def report(result: dict[str, Any]) -> str:
         lines.append(
             f"FAQ thresholds ({thresholds['source']}): answer ≥ {thresholds['answer']:.2f}, "
             f"suggest ≥ {thresholds['suggest']:.2f}"
+        )
+    if background := s.get("out_of_scope_background"):
+        margin = background["margin"]
+        lines.append(
+            f"out of scope: {background['examples']} background examples, "
+            + (f"margin {margin:+.2f}" if margin is not None else "margin not calibrated")
         )
     return "\n".join(lines)

@@ -333,7 +333,9 @@ def test_a_very_long_message_is_cut_and_the_customer_told(harness: Harness) -> N
     text = "运费多少？" + "啊" * 20_000
     started = time.perf_counter()
     ctx = harness.say(text)
-    assert time.perf_counter() - started < 1.0
+    # read only up to the cap: no time spent on the other 18,000 characters (a generous bound,
+    # for busy CI machines; uncapped, the n-gram and pinyin passes take far longer)
+    assert time.perf_counter() - started < 5.0
     assert ctx.conversation is not None and ctx.decision is not None
     [(_, stored), *_] = harness.pipeline.store.transcript(ctx.conversation.id)
     limit = harness.pipeline.config.guard.max_message_chars

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.assembly import check, open_store
+from bot.assembly import open_store
 from bot.content.config import load_config
 from bot.content.problems import Problem, ProblemsError
-from tests.conftest import POSTGRES_URL, _postgres_available
+from tests.conftest import POSTGRES_URL, _postgres_available, checked
 from tests.test_chat import _bot
 
 DEFAULT_URL = 'url = "sqlite:///var/bot.sqlite3"'
@@ -36,7 +36,7 @@ def _use_url(shop: Path, url: str) -> int:
 
 
 def _storage_problem(shop: Path) -> Problem:
-    [problem] = check(shop / "config.toml")
+    [problem] = checked(shop / "config.toml")
     assert problem.is_error and problem.message.startswith("storage.url: ")
     assert problem.file == shop / "config.toml"
     return problem
@@ -68,16 +68,16 @@ def test_a_text_file_is_not_a_database(shop: Path) -> None:
 
 def test_a_missing_folder_is_fine_and_check_creates_nothing(shop: Path) -> None:
     _use_url(shop, "sqlite:///var/new/deeper/bot.sqlite3")
-    assert check(shop / "config.toml") == []
+    assert checked(shop / "config.toml") == []
     assert not (shop / "var").exists()
 
 
 def test_an_existing_database_and_an_empty_file_are_fine(shop: Path) -> None:
     sqlite3.connect(shop / "old.sqlite3").execute("CREATE TABLE t (x)").connection.close()
     _use_url(shop, "sqlite:///old.sqlite3")
-    assert check(shop / "config.toml") == []
+    assert checked(shop / "config.toml") == []
     (shop / "old.sqlite3").write_bytes(b"")
-    assert check(shop / "config.toml") == []
+    assert checked(shop / "config.toml") == []
 
 
 def _check_unprivileged(shop: Path) -> subprocess.CompletedProcess[str]:
@@ -144,7 +144,7 @@ def test_a_reachable_postgresql_server_passes(shop: Path) -> None:
             pytest.fail(f"PostgreSQL at {POSTGRES_URL} is required in CI: {reason}")
         pytest.skip(f"no PostgreSQL at {POSTGRES_URL} ({reason})")
     _use_url(shop, POSTGRES_URL)
-    assert check(shop / "config.toml") == []
+    assert checked(shop / "config.toml") == []
 
 
 def test_bot_chat_refuses_to_start_with_the_problem_not_a_traceback(shop: Path) -> None:

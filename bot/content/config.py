@@ -106,6 +106,10 @@ class FaqConfig(_Section):
     answer_weight: float = Field(0.85, ge=0, le=1)
     #: past this many question variants, the exact faiss index gives way to an HNSW graph
     approximate_above: int = Field(20_000, ge=1)
+    #: don't answer from the FAQ what is much closer to the built-in examples of things no
+    #: shop answers (weather, other companies' services, homework, chit-chat) and the
+    #: out_of_scope intent's examples; the margin is calibrated on the FAQ itself
+    background: bool = True
 
     @model_validator(mode="after")
     def _ordered(self) -> FaqConfig:

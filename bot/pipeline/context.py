@@ -57,6 +57,8 @@ class Context:
     language: str = "zh"
     guess: IntentGuess | None = None
     matches: list[FaqMatch] = field(default_factory=list)
+    #: closeness to what no shop answers (see bot.understanding.background)
+    outside: float = 0.0
     urgent_signal: str | None = None
     #: what marked the message as a complaint (words or cues), when that decided the handoff
     complaint_signal: list[str] = field(default_factory=list)

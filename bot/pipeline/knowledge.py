@@ -10,6 +10,7 @@ import numpy as np
 
 from bot.content.entries import FaqEntry, IntentSpec
 from bot.hours.schedule import Schedule
+from bot.understanding.background import Background
 from bot.understanding.faq import FaqIndex, FaqMatch
 from bot.understanding.intents import IntentClassifier, IntentGuess
 
@@ -20,6 +21,8 @@ class Understanding:
 
     guess: IntentGuess | None
     matches: list[FaqMatch]
+    #: closeness to what no shop answers (bot.understanding.background)
+    outside: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class Knowledge:
     classifier: IntentClassifier
     intents: dict[str, IntentSpec]
     schedules: dict[str, Schedule]
+    background: Background | None = None
 
     def faq_entry(self, entry_id: str) -> FaqEntry | None:
         return self.faq.by_id.get(entry_id)
@@ -43,6 +47,11 @@ class Knowledge:
         vectors = np.asarray(self.faq.embed(batch))
         guesses = self.classifier.predict_many(batch, vectors)
         matches = self.faq.search_many(batch, vectors, k)
+        outside = (
+            self.background.closeness(batch, vectors)
+            if self.background is not None
+            else np.zeros(len(batch))
+        )
         for n, i in enumerate(live):
-            out[i] = Understanding(guesses[n], matches[n])
+            out[i] = Understanding(guesses[n], matches[n], float(outside[n]))
         return out

@@ -93,6 +93,7 @@ def understood(ctx: Context, understanding: Understanding, config: Config) -> No
     if not text.strip():
         return
     ctx.guess, ctx.matches = understanding.guess, understanding.matches
+    ctx.outside = understanding.outside
     ctx.route_queue = config.handoff.default_queue
     ctx.handoff = _handoff_intent(ctx, config)
     if ctx.handoff is None:
@@ -135,12 +136,19 @@ def decide(ctx: Context, batch: DecisionBatch, config: Config) -> None:
         return
     if guess:
         reasons.append(f"intent {guess.best} {guess.score:.2f} (threshold {cfg.intents.threshold})")
+    background = ctx.knowledge.background
+    outside = bool(top and background and background.vetoes(ctx.outside, top.score))
     if top:
         reasons.append(
             f"faq {top.entry.id} {top.score:.2f} (dense {top.dense:.2f}, "
             f"lexical {top.lexical:.2f}; answer ≥ {thresholds.answer:.2f}, "
             f"suggest ≥ {thresholds.suggest:.2f})"
         )
+        if outside and background is not None and background.margin is not None:
+            reasons.append(
+                f"closer to what no shop answers ({ctx.outside:.2f}) than to the FAQ by more "
+                f"than {background.margin:+.2f}: not answered from it"
+            )
     suggestions = conv.suggestions
     conv.suggestions = []
     picked = parse_pick(ctx.text, len(suggestions)) if suggestions else None
@@ -164,7 +172,7 @@ def decide(ctx: Context, batch: DecisionBatch, config: Config) -> None:
             handoff.priority,
             handoff.category,
         )
-    elif top and top.score >= thresholds.answer:
+    elif top and top.score >= thresholds.answer and not outside:
         decision.action, decision.faq_id = Action.ANSWER, top.entry.id
     elif guess and guess.intent and guess.intent.action == "reply":
         if guess.intent.name in batch.replied_intents(conv.id):
@@ -173,7 +181,12 @@ def decide(ctx: Context, batch: DecisionBatch, config: Config) -> None:
             reasons.append(f"{guess.intent.name} already answered in this conversation")
         else:
             decision.action = Action.REPLY
-    elif top and top.score >= thresholds.suggest and not _confidently_out_of_scope(ctx, config):
+    elif (
+        top
+        and top.score >= thresholds.suggest
+        and not outside
+        and not _confidently_out_of_scope(ctx, config)
+    ):
         decision.action = Action.SUGGEST
         decision.suggestions = [
             m.entry.id for m in ctx.matches[: cfg.faq.suggestions] if m.score >= thresholds.suggest

@@ -121,6 +121,24 @@ class FaqIndex:
     def approximate(self) -> bool:
         return not isinstance(self._index, faiss.IndexFlatIP)
 
+    def held_out(self, limit: int = 4000) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Question phrasings of entries that have several (at most `limit`, evenly spread),
+        their vectors, and the best fused score each gets from the FAQ without itself — what a
+        customer asking it in other words would meet."""
+        rows = [
+            r
+            for r, e in enumerate(self._variant_entry)
+            if self._is_question[r] and len(self.entries[e].questions) > 1
+        ]
+        if len(rows) > limit:
+            rows = [rows[int(i)] for i in np.linspace(0, len(rows) - 1, limit)]
+        texts = [self._texts[r] for r in rows]
+        if not rows:
+            return texts, np.zeros((0, self._vectors.shape[1]), dtype=np.float32), np.zeros(0)
+        vectors = self._vectors[rows]
+        best = self.entry_scores(texts, vectors, rows).max(axis=1)
+        return texts, vectors, best
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors of `texts` by this index's encoder, to share with the intent classifier."""
         return self._encoder.encode(texts)
