@@ -24,6 +24,8 @@ def test_summary_numbers(config: Config, encoder: MemoEncoder) -> None:
     assert [c["id"] for c in result["cases"] if not c["ok"]] == ["wrong-on-purpose"]
     summary = result["summary"]
     assert summary.pop("faq_thresholds")["source"] == "calibrated"
+    background = summary.pop("out_of_scope_background")
+    assert background["examples"] > 150 and background["margin"] >= 0
     # FAQ cases: 6 (faq-zh, faq-en, night-1, night-2, oos, wrong-on-purpose, greeting = 7 with faq key)
     # answered from the FAQ: 5, of which 4 right -> precision 0.8; expecting an entry: 5, 4 got it.
     assert summary == {
