@@ -1,0 +1,353 @@
+"""The Telegram channel (aiogram): long polling or a webhook, the same handlers for both.
+
+In:  polling — one worker of the cluster polls (adapters.telegram_polling), confirming an
+     update only once it is stored; webhook — POST `path` from Telegram, the secret in
+     `X-Telegram-Bot-Api-Secret-Token`: 401 without it; 200 once the message is stored and
+     decided; 500 when storing failed (Telegram sends it again); 503 while this worker shuts
+     down. A body that is not JSON gets 400 (Telegram never sends one); JSON that is not an
+     Update aiogram can read is logged and answered 200, because Telegram would re-send the
+     same thing for hours and hold back the chat's later updates meanwhile.
+     Messages are keyed by identity, not by update id (update ids restart): `<chat>:<message>`,
+     an edit `<chat>:<message>:e<edit date>` (a new message to answer), a button press
+     `cb:<callback id>`.
+     /start → the welcome event; /human → a request for a person; a photo, voice note,
+     sticker or file → its kind (a photo's caption is kept: those are the customer's words);
+     a suggestion button → the number picked, as if typed.
+Out: adapters.telegram_sender (buttons for suggestions, quoting, splitting, rate limits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from aiogram import Bot, Dispatcher, Router
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import TelegramAPIError, TelegramRetryAfter
+from aiogram.types import CallbackQuery, Message, Update
+from aiohttp import web
+from pydantic import ValidationError
+
+from adapters.telegram_polling import Polling
+from adapters.telegram_sender import Limits, TelegramSender
+from bot.content.config import TelegramChannelConfig
+from bot.content.problems import Problem, ProblemsError, line_of_key
+from bot.domain.messages import Inbound, Kind
+from bot.web.service import MessageService, ServiceStopping
+
+log = logging.getLogger("adapters.telegram")
+
+NAME = "telegram"
+MAX_ID = 128
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
+#: what a customer can send besides text; anything else (members joining, pins …) is ignored
+_KINDS = {
+    "photo": Kind.IMAGE,
+    "voice": Kind.VOICE,
+    "audio": Kind.VOICE,
+    "video_note": Kind.VOICE,
+    "sticker": Kind.OTHER,
+    "document": Kind.OTHER,
+    "video": Kind.OTHER,
+    "animation": Kind.OTHER,
+    "location": Kind.OTHER,
+    "contact": Kind.OTHER,
+    "venue": Kind.OTHER,
+    "poll": Kind.OTHER,
+    "dice": Kind.OTHER,
+}
+HUMAN = {"zh": "转人工", "en": "I want a human agent"}
+
+
+class TelegramChannel:
+    name = NAME
+
+    def __init__(
+        self,
+        config: TelegramChannelConfig,
+        *,
+        standby_seconds: float = 5.0,
+        retry_seconds: float = 1.0,
+    ) -> None:
+        """`standby_seconds`: how often a worker without the polling lease looks whether it
+        lapsed; `retry_seconds`: the first wait after a failed round (doubling, up to 30 s)."""
+        self.config = config
+        self._token = config.credential("token")
+        if not self._token:
+            raise ValueError(
+                f"channels.telegram is enabled but ${config.token_env} is empty: "
+                "export it with the token @BotFather gave you"
+            )
+        self._secret = config.credential("webhook_secret")
+        if config.mode == "webhook" and not self._secret:
+            raise ValueError(
+                f"channels.telegram.mode is webhook but ${config.webhook_secret_env} is empty: "
+                "set it to a random secret of letters, digits, _ and -"
+            )
+        self.sender = TelegramSender(
+            Limits(
+                config.per_chat_per_second,
+                config.per_group_per_minute,
+                config.overall_per_second,
+            )
+        )
+        self.standby_seconds = standby_seconds
+        self.retry_seconds = retry_seconds
+        self.bot: Bot | None = None
+        self.polling: Polling | None = None
+        self.webhook_url: str | None = None
+        self._service: MessageService | None = None
+        self.dispatcher = Dispatcher()
+        self.dispatcher.include_router(self._router())
+
+    # --- the channel's shape (bot.web.channels.Channel) -------------------------------------
+
+    def mount(self, app: web.Application, service: MessageService) -> None:
+        self._service = service
+        if self.config.mode == "webhook":
+            app.router.add_post(self.config.path, self.receive)
+
+    def describe(self, public_url: str) -> str:
+        if self.config.mode == "polling":
+            return "long polling (no URL to register)"
+        url = self.webhook_url or public_url + self.config.path
+        return f"webhook {url} (registered with Telegram at start-up)"
+
+    async def start(self) -> None:
+        session = AiohttpSession(api=TelegramAPIServer.from_base(self.config.api_base))
+        self.bot = Bot(self._token, session=session)
+        self.sender.bot = self.bot
+        service = self._require_service()
+        try:
+            if self.config.mode == "webhook":
+                await self._register_webhook(service.pipeline.config.service.public_url)
+            else:
+                self.polling = Polling(
+                    self.bot,
+                    self.feed,
+                    service,
+                    ALLOWED_UPDATES,
+                    self.config.polling_timeout,
+                    lease_seconds=max(30.0, 3.0 * self.config.polling_timeout),
+                    standby_seconds=self.standby_seconds,
+                    retry_seconds=self.retry_seconds,
+                )
+                self.polling.start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        if self.polling is not None:
+            await self.polling.stop()
+            self.polling = None
+        if self.bot is not None:
+            self.sender.bot = None
+            await self.bot.session.close()
+            self.bot = None
+
+    # --- in ---------------------------------------------------------------------------------
+
+    async def feed(self, update: Update) -> object:
+        """One update through the handlers; returns once its message is stored and decided,
+        raises when it could not be (the caller must not confirm it)."""
+        assert self.bot is not None, "the channel was not started"
+        return await self.dispatcher.feed_update(self.bot, update)
+
+    async def receive(self, request: web.Request) -> web.Response:
+        """Telegram's webhook call."""
+        given = request.headers.get(SECRET_HEADER, "")
+        if not hmac.compare_digest(given.encode(), self._secret.encode()):
+            return web.json_response({"error": "bad or missing secret"}, status=401)
+        if self.bot is None:
+            return web.json_response({"error": "starting, try again"}, status=503)
+        try:
+            data = await request.json()
+        except (ValueError, UnicodeDecodeError) as exc:
+            log.warning("Telegram webhook: body is not JSON, dropped: %s", exc)
+            return web.json_response({"error": "the body must be JSON"}, status=400)
+        try:
+            update = Update.model_validate(data, context={"bot": self.bot})
+        except ValidationError as exc:
+            log.warning(
+                "Telegram webhook: not an Update, dropped (answered 200 so Telegram stops "
+                "re-sending it): %s; body %.300s",
+                exc.errors(include_url=False)[:3],
+                json.dumps(data, ensure_ascii=False),
+            )
+            return web.json_response({})
+        try:
+            await self.feed(update)
+        except ServiceStopping:
+            return web.json_response({"error": "shutting down, try another worker"}, status=503)
+        except Exception:
+            log.exception(
+                "Telegram update %s not stored; Telegram will send it again", update.update_id
+            )
+            return web.json_response({"error": "not stored, send it again"}, status=500)
+        return web.json_response({})
+
+    def _router(self) -> Router:
+        router = Router(name=NAME)
+        router.message.register(self._on_message)
+        router.edited_message.register(self._on_edited)
+        router.callback_query.register(self._on_callback)
+        return router
+
+    async def _on_message(self, message: Message) -> None:
+        inbound = message_inbound(message)
+        if inbound is not None:
+            await self._handle(inbound)
+
+    async def _on_edited(self, message: Message) -> None:
+        inbound = message_inbound(message, edited=True)
+        if inbound is not None:
+            await self._handle(inbound)
+
+    async def _on_callback(self, query: CallbackQuery) -> None:
+        # answered first, so the button stops spinning whatever happens next; a re-delivered
+        # query is too old to answer, which changes nothing
+        try:
+            await query.answer()
+        except TelegramAPIError as exc:
+            log.info("Telegram: callback %s not answered: %s", query.id, exc)
+        inbound = callback_inbound(query)
+        if inbound is not None:
+            await self._handle(inbound)
+
+    async def _handle(self, inbound: Inbound) -> None:
+        await self._require_service().handle(inbound)
+
+    # --- webhook registration ---------------------------------------------------------------
+
+    async def _register_webhook(self, public_url: str) -> None:
+        """Every worker registers the same URL (idempotent); Telegram's 429 for a burst of
+        workers starting together is waited out."""
+        assert self.bot is not None
+        if not public_url:
+            path = self._require_service().pipeline.config.path
+            raise ProblemsError(
+                [
+                    Problem(
+                        path,
+                        line_of_key(path, "channels.telegram.mode"),
+                        "channels.telegram.mode is webhook but service.public_url is empty",
+                        "set service.public_url to the https:// address your reverse proxy "
+                        'forwards to this service, or use mode = "polling"',
+                    )
+                ]
+            )
+        url = public_url + self.config.path
+        for attempt in range(3):
+            try:
+                await self.bot.set_webhook(
+                    url, secret_token=self._secret, allowed_updates=ALLOWED_UPDATES
+                )
+                break
+            except TelegramRetryAfter as exc:
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(min(float(exc.retry_after), 5.0))
+        self.webhook_url = url
+        log.info("Telegram webhook registered: %s", url)
+
+    def _require_service(self) -> MessageService:
+        if self._service is None:
+            raise RuntimeError("the Telegram channel was not mounted into the application")
+        return self._service
+
+
+# --- Telegram objects → Inbound -------------------------------------------------------------
+
+
+def language_of(code: str | None) -> str:
+    return "en" if (code or "").lower().startswith("en") else "zh"
+
+
+def message_inbound(message: Message, edited: bool = False) -> Inbound | None:
+    """The customer's message as the core sees it; None for what no customer wrote (service
+    messages, other bots)."""
+    sender = message.from_user
+    if sender is None or sender.is_bot:
+        return None
+    chat_id = str(message.chat.id)
+    language = language_of(sender.language_code)
+    external = f"{chat_id}:{message.message_id}"
+    at = message.date
+    raw: dict[str, Any] = {"language": language}
+    if edited:
+        edit_date = message.edit_date or 0
+        external += f":e{edit_date}"
+        raw["edited"] = True
+    text = message.text
+    kind = Kind.TEXT
+    if text is not None:
+        command = _command(text)
+        if command == "start":
+            payload = text.partition(" ")[2].strip()
+            if payload:  # a deep link's parameter (t.me/<bot>?start=<payload>)
+                raw["start"] = payload[:64]
+            kind, text = Kind.EVENT, "welcome"
+        elif command == "human":
+            text = HUMAN[language]
+    else:
+        content = str(getattr(message.content_type, "value", message.content_type))
+        if content not in _KINDS:
+            return None
+        kind = _KINDS[content]
+        text = message.caption or ""
+        raw["content_type"] = content
+        file_id = _file_id(message)
+        if file_id:
+            raw["file_id"] = file_id
+    return Inbound(NAME, external[:MAX_ID], str(sender.id), chat_id, text, at, kind, raw)
+
+
+def callback_inbound(query: CallbackQuery) -> Inbound | None:
+    """A suggestion button: the number it stands for, as if the customer had typed it."""
+    data = query.data or ""
+    number = data.removeprefix("pick:")
+    if not data.startswith("pick:") or not number.isdigit():
+        return None
+    chat_id = str(query.message.chat.id) if query.message else str(query.from_user.id)
+    language = language_of(query.from_user.language_code)
+    return Inbound(
+        NAME,
+        f"cb:{query.id}"[:MAX_ID],
+        str(query.from_user.id),
+        chat_id,
+        number,
+        datetime.now(UTC),
+        Kind.TEXT,
+        {"language": language, "button": data},
+    )
+
+
+def _command(text: str) -> str | None:
+    """`/start`, `/start@ShopBot payload` → "start"."""
+    if not text.startswith("/"):
+        return None
+    return text[1:].split(maxsplit=1)[0].split("@", 1)[0].lower() if len(text) > 1 else None
+
+
+def _file_id(message: Message) -> str | None:
+    if message.photo:
+        return message.photo[-1].file_id  # the largest size
+    for media in (
+        message.voice,
+        message.audio,
+        message.video_note,
+        message.sticker,
+        message.document,
+        message.video,
+        message.animation,
+    ):
+        if media is not None:
+            return str(media.file_id)
+    return None

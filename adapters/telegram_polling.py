@@ -1,0 +1,216 @@
+"""Long polling for the Telegram channel, written here rather than aiogram's `start_polling`
+because that one confirms an update even when its handler failed, and the update is lost.
+
+Here an update is confirmed (the next `getUpdates` carries an offset past it) only once the
+service has stored it. When storing fails (the database is down) or the worker is shutting
+down, the offset stays where it was and the same updates are fetched again later; the inbox's
+unique (channel, external_id) answers each of them once however often it comes.
+
+Telegram allows one `getUpdates` at a time per bot (a second gets 409), so in a cluster only
+the worker holding the lease `telegram-polling:<bot id>` polls; it renews the lease every round
+and gives it back when it stops, and the others stand by and take over when it lapses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import timedelta
+from typing import TypeVar
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError, TelegramConflictError
+from aiogram.methods import GetUpdates
+from aiogram.types import Update
+
+from bot.store import leases
+from bot.web.service import MessageService, ServiceStopping
+
+log = logging.getLogger("adapters.telegram")
+
+T = TypeVar("T")
+
+
+class Polling:
+    """One worker's long-polling loop: stand by until it holds the lease, then fetch, store and
+    confirm. `feed` hands one update to the channel's handlers and returns once it is stored."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        feed: Callable[[Update], Awaitable[object]],
+        service: MessageService,
+        allowed_updates: list[str],
+        timeout: int,
+        *,
+        lease_seconds: float,
+        standby_seconds: float,
+        retry_seconds: float,
+    ) -> None:
+        self.bot = bot
+        self.feed = feed
+        self.service = service
+        self.allowed_updates = allowed_updates
+        self.timeout = timeout
+        self.lease_name = f"telegram-polling:{bot.id}"
+        self.lease = timedelta(seconds=lease_seconds)
+        self.standby_seconds = standby_seconds
+        self.retry_seconds = retry_seconds
+        self.worker = service.pipeline.worker
+        self.polling = False
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="telegram-polling")
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop fetching, let an update being stored finish, give the lease back."""
+        self._stopping.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, timeout)
+            except TimeoutError:
+                log.warning("Telegram polling did not stop in %.0f s", timeout)
+            self._task = None
+        await self._release()
+
+    async def run(self) -> None:
+        offset: int | None = None
+        failures = 0
+        while not self._stopping.is_set():
+            if not self.service.accepting or not await self._hold():
+                if self.polling:
+                    log.info("worker %s stops polling Telegram", self.worker)
+                    self.polling = False
+                    await self._release()
+                await self._pause(self.standby_seconds)
+                continue
+            if not self.polling:
+                log.info("worker %s polls Telegram (lease %s)", self.worker, self.lease_name)
+                self.polling, offset, failures = True, None, 0
+                if not await self._forget_webhook():
+                    await self._pause(self._backoff(failures := failures + 1))
+                    continue
+            updates = await self._fetch(offset)
+            if updates is None:
+                failures += 1
+                await self._pause(self._backoff(failures))
+                continue
+            stored, offset = await self._store(updates, offset)
+            if stored:
+                failures = 0
+            else:
+                failures += 1
+                await self._pause(self._backoff(failures))
+
+    async def _fetch(self, offset: int | None) -> list[Update] | None:
+        """One long poll, cut short when the channel stops; None when it failed."""
+        call = GetUpdates(offset=offset, timeout=self.timeout, allowed_updates=self.allowed_updates)
+        fetch = asyncio.ensure_future(self.bot(call, request_timeout=self.timeout + 10))
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if not fetch.done():
+            fetch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await fetch
+            return []
+        try:
+            return list(fetch.result())
+        except TelegramConflictError as exc:
+            log.warning("Telegram: another getUpdates is running for this bot: %s", exc.message)
+        except TelegramAPIError as exc:
+            log.warning("Telegram getUpdates failed: %s", exc)
+        return None
+
+    async def _store(self, updates: list[Update], offset: int | None) -> tuple[bool, int | None]:
+        """Store a batch: the chats in parallel, each chat's updates in order. Returns whether
+        all were stored, and the offset that confirms exactly the updates before the first one
+        that was not (later ones come again and are recognised as duplicates)."""
+        if not updates:
+            return True, offset
+        failed: list[int] = []
+
+        async def chat(queue: Iterable[Update]) -> None:
+            for update in queue:
+                try:
+                    await self.feed(update)
+                except ServiceStopping:
+                    failed.append(update.update_id)
+                    return
+                except Exception:
+                    log.exception(
+                        "Telegram update %s not stored; it will be fetched again", update.update_id
+                    )
+                    failed.append(update.update_id)
+                    return
+
+        by_chat: dict[str, list[Update]] = {}
+        for update in updates:
+            by_chat.setdefault(_chat_key(update), []).append(update)
+        await asyncio.gather(*(chat(queue) for queue in by_chat.values()))
+        if failed:
+            return False, min(failed)
+        return True, max(update.update_id for update in updates) + 1
+
+    async def _forget_webhook(self) -> bool:
+        """A bot with a webhook gets 409 from getUpdates: polling takes over from it."""
+        try:
+            await self.bot.delete_webhook(drop_pending_updates=False)
+            return True
+        except TelegramAPIError as exc:
+            log.warning("Telegram deleteWebhook failed: %s", exc)
+            return False
+
+    async def _hold(self) -> bool:
+        pipeline = self.service.pipeline
+
+        def hold() -> bool:
+            with pipeline.store.transaction() as tx:
+                return leases.hold(
+                    tx, self.lease_name, self.worker, pipeline.clock.now(), self.lease
+                )
+
+        try:
+            return await self._db(hold)
+        except Exception:
+            log.exception("could not renew the Telegram polling lease")
+            return False
+
+    async def _release(self) -> None:
+        pipeline = self.service.pipeline
+
+        def let_go() -> None:
+            with pipeline.store.transaction() as tx:
+                leases.let_go(tx, self.lease_name, self.worker)
+
+        try:
+            await self._db(let_go)
+        except Exception:
+            log.exception("could not give back the Telegram polling lease; it lapses by itself")
+
+    async def _db(self, call: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.service.store_executor, call)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    def _backoff(self, failures: int) -> float:
+        return min(self.retry_seconds * 2 ** max(failures - 1, 0), 30.0)
+
+
+def _chat_key(update: Update) -> str:
+    """Updates of one chat are stored in order (a pick must follow its suggestions)."""
+    for event in (update.message, update.edited_message):
+        if event is not None:
+            return str(event.chat.id)
+    query = update.callback_query
+    if query is not None:
+        return str(query.message.chat.id if query.message else query.from_user.id)
+    return f"update:{update.update_id}"

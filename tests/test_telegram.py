@@ -1,0 +1,506 @@
+"""The Telegram channel end to end: the real `bot run` application with the real aiogram,
+against a loopback fake of the Bot API (tests/fakes/telegram_api.py), in polling and webhook
+mode, on SQLite and (two workers) on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from aiohttp.test_utils import TestClient, TestServer
+
+from adapters.telegram import TelegramChannel, callback_inbound, message_inbound
+from adapters.telegram_sender import (
+    Limits,
+    TokenBucket,
+    keyboard,
+    reply_target,
+    split_text,
+    utf16_len,
+)
+from bot.assembly import build_pipeline
+from bot.content.config import Config, TelegramChannelConfig, load_config
+from bot.domain.clock import SystemClock
+from bot.domain.messages import Kind
+from bot.store.database import Store
+from bot.store.schema import conversations, decisions, messages
+from bot.understanding.encoders import MemoEncoder
+from bot.web.app import SERVICE, Parts, make_app
+from tests.conftest import POSTGRES_URL, empty_postgres, require_postgres
+from tests.fakes import telegram_api as tg
+from tests.fakes.telegram_api import TOKEN, FakeBotAPI
+
+SECRET = "test-webhook-secret_not-real"
+SHIPPING = "订单满 99 元包邮，不满收取 8 元运费。"
+INVOICE = "在“我的订单”中点击“申请发票”即可开具电子发票。"
+PUBLIC = "https://bot.example.test"
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[tuple[FakeBotAPI, str]]:
+    async with tg.running() as found:
+        yield found
+
+
+def channel_config(base: str, mode: str = "polling") -> TelegramChannelConfig:
+    return TelegramChannelConfig(
+        enabled=True,
+        mode=mode,  # type: ignore[arg-type]
+        token=TOKEN,
+        token_env="BOT_TEST_UNSET_TELEGRAM_TOKEN",
+        webhook_secret=SECRET,
+        webhook_secret_env="BOT_TEST_UNSET_TELEGRAM_SECRET",
+        api_base=base,
+        polling_timeout=1,
+        per_chat_per_second=50,
+        overall_per_second=100,
+    )
+
+
+async def start_worker(
+    config: Config,
+    encoder: MemoEncoder,
+    base: str,
+    store_url: str,
+    *,
+    mode: str = "polling",
+    worker: str = "w1",
+) -> tuple[TestClient, TelegramChannel]:
+    """One `bot run` worker, in-process, with only the Telegram channel."""
+    config.service.public_url = PUBLIC
+    pipeline = build_pipeline(config, SystemClock(), store_url=store_url, encoder=encoder)
+    pipeline.worker = worker
+    channel = TelegramChannel(channel_config(base, mode), standby_seconds=0.2, retry_seconds=0.2)
+    app = make_app(Parts(pipeline, [channel], run_scheduler=False))
+    client = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    return client, channel
+
+
+async def until(condition: Callable[[], Any], seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not met within {seconds} s")
+        await asyncio.sleep(0.02)
+
+
+def texts(api: FakeBotAPI) -> list[str]:
+    return [str(c.params["text"]) for c in api.sent()]
+
+
+def stored(store_url: str) -> int:
+    store = Store(store_url)
+    try:
+        with store.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(messages)
+                    .where(messages.c.channel == "telegram", messages.c.direction == "in")
+                ).scalar_one()
+            )
+    finally:
+        store.engine.dispose()
+
+
+async def post_update(client: TestClient, update: dict[str, Any], secret: str | None = SECRET):
+    headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret is not None else {}
+    return await client.post("/channels/telegram/webhook", json=update, headers=headers)
+
+
+# --- polling --------------------------------------------------------------------------------
+
+
+async def test_polling_answers_a_message_once(
+    config: Config, encoder: MemoEncoder, fake: tuple[FakeBotAPI, str], tmp_path: Path
+) -> None:
+    api, base = fake
+    url = f"sqlite:///{tmp_path}/bot.sqlite3"
+    client, channel = await start_worker(config, encoder, base, url)
+    try:
+        assert channel.describe(PUBLIC) == "long polling (no URL to register)"
+        api.push(tg.text_update("运费多少", message_id=11))
+        await until(lambda: SHIPPING in texts(api))
+        [answer] = [c for c in api.sent() if c.params["text"] == SHIPPING]
+        assert answer.params["chat_id"] == "777"
+        assert answer.params["reply_parameters"]["message_id"] == 11
+        assert api.called("deleteWebhook")  # polling takes over from a webhook
+        # the same message delivered again (Telegram re-sends what was not confirmed)
+        api.push(tg.text_update("运费多少", message_id=11))
+        await until(lambda: not api.pending)  # fetched and confirmed
+        await asyncio.sleep(0.6)  # a dispatcher round
+        assert texts(api).count(SHIPPING) == 1
+        # each getUpdates confirmed what the previous one returned
+        offsets = [c.params.get("offset") for c in api.called("getUpdates")]
+        assert offsets[0] is None and "1001" in offsets
+    finally:
+        await client.close()
+    assert stored(url) == 1
+    assert channel.bot is None and channel.polling is None
+
+
+async def test_polling_does_not_lose_an_update_the_database_refused(
+    config: Config, encoder: MemoEncoder, fake: tuple[FakeBotAPI, str], tmp_path: Path
+) -> None:
+    """The inbox table is gone for a moment (a botched migration, a restore): the update is
+    not confirmed, and once the table is back the same update is fetched and answered once."""
+    api, base = fake
+    path = tmp_path / "bot.sqlite3"
+    client, _ = await start_worker(config, encoder, base, f"sqlite:///{path}")
+    outside = sqlite3.connect(path, isolation_level=None)
+    try:
+        outside.execute("ALTER TABLE messages RENAME TO messages_away")
+        update_id = api.push(tg.text_update("运费多少", message_id=21))
+
+        def fetched_twice() -> bool:
+            returned = [c for c in api.called("getUpdates") if c.result]
+            return sum(u["update_id"] == update_id for c in returned for u in c.result) >= 2
+
+        await until(fetched_twice)
+        assert api.pending and not api.sent()
+        outside.execute("ALTER TABLE messages_away RENAME TO messages")
+        await until(lambda: SHIPPING in texts(api))
+        await until(lambda: not api.pending)
+        await asyncio.sleep(0.3)
+        assert texts(api).count(SHIPPING) == 1
+    finally:
+        outside.close()
+        await client.close()
+
+
+async def test_only_one_worker_polls_and_the_other_takes_over(
+    config: Config, encoder: MemoEncoder, fake: tuple[FakeBotAPI, str]
+) -> None:
+    require_postgres()
+    engine = sa.create_engine(POSTGRES_URL)
+    empty_postgres(engine)
+    engine.dispose()
+    api, base = fake
+    first, one = await start_worker(config, encoder, base, POSTGRES_URL, worker="w1")
+    second, two = await start_worker(config, encoder, base, POSTGRES_URL, worker="w2")
+    workers = {"w1": (first, one), "w2": (second, two)}
+    try:
+        await until(lambda: one.polling is not None and two.polling is not None)
+        await until(lambda: bool(api.called("getUpdates")))
+        await asyncio.sleep(0.5)  # the other worker has looked and stood by
+        assert one.polling and two.polling
+        pollers = [name for name, (_, c) in workers.items() if c.polling and c.polling.polling]
+        assert len(pollers) == 1, pollers
+        for n in range(5):
+            api.push(tg.text_update("运费多少", message_id=100 + n, chat_id=1000 + n))
+        await until(lambda: texts(api).count(SHIPPING) == 5)
+
+        client, _ = workers.pop(pollers[0])
+        await client.close()  # the poller stops and gives the lease back
+        [(_, survivor)] = workers.values()
+        assert survivor.polling is not None
+        await until(lambda: survivor.polling is not None and survivor.polling.polling)
+        for n in range(5, 8):
+            api.push(tg.text_update("运费多少", message_id=100 + n, chat_id=1000 + n))
+        await until(lambda: texts(api).count(SHIPPING) == 8)
+        await asyncio.sleep(0.6)
+        assert texts(api).count(SHIPPING) == 8
+        assert api.most_polling_at_once == 1
+        assert sorted(c.params["chat_id"] for c in api.sent() if c.params["text"] == SHIPPING) == [
+            str(1000 + n) for n in range(8)
+        ]
+    finally:
+        for client, _ in workers.values():
+            await client.close()
+    assert stored(POSTGRES_URL) == 8
+
+
+# --- webhook --------------------------------------------------------------------------------
+
+
+async def test_webhook_secret_bodies_commands_edits_and_photos(
+    config: Config, encoder: MemoEncoder, fake: tuple[FakeBotAPI, str], tmp_path: Path
+) -> None:
+    api, base = fake
+    url = f"sqlite:///{tmp_path}/bot.sqlite3"
+    client, channel = await start_worker(config, encoder, base, url, mode="webhook")
+    try:
+        hook = f"{PUBLIC}/channels/telegram/webhook"
+        assert api.webhook["url"] == hook and api.webhook["secret_token"] == SECRET
+        assert api.webhook["allowed_updates"] == ["message", "edited_message", "callback_query"]
+        assert hook in channel.describe(PUBLIC)
+        assert not api.called("getUpdates")
+
+        update = {"update_id": 1, **tg.text_update("运费多少", message_id=31)}
+        assert (await post_update(client, update, secret="guess")).status == 401
+        assert (await post_update(client, update, secret=None)).status == 401
+        assert stored(url) == 0
+        broken = await client.post(
+            "/channels/telegram/webhook",
+            data="{not json",
+            headers={"X-Telegram-Bot-Api-Secret-Token": SECRET},
+        )
+        assert broken.status == 400
+        assert (await post_update(client, {"update_id": "x", "message": 5})).status == 200
+        assert stored(url) == 0
+
+        assert (await post_update(client, update)).status == 200
+        assert stored(url) == 1  # written before the 200
+        await until(lambda: SHIPPING in texts(api))
+        # Telegram re-sends (the 200 was lost): answered once
+        assert (await post_update(client, {**update, "update_id": 2})).status == 200
+        await asyncio.sleep(0.6)
+        assert texts(api).count(SHIPPING) == 1
+
+        # /start: the welcome event gets a reply; /human hands off
+        before = len(api.sent())
+        start = {"update_id": 3, **tg.text_update("/start", message_id=32, chat_id=778)}
+        assert (await post_update(client, start)).status == 200
+        await until(lambda: any(c.params["chat_id"] == "778" for c in api.sent()))
+        human = {"update_id": 4, **tg.text_update("/human", message_id=33, chat_id=779)}
+        assert (await post_update(client, human)).status == 200
+        await until(lambda: any(c.params["chat_id"] == "779" for c in api.sent()))
+
+        # an edit is a new message: answered, not a crash
+        edited = tg.message("可以开发票吗", message_id=31, edit_date=int(time.time()))
+        assert (await post_update(client, {"update_id": 5, "edited_message": edited})).status == 200
+        # a photo (with no caption) is asked for words
+        photo = tg.message(
+            message_id=34,
+            chat_id=780,
+            photo=[
+                {"file_id": "small-id", "file_unique_id": "s", "width": 90, "height": 90},
+                {"file_id": "large-id", "file_unique_id": "l", "width": 800, "height": 800},
+            ],
+        )
+        assert (await post_update(client, {"update_id": 6, "message": photo})).status == 200
+        await until(lambda: any(c.params["chat_id"] == "780" for c in api.sent()))
+        [asked] = [c for c in api.sent() if c.params["chat_id"] == "780"][:1]
+        assert "文字" in asked.params["text"]
+        await until(lambda: len(api.sent()) >= before + 4)
+        edits = [c for c in api.sent()[before:] if c.params["chat_id"] == "777"]
+        assert edits and edits[0].params["reply_parameters"]["message_id"] == 31
+
+        # the database refuses: 500, so Telegram sends it again, and then it is answered once
+        again = {"update_id": 7, **tg.text_update("运费多少", message_id=35, chat_id=781)}
+        outside = sqlite3.connect(tmp_path / "bot.sqlite3", isolation_level=None)
+        outside.execute("ALTER TABLE messages RENAME TO messages_away")
+        try:
+            assert (await post_update(client, again)).status == 500
+        finally:
+            outside.execute("ALTER TABLE messages_away RENAME TO messages")
+            outside.close()
+        assert (await post_update(client, again)).status == 200
+        await until(lambda: any(c.params["chat_id"] == "781" for c in api.sent()))
+        # shutting down: 503, another worker (or this one, later) takes it
+        await client.app[SERVICE].drain(0)  # type: ignore[index]
+        late = {"update_id": 8, **tg.text_update("运费多少", message_id=36, chat_id=782)}
+        assert (await post_update(client, late)).status == 503
+    finally:
+        await client.close()
+    store = Store(url)
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(messages.c.external_id, messages.c.kind, decisions.c.action)
+            .join(decisions, decisions.c.message_id == messages.c.id)
+            .where(messages.c.channel == "telegram")
+            .order_by(messages.c.id)
+        ).all()
+    store.engine.dispose()
+    by_id = {row.external_id: (row.kind, row.action) for row in rows}
+    assert by_id["777:31"] == ("text", "answer")
+    assert by_id["778:32"][0] == "event"
+    assert by_id["779:33"] == ("text", "handoff")
+    assert [k for k in by_id if k.startswith("777:31:e")]
+    assert by_id["780:34"] == ("image", "not_text")
+    assert by_id["781:35"] == ("text", "answer") and "782:36" not in by_id
+
+
+async def test_a_429_is_waited_out_and_the_reply_sent_once(
+    config: Config, encoder: MemoEncoder, fake: tuple[FakeBotAPI, str], tmp_path: Path
+) -> None:
+    api, base = fake
+    client, _ = await start_worker(
+        config, encoder, base, f"sqlite:///{tmp_path}/bot.sqlite3", mode="webhook"
+    )
+    try:
+        api.fail("sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
+        update = {"update_id": 1, **tg.text_update("运费多少", message_id=41)}
+        assert (await post_update(client, update)).status == 200
+        await until(lambda: SHIPPING in texts(api))
+        refused, accepted = api.called("sendMessage")[:2]
+        assert refused.result is None and accepted.params["text"] == SHIPPING
+        assert accepted.at - refused.at >= 1.0
+        await asyncio.sleep(0.6)
+        assert texts(api).count(SHIPPING) == 1
+    finally:
+        await client.close()
+
+
+async def test_a_blocked_bot_marks_the_conversation_unreachable(
+    config: Config, encoder: MemoEncoder, fake: tuple[FakeBotAPI, str], tmp_path: Path
+) -> None:
+    api, base = fake
+    url = f"sqlite:///{tmp_path}/bot.sqlite3"
+    client, _ = await start_worker(config, encoder, base, url, mode="webhook")
+    try:
+        api.fail("sendMessage", 403, "Forbidden: bot was blocked by the user")
+        update = {"update_id": 1, **tg.text_update("运费多少", message_id=51)}
+        assert (await post_update(client, update)).status == 200
+
+        def reason() -> str | None:
+            store = Store(url)
+            try:
+                with store.engine.connect() as conn:
+                    return conn.execute(sa.select(conversations.c.unreachable_reason)).scalar()
+            finally:
+                store.engine.dispose()
+
+        await until(lambda: reason() is not None)
+        assert "blocked" in str(reason())
+        await asyncio.sleep(1.0)  # dispatcher rounds: nothing is tried again
+        assert len(api.called("sendMessage")) == 1 and not api.sent()
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize("mode", ["polling", "webhook"])
+async def test_a_suggestion_picked_by_button_is_answered(
+    mode: str, shop: Path, encoder: MemoEncoder, fake: tuple[FakeBotAPI, str], tmp_path: Path
+) -> None:
+    path = shop / "config.toml"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(
+            "[faq]\n", "[faq]\nanswer_threshold = 0.6\nsuggest_threshold = 0.45\n"
+        ),
+        encoding="utf-8",
+    )
+    api, base = fake
+    client, _ = await start_worker(
+        load_config(path), encoder, base, f"sqlite:///{tmp_path}/bot.sqlite3", mode=mode
+    )
+
+    async def deliver(update: dict[str, Any]) -> None:
+        if mode == "webhook":
+            assert (await post_update(client, {"update_id": 1, **update})).status == 200
+        else:
+            api.push(update)
+            await until(lambda: not api.pending)
+
+    try:
+        await deliver(tg.text_update("发漂怎么开", message_id=61))
+        await until(lambda: any("reply_markup" in c.params for c in api.sent()))
+        [offer] = [c for c in api.sent() if "reply_markup" in c.params]
+        buttons = [row[0] for row in offer.params["reply_markup"]["inline_keyboard"]]
+        assert buttons[0] == {"text": "怎么开发票", "callback_data": "pick:1"}
+        assert [b["callback_data"] for b in buttons] == [
+            f"pick:{n}" for n in range(1, len(buttons) + 1)
+        ]
+        assert "1. 怎么开发票" in offer.params["text"]
+        before = len(api.sent())
+
+        await deliver(tg.callback_update("pick:1", query_id="q-61"))
+        assert [c.params["callback_query_id"] for c in api.called("answerCallbackQuery")] == [
+            "q-61"
+        ]
+        await until(lambda: INVOICE in texts(api)[before:])
+        [answer] = [c for c in api.sent()[before:] if c.params["text"] == INVOICE]
+        assert "reply_markup" not in answer.params
+    finally:
+        await client.close()
+
+
+# --- the pieces -------------------------------------------------------------------------------
+
+
+def test_a_missing_token_names_the_variable() -> None:
+    with pytest.raises(ValueError, match="TELEGRAM_TEST_NO_TOKEN"):
+        TelegramChannel(TelegramChannelConfig(enabled=True, token_env="TELEGRAM_TEST_NO_TOKEN"))
+
+
+def test_long_texts_are_split_within_telegram_limit() -> None:
+    text = "\n".join(f"第{n}行：" + "很长的回答" * 30 for n in range(60))
+    parts = split_text(text)
+    assert len(parts) > 1 and all(utf16_len(p) <= 4096 for p in parts)
+    assert "".join(parts).replace("\n", "") == text.replace("\n", "")
+    emoji = "😀" * 3000  # two UTF-16 units each
+    assert [utf16_len(p) for p in split_text(emoji)] == [4096, 1904]
+    assert split_text("短") == ["短"]
+
+
+def test_buttons_quotes_and_buckets() -> None:
+    markup = keyboard(("运费多少", "x" * 200))
+    assert markup is not None
+    labels = [row[0].text for row in markup.inline_keyboard]
+    assert labels[0] == "运费多少" and len(labels[1]) == 60 and labels[1].endswith("…")
+    assert keyboard(()) is None
+    assert reply_target("777:12", "777") == 12
+    assert reply_target("-100123:12:e1700000000", "-100123") == 12
+    assert reply_target("777:12", "778") is None and reply_target("cb:abc", "777") is None
+    now = [0.0]
+    bucket = TokenBucket(1.0, 2, now=lambda: now[0])
+    assert [bucket.reserve() for _ in range(4)] == [0.0, 0.0, 1.0, 2.0]  # waits, never drops
+    now[0] = 10.0
+    assert bucket.idle() and bucket.reserve() == 0.0
+    limits = Limits(per_chat=1, per_group_per_minute=20, overall=30)
+    asyncio.run(limits.wait("-100"))
+    assert "-100" in limits._groups and "777" not in limits._groups
+
+
+def test_what_customers_send_becomes_inbound_messages() -> None:
+    from aiogram.types import CallbackQuery, Message
+
+    def read(**content: Any) -> Any:
+        body = tg.message(**content)
+        return message_inbound(Message.model_validate(body))
+
+    sticker = {
+        "file_id": "st-1",
+        "file_unique_id": "u",
+        "width": 1,
+        "height": 1,
+        "is_animated": False,
+        "is_video": False,
+        "type": "regular",
+    }
+    assert read(sticker=sticker).kind == Kind.OTHER
+    assert read(sticker=sticker).raw["file_id"] == "st-1"
+    voice = read(voice={"file_id": "v-1", "file_unique_id": "u", "duration": 3})
+    assert (voice.kind, voice.text, voice.raw["file_id"]) == (Kind.VOICE, "", "v-1")
+    doc = read(document={"file_id": "d-1", "file_unique_id": "u"}, caption="发票")
+    assert (doc.kind, doc.text) == (Kind.OTHER, "发票")
+    joined = read(new_chat_members=[tg.user(5)])
+    assert joined is None  # a service message: nobody wrote it
+    start = read(text="/start@shop_bot promo", language="en-US")
+    assert (start.kind, start.text, start.raw["language"]) == (Kind.EVENT, "welcome", "en")
+    assert start.raw["start"] == "promo"
+    assert read(text="/human", language="en").text == "I want a human agent"
+    group = read(text="hi", chat_id=-100200, user_id=42)
+    assert (group.chat_id, group.user_id, group.external_id) == ("-100200", "42", "-100200:1")
+    query = CallbackQuery.model_validate(tg.callback_update("pick:2", "q9")["callback_query"])
+    picked = callback_inbound(query)
+    assert picked is not None and (picked.external_id, picked.text) == ("cb:q9", "2")
+    other = CallbackQuery.model_validate(tg.callback_update("menu", "q10")["callback_query"])
+    assert callback_inbound(other) is None
+
+
+async def test_webhook_mode_without_a_public_url_is_one_clear_problem(
+    config: Config, encoder: MemoEncoder, fake: tuple[FakeBotAPI, str], tmp_path: Path
+) -> None:
+    from aiohttp import web
+
+    from bot.content.problems import ProblemsError
+
+    api, base = fake
+    config.service.public_url = ""
+    pipeline = build_pipeline(
+        config, SystemClock(), store_url=f"sqlite:///{tmp_path}/bot.sqlite3", encoder=encoder
+    )
+    channel = TelegramChannel(channel_config(base, "webhook"))
+    runner = web.AppRunner(make_app(Parts(pipeline, [channel], run_scheduler=False)))
+    with pytest.raises(ProblemsError, match=r"service\.public_url is empty"):
+        await runner.setup()
+    await runner.cleanup()
+    assert channel.bot is None and not api.called("setWebhook")
