@@ -16,14 +16,25 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from adapters.telegram import TelegramChannel
 from adapters.webhook import WebhookChannel
+from adapters.wechat import WechatChannel
 from bot.assembly import build_pipeline
-from bot.content.config import Config, WebhookChannelConfig
+from bot.content.config import (
+    Config,
+    TelegramChannelConfig,
+    WebhookChannelConfig,
+    WechatChannelConfig,
+)
 from bot.domain.clock import SystemClock
 from bot.understanding.encoders import MemoEncoder
 from bot.web.app import Parts, make_app
+from tests.fakes import telegram_api as telegram_fake
+from tests.fakes.wechat_api import APP_SECRET as WECHAT_SECRET
+from tests.fakes.wechat_api import WechatServer, random_aes_key
 
-SECRET = "fuzz-secret-not-real"
+SECRET = "fuzz-secret_not-real"
+TELEGRAM_TOKEN = "123456:TEST-not-a-real-token"
 
 #: what a body may be: nothing, bytes, text, JSON of any shape, XML-ish
 json_values = st.recursive(
@@ -50,6 +61,61 @@ bodies = st.one_of(
     st.text(max_size=200).map(
         lambda t: f"<xml><Content>{t}</Content></xml>".encode(errors="replace")
     ),
+    # well-formed, with random values: these must be answered
+    st.builds(
+        lambda n, user, text: json.dumps({"id": f"f{n}", "user": user, "text": text}).encode(),
+        st.integers(min_value=0, max_value=10**9),
+        st.from_regex(r"[a-z0-9]{1,12}", fullmatch=True),
+        st.text(min_size=1, max_size=200).filter(str.strip),
+    ),
+    st.builds(
+        lambda msg_id, text: (
+            "<xml><ToUserName><![CDATA[gh_test]]></ToUserName>"
+            f"<FromUserName><![CDATA[ofuzz{msg_id % 7}]]></FromUserName>"
+            f"<CreateTime>{1_790_000_000 + msg_id}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+            f"<Content><![CDATA[{text}]]></Content><MsgId>{msg_id}</MsgId></xml>"
+        ).encode(),
+        st.integers(min_value=1, max_value=2**62),
+        st.text(min_size=1, max_size=200).filter(lambda t: "]]>" not in t and t.strip()),
+    ),
+    # shaped like the platforms' own messages, with random fields
+    st.builds(
+        lambda kind, text, msg_id, extra: (
+            "<xml><ToUserName><![CDATA[gh_test]]></ToUserName>"
+            f"<FromUserName><![CDATA[o{msg_id}]]></FromUserName><CreateTime>{msg_id}</CreateTime>"
+            f"<MsgType><![CDATA[{kind}]]></MsgType><Content><![CDATA[{text}]]></Content>"
+            f"<MsgId>{msg_id}</MsgId>{extra}</xml>"
+        ).encode(errors="replace"),
+        st.sampled_from(["text", "image", "voice", "event", "location", "bogus", ""]),
+        st.text(max_size=300).filter(lambda t: "]]>" not in t),
+        st.integers(min_value=-(2**70), max_value=2**70),
+        st.sampled_from(
+            [
+                "",
+                "<Event>subscribe</Event>",
+                "<Event></Event>",
+                "<Encrypt>x</Encrypt>",
+                "<!DOCTYPE x [<!ENTITY e SYSTEM 'file:///etc/passwd'>]>",
+            ]
+        ),
+    ),
+    st.builds(
+        lambda update_id, text, chat: json.dumps(
+            {
+                "update_id": update_id,
+                "message": {
+                    "message_id": update_id,
+                    "date": 1,
+                    "chat": {"id": chat, "type": "private"},
+                    "from": {"id": chat, "is_bot": False, "first_name": "x"},
+                    "text": text,
+                },
+            }
+        ).encode(),
+        st.integers(min_value=-(2**70), max_value=2**70),
+        st.text(max_size=300),
+        st.integers(min_value=-(2**70), max_value=2**70),
+    ),
 )
 
 
@@ -57,12 +123,14 @@ bodies = st.one_of(
 class Running:
     url: str
     loop: asyncio.AbstractEventLoop
+    wechat: WechatServer
 
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory, encoder: MemoEncoder) -> Iterator[Running]:
-    """The real application on a loop of its own, in a thread, so hypothesis can drive it from
-    plain synchronous code."""
+    """The real application with every webhook channel, on a loop of its own in a thread, so
+    hypothesis can drive it from plain synchronous code. Telegram's API is a loopback fake (it
+    registers its webhook at start-up); replies to WeChat go nowhere and are retried quietly."""
     import shutil
 
     from bot.content.config import load_config
@@ -71,40 +139,76 @@ def running(tmp_path_factory: pytest.TempPathFactory, encoder: MemoEncoder) -> I
     folder = tmp_path_factory.mktemp("fuzz") / "shop"
     shutil.copytree(FIXTURE, folder)
     config: Config = load_config(folder / "config.toml")
+    config.service.public_url = "https://bot.example.test"
     pipeline = build_pipeline(
         config, SystemClock(), store_url=f"sqlite:///{folder}/fuzz.sqlite3", encoder=encoder
     )
-    channels: list[Any] = [
-        WebhookChannel(
-            WebhookChannelConfig(enabled=True, deliver_url="http://127.0.0.1:9/x", wait_seconds=1),
-            SECRET,
-        )
-    ]
-    app = make_app(Parts(pipeline, channels, run_scheduler=False))
+    wechat = WechatServer(random_aes_key())
     loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    started = threading.Event()
-    port: list[int] = []
-
-    async def start() -> None:
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port.append(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
-        started.set()
-
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    asyncio.run_coroutine_threadsafe(start(), loop).result(60)
-    started.wait(60)
-    yield Running(f"http://127.0.0.1:{port[0]}", loop)
-    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(60)
+    runner: list[web.AppRunner] = []
+    port: list[int] = []
+    telegram_api = telegram_fake.running()
+
+    async def start() -> None:
+        _, base = await telegram_api.__aenter__()
+        channels: list[Any] = [
+            WebhookChannel(
+                WebhookChannelConfig(
+                    enabled=True, deliver_url="http://127.0.0.1:9/x", wait_seconds=1
+                ),
+                SECRET,
+            ),
+            TelegramChannel(
+                TelegramChannelConfig(
+                    enabled=True,
+                    mode="webhook",
+                    token=TELEGRAM_TOKEN,
+                    token_env="BOT_TEST_UNSET_TELEGRAM_TOKEN",
+                    webhook_secret=SECRET,
+                    webhook_secret_env="BOT_TEST_UNSET_TELEGRAM_SECRET",
+                    api_base=base,
+                )
+            ),
+            WechatChannel(
+                WechatChannelConfig(
+                    enabled=True,
+                    app_id=wechat.app_id,
+                    mode="compatible",
+                    token=wechat.token,
+                    aes_key=wechat.aes_key,
+                    app_secret=WECHAT_SECRET,
+                    api_base="http://127.0.0.1:9",
+                    wait_seconds=1,
+                )
+            ),
+        ]
+        app = make_app(Parts(pipeline, channels, run_scheduler=False))
+        runner.append(web.AppRunner(app, access_log=None, handle_signals=False))
+        await runner[0].setup()
+        site = web.TCPSite(runner[0], "127.0.0.1", 0)
+        await site.start()
+        port.append(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+
+    asyncio.run_coroutine_threadsafe(start(), loop).result(120)
+    yield Running(f"http://127.0.0.1:{port[0]}", loop, wechat)
+
+    async def stop() -> None:
+        await runner[0].cleanup()
+        await telegram_api.__aexit__(None, None, None)
+
+    asyncio.run_coroutine_threadsafe(stop(), loop).result(60)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(10)
 
 
-def _post(running: Running, path: str, body: bytes, headers: dict[str, str]) -> int:
-    response = requests.post(running.url + path, data=body, headers=headers, timeout=10)
+def _post(
+    running: Running, path: str, body: bytes, headers: dict[str, str], params: dict[str, str]
+) -> int:
+    response = requests.post(
+        running.url + path, data=body, headers=headers, params=params, timeout=10
+    )
     return response.status_code
 
 
@@ -112,30 +216,54 @@ def _alive(running: Running) -> None:
     assert requests.get(running.url + "/healthz", timeout=5).status_code == 200
 
 
-ROUTES: dict[str, Callable[[], tuple[str, dict[str, str]]]] = {
-    "webhook": lambda: (
+Route = tuple[str, dict[str, str], dict[str, str]]
+
+
+def _wechat_signed(running: Running) -> Route:
+    """A correctly signed plain push: the body itself is what is fuzzed."""
+    return "/channels/wechat", {"Content-Type": "text/xml"}, running.wechat.query()
+
+
+#: the statuses each route answered, to check that fuzzing reached past the front door
+SEEN: dict[str, set[int]] = {}
+
+ROUTES: dict[str, Callable[[Running], Route]] = {
+    "webhook": lambda r: (
         "/channels/webhook/messages",
         {"Authorization": f"Bearer {SECRET}", "Content-Type": "application/json"},
+        {},
     ),
+    "telegram": lambda r: (
+        "/channels/telegram/webhook",
+        {"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"},
+        {},
+    ),
+    "wechat-plain": _wechat_signed,
+    "wechat-unsigned": lambda r: ("/channels/wechat", {"Content-Type": "text/xml"}, {}),
 }
 
 
 @pytest.mark.parametrize("channel", sorted(ROUTES))
 @settings(
-    max_examples=60,
+    max_examples=80,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(body=bodies)
 def test_random_bodies_get_an_answer_or_a_4xx(running: Running, channel: str, body: bytes) -> None:
-    path, headers = ROUTES[channel]()
-    status = _post(running, path, body, headers)
+    path, headers, params = ROUTES[channel](running)
+    status = _post(running, path, body, headers, params)
+    SEEN.setdefault(channel, set()).add(status)
     assert status < 500, (channel, body[:200], status)
     assert status in (200, 400, 401, 403, 404, 405, 413, 415), status
 
 
 def test_the_worker_is_still_well_after_the_fuzzing(running: Running) -> None:
     _alive(running)
+    # bodies were both refused and taken, except where no random body can be right
+    assert {200, 400} <= SEEN["webhook"] and {200, 400} <= SEEN["telegram"], SEEN
+    assert 200 in SEEN["wechat-plain"] and 400 in SEEN["wechat-plain"], SEEN
+    assert SEEN["wechat-unsigned"] == {403}, SEEN
     good = json.dumps({"id": "after-fuzz", "user": "fz", "text": "运费多少", "wait": True})
     response = requests.post(
         running.url + "/channels/webhook/messages",
