@@ -12,7 +12,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from bot.content.config import ChannelSection, Config, load_config
+from bot.content.config import ChannelSection, Config, TelegramChannelConfig, load_config
 from bot.content.entries import (
     OUT_OF_SCOPE,
     FaqEntry,
@@ -170,6 +170,21 @@ def channel_problems(config: Config) -> list[Problem]:
                 )
             continue
         assert isinstance(section, ChannelSection)
+        if (
+            isinstance(section, TelegramChannelConfig)
+            and section.mode == "webhook"
+            and not config.service.public_url
+        ):
+            problems.append(
+                Problem(
+                    config.path,
+                    line_of_key(config.path, "channels.telegram.mode"),
+                    "channels.telegram is in webhook mode but service.public_url is not set "
+                    "(Telegram needs the https address to call)",
+                    'set service.public_url = "https://your.domain" (a reverse proxy in front '
+                    'of bot run), or use mode = "polling", which needs no public address',
+                )
+            )
         for key, env, what in section.missing_secrets():
             problems.append(
                 Problem(

@@ -264,3 +264,19 @@ def test_too_little_evidence_for_calibration_is_said_in_check_and_at_start_up(
         encoding="utf-8",
     )
     assert not [p for p in check(path) if "calibration" in p.message]
+
+
+def test_telegram_webhook_mode_needs_a_public_address(
+    shop: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:TEST-not-a-real-token")
+    monkeypatch.setenv("TELEGRAM_WEBHOOK_SECRET", "not-a-real-secret")
+    path = shop / "config.toml"
+    path.write_text(
+        path.read_text(encoding="utf-8")
+        + '\n[channels.telegram]\nenabled = true\nmode = "webhook"\n',
+        encoding="utf-8",
+    )
+    [problem] = [p for p in check(path) if "channels.telegram" in p.message]
+    assert "service.public_url is not set" in problem.message
+    assert 'mode = "polling"' in problem.fix
