@@ -84,6 +84,8 @@ class WecomChannel:
         self.puller: Puller | None = None
         self.http: ThreadPoolExecutor | None = None
         self.pull_settings = PullSettings()
+        #: on stop, how long the pulls under way may take to finish their page
+        self.stop_grace = 5.0
 
     # --- the channel's shape ---------------------------------------------------------------
 
@@ -124,13 +126,14 @@ class WecomChannel:
             self.puller.stopping = True
             tasks = self.puller.tasks
             if tasks:
-                _, pending = await asyncio.wait(tasks, timeout=5)
+                _, pending = await asyncio.wait(tasks, timeout=self.stop_grace)
                 for task in pending:
                     task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.gather(*pending, return_exceptions=True)
         if self.http is not None:
-            self.http.shutdown(wait=True)
+            # a request still under way ends on its own timeout; the event loop does not wait
+            self.http.shutdown(wait=False, cancel_futures=True)
 
     # --- callbacks ---------------------------------------------------------------------------
 
@@ -144,7 +147,8 @@ class WecomChannel:
                 query.get("msg_signature", ""),
                 query.get("timestamp", ""),
                 query.get("nonce", ""),
-                query.get("echostr", ""),
+                # base64 never holds a space: one here is a '+' sent without URL-encoding
+                query.get("echostr", "").replace(" ", "+"),
             )
         except (InvalidSignatureException, InvalidCorpIdException):
             return web.Response(status=403, text="bad signature")

@@ -128,6 +128,14 @@ async def test_url_verification_decrypts_the_echostr(rig: Rig) -> None:
     good = await rig.client.get(PATH, params=rig.wecom.verification("echo-1234567890"))
     assert good.status == 200 and await good.text() == "echo-1234567890"
 
+    # WeCom's echostr is base64: a '+' that reaches us unencoded still verifies
+    query = rig.wecom.verification("echo-with-plus")
+    while "+" not in query["echostr"]:
+        query = rig.wecom.verification("echo-with-plus")
+    raw = "&".join(f"{k}={v}" for k, v in query.items())
+    unencoded = await rig.client.get(f"{PATH}?{raw}")
+    assert unencoded.status == 200 and await unencoded.text() == "echo-with-plus"
+
     forged = rig.wecom.verification("echo")
     forged["msg_signature"] = "0" * 40
     assert (await rig.client.get(PATH, params=forged)).status == 403
@@ -362,6 +370,26 @@ async def test_a_callback_while_another_worker_pulls_is_not_lost(
         fake.sync_gate = None
         await first.close()
         await second.close()
+
+
+async def test_stopping_mid_pull_ends_cleanly_and_keeps_the_cursor(
+    config: Config, encoder: MemoEncoder, api: tuple[FakeQyapi, str], tmp_path: Path
+) -> None:
+    rig = await make_rig(config, encoder, f"sqlite:///{tmp_path}/s.sqlite3", api, random_aes_key())
+    fake = rig.api
+    fake.customer_says(KF, "u1", "运费多少")
+    fake.sync_gate = asyncio.Event()
+    try:
+        await rig.news()
+        await until(lambda: len(fake.of("sync_msg")) == 1)
+        rig.channel.stop_grace = 0.5
+        started = time.monotonic()
+        await rig.close()  # the pull is stuck in sync_msg: it is cancelled, not awaited forever
+        assert time.monotonic() - started < 3
+        assert rig.channel.puller is not None and not rig.channel.puller.tasks
+        assert stored_cursor(rig) is None and fake.sent_to("u1") == []
+    finally:
+        fake.sync_gate.set()
 
 
 @pytest.fixture
