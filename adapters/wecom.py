@@ -189,7 +189,10 @@ class WecomChannel:
                 return web.Response(status=400, text="OpenKfId missing")
             if len(open_kfid) > 64 or "/" in open_kfid:
                 return web.Response(status=400, text="OpenKfId malformed")
-            assert self.puller is not None, "the channel was not started"
+            assert self.puller is not None and self.service is not None, "not started"
+            if not self.service.accepting or self.puller.stopping:
+                # WeCom calls again; another worker (or this one restarted) pulls then
+                return web.Response(status=503, text="shutting down, try another worker")
             self.puller.wanted(open_kfid, token if isinstance(token, str) else "")
         else:
             log.debug("微信客服 callback %s/%s ignored", event.get("MsgType"), event.get("Event"))

@@ -271,6 +271,13 @@ async def test_forged_stale_and_hostile_callbacks_are_refused(rig: Rig) -> None:
     # the same callback, signed right, still works afterwards
     assert (await rig.client.post(PATH, params=query, data=body)).status == 200
     await until(lambda: bool(rig.api.sent_to("u1")))
+    # a draining worker says so (503), and WeCom calls again
+    service = rig.channel.service
+    assert service is not None
+    service.accepting = False
+    query, body = rig.wecom.kf_news(KF)
+    assert (await rig.client.post(PATH, params=query, data=body)).status == 503
+    service.accepting = True
 
 
 async def test_send_errors_mean_what_wecom_says(rig: Rig) -> None:
