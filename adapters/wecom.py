@@ -16,7 +16,7 @@ Out: kf/send_msg, text of at most 2048 bytes (longer replies go as several messa
      session to the servicer `servicer_userid` (state 3) or to the waiting queue (state 2).
 Events: `enter_session` with a welcome_code gets the welcome through kf/send_msg_on_event
      (the code is valid 20 s, so it is sent at once, not through the outbox; the text is
-     `texts.welcome` when the shop config has one, else DEFAULT_WELCOME). Session and servicer
+     `texts.welcome`). Session and servicer
      changes and send failures are logged.
 """
 
@@ -39,7 +39,7 @@ from wechatpy.exceptions import InvalidSignatureException, WeChatClientException
 
 from adapters.wecom_api import NAME, ChannelStateStorage, KfClient, delivery_error
 from adapters.wecom_pull import Puller, PullSettings, split_chat
-from bot.content.config import WecomChannelConfig
+from bot.content.config import WecomChannelConfig, pick
 from bot.domain.delivery import OutboxStatus, PermanentFailure
 from bot.domain.messages import Outbound
 from bot.store import channel_state
@@ -49,8 +49,6 @@ from bot.web.service import MessageService
 log = logging.getLogger("adapters.wecom")
 
 TEXT_LIMIT = 2048  # bytes of UTF-8 per send_msg text
-#: the welcome when the shop config has no `texts.welcome`
-DEFAULT_WELCOME = "您好，我是智能客服，请问有什么可以帮您？"
 QUEUE, HUMAN = 2, 3  # 待接入池, 人工接待
 _UNSAFE_XML = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 #: how long a "hand off after the last reply" mark is kept
@@ -240,14 +238,10 @@ class WecomChannel:
             log.info("微信客服 event %s: %s", kind, event)
 
     def welcome_text(self) -> str:
-        """`texts.welcome` (zh) when the shop config has one, else DEFAULT_WELCOME."""
+        """The shop's welcome (`texts.welcome`), in Chinese: 微信客服 customers are on WeChat and
+        nothing tells their language before they write."""
         assert self.service is not None
-        welcome = getattr(self.service.pipeline.config.texts, "welcome", None)
-        if isinstance(welcome, dict) and welcome.get("zh"):
-            return str(welcome["zh"])
-        if isinstance(welcome, str) and welcome:
-            return welcome
-        return DEFAULT_WELCOME
+        return pick(self.service.pipeline.config.texts.welcome, "zh")
 
     async def _welcome(self, code: str, user: str) -> None:
         data = {"code": code, "msgtype": "text", "text": {"content": self.welcome_text()}}

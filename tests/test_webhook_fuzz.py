@@ -19,12 +19,14 @@ from hypothesis import strategies as st
 from adapters.telegram import TelegramChannel
 from adapters.webhook import WebhookChannel
 from adapters.wechat import WechatChannel
+from adapters.wecom import WecomChannel
 from bot.assembly import build_pipeline
 from bot.content.config import (
     Config,
     TelegramChannelConfig,
     WebhookChannelConfig,
     WechatChannelConfig,
+    WecomChannelConfig,
 )
 from bot.domain.clock import SystemClock
 from bot.understanding.encoders import MemoEncoder
@@ -32,6 +34,8 @@ from bot.web.app import Parts, make_app
 from tests.fakes import telegram_api as telegram_fake
 from tests.fakes.wechat_api import APP_SECRET as WECHAT_SECRET
 from tests.fakes.wechat_api import WechatServer, random_aes_key
+from tests.fakes.wecom_api import SECRET as WECOM_SECRET
+from tests.fakes.wecom_api import WecomServer
 
 SECRET = "fuzz-secret_not-real"
 TELEGRAM_TOKEN = "123456:TEST-not-a-real-token"
@@ -124,13 +128,15 @@ class Running:
     url: str
     loop: asyncio.AbstractEventLoop
     wechat: WechatServer
+    wecom: WecomServer
 
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory, encoder: MemoEncoder) -> Iterator[Running]:
     """The real application with every webhook channel, on a loop of its own in a thread, so
     hypothesis can drive it from plain synchronous code. Telegram's API is a loopback fake (it
-    registers its webhook at start-up); replies to WeChat go nowhere and are retried quietly."""
+    registers its webhook at start-up); replies to WeChat and pulls from WeCom go nowhere and are
+    retried quietly."""
     import shutil
 
     from bot.content.config import load_config
@@ -144,6 +150,7 @@ def running(tmp_path_factory: pytest.TempPathFactory, encoder: MemoEncoder) -> I
         config, SystemClock(), store_url=f"sqlite:///{folder}/fuzz.sqlite3", encoder=encoder
     )
     wechat = WechatServer(random_aes_key())
+    wecom = WecomServer(random_aes_key())
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
@@ -183,6 +190,16 @@ def running(tmp_path_factory: pytest.TempPathFactory, encoder: MemoEncoder) -> I
                     wait_seconds=1,
                 )
             ),
+            WecomChannel(
+                WecomChannelConfig(
+                    enabled=True,
+                    corp_id=wecom.corp_id,
+                    token=wecom.token,
+                    aes_key=wecom.aes_key,
+                    secret=WECOM_SECRET,
+                    api_base="http://127.0.0.1:9",
+                )
+            ),
         ]
         app = make_app(Parts(pipeline, channels, run_scheduler=False))
         runner.append(web.AppRunner(app, access_log=None, handle_signals=False))
@@ -192,7 +209,7 @@ def running(tmp_path_factory: pytest.TempPathFactory, encoder: MemoEncoder) -> I
         port.append(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
 
     asyncio.run_coroutine_threadsafe(start(), loop).result(120)
-    yield Running(f"http://127.0.0.1:{port[0]}", loop, wechat)
+    yield Running(f"http://127.0.0.1:{port[0]}", loop, wechat, wecom)
 
     async def stop() -> None:
         await runner[0].cleanup()
@@ -216,30 +233,52 @@ def _alive(running: Running) -> None:
     assert requests.get(running.url + "/healthz", timeout=5).status_code == 200
 
 
-Route = tuple[str, dict[str, str], dict[str, str]]
+Route = tuple[str, dict[str, str], dict[str, str], bytes]
+XML = {"Content-Type": "text/xml"}
 
 
-def _wechat_signed(running: Running) -> Route:
+def _text(body: bytes) -> str:
+    return body.decode("utf-8", "replace")
+
+
+def _wechat_signed(running: Running, body: bytes) -> Route:
     """A correctly signed plain push: the body itself is what is fuzzed."""
-    return "/channels/wechat", {"Content-Type": "text/xml"}, running.wechat.query()
+    return "/channels/wechat", XML, running.wechat.query(), body
+
+
+def _wechat_encrypted(running: Running, body: bytes) -> Route:
+    """The body encrypted and signed as WeChat would: decryption passes, the XML inside is what
+    is fuzzed."""
+    query, envelope = running.wechat.encrypted_push(_text(body))
+    return "/channels/wechat", XML, query, envelope.encode()
+
+
+def _wecom_encrypted(running: Running, body: bytes) -> Route:
+    query, envelope = running.wecom.callback(_text(body))
+    return "/channels/wecom", XML, query, envelope.encode()
 
 
 #: the statuses each route answered, to check that fuzzing reached past the front door
 SEEN: dict[str, set[int]] = {}
 
-ROUTES: dict[str, Callable[[Running], Route]] = {
-    "webhook": lambda r: (
+ROUTES: dict[str, Callable[[Running, bytes], Route]] = {
+    "webhook": lambda r, body: (
         "/channels/webhook/messages",
         {"Authorization": f"Bearer {SECRET}", "Content-Type": "application/json"},
         {},
+        body,
     ),
-    "telegram": lambda r: (
+    "telegram": lambda r, body: (
         "/channels/telegram/webhook",
         {"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"},
         {},
+        body,
     ),
     "wechat-plain": _wechat_signed,
-    "wechat-unsigned": lambda r: ("/channels/wechat", {"Content-Type": "text/xml"}, {}),
+    "wechat-encrypted": _wechat_encrypted,
+    "wechat-unsigned": lambda r, body: ("/channels/wechat", XML, {}, body),
+    "wecom-encrypted": _wecom_encrypted,
+    "wecom-unsigned": lambda r, body: ("/channels/wecom", XML, {}, body),
 }
 
 
@@ -251,7 +290,7 @@ ROUTES: dict[str, Callable[[Running], Route]] = {
 )
 @given(body=bodies)
 def test_random_bodies_get_an_answer_or_a_4xx(running: Running, channel: str, body: bytes) -> None:
-    path, headers, params = ROUTES[channel](running)
+    path, headers, params, body = ROUTES[channel](running, body)
     status = _post(running, path, body, headers, params)
     SEEN.setdefault(channel, set()).add(status)
     assert status < 500, (channel, body[:200], status)
@@ -263,7 +302,10 @@ def test_the_worker_is_still_well_after_the_fuzzing(running: Running) -> None:
     # bodies were both refused and taken, except where no random body can be right
     assert {200, 400} <= SEEN["webhook"] and {200, 400} <= SEEN["telegram"], SEEN
     assert 200 in SEEN["wechat-plain"] and 400 in SEEN["wechat-plain"], SEEN
-    assert SEEN["wechat-unsigned"] == {403}, SEEN
+    assert 200 in SEEN["wechat-encrypted"] and 400 in SEEN["wechat-encrypted"], SEEN
+    assert 200 in SEEN["wecom-encrypted"] and 400 in SEEN["wecom-encrypted"], SEEN
+    # nothing unsigned is ever taken (a body that is not even an envelope may get 400 first)
+    assert SEEN["wechat-unsigned"] | SEEN["wecom-unsigned"] <= {400, 403}, SEEN
     good = json.dumps({"id": "after-fuzz", "user": "fz", "text": "运费多少", "wait": True})
     response = requests.post(
         running.url + "/channels/webhook/messages",

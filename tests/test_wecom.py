@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
 
-from adapters.wecom import DEFAULT_WELCOME, WecomChannel, split_text
+from adapters.wecom import WecomChannel, split_text
 from adapters.wecom_pull import chat_id
 from bot.assembly import build_pipeline
 from bot.content.config import Config, WecomChannelConfig
@@ -236,8 +236,10 @@ async def test_servicer_messages_are_not_answered_and_entering_gets_the_welcome(
     await until(lambda: bool(rig.api.sent_to("u7")))
     await rig.settle()
     welcome = rig.api.of("send_msg_on_event")
+    text = rig.channel.welcome_text()
+    assert text == rig.channel.service.pipeline.config.texts.welcome["zh"]  # type: ignore[union-attr]
     assert [c.body for c in welcome] == [
-        {"code": "welcome-code-1", "msgtype": "text", "text": {"content": DEFAULT_WELCOME}}
+        {"code": "welcome-code-1", "msgtype": "text", "text": {"content": text}}
     ]
     assert rig.api.sent_to("u8") == [] and rig.api.sent_to("u9") == []
 
