@@ -375,3 +375,31 @@ def test_a_customer_who_arrives_is_welcomed_in_their_language(harness: Harness) 
     # while a human owns the conversation the bot stays quiet
     harness.say("转人工", user="zh-user")
     assert _event(harness, "welcome", "zh-user") == []
+
+
+def test_what_the_channel_said_about_an_image_is_kept_masked(harness: Harness) -> None:
+    """An agent needs the media id to see a photo the customer sent; the details are stored
+    with the message, cleaned and masked like its text, nested platform data left out."""
+    import sqlalchemy as sa
+
+    from bot.store.schema import messages
+
+    raw = {
+        "file_id": "AgAD-not-a-real-file",
+        "Label": "北京市朝阳区 手机13812345678\x1b[2J",
+        "edited": True,
+        "photo_sizes": [{"w": 90}],
+    }
+    ctx = harness.pipeline.handle(
+        Inbound("telegram", "img-1", "p1", "p1", "", harness.clock.now(), Kind.IMAGE, raw)
+    )
+    assert ctx.decision is not None and ctx.decision.action == Action.NOT_TEXT
+    with harness.pipeline.store.engine.connect() as conn:
+        stored = conn.execute(
+            sa.select(messages.c.details).where(messages.c.external_id == "img-1")
+        ).scalar_one()
+    assert stored == {
+        "file_id": "AgAD-not-a-real-file",
+        "Label": "北京市朝阳区 手机138****5678",
+        "edited": True,
+    }

@@ -12,9 +12,12 @@ Pure functions, no configuration read here: the caller passes `guard.max_message
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -107,3 +110,27 @@ def _continues(char: str) -> bool:
         or 0xE0020 <= code <= 0xE007F  # tags (subdivision flags)
         or 0xE0100 <= code <= 0xE01EF
     )
+
+
+#: the most of a message's details (as JSON) that is stored
+MAX_DETAILS = 2000
+
+
+def details(raw: Mapping[str, Any], masker: Callable[[str], str]) -> dict[str, Any] | None:
+    """What the channel told about a message besides its words (`Inbound.raw`: an image's media
+    id, an edit, a location's label), fit to store: plain values only, every text cleaned and
+    masked like the message itself, at most MAX_DETAILS characters of JSON. None when empty."""
+    kept: dict[str, Any] = {}
+    size = 2
+    for key, value in raw.items():
+        if isinstance(value, bool | int | float) or value is None:
+            plain: Any = value
+        elif isinstance(value, str):
+            plain = masker(clean(value, 500).text)
+        else:
+            continue  # nested structures are the platform's business, not the transcript's
+        size += len(json.dumps({str(key): plain}, ensure_ascii=False))
+        if size > MAX_DETAILS:
+            break
+        kept[str(key)[:64]] = plain
+    return kept or None

@@ -28,7 +28,7 @@ from bot.domain.delivery import DeliveredVia
 from bot.domain.messages import Action, Decision, Inbound, Outbound
 from bot.pipeline import steps
 from bot.pipeline.context import Context
-from bot.pipeline.intake import clean
+from bot.pipeline.intake import clean, details
 from bot.pipeline.knowledge import Knowledge, Understanding
 from bot.pipeline.privacy import mask
 from bot.store import conversations, inbox, outbox
@@ -98,6 +98,7 @@ class Pipeline:
                 ctx.inbound.kind.value,
                 ctx.masked,
                 ctx.now,
+                details(ctx.inbound.raw, mask),
             )
             for ctx in contexts
         ]

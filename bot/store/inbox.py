@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -26,6 +27,7 @@ class Delivery:
     kind: str
     masked_text: str
     at: datetime
+    details: dict[str, Any] | None = None
 
 
 def accept_many(
@@ -45,6 +47,7 @@ def accept_many(
             kind=d.kind,
             text=d.masked_text,
             at=d.at,
+            details=d.details,
         )
         for d in deliveries
     ]

@@ -106,6 +106,9 @@ messages = sa.Table(
     sa.Column("direction", sa.String(3), nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("text", sa.Text, nullable=False),  # masked
+    # what the channel told besides the words (an image's media id, an edit, a location's
+    # label), masked too: what an agent needs to fetch or see it
+    sa.Column("details", Json),
     sa.Column("at", UtcDateTime, nullable=False),
     sa.Column("handled", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.CheckConstraint("direction IN ('in', 'out')", name="direction"),

@@ -1,6 +1,8 @@
 """What the real channels need: `channel_state` (WeCom's sync cursor per account, access tokens
 shared by every worker) and the outbox's `handoff_queue` (a reply that hands the customer to a
-human queue, for channels that move the session on their side too); and `phrasing_reviews`, the
+human queue, for channels that move the session on their side too); the messages' `details`
+(what a channel says about a message besides its words: an image's media id); and
+`phrasing_reviews`, the
 admin's verdicts on phrasings learnt from customers (`bot faq learn`).
 
 Both are additions: a running shop loses nothing and the previous release ignores them.
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects.postgresql import JSONB
 
 revision: str = "0003"
 down_revision: str | None = "0002"
@@ -17,6 +20,7 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 Time = sa.DateTime(timezone=True)
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
 
 
 def upgrade() -> None:
@@ -30,6 +34,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("channel", "key", name=op.f("pk_channel_state")),
     )
     op.add_column("outbox", sa.Column("handoff_queue", sa.String(64)))
+    op.add_column("messages", sa.Column("details", Json))
     op.create_table(
         "phrasing_reviews",
         sa.Column("faq_id", sa.String(128), nullable=False),
@@ -46,5 +51,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("outbox") as batch:
         batch.drop_column("handoff_queue")
+    with op.batch_alter_table("messages") as batch:
+        batch.drop_column("details")
     op.drop_table("phrasing_reviews")
     op.drop_table("channel_state")
