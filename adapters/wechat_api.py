@@ -14,15 +14,14 @@ import asyncio
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from typing import Any
 
 import requests
 from sqlalchemy.engine import Connection
 from wechatpy import WeChatClient
 from wechatpy.exceptions import WeChatClientException
-from wechatpy.session import SessionStorage
 
+from adapters.wechatpy_tokens import TokenStorage
 from bot.domain.clock import Clock
 from bot.domain.delivery import PermanentFailure, RetryAfter
 from bot.domain.messages import Outbound
@@ -34,8 +33,6 @@ log = logging.getLogger("adapters.wechat")
 NAME = "wechat"
 #: a custom text message's content must stay under WeChat's limit; 2048 bytes of UTF-8 is safe
 MAX_TEXT_BYTES = 2048
-#: a stored token is treated as expired this long before WeChat's own expiry
-TOKEN_MARGIN = timedelta(minutes=5)
 #: what WeChat's refusals mean for the dispatcher
 REFUSED_FOR_GOOD = {
     45015: "WeChat refused (45015): more than 48 hours since the customer's last message, "
@@ -52,39 +49,6 @@ SETUP_HINTS = {
     40125: "the AppSecret is wrong: check $WECHAT_APP_SECRET",
     40013: "the AppID is wrong: check app_id under [channels.wechat]",
 }
-
-
-class TokenStorage(SessionStorage):
-    """wechatpy's session storage over `channel_state`: every worker sees the token one of
-    them fetched. Values expire a few minutes early so the token is renewed before WeChat
-    refuses it."""
-
-    def __init__(self, store: Store, clock: Clock) -> None:
-        self.store = store
-        self.clock = clock
-
-    def get(self, key: str, default: Any = None) -> Any:
-        with self.store.engine.connect() as conn:
-            value = channel_state.get(conn, NAME, key, self.clock.now())
-        return default if value is None else value
-
-    def set(self, key: str, value: Any, ttl: int | None = None) -> None:
-        if value is None:
-            return
-        with self.store.transaction() as conn:
-            self.put(conn, key, str(value), ttl)
-
-    def put(self, conn: Connection, key: str, value: str, ttl: int | None) -> None:
-        now = self.clock.now()
-        expires = None if ttl is None else now + max(timedelta(seconds=ttl) - TOKEN_MARGIN, _MIN)
-        channel_state.put(conn, NAME, key, value, now, expires)
-
-    def delete(self, key: str) -> None:
-        with self.store.transaction() as conn:
-            channel_state.forget(conn, NAME, key)
-
-
-_MIN = timedelta(seconds=60)
 
 
 class SharedTokenClient(WeChatClient):
@@ -181,7 +145,7 @@ class WechatSender:
     def attach(self, store: Store, clock: Clock) -> None:
         """Where the shared token lives (the service's store), known once the app is built."""
         self.client = SharedTokenClient(
-            self.app_id, self.secret, self.api_base, TokenStorage(store, clock)
+            self.app_id, self.secret, self.api_base, TokenStorage(store, clock, NAME)
         )
 
     async def start(self) -> None:

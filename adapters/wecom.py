@@ -37,7 +37,8 @@ from wechatpy.enterprise.crypto import WeChatCrypto
 from wechatpy.enterprise.exceptions import InvalidCorpIdException
 from wechatpy.exceptions import InvalidSignatureException, WeChatClientException
 
-from adapters.wecom_api import NAME, ChannelStateStorage, KfClient, delivery_error
+from adapters.wechatpy_tokens import TokenStorage
+from adapters.wecom_api import NAME, KfClient, delivery_error
 from adapters.wecom_pull import Puller, PullSettings, split_chat
 from bot.content.config import WecomChannelConfig, pick
 from bot.domain.delivery import OutboxStatus, PermanentFailure
@@ -94,7 +95,7 @@ class WecomChannel:
             self.config.corp_id,
             self._secret,
             self.config.api_base,
-            ChannelStateStorage(pipeline.store, pipeline.clock),
+            TokenStorage(pipeline.store, pipeline.clock, NAME),
         )
         app.router.add_get(self.config.path, self.verify)
         app.router.add_post(self.config.path, self.callback)

@@ -10,7 +10,6 @@ and the JSON error handling. The client is synchronous (requests): callers run i
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import Any
 
 from requests import PreparedRequest, Response
@@ -19,10 +18,7 @@ from wechatpy.enterprise import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 from wechatpy.session import SessionStorage
 
-from bot.domain.clock import Clock
 from bot.domain.delivery import PermanentFailure, RetryAfter
-from bot.store import channel_state
-from bot.store.database import Store
 
 log = logging.getLogger("adapters.wecom")
 
@@ -44,35 +40,6 @@ FREQUENCY_ERRORS = {45009, 45033}
 UNTRUSTED_IP = 60020
 #: the sync_msg token from the callback is invalid or expired (valid 10 minutes)
 BAD_SYNC_TOKEN = 95007
-#: a stored token is trusted until this long before WeCom's own expiry
-TOKEN_MARGIN = timedelta(minutes=5)
-
-
-class ChannelStateStorage(SessionStorage):
-    """wechatpy's token store on the `channel_state` table: every worker uses the one access
-    token instead of each fetching its own (WeCom's gettoken is rate-limited, and a fresh
-    token does not invalidate the others, but one per cluster is what the platform expects).
-
-    Called by wechatpy from the channel's HTTP threads, never from the event loop."""
-
-    def __init__(self, store: Store, clock: Clock) -> None:
-        self.store = store
-        self.clock = clock
-
-    def get(self, key: str, default: Any = None) -> Any:
-        with self.store.engine.connect() as conn:
-            value = channel_state.get(conn, NAME, key, self.clock.now())
-        return default if value is None else value
-
-    def set(self, key: str, value: Any, ttl: int | None = None) -> None:
-        now = self.clock.now()
-        expires = now + timedelta(seconds=ttl) - TOKEN_MARGIN if ttl else None
-        with self.store.transaction() as tx:
-            channel_state.put(tx, NAME, key, str(value), now, expires)
-
-    def delete(self, key: str) -> None:
-        with self.store.transaction() as tx:
-            channel_state.forget(tx, NAME, key)
 
 
 class _DefaultTimeout(HTTPAdapter):
