@@ -74,10 +74,26 @@ class Polling:
                 await asyncio.wait_for(self._task, timeout)
             except TimeoutError:
                 log.warning("Telegram polling did not stop in %.0f s", timeout)
+            except Exception:  # run() never ends with an error; this is a last guard
+                log.exception("Telegram polling ended with an error")
             self._task = None
         await self._release()
 
     async def run(self) -> None:
+        """Poll until stopped. Nothing ends it but `stop`: an unexpected error is logged and
+        polling goes on after a pause, so the bot never goes deaf quietly."""
+        while not self._stopping.is_set():
+            try:
+                await self._poll()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("Telegram polling failed; polling again in %.0f s", 30)
+                self.polling = False
+                await self._release()
+                await self._pause(30)
+
+    async def _poll(self) -> None:
         offset: int | None = None
         failures = 0
         while not self._stopping.is_set():
@@ -126,6 +142,8 @@ class Polling:
             log.warning("Telegram: another getUpdates is running for this bot: %s", exc.message)
         except TelegramAPIError as exc:
             log.warning("Telegram getUpdates failed: %s", exc)
+        except Exception as exc:  # an answer aiogram cannot read (a proxy's HTML error page …)
+            log.warning("Telegram getUpdates failed: %s", type(exc).__name__)
         return None
 
     async def _store(self, updates: list[Update], offset: int | None) -> tuple[bool, int | None]:

@@ -25,6 +25,7 @@ from adapters.wechatpy_tokens import TokenStorage
 from bot.domain.clock import Clock
 from bot.domain.delivery import PermanentFailure, RetryAfter
 from bot.domain.messages import Outbound
+from bot.pipeline.privacy import redact_secrets
 from bot.store import channel_state
 from bot.store.database import Store
 
@@ -170,7 +171,7 @@ class WechatSender:
         except WeChatClientException as exc:
             raise _classify(exc) from exc
         except requests.RequestException as exc:
-            raise ConnectionError(f"WeChat API unreachable: {exc}") from exc
+            raise ConnectionError(f"WeChat API unreachable: {redact_secrets(str(exc))}") from None
 
 
 def _classify(exc: WeChatClientException) -> Exception:

@@ -226,7 +226,7 @@ class WecomChannel:
                 event.get("change_type"),
                 event.get("old_servicer_userid"),
                 event.get("new_servicer_userid"),
-                "; ended: close the ticket in the console" if event.get("change_type") == 3 else "",
+                "; the session ended" if event.get("change_type") == 3 else "",
             )
         elif kind == "msg_send_fail":
             log.warning(
@@ -236,7 +236,7 @@ class WecomChannel:
                 event.get("fail_type"),
             )
         else:
-            log.info("微信客服 event %s: %s", kind, event)
+            log.info("微信客服 event %s (fields %s)", kind, sorted(event))
 
     def welcome_text(self) -> str:
         """The shop's welcome (`texts.welcome`), in Chinese: 微信客服 customers are on WeChat and

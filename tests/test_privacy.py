@@ -60,3 +60,36 @@ def test_language_detection() -> None:
     assert detect("where is my parcel") == "en"
     assert detect("where is my 快递") == "en"
     assert detect("123", default="en") == "en"
+
+
+def test_log_lines_hold_no_credentials_or_personal_data() -> None:
+    """A library's error quotes the URL it called (WeChat's token URL carries the AppSecret,
+    every API call the access token); the bot's log formatter blanks them and masks personal
+    data, tracebacks included."""
+    import logging
+
+    from bot.cli.logs import FORMAT, SafeFormatter
+
+    url = (
+        "https://api.weixin.qq.com/cgi-bin/token?grant_type=client_credential"
+        "&appid=wx-test&secret=not-a-real-secret"
+    )
+    try:
+        raise ConnectionError(f"Max retries exceeded with url: {url} (customer 13812345678)")
+    except ConnectionError:
+        import sys
+
+        record = logging.LogRecord(
+            "adapters.wechat",
+            logging.ERROR,
+            __file__,
+            1,
+            "send to %s failed: %s",
+            ("o-user", "access_token=abc.def&x=1"),
+            sys.exc_info(),
+        )
+    line = SafeFormatter(FORMAT).format(record)
+    assert "not-a-real-secret" not in line and "abc.def" not in line
+    assert "secret=…" in line and "access_token=…" in line
+    assert "13812345678" not in line and "138****5678" in line
+    assert "Traceback" in line and "appid=wx-test" in line  # the rest stays readable

@@ -146,6 +146,25 @@ async def test_polling_answers_a_message_once(
     assert channel.bot is None and channel.polling is None
 
 
+async def test_polling_survives_answers_it_cannot_read(
+    config: Config, encoder: MemoEncoder, fake: tuple[FakeBotAPI, str], tmp_path: Path
+) -> None:
+    """A proxy in front of the Bot API answers with an HTML error page: polling goes on and
+    the customer is answered once the API is back."""
+    api, base = fake
+    for _ in range(3):
+        api.fail("getUpdates", 502, "", page="<html><body>502 Bad Gateway</body></html>")
+    url = f"sqlite:///{tmp_path}/bot.sqlite3"
+    client, channel = await start_worker(config, encoder, base, url)
+    try:
+        api.push(tg.text_update("运费多少", message_id=15))
+        await until(lambda: SHIPPING in texts(api))
+        assert len(api.called("getUpdates")) >= 4
+        assert channel.polling is not None and channel.polling.polling
+    finally:
+        await client.close()
+
+
 async def test_polling_does_not_lose_an_update_the_database_refused(
     config: Config, encoder: MemoEncoder, fake: tuple[FakeBotAPI, str], tmp_path: Path
 ) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from datetime import datetime
@@ -84,13 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for chatty in ("apscheduler", "alembic", "faiss"):  # their INFO lines bury the bot's own
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    from bot.cli.logs import configure
+
+    configure(args.verbose)
     config_path = find_config(args.config)
     try:
         if args.command == "check":

@@ -22,6 +22,7 @@ from typing import TypeVar
 from bot.domain.clock import Clock
 from bot.domain.delivery import PendingOutbound, PermanentFailure, RetryAfter, Sender
 from bot.pipeline.batching import MicroBatcher
+from bot.pipeline.privacy import safe_for_logs
 from bot.store import conversations, outbox
 from bot.store.database import Store
 
@@ -138,28 +139,30 @@ class Dispatcher:
             sender = self.senders[row.channel]
             message = row.outbound()
             rest = [r.id for r in rows[index + 1 :]]
+            # what a channel raised is stored as the row's last error, without credentials a
+            # library quoted from a URL or personal data (safe_for_logs)
             try:
                 await sender.send(message)
             except PermanentFailure as exc:
                 log.warning(
                     "conversation %s unreachable on %s: %s", row.conversation_id, row.channel, exc
                 )
-                await self._db(self._fail, row, str(exc))
+                await self._db(self._fail, row, safe_for_logs(str(exc)))
                 return
             except RetryAfter as exc:
                 wait = max(exc.seconds, 0.0)
                 log.info("%s asks to wait %.1f s (outbox %s)", row.channel, wait, row.id)
-                await self._db(self._later, row, wait, str(exc), rest)
+                await self._db(self._later, row, wait, safe_for_logs(str(exc)), rest)
                 return
             except Exception as exc:
                 attempts = row.attempts + 1
                 if attempts >= self.max_attempts:
                     log.error("outbox %s: giving up after %d attempts: %r", row.id, attempts, exc)
-                    await self._db(self._give_up, row, repr(exc))
+                    await self._db(self._give_up, row, safe_for_logs(repr(exc)))
                     continue
                 wait = self.backoff(attempts)
                 log.warning("outbox %s: send failed (%r); retry in %.0f s", row.id, exc, wait)
-                await self._db(self._later, row, wait, repr(exc), rest)
+                await self._db(self._later, row, wait, safe_for_logs(repr(exc)), rest)
                 return
             await self._marking.submit(row.id)
 

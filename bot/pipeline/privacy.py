@@ -86,3 +86,21 @@ def mask(text: str) -> str:
     text = _MOBILE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
     text = _INTL_PHONE.sub(lambda m: "+" + re.sub(r"\d(?=[\d -]{4,}$)", "*", m.group(1)), text)
     return text
+
+
+#: credentials that HTTP clients put in URLs (WeChat's `secret`, WeCom's `corpsecret`, every
+#: API call's `access_token`) and so into their error messages
+_CREDENTIAL_IN_URL = re.compile(
+    r"(?i)\b(secret|corpsecret|appsecret|access_token|token|key)=([^&\s'\"<>]+)"
+)
+
+
+def redact_secrets(text: str) -> str:
+    """The text with credentials in URLs replaced by …, for logs and stored errors."""
+    return _CREDENTIAL_IN_URL.sub(r"\1=…", text)
+
+
+def safe_for_logs(text: str) -> str:
+    """What a log line may hold: no credentials, and personal data masked (a last wall: the
+    pipeline logs masked texts already, but a library's error may quote a request)."""
+    return mask(redact_secrets(text))

@@ -39,6 +39,8 @@ class Failure:
     status: int
     description: str
     retry_after: int | None = None
+    #: answer this instead of Telegram's JSON (a proxy's error page)
+    page: str | None = None
 
 
 @dataclass
@@ -63,10 +65,15 @@ class FakeBotAPI:
         return update_id
 
     def fail(
-        self, method: str, status: int, description: str, retry_after: int | None = None
+        self,
+        method: str,
+        status: int,
+        description: str,
+        retry_after: int | None = None,
+        page: str | None = None,
     ) -> None:
         """The next call of `method` gets this error."""
-        self.errors.setdefault(method, []).append(Failure(status, description, retry_after))
+        self.errors.setdefault(method, []).append(Failure(status, description, retry_after, page))
 
     def sent(self) -> list[Call]:
         """The sendMessage calls that succeeded."""
@@ -149,6 +156,8 @@ def _value(raw: Any) -> Any:
 
 
 def _error(failure: Failure) -> web.Response:
+    if failure.page is not None:
+        return web.Response(text=failure.page, status=failure.status, content_type="text/html")
     body: dict[str, Any] = {
         "ok": False,
         "error_code": failure.status,
