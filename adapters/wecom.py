@@ -355,9 +355,18 @@ class WecomSender:
         channel = self.channel
         assert channel.service is not None
         loop = asyncio.get_running_loop()
-        due = await loop.run_in_executor(
-            channel.service.store_executor, channel.handoff_due, message
-        )
+        # the reply is out: nothing from here on may raise, or the dispatcher would send it
+        # again
+        try:
+            due = await loop.run_in_executor(
+                channel.service.store_executor, channel.handoff_due, message
+            )
+        except Exception:
+            log.exception(
+                "微信客服: could not tell whether conversation %s is to be handed over",
+                message.conversation_id,
+            )
+            return
         if due:
             await channel.hand_over(open_kfid, user)
 

@@ -94,6 +94,8 @@ class PullSettings:
     retry_seconds: float = 0.2
     #: a note for the holder is valid as long as its sync token (10 minutes)
     note_ttl: timedelta = timedelta(minutes=10)
+    #: pauses before pulling again after a failed pull (then every last one, until it works)
+    retry_waits: tuple[float, ...] = (2.0, 5.0, 15.0, 30.0, 60.0)
 
 
 class Puller:
@@ -131,24 +133,52 @@ class Puller:
         if open_kfid not in self._running and not self.stopping:
             task = asyncio.create_task(self._pulls(open_kfid), name=f"wecom-pull-{open_kfid}")
             self._running[open_kfid] = task
-            task.add_done_callback(lambda _: self._running.pop(open_kfid, None))
+
+            def done(finished: asyncio.Task[None]) -> None:
+                if self._running.get(open_kfid) is finished:
+                    del self._running[open_kfid]
+
+            task.add_done_callback(done)
 
     async def _pulls(self, open_kfid: str) -> None:
+        failures = 0
         while not self.stopping:
             token = self._tokens.pop(open_kfid, None)
             if token is None:
+                # no await between the last look and leaving: news that comes after this
+                # starts a pull of its own
+                self._running.pop(open_kfid, None)
                 return
             try:
                 await self._pull_when_free(open_kfid, token)
+                failures = 0
             except ServiceStopping:
                 log.info(
                     "微信客服 %s: worker stopping; the cursor stays for the next pull", open_kfid
                 )
                 return
-            except Exception:
-                log.exception(
-                    "pulling 微信客服 %s failed; the next callback pulls again", open_kfid
+            except Exception as exc:
+                # WeCom down, a timeout, the database away: the customers' messages wait in
+                # WeCom (3 days); pull again with growing pauses rather than wait for news
+                failures += 1
+                waits = self.settings.retry_waits
+                wait = waits[min(failures, len(waits)) - 1]
+                log.warning(
+                    "pulling 微信客服 %s failed (%s: %s); again in %.0f s",
+                    open_kfid,
+                    type(exc).__name__,
+                    exc,
+                    wait,
                 )
+                self._tokens.setdefault(open_kfid, token)  # unless newer news brought one
+                await self._pause(wait)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but not past the worker's stop (tasks are cancelled on stop anyway)."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + seconds
+        while not self.stopping and loop.time() < until:
+            await asyncio.sleep(min(0.5, until - loop.time()))
 
     async def _pull_when_free(self, open_kfid: str, token: str) -> None:
         loop = asyncio.get_running_loop()

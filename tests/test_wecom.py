@@ -442,3 +442,15 @@ async def test_two_workers_on_postgres_answer_each_message_once(
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_failed_pull_is_tried_again_without_waiting_for_news(rig: Rig) -> None:
+    """WeCom busy (errcode -1) on the first sync_msg: the worker pulls again after a pause,
+    and the customer is answered although no second callback comes."""
+    assert rig.channel.puller is not None
+    rig.channel.puller.settings.retry_waits = (0.2,)
+    rig.api.failures["sync_msg"] = [-1]
+    rig.api.customer_says(KF, "u5", "运费多少")
+    await rig.news()
+    await until(lambda: SHIPPING in rig.api.sent_to("u5"))
+    assert [c.errcode for c in rig.api.of("sync_msg")][:2] == [-1, 0]
