@@ -19,6 +19,7 @@ Out: adapters.telegram_sender (buttons for suggestions, quoting, splitting, rate
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 from datetime import UTC, datetime
@@ -101,6 +102,7 @@ class TelegramChannel:
         self.bot: Bot | None = None
         self.polling: Polling | None = None
         self.webhook_url: str | None = None
+        self._registering: asyncio.Task[None] | None = None
         self._service: MessageService | None = None
         self.dispatcher = Dispatcher()
         self.dispatcher.include_router(self._router())
@@ -143,6 +145,11 @@ class TelegramChannel:
             raise
 
     async def stop(self) -> None:
+        if self._registering is not None:
+            self._registering.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._registering
+            self._registering = None
         if self.polling is not None:
             await self.polling.stop()
             self.polling = None
@@ -229,8 +236,9 @@ class TelegramChannel:
     # --- webhook registration ---------------------------------------------------------------
 
     async def _register_webhook(self, public_url: str) -> None:
-        """Every worker registers the same URL (idempotent); Telegram's 429 for a burst of
-        workers starting together is waited out."""
+        """Check there is an address to register, then register it in the background: every
+        worker registers the same URL (idempotent). Telegram being unreachable at start-up
+        must not keep the other channels down, so failures are retried, not fatal."""
         assert self.bot is not None
         if not public_url:
             path = self._require_service().pipeline.config.path
@@ -246,18 +254,35 @@ class TelegramChannel:
                 ]
             )
         url = public_url + self.config.path
-        for attempt in range(3):
+        self._registering = asyncio.create_task(self._keep_registering(url))
+
+    async def _keep_registering(self, url: str) -> None:
+        assert self.bot is not None
+        failures = 0
+        while True:
             try:
                 await self.bot.set_webhook(
                     url, secret_token=self._secret, allowed_updates=ALLOWED_UPDATES
                 )
-                break
-            except TelegramRetryAfter as exc:
-                if attempt == 2:
-                    raise
-                await asyncio.sleep(min(float(exc.retry_after), 5.0))
-        self.webhook_url = url
-        log.info("Telegram webhook registered: %s", url)
+            except TelegramRetryAfter as exc:  # a burst of workers starting together
+                await asyncio.sleep(float(exc.retry_after))
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                wait = min(self.retry_seconds * 2**failures, 60.0)
+                log.error(
+                    "Telegram webhook not registered yet (%s: %s); trying again in %.0f s",
+                    type(exc).__name__,
+                    exc,
+                    wait,
+                )
+                await asyncio.sleep(wait)
+                continue
+            self.webhook_url = url
+            log.info("Telegram webhook registered: %s", url)
+            return
 
     def _require_service(self) -> MessageService:
         if self._service is None:

@@ -185,6 +185,15 @@ def channel_problems(config: Config) -> list[Problem]:
                     'of bot run), or use mode = "polling", which needs no public address',
                 )
             )
+        for key, env, what in section.malformed_secrets():
+            problems.append(
+                Problem(
+                    config.path,
+                    line_of_key(config.path, f"channels.{name}.enabled"),
+                    f"channels.{name}: the {key} in ${env} {what}",
+                    f"copy it again from the platform into {env} (no spaces or quotes)",
+                )
+            )
         for key, env, what in section.missing_secrets():
             problems.append(
                 Problem(

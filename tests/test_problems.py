@@ -280,3 +280,25 @@ def test_telegram_webhook_mode_needs_a_public_address(
     [problem] = [p for p in check(path) if "channels.telegram" in p.message]
     assert "service.public_url is not set" in problem.message
     assert 'mode = "polling"' in problem.fix
+
+
+def test_a_credential_in_a_shape_the_platform_never_issues_is_named(
+    shop: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token pasted with a space or a key cut short is one clear problem before start-up,
+    not a traceback from the platform's library."""
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "not a token")
+    monkeypatch.setenv("WECOM_TOKEN", "t")
+    monkeypatch.setenv("WECOM_AES_KEY", "short")
+    monkeypatch.setenv("WECOM_KF_SECRET", "not-a-real-secret")
+    path = shop / "config.toml"
+    path.write_text(
+        path.read_text(encoding="utf-8")
+        + "\n[channels.telegram]\nenabled = true\n"
+        + '\n[channels.wecom]\nenabled = true\ncorp_id = "ww-test"\n',
+        encoding="utf-8",
+    )
+    found = [p.message for p in check(path) if p.message.startswith("channels.")]
+    assert any("the token in $TELEGRAM_BOT_TOKEN is not a bot token" in m for m in found)
+    assert any("the aes_key in $WECOM_AES_KEY is not an EncodingAESKey" in m for m in found)
+    assert main(["--config", str(path), "run", "--port", "1"]) == 2  # refused, no traceback

@@ -244,9 +244,12 @@ async def test_webhook_secret_bodies_commands_edits_and_photos(
 ) -> None:
     api, base = fake
     url = f"sqlite:///{tmp_path}/bot.sqlite3"
+    api.fail("setWebhook", 502, "Bad Gateway")  # Telegram unreachable for a moment at start
     client, channel = await start_worker(config, encoder, base, url, mode="webhook")
     try:
         hook = f"{PUBLIC}/channels/telegram/webhook"
+        await until(lambda: channel.webhook_url is not None)  # registered in the background
+        assert len(api.called("setWebhook")) == 2
         assert api.webhook["url"] == hook and api.webhook["secret_token"] == SECRET
         assert api.webhook["allowed_updates"] == ["message", "edited_message", "callback_query"]
         assert hook in channel.describe(PUBLIC)

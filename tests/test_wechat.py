@@ -188,6 +188,10 @@ async def test_url_verification(make_bot: Callable[..., Awaitable[Bot]]) -> None
         PATH, params={**bot.wechat.query(token="guess"), "echostr": "E42-echo"}
     )
     assert forged.status == 403 and "E42" not in await forged.text()
+    stale = await bot.client.get(
+        PATH, params={**bot.wechat.query(timestamp=int(time.time()) - 3600), "echostr": "E42"}
+    )
+    assert stale.status == 403 and "E42" not in await stale.text()
 
 
 async def test_encrypted_push_is_answered_with_an_encrypted_passive_reply(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -191,6 +192,10 @@ class ServiceConfig(_Section):
         return value.rstrip("/")
 
 
+#: an EncodingAESKey: 43 characters of base64 (WeChat and WeCom)
+AES_KEY = r"[A-Za-z0-9+/]{43}"
+
+
 class ChannelSection(_Section):
     """A channel's settings. Secrets are read from the environment variable each `*_env` key
     names, or else from the key itself (in a config.toml kept outside the repository)."""
@@ -214,6 +219,18 @@ class ChannelSection(_Section):
     def _required_secrets(self) -> list[tuple[str, str]]:
         return []
 
+    def malformed_secrets(self) -> list[tuple[str, str, str]]:
+        """(key, environment variable, what is wrong) for each secret set in a shape the
+        platform never issues (a token pasted with a space, a key cut short)."""
+        return [
+            (key, getattr(self, f"{key}_env"), what)
+            for key, pattern, what in self._secret_shapes()
+            if (value := self.credential(key)) and not re.fullmatch(pattern, value)
+        ]
+
+    def _secret_shapes(self) -> list[tuple[str, str, str]]:
+        return []
+
 
 class TelegramChannelConfig(ChannelSection):
     """A Telegram bot (aiogram): long polling (no public address needed) or a webhook."""
@@ -233,6 +250,16 @@ class TelegramChannelConfig(ChannelSection):
     per_chat_per_second: float = Field(1.0, gt=0)
     per_group_per_minute: float = Field(20, gt=0)
     overall_per_second: float = Field(25, gt=0)
+
+    def _secret_shapes(self) -> list[tuple[str, str, str]]:
+        return [
+            ("token", r"\d+:[A-Za-z0-9_-]+", "is not a bot token (digits, a colon, letters)"),
+            (
+                "webhook_secret",
+                r"[A-Za-z0-9_-]{1,256}",
+                "may hold only letters, digits, _ and - (at most 256)",
+            ),
+        ]
 
     def _required_secrets(self) -> list[tuple[str, str]]:
         needed = [("token", "the bot token from @BotFather")]
@@ -263,6 +290,9 @@ class WechatChannelConfig(ChannelSection):
     wait_seconds: float = Field(4.0, ge=0.5, le=4.5)
     #: pushes whose timestamp is further than this from now are refused (replays)
     replay_seconds: int = Field(300, ge=30)
+
+    def _secret_shapes(self) -> list[tuple[str, str, str]]:
+        return [("aes_key", AES_KEY, "is not an EncodingAESKey (43 letters and digits)")]
 
     def _required_secrets(self) -> list[tuple[str, str]]:
         needed = [
@@ -297,6 +327,9 @@ class WecomChannelConfig(ChannelSection):
     #: queue of waiting customers (state 2, "待接入池")
     servicer_userid: str = ""
     replay_seconds: int = Field(300, ge=30)
+
+    def _secret_shapes(self) -> list[tuple[str, str, str]]:
+        return [("aes_key", AES_KEY, "is not an EncodingAESKey (43 letters and digits)")]
 
     def _required_secrets(self) -> list[tuple[str, str]]:
         return [
