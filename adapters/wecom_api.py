@@ -9,7 +9,6 @@ and the JSON error handling. The client is synchronous (requests): callers run i
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from requests import PreparedRequest, Response
@@ -19,8 +18,6 @@ from wechatpy.exceptions import WeChatClientException
 from wechatpy.session import SessionStorage
 
 from bot.domain.delivery import PermanentFailure, RetryAfter
-
-log = logging.getLogger("adapters.wecom")
 
 NAME = "wecom"
 

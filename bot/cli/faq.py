@@ -38,7 +38,9 @@ def learn(
 
     content, problems = read_content(config)
     if only_errors(problems):
-        print("bot faq learn: fix the content first (`bot check` lists the problems)")
+        print(
+            "bot faq learn: fix the content first (`bot check` lists the problems)", file=sys.stderr
+        )
         return 2
     entries = {e.id: e for e in content.faq}
     store = Store(config.storage_url)
@@ -55,7 +57,7 @@ def learn(
         for number, candidate in enumerate(offered, start=1):
             entry = entries[candidate.faq_id]
             print(
-                f"{number:>3}. [{candidate.count}×] {candidate.question}\n"
+                f"{number:>3}. [{candidate.count}×] {candidate.question}  ({candidate.key})\n"
                 f"       → {entry.id} ({entry.questions[0]}; {entry.file.name})"
             )
         verdicts = _verdicts(offered, accept, reject, ask)
@@ -104,23 +106,35 @@ def _verdicts(
         return _asked(offered, ask) if ask else []
     chosen: dict[int, str] = {}
     for spec, verdict in ((accept, "accepted"), (reject, "rejected")):
-        numbers = _numbers(spec, len(offered)) if spec else set()
+        numbers = _numbers(spec, offered) if spec else set()
         if numbers is None:
-            print(f"bot faq learn: {spec!r}: give numbers from 1 to {len(offered)}, or all")
+            print(
+                f"bot faq learn: {spec!r}: give numbers from 1 to {len(offered)}, the ids in "
+                "brackets, or all",
+                file=sys.stderr,
+            )
             return None
         for n in numbers:
             if chosen.get(n, verdict) != verdict:
-                print(f"bot faq learn: {n} is both accepted and rejected")
+                print(f"bot faq learn: {n} is both accepted and rejected", file=sys.stderr)
                 return None
             chosen[n] = verdict
     return [(offered[n - 1], v) for n, v in sorted(chosen.items())]
 
 
-def _numbers(spec: str, count: int) -> set[int] | None:
+def _numbers(spec: str, offered: list[Candidate]) -> set[int] | None:
+    """The 1-based positions `spec` names: "all", numbers and ranges ("1,3-5"), or the ids in
+    brackets, which stay the same while customers keep asking (positions move as counts
+    change)."""
+    count = len(offered)
     if spec.strip().lower() == "all":
         return set(range(1, count + 1))
+    by_key = {c.key: n for n, c in enumerate(offered, start=1)}
     numbers: set[int] = set()
     for part in spec.replace(" ", "").split(","):
+        if part.lower() in by_key:
+            numbers.add(by_key[part.lower()])
+            continue
         low, _, high = part.partition("-")
         if not low.isdigit() or (high and not high.isdigit()):
             return None
@@ -135,7 +149,11 @@ def _asked(offered: list[Candidate], ask: Callable[[str], str]) -> list[tuple[Ca
     verdicts: list[tuple[Candidate, str]] = []
     print("\nFor each: y = add it, n = never offer it again, Enter = decide later, q = stop.")
     for number, candidate in enumerate(offered, start=1):
-        answer = ask(f"{number}. {candidate.question} → {candidate.faq_id}? [y/n/Enter/q] ")
+        try:
+            answer = ask(f"{number}. {candidate.question} → {candidate.faq_id}? [y/n/Enter/q] ")
+        except EOFError:  # Ctrl-D: keep what was decided so far
+            print()
+            break
         answer = answer.strip().lower()
         if answer == "q":
             break
@@ -169,9 +187,12 @@ def _write(config: Config, accepted: list[Candidate], entries: dict[str, FaqEntr
     after = only_errors(read_content(config)[1])
     if len(after) > before:
         _restore(originals)
-        print("bot faq learn: the new phrasings would break the content; nothing was written:")
+        print(
+            "bot faq learn: the new phrasings would break the content; nothing was written:",
+            file=sys.stderr,
+        )
         for problem in after:
-            print(f"  {problem}")
+            print(f"  {problem}", file=sys.stderr)
         return False
     return True
 

@@ -39,7 +39,9 @@ def add_questions(path: Path, entry_id: str, questions: Sequence[str]) -> list[s
     new = [q for q in dict.fromkeys(questions) if q not in have]
     if not new:
         return []
-    lines = text.splitlines(keepends=True)
+    # lines as YAML counts them: only \n ends one (a U+2028 in a question is not a break)
+    lines = text.split("\n")
+    lines = [line + "\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
     last_line, _ = existing.lc.item(len(existing) - 1)
     column = _indent(lines[last_line])  # where the last question's "-" stands
     if not lines[last_line][column:].startswith("-"):
@@ -76,7 +78,11 @@ def _scalar(text: str) -> str:
             return text
     except yaml.YAMLError:
         pass
-    return json.dumps(text, ensure_ascii=False)  # a JSON string is a YAML double-quoted one
+    quoted = json.dumps(text, ensure_ascii=False)  # a JSON string is a YAML double-quoted one
+    # characters some readers take for line breaks are written as escapes
+    for odd in ("\u2028", "\u2029", "\u0085"):
+        quoted = quoted.replace(odd, f"\\u{ord(odd):04x}")
+    return quoted
 
 
 def _verify(edited: str, entry_id: str, expected: list[str], path: Path) -> None:

@@ -10,11 +10,14 @@ customers talk.
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections import Counter
+from bisect import bisect_left
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -34,9 +37,14 @@ class Candidate:
     faq_id: str
     question: str
     count: int = 0
-    last_at: datetime | None = None
     #: how the customers wrote it (spaces, case, punctuation), and how often
     spellings: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def key(self) -> str:
+        """A short id that stays the same while counts change (`bot faq learn --accept`)."""
+        digest = hashlib.sha1(f"{self.faq_id}\x1f{normalised(self.question)}".encode())
+        return digest.hexdigest()[:6]
 
 
 def normalised(text: str) -> str:
@@ -72,24 +80,29 @@ def candidates(conn: Connection, since: datetime) -> list[Candidate]:
         )
         .order_by(decisions.c.id)
     ).all()
-    reviewed = {(r.faq_id, r.question) for r in conn.execute(sa.select(phrasing_reviews))}
+    # accepted ones are left out because they are in the FAQ now (the caller checks): one an
+    # admin took out of the file again may come back
+    rejected = {
+        (r.faq_id, r.question)
+        for r in conn.execute(
+            sa.select(phrasing_reviews).where(phrasing_reviews.c.verdict == "rejected")
+        )
+    }
+    by_conversation: dict[int, list[Any]] = defaultdict(list)
+    for row in offers:
+        by_conversation[row.conversation_id].append(row)  # in id order
     found: dict[tuple[str, str], Candidate] = {}
     for answer in picked:
-        offer = next(
-            (
-                o
-                for o in reversed(offers)
-                if o.conversation_id == answer.conversation_id and o.id < answer.id
-            ),
-            None,
-        )
+        earlier = by_conversation[answer.conversation_id]
+        before = bisect_left([o.id for o in earlier], answer.id)
+        offer = earlier[before - 1] if before else None
         if offer is None or answer.faq_id not in offer.record.get("suggestions", []):
             continue
         question = " ".join(offer.text.split())
         if not usable(question):
             continue
         key = (answer.faq_id, normalised(question))
-        if (answer.faq_id, key[1]) in reviewed:
+        if key in rejected:
             continue
         candidate = found.setdefault(key, Candidate(answer.faq_id, question))
         candidate.count += 1
@@ -98,8 +111,6 @@ def candidates(conn: Connection, since: datetime) -> list[Candidate]:
         candidate.question = min(
             candidate.spellings, key=lambda q: (-candidate.spellings[q], len(q))
         )
-        if candidate.last_at is None or answer.at > candidate.last_at:
-            candidate.last_at = answer.at
     return sorted(found.values(), key=lambda c: (-c.count, c.faq_id, c.question))
 
 

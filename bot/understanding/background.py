@@ -46,7 +46,7 @@ class Background:
         self._vectors = vectors / np.where(norms == 0, 1, norms)
         self._matcher = SoundAwareMatcher()
         self._lexical = self._matcher.fit_transform(self.texts) if self.texts else None
-        #: veto when closeness to the background exceeds the FAQ's dense score by more than
+        #: veto when closeness to the background exceeds the FAQ's fused score by more than
         #: this; None until calibrated (then nothing is vetoed)
         self.margin: float | None = None
         self.samples = 0
