@@ -9,6 +9,7 @@ and the JSON error handling. The client is synchronous (requests): callers run i
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from requests import PreparedRequest, Response
@@ -71,6 +72,7 @@ class KfClient(WeChatClient):
         adapter = _DefaultTimeout(timeout)
         self._http.mount("http://", adapter)
         self._http.mount("https://", adapter)
+        self._calls = threading.local()
 
     @property
     def access_token_key(self) -> str:
@@ -78,6 +80,12 @@ class KfClient(WeChatClient):
         return f"access_token:{self.corp_id}"
 
     def fetch_access_token(self) -> dict[str, Any]:
+        # wechatpy refetches and retries for as long as WeCom refuses the token: twice per
+        # call is enough to recover from a revoked token without hammering gettoken
+        fetches = getattr(self._calls, "fetches", 0) + 1
+        self._calls.fetches = fetches
+        if fetches > 2:
+            raise WeChatClientException(40014, "the access token was refused again after a refetch")
         result: dict[str, Any] = self._fetch_access_token(
             url=f"{self.api_base}/cgi-bin/gettoken",
             params={"corpid": self.corp_id, "corpsecret": self.secret},
@@ -86,6 +94,7 @@ class KfClient(WeChatClient):
 
     def kf(self, endpoint: str, data: dict[str, Any]) -> dict[str, Any]:
         """POST cgi-bin/kf/<endpoint>; raises WeChatClientException on a non-zero errcode."""
+        self._calls.fetches = 0
         result: dict[str, Any] = self.post(f"kf/{endpoint}", data=data)
         return result
 
