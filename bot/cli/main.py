@@ -1,4 +1,4 @@
-"""The `bot` command: run, chat, check, eval, hours, faq, db.
+"""The `bot` command: run, chat, check, eval, hours, faq, agents, db.
 
 This is the composition root, the one place that wires channel adapters to the core.
 """
@@ -75,6 +75,32 @@ def main(argv: list[str] | None = None) -> int:
     learn.add_argument("--accept", help='numbers to add to the FAQ, e.g. "1,3-5", or "all"')
     learn.add_argument("--reject", help="numbers never to offer again")
 
+    people = commands.add_parser("agents", help="who may log in to the agents' console")
+    people_actions = people.add_subparsers(dest="agents_action", required=True)
+    people_actions.add_parser("list", help="every agent, role and state")
+    for action, text in [
+        ("add", "add an agent (asks for the password)"),
+        ("passwd", "set an agent's password (lifts a lock-out)"),
+        ("disable", "stop an agent from logging in"),
+        ("enable", "let a disabled agent log in again"),
+    ]:
+        sub = people_actions.add_parser(action, help=text)
+        sub.add_argument("login")
+        if action == "add":
+            sub.add_argument("--name", help="shown to colleagues (default: the login)")
+            sub.add_argument(
+                "--role",
+                choices=["agent", "supervisor", "admin"],
+                default="agent",
+                help="agent (default), supervisor or admin",
+            )
+        if action in ("add", "passwd"):
+            sub.add_argument(
+                "--password-stdin",
+                action="store_true",
+                help="read the password as one line on standard input (for scripts)",
+            )
+
     db = commands.add_parser("db", help="the database schema: migrate it, or show its revision")
     db_actions = db.add_subparsers(dest="db_action", required=True)
     db_actions.add_parser("upgrade", help="migrate now and print the revision")
@@ -110,6 +136,17 @@ def main(argv: list[str] | None = None) -> int:
                 args.accept,
                 args.reject,
                 ask=input if interactive else None,
+            )
+        if args.command == "agents":
+            from bot.cli.agents import agents_command
+
+            return agents_command(
+                config,
+                args.agents_action,
+                getattr(args, "login", None),
+                getattr(args, "name", None),
+                getattr(args, "role", "agent"),
+                getattr(args, "password_stdin", False),
             )
         if args.command == "db":
             from bot.cli.db import db as database

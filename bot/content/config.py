@@ -345,6 +345,15 @@ class WecomChannelConfig(ChannelSection):
         return self
 
 
+class ConsoleConfig(_Section):
+    """The agents' console: how hard guessing a password is made."""
+
+    #: this many wrong passwords in a row lock the agent out …
+    lockout_failures: int = Field(5, ge=1, le=100)
+    #: … for this long (an admin's `bot agents passwd` lifts it at once)
+    lockout_minutes: float = Field(15, gt=0, le=1440)
+
+
 class WebhookChannelConfig(_Section):
     """A plain JSON-over-HTTP channel (a web chat widget, an app, a test harness): messages are
     POSTed to /channels/webhook/messages, replies POSTed to `deliver_url`."""
@@ -434,6 +443,7 @@ class Config(_Section):
     conversation: ConversationConfig = ConversationConfig()
     guard: GuardConfig = GuardConfig()
     service: ServiceConfig = ServiceConfig()
+    console: ConsoleConfig = ConsoleConfig()
     channels: ChannelsConfig = ChannelsConfig()
     texts: TextsConfig
 

@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
+from bot.domain.agent import Role
 from bot.domain.conversation import ConversationState
 from bot.domain.delivery import DeliveredVia, OutboxStatus
 from bot.domain.messages import Action, Category, Priority
@@ -215,6 +216,24 @@ phrasing_reviews = sa.Table(
     sa.Column("verdict", sa.String(8), nullable=False),
     sa.Column("at", UtcDateTime, nullable=False),
     sa.CheckConstraint("verdict IN ('accepted', 'rejected')", name="verdict"),
+)
+
+#: the people who log in to the console (bot agents add/passwd/disable)
+agents = sa.Table(
+    "agents",
+    metadata,
+    sa.Column("id", Key, primary_key=True),
+    sa.Column("login", sa.String(64), nullable=False, unique=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("password_hash", sa.Text, nullable=False),  # argon2id
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("failed_logins", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("locked_until", UtcDateTime),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("password_changed_at", UtcDateTime, nullable=False),
+    sa.Column("last_login_at", UtcDateTime),
+    _one_of("role", Role, "role"),
 )
 
 #: cluster-wide leases by name (the scheduler's leader on SQLite; who leads, for /readyz)

@@ -2,10 +2,9 @@
 shared by every worker) and the outbox's `handoff_queue` (a reply that hands the customer to a
 human queue, for channels that move the session on their side too); the messages' `details`
 (what a channel says about a message besides its words: an image's media id); and
-`phrasing_reviews`, the
-admin's verdicts on phrasings learnt from customers (`bot faq learn`).
+`phrasing_reviews`, the admin's verdicts on phrasings learnt from customers (`bot faq learn`).
 
-Both are additions: a running shop loses nothing and the previous release ignores them.
+All are additions: a running shop loses nothing and the previous release ignores them.
 """
 
 from __future__ import annotations

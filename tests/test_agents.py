@@ -1,0 +1,121 @@
+"""The console's agents: `bot agents`, argon2 passwords, lock-out after repeated failures,
+and the failure count kept exact when several workers receive guesses at once."""
+
+from __future__ import annotations
+
+import io
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from bot.cli.main import main
+from bot.content.config import load_config
+from bot.domain.agent import Role
+from bot.store import agents
+from bot.store.database import Store
+from bot.store.schema import agents as agents_table
+from bot.web.auth import LoginRefused, authenticate, hash_password
+from tests.conftest import POSTGRES_URL, empty_postgres, require_postgres
+
+PASSWORD = "correct horse battery"
+NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+
+
+def _agents(shop: Path, monkeypatch: pytest.MonkeyPatch, *args: str, stdin: str = "") -> int:
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    return main(["--config", str(shop / "config.toml"), "agents", *args])
+
+
+def test_bot_agents_adds_lists_changes_and_disables(
+    shop: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    add = ["add", "wang", "--name", "王小明", "--role", "supervisor", "--password-stdin"]
+    assert _agents(shop, monkeypatch, *add, stdin=PASSWORD + "\n") == 0
+    assert "wang: added as supervisor (王小明)" in capsys.readouterr().out
+    assert _agents(shop, monkeypatch, *add, stdin=PASSWORD + "\n") == 2
+    assert "exists already" in capsys.readouterr().err
+    short = ["add", "li", "--password-stdin"]
+    assert _agents(shop, monkeypatch, *short, stdin="short\n") == 2
+    assert "at least 10 characters" in capsys.readouterr().err
+    assert _agents(shop, monkeypatch, "passwd", "nobody", "--password-stdin", stdin=PASSWORD) == 2
+    assert "no agent 'nobody'" in capsys.readouterr().err
+
+    store = Store(load_config(shop / "config.toml").storage_url)
+    with store.engine.connect() as conn:
+        stored = conn.execute(sa.select(agents_table.c.password_hash)).scalar_one()
+    assert stored.startswith("$argon2id$") and PASSWORD not in stored
+    assert authenticate(store, "wang", PASSWORD, NOW).role == Role.SUPERVISOR
+
+    assert _agents(shop, monkeypatch, "disable", "wang") == 0
+    assert _agents(shop, monkeypatch, "list") == 0
+    assert "wang" in (listed := capsys.readouterr().out) and "disabled" in listed
+    with pytest.raises(LoginRefused, match="disabled"):
+        authenticate(store, "wang", PASSWORD, NOW)
+    assert _agents(shop, monkeypatch, "enable", "wang") == 0
+    assert authenticate(store, "wang", PASSWORD, NOW).login == "wang"
+    store.engine.dispose()
+
+
+def test_repeated_wrong_passwords_lock_the_agent_out_for_a_while(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path}/agents.sqlite3")
+    store.migrate()
+    with store.transaction() as tx:
+        agents.add(tx, "zhao", "赵", Role.AGENT, hash_password(PASSWORD), NOW)
+    with pytest.raises(LoginRefused, match="no agent"):
+        authenticate(store, "qian", PASSWORD, NOW)
+    for n in range(1, 6):
+        with pytest.raises(LoginRefused, match=f"{n} in a row"):
+            authenticate(store, "zhao", "guess-number-" + str(n), NOW)
+    # locked: even the right password is refused until the lock ends
+    with pytest.raises(LoginRefused, match="locked"):
+        authenticate(store, "zhao", PASSWORD, NOW + timedelta(minutes=14))
+    agent = authenticate(store, "zhao", PASSWORD, NOW + timedelta(minutes=16))
+    assert agent.login == "zhao"
+    with store.engine.connect() as conn:
+        found = agents.by_login(conn, "zhao")
+    assert found is not None and found[0].failed_logins == 0
+    assert found[0].last_login_at == NOW + timedelta(minutes=16)
+    # an admin's new password lifts a lock at once
+    for _ in range(5):
+        with pytest.raises(LoginRefused):
+            authenticate(store, "zhao", "wrong-wrong-wrong", NOW)
+    with store.transaction() as tx:
+        agents.set_password(tx, "zhao", hash_password("a new long password"), NOW)
+    assert authenticate(store, "zhao", "a new long password", NOW).login == "zhao"
+    store.engine.dispose()
+
+
+def test_guesses_at_several_workers_at_once_are_all_counted() -> None:
+    """Two workers (each with its own connection pool) receive 10 wrong passwords for one
+    agent at the same time: every one is counted and the agent ends up locked."""
+    require_postgres()
+    setup = Store(POSTGRES_URL)
+    empty_postgres(setup.engine)
+    setup.migrate()
+    with setup.transaction() as tx:
+        agents.add(tx, "sun", "孙", Role.AGENT, hash_password(PASSWORD), NOW)
+    workers = [Store(POSTGRES_URL) for _ in range(2)]
+    start = threading.Barrier(len(workers))
+
+    def guess(store: Store) -> None:
+        start.wait()
+        for _ in range(5):
+            with store.transaction() as tx:
+                agent, _hash = agents.by_login(tx, "sun") or (None, "")
+                assert agent is not None
+                agents.failed_login(tx, agent.id, NOW, 5, timedelta(minutes=15))
+
+    threads = [threading.Thread(target=guess, args=(w,)) for w in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    with setup.engine.connect() as conn:
+        found = agents.by_login(conn, "sun")
+    assert found is not None
+    assert found[0].failed_logins == 10 and found[0].locked(NOW)
+    for store in [setup, *workers]:
+        store.engine.dispose()
