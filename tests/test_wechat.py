@@ -5,11 +5,12 @@ customer-service sends (tests/fakes/wechat_api.py)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import shutil
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -378,29 +379,36 @@ async def test_retries_of_one_msgid_are_handled_once(
     assert bot.api.sends == []
 
 
+@contextlib.contextmanager
+def customer_held(bot: Bot, user: str) -> Iterator[None]:
+    """Another transaction holds the customer (on SQLite: the one writer), so deciding their
+    message waits until the block ends."""
+    busy, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with bot.pipeline.store.customer_lock("wechat", user):
+            busy.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert busy.wait(2)
+        yield
+    finally:
+        release.set()
+        holder.join()
+
+
 async def test_a_slow_answer_goes_out_through_the_customer_service_api(
     make_bot: Callable[..., Awaitable[Bot]],
 ) -> None:
     bot = await make_bot(wait_seconds=0.5)
-    busy, release = threading.Event(), threading.Event()
-
-    def hold_the_lock() -> None:
-        # another transaction holds the customer (on SQLite: the one writer), so deciding waits
-        with bot.pipeline.store.customer_lock("wechat", "o-slow"):
-            busy.set()
-            release.wait(5)
-
-    holder = threading.Thread(target=hold_the_lock)
-    holder.start()
-    try:
-        assert busy.wait(2)
+    with customer_held(bot, "o-slow"):
         started = time.monotonic()
         status, body, _ = await bot.push(text_xml("o-slow", 7001, "运费多少"))
         assert (status, body) == (200, "success")
         assert 0.4 < time.monotonic() - started < 2
-    finally:
-        release.set()
-        holder.join()
     await until(lambda: bool(bot.api.sends))
     assert SHIPPING in bot.api.texts("o-slow")
     assert bot.api.token_calls == 1
@@ -412,26 +420,13 @@ async def test_a_passive_reply_wechat_no_longer_waits_for_goes_out_through_the_a
     """Ready inline, but WeChat hung up first: not marked sent, so the dispatcher sends it
     once the hold ends."""
     bot = await make_bot(wait_seconds=1.5)
-    busy, release = threading.Event(), threading.Event()
-
-    def hold_the_lock() -> None:
-        with bot.pipeline.store.customer_lock("wechat", "o-gone-away"):
-            busy.set()
-            release.wait(5)
-
-    holder = threading.Thread(target=hold_the_lock)
-    holder.start()
-    try:
-        assert busy.wait(2)
+    with customer_held(bot, "o-gone-away"):
         query, body = bot.wechat.encrypted_push(text_xml("o-gone-away", 7101, "运费多少"))
         with pytest.raises(TimeoutError):
             await bot.client.post(
                 PATH, params=query, data=body, timeout=aiohttp.ClientTimeout(total=0.2)
             )
         await asyncio.sleep(0.3)
-    finally:
-        release.set()
-        holder.join()
     await until(lambda: bool(bot.api.sends))
     assert SHIPPING in bot.api.texts("o-gone-away")
     vias = {r.via for r in bot.rows(sa.select(outbox_table.c.via))}
