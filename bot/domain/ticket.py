@@ -61,3 +61,6 @@ class Ticket:
     first_response_due: datetime
     transfer_due: datetime
     reasons: dict[str, Any]
+    #: the agent who claimed it, and when
+    agent_id: int | None = None
+    claimed_at: datetime | None = None

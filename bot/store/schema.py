@@ -150,6 +150,8 @@ tickets = sa.Table(
     sa.Column("first_response_due", UtcDateTime, nullable=False),
     sa.Column("transfer_due", UtcDateTime, nullable=False),
     sa.Column("reasons", Json, nullable=False),
+    sa.Column("agent_id", Key, sa.ForeignKey("agents.id")),  # who claimed it
+    sa.Column("claimed_at", UtcDateTime),
     _one_of("status", TicketStatus, "status"),
     _one_of("priority", Priority, "priority"),
     _one_of("category", Category, "category"),

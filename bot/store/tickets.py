@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -47,6 +48,37 @@ def release_waiting(conn: Connection, queue: str) -> list[Ticket]:
         for row in conn.execute(sa.select(tickets).where(tickets.c.id.in_(ids))).mappings()
     }
     return [_ticket(rows[i]) for i in ids]
+
+
+def claim_next(
+    conn: Connection, agent_id: int, queues: Collection[str], now: datetime
+) -> Ticket | None:
+    """ "Claim next": the first queued ticket of these queues (urgent first, then oldest) becomes
+    this agent's. Exactly one agent gets each ticket, however many claim at once: PostgreSQL
+    skips the rows another claim has locked (`FOR UPDATE SKIP LOCKED`), SQLite claims under
+    its one write lock, and the UPDATE changes only a ticket still queued."""
+    query = (
+        sa.select(tickets.c.id)
+        .where(tickets.c.status == TicketStatus.QUEUED, tickets.c.queue.in_(list(queues)))
+        .order_by(tickets.c.priority_rank, tickets.c.created_at, tickets.c.id)
+        .limit(1)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    found = conn.execute(query).scalar()
+    if found is None:
+        return None
+    row = (
+        conn.execute(
+            tickets.update()
+            .where(tickets.c.id == found, tickets.c.status == TicketStatus.QUEUED)
+            .values(status=TicketStatus.CLAIMED, agent_id=agent_id, claimed_at=now)
+            .returning(*tickets.c)
+        )
+        .mappings()
+        .first()
+    )
+    return _ticket(row) if row else None
 
 
 def escalate(

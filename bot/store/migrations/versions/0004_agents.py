@@ -1,5 +1,6 @@
 """The console's agents: who may log in, with which role, their argon2 password hash, and the
-failed-login count and lock that stop password guessing. An addition: nothing else changes."""
+failed-login count and lock that stop password guessing; and on tickets, the agent who claimed
+one and when. Additions: nothing else changes."""
 
 from __future__ import annotations
 
@@ -33,7 +34,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_agents")),
         sa.UniqueConstraint("login", name=op.f("uq_agents_login")),
     )
+    with op.batch_alter_table("tickets") as batch:
+        batch.add_column(sa.Column("agent_id", Key))
+        batch.add_column(sa.Column("claimed_at", Time))
+        batch.create_foreign_key(op.f("fk_tickets_agent_id_agents"), "agents", ["agent_id"], ["id"])
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("tickets") as batch:
+        batch.drop_constraint(op.f("fk_tickets_agent_id_agents"), type_="foreignkey")
+        batch.drop_column("claimed_at")
+        batch.drop_column("agent_id")
     op.drop_table("agents")
