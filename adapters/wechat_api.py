@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 from wechatpy import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 
+from adapters.text_parts import split_utf8
 from adapters.wechatpy_tokens import TokenStorage
 from bot.domain.clock import Clock
 from bot.domain.delivery import PermanentFailure, RetryAfter
@@ -160,7 +161,7 @@ class WechatSender:
     async def send(self, message: Outbound) -> None:
         assert self.client is not None and self._pool is not None, "the channel was not started"
         loop = asyncio.get_running_loop()
-        for part in split_text(message.text):
+        for part in split_utf8(message.text, MAX_TEXT_BYTES):
             await loop.run_in_executor(self._pool, self._send_text, message.chat_id, part)
 
     def _send_text(self, openid: str, text: str) -> None:
@@ -183,34 +184,3 @@ def _classify(exc: WeChatClientException) -> Exception:
     hint = SETUP_HINTS.get(code) if code is not None else None
     detail = f"WeChat API error {code}: {exc.errmsg}"
     return ConnectionError(f"{detail} ({hint})" if hint else detail)
-
-
-def split_text(text: str, limit: int = MAX_TEXT_BYTES) -> list[str]:
-    """Pieces of at most `limit` UTF-8 bytes, cut at a paragraph or line break when there is
-    one, else between characters (never inside one)."""
-    if len(text.encode()) <= limit:
-        return [text]
-    parts: list[str] = []
-    rest = text
-    while len(rest.encode()) > limit:
-        cut = _fit(rest, limit)
-        for mark in ("\n\n", "\n"):
-            at = rest.rfind(mark, 0, cut)
-            if at > cut // 2:
-                cut = at + len(mark)
-                break
-        parts.append(rest[:cut].rstrip("\n"))
-        rest = rest[cut:].lstrip("\n")
-    if rest:
-        parts.append(rest)
-    return [p for p in parts if p]
-
-
-def _fit(text: str, limit: int) -> int:
-    """How many characters of `text` fit in `limit` UTF-8 bytes."""
-    size = 0
-    for index, char in enumerate(text):
-        size += len(char.encode())
-        if size > limit:
-            return max(index, 1)
-    return len(text)

@@ -37,6 +37,7 @@ from wechatpy.enterprise.crypto import WeChatCrypto
 from wechatpy.enterprise.exceptions import InvalidCorpIdException
 from wechatpy.exceptions import InvalidSignatureException, WeChatClientException
 
+from adapters.text_parts import split_utf8
 from adapters.wechatpy_tokens import TokenStorage
 from adapters.wecom_api import NAME, KfClient, delivery_error
 from adapters.wecom_pull import Puller, PullSettings, split_chat
@@ -341,7 +342,7 @@ class WecomSender:
             open_kfid, user = split_chat(message.chat_id)
         except ValueError as exc:
             raise PermanentFailure(str(exc)) from None
-        for part in split_text(message.text):
+        for part in split_utf8(message.text, TEXT_LIMIT):
             data = {
                 "touser": user,
                 "open_kfid": open_kfid,
@@ -369,25 +370,3 @@ class WecomSender:
             return
         if due:
             await channel.hand_over(open_kfid, user)
-
-
-def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
-    """The text in parts of at most `limit` UTF-8 bytes, cut after a line break when one is
-    in the second half of a part, else between characters."""
-    parts: list[str] = []
-    rest = text
-    while len(rest.encode()) > limit:
-        size, cut = 0, 0
-        for index, char in enumerate(rest):
-            size += len(char.encode())
-            if size > limit:
-                cut = index
-                break
-        newline = rest.rfind("\n", 0, cut)
-        if newline >= cut // 2:
-            cut = newline + 1
-        parts.append(rest[:cut])
-        rest = rest[cut:]
-    if rest or not parts:
-        parts.append(rest)
-    return parts

@@ -21,8 +21,8 @@ import sqlalchemy as sa
 import xmltodict
 from aiohttp.test_utils import BaseRunner, TestClient, TestServer
 
+from adapters.text_parts import split_utf8 as split_text
 from adapters.wechat import WechatChannel
-from adapters.wechat_api import split_text
 from adapters.wechat_push import MalformedPush, parse_fields
 from bot.assembly import load_knowledge
 from bot.content.config import Config, WechatChannelConfig, load_config

@@ -14,7 +14,8 @@ import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
 
-from adapters.wecom import WecomChannel, split_text
+from adapters.text_parts import split_utf8 as split_text
+from adapters.wecom import WecomChannel
 from adapters.wecom_pull import chat_id
 from bot.assembly import build_pipeline
 from bot.content.config import Config, WecomChannelConfig

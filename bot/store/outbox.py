@@ -183,15 +183,7 @@ def _expire_outside_windows(
     ).all()
     closed = {row.id for row in rows if not may_write(windows, row.channel, row.last_at, now)}
     if closed:
-        conn.execute(
-            outbox.update()
-            .where(outbox.c.conversation_id.in_(closed), outbox.c.status == OutboxStatus.PENDING)
-            .values(
-                status=OutboxStatus.EXPIRED,
-                lease_until=None,
-                last_error="the channel's reply window had passed",
-            )
-        )
+        _expire(conn, outbox.c.conversation_id.in_(closed), "the channel's reply window had passed")
     return closed
 
 
@@ -228,16 +220,21 @@ def _within_quotas(conn: Connection, rows: Sequence[Any], quotas: Mapping[str, i
         else:
             over.append(row["id"])
     if over:
-        conn.execute(
-            outbox.update()
-            .where(outbox.c.id.in_(over), outbox.c.status == OutboxStatus.PENDING)
-            .values(
-                status=OutboxStatus.EXPIRED,
-                lease_until=None,
-                last_error="the channel's message quota since the customer's last message is spent",
-            )
+        _expire(
+            conn,
+            outbox.c.id.in_(over),
+            "the channel's message quota since the customer's last message is spent",
         )
     return kept
+
+
+def _expire(conn: Connection, which: sa.ColumnElement[bool], reason: str) -> None:
+    """These pending rows will not be sent: the channel would refuse them."""
+    conn.execute(
+        outbox.update()
+        .where(which, outbox.c.status == OutboxStatus.PENDING)
+        .values(status=OutboxStatus.EXPIRED, lease_until=None, last_error=reason)
+    )
 
 
 def mark_sent(
