@@ -1,0 +1,142 @@
+"""What the agent console shows, as plain values: built by `Desk` in the store's thread pool,
+rendered by the console's templates. Nothing here touches the database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot.domain.ticket import Ticket
+
+
+@dataclass(frozen=True)
+class QueueSummary:
+    """One queue at a glance: how many wait, for how long, and how many are late."""
+
+    queue: str
+    #: queued while the queue was closed; agents get them at opening time
+    waiting: int
+    #: ready for agents ("claim next" takes the first)
+    queued: int
+    #: with an agent (assigned, or waiting on the customer)
+    assigned: int
+    #: seconds the oldest queued ticket has waited since it became available; None: none queued
+    oldest_wait_seconds: float | None
+    #: open tickets past their first-response or transfer deadline
+    breached: int
+    #: the earliest first-response deadline among queued tickets
+    next_due: datetime | None
+    #: is the queue's schedule open now
+    is_open: bool
+
+
+@dataclass(frozen=True)
+class TicketLine:
+    """A ticket in a list: enough to pick it."""
+
+    id: int
+    queue: str
+    priority: str
+    category: str
+    status: str
+    channel: str
+    #: the customer as the console names them (channel user id, shortened)
+    customer: str
+    created_at: datetime
+    available_at: datetime
+    first_response_due: datetime
+    transfer_due: datetime
+    #: past a deadline that was not met
+    breached: bool
+    agent_name: str | None
+    #: the customer's last words (masked), shortened
+    last_text: str
+
+
+@dataclass(frozen=True)
+class TranscriptLine:
+    at: datetime
+    #: "customer", "bot", or "agent"
+    author: str
+    #: the agent's name for agent lines
+    agent_name: str | None
+    text: str
+    #: for the customer's lines the bot decided on: what it did and why
+    decision: str | None = None
+
+
+@dataclass(frozen=True)
+class TicketEvent:
+    """A step in a ticket's history: created, claimed, replied, transferred (with a note),
+    escalated, breached, resolved, reopened, csat, nps."""
+
+    at: datetime
+    kind: str
+    agent_name: str | None
+    data: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """Agent assist: a FAQ entry that may answer the customer's last question."""
+
+    faq_id: str
+    question: str
+    #: the answer in the customer's language, ready to insert
+    answer: str
+    score: float
+
+
+@dataclass(frozen=True)
+class ReplyWarning:
+    """Why a reply should be looked at again before it goes out: a forbidden phrase (忌语), or
+    asking the customer for a password."""
+
+    kind: str  # "forbidden" | "password"
+    phrase: str
+
+
+@dataclass(frozen=True)
+class TicketView:
+    ticket: Ticket
+    channel: str
+    customer: str
+    language: str
+    #: the channel refused for good to deliver to this customer (blocked the bot, window spent)
+    unreachable_reason: str | None
+    transcript: list[TranscriptLine]
+    events: list[TicketEvent]
+    agent_name: str | None
+    #: this agent owns the ticket and may reply and resolve
+    mine: bool
+    #: queues and agents (login, name) it may be transferred to
+    queues: list[str]
+    agents: list[tuple[str, str]]
+    csat: int | None
+    nps: int | None
+    breached: bool
+
+
+@dataclass(frozen=True)
+class AgentLoad:
+    login: str
+    name: str
+    role: str
+    #: seen by the console within the last few minutes
+    online: bool
+    open_tickets: int
+    resolved_today: int
+
+
+@dataclass(frozen=True)
+class SupervisorView:
+    queues: list[QueueSummary]
+    breaches: list[TicketLine]
+    agents: list[AgentLoad]
+    #: today (in the default queue's time zone): tickets created, resolved, customer messages in,
+    #: CSAT answers and their mean
+    created_today: int
+    resolved_today: int
+    messages_today: int
+    csat_answers_today: int
+    csat_mean_today: float | None
