@@ -346,12 +346,14 @@ class WecomChannelConfig(ChannelSection):
 
 
 class ConsoleConfig(_Section):
-    """The agents' console: how hard guessing a password is made."""
+    """The agents' console: how hard guessing a password is made, how long a session lasts."""
 
     #: this many wrong passwords in a row lock the agent out …
     lockout_failures: int = Field(5, ge=1, le=100)
     #: … for this long (an admin's `bot agents passwd` lifts it at once)
     lockout_minutes: float = Field(15, gt=0, le=1440)
+    #: a console session ends after this many hours without a request (log in again)
+    session_hours: float = Field(12, gt=0, le=24 * 30)
 
 
 class WebhookChannelConfig(_Section):

@@ -48,6 +48,13 @@ def by_login(conn: Connection, login: str) -> tuple[Agent, str] | None:
     return (_agent(row), str(row["password_hash"])) if row else None
 
 
+def by_id(conn: Connection, agent_id: int) -> Agent | None:
+    """The agent a console session names (checked on every request: a disabled agent's session
+    stops working at once)."""
+    row = conn.execute(sa.select(agents).where(agents.c.id == agent_id)).mappings().first()
+    return _agent(row) if row else None
+
+
 def everyone(conn: Connection) -> list[Agent]:
     rows = conn.execute(sa.select(agents).order_by(agents.c.login)).mappings()
     return [_agent(row) for row in rows]

@@ -56,6 +56,23 @@ def put(
     )
 
 
+def put_if_absent(conn: Connection, channel: str, key: str, value: str, now: datetime) -> str:
+    """Store `value` unless the key has one, and return the value that is there: two workers
+    racing to create the same secret both end up with the first one written."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    conn.execute(
+        dialect.insert(channel_state)
+        .values(channel=channel, key=key, value=value, expires_at=None, updated_at=now)
+        .on_conflict_do_nothing(index_elements=["channel", "key"])
+    )
+    stored = conn.execute(
+        sa.select(channel_state.c.value).where(
+            channel_state.c.channel == channel, channel_state.c.key == key
+        )
+    ).scalar_one()
+    return str(stored)
+
+
 def forget(conn: Connection, channel: str, key: str) -> None:
     conn.execute(
         channel_state.delete().where(channel_state.c.channel == channel, channel_state.c.key == key)

@@ -1,6 +1,7 @@
-"""The aiohttp application of `bot run`: health checks, the channels' routes, and the
-long-lived parts — thread pools, scheduler and its leadership, dispatcher, channels — each
-opened and closed in one place (`cleanup_ctx`), in order."""
+"""The aiohttp application of `bot run`: health checks, the channels' routes, the agents'
+console (/console/), and the long-lived parts — thread pools, scheduler and its leadership,
+dispatcher, channels, the console's live updates — each opened and closed in one place
+(`cleanup_ctx`), in order."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from bot.jobs.dispatch import Dispatcher
 from bot.jobs.leader import Leadership
 from bot.pipeline.knowledge import Knowledge
 from bot.pipeline.runner import Pipeline
+from bot.web import console
 from bot.web.channels import Channel
 from bot.web.service import MessageService
 
@@ -71,6 +73,7 @@ def make_app(parts: Parts) -> web.Application:
         channel.mount(app, service)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    console_parts = console.mount(app, pipeline, store_pool)
 
     async def pools(app: web.Application) -> AsyncIterator[None]:
         yield
@@ -107,8 +110,8 @@ def make_app(parts: Parts) -> web.Application:
             await channel.stop()
 
     # opened in this order, closed in the reverse: the dispatcher finishes sending before the
-    # channels it sends through close
-    app.cleanup_ctx.extend([pools, channels, jobs, sending])
+    # channels it sends through close; the console's key and live watcher need the store pool
+    app.cleanup_ctx.extend([pools, console_parts, channels, jobs, sending])
 
     async def drain(app: web.Application) -> None:
         await service.drain(config.drain_seconds)

@@ -1,0 +1,106 @@
+"""The pages agents look at: their queues and tickets, one ticket, the supervisor's view. Each
+page has a fragment of the parts that change, which the page fetches again when the live
+stream says the desk moved (htmx), so a typed reply is never lost to a refresh."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from bot.domain.agent import Agent, Role
+from bot.humans.desk import Forbidden
+from bot.web.console.parts import Console, agent_of, console_of
+from bot.web.console.render import render
+
+
+async def overview(request: web.Request) -> web.Response:
+    console, agent = console_of(request), agent_of(request)
+    await console.run(console.desk.seen, agent)
+    return render(request, "overview.html", await _overview(console, agent))
+
+
+async def overview_fragment(request: web.Request) -> web.Response:
+    console, agent = console_of(request), agent_of(request)
+    return render(request, "_overview.html", await _overview(console, agent))
+
+
+async def _overview(console: Console, agent: Agent) -> dict[str, Any]:
+    def read() -> dict[str, Any]:
+        desk = console.desk
+        return {
+            "queues": desk.overview(agent),
+            "mine": desk.mine(agent),
+            "queued": desk.queued(agent),
+        }
+
+    return await console.run(read)
+
+
+async def ticket(request: web.Request) -> web.Response:
+    console, agent = console_of(request), agent_of(request)
+    ticket_id = ticket_id_of(request)
+    await console.run(console.desk.seen, agent)
+    return render(request, "ticket.html", await ticket_context(console, agent, ticket_id))
+
+
+async def ticket_fragment(request: web.Request) -> web.Response:
+    console, agent = console_of(request), agent_of(request)
+    view = await console.run(console.desk.ticket, agent, ticket_id_of(request))
+    return render(request, "_ticket_live.html", {"view": view})
+
+
+async def ticket_context(
+    console: Console,
+    agent: Agent,
+    ticket_id: int,
+    draft: str = "",
+    warnings: list[Any] | None = None,
+) -> dict[str, Any]:
+    """A ticket page's values; `draft` and `warnings` when a reply was held back."""
+
+    def read() -> dict[str, Any]:
+        view = console.desk.ticket(agent, ticket_id)
+        return {
+            "view": view,
+            "canned": console.desk.canned(view.language),
+            "draft": draft,
+            "warnings": warnings or [],
+            "held": bool(warnings),
+        }
+
+    return await console.run(read)
+
+
+async def assist(request: web.Request) -> web.Response:
+    """Loaded after the page (it runs the encoder), so the transcript shows at once."""
+    console, agent = console_of(request), agent_of(request)
+    suggestions = await console.run(console.desk.assist, agent, ticket_id_of(request))
+    return render(request, "_assist.html", {"suggestions": suggestions})
+
+
+async def supervisor(request: web.Request) -> web.Response:
+    console, agent = console_of(request), agent_of(request)
+    _supervisors_only(agent)
+    await console.run(console.desk.seen, agent)
+    view = await console.run(console.desk.supervisor, agent)
+    return render(request, "supervisor.html", {"view": view})
+
+
+async def supervisor_fragment(request: web.Request) -> web.Response:
+    console, agent = console_of(request), agent_of(request)
+    _supervisors_only(agent)
+    view = await console.run(console.desk.supervisor, agent)
+    return render(request, "_supervisor.html", {"view": view})
+
+
+def _supervisors_only(agent: Agent) -> None:
+    if not agent.role.may(Role.SUPERVISOR):
+        raise Forbidden("the supervisor view is for supervisors and admins")
+
+
+def ticket_id_of(request: web.Request) -> int:
+    try:
+        return int(request.match_info["ticket"])
+    except ValueError:
+        raise web.HTTPNotFound() from None

@@ -1,0 +1,95 @@
+"""Templates (Jinja2 through aiohttp-jinja2, autoescaped) and what every page is given: the
+words in the agent's language, the CSRF token, the agent, and times in the team's time zone."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from bot.domain.agent import Role
+from bot.web.console.i18n import preferred, translate
+from bot.web.console.parts import AGENT, SESSION, console_of
+from bot.web.console.sessions import Session
+
+
+def setup(app: web.Application) -> None:
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.PackageLoader("bot.web.console", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        default_helpers=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def language_of(request: web.Request) -> str:
+    session = request.get(SESSION)
+    if isinstance(session, Session) and session.language:
+        return session.language
+    return preferred(request.headers.get("Accept-Language"))
+
+
+def render(
+    request: web.Request, template: str, context: dict[str, Any] | None = None, status: int = 200
+) -> web.Response:
+    """A page or a fragment, with what every template may use."""
+    return aiohttp_jinja2.render_template(
+        template, request, {**page_context(request), **(context or {})}, status=status
+    )
+
+
+def page_context(request: web.Request) -> dict[str, Any]:
+    language = language_of(request)
+    session = request.get(SESSION)
+    agent = request.get(AGENT)
+    zone = console_of(request).zone
+    now = console_of(request).pipeline.clock.now()
+
+    def t(key: str) -> str:
+        return translate(language, key)
+
+    def local(moment: datetime | None) -> str:
+        """HH:MM today, otherwise MM-DD HH:MM, in the team's time zone."""
+        if moment is None:
+            return "–"
+        shown = moment.astimezone(zone)
+        if shown.date() == now.astimezone(zone).date():
+            return shown.strftime("%H:%M")
+        return shown.strftime("%m-%d %H:%M")
+
+    def duration(seconds: float | None) -> str:
+        if seconds is None:
+            return "–"
+        whole = max(int(seconds), 0)
+        hours, rest = divmod(whole, 3600)
+        minutes, secs = divmod(rest, 60)
+        if hours:
+            return f"{hours}:{minutes:02d}:{secs:02d}"
+        return f"{minutes}:{secs:02d}"
+
+    def until(moment: datetime | None) -> str:
+        """Seconds from now to `moment` (negative: past), for the clocks the page's script
+        counts on from the time it received them, whatever the browser's own clock says."""
+        return "" if moment is None else f"{(moment - now).total_seconds():.0f}"
+
+    return {
+        "t": t,
+        "until": until,
+        "path": request.path_qs,
+        "lang": language,
+        "local": local,
+        "duration": duration,
+        "iso": lambda moment: moment.isoformat() if moment else "",
+        "now": now,
+        "agent": agent,
+        "is_supervisor": agent is not None and agent.role.may(Role.SUPERVISOR),
+        "csrf": session.csrf if isinstance(session, Session) else "",
+        # called by the page layout only, so a fragment's request never eats a message
+        "flashes": session.take_flashes if isinstance(session, Session) else list,
+    }
