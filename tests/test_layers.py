@@ -14,8 +14,9 @@ ALLOWED = {
     "understanding": {"content", "domain"},
     "store": {"domain"},
     "pipeline": {"domain", "content", "hours", "understanding", "store"},
-    "jobs": {"domain", "content", "hours", "understanding", "store", "pipeline"},
-    "web": {"domain", "content", "hours", "understanding", "store", "pipeline", "jobs"},
+    "humans": {"domain", "content", "hours", "understanding", "store", "pipeline"},
+    "jobs": {"domain", "content", "hours", "understanding", "store", "pipeline", "humans"},
+    "web": {"domain", "content", "hours", "understanding", "store", "pipeline", "humans", "jobs"},
 }
 
 

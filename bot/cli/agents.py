@@ -19,11 +19,21 @@ def agents_command(
     name: str | None,
     role: str,
     password_stdin: bool,
+    queues: str = "",
 ) -> int:
     from bot.store import agents
     from bot.store.database import Store
     from bot.web.auth import hash_password
 
+    chosen = tuple(q.strip() for q in queues.split(",") if q.strip())
+    unknown = [q for q in chosen if q not in config.queues]
+    if unknown:
+        print(
+            f"bot agents: no queue {', '.join(map(repr, unknown))} in config.toml "
+            f"(queues: {', '.join(config.queues)})",
+            file=sys.stderr,
+        )
+        return 2
     store = Store(config.storage_url)
     store.migrate()
     now = SystemClock().now()
@@ -37,9 +47,19 @@ def agents_command(
                 state = "active" if agent.active else "disabled"
                 if agent.locked(now):
                     state += f", locked until {agent.locked_until:%Y-%m-%d %H:%M} UTC"
-                print(f"{agent.login:<20} {agent.role.value:<11} {state:<10} {agent.name}")
+                works = ",".join(agent.queues) or "all queues"
+                print(
+                    f"{agent.login:<20} {agent.role.value:<11} {state:<10} {works:<24} {agent.name}"
+                )
             return 0
         assert login is not None
+        if action == "queues":
+            with store.transaction() as tx:
+                changed = agents.set_queues(tx, login, chosen)
+            if not changed:
+                return _no_agent(login)
+            print(f"{login}: works {', '.join(chosen) or 'every queue'}")
+            return 0
         if action == "disable" or action == "enable":
             with store.transaction() as tx:
                 changed = agents.set_active(tx, login, action == "enable")
@@ -58,7 +78,9 @@ def agents_command(
         if action == "add":
             try:
                 with store.transaction() as tx:
-                    agent = agents.add(tx, login, name or login, Role(role), hashed, now)
+                    agent = agents.add(
+                        tx, login, name or login, Role(role), hashed, now, queues=chosen
+                    )
             except agents.AgentExists:
                 print(
                     f"bot agents: {login!r} exists already (change the password with "
@@ -66,7 +88,8 @@ def agents_command(
                     file=sys.stderr,
                 )
                 return 2
-            print(f"{agent.login}: added as {agent.role.value} ({agent.name})")
+            works = ", ".join(agent.queues) or "every queue"
+            print(f"{agent.login}: added as {agent.role.value} ({agent.name}), works {works}")
             return 0
         with store.transaction() as tx:
             changed = agents.set_password(tx, login, hashed, now)

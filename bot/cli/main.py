@@ -83,9 +83,16 @@ def main(argv: list[str] | None = None) -> int:
         ("passwd", "set an agent's password (lifts a lock-out)"),
         ("disable", "stop an agent from logging in"),
         ("enable", "let a disabled agent log in again"),
+        ("queues", "set the queues an agent works"),
     ]:
         sub = people_actions.add_parser(action, help=text)
         sub.add_argument("login")
+        if action in ("add", "queues"):
+            sub.add_argument(
+                "--queues",
+                default="",
+                help="comma-separated queues from config.toml (default: every queue)",
+            )
         if action == "add":
             sub.add_argument("--name", help="shown to colleagues (default: the login)")
             sub.add_argument(
@@ -147,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                 getattr(args, "name", None),
                 getattr(args, "role", "agent"),
                 getattr(args, "password_stdin", False),
+                getattr(args, "queues", ""),
             )
         if args.command == "db":
             from bot.cli.db import db as database

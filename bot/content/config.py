@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.content.problems import Problem, ProblemsError, line_of_key
+from bot.domain.messages import Priority
 
 Language = Literal["zh", "en"]
 LANGUAGES: tuple[Language, ...] = ("zh", "en")
@@ -141,6 +142,35 @@ class HandoffConfig(_Section):
     #: channels that let the bot send only so many messages after each customer message
     #: (WeChat's customer-service API and WeCom 微信客服: 5); replies past it are not sent
     reply_quotas: dict[str, int] = {"wechat": 5, "wecom": 5}
+    #: a resolved ticket reopens (to its agent, or its queue) when the customer needs a human
+    #: again within this many minutes, instead of starting over; 0 turns reopening off
+    reopen_minutes: int = Field(1440, ge=0)
+    #: VIP customers ("channel:user id", e.g. "telegram:42") go to `vip_queue` (when set) at
+    #: `vip_priority` or higher whenever they are handed off
+    vip_customers: list[str] = []
+    vip_queue: str = ""
+    vip_priority: Priority = Priority.HIGH
+
+
+class CareConfig(_Section):
+    """What a customer waiting for a human hears, and what happens when an SLA is missed."""
+
+    #: one apology-and-update (texts.waiting_care) when no human has answered this many minutes
+    #: after the ticket became available to agents; 0: never
+    apology_minutes: float = Field(5, ge=0)
+    #: a missed deadline (first response, or transfer within `transfer_minutes`) raises the
+    #: ticket one priority step (normal → high → urgent) ...
+    escalate_priority: bool = True
+    #: ... and, when set, moves it to this queue (e.g. "supervisors")
+    escalate_queue: str = ""
+
+
+class SurveyConfig(_Section):
+    """Satisfaction after service: CSAT 1–5 (and NPS 0–10 when `nps`), once per ticket, in the
+    channel's own form (buttons on Telegram, "reply 1–5" elsewhere)."""
+
+    csat: bool = True
+    nps: bool = False
 
 
 class ConversationConfig(_Section):
@@ -345,8 +375,18 @@ class WecomChannelConfig(ChannelSection):
         return self
 
 
+class CannedReply(_Section):
+    """A reply agents insert with one click: a title and the text per language."""
+
+    title: str
+    text: LocalText
+
+
 class ConsoleConfig(_Section):
-    """The agents' console: how hard guessing a password is made, how long a session lasts."""
+    """The agents' console: how hard guessing a password is made, how long a session lasts,
+    and canned replies."""
+
+    canned: list[CannedReply] = []
 
     #: this many wrong passwords in a row lock the agent out …
     lockout_failures: int = Field(5, ge=1, le=100)
@@ -423,6 +463,46 @@ class TextsConfig(_Section):
             '"agent" to talk to a person.'
         ),
     }
+    #: the human side's words; defaults, so that config files written before them still load.
+    #: Placeholders: {agent} the agent's name, {ahead} customers ahead, {minutes} expected wait.
+    agent_on_it: LocalText = {
+        "zh": "您的问题已由客服{agent}跟进处理中，请稍候，我们会尽快回复您。",
+        "en": "{agent} from our team is on your request and will reply shortly.",
+    }
+    queue_position: LocalText = {
+        "zh": "您前面还有{ahead}位客户在等待，预计等待约{minutes}分钟。",
+        "en": "There are {ahead} customers ahead of you; the expected wait is about {minutes} min.",
+    }
+    #: sent once when no human has answered after care.apology_minutes
+    waiting_care: LocalText = {
+        "zh": "很抱歉让您久等了，您的问题已在人工客服队列中，我们会尽快为您处理，请不要离开。",
+        "en": (
+            "We're sorry to keep you waiting. Your request is in our team's queue and will be "
+            "picked up as soon as possible."
+        ),
+    }
+    #: the answer to a waiting customer who complains about the wait (their ticket moves up)
+    waiting_sorry: LocalText = {
+        "zh": "非常抱歉让您久等了！已为您优先处理，客服会尽快回复您。",
+        "en": "We're very sorry for the wait! We've moved your request up; an agent replies soon.",
+    }
+    #: 结束语, sent when an agent resolves the ticket, before the survey question
+    closing: LocalText = {
+        "zh": "感谢您的耐心等待与支持，本次服务已完成。如还有其他问题，欢迎随时咨询！",
+        "en": "Thank you for your patience. If there's anything else, just write to us anytime!",
+    }
+    csat_question: LocalText = {
+        "zh": "请为本次服务打分：回复 1–5（5 为非常满意）。",
+        "en": "How did we do? Reply with a number from 1 to 5 (5 = very satisfied).",
+    }
+    nps_question: LocalText = {
+        "zh": "您有多大可能向朋友推荐我们？请回复 0–10（10 为非常愿意）。",
+        "en": "How likely are you to recommend us to a friend? Reply 0–10 (10 = very likely).",
+    }
+    survey_thanks: LocalText = {
+        "zh": "感谢您的评价，祝您生活愉快！",
+        "en": "Thank you for your feedback. Have a great day!",
+    }
     forbidden_phrases: list[str] = []
 
     @field_validator("*")
@@ -446,6 +526,8 @@ class Config(_Section):
     guard: GuardConfig = GuardConfig()
     service: ServiceConfig = ServiceConfig()
     console: ConsoleConfig = ConsoleConfig()
+    care: CareConfig = CareConfig()
+    survey: SurveyConfig = SurveyConfig()
     channels: ChannelsConfig = ChannelsConfig()
     texts: TextsConfig
 

@@ -29,6 +29,13 @@ class Agent:
     failed_logins: int = 0
     locked_until: datetime | None = None
     last_login_at: datetime | None = None
+    #: the queues this agent works; empty: every queue
+    queues: tuple[str, ...] = ()
+    seen_at: datetime | None = None
+
+    def works(self, queue: str) -> bool:
+        """May see and take this queue's tickets: supervisors and admins every queue."""
+        return self.role.may(Role.SUPERVISOR) or not self.queues or queue in self.queues
 
     def locked(self, now: datetime) -> bool:
         return self.locked_until is not None and self.locked_until > now

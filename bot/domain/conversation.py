@@ -31,4 +31,8 @@ class Conversation:
     #: set when the channel refused for good to deliver to this customer (blocked the bot, reply
     #: window or quota spent); the console shows it, the dispatcher stops trying
     unreachable_reason: str | None = None
+    #: the satisfaction question ("csat", then "nps") the customer was asked after ticket
+    #: `survey_ticket_id` was resolved; their next message may be the answer
+    survey_ticket_id: int | None = None
+    survey_kind: str | None = None
     is_new: bool = False

@@ -9,15 +9,24 @@ from typing import Any
 
 
 class TicketStatus(StrEnum):
+    """waiting → queued → claimed ⇄ pending → resolved → closed; a resolved ticket reopens
+    (to its agent, or queued) when the customer needs a human again within the reopen time."""
+
     WAITING = "waiting"  # the queue is closed; agents see it at opening time
     QUEUED = "queued"  # agents can take it
-    CLAIMED = "claimed"  # an agent has it
-    RESOLVED = "resolved"
+    CLAIMED = "claimed"  # assigned: an agent has it, and it is their move
+    PENDING = "pending"  # the agent answered; waiting on the customer
+    RESOLVED = "resolved"  # done; the bot answers again; may reopen within the reopen time
+    CLOSED = "closed"  # past the reopen time
 
     @classmethod
     def open(cls) -> tuple[TicketStatus, ...]:
-        """The states in which a ticket still owns its conversation."""
-        return (cls.WAITING, cls.QUEUED, cls.CLAIMED)
+        """The states in which a ticket still owns its conversation (the bot is silent)."""
+        return (cls.WAITING, cls.QUEUED, cls.CLAIMED, cls.PENDING)
+
+    @classmethod
+    def with_agent(cls) -> tuple[TicketStatus, ...]:
+        return (cls.CLAIMED, cls.PENDING)
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,7 @@ class TicketDraft:
             first_response_due=start + self.first_response,
             transfer_due=start + self.transfer,
             reasons=self.reasons,
+            updated_at=now,
         )
 
 
@@ -64,3 +74,30 @@ class Ticket:
     #: the agent who claimed it, and when
     agent_id: int | None = None
     claimed_at: datetime | None = None
+    updated_at: datetime | None = None
+    #: a human's first reply (the bot's replies never count)
+    first_response_at: datetime | None = None
+    resolved_at: datetime | None = None
+    resolved_by: int | None = None
+    reopened: int = 0
+    #: the apology-and-update sent to the waiting customer
+    care_sent_at: datetime | None = None
+    #: an SLA deadline passed (`breach`: first_response or transfer) and it was escalated
+    breached_at: datetime | None = None
+    breach: str | None = None
+    csat_asked_at: datetime | None = None
+    csat: int | None = None
+    nps: int | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in TicketStatus.open()
+
+    def breached(self, now: datetime) -> bool:
+        """Past a deadline not met: no human reply by the first-response deadline, or still
+        not with an agent by the transfer deadline."""
+        if not self.is_open:
+            return False
+        if self.first_response_at is None and now > self.first_response_due:
+            return True
+        return self.claimed_at is None and now > self.transfer_due

@@ -28,7 +28,7 @@ def release_waiting(
     with store.transaction() as tx:
         for queue, queue_config in config.queues.items():
             if schedules[queue_config.schedule].is_open(now):
-                released.extend(tickets.release_waiting(tx, queue))
+                released.extend(tickets.release_waiting(tx, queue, now))
         released.sort(key=lambda t: (Priority(t.priority).rank, t.created_at, t.id))
         for ticket in released:
             conversation = conversations.get(tx, ticket.conversation_id)

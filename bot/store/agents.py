@@ -6,6 +6,7 @@ limit, so two workers receiving guesses at the same moment cannot both miss the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,7 +22,13 @@ class AgentExists(Exception):
 
 
 def add(
-    conn: Connection, login: str, name: str, role: Role, password_hash: str, now: datetime
+    conn: Connection,
+    login: str,
+    name: str,
+    role: Role,
+    password_hash: str,
+    now: datetime,
+    queues: Sequence[str] = (),
 ) -> Agent:
     if conn.execute(sa.select(agents.c.id).where(agents.c.login == login)).first():
         raise AgentExists(login)
@@ -35,6 +42,7 @@ def add(
             failed_logins=0,
             created_at=now,
             password_changed_at=now,
+            queues=list(queues) or None,
         )
     )
     found = by_login(conn, login)
@@ -74,6 +82,25 @@ def set_password(conn: Connection, login: str, password_hash: str, now: datetime
             )
         ).rowcount
     )
+
+
+def set_queues(conn: Connection, login: str, queues: Sequence[str]) -> bool:
+    """The queues this agent works (empty: every queue)."""
+    return bool(
+        conn.execute(
+            agents.update().where(agents.c.login == login).values(queues=list(queues) or None)
+        ).rowcount
+    )
+
+
+def get(conn: Connection, agent_id: int) -> Agent | None:
+    row = conn.execute(sa.select(agents).where(agents.c.id == agent_id)).mappings().first()
+    return _agent(row) if row else None
+
+
+def seen(conn: Connection, agent_id: int, now: datetime) -> None:
+    """The console heard from this agent now ("agents online")."""
+    conn.execute(agents.update().where(agents.c.id == agent_id).values(seen_at=now))
 
 
 def set_active(conn: Connection, login: str, active: bool) -> bool:
@@ -117,4 +144,6 @@ def _agent(row: Any) -> Agent:
         row["failed_logins"],
         row["locked_until"],
         row["last_login_at"],
+        tuple(row["queues"] or ()),
+        row["seen_at"],
     )

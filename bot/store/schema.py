@@ -64,8 +64,13 @@ def _one_of(column: str, kind: type[StrEnum], name: str) -> sa.CheckConstraint:
     return sa.CheckConstraint(f"{column} IN ({values})", name=name)
 
 
-_OPEN_TICKET = "status IN ('waiting', 'queued', 'claimed')"
-assert {s.value for s in TicketStatus.open()} == {"waiting", "queued", "claimed"}
+_OPEN_TICKET = "status IN ('waiting', 'queued', 'claimed', 'pending')"
+assert {s.value for s in TicketStatus.open()} == {"waiting", "queued", "claimed", "pending"}
+
+
+def _created_at(context: Any) -> Any:
+    return context.get_current_parameters()["created_at"]
+
 
 conversations = sa.Table(
     "conversations",
@@ -83,6 +88,10 @@ conversations = sa.Table(
     sa.Column("notice_window", sa.String(40)),
     sa.Column("suggestions", Json),
     sa.Column("unreachable_reason", sa.Text),
+    # the satisfaction question (csat, then nps) this conversation waits an answer to, and for
+    # which ticket
+    sa.Column("survey_ticket_id", Key),
+    sa.Column("survey_kind", sa.String(8)),
     _one_of("state", ConversationState, "state"),
     sa.Index("ix_conversations_user", "channel", "user_id", "state"),
     # one open conversation per customer, whatever several workers do at once
@@ -112,6 +121,8 @@ messages = sa.Table(
     sa.Column("details", Json),
     sa.Column("at", UtcDateTime, nullable=False),
     sa.Column("handled", sa.Boolean, nullable=False, server_default=sa.false()),
+    # who wrote an outgoing line: an agent, or (NULL) the bot
+    sa.Column("agent_id", Key, sa.ForeignKey("agents.id")),
     sa.CheckConstraint("direction IN ('in', 'out')", name="direction"),
     sa.UniqueConstraint("channel", "external_id", name="uq_messages_delivery"),
     sa.Index("ix_messages_conversation", "conversation_id", "id"),
@@ -152,11 +163,24 @@ tickets = sa.Table(
     sa.Column("reasons", Json, nullable=False),
     sa.Column("agent_id", Key, sa.ForeignKey("agents.id")),  # who claimed it
     sa.Column("claimed_at", UtcDateTime),
+    # any change: the consoles' live view (written with the ticket: its creation time)
+    sa.Column("updated_at", UtcDateTime, nullable=False, default=_created_at),
+    sa.Column("first_response_at", UtcDateTime),  # a human's first reply (never the bot's)
+    sa.Column("resolved_at", UtcDateTime),
+    sa.Column("resolved_by", Key, sa.ForeignKey("agents.id")),
+    sa.Column("reopened", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("care_sent_at", UtcDateTime),  # the apology-and-update to a waiting customer
+    sa.Column("breached_at", UtcDateTime),  # an SLA deadline passed and the ticket was escalated
+    sa.Column("breach", sa.String(16)),  # which: first_response | transfer
+    sa.Column("csat_asked_at", UtcDateTime),
+    sa.Column("csat", sa.Integer),  # 1–5
+    sa.Column("nps", sa.Integer),  # 0–10
     _one_of("status", TicketStatus, "status"),
     _one_of("priority", Priority, "priority"),
     _one_of("category", Category, "category"),
     sa.Index("ix_tickets_queue", "queue", "status", "priority_rank", "created_at"),
     sa.Index("ix_tickets_conversation", "conversation_id"),
+    sa.Index("ix_tickets_updated_at", "updated_at"),
     # one open ticket per conversation
     sa.Index(
         "uq_tickets_open",
@@ -235,7 +259,24 @@ agents = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("password_changed_at", UtcDateTime, nullable=False),
     sa.Column("last_login_at", UtcDateTime),
+    sa.Column("queues", Json),  # the queues this agent works; NULL: all
+    sa.Column("seen_at", UtcDateTime),  # the console last heard from them
     _one_of("role", Role, "role"),
+)
+
+#: each ticket's history: created, claimed, replied, transferred (with a note), escalated,
+#: breached, care, resolved, reopened, csat, nps — what the console lists and reports count
+ticket_events = sa.Table(
+    "ticket_events",
+    metadata,
+    sa.Column("id", Key, primary_key=True),
+    sa.Column("ticket_id", Key, sa.ForeignKey("tickets.id"), nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("agent_id", Key, sa.ForeignKey("agents.id")),
+    sa.Column("data", Json),
+    sa.Index("ix_ticket_events_ticket_id_id", "ticket_id", "id"),
+    sa.Index("ix_ticket_events_kind_at", "kind", "at"),
 )
 
 #: cluster-wide leases by name (the scheduler's leader on SQLite; who leads, for /readyz)

@@ -3,14 +3,164 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from bot.domain.messages import Priority
 from bot.domain.ticket import Ticket, TicketStatus
-from bot.store.schema import tickets
+from bot.store.schema import agents, conversations, ticket_events, tickets
+
+#: the PostgreSQL NOTIFY channel every console listens on; any ticket change is announced there
+DESK_CHANNEL = "desk"
+
+
+def get(conn: Connection, ticket_id: int, *, lock: bool = False) -> Ticket | None:
+    """One ticket; `lock`: held until the transaction ends (PostgreSQL FOR UPDATE; SQLite's
+    write transaction already excludes other writers)."""
+    query = sa.select(tickets).where(tickets.c.id == ticket_id)
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).mappings().first()
+    return _ticket(row) if row else None
+
+
+def change(conn: Connection, ticket_id: int, now: datetime, **values: Any) -> Ticket:
+    """Set columns on a ticket and mark it changed (the consoles refresh)."""
+    row = (
+        conn.execute(
+            tickets.update()
+            .where(tickets.c.id == ticket_id)
+            .values(updated_at=now, **values)
+            .returning(*tickets.c)
+        )
+        .mappings()
+        .one()
+    )
+    announce(conn)
+    return _ticket(row)
+
+
+def event(
+    conn: Connection,
+    ticket_id: int,
+    kind: str,
+    now: datetime,
+    agent_id: int | None = None,
+    **data: Any,
+) -> None:
+    """A step in the ticket's history (what the console lists and the reports count)."""
+    conn.execute(
+        ticket_events.insert().values(
+            ticket_id=ticket_id, kind=kind, at=now, agent_id=agent_id, data=data or None
+        )
+    )
+
+
+def events_many(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(ticket_events.insert(), rows)
+
+
+def announce(conn: Connection) -> None:
+    """Tell every worker's console that tickets changed (PostgreSQL NOTIFY, delivered at
+    commit; SQLite consoles poll `version`)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_notify(DESK_CHANNEL, "")))
+
+
+def version(conn: Connection) -> str:
+    """Moves whenever a ticket changes or is added."""
+    row = conn.execute(sa.select(sa.func.count(), sa.func.max(tickets.c.updated_at))).one()
+    return f"{row[0]}:{row[1].isoformat() if row[1] else ''}"
+
+
+def open_of(conn: Connection, conversation_id: int) -> Ticket | None:
+    row = (
+        conn.execute(
+            sa.select(tickets).where(
+                tickets.c.conversation_id == conversation_id,
+                tickets.c.status.in_(TicketStatus.open()),
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return _ticket(row) if row else None
+
+
+def reopenable(conn: Connection, channel: str, user_id: str, since: datetime) -> Ticket | None:
+    """The customer's most recent ticket resolved since `since` (the reopen window)."""
+    row = (
+        conn.execute(
+            sa.select(tickets)
+            .join(conversations, conversations.c.id == tickets.c.conversation_id)
+            .where(
+                conversations.c.channel == channel,
+                conversations.c.user_id == user_id,
+                tickets.c.status == TicketStatus.RESOLVED,
+                tickets.c.resolved_at >= since,
+            )
+            .order_by(tickets.c.resolved_at.desc(), tickets.c.id.desc())
+            .limit(1)
+        )
+        .mappings()
+        .first()
+    )
+    return _ticket(row) if row else None
+
+
+def queue_load(
+    conn: Connection, queue: str, rank: int, now: datetime, history: int = 20
+) -> tuple[int, float | None]:
+    """How many queued tickets of this queue come before one of priority `rank` arriving now,
+    and the expected wait in minutes: the mean time from available to claimed of the queue's
+    last `history` claimed tickets in the past week (None without any)."""
+    ahead = conn.execute(
+        sa.select(sa.func.count()).where(
+            tickets.c.queue == queue,
+            tickets.c.status == TicketStatus.QUEUED,
+            tickets.c.priority_rank <= rank,
+        )
+    ).scalar_one()
+    recent = conn.execute(
+        sa.select(tickets.c.available_at, tickets.c.claimed_at)
+        .where(
+            tickets.c.queue == queue,
+            tickets.c.claimed_at.is_not(None),
+            tickets.c.claimed_at >= now - timedelta(days=7),
+        )
+        .order_by(tickets.c.claimed_at.desc())
+        .limit(history)
+    ).all()
+    waits = [max(0.0, (claimed - available).total_seconds()) for available, claimed in recent]
+    return int(ahead), (sum(waits) / len(waits) / 60 if waits else None)
+
+
+def agent_name(conn: Connection, agent_id: int | None) -> str | None:
+    if agent_id is None:
+        return None
+    return conn.execute(sa.select(agents.c.name).where(agents.c.id == agent_id)).scalar()
+
+
+def close_resolved(conn: Connection, before: datetime, now: datetime) -> int:
+    """Resolved tickets past the reopen window become closed."""
+    done = conn.execute(
+        tickets.update()
+        .where(tickets.c.status == TicketStatus.RESOLVED, tickets.c.resolved_at < before)
+        .values(status=TicketStatus.CLOSED, updated_at=now)
+    ).rowcount
+    if done:
+        announce(conn)
+    return int(done)
+
+
+def raised(priority: str) -> Priority:
+    """One step up: low → normal → high → urgent."""
+    current = Priority(priority)
+    return list(Priority)[max(0, current.rank - 1)]
 
 
 def listed(conn: Connection, queue: str | None = None, status: str = "queued") -> list[Ticket]:
@@ -22,7 +172,7 @@ def listed(conn: Connection, queue: str | None = None, status: str = "queued") -
     return [_ticket(row) for row in conn.execute(query).mappings()]
 
 
-def release_waiting(conn: Connection, queue: str) -> list[Ticket]:
+def release_waiting(conn: Connection, queue: str, now: datetime) -> list[Ticket]:
     """Make a queue's waiting tickets available to agents: urgent first, then oldest.
 
     Idempotent and safe with several workers: rows are locked (PostgreSQL: skipped by the
@@ -41,8 +191,9 @@ def release_waiting(conn: Connection, queue: str) -> list[Ticket]:
     conn.execute(
         tickets.update()
         .where(tickets.c.id.in_(ids), tickets.c.status == TicketStatus.WAITING)
-        .values(status=TicketStatus.QUEUED)
+        .values(status=TicketStatus.QUEUED, updated_at=now)
     )
+    announce(conn)
     rows = {
         row["id"]: row
         for row in conn.execute(sa.select(tickets).where(tickets.c.id.in_(ids))).mappings()
@@ -72,13 +223,46 @@ def claim_next(
         conn.execute(
             tickets.update()
             .where(tickets.c.id == found, tickets.c.status == TicketStatus.QUEUED)
-            .values(status=TicketStatus.CLAIMED, agent_id=agent_id, claimed_at=now)
+            .values(
+                status=TicketStatus.CLAIMED,
+                agent_id=agent_id,
+                claimed_at=sa.func.coalesce(tickets.c.claimed_at, now),
+                updated_at=now,
+            )
             .returning(*tickets.c)
         )
         .mappings()
         .first()
     )
-    return _ticket(row) if row else None
+    if row is None:
+        return None
+    event(conn, int(row["id"]), "claimed", now, agent_id)
+    announce(conn)
+    return _ticket(row)
+
+
+def claim(conn: Connection, ticket_id: int, agent_id: int, now: datetime) -> Ticket | None:
+    """Take this queued ticket; None when it is no longer queued (someone was faster)."""
+    row = (
+        conn.execute(
+            tickets.update()
+            .where(tickets.c.id == ticket_id, tickets.c.status == TicketStatus.QUEUED)
+            .values(
+                status=TicketStatus.CLAIMED,
+                agent_id=agent_id,
+                claimed_at=sa.func.coalesce(tickets.c.claimed_at, now),
+                updated_at=now,
+            )
+            .returning(*tickets.c)
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return None
+    event(conn, ticket_id, "claimed", now, agent_id)
+    announce(conn)
+    return _ticket(row)
 
 
 def escalate(
@@ -99,6 +283,7 @@ def escalate(
                 priority_rank=rank,
                 status=TicketStatus.QUEUED,
                 available_at=now,
+                updated_at=now,
             )
             .returning(tickets.c.id)
         ).scalars()
