@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bot.domain.agent import Agent, Role
-from bot.store.schema import agents
+from bot.store.schema import UtcDateTime, agents
 
 
 class AgentExists(Exception):
@@ -54,13 +54,6 @@ def by_login(conn: Connection, login: str) -> tuple[Agent, str] | None:
     """The agent and their password hash."""
     row = conn.execute(sa.select(agents).where(agents.c.login == login)).mappings().first()
     return (_agent(row), str(row["password_hash"])) if row else None
-
-
-def by_id(conn: Connection, agent_id: int) -> Agent | None:
-    """The agent a console session names (checked on every request: a disabled agent's session
-    stops working at once)."""
-    row = conn.execute(sa.select(agents).where(agents.c.id == agent_id)).mappings().first()
-    return _agent(row) if row else None
 
 
 def everyone(conn: Connection) -> list[Agent]:
@@ -119,7 +112,12 @@ def failed_login(
         .where(agents.c.id == agent_id)
         .values(
             failed_logins=count,
-            locked_until=sa.case((count >= limit, now + lock_for), else_=agents.c.locked_until),
+            # typed, so that SQLite stores the lock's end in UTC like every other time (an
+            # untyped literal kept the wall time of `now`'s zone: a lock 8 hours too long)
+            locked_until=sa.case(
+                (count >= limit, sa.literal(now + lock_for, UtcDateTime)),
+                else_=agents.c.locked_until,
+            ),
         )
     )
     row = conn.execute(sa.select(agents).where(agents.c.id == agent_id)).mappings().one()

@@ -84,5 +84,5 @@ def current_agent(store: Store, agent_id: int) -> Agent | None:
     """The agent behind a console session, or None once they are disabled or removed: checked
     on every request (one primary-key read), so disabling an agent ends their sessions at once."""
     with store.engine.connect() as conn:
-        agent = agents.by_id(conn, agent_id)
+        agent = agents.get(conn, agent_id)
     return agent if agent is not None and agent.active else None

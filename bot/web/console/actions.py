@@ -56,7 +56,7 @@ async def reply(request: web.Request) -> web.Response:
     outcome = await console.run(console.desk.reply, agent, ticket_id, text, confirmed=confirmed)
     if not outcome.sent:
         context = await ticket_context(console, agent, ticket_id, text, outcome.warnings)
-        return render(request, "ticket.html", context, status=422)
+        return render(request, "ticket.html", context)
     session_of(request).flash("reply_sent")
     return see_other(f"/console/tickets/{ticket_id}")
 

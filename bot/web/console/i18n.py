@@ -166,6 +166,14 @@ MESSAGES: dict[str, dict[str, str]] = {
     "event_released": {"zh": "开放接入", "en": "released at opening"},
     "event_csat": {"zh": "满意度评价", "en": "CSAT"},
     "event_nps": {"zh": "推荐度评价", "en": "NPS"},
+    "data_note": {"zh": "备注", "en": "note"},
+    "data_queue": {"zh": "队列", "en": "queue"},
+    "data_to": {"zh": "转至", "en": "to"},
+    "data_from": {"zh": "来自", "en": "from"},
+    "data_reason": {"zh": "原因", "en": "reason"},
+    "data_score": {"zh": "评分", "en": "score"},
+    "data_priority": {"zh": "优先级", "en": "priority"},
+    "data_agent": {"zh": "客服", "en": "agent"},
 }
 
 

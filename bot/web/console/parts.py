@@ -51,8 +51,8 @@ class Console:
 
 CONSOLE = web.AppKey("console", Console)
 #: per request: the session, and the logged-in agent (absent on the public pages)
-SESSION = "console.session"
-AGENT = "console.agent"
+SESSION = web.RequestKey("console.session", Session)
+AGENT = web.RequestKey("console.agent", Agent)
 
 
 def console_of(request: web.Request) -> Console:

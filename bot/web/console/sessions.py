@@ -18,9 +18,10 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
+from http.cookies import SimpleCookie
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from cryptography.fernet import Fernet, InvalidToken
 
 from bot.domain.clock import Clock
@@ -112,36 +113,39 @@ class Sessions:
     def load(self, request: web.Request) -> Session:
         """The request's session; a missing, forged, tampered or expired cookie gives a new,
         empty one (the agent logs in again)."""
-        token = request.cookies.get(COOKIE)
-        if not token:
+        cookie = request.cookies.get(COOKIE)
+        if not cookie:
             return Session()
+        token = (cookie + "=" * (-len(cookie) % 4)).encode()
         now = self._now()
         try:
-            raw = self._fernet.decrypt_at_time(token.encode(), self._idle, now)
-            data = json.loads(raw)
+            data = json.loads(self._fernet.decrypt_at_time(token, self._idle, now))
+            issued = self._fernet.extract_timestamp(token)
         except (InvalidToken, ValueError):
             return Session()
         if not isinstance(data, dict):
             return Session()
-        issued = self._fernet.extract_timestamp(token.encode())
         return Session(data, changed=now - issued >= TOUCH_SECONDS)
 
     def save(self, response: web.StreamResponse, session: Session) -> None:
-        """Write the cookie when the session changed (called as the response is prepared)."""
+        """Write the cookie when the session changed. Called as the response is prepared, after
+        aiohttp has turned `response.cookies` into headers, so the header is added here."""
         if not session.changed:
             return
         token = self._fernet.encrypt_at_time(
             json.dumps(session.data, separators=(",", ":")).encode(), self._now()
         )
-        response.set_cookie(
-            COOKIE,
-            token.decode(),
-            path="/console/",
-            max_age=self._idle,
-            httponly=True,
-            samesite="Lax",
-            secure=self._secure,
-        )
+        cookie = SimpleCookie()
+        # without base64's padding the value needs no quoting
+        cookie[COOKIE] = token.decode().rstrip("=")
+        morsel = cookie[COOKIE]
+        morsel["path"] = "/console/"
+        morsel["max-age"] = str(self._idle)
+        morsel["httponly"] = True
+        morsel["samesite"] = "Lax"
+        if self._secure:
+            morsel["secure"] = True
+        response.headers.add(hdrs.SET_COOKIE, morsel.OutputString())
         session.changed = False
 
     def _now(self) -> int:
