@@ -473,6 +473,10 @@ class TextsConfig(_Section):
         "zh": "您前面还有{ahead}位客户在等待，预计等待约{minutes}分钟。",
         "en": "There are {ahead} customers ahead of you; the expected wait is about {minutes} min.",
     }
+    queue_ahead: LocalText = {
+        "zh": "您前面还有{ahead}位客户在等待，请稍候。",
+        "en": "There are {ahead} customers ahead of you; please hold on.",
+    }
     #: sent once when no human has answered after care.apology_minutes
     waiting_care: LocalText = {
         "zh": "很抱歉让您久等了，您的问题已在人工客服队列中，我们会尽快为您处理，请不要离开。",

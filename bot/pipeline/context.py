@@ -11,7 +11,7 @@ from bot.domain.messages import Decision, Inbound, Outbound
 from bot.domain.ticket import TicketDraft
 from bot.hours.schedule import Schedule
 from bot.pipeline.knowledge import Knowledge
-from bot.store.batch import Entry
+from bot.store.batch import Entry, Reopening, TicketUpdate
 from bot.understanding.faq import FaqMatch
 from bot.understanding.intents import IntentGuess
 
@@ -67,6 +67,12 @@ class Context:
     schedule: Schedule | None = None
     decision: Decision | None = None
     ticket: TicketDraft | None = None
+    #: the handoff reopens this resolved ticket instead of opening a new one
+    reopen: Reopening | None = None
+    #: changes to the conversation's existing ticket (the customer answered, complained, rated)
+    ticket_updates: list[TicketUpdate] = field(default_factory=list)
+    #: for a new handoff to an open queue: customers ahead and the expected wait in minutes
+    queue_load: tuple[int, float | None] | None = None
     replies: list[Reply] = field(default_factory=list)
     outbound: list[Outbound] = field(default_factory=list)
     #: what the run recorded for the database (filled with ids when the batch is written)

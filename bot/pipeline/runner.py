@@ -163,6 +163,10 @@ class Pipeline:
                     steps.guard(ctx, batch, config)
                 if not ctx.stop:
                     steps.understood(ctx, understanding, config)
+                    steps.with_human(ctx, batch, config)
+                if not ctx.stop:
+                    steps.survey(ctx, batch, config)
+                if not ctx.stop:
                     steps.hours(ctx, config)
                     steps.decide(ctx, batch, config)
                     steps.compose(ctx, config)
@@ -192,6 +196,7 @@ class Pipeline:
             tx,
             timedelta(minutes=self.config.conversation.idle_minutes),
             timedelta(seconds=self.config.guard.flood_seconds),
+            timedelta(minutes=self.config.handoff.reopen_minutes),
         )
 
     @staticmethod
@@ -259,6 +264,7 @@ class Pipeline:
             return
         ctx.error = True
         ctx.outbound, ctx.ticket, ctx.stop, ctx.entry = [], None, False, None
+        ctx.reopen, ctx.ticket_updates = None, []
         inbound = ctx.inbound
         try:
             with self.store.customer_lock(inbound.channel, inbound.user_id) as tx:

@@ -9,21 +9,24 @@ together, their reads and writes done in bulk). A step ends the run early by cal
 from __future__ import annotations
 
 import logging
+import math
 from datetime import timedelta
 
 from bot.content.config import Config, TextsConfig, pick
 from bot.content.entries import OUT_OF_SCOPE, IntentSpec, forbidden_in
 from bot.domain.conversation import ConversationState
 from bot.domain.messages import WELCOME_EVENT, Action, Category, Decision, Kind, Priority
-from bot.domain.ticket import TicketDraft
+from bot.domain.ticket import TicketDraft, TicketStatus
 from bot.hours.schedule import Schedule, format_moment
 from bot.pipeline.complaint import complaint_signal
 from bot.pipeline.context import Context, Reply
 from bot.pipeline.guard import urgent_signal
 from bot.pipeline.handoff import ticket_for
 from bot.pipeline.knowledge import Understanding
+from bot.pipeline.survey import parse_score
 from bot.store import conversations
-from bot.store.batch import DecisionBatch, Entry
+from bot.store.batch import DecisionBatch, Entry, TicketUpdate
+from bot.store.tickets import raised as raised_priority
 from bot.understanding.language import detect
 from bot.understanding.suggestions import format_suggestions, parse_pick, question_in
 
@@ -31,34 +34,11 @@ log = logging.getLogger("bot.pipeline")
 
 
 def conversation(ctx: Context, batch: DecisionBatch, config: Config) -> None:
-    """Find or open the conversation; when a human owns it, the bot stays quiet — unless it is
-    an emergency, which moves the ticket to the urgent line."""
+    """Find or open the conversation (a human may own it: see `with_human`)."""
     inbound = ctx.inbound
     conv = batch.conversation(inbound.channel, inbound.user_id)
     conversations.attach(conv, ctx.now)
     ctx.conversation = conv
-    if conv.state != ConversationState.HANDOFF:
-        return
-    cfg = config.guard
-    signal = urgent_signal(ctx.text, cfg.urgent_keywords, cfg.urgent_exclusions)
-    urgent = ctx.knowledge.intents.get(cfg.urgent_intent)
-    if signal and urgent and urgent.queue:
-        moved = batch.escalate(
-            conv.id, urgent.queue, urgent.priority.value, urgent.priority.rank, ctx.now
-        )
-        decision = Decision(
-            Action.HANDOFF,
-            intent=urgent.name,
-            queue=urgent.queue,
-            priority=urgent.priority,
-            category=urgent.category,
-            language=conv.language,
-            ticket_id=moved[0] if moved else None,
-            reasons=[f"urgent signal {signal!r} while waiting: ticket escalated"],
-        )
-        finish(ctx, decision, [pick(urgent.reply, conv.language)])
-        return
-    finish(ctx, Decision(Action.SILENT, reasons=["a human owns this conversation"]), [])
 
 
 def guard(ctx: Context, batch: DecisionBatch, config: Config) -> None:
@@ -104,6 +84,100 @@ def understood(ctx: Context, understanding: Understanding, config: Config) -> No
             ctx.complaint_signal = cues
     if ctx.handoff is not None and ctx.handoff.queue:
         ctx.route_queue = ctx.handoff.queue
+
+
+def with_human(ctx: Context, batch: DecisionBatch, config: Config) -> None:
+    """While a human owns the conversation the bot is silent — the agent reads the message in
+    the console — except to say what the customer needs to hear: an emergency moves the ticket
+    to the urgent line; a customer asking for a person hears who is on it, or their place in
+    the queue; one who complains about the wait gets an apology and moves up."""
+    conv = ctx.conversation
+    assert conv is not None
+    if conv.state != ConversationState.HANDOFF:
+        return
+    ticket = batch.open_ticket(conv.id)
+    lang = ctx.language
+    if ticket is None:  # closed behind the bot's back (an old row): the bot takes over again
+        conv.state = ConversationState.BOT
+        return
+    decision = Decision(Action.SILENT, language=lang, ticket_id=ticket.id)
+    reasons: list[str] = []
+    texts: list[str] = []
+    # the customer wrote: the agent's move now, and the console shows the new line
+    values: dict[str, object] = {}
+    if ticket.status == TicketStatus.PENDING:
+        values["status"] = TicketStatus.CLAIMED
+    urgent = ctx.knowledge.intents.get(config.guard.urgent_intent)
+    agent = batch.agent_name(ticket.agent_id)
+    if ctx.urgent_signal and urgent and urgent.queue and ticket.priority != Priority.URGENT:
+        moved = batch.escalate(
+            conv.id, urgent.queue, urgent.priority.value, urgent.priority.rank, ctx.now
+        )
+        if not moved:  # with an agent already: stays theirs, at the top of their list
+            values.update(priority=urgent.priority.value, priority_rank=urgent.priority.rank)
+        decision.action, decision.intent = Action.HANDOFF, urgent.name
+        decision.queue = urgent.queue if moved else ticket.queue
+        decision.priority, decision.category = urgent.priority, urgent.category
+        reasons.append(f"urgent signal {ctx.urgent_signal!r} while with a human: escalated")
+        texts.append(pick(urgent.reply, lang))
+        event = ("escalated", {"reason": "urgent", "priority": urgent.priority.value})
+    elif ticket.status in TicketStatus.with_agent():
+        event = None
+        if ctx.handoff is not None and agent:
+            texts.append(pick(config.texts.agent_on_it, lang).replace("{agent}", agent))
+            reasons.append(f"asked for a person: {agent} has the ticket")
+        else:
+            reasons.append(f"{agent or 'an agent'} owns this conversation")
+    elif ctx.complaint_signal or (ctx.handoff and ctx.handoff.category == Category.COMPLAINT):
+        raised = raised_priority(ticket.priority)
+        texts.append(pick(config.texts.waiting_sorry, lang))
+        reasons.append(f"complained while waiting: priority {ticket.priority} → {raised.value}")
+        values.update(priority=raised.value, priority_rank=raised.rank)
+        event = ("escalated", {"reason": "complaint while waiting", "priority": raised.value})
+    elif ctx.handoff is not None and ticket.status == TicketStatus.QUEUED:
+        ahead = batch.position(ticket)
+        _, minutes = batch.queue_load(ticket.queue, Priority(ticket.priority).rank, ctx.now)
+        texts.append(_queue_text(config, lang, ahead, minutes))
+        reasons.append(f"asked for a person while queued: {ahead} ahead")
+        event = None
+    else:
+        reasons.append(
+            "waiting for a human"
+            if ticket.status != TicketStatus.WAITING
+            else "waiting for the queue to open"
+        )
+        event = None
+    decision.reasons.append(f"a human owns this conversation ({'; '.join(reasons)})")
+    ctx.ticket_updates.append(
+        TicketUpdate(ticket.id, values, event[0] if event else None, event[1] if event else {})
+    )
+    finish(ctx, decision, texts)
+
+
+def survey(ctx: Context, batch: DecisionBatch, config: Config) -> None:
+    """The answer to the satisfaction question asked when the ticket was resolved: stored on
+    the ticket once, then NPS when configured, then thanks. Anything else is handled as usual."""
+    conv = ctx.conversation
+    assert conv is not None
+    kind, ticket_id = conv.survey_kind, conv.survey_ticket_id
+    if kind is None or ticket_id is None:
+        return
+    conv.survey_kind, conv.survey_ticket_id = None, None
+    low, high = (0, 10) if kind == "nps" else (1, 5)
+    score = parse_score(ctx.text, low, high) if ctx.inbound.kind == Kind.TEXT else None
+    if score is None:
+        return
+    lang = ctx.language
+    ctx.ticket_updates.append(TicketUpdate(ticket_id, {kind: score}, kind, {"score": score}))
+    decision = Decision(Action.REPLY, language=lang, ticket_id=ticket_id)
+    decision.reasons.append(f"{kind} answer {score} for ticket {ticket_id}")
+    finish(ctx, decision, [])
+    if kind == "csat" and config.survey.nps:
+        conv.survey_kind, conv.survey_ticket_id = "nps", ticket_id
+        choices = tuple(str(n) for n in range(11))
+        ctx.replies = [Reply(pick(config.texts.nps_question, lang), choices)]
+    else:
+        ctx.replies = [Reply(pick(config.texts.survey_thanks, lang))]
 
 
 def hours(ctx: Context, config: Config) -> None:
@@ -206,6 +280,19 @@ def decide(ctx: Context, batch: DecisionBatch, config: Config) -> None:
             )
     if decision.action in (Action.ANSWER, Action.REPLY, Action.HANDOFF):
         conv.fallback_streak = 0
+    if ticket is not None:
+        inbound = ctx.inbound
+        ctx.reopen = batch.reopenable(inbound.channel, inbound.user_id, ctx.now)
+        if ctx.reopen is not None:
+            old = ctx.reopen.ticket
+            reasons.append(
+                f"ticket {old.id} resolved {old.resolved_at:%Y-%m-%d %H:%M} UTC reopened "
+                f"({'to ' + ctx.reopen.agent_name if ctx.reopen.agent_name else 'queued'})"
+            )
+            decision.queue = old.queue
+            decision.priority, decision.category = Priority(old.priority), Category(old.category)
+        elif decision.is_open:
+            ctx.queue_load = batch.queue_load(ticket.queue, ticket.priority_rank, ctx.now)
     ctx.decision = decision
     ctx.ticket = ticket
 
@@ -233,12 +320,19 @@ def compose(ctx: Context, config: Config) -> None:
         replies.append(Reply(pick(texts_cfg.fallback, lang)))
     elif decision.action == Action.NOT_TEXT:
         replies.append(Reply(pick(texts_cfg.not_text, lang)))
+    elif decision.action == Action.HANDOFF and ctx.reopen and ctx.reopen.agent_name:
+        text = pick(texts_cfg.agent_on_it, lang).replace("{agent}", ctx.reopen.agent_name)
+        replies.append(Reply(text, handoff_queue=decision.queue))
     elif decision.action == Action.HANDOFF:
         spec = knowledge.intents.get(decision.intent or "")
         acknowledgement = (
             spec.reply if spec and spec.action == "handoff" and spec.reply else texts_cfg.handoff
         )
         replies.append(Reply(pick(acknowledgement, lang), handoff_queue=decision.queue))
+        if ctx.queue_load is not None:
+            ahead, minutes = ctx.queue_load
+            if ahead or minutes is not None:
+                replies.append(Reply(_queue_text(config, lang, ahead, minutes)))
 
     if not decision.is_open:
         opening = ctx.schedule.next_open(ctx.now)
@@ -288,6 +382,8 @@ def record(ctx: Context, batch: DecisionBatch) -> None:
         ctx.now,
         ctx.inline_until,
         ctx.worker if ctx.inline_until else None,
+        ticket_updates=list(ctx.ticket_updates),
+        reopen=ctx.reopen,
     )
     batch.record(ctx.entry)
 
@@ -352,6 +448,12 @@ def _ticket(
     priority: Priority,
     category: Category,
 ) -> TicketDraft:
+    customer = f"{ctx.inbound.channel}:{ctx.inbound.user_id}"
+    if customer in config.handoff.vip_customers:
+        queue = config.handoff.vip_queue or queue
+        vip = config.handoff.vip_priority
+        priority = vip if vip.rank < priority.rank else priority
+        decision.reasons.append(f"VIP customer: queue {queue}, priority {priority.value}")
     queue_schedule = ctx.knowledge.schedules[config.queues[queue].schedule]
     decision.queue, decision.priority, decision.category = queue, priority, category
     decision.is_open = queue_schedule.is_open(ctx.now)
@@ -364,6 +466,19 @@ def _ticket(
         queue_schedule,
         ctx.now,
         {"reasons": list(decision.reasons), "intent": decision.intent, "text": ctx.masked},
+    )
+
+
+def _queue_text(config: Config, lang: str, ahead: int, minutes: float | None) -> str:
+    """ "N customers ahead, about M minutes": M from how long the queue's recent tickets waited
+    for an agent (at least one minute per customer ahead… never promised as zero)."""
+    if minutes is None:
+        return pick(config.texts.queue_ahead, lang).replace("{ahead}", str(ahead))
+    shown = max(1, math.ceil(minutes))
+    return (
+        pick(config.texts.queue_position, lang)
+        .replace("{ahead}", str(ahead))
+        .replace("{minutes}", str(shown))
     )
 
 

@@ -21,11 +21,11 @@ from sqlalchemy.engine import Connection
 
 from bot.domain.conversation import Conversation, ConversationState
 from bot.domain.messages import Decision
-from bot.domain.ticket import TicketDraft, TicketStatus
+from bot.domain.ticket import Ticket, TicketDraft, TicketStatus
 from bot.store import outbox
 from bot.store import tickets as ticket_queries
 from bot.store.conversations import from_row
-from bot.store.schema import conversations, decisions, messages, tickets
+from bot.store.schema import agents, conversations, decisions, messages, tickets
 
 Customer = tuple[str, str]  # (channel, user id)
 
@@ -45,6 +45,30 @@ class Arrival:
         return (self.channel, self.user_id)
 
 
+@dataclass(frozen=True)
+class TicketUpdate:
+    """A change to an existing ticket that one message's run decided (the customer answered
+    the agent, complained about the wait, answered the survey): columns, and a history line."""
+
+    ticket_id: int
+    values: dict[str, Any]
+    event: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Reopening:
+    """A resolved ticket the customer needs a human for again: back to its agent (when still
+    active) or to its queue, in the customer's current conversation."""
+
+    ticket: Ticket
+    agent_name: str | None
+
+    @property
+    def to_agent(self) -> bool:
+        return self.agent_name is not None
+
+
 @dataclass
 class Entry:
     """What one message's run recorded; `flush` fills in the ids."""
@@ -59,18 +83,30 @@ class Entry:
     lease_until: datetime | None
     leased_by: str | None
     outbox_ids: list[int] = field(default_factory=list)
+    ticket_updates: Sequence[TicketUpdate] = ()
+    reopen: Reopening | None = None
 
 
 class DecisionBatch:
-    def __init__(self, tx: Connection, idle: timedelta, flood_window: timedelta) -> None:
+    def __init__(
+        self,
+        tx: Connection,
+        idle: timedelta,
+        flood_window: timedelta,
+        reopen_window: timedelta = timedelta(0),
+    ) -> None:
         self.tx = tx
         self.idle = idle
         self.flood_window = flood_window
+        self.reopen_window = reopen_window
         self._handled: set[int] = set()
         self._conversations: dict[Customer, Conversation] = {}
         self._recent: dict[Customer, list[datetime]] = defaultdict(list)
         self._replied: dict[int, set[str]] = defaultdict(set)
         self._open_ticket: dict[int, int] = {}
+        self._tickets: dict[int, Ticket] = {}
+        self._agent_names: dict[int, str] = {}
+        self._queue_load: dict[tuple[str, int], tuple[int, float | None]] = {}
         self._entries: list[Entry] = []
 
     # --- reads ---------------------------------------------------------------------------
@@ -157,16 +193,55 @@ class DecisionBatch:
                 )
             ):
                 self._replied[conversation_id].add(intent)
-            for conversation_id, ticket_id in tx.execute(
-                sa.select(tickets.c.conversation_id, tickets.c.id).where(
+            for row in tx.execute(
+                sa.select(tickets, agents.c.name.label("agent_name"))
+                .outerjoin(agents, agents.c.id == tickets.c.agent_id)
+                .where(
                     tickets.c.conversation_id.in_(known),
                     tickets.c.status.in_(TicketStatus.open()),
                 )
-            ):
-                self._open_ticket[conversation_id] = ticket_id
+            ).mappings():
+                fields = {k: v for k, v in row.items() if k != "agent_name"}
+                ticket = ticket_queries.from_row(fields)
+                self._open_ticket[ticket.conversation_id] = ticket.id
+                self._tickets[ticket.conversation_id] = ticket
+                if ticket.agent_id is not None and row["agent_name"]:
+                    self._agent_names[ticket.agent_id] = row["agent_name"]
 
     def is_handled(self, message_id: int) -> bool:
         return message_id in self._handled
+
+    def open_ticket(self, conversation_id: int) -> Ticket | None:
+        """The ticket that owns this conversation, as it was when the batch was loaded."""
+        return self._tickets.get(conversation_id)
+
+    def agent_name(self, agent_id: int | None) -> str | None:
+        return self._agent_names.get(agent_id) if agent_id is not None else None
+
+    def reopenable(self, channel: str, user_id: str, now: datetime) -> Reopening | None:
+        """The customer's ticket resolved within the reopen window (rare: read on demand)."""
+        if self.reopen_window <= timedelta(0):
+            return None
+        found = ticket_queries.reopenable(self.tx, channel, user_id, now - self.reopen_window)
+        if found is None:
+            return None
+        agent = None
+        if found.agent_id is not None:
+            agent = self.tx.execute(
+                sa.select(agents.c.name).where(agents.c.id == found.agent_id, agents.c.active)
+            ).scalar()
+        return Reopening(found, agent)
+
+    def queue_load(self, queue: str, rank: int, now: datetime) -> tuple[int, float | None]:
+        """Customers ahead in the queue and the expected wait in minutes (read once per batch)."""
+        key = (queue, rank)
+        if key not in self._queue_load:
+            self._queue_load[key] = ticket_queries.queue_load(self.tx, queue, rank, now)
+        return self._queue_load[key]
+
+    def position(self, ticket: Ticket) -> int:
+        """How many queued tickets an agent takes before this one."""
+        return ticket_queries.ahead_of(self.tx, ticket)
 
     def conversation(self, channel: str, user_id: str) -> Conversation:
         return self._conversations[(channel, user_id)]
@@ -200,6 +275,12 @@ class DecisionBatch:
             for e in entries
             if e.ticket is not None and e.conversation.id not in self._open_ticket
         ]
+        touched = False
+        for entry in wanting:
+            if entry.reopen is not None:
+                self._reopen(entry, entry.reopen)
+                touched = True
+        wanting = [e for e in wanting if e.reopen is None]
         if wanting:
             new_ids = tx.execute(
                 tickets.insert().returning(tickets.c.id, sort_by_parameter_order=True),
@@ -209,8 +290,31 @@ class DecisionBatch:
                     if e.ticket is not None
                 ],
             ).scalars()
+            created = []
             for entry, ticket_id in zip(wanting, new_ids, strict=True):
                 self._open_ticket[entry.conversation.id] = int(ticket_id)
+                assert entry.ticket is not None
+                created.append(
+                    dict(
+                        ticket_id=int(ticket_id),
+                        kind="created",
+                        at=entry.now,
+                        agent_id=None,
+                        data={"queue": entry.ticket.queue, "priority": entry.ticket.priority},
+                    )
+                )
+            ticket_queries.events_many(tx, created)
+            touched = True
+        for entry in entries:
+            for update in entry.ticket_updates:
+                ticket_queries.change(tx, update.ticket_id, entry.now, **update.values)
+                if update.event:
+                    ticket_queries.event(
+                        tx, update.ticket_id, update.event, entry.now, None, **update.data
+                    )
+                touched = True
+        if touched:
+            ticket_queries.announce(tx)
         for entry in entries:
             if entry.ticket is not None:
                 entry.decision.ticket_id = self._open_ticket[entry.conversation.id]
@@ -249,6 +353,8 @@ class DecisionBatch:
                 fallback_streak=sa.bindparam("new_streak"),
                 notice_window=sa.bindparam("new_notice_window"),
                 suggestions=sa.bindparam("new_suggestions", type_=conversations.c.suggestions.type),
+                survey_ticket_id=sa.bindparam("new_survey_ticket"),
+                survey_kind=sa.bindparam("new_survey_kind"),
                 # a customer who writes can be written to again (unblocked the bot, reopened
                 # WeChat's window)
                 unreachable_reason=None,
@@ -263,6 +369,8 @@ class DecisionBatch:
                     "new_streak": c.fallback_streak,
                     "new_notice_window": c.notice_window,
                     "new_suggestions": c.suggestions,
+                    "new_survey_ticket": c.survey_ticket_id,
+                    "new_survey_kind": c.survey_kind,
                 }
                 for c in {id(e.conversation): e.conversation for e in entries}.values()
             ],
@@ -288,3 +396,31 @@ class DecisionBatch:
         for (entry, _), outbox_id in zip(lines, ids, strict=True):
             entry.outbox_ids.append(outbox_id)
         return entries
+
+    def _reopen(self, entry: Entry, reopening: Reopening) -> None:
+        """The resolved ticket takes the customer again: to its agent (assigned) when still
+        active, otherwise queued in its queue; it follows the customer's current conversation."""
+        ticket = reopening.ticket
+        status = TicketStatus.CLAIMED if reopening.to_agent else TicketStatus.QUEUED
+        ticket_queries.change(
+            self.tx,
+            ticket.id,
+            entry.now,
+            status=status,
+            conversation_id=entry.conversation.id,
+            reopened=ticket.reopened + 1,
+            resolved_at=None,
+            resolved_by=None,
+            agent_id=ticket.agent_id if reopening.to_agent else None,
+            available_at=entry.now if not reopening.to_agent else ticket.available_at,
+        )
+        ticket_queries.event(
+            self.tx,
+            ticket.id,
+            "reopened",
+            entry.now,
+            None,
+            to=reopening.agent_name or ticket.queue,
+            message_id=entry.message_id,
+        )
+        self._open_ticket[entry.conversation.id] = ticket.id

@@ -290,6 +290,30 @@ def escalate(
     ]
 
 
+def ahead_of(conn: Connection, ticket: Ticket) -> int:
+    """Queued tickets of the same queue an agent takes before this one."""
+    rank = Priority(ticket.priority).rank
+    return int(
+        conn.execute(
+            sa.select(sa.func.count()).where(
+                tickets.c.queue == ticket.queue,
+                tickets.c.status == TicketStatus.QUEUED,
+                tickets.c.id != ticket.id,
+                sa.or_(
+                    tickets.c.priority_rank < rank,
+                    sa.and_(
+                        tickets.c.priority_rank == rank, tickets.c.created_at < ticket.created_at
+                    ),
+                ),
+            )
+        ).scalar_one()
+    )
+
+
+def from_row(row: Any) -> Ticket:
+    return _ticket(row)
+
+
 def _ticket(row: Any) -> Ticket:
     data = {k: v for k, v in dict(row).items() if k != "priority_rank"}
     data["status"] = TicketStatus(data["status"])
