@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -24,10 +25,11 @@ from bot.domain.clock import FixedClock
 from bot.domain.messages import Inbound
 from bot.pipeline.runner import Pipeline
 from bot.store import agents
+from bot.store.database import Store
 from bot.understanding.encoders import MemoEncoder
 from bot.web.app import Parts, make_app
 from bot.web.auth import hash_password
-from bot.web.console.sessions import COOKIE
+from bot.web.console.sessions import COOKIE, SECRET_ENV, session_key
 from tests.conftest import at
 
 PASSWORD = "correct horse battery"
@@ -75,8 +77,7 @@ class Console:
         self.client.session.cookie_jar.update_cookies({COOKIE: value}, self.client.make_url("/"))
 
 
-@pytest.fixture
-async def console(config: Config, encoder: MemoEncoder, tmp_path: Path) -> AsyncIterator[Console]:
+async def open_console(config: Config, encoder: MemoEncoder, tmp_path: Path) -> Console:
     clock = FixedClock(at("2026-11-24 10:00"))
     pipeline = build_pipeline(
         config, clock, store_url=f"sqlite:///{tmp_path}/console.sqlite3", encoder=encoder
@@ -84,9 +85,15 @@ async def console(config: Config, encoder: MemoEncoder, tmp_path: Path) -> Async
     app = make_app(Parts(pipeline, [], run_scheduler=False))
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
-    yield Console(client, pipeline, clock)
-    await client.close()
-    pipeline.store.engine.dispose()
+    return Console(client, pipeline, clock)
+
+
+@pytest.fixture
+async def console(config: Config, encoder: MemoEncoder, tmp_path: Path) -> AsyncIterator[Console]:
+    opened = await open_console(config, encoder, tmp_path)
+    yield opened
+    await opened.client.close()
+    opened.pipeline.store.engine.dispose()
 
 
 def _login_location(response: ClientResponse) -> bool:
@@ -254,3 +261,36 @@ async def test_another_queues_ticket_needs_the_role(console: Console) -> None:
     allowed = await console.client.get(f"/console/tickets/{ticket.id}")
     assert allowed.status == 200
     assert "太过分" in await allowed.text()
+
+
+async def test_cookie_is_secure_behind_https(
+    config: Config, encoder: MemoEncoder, tmp_path: Path
+) -> None:
+    config.service.public_url = "https://support.example.com"
+    console = await open_console(config, encoder, tmp_path)
+    try:
+        page = await console.client.get("/console/login")
+        assert "; Secure" in page.headers["Set-Cookie"]
+    finally:
+        await console.client.close()
+        console.pipeline.store.engine.dispose()
+
+
+def test_session_key_is_made_once_for_every_worker(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers starting together agree on one key (insert-if-absent); BOT_CONSOLE_SECRET, when
+    set, is used instead of it."""
+    monkeypatch.delenv(SECRET_ENV, raising=False)
+    clock = FixedClock(at("2026-11-24 10:00"))
+    with ThreadPoolExecutor(4) as pool:
+        keys = set(pool.map(lambda _: session_key(store, clock), range(8)))
+    assert len(keys) == 1
+    (key,) = keys
+    Fernet(key)  # a valid key
+    assert session_key(store, clock) == key
+
+    monkeypatch.setenv(SECRET_ENV, "our own secret")
+    own = session_key(store, clock)
+    assert own != key and own == session_key(store, clock)
+    Fernet(own)

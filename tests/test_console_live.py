@@ -1,0 +1,102 @@
+"""The console's live watcher: a NOTIFY on channel `desk` from any connection wakes every
+console of a worker (real PostgreSQL); on SQLite, or when listening fails, a moving
+`Desk.version()` does the same by polling."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from bot.web.console.live import DeskWatch
+from tests.conftest import POSTGRES_URL, require_postgres
+
+
+@pytest.fixture
+def pool() -> Iterator[ThreadPoolExecutor]:
+    with ThreadPoolExecutor(2) as executor:
+        yield executor
+
+
+async def _until(condition: object, seconds: float = 10) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if callable(condition) and condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+async def test_notify_on_postgresql_wakes_the_consoles(pool: ThreadPoolExecutor) -> None:
+    require_postgres()
+    calls: list[int] = []
+
+    def version() -> str:
+        calls.append(1)
+        return "unchanged"
+
+    watch = DeskWatch(version, pool, listen_url=make_url(POSTGRES_URL), poll_seconds=0.05)
+    watch.start()
+    try:
+        await _until(lambda: watch.listening)
+        watch.subscribers = 1
+        seen = watch.counter
+        assert not await watch.wait(seen, 0.3)  # nothing happened
+        engine = sa.create_engine(POSTGRES_URL)
+        with engine.begin() as conn:  # another worker's transaction
+            conn.execute(sa.text("NOTIFY desk"))
+        engine.dispose()
+        assert await watch.wait(seen, 5)
+        assert calls == []  # listening: no polling
+    finally:
+        await watch.close()
+
+
+async def test_polling_sees_the_version_move(pool: ThreadPoolExecutor) -> None:
+    current = ["1"]
+    watch = DeskWatch(lambda: current[0], pool, poll_seconds=0.05)
+    watch.start()
+    try:
+        watch.subscribers = 1
+        seen = watch.counter
+        assert not await watch.wait(seen, 0.3)
+        current[0] = "2"
+        assert await watch.wait(seen, 5)
+        seen = watch.counter
+        assert not await watch.wait(seen, 0.3)
+    finally:
+        await watch.close()
+
+
+async def test_a_failed_listen_falls_back_to_polling(
+    pool: ThreadPoolExecutor, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No server at that address: the watcher says so and polls instead."""
+    current = ["a"]
+    nowhere = make_url("postgresql+psycopg://postgres@127.0.0.1:9/none")
+    watch = DeskWatch(lambda: current[0], pool, listen_url=nowhere, poll_seconds=0.05)
+    with caplog.at_level(logging.WARNING, "bot.web.console"):
+        watch.start()
+        try:
+            watch.subscribers = 1
+            await _until(lambda: "polling" in caplog.text)
+            seen = watch.counter
+            await asyncio.sleep(0.2)
+            current[0] = "b"
+            assert await watch.wait(seen, 5)
+        finally:
+            await watch.close()
+
+
+async def test_closing_ends_every_wait(pool: ThreadPoolExecutor) -> None:
+    watch = DeskWatch(lambda: "1", pool, poll_seconds=0.05)
+    watch.start()
+    waiting = asyncio.create_task(watch.wait(watch.counter, 30))
+    await asyncio.sleep(0.1)
+    await watch.close()
+    assert await asyncio.wait_for(waiting, 2)
+    assert watch.closed
