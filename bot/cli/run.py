@@ -75,6 +75,7 @@ def serve(config: Config, host: str | None, port: int | None) -> int:
             file=sys.stderr,
             flush=True,
         )
+        print(f"  agents' console: http://{host}:{port}/console/", file=sys.stderr, flush=True)
         public = config.service.public_url or f"https://<your public address, proxied to {port}>"
         for channel in channels:
             print(f"  {channel.name}: {channel.describe(public)}", file=sys.stderr, flush=True)
