@@ -232,6 +232,7 @@ def load_knowledge(config: Config, encoder: Encoder) -> Knowledge:
             config.faq.suggestions,
             config.faq.answer_threshold,
             config.faq.suggest_threshold,
+            config.faq.answer_margin,
         )
         background = None
         if config.faq.background:

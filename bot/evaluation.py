@@ -130,6 +130,7 @@ def evaluate(config: Config, cases: list[Case], encoder: Encoder | None = None) 
     summary["faq_thresholds"] = {
         "answer": thresholds.answer,
         "suggest": thresholds.suggest,
+        "margin": thresholds.margin,
         "source": thresholds.source,
     }
     background = pipeline.knowledge.background
@@ -204,7 +205,8 @@ def report(result: dict[str, Any]) -> str:
     if thresholds := s.get("faq_thresholds"):
         lines.append(
             f"FAQ thresholds ({thresholds['source']}): answer ≥ {thresholds['answer']:.2f}, "
-            f"suggest ≥ {thresholds['suggest']:.2f}"
+            f"suggest ≥ {thresholds['suggest']:.2f}, lead ≥ {thresholds['margin']:.2f} where an "
+            "entry has few phrasings"
         )
     if background := s.get("out_of_scope_background"):
         margin = background["margin"]

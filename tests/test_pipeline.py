@@ -403,3 +403,34 @@ def test_what_the_channel_said_about_an_image_is_kept_masked(harness: Harness) -
         "Label": "北京市朝阳区 手机138****5678",
         "edited": True,
     }
+
+
+def test_a_thin_entry_close_to_its_neighbour_is_suggested_not_answered(
+    shop: Path, encoder: MemoEncoder, tmp_path: Path
+) -> None:
+    """An entry with two phrasings that only just leads its neighbour is offered with it as
+    "did you mean…?" (a guess between close entries misleads); asked in its own words, it is
+    answered."""
+    with (shop / "faq" / "shop.yaml").open("a", encoding="utf-8") as faq:
+        faq.write(
+            "\n- id: return-shipping-fee\n  questions:\n    - 退货运费谁出\n"
+            "    - 退货的运费谁承担\n  answer:\n    zh: 质量问题退货运费由我们承担。\n"
+            "    en: We pay return shipping for faulty items.\n"
+        )
+    path = shop / "config.toml"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("[faq]\n", "[faq]\nanswer_margin = 0.3\n"),
+        encoding="utf-8",
+    )
+    harness = make_harness(load_config(path), encoder, tmp_path)
+    assert harness.pipeline.knowledge.faq.thresholds.margin == 0.3
+
+    ctx = harness.say("退货的话来回运费怎么算")
+    decision = ctx.decision
+    assert decision is not None and decision.action == Action.SUGGEST, explain(decision)
+    assert {"return-shipping-fee", "return-policy"} <= set(decision.suggestions)
+    assert any("suggested, not answered" in reason for reason in decision.reasons)
+
+    ctx = harness.say("退货运费谁出", user="u2")
+    assert ctx.decision is not None and ctx.decision.action == Action.ANSWER
+    assert ctx.decision.faq_id == "return-shipping-fee"

@@ -272,3 +272,59 @@ def test_a_sparse_faq_keeps_a_suggestion_band(use: UseEncoder) -> None:
         thresholds = index.calibrate(["今天天气怎么样", "给我讲个笑话"], 0.95)
     assert thresholds.source == "calibrated"
     assert thresholds.suggest <= thresholds.answer - MIN_SUGGEST_BAND + 1e-3  # (rounded)
+
+
+def _entry(entry_id: str, phrasings: int) -> FaqEntry:
+    questions = tuple(f"{entry_id} 问法{i}" for i in range(phrasings))
+    return FaqEntry(entry_id, questions, {"zh": entry_id}, Category.CONSULT, Path("f"), 1)
+
+
+def test_a_thin_entry_must_lead_its_runner_up_by_the_margin() -> None:
+    """Entries with few phrasings: a near tie is suggested, a clear lead answered; entries with
+    many phrasings are told apart by them and answered on the threshold alone."""
+    from bot.understanding.faq import FEW_PHRASINGS, FaqMatch, Thresholds
+
+    thresholds = Thresholds(0.4, 0.3, "calibrated", margin=0.05)
+    thin, rich = _entry("thin", 2), _entry("rich", FEW_PHRASINGS)
+    other_rich = _entry("other", FEW_PHRASINGS + 3)
+
+    def pair(first: FaqEntry, second: FaqEntry, lead: float) -> list[FaqMatch]:
+        return [FaqMatch(first, 0.6, 0.6, 0.6), FaqMatch(second, 0.6 - lead, 0.5, 0.5)]
+
+    assert not thresholds.leads_clearly(pair(thin, rich, 0.03))
+    assert not thresholds.leads_clearly(pair(rich, thin, 0.03))  # a thin runner-up counts too
+    assert thresholds.leads_clearly(pair(thin, rich, 0.06))
+    assert thresholds.leads_clearly(pair(rich, other_rich, 0.0))
+    assert thresholds.leads_clearly(pair(thin, rich, 0.06)[:1])
+    assert not thresholds.leads_clearly([])
+
+
+def test_a_two_phrasing_faq_calibrates_its_margin_and_says_on_what(use: UseEncoder) -> None:
+    """On the shipped FAQ cut to two phrasings an entry, the margin is measured from the
+    held-out phrasings that came first with a wrong entry, and `describe` says how many."""
+    from bot.content.config import load_config
+    from bot.understanding.faq import ENOUGH_WRONG_LEADERS
+
+    config = load_config(Path(__file__).parent.parent / "config.toml")
+    content, _ = read_content(config)
+    sparse = [
+        FaqEntry(e.id, e.questions[:2], e.answer, e.category, e.file, e.line) for e in content.faq
+    ]
+    encoder = MemoEncoder(use)
+    with encoder.learning():
+        index = FaqIndex(sparse, encoder, config.faq.dense_weight)
+        thresholds = index.calibrate(["今天天气怎么样", "给我讲个笑话"], 0.95)
+        texts = [e.questions[0] for e in sparse]
+        scores = index.entry_scores(
+            texts, encoder.encode(texts), list(range(0, 2 * len(sparse), 2))
+        )
+    assert thresholds.wrong_leaders >= ENOUGH_WRONG_LEADERS
+    assert 0 < thresholds.margin < thresholds.answer - thresholds.suggest
+    assert f"median lead of {thresholds.wrong_leaders} wrong entries" in thresholds.describe()
+    # the margin is the median: about half the wrong leaders lead by less
+    ranked = np.sort(scores, axis=1)
+    wrong = (scores.argmax(axis=1) != np.arange(len(sparse))) & (ranked[:, -1] >= thresholds.answer)
+    if wrong.sum() >= 4:
+        below = np.mean((ranked[:, -1] - ranked[:, -2])[wrong] < thresholds.margin)
+        assert 0.15 < below < 0.85
+    assert index.calibrate(["你好"], margin=0.2).margin == 0.2

@@ -99,6 +99,9 @@ class FaqConfig(_Section):
     #: unset: calibrated from the FAQ's own variants at start-up and on every FAQ edit
     answer_threshold: float | None = Field(None, gt=0, le=1)
     suggest_threshold: float | None = Field(None, gt=0, le=1)
+    #: unset: calibrated. How far an entry with fewer than four phrasings must lead the
+    #: runner-up to be answered outright (closer: both are suggested)
+    answer_margin: float | None = Field(None, ge=0, le=1)
     #: what calibration aims for: the share of FAQ answers that answer the right question
     target_precision: float = Field(0.95, ge=0.5, lt=1)
     suggestions: int = Field(3, ge=1, le=9)

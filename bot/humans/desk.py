@@ -9,23 +9,47 @@ also writes the ticket's history (`ticket_events`) and, on PostgreSQL, a NOTIFY 
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, time, timedelta
 
-from bot.content.config import Config
-from bot.domain.agent import Agent
+from sqlalchemy.engine import Connection
+
+from bot.content.config import Config, pick
+from bot.content.entries import forbidden_in
+from bot.domain.agent import Agent, Role
 from bot.domain.clock import Clock
-from bot.domain.ticket import Ticket
+from bot.domain.ticket import Ticket, TicketStatus
 from bot.humans.views import (
+    AgentLoad,
     QueueSummary,
     ReplyWarning,
     Suggestion,
     SupervisorView,
+    TicketEvent,
     TicketLine,
     TicketView,
+    TranscriptLine,
 )
 from bot.pipeline.knowledge import Knowledge
+from bot.pipeline.privacy import mask
+from bot.store import agents as agent_store
+from bot.store import conversations, outbox, ticket_reads
+from bot.store import tickets as ticket_store
 from bot.store.database import Store
+from bot.understanding.suggestions import question_in
+
+log = logging.getLogger("bot.humans")
+
+#: asking for (or mentioning) a password, PIN or verification code: an agent must never ask
+_PASSWORD = re.compile(r"密码|口令|验证码|支付码|password|passcode|\bpin\b|\bcvv\b", re.I)
+#: the longest reply an agent may send at once (channels split long texts themselves)
+MAX_REPLY = 4000
+MAX_NOTE = 500
+#: an agent whose console was heard from this recently counts as online
+ONLINE = timedelta(minutes=3)
 
 
 class DeskError(Exception):
@@ -61,46 +85,214 @@ class ReplyOutcome:
 
 class Desk:
     def __init__(
-        self, config: Config, store: Store, clock: Clock, knowledge: Callable[[], Knowledge]
+        self,
+        config: Config,
+        store: Store,
+        clock: Clock,
+        knowledge: Callable[[], Knowledge],
+        on_written: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.clock = clock
         self.knowledge = knowledge
+        #: called after a reply or survey question was written to the outbox (wakes the
+        #: dispatcher; thread-safe on the caller's side)
+        self.on_written = on_written
+
+    # --- reading ------------------------------------------------------------------------------
 
     def queues_of(self, agent: Agent) -> list[str]:
         """The queues this agent works: their own list, every queue for supervisors and admins
         (and for agents with none set)."""
-        raise NotImplementedError
+        return [queue for queue in self.config.queues if agent.works(queue)]
 
     def overview(self, agent: Agent) -> list[QueueSummary]:
         """The agent's queues with counts, oldest wait and SLA clocks."""
-        raise NotImplementedError
+        now = self.clock.now()
+        with self.store.engine.connect() as conn:
+            counts = ticket_reads.queue_counts(conn, now)
+        schedules = self.knowledge().schedules
+        out = []
+        for queue in self.queues_of(agent):
+            c = counts.get(queue, ticket_reads.QueueCounts())
+            oldest = (now - c.oldest_available).total_seconds() if c.oldest_available else None
+            schedule = schedules[self.config.queues[queue].schedule]
+            out.append(
+                QueueSummary(
+                    queue,
+                    c.waiting,
+                    c.queued,
+                    c.assigned,
+                    max(0.0, oldest) if oldest is not None else None,
+                    c.breached,
+                    c.next_due,
+                    schedule.is_open(now),
+                )
+            )
+        return out
 
     def queued(self, agent: Agent, queue: str | None = None, limit: int = 50) -> list[TicketLine]:
         """Tickets ready or waiting in the agent's queues, in claim order."""
-        raise NotImplementedError
+        queues = self.queues_of(agent)
+        if queue is not None:
+            if queue not in queues:
+                raise Forbidden(f"queue {queue!r} is not one of yours")
+            queues = [queue]
+        with self.store.engine.connect() as conn:
+            rows = ticket_reads.listed(
+                conn,
+                queues=queues,
+                statuses=(TicketStatus.QUEUED, TicketStatus.WAITING),
+                limit=limit,
+            )
+        return [self._line(row) for row in rows]
 
     def mine(self, agent: Agent) -> list[TicketLine]:
         """The agent's open tickets (assigned or waiting on the customer)."""
-        raise NotImplementedError
-
-    def claim_next(self, agent: Agent) -> Ticket | None:
-        """The first queued ticket of the agent's queues becomes theirs (exactly once)."""
-        raise NotImplementedError
-
-    def claim(self, agent: Agent, ticket_id: int) -> Ticket:
-        """Take a particular queued ticket (Conflict when someone was faster)."""
-        raise NotImplementedError
+        with self.store.engine.connect() as conn:
+            rows = ticket_reads.listed(
+                conn, agent_id=agent.id, statuses=TicketStatus.with_agent(), limit=200
+            )
+        return [self._line(row) for row in rows]
 
     def ticket(self, agent: Agent, ticket_id: int) -> TicketView:
         """One ticket with its transcript, the bot's reasons and its history; Forbidden for
         another queue's ticket unless the agent is a supervisor."""
-        raise NotImplementedError
+        now = self.clock.now()
+        with self.store.engine.connect() as conn:
+            ticket = self._visible(conn, agent, ticket_id)
+            channel, user_id, language, unreachable = ticket_reads.customer_of(
+                conn, ticket.conversation_id
+            )
+            lines = ticket_reads.transcript(conn, channel, user_id)
+            events = ticket_reads.history(conn, ticket.id)
+            owner = ticket_store.agent_name(conn, ticket.agent_id)
+            colleagues = [
+                (a.login, a.name)
+                for a in agent_store.everyone(conn)
+                if a.active and a.id != agent.id
+            ]
+        return TicketView(
+            ticket=ticket,
+            channel=channel,
+            customer=_customer(channel, user_id),
+            language=language,
+            unreachable_reason=unreachable,
+            transcript=[_transcript_line(line) for line in lines],
+            events=[TicketEvent(e.at, e.kind, e.agent_name, e.data) for e in events],
+            agent_name=owner,
+            mine=ticket.agent_id == agent.id and ticket.status in TicketStatus.with_agent(),
+            queues=[q for q in self.config.queues if q != ticket.queue],
+            agents=colleagues,
+            csat=ticket.csat,
+            nps=ticket.nps,
+            breached=ticket.breached(now),
+        )
+
+    def assist(self, agent: Agent, ticket_id: int, limit: int = 3) -> list[Suggestion]:
+        """The top FAQ entries for the customer's last questions (their last few messages, so
+        that "转人工" after the question still finds it), answers in their language."""
+        with self.store.engine.connect() as conn:
+            ticket = self._visible(conn, agent, ticket_id)
+            channel, user_id, language, _ = ticket_reads.customer_of(conn, ticket.conversation_id)
+            texts = ticket_reads.recent_questions(conn, channel, user_id)
+        if not texts:
+            return []
+        knowledge = self.knowledge()
+        best: dict[str, Suggestion] = {}
+        for understanding in knowledge.understand(texts, k=limit):
+            for match in understanding.matches:
+                entry = match.entry
+                known = best.get(entry.id)
+                if known is None or match.score > known.score:
+                    best[entry.id] = Suggestion(
+                        entry.id,
+                        question_in(entry, language),
+                        pick(entry.answer, language),
+                        round(match.score, 3),
+                    )
+        floor = knowledge.faq.thresholds.suggest * 0.8
+        ranked = sorted(best.values(), key=lambda s: -s.score)
+        return [s for s in ranked if s.score >= floor][:limit]
+
+    def canned(self, language: str) -> list[tuple[str, str]]:
+        """Canned replies (title, text) from config `[[console.canned]]`, in this language."""
+        return [(c.title, pick(c.text, language)) for c in self.config.console.canned]
 
     def check_reply(self, text: str) -> list[ReplyWarning]:
         """Forbidden phrases (忌语) and password requests in a draft reply."""
-        raise NotImplementedError
+        warnings = [
+            ReplyWarning("forbidden", phrase)
+            for phrase in forbidden_in(text, self.config.texts.forbidden_phrases)
+        ]
+        found = _PASSWORD.search(text)
+        if found:
+            warnings.append(ReplyWarning("password", found.group(0)))
+        return warnings
+
+    def supervisor(self, agent: Agent) -> SupervisorView:
+        """Queue depth, SLA breaches, agents online, today's volumes (supervisors and admins)."""
+        if not agent.role.may(Role.SUPERVISOR):
+            raise Forbidden("the supervisor view is for supervisors and admins")
+        now = self.clock.now()
+        since = self._today_start(now)
+        queues = self.overview(agent)
+        with self.store.engine.connect() as conn:
+            open_rows = ticket_reads.listed(conn, limit=500)
+            breaches = [row for row in open_rows if row.ticket.breached(now)]
+            loads = ticket_reads.agent_loads(conn, since)
+            people = agent_store.everyone(conn)
+            volumes = ticket_reads.counts_since(conn, since)
+        return SupervisorView(
+            queues=queues,
+            breaches=[self._line(row) for row in breaches],
+            agents=[
+                AgentLoad(
+                    a.login,
+                    a.name,
+                    a.role.value,
+                    a.seen_at is not None and now - a.seen_at <= ONLINE,
+                    *loads.get(a.id, (0, 0)),
+                )
+                for a in people
+                if a.active
+            ],
+            created_today=volumes["created"],
+            resolved_today=volumes["resolved"],
+            messages_today=volumes["messages"],
+            csat_answers_today=volumes["csat_answers"],
+            csat_mean_today=volumes["csat_mean"],
+        )
+
+    def version(self) -> str:
+        """Changes whenever any ticket changes: the console's live view polls it (SQLite) or
+        waits for NOTIFY desk (PostgreSQL) and refreshes when it moves."""
+        with self.store.engine.connect() as conn:
+            return ticket_store.version(conn)
+
+    # --- acting ---------------------------------------------------------------------------------
+
+    def seen(self, agent: Agent) -> None:
+        """The agent's console is open (for "agents online")."""
+        with self.store.transaction() as tx:
+            agent_store.seen(tx, agent.id, self.clock.now())
+
+    def claim_next(self, agent: Agent) -> Ticket | None:
+        """The first queued ticket of the agent's queues becomes theirs (exactly once)."""
+        with self.store.transaction() as tx:
+            return ticket_store.claim_next(tx, agent.id, self.queues_of(agent), self.clock.now())
+
+    def claim(self, agent: Agent, ticket_id: int) -> Ticket:
+        """Take a particular queued ticket (Conflict when someone was faster)."""
+        with self.store.transaction() as tx:
+            ticket = self._visible(tx, agent, ticket_id, lock=True)
+            if ticket.status != TicketStatus.QUEUED:
+                raise Conflict(f"ticket {ticket_id} is {ticket.status.value}, not queued")
+            claimed = ticket_store.claim(tx, ticket_id, agent.id, self.clock.now())
+        if claimed is None:
+            raise Conflict(f"ticket {ticket_id} was taken meanwhile")
+        return claimed
 
     def reply(
         self, agent: Agent, ticket_id: int, text: str, *, confirmed: bool = False
@@ -108,15 +300,44 @@ class Desk:
         """Send the agent's words to the customer through the conversation's channel. With
         warnings and not `confirmed`, nothing is sent. The first reply stops the
         first-response clock; the ticket then waits on the customer."""
-        raise NotImplementedError
-
-    def assist(self, agent: Agent, ticket_id: int, limit: int = 3) -> list[Suggestion]:
-        """The top FAQ entries for the customer's last question, answers in their language."""
-        raise NotImplementedError
-
-    def canned(self, language: str) -> list[tuple[str, str]]:
-        """Canned replies (title, text) from config `[console.canned]`, in this language."""
-        raise NotImplementedError
+        text = text.strip()
+        if not text:
+            raise DeskError("the reply is empty")
+        if len(text) > MAX_REPLY:
+            raise DeskError(f"the reply is longer than {MAX_REPLY} characters")
+        warnings = self.check_reply(text)
+        if warnings and not confirmed:
+            return ReplyOutcome(False, warnings)
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            ticket = self._owned(tx, agent, ticket_id)
+            conversation = conversations.get(tx, ticket.conversation_id)
+            [outbox_id] = outbox.add_many(
+                tx,
+                [
+                    outbox.Outgoing(
+                        conversation, None, text, now, agent_id=agent.id, stored_text=mask(text)
+                    )
+                ],
+            )
+            first = ticket.first_response_at is None
+            ticket_store.change(
+                tx,
+                ticket.id,
+                now,
+                status=TicketStatus.PENDING,
+                first_response_at=ticket.first_response_at or now,
+            )
+            ticket_store.event(tx, ticket.id, "replied", now, agent.id, first=first)
+        self._written()
+        if warnings:
+            log.warning(
+                "agent %s sent a reply despite %s on ticket %s",
+                agent.login,
+                ", ".join(f"{w.kind} {w.phrase!r}" for w in warnings),
+                ticket_id,
+            )
+        return ReplyOutcome(True, warnings, outbox_id)
 
     def transfer(
         self,
@@ -129,22 +350,170 @@ class Desk:
     ) -> Ticket:
         """To another queue (queued there) or to another agent (assigned to them), with a note
         that stays in the ticket's history."""
-        raise NotImplementedError
+        if (queue is None) == (to_login is None):
+            raise DeskError("transfer to a queue or to an agent")
+        note = mask(note.strip())[:MAX_NOTE]
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            ticket = self._visible(tx, agent, ticket_id, lock=True)
+            if not ticket.is_open:
+                raise Conflict(f"ticket {ticket_id} is {ticket.status.value}")
+            if ticket.agent_id not in (None, agent.id) and not agent.role.may(Role.SUPERVISOR):
+                raise Forbidden("only its agent or a supervisor may transfer this ticket")
+            if queue is not None:
+                if queue not in self.config.queues:
+                    raise DeskError(f"no queue {queue!r}")
+                moved = ticket_store.change(
+                    tx,
+                    ticket.id,
+                    now,
+                    queue=queue,
+                    status=TicketStatus.QUEUED,
+                    agent_id=None,
+                    available_at=now,
+                )
+                target = {"queue": queue}
+            else:
+                assert to_login is not None
+                found = agent_store.by_login(tx, to_login)
+                if found is None or not found[0].active:
+                    raise DeskError(f"no active agent {to_login!r}")
+                colleague = found[0]
+                moved = ticket_store.change(
+                    tx,
+                    ticket.id,
+                    now,
+                    status=TicketStatus.CLAIMED,
+                    agent_id=colleague.id,
+                    claimed_at=ticket.claimed_at or now,
+                )
+                target = {"agent": colleague.name}
+            ticket_store.event(
+                tx,
+                ticket.id,
+                "transferred",
+                now,
+                agent.id,
+                **target,
+                from_queue=ticket.queue,
+                note=note,
+            )
+        return moved
 
     def resolve(self, agent: Agent, ticket_id: int) -> Ticket:
-        """Done: the bot answers again, and the customer is asked for satisfaction (once per
-        ticket)."""
-        raise NotImplementedError
+        """Done: the bot answers again, the customer hears the closing words and is asked for
+        satisfaction — once per ticket, however often it reopens."""
+        now = self.clock.now()
+        texts = self.config.texts
+        with self.store.transaction() as tx:
+            ticket = self._visible(tx, agent, ticket_id, lock=True)
+            if not ticket.is_open:
+                raise Conflict(f"ticket {ticket_id} is already {ticket.status.value}")
+            if ticket.agent_id != agent.id and not agent.role.may(Role.SUPERVISOR):
+                raise Forbidden("only its agent or a supervisor may resolve this ticket")
+            conversation = conversations.get(tx, ticket.conversation_id)
+            ask = self.config.survey.csat and ticket.csat_asked_at is None
+            done = ticket_store.change(
+                tx,
+                ticket.id,
+                now,
+                status=TicketStatus.RESOLVED,
+                resolved_at=now,
+                resolved_by=agent.id,
+                csat_asked_at=now if ask else ticket.csat_asked_at,
+            )
+            ticket_store.event(tx, ticket.id, "resolved", now, agent.id)
+            lang = conversation.language
+            lines = [outbox.Outgoing(conversation, None, pick(texts.closing, lang), now)]
+            if ask:
+                lines.append(
+                    outbox.Outgoing(
+                        conversation,
+                        None,
+                        pick(texts.csat_question, lang),
+                        now,
+                        choices=[str(n) for n in range(1, 6)],
+                    )
+                )
+            conversations.hand_back(
+                tx, conversation.id, ticket.id if ask else None, "csat" if ask else None
+            )
+            outbox.add_many(tx, lines)
+        self._written()
+        return done
 
-    def supervisor(self, agent: Agent) -> SupervisorView:
-        """Queue depth, SLA breaches, agents online, today's volumes (supervisors and admins)."""
-        raise NotImplementedError
+    # --- helpers --------------------------------------------------------------------------------
 
-    def seen(self, agent: Agent) -> None:
-        """The agent's console is open (for "agents online")."""
-        raise NotImplementedError
+    def _visible(
+        self, conn: Connection, agent: Agent, ticket_id: int, *, lock: bool = False
+    ) -> Ticket:
+        """The ticket, when this agent may see it; `lock`: held until the transaction ends, so
+        two workers acting on it at once act one after the other."""
+        ticket = ticket_store.get(conn, ticket_id, lock=lock)
+        if ticket is None:
+            raise NotFound(f"no ticket {ticket_id}")
+        if ticket.agent_id != agent.id and not agent.works(ticket.queue):
+            raise Forbidden(f"ticket {ticket_id} is in queue {ticket.queue!r}, not one of yours")
+        return ticket
 
-    def version(self) -> str:
-        """Changes whenever any ticket changes: the console's live view polls it (SQLite) or
-        waits for NOTIFY desk (PostgreSQL) and refreshes when it moves."""
-        raise NotImplementedError
+    def _owned(self, conn: Connection, agent: Agent, ticket_id: int) -> Ticket:
+        ticket = ticket_store.get(conn, ticket_id, lock=True)
+        if ticket is None:
+            raise NotFound(f"no ticket {ticket_id}")
+        if ticket.agent_id != agent.id:
+            raise Forbidden(f"ticket {ticket_id} is not yours: claim it first")
+        if ticket.status not in TicketStatus.with_agent():
+            raise Conflict(f"ticket {ticket_id} is {ticket.status.value}")
+        return ticket
+
+    def _line(self, row: ticket_reads.ListedTicket) -> TicketLine:
+        t = row.ticket
+        return TicketLine(
+            id=t.id,
+            queue=t.queue,
+            priority=t.priority,
+            category=t.category,
+            status=t.status.value,
+            channel=row.channel,
+            customer=_customer(row.channel, row.user_id),
+            created_at=t.created_at,
+            available_at=t.available_at,
+            first_response_due=t.first_response_due,
+            transfer_due=t.transfer_due,
+            breached=t.breached(self.clock.now()),
+            agent_name=row.agent_name,
+            last_text=_short(row.last_text, 80),
+        )
+
+    def _today_start(self, now: datetime) -> datetime:
+        """Midnight today where the default queue works."""
+        schedule_name = self.config.queues[self.config.handoff.default_queue].schedule
+        zone = self.knowledge().schedules[schedule_name].zone
+        local = now.astimezone(zone)
+        return datetime.combine(local.date(), time(0), tzinfo=zone)
+
+    def _written(self) -> None:
+        if self.on_written is not None:
+            try:
+                self.on_written()
+            except Exception:  # waking is a courtesy: the dispatcher polls anyway
+                log.exception("waking the dispatcher failed")
+
+
+def _customer(channel: str, user_id: str) -> str:
+    return f"{channel}:{_short(user_id, 16)}"
+
+
+def _short(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _transcript_line(line: ticket_reads.Line) -> TranscriptLine:
+    author = "customer" if line.direction == "in" else "agent" if line.agent_name else "bot"
+    decision = None
+    if line.decision:
+        record = line.decision
+        why = "; ".join(str(r) for r in record.get("reasons", []))
+        decision = f"{record.get('action')}: {why}" if why else str(record.get("action"))
+    return TranscriptLine(line.at, author, line.agent_name, line.text, decision)

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from bot.content.config import Config, TextsConfig, pick
 from bot.content.entries import OUT_OF_SCOPE, IntentSpec, forbidden_in
-from bot.domain.conversation import ConversationState
+from bot.domain.conversation import Conversation, ConversationState
 from bot.domain.messages import WELCOME_EVENT, Action, Category, Decision, Kind, Priority
 from bot.domain.ticket import TicketDraft, TicketStatus
 from bot.hours.schedule import Schedule, format_moment
@@ -246,7 +246,12 @@ def decide(ctx: Context, batch: DecisionBatch, config: Config) -> None:
             handoff.priority,
             handoff.category,
         )
-    elif top and top.score >= thresholds.answer and not outside:
+    elif (
+        top
+        and top.score >= thresholds.answer
+        and not outside
+        and thresholds.leads_clearly(ctx.matches)
+    ):
         decision.action, decision.faq_id = Action.ANSWER, top.entry.id
     elif guess and guess.intent and guess.intent.action == "reply":
         if guess.intent.name in batch.replied_intents(conv.id):
@@ -261,11 +266,14 @@ def decide(ctx: Context, batch: DecisionBatch, config: Config) -> None:
         and not outside
         and not _confidently_out_of_scope(ctx, config)
     ):
-        decision.action = Action.SUGGEST
-        decision.suggestions = [
-            m.entry.id for m in ctx.matches[: cfg.faq.suggestions] if m.score >= thresholds.suggest
-        ]
-        conv.suggestions = decision.suggestions
+        if top.score >= thresholds.answer:
+            # above the answer threshold but not clearly ahead of its neighbour: the customer
+            # chooses between them
+            reasons.append(
+                f"{top.entry.id} leads {ctx.matches[1].entry.id} by less than "
+                f"{thresholds.margin:.2f}: suggested, not answered"
+            )
+        _suggest(decision, ctx, conv, thresholds.suggest, cfg.faq.suggestions)
     elif ctx.inbound.kind != Kind.TEXT or not ctx.text.strip():
         decision.action = Action.NOT_TEXT
         reasons.append(f"{ctx.inbound.kind.value} message: asked for text")
@@ -433,6 +441,15 @@ def _complaint_intent(ctx: Context, config: Config) -> IntentSpec | None:
 def _front_schedule(ctx: Context, config: Config) -> Schedule:
     """The schedule customers meet first: the default queue's."""
     return ctx.knowledge.schedules[config.queues[config.handoff.default_queue].schedule]
+
+
+def _suggest(
+    decision: Decision, ctx: Context, conv: Conversation, floor: float, count: int
+) -> None:
+    """Offer the best entries scoring at least `floor`, remembered for the customer's pick."""
+    decision.action = Action.SUGGEST
+    decision.suggestions = [m.entry.id for m in ctx.matches[:count] if m.score >= floor]
+    conv.suggestions = decision.suggestions
 
 
 def _confidently_out_of_scope(ctx: Context, config: Config) -> bool:

@@ -40,6 +40,26 @@ def mark_unreachable(conn: Connection, conversation_id: int, reason: str) -> Non
     )
 
 
+def hand_back(
+    conn: Connection, conversation_id: int, survey_ticket: int | None, survey_kind: str | None
+) -> None:
+    """A human is done: the bot answers again; the customer's next message may answer the
+    survey question about that ticket."""
+    conn.execute(
+        conversations.update()
+        .where(
+            conversations.c.id == conversation_id,
+            conversations.c.state == ConversationState.HANDOFF,
+        )
+        .values(state=ConversationState.BOT)
+    )
+    conn.execute(
+        conversations.update()
+        .where(conversations.c.id == conversation_id)
+        .values(survey_ticket_id=survey_ticket, survey_kind=survey_kind)
+    )
+
+
 def from_row(row: Any) -> Conversation:
     data = dict(row)
     data["state"] = ConversationState(data["state"])

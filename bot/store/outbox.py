@@ -35,6 +35,10 @@ class Outgoing:
     lease_until: datetime | None = None
     leased_by: str | None = None
     handoff_queue: str | None = None
+    #: an agent's words (None: the bot's)
+    agent_id: int | None = None
+    #: the transcript's copy when it differs from what is sent (an agent's words, masked)
+    stored_text: str | None = None
 
 
 def add_many(conn: Connection, outgoing: Sequence[Outgoing]) -> list[int]:
@@ -51,9 +55,10 @@ def add_many(conn: Connection, outgoing: Sequence[Outgoing]) -> list[int]:
                 user_id=o.conversation.user_id,
                 direction="out",
                 kind="text",
-                text=o.text,
+                text=o.text if o.stored_text is None else o.stored_text,
                 at=o.at,
                 handled=True,
+                agent_id=o.agent_id,
             )
             for o in outgoing
         ],

@@ -226,7 +226,7 @@ def claim_next(
             .values(
                 status=TicketStatus.CLAIMED,
                 agent_id=agent_id,
-                claimed_at=sa.func.coalesce(tickets.c.claimed_at, now),
+                claimed_at=sa.func.coalesce(tickets.c.claimed_at, _at(now)),
                 updated_at=now,
             )
             .returning(*tickets.c)
@@ -250,7 +250,7 @@ def claim(conn: Connection, ticket_id: int, agent_id: int, now: datetime) -> Tic
             .values(
                 status=TicketStatus.CLAIMED,
                 agent_id=agent_id,
-                claimed_at=sa.func.coalesce(tickets.c.claimed_at, now),
+                claimed_at=sa.func.coalesce(tickets.c.claimed_at, _at(now)),
                 updated_at=now,
             )
             .returning(*tickets.c)
@@ -302,12 +302,22 @@ def ahead_of(conn: Connection, ticket: Ticket) -> int:
                 sa.or_(
                     tickets.c.priority_rank < rank,
                     sa.and_(
-                        tickets.c.priority_rank == rank, tickets.c.created_at < ticket.created_at
+                        tickets.c.priority_rank == rank,
+                        sa.tuple_(tickets.c.created_at, tickets.c.id)
+                        < sa.tuple_(
+                            sa.literal(ticket.created_at, tickets.c.created_at.type),
+                            sa.literal(ticket.id),
+                        ),
                     ),
                 ),
             )
         ).scalar_one()
     )
+
+
+def _at(moment: datetime) -> Any:
+    """A time inside an SQL expression, stored as the columns store it (UTC)."""
+    return sa.literal(moment, tickets.c.claimed_at.type)
 
 
 def from_row(row: Any) -> Ticket:

@@ -1,0 +1,330 @@
+"""The human side end to end through the real pipeline and store: a handoff becomes a ticket,
+an agent claims, replies and resolves it through the `Desk`, the customer answers the survey;
+the bot is silent while a human owns the conversation and back after resolve; reopening,
+"your agent is on it", queue position, complaints about waiting, VIP routing, permissions."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from bot.assembly import build_pipeline
+from bot.content.config import Config
+from bot.domain.agent import Agent, Role
+from bot.domain.clock import FixedClock
+from bot.domain.messages import Action
+from bot.domain.ticket import TicketStatus
+from bot.humans.desk import Conflict, Desk, DeskError, Forbidden
+from bot.store import agents
+from bot.store.database import Store
+from bot.store.schema import messages, tickets
+from bot.understanding.encoders import MemoEncoder
+from tests.conftest import (
+    POSTGRES_URL,
+    AsyncOutbox,
+    Harness,
+    Outbox,
+    at,
+    dispatch_once,
+    empty_postgres,
+    make_harness,
+    require_postgres,
+)
+
+HASH = "$argon2id$v=19$m=65536,t=3,p=4$not-a-real-hash"
+
+
+def _agent(
+    harness: Harness, login: str, role: Role = Role.AGENT, queues: tuple[str, ...] = ()
+) -> Agent:
+    with harness.pipeline.store.transaction() as tx:
+        return agents.add(tx, login, login.title(), role, HASH, harness.clock.now(), queues)
+
+
+def _desk(harness: Harness) -> Desk:
+    pipeline = harness.pipeline
+    return Desk(pipeline.config, pipeline.store, pipeline.clock, lambda: pipeline.knowledge)
+
+
+def _sent(harness: Harness) -> list[str]:
+    """What the dispatcher sends now (the desk's writes go through the outbox)."""
+    sender = AsyncOutbox()
+    dispatch_once(harness.pipeline, sender)
+    return [m.text for m in sender.sent]
+
+
+def _handoff(harness: Harness, user: str = "u1", text: str = "转人工") -> int:
+    ctx = harness.say(text, user=user)
+    assert ctx.decision is not None and ctx.decision.action == Action.HANDOFF, ctx.decision
+    assert ctx.decision.ticket_id is not None
+    return ctx.decision.ticket_id
+
+
+def test_an_agent_claims_replies_and_resolves_and_the_customer_rates(harness: Harness) -> None:
+    alice = _agent(harness, "alice")
+    desk = _desk(harness)
+    harness.say("多久能发货？")
+    ticket_id = _handoff(harness)
+    assert desk.overview(alice)[0].queued == 1
+
+    claimed = desk.claim_next(alice)
+    assert claimed is not None and claimed.id == ticket_id
+    assert desk.claim_next(alice) is None
+    # the bot's acknowledgement is not the human's first response
+    assert claimed.first_response_at is None
+
+    # the bot is silent while a human owns the conversation
+    ctx = harness.say("我的订单号是 12345")
+    assert ctx.decision is not None and ctx.decision.action == Action.SILENT
+    assert harness.replies == []
+
+    harness.clock.advance(timedelta(seconds=40))
+    outcome = desk.reply(alice, ticket_id, "您好，我是客服 Alice，订单明天发货。")
+    assert outcome.sent and outcome.warnings == []
+    assert _sent(harness) == ["您好，我是客服 Alice，订单明天发货。"]
+    view = desk.ticket(alice, ticket_id)
+    assert view.ticket.status == TicketStatus.PENDING  # waiting on the customer
+    assert view.ticket.first_response_at == harness.clock.now()
+    authors = [(line.author, line.text) for line in view.transcript]
+    assert ("customer", "我的订单号是 12345") in authors
+    assert ("agent", "您好，我是客服 Alice，订单明天发货。") in authors
+    assert any(line.author == "bot" for line in view.transcript)
+    assert any(line.decision and "handoff" in line.decision for line in view.transcript)
+
+    harness.say("好的")  # the customer answers: the agent's move again
+    assert desk.ticket(alice, ticket_id).ticket.status == TicketStatus.CLAIMED
+    assert harness.replies == []
+
+    desk.resolve(alice, ticket_id)
+    sent = _sent(harness)
+    assert sent[0].startswith("感谢您的耐心等待")
+    assert "1–5" in sent[1]
+
+    ctx = harness.say("5")
+    assert ctx.decision is not None and "csat answer 5" in ctx.decision.reasons[0]
+    assert harness.replies == ["感谢您的评价，祝您生活愉快！"]
+    view = desk.ticket(alice, ticket_id)
+    assert view.csat == 5 and view.ticket.status == TicketStatus.RESOLVED
+    assert [e.kind for e in view.events] == ["created", "claimed", "replied", "resolved", "csat"]
+
+    # the bot answers again, and a later "5" is not a second rating
+    ctx = harness.say("多久能发货？")
+    assert ctx.decision is not None and ctx.decision.action == Action.ANSWER
+    harness.say("5")
+    assert desk.ticket(alice, ticket_id).csat == 5
+
+
+def test_a_resolved_ticket_reopens_to_its_agent_and_is_surveyed_once(harness: Harness) -> None:
+    alice = _agent(harness, "alice")
+    desk = _desk(harness)
+    ticket_id = _handoff(harness)
+    desk.claim_next(alice)
+    desk.reply(alice, ticket_id, "已为您处理。")
+    desk.resolve(alice, ticket_id)
+    _sent(harness)
+    harness.clock.advance(timedelta(hours=2))
+    ctx = harness.say("还是不行，转人工")
+    assert ctx.decision is not None and ctx.decision.action == Action.HANDOFF
+    assert ctx.decision.ticket_id == ticket_id  # the same ticket, not a new one
+    assert harness.replies == ["您的问题已由客服Alice跟进处理中，请稍候，我们会尽快回复您。"]
+    view = desk.ticket(alice, ticket_id)
+    assert view.ticket.status == TicketStatus.CLAIMED and view.ticket.reopened == 1
+    assert view.mine
+    desk.resolve(alice, ticket_id)
+    assert [t for t in _sent(harness) if "1–5" in t] == []  # asked once per ticket
+
+    # past the reopen time a new ticket starts
+    harness.clock.advance(timedelta(days=2))
+    assert _handoff(harness) != ticket_id
+
+
+def test_the_customer_hears_who_is_on_it_and_never_gets_a_second_ticket(harness: Harness) -> None:
+    alice = _agent(harness, "alice")
+    desk = _desk(harness)
+    ticket_id = _handoff(harness)
+    desk.claim_next(alice)
+    ctx = harness.say("人工客服")
+    assert ctx.decision is not None and ctx.decision.ticket_id == ticket_id
+    assert harness.replies == ["您的问题已由客服Alice跟进处理中，请稍候，我们会尽快回复您。"]
+    with harness.pipeline.store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(tickets)).scalar() == 1
+
+
+def test_a_waiting_customer_learns_their_place_and_a_complaint_moves_them_up(
+    harness: Harness,
+) -> None:
+    desk = _desk(harness)
+    first = _handoff(harness, "a")
+    ctx = harness.say("转人工", user="b")
+    assert ctx.decision is not None
+    assert "您前面还有1位客户在等待" in " ".join(harness.replies)
+    second = ctx.decision.ticket_id
+    ctx = harness.say("人工", user="b")
+    assert harness.replies == ["您前面还有1位客户在等待，请稍候。"]
+
+    ctx = harness.say("等了这么久还没人理，你们到底管不管！！", user="b")
+    assert harness.replies == ["非常抱歉让您久等了！已为您优先处理，客服会尽快回复您。"]
+    bob = _agent(harness, "bob")
+    claimed = desk.claim_next(bob)
+    assert claimed is not None and claimed.id == second != first  # moved ahead
+    assert claimed.priority == "high"
+
+
+def test_expected_wait_comes_from_how_long_recent_tickets_waited(harness: Harness) -> None:
+    alice = _agent(harness, "alice")
+    desk = _desk(harness)
+    for user in ("a", "b"):
+        _handoff(harness, user)
+        harness.clock.advance(timedelta(minutes=4))
+        desk.claim_next(alice)
+    _handoff(harness, "c")
+    harness.say("转人工", user="d")
+    assert "您前面还有1位客户在等待，预计等待约4分钟。" in harness.replies
+
+
+def test_vip_customers_go_to_their_queue_at_high_priority(
+    config: Config, encoder: MemoEncoder, tmp_path: Path
+) -> None:
+    config.handoff.vip_customers = ["wechat:boss"]
+    config.handoff.vip_queue = "tech"
+    harness = make_harness(config, encoder, tmp_path)
+    ctx = harness.say("转人工", user="boss")
+    assert ctx.decision is not None
+    assert (ctx.decision.queue, ctx.decision.priority) == ("tech", "high")
+    ctx = harness.say("转人工", user="someone")
+    assert ctx.decision is not None and ctx.decision.queue == "general"
+
+
+def test_agents_see_only_their_queues_supervisors_see_all(harness: Harness) -> None:
+    general = _agent(harness, "gina", queues=("general",))
+    boss = _agent(harness, "sam", Role.SUPERVISOR)
+    desk = _desk(harness)
+    complaint = _handoff(harness, "a", "我要投诉你们")
+    ours = _handoff(harness, "b")
+    assert [q.queue for q in desk.overview(general)] == ["general"]
+    with pytest.raises(Forbidden):
+        desk.ticket(general, complaint)
+    with pytest.raises(Forbidden):
+        desk.supervisor(general)
+    assert desk.ticket(boss, complaint).ticket.queue == "complaints"
+    claimed = desk.claim_next(general)
+    assert claimed is not None and claimed.id == ours
+    with pytest.raises(Forbidden):  # not theirs to answer
+        desk.reply(boss, ours, "hello")
+    with pytest.raises(Conflict):
+        desk.claim(boss, ours)
+    view = desk.supervisor(boss)
+    assert view.created_today == 2 and {q.queue for q in view.queues} >= {"general", "complaints"}
+    assert [a.open_tickets for a in view.agents if a.login == "gina"] == [1]
+
+
+def test_replies_asking_for_passwords_or_using_forbidden_phrases_wait_for_a_second_look(
+    harness: Harness,
+) -> None:
+    alice = _agent(harness, "alice")
+    desk = _desk(harness)
+    ticket_id = _handoff(harness)
+    desk.claim_next(alice)
+    outcome = desk.reply(alice, ticket_id, "这是规定，请告诉我您的登录密码")
+    assert not outcome.sent
+    assert {w.kind for w in outcome.warnings} == {"forbidden", "password"}
+    assert _sent(harness) == []
+    with pytest.raises(DeskError):
+        desk.reply(alice, ticket_id, "   ")
+    # confirmed: sent, and the transcript keeps a masked copy
+    outcome = desk.reply(alice, ticket_id, "请核对手机号 13812345678", confirmed=True)
+    assert outcome.sent
+    assert _sent(harness) == ["请核对手机号 13812345678"]
+    with harness.pipeline.store.engine.connect() as conn:
+        stored = conn.execute(
+            sa.select(messages.c.text).where(messages.c.agent_id == alice.id)
+        ).scalar()
+    assert stored is not None and "13812345678" not in stored
+
+
+def test_transfer_to_a_queue_or_a_colleague_keeps_the_note(harness: Harness) -> None:
+    alice = _agent(harness, "alice")
+    bob = _agent(harness, "bob")
+    desk = _desk(harness)
+    ticket_id = _handoff(harness)
+    desk.claim_next(alice)
+    moved = desk.transfer(alice, ticket_id, queue="tech", note="路由器故障，请技术支持")
+    assert (moved.queue, moved.status, moved.agent_id) == ("tech", TicketStatus.QUEUED, None)
+    claimed = desk.claim_next(bob)
+    assert claimed is not None and claimed.id == ticket_id
+    desk.transfer(bob, ticket_id, to_login="alice", note="back to you")
+    view = desk.ticket(alice, ticket_id)
+    assert view.mine and view.ticket.queue == "tech"
+    notes = [e.data.get("note") for e in view.events if e.kind == "transferred"]
+    assert notes == ["路由器故障，请技术支持", "back to you"]
+
+
+def test_agent_assist_finds_the_question_before_the_request_for_a_human(harness: Harness) -> None:
+    alice = _agent(harness, "alice")
+    desk = _desk(harness)
+    harness.say("发票怎么开啊")
+    ticket_id = _handoff(harness)
+    desk.claim_next(alice)
+    suggestions = desk.assist(alice, ticket_id)
+    assert suggestions and suggestions[0].faq_id == "invoice"
+    assert suggestions[0].answer.startswith("在“我的订单”中")
+
+
+def test_the_console_version_moves_with_every_change(harness: Harness) -> None:
+    alice = _agent(harness, "alice")
+    desk = _desk(harness)
+    before = desk.version()
+    ticket_id = _handoff(harness)
+    created = desk.version()
+    assert created != before
+    harness.clock.advance(timedelta(seconds=5))
+    desk.claim_next(alice)
+    claimed = desk.version()
+    assert claimed != created
+    harness.clock.advance(timedelta(seconds=5))
+    harness.say("在吗")  # the customer's new line shows in the console
+    assert desk.version() != claimed
+    assert ticket_id
+
+
+def test_two_workers_resolving_at_once_resolve_and_survey_once(
+    config: Config, encoder: MemoEncoder, tmp_path: Path
+) -> None:
+    require_postgres()
+    engine = sa.create_engine(POSTGRES_URL)
+    empty_postgres(engine)
+    engine.dispose()
+    clock = FixedClock(at("2026-11-24 10:00"))
+    pipeline = build_pipeline(config, clock, Outbox(), store_url=POSTGRES_URL, encoder=encoder)
+    harness = Harness(pipeline, clock, pipeline.sender)  # type: ignore[arg-type]
+    alice = _agent(harness, "alice", Role.SUPERVISOR)
+    ticket_id = _handoff(harness)
+    _desk(harness).claim_next(alice)
+    desks = [
+        Desk(config, Store(POSTGRES_URL), harness.clock, lambda: harness.pipeline.knowledge)
+        for _ in range(4)
+    ]
+    start = threading.Barrier(len(desks))
+    outcomes: list[str] = []
+
+    def resolve(desk: Desk) -> None:
+        start.wait()
+        try:
+            desk.resolve(alice, ticket_id)
+            outcomes.append("resolved")
+        except Conflict:
+            outcomes.append("conflict")
+
+    threads = [threading.Thread(target=resolve, args=(d,)) for d in desks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["conflict", "conflict", "conflict", "resolved"]
+    assert len([t for t in _sent(harness) if "1–5" in t]) == 1
+    for desk in desks:
+        desk.store.engine.dispose()
