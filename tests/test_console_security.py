@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
@@ -150,17 +151,17 @@ async def test_every_post_needs_the_sessions_csrf_token(console: Console) -> Non
         )
         assert (missing.status, wrong.status, wrong_header.status) == (403, 403, 403), path
     # a token from another session (another browser) does not open this one
-    other = TestClient(TestServer(console.client.app, host="127.0.0.1"))
-    try:
-        stranger = await other.get("/console/login")
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with (
+        aiohttp.ClientSession(cookie_jar=jar) as other,
+        other.get(console.client.make_url("/console/login")) as stranger,
+    ):
         stranger_token = CSRF.search(await stranger.text())
-        assert stranger_token
-        refused = await console.client.post(
-            "/console/logout", data={"csrf": stranger_token.group(1)}, allow_redirects=False
-        )
-        assert refused.status == 403
-    finally:
-        await other.close()
+    assert stranger_token
+    refused = await console.client.post(
+        "/console/logout", data={"csrf": stranger_token.group(1)}, allow_redirects=False
+    )
+    assert refused.status == 403
     # still logged in after all that; the right token (form or header) works
     assert (await console.client.get("/console/login", allow_redirects=False)).status == 303
     out = await console.client.post(
