@@ -24,7 +24,7 @@ from aiohttp import web
 
 from adapters.webhook import WebhookChannel
 from bot.assembly import build_pipeline
-from bot.content.config import Config, WebhookChannelConfig
+from bot.content.config import CannedReply, Config, WebhookChannelConfig
 from bot.domain.agent import Role
 from bot.domain.clock import ShiftedClock
 from bot.store import agents
@@ -119,6 +119,14 @@ async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
 
 @pytest.fixture
 async def service(config: Config, encoder: MemoEncoder, tmp_path: Path) -> AsyncIterator[Service]:
+    config.console.canned = [
+        CannedReply(
+            title="问候", text={"zh": "您好，我是客服小美，很高兴为您服务。", "en": "Hi, I'm Mei."}
+        ),
+        CannedReply(
+            title="结束语", text={"zh": "请问还有其他可以帮您的吗？", "en": "Anything else?"}
+        ),
+    ]
     customer = Customer()
     receiver, receiver_url = await _serve(customer.app)
     # a Tuesday morning, running on in real time: the queues are open whenever the test runs
@@ -175,11 +183,15 @@ async def test_agent_answers_a_customer_live_in_the_browser(service: Service) ->
             await page.click("#claim-next")
             await expect(page.locator("#ticket-status")).to_have_text("已分配")
             await expect(page.locator("#transcript")).to_contain_text("运费多少", timeout=LIVE_MS)
+            await page.locator(".canned button", has_text="问候").click()
             suggestion = page.locator("#assist .suggestion").first
             await expect(suggestion).to_contain_text("99", timeout=LIVE_MS)
             await suggestion.locator("button.insert").click()
             answer = await page.locator("#reply-text").input_value()
-            assert "99 元包邮" in answer
+            assert (
+                answer
+                == "您好，我是客服小美，很高兴为您服务。\n订单满 99 元包邮，不满收取 8 元运费。"
+            )
             await shot(page, "3-assist-inserted")
             if os.environ.get("BOT_SCREENSHOTS") == "1":
                 await page.screenshot(path=str(ROOT / "docs" / "console.png"))

@@ -61,13 +61,32 @@ async def test_polling_sees_the_version_move(pool: ThreadPoolExecutor) -> None:
     watch = DeskWatch(lambda: current[0], pool, poll_seconds=0.05)
     watch.start()
     try:
-        watch.subscribers = 1
-        seen = watch.counter
+        seen = await watch.subscribe()
         assert not await watch.wait(seen, 0.3)
         current[0] = "2"
         assert await watch.wait(seen, 5)
         seen = watch.counter
         assert not await watch.wait(seen, 0.3)
+    finally:
+        await watch.close()
+
+
+async def test_a_change_just_before_a_console_connects_is_not_lost(
+    pool: ThreadPoolExecutor,
+) -> None:
+    """The version is read as the console connects, not at the next poll: a change between
+    the two still wakes it (the console refreshed once on connecting, before the change)."""
+    current = ["1"]
+    watch = DeskWatch(lambda: current[0], pool, poll_seconds=0.5)
+    watch.start()
+    try:
+        await asyncio.sleep(0.6)  # the poller ran once with nobody watching
+        current[0] = "2"  # the page was rendered before this; the stream opens after it
+        seen = await watch.subscribe()
+        current[0] = "3"  # after the stream's first refresh
+        assert await watch.wait(seen, 5)
+        watch.unsubscribe()
+        assert watch.subscribers == 0
     finally:
         await watch.close()
 

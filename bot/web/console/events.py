@@ -1,7 +1,9 @@
 """`/console/events`: the server-sent events stream every console page listens to. It says
 "changed" when the desk moved (the page then fetches its changing parts again), and every
 `KEEPALIVE` seconds it checks that the agent is still active (a disabled agent's stream ends)
-and tells the desk the agent is online."""
+and tells the desk the agent is online. It also says "changed" once as it opens: whatever moved
+between rendering the page and opening the stream (or while a dropped stream reconnected) is
+shown then."""
 
 from __future__ import annotations
 
@@ -28,10 +30,11 @@ async def events(request: web.Request) -> web.StreamResponse:
         }
     )
     await response.prepare(request)
-    seen = watch.counter
-    watch.subscribers += 1
+    seen = await watch.subscribe()
     try:
-        await response.write(b"retry: 3000\n\n")
+        # the page may have been rendered before a change this stream would have announced
+        # (and a reconnect may have missed some): refresh once at the start
+        await response.write(b"retry: 3000\n\nevent: changed\ndata: 0\n\n")
         while not watch.closed:
             if await watch.wait(seen, KEEPALIVE):
                 if watch.closed:
@@ -48,5 +51,5 @@ async def events(request: web.Request) -> web.StreamResponse:
     except ConnectionResetError:
         pass  # the agent closed the page
     finally:
-        watch.subscribers -= 1
+        watch.unsubscribe()
     return response

@@ -107,6 +107,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "此工单不在您名下：领取后才能回复和解决。",
         "en": "This ticket is not yours: claim it to reply and resolve.",
     },
+    "ticket_done": {"zh": "此工单已解决。", "en": "This ticket is resolved."},
     "unreachable": {"zh": "无法送达客户", "en": "Customer unreachable"},
     "back": {"zh": "返回队列", "en": "Back to queues"},
     "depth": {"zh": "队列深度", "en": "Queue depth"},
@@ -174,6 +175,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "data_score": {"zh": "评分", "en": "score"},
     "data_priority": {"zh": "优先级", "en": "priority"},
     "data_agent": {"zh": "客服", "en": "agent"},
+    "data_first": {"zh": "首次响应", "en": "first response"},
 }
 
 

@@ -58,6 +58,23 @@ class DeskWatch:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    async def subscribe(self) -> int:
+        """A console connects; returns the counter to wait after. Its page was rendered before
+        this moment, so the caller refreshes it once now; when polling, the version compared
+        from now on is read here first, so nothing between that refresh and the next poll is
+        missed. `unsubscribe` when the console goes."""
+        self.subscribers += 1
+        if not self.listening:
+            loop = asyncio.get_running_loop()
+            try:
+                self._last_version = await loop.run_in_executor(self._pool, self._version)
+            except Exception as exc:
+                log.warning("console live updates: Desk.version() failed: %s", exc)
+        return self.counter
+
+    def unsubscribe(self) -> None:
+        self.subscribers -= 1
+
     async def wait(self, after: int, timeout: float) -> bool:
         """True when something changed since `after` (now or within `timeout` seconds)."""
         async with self._changed:

@@ -58,11 +58,16 @@
   document.addEventListener("htmx:sseError", function () { live(false); });
   document.addEventListener("htmx:sseClose", function () { live(false); });
 
+  // the newest message in view, on load and after every live refresh
+  function latest() {
+    var transcript = document.getElementById("transcript");
+    if (transcript) transcript.scrollTop = transcript.scrollHeight;
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     tick();
+    latest();
     setInterval(tick, 1000);
-    var transcript = document.getElementById("transcript");
-    if (transcript) transcript.lastElementChild && transcript.lastElementChild.scrollIntoView({ block: "nearest" });
   });
-  document.addEventListener("htmx:afterSwap", tick);
+  document.addEventListener("htmx:afterSettle", function () { tick(); latest(); });
 })();
