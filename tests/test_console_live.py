@@ -8,13 +8,19 @@ import asyncio
 import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from bot.content.config import Config
+from bot.domain.messages import Inbound
+from bot.understanding.encoders import MemoEncoder
 from bot.web.console.live import DeskWatch
-from tests.conftest import POSTGRES_URL, require_postgres
+from bot.web.console.parts import CONSOLE
+from tests.conftest import POSTGRES_URL, empty_postgres, require_postgres
+from tests.test_console_security import Console, open_console
 
 
 @pytest.fixture
@@ -119,3 +125,46 @@ async def test_closing_ends_every_wait(pool: ThreadPoolExecutor) -> None:
     await watch.close()
     assert await asyncio.wait_for(waiting, 2)
     assert watch.closed
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_the_event_stream_says_changed_when_a_ticket_arrives(
+    backend: str, config: Config, encoder: MemoEncoder, tmp_path: Path
+) -> None:
+    """Through the real application: PostgreSQL by LISTEN desk, SQLite by polling."""
+    url = None
+    if backend == "postgresql":
+        require_postgres()
+        engine = sa.create_engine(POSTGRES_URL)
+        empty_postgres(engine)
+        engine.dispose()
+        url = POSTGRES_URL
+    console = await open_console(config, encoder, tmp_path, url)
+    try:
+        console.add_agent("alice")
+        assert (await console.log_in("alice")).status == 303
+        stream = await console.client.get("/console/events")
+        assert stream.headers["Content-Type"] == "text/event-stream"
+        first = await asyncio.wait_for(stream.content.readuntil(b"data: 0\n\n"), 5)
+        assert b"event: changed" in first  # the refresh on opening
+        if backend == "postgresql":
+            await _until(lambda: _watch(console).listening)
+        await asyncio.get_running_loop().run_in_executor(
+            None,
+            console.pipeline.handle,
+            Inbound("webhook", "m1", "cust", "cust", "人工客服", console.clock.now()),
+        )
+        changed = await asyncio.wait_for(stream.content.readuntil(b"\n\n"), 10)
+        assert changed.startswith(b"event: changed\ndata: ")
+        stream.close()
+    finally:
+        await console.client.close()
+        console.pipeline.store.engine.dispose()
+
+
+def _watch(console: Console) -> DeskWatch:
+    for resource in console.client.app.router.resources():  # type: ignore[union-attr]
+        sub = getattr(resource, "_app", None)
+        if sub is not None and CONSOLE in sub:
+            return sub[CONSOLE].watch
+    raise AssertionError("no console mounted")

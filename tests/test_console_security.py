@@ -78,10 +78,15 @@ class Console:
         self.client.session.cookie_jar.update_cookies({COOKIE: value}, self.client.make_url("/"))
 
 
-async def open_console(config: Config, encoder: MemoEncoder, tmp_path: Path) -> Console:
+async def open_console(
+    config: Config, encoder: MemoEncoder, tmp_path: Path, store_url: str | None = None
+) -> Console:
     clock = FixedClock(at("2026-11-24 10:00"))
     pipeline = build_pipeline(
-        config, clock, store_url=f"sqlite:///{tmp_path}/console.sqlite3", encoder=encoder
+        config,
+        clock,
+        store_url=store_url or f"sqlite:///{tmp_path}/console.sqlite3",
+        encoder=encoder,
     )
     app = make_app(Parts(pipeline, [], run_scheduler=False))
     client = TestClient(TestServer(app, host="127.0.0.1"))

@@ -17,10 +17,9 @@ from concurrent.futures import Executor
 
 from sqlalchemy.engine import URL
 
-log = logging.getLogger("bot.web.console")
+from bot.store.tickets import DESK_CHANNEL as CHANNEL
 
-#: PostgreSQL NOTIFY channel the desk announces changes on
-CHANNEL = "desk"
+log = logging.getLogger("bot.web.console")
 
 
 class DeskWatch:
