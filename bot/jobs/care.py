@@ -95,6 +95,8 @@ def send_waiting_care(
                     conversation.channel, conversation.chat_id, text, conversation.id, outbox_id
                 )
             )
+        if notices:
+            tickets.announce(tx)  # the consoles show that the customer was told
     if notices:
         log.info("sent waiting care to %d customer(s)", len(notices))
     return notices
