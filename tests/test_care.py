@@ -272,10 +272,16 @@ def test_after_hours_ticket_is_not_breached_before_it_is_available(harness: Harn
     assert _breaches(harness, "2026-11-28 12:00") == []
     assert _breaches(harness, "2026-11-30 08:59") == []
     assert _breaches(harness, "2026-11-30 09:03") == []  # still waiting: agents never saw it
+    # released three minutes late (the job runs every 15 s; an operator may also have moved
+    # the opening): the clocks start at the release, not at the opening agents never saw
     release_waiting(
         pipeline.config, pipeline.store, pipeline.knowledge.schedules, at("2026-11-30 09:03")
     )
-    [breached] = _breaches(harness, "2026-11-30 09:03")
+    released = _ticket(harness, ticket_id)
+    assert released.available_at == at("2026-11-30 09:03")
+    assert released.first_response_due == at("2026-11-30 09:05")
+    assert _breaches(harness, "2026-11-30 09:04") == []
+    [breached] = _breaches(harness, "2026-11-30 09:06")
     assert breached.id == ticket_id and breached.breach == "first_response"
 
 

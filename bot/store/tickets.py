@@ -179,21 +179,37 @@ def release_waiting(conn: Connection, queue: str, now: datetime) -> list[Ticket]
     others), and only `waiting` rows change.
     """
     query = (
-        sa.select(tickets.c.id)
+        sa.select(
+            tickets.c.id,
+            tickets.c.available_at,
+            tickets.c.first_response_due,
+            tickets.c.transfer_due,
+        )
         .where(tickets.c.queue == queue, tickets.c.status == TicketStatus.WAITING)
         .order_by(tickets.c.priority_rank, tickets.c.created_at, tickets.c.id)
     )
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    ids = [row.id for row in conn.execute(query)]
-    if not ids:
+    found = conn.execute(query).all()
+    if not found:
         return []
-    conn.execute(
-        tickets.update()
-        .where(tickets.c.id.in_(ids), tickets.c.status == TicketStatus.WAITING)
-        .values(status=TicketStatus.QUEUED, updated_at=now)
-    )
+    for row in found:
+        # released later than planned (an operator added a closure or changed the hours):
+        # the SLA clocks start now, not at the opening that did not happen
+        late = max(timedelta(0), now - row.available_at)
+        conn.execute(
+            tickets.update()
+            .where(tickets.c.id == row.id, tickets.c.status == TicketStatus.WAITING)
+            .values(
+                status=TicketStatus.QUEUED,
+                updated_at=now,
+                available_at=row.available_at + late,
+                first_response_due=row.first_response_due + late,
+                transfer_due=row.transfer_due + late,
+            )
+        )
     announce(conn)
+    ids = [row.id for row in found]
     rows = {
         row["id"]: row
         for row in conn.execute(sa.select(tickets).where(tickets.c.id.in_(ids))).mappings()
@@ -266,9 +282,17 @@ def claim(conn: Connection, ticket_id: int, agent_id: int, now: datetime) -> Tic
 
 
 def escalate(
-    conn: Connection, conversation_id: int, queue: str, priority: str, rank: int, now: datetime
+    conn: Connection,
+    conversation_id: int,
+    queue: str,
+    priority: str,
+    rank: int,
+    now: datetime,
+    first_response: timedelta,
+    transfer: timedelta,
 ) -> list[int]:
-    """Move a conversation's waiting or queued tickets to `queue` at `priority`, available now."""
+    """Move a conversation's waiting or queued tickets to `queue` at `priority`, available now,
+    with that queue's SLA clocks starting now (an emergency on a Sunday is not due Monday)."""
     return [
         int(i)
         for i in conn.execute(
@@ -284,6 +308,8 @@ def escalate(
                 status=TicketStatus.QUEUED,
                 available_at=now,
                 updated_at=now,
+                first_response_due=now + first_response,
+                transfer_due=now + transfer,
             )
             .returning(tickets.c.id)
         ).scalars()
