@@ -328,3 +328,17 @@ def test_two_workers_resolving_at_once_resolve_and_survey_once(
     assert len([t for t in _sent(harness) if "1–5" in t]) == 1
     for desk in desks:
         desk.store.engine.dispose()
+
+
+def test_an_emergency_while_waiting_moves_to_the_urgent_line_with_its_clocks_running_now(
+    harness: Harness,
+) -> None:
+    ticket_id = _handoff(harness, "a")
+    harness.clock.set(at("2026-11-28 20:00"))  # Saturday evening: general is closed
+    weekend = _handoff(harness, "b")
+    ctx = harness.say("我的卡被盗刷了，紧急！", user="b")
+    assert ctx.decision is not None and ctx.decision.queue == "urgent"
+    view = _desk(harness).ticket(_agent(harness, "sam", Role.SUPERVISOR), weekend)
+    assert view.ticket.queue == "urgent" and view.ticket.status == TicketStatus.QUEUED
+    assert view.ticket.first_response_due == at("2026-11-28 20:01")
+    assert ticket_id != weekend

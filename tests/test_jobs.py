@@ -108,7 +108,13 @@ def test_scheduler_runs_every_job(harness: Harness, encoder: MemoEncoder) -> Non
     jobs = scheduler.start(pipeline, leadership, lambda: load_knowledge(pipeline.config, encoder))
     try:
         found = {job.id: job for job in jobs.get_jobs()}
-        assert set(found) == {"leadership", "release", "reload-schedules", "reload-knowledge"}
+        assert set(found) == {
+            "leadership",
+            "release",
+            "care",
+            "reload-schedules",
+            "reload-knowledge",
+        }
         assert isinstance(found["reload-knowledge"].func, KnowledgeReloader)
         assert found["release"].trigger.interval.total_seconds() == scheduler.RELEASE_EVERY_S
         assert leadership.is_leader  # the only worker leads

@@ -14,9 +14,29 @@ ALLOWED = {
     "understanding": {"content", "domain"},
     "store": {"domain"},
     "pipeline": {"domain", "content", "hours", "understanding", "store"},
+    "telemetry": {"domain", "store"},
     "humans": {"domain", "content", "hours", "understanding", "store", "pipeline"},
-    "jobs": {"domain", "content", "hours", "understanding", "store", "pipeline", "humans"},
-    "web": {"domain", "content", "hours", "understanding", "store", "pipeline", "humans", "jobs"},
+    "jobs": {
+        "domain",
+        "content",
+        "hours",
+        "understanding",
+        "store",
+        "pipeline",
+        "humans",
+        "telemetry",
+    },
+    "web": {
+        "domain",
+        "content",
+        "hours",
+        "understanding",
+        "store",
+        "pipeline",
+        "humans",
+        "jobs",
+        "telemetry",
+    },
 }
 
 

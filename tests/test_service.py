@@ -21,6 +21,7 @@ import pytest
 import sqlalchemy as sa
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.webhook import WebhookChannel
 from bot.assembly import build_pipeline
@@ -125,6 +126,21 @@ async def test_webhook_channel_end_to_end(
         assert {r["reply_to"] for r in found.received} == {"m2"}  # the caller's own id
         delivered = len(found.received)
 
+        # Prometheus: this worker's counters and the queues read from the database
+        scraped = await client.get("/metrics")
+        assert scraped.status == 200 and scraped.content_type == "text/plain"
+        samples = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(await scraped.text())
+            for s in family.samples
+        }
+        assert samples[("bot_messages_in_total", (("channel", "webhook"),))] >= 2
+        assert samples[("bot_decisions_total", (("action", "handoff"),))] >= 1
+        depth = samples[("bot_queue_depth", (("queue", "general"), ("status", "queued")))]
+        waiting = samples[("bot_queue_depth", (("queue", "general"), ("status", "waiting")))]
+        assert depth + waiting == 1  # erin's handoff
+        assert ("bot_oldest_waiting_seconds", (("queue", "general"),)) in samples
+
         # ids are per user: carol's m1 is not alice's m1
         carol = await client.post(
             "/channels/webhook/messages",
@@ -206,7 +222,10 @@ async def test_four_workers_share_200_customers(
     )
     assert load_config(path).storage_url == postgres
     ports = [_free_port() for _ in range(4)]
-    env = {**os.environ, "BOT_WEBHOOK_SECRET": SECRET}
+    # prometheus-client's multiprocess mode: any worker's /metrics adds up all of them
+    counters = shop / "prometheus"
+    counters.mkdir()
+    env = {**os.environ, "BOT_WEBHOOK_SECRET": SECRET, "PROMETHEUS_MULTIPROC_DIR": str(counters)}
     workers = [
         subprocess.Popen(
             [_bot(), "--config", str(path), "run", "--port", str(port)],
@@ -262,6 +281,30 @@ async def test_four_workers_share_200_customers(
             for r in found.received:
                 order.setdefault(r["conversation_id"], []).append(r["outbox_id"])
             assert all(seen == sorted(seen) for seen in order.values())  # in order
+
+            # a send is counted once the worker has marked it sent, a moment after the
+            # receiver got it: read until the counts settle
+            deadline = time.monotonic() + 15
+            while True:
+                async with session.get(f"http://127.0.0.1:{ports[0]}/metrics") as response:
+                    assert response.status == 200
+                    families = {
+                        f.name: f for f in text_string_to_metric_families(await response.text())
+                    }
+                delivered = families["bot_messages_out"].samples
+                sent = sum(s.value for s in delivered if s.name.endswith("_total"))
+                if sent == len(rows) or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.2)
+            assert sent == len(rows)
+            received = families["bot_messages_in"].samples
+            assert sum(s.value for s in received if s.name == "bot_messages_in_total") == 1000
+            decided_total = sum(
+                s.value for s in families["bot_decisions"].samples if s.name.endswith("_total")
+            )
+            assert decided_total == 1000
+            latency = families["bot_pipeline_seconds"].samples
+            assert [s.value for s in latency if s.name == "bot_pipeline_seconds_count"] == [1000]
 
             states = [await _ready(session, port, 10) for port in ports]
             leaders = [i for i, s in enumerate(states) if s["leader"]]

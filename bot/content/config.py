@@ -551,6 +551,18 @@ class Config(_Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _escalate_queue_exists(self) -> Config:
+        """A breached ticket must land where agents look; a typo would hide it."""
+        if self.care.escalate_queue and self.care.escalate_queue not in self.queues:
+            queue = self.care.escalate_queue
+            raise ValueError(
+                f"care.escalate_queue {queue!r} is not one of the queues defined: "
+                f"{', '.join(sorted(self.queues))}; add [queues.{queue}] or leave it empty "
+                "(breached tickets then stay in their queue)"
+            )
+        return self
+
     def resolve(self, relative: str) -> Path:
         path = Path(relative)
         return path if path.is_absolute() else self.base_dir / path

@@ -25,6 +25,7 @@ from bot.pipeline.batching import MicroBatcher
 from bot.pipeline.privacy import safe_for_logs
 from bot.store import conversations, outbox
 from bot.store.database import Store
+from bot.telemetry.instruments import DISPATCH_FAILURES, DISPATCH_RETRIES, MESSAGES_OUT
 
 log = logging.getLogger("bot.dispatch")
 
@@ -147,24 +148,29 @@ class Dispatcher:
                 log.warning(
                     "conversation %s unreachable on %s: %s", row.conversation_id, row.channel, exc
                 )
+                DISPATCH_FAILURES.labels(row.channel, "unreachable").inc()
                 await self._db(self._fail, row, safe_for_logs(str(exc)))
                 return
             except RetryAfter as exc:
                 wait = max(exc.seconds, 0.0)
                 log.info("%s asks to wait %.1f s (outbox %s)", row.channel, wait, row.id)
+                DISPATCH_RETRIES.labels(row.channel, "retry_after").inc()
                 await self._db(self._later, row, wait, safe_for_logs(str(exc)), rest)
                 return
             except Exception as exc:
                 attempts = row.attempts + 1
                 if attempts >= self.max_attempts:
                     log.error("outbox %s: giving up after %d attempts: %r", row.id, attempts, exc)
+                    DISPATCH_FAILURES.labels(row.channel, "attempts").inc()
                     await self._db(self._give_up, row, safe_for_logs(repr(exc)))
                     continue
                 wait = self.backoff(attempts)
                 log.warning("outbox %s: send failed (%r); retry in %.0f s", row.id, exc, wait)
+                DISPATCH_RETRIES.labels(row.channel, "error").inc()
                 await self._db(self._later, row, wait, safe_for_logs(repr(exc)), rest)
                 return
             await self._marking.submit(row.id)
+            MESSAGES_OUT.labels(row.channel, "dispatcher").inc()
 
     # --- database calls (run in the executor) ----------------------------------------------
 

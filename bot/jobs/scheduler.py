@@ -1,8 +1,9 @@
 """Timed work, run by APScheduler in a small thread pool (never on the event loop).
 
 Two kinds of job: each worker reloads its own copy of edited content and renews or seeks the
-scheduler's leadership; the cluster's jobs (releasing tickets at opening time) run on every
-worker's timer but do their work only on the leader, and are idempotent besides.
+scheduler's leadership; the cluster's jobs (releasing tickets at opening time; waiting care, SLA
+escalation and closing resolved tickets) run on every worker's timer but do their work only on
+the leader, and are idempotent besides.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.domain.messages import Outbound
+from bot.jobs.care import CareRound, run_care
 from bot.jobs.leader import Leadership
 from bot.jobs.release import release_waiting
 from bot.jobs.reload import KnowledgeReloader, ScheduleReloader
@@ -23,6 +25,7 @@ from bot.pipeline.runner import Pipeline
 log = logging.getLogger("bot.jobs")
 
 RELEASE_EVERY_S = 30
+CARE_EVERY_S = 15
 RELOAD_EVERY_S = 10
 LEADERSHIP_EVERY_S = 5
 
@@ -39,6 +42,21 @@ def release_if_leading(
     if notices:
         on_notices(notices)
     return len(released)
+
+
+def care_if_leading(
+    pipeline: Pipeline, leadership: Leadership, on_notices: Callable[[Sequence[Outbound]], object]
+) -> CareRound | None:
+    """The care job: only the leader apologises to waiting customers, escalates breached tickets
+    and closes resolved ones; the apologies go to the dispatcher at once. None when not leading."""
+    if not leadership.is_leader:
+        return None
+    done = run_care(
+        pipeline.config, pipeline.store, pipeline.knowledge.schedules, pipeline.clock.now()
+    )
+    if done.notices:
+        on_notices(done.notices)
+    return done
 
 
 def start(
@@ -62,6 +80,13 @@ def start(
             seconds=RELEASE_EVERY_S,
             args=[pipeline, leadership, on_notices],
             id="release",
+            **every,
+        )
+        scheduler.add_job(
+            care_if_leading,
+            seconds=CARE_EVERY_S,
+            args=[pipeline, leadership, on_notices],
+            id="care",
             **every,
         )
     scheduler.add_job(

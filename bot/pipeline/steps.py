@@ -110,8 +110,15 @@ def with_human(ctx: Context, batch: DecisionBatch, config: Config) -> None:
     urgent = ctx.knowledge.intents.get(config.guard.urgent_intent)
     agent = batch.agent_name(ticket.agent_id)
     if ctx.urgent_signal and urgent and urgent.queue and ticket.priority != Priority.URGENT:
+        line = config.queues[urgent.queue]
         moved = batch.escalate(
-            conv.id, urgent.queue, urgent.priority.value, urgent.priority.rank, ctx.now
+            conv.id,
+            urgent.queue,
+            urgent.priority.value,
+            urgent.priority.rank,
+            ctx.now,
+            timedelta(seconds=line.first_response_seconds),
+            timedelta(minutes=line.transfer_minutes),
         )
         if not moved:  # with an agent already: stays theirs, at the top of their list
             values.update(priority=urgent.priority.value, priority_rank=urgent.priority.rank)

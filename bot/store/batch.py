@@ -255,10 +255,19 @@ class DecisionBatch:
     # --- writes --------------------------------------------------------------------------
 
     def escalate(
-        self, conversation_id: int, queue: str, priority: str, rank: int, now: datetime
+        self,
+        conversation_id: int,
+        queue: str,
+        priority: str,
+        rank: int,
+        now: datetime,
+        first_response: timedelta,
+        transfer: timedelta,
     ) -> list[int]:
         """Rare (an emergency while waiting for a human): written at once."""
-        return ticket_queries.escalate(self.tx, conversation_id, queue, priority, rank, now)
+        return ticket_queries.escalate(
+            self.tx, conversation_id, queue, priority, rank, now, first_response, transfer
+        )
 
     def record(self, entry: Entry) -> None:
         self._entries.append(entry)

@@ -248,3 +248,15 @@ def agent_loads(conn: Connection, since: datetime) -> dict[int, tuple[int, int]]
         for agent in {*open_, *done}
         if agent is not None
     }
+
+
+def breaches_by_queue(conn: Connection) -> dict[str, int]:
+    """Tickets ever escalated for a missed deadline, per the queue they are in now."""
+    return {
+        str(queue): int(count)
+        for queue, count in conn.execute(
+            sa.select(tickets.c.queue, sa.func.count())
+            .where(tickets.c.breached_at.is_not(None))
+            .group_by(tickets.c.queue)
+        ).all()
+    }

@@ -179,21 +179,37 @@ def release_waiting(conn: Connection, queue: str, now: datetime) -> list[Ticket]
     others), and only `waiting` rows change.
     """
     query = (
-        sa.select(tickets.c.id)
+        sa.select(
+            tickets.c.id,
+            tickets.c.available_at,
+            tickets.c.first_response_due,
+            tickets.c.transfer_due,
+        )
         .where(tickets.c.queue == queue, tickets.c.status == TicketStatus.WAITING)
         .order_by(tickets.c.priority_rank, tickets.c.created_at, tickets.c.id)
     )
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    ids = [row.id for row in conn.execute(query)]
-    if not ids:
+    found = conn.execute(query).all()
+    if not found:
         return []
-    conn.execute(
-        tickets.update()
-        .where(tickets.c.id.in_(ids), tickets.c.status == TicketStatus.WAITING)
-        .values(status=TicketStatus.QUEUED, updated_at=now)
-    )
+    for row in found:
+        # released later than planned (an operator added a closure or changed the hours):
+        # the SLA clocks start now, not at the opening that did not happen
+        late = max(timedelta(0), now - row.available_at)
+        conn.execute(
+            tickets.update()
+            .where(tickets.c.id == row.id, tickets.c.status == TicketStatus.WAITING)
+            .values(
+                status=TicketStatus.QUEUED,
+                updated_at=now,
+                available_at=row.available_at + late,
+                first_response_due=row.first_response_due + late,
+                transfer_due=row.transfer_due + late,
+            )
+        )
     announce(conn)
+    ids = [row.id for row in found]
     rows = {
         row["id"]: row
         for row in conn.execute(sa.select(tickets).where(tickets.c.id.in_(ids))).mappings()
@@ -266,9 +282,17 @@ def claim(conn: Connection, ticket_id: int, agent_id: int, now: datetime) -> Tic
 
 
 def escalate(
-    conn: Connection, conversation_id: int, queue: str, priority: str, rank: int, now: datetime
+    conn: Connection,
+    conversation_id: int,
+    queue: str,
+    priority: str,
+    rank: int,
+    now: datetime,
+    first_response: timedelta,
+    transfer: timedelta,
 ) -> list[int]:
-    """Move a conversation's waiting or queued tickets to `queue` at `priority`, available now."""
+    """Move a conversation's waiting or queued tickets to `queue` at `priority`, available now,
+    with that queue's SLA clocks starting now (an emergency on a Sunday is not due Monday)."""
     return [
         int(i)
         for i in conn.execute(
@@ -284,6 +308,8 @@ def escalate(
                 status=TicketStatus.QUEUED,
                 available_at=now,
                 updated_at=now,
+                first_response_due=now + first_response,
+                transfer_due=now + transfer,
             )
             .returning(tickets.c.id)
         ).scalars()
@@ -328,3 +354,99 @@ def _ticket(row: Any) -> Ticket:
     data = {k: v for k, v in dict(row).items() if k != "priority_rank"}
     data["status"] = TicketStatus(data["status"])
     return Ticket(**data)
+
+
+def awaiting_care(
+    conn: Connection, available_before: datetime
+) -> list[tuple[Ticket, str, datetime]]:
+    """Open tickets no human has answered, with agents since before `available_before`, not yet
+    sent the apology-and-update; each with its conversation's channel and last customer message
+    (whether the channel still lets the bot write). Locked until the transaction ends: on
+    PostgreSQL another worker's care job skips them rather than waiting, and sees them cared
+    for once this transaction commits."""
+    query = (
+        sa.select(tickets, conversations.c.channel, conversations.c.last_at)
+        .join(conversations, conversations.c.id == tickets.c.conversation_id)
+        .where(
+            tickets.c.status.in_((TicketStatus.QUEUED, TicketStatus.CLAIMED)),
+            tickets.c.first_response_at.is_(None),
+            tickets.c.care_sent_at.is_(None),
+            tickets.c.available_at <= available_before,
+        )
+        .order_by(tickets.c.priority_rank, tickets.c.available_at, tickets.c.id)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(of=tickets, skip_locked=True)
+    found = []
+    for row in conn.execute(query).mappings():
+        ticket = _ticket({c.name: row[c.name] for c in tickets.c})
+        found.append((ticket, str(row["channel"]), row["last_at"]))
+    return found
+
+
+def mark_cared(conn: Connection, ticket_id: int, now: datetime) -> Ticket | None:
+    """Record the apology-and-update; None when it was already sent or a human answered (the
+    guard that keeps it to once per ticket whatever runs at the same time)."""
+    row = (
+        conn.execute(
+            tickets.update()
+            .where(
+                tickets.c.id == ticket_id,
+                tickets.c.care_sent_at.is_(None),
+                tickets.c.first_response_at.is_(None),
+            )
+            .values(care_sent_at=now, updated_at=now)
+            .returning(*tickets.c)
+        )
+        .mappings()
+        .first()
+    )
+    return _ticket(row) if row else None
+
+
+def overdue(conn: Connection, now: datetime) -> list[Ticket]:
+    """Open tickets with agents that missed a deadline and were not yet escalated: no human
+    reply by `first_response_due`, or no agent by `transfer_due`. A waiting ticket is never
+    overdue: its queue is closed and its clocks start at `available_at`. Locked like
+    `awaiting_care`."""
+    query = (
+        sa.select(tickets)
+        .where(
+            tickets.c.status.in_((TicketStatus.QUEUED, TicketStatus.CLAIMED, TicketStatus.PENDING)),
+            tickets.c.breached_at.is_(None),
+            tickets.c.available_at <= now,
+            sa.or_(
+                sa.and_(tickets.c.first_response_at.is_(None), tickets.c.first_response_due < now),
+                sa.and_(tickets.c.claimed_at.is_(None), tickets.c.transfer_due < now),
+            ),
+        )
+        .order_by(tickets.c.priority_rank, tickets.c.available_at, tickets.c.id)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return [_ticket(row) for row in conn.execute(query).mappings()]
+
+
+def mark_breached(
+    conn: Connection, ticket_id: int, breach: str, queue: str, priority: Priority, now: datetime
+) -> Ticket | None:
+    """Record a missed deadline and the escalation (queue, priority); None when the ticket was
+    already marked (once per ticket, whatever runs at the same time)."""
+    row = (
+        conn.execute(
+            tickets.update()
+            .where(tickets.c.id == ticket_id, tickets.c.breached_at.is_(None))
+            .values(
+                breached_at=now,
+                breach=breach,
+                queue=queue,
+                priority=priority,
+                priority_rank=priority.rank,
+                updated_at=now,
+            )
+            .returning(*tickets.c)
+        )
+        .mappings()
+        .first()
+    )
+    return _ticket(row) if row else None

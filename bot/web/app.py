@@ -20,6 +20,7 @@ from bot.jobs.dispatch import Dispatcher
 from bot.jobs.leader import Leadership
 from bot.pipeline.knowledge import Knowledge
 from bot.pipeline.runner import Pipeline
+from bot.telemetry.exposition import CONTENT_TYPE, Exposition
 from bot.web import console
 from bot.web.channels import Channel
 from bot.web.service import MessageService
@@ -74,6 +75,14 @@ def make_app(parts: Parts) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     console_parts = console.mount(app, pipeline, store_pool)
+    exposition = Exposition(pipeline.store, pipeline.clock, list(pipeline.config.queues))
+
+    async def metrics(request: web.Request) -> web.Response:
+        """Prometheus: this worker's counters and the cluster's queues (read in the pool)."""
+        body = await asyncio.get_running_loop().run_in_executor(store_pool, exposition.render)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+    app.router.add_get("/metrics", metrics)
 
     async def pools(app: web.Application) -> AsyncIterator[None]:
         yield

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from bot.pipeline.batching import MicroBatcher
 from bot.pipeline.context import Context
 from bot.pipeline.knowledge import Understanding
 from bot.pipeline.runner import Decidable, Pipeline
+from bot.telemetry.instruments import DECISIONS, MESSAGES_IN, MESSAGES_OUT, PIPELINE_SECONDS
 
 log = logging.getLogger("bot.service")
 
@@ -106,6 +108,7 @@ class MessageService:
         if outcome.inline and outcome.context is not None:
             ctx = outcome.context
             await self._run(lambda: self.pipeline.confirm_inline(ctx))
+            MESSAGES_OUT.labels(ctx.inbound.channel, "inline").inc(len(ctx.outbound))
 
     async def drain(self, timeout: float) -> None:
         """Stop taking messages and let the ones in flight finish (SIGTERM)."""
@@ -116,9 +119,11 @@ class MessageService:
 
     async def _process(self, inbound: Inbound, deadline: datetime | None) -> Context:
         pipeline = self.pipeline
+        started = time.monotonic()
         ctx = await self.accepting_batch.submit(inbound)
         if ctx.stop:
             return ctx
+        MESSAGES_IN.labels(inbound.channel).inc()
         try:
             understanding = await self.batcher.submit(ctx.text)
         except Exception:
@@ -130,6 +135,9 @@ class MessageService:
             await self.deciding_batch.submit((ctx, understanding, hold))
         if ctx.outbound and ctx.inline_until is None:
             self.on_written()
+        if ctx.decision is not None:
+            DECISIONS.labels(ctx.decision.action.value).inc()
+        PIPELINE_SECONDS.observe(time.monotonic() - started)
         return ctx
 
     async def _run(self, call: Callable[[], T]) -> T:
