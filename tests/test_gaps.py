@@ -294,3 +294,22 @@ def test_customers_are_counted_once_however_often_they_ask() -> None:
     (only,) = cluster(asked, np.ones((3, 2), dtype=np.float32) / np.sqrt(2))
     assert (only.customers, only.messages, only.questions) == (1, 3, ("积分怎么用",))
     assert Counter(only.why) == Counter({FELL_BACK: 3})
+
+
+def test_writing_drafts_does_not_make_a_running_bot_relearn(shop: Path, harness: Harness) -> None:
+    """drafts.yaml is not content: an edit of it is no reason to learn the FAQ again."""
+    from bot.jobs.reload import KnowledgeReloader
+    from bot.pipeline.knowledge import Knowledge
+
+    learnt: list[int] = []
+
+    def learn() -> Knowledge:
+        learnt.append(1)
+        return harness.pipeline.knowledge
+
+    reload = KnowledgeReloader(harness.pipeline, learn)
+    (shop / "faq" / "drafts.yaml").write_text("- id: gap-1\n  questions: [a]\n", encoding="utf-8")
+    assert reload() is False and learnt == []
+    faq = shop / "faq" / "shop.yaml"
+    faq.write_text(faq.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    assert reload() is True and learnt == [1]
