@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 import yaml
 from sklearn.metrics import adjusted_rand_score
 
@@ -27,7 +28,7 @@ from bot.store.gap_reads import (
 from bot.understanding.encoders import MemoEncoder
 from bot.understanding.gaps import GROUP_AT, cluster, groups
 from bot.understanding.unanswered import unanswered_clusters
-from tests.conftest import Harness, Outbox, at
+from tests.conftest import POSTGRES_URL, Harness, Outbox, at, empty_postgres, require_postgres
 
 SET = Path(__file__).parent / "fixtures" / "gaps_questions.yaml"
 THRESHOLDS = "[faq]\nanswer_threshold = 0.6\nsuggest_threshold = 0.45\n"
@@ -47,11 +48,12 @@ def _config(shop: Path) -> Config:
     return load_config(path)
 
 
-def _harness(config: Config, encoder: MemoEncoder) -> Harness:
-    """The bot on the shop's own store, where `bot faq gaps` reads."""
+def _harness(config: Config, encoder: MemoEncoder, store_url: str | None = None) -> Harness:
+    """The bot on the shop's own store, where `bot faq gaps` reads (or on `store_url`)."""
     clock = FixedClock(at("2026-11-24 10:00"))
     outbox = Outbox()
-    return Harness(build_pipeline(config, clock, outbox, encoder=encoder), clock, outbox)
+    pipeline = build_pipeline(config, clock, outbox, store_url=store_url, encoder=encoder)
+    return Harness(pipeline, clock, outbox)
 
 
 def _week(harness: Harness) -> None:
@@ -154,11 +156,19 @@ def test_near_duplicates_are_one_question_and_the_label_is_the_most_central() ->
     assert (second.label, second.customers, second.messages) == ("天气", 1, 1)
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_a_week_of_unanswered_questions_grouped_biggest_first(
-    shop: Path, encoder: MemoEncoder
+    shop: Path, encoder: MemoEncoder, backend: str
 ) -> None:
     config = _config(shop)
-    harness = _harness(config, encoder)
+    url = None
+    if backend == "postgresql":
+        require_postgres()
+        engine = sa.create_engine(POSTGRES_URL)
+        empty_postgres(engine)
+        engine.dispose()
+        url = POSTGRES_URL
+    harness = _harness(config, encoder, url)
     _week(harness)
     store, knowledge = harness.pipeline.store, harness.pipeline.knowledge
     start, end = at("2026-11-18 00:00"), at("2026-11-25 00:00")
