@@ -18,6 +18,7 @@ from bot.content.entries import (
     FaqEntry,
     IntentSpec,
     check_forbidden,
+    draft_problems,
     read_faq,
     read_intents,
 )
@@ -148,7 +149,8 @@ def check(config_path: Path) -> list[Problem]:
     content, problems = read_content(config)
     if not only_errors(problems) and config.faq.answer_threshold is None:
         problems += calibration_problems(content, config)
-    return storage_problems(config) + problems + secrets
+    drafts = draft_problems(config.resolve(config.content.faq))
+    return storage_problems(config) + problems + secrets + drafts
 
 
 def channel_problems(config: Config) -> list[Problem]:
