@@ -265,10 +265,13 @@ def decide(ctx: Context, batch: DecisionBatch, config: Config) -> None:
         and top.score >= thresholds.answer
         and not outside
         and not elsewhere
+        and not _small_talk(ctx, config)
         and thresholds.leads_clearly(ctx.matches)
     ):
         decision.action, decision.faq_id = Action.ANSWER, top.entry.id
     elif guess and guess.intent and guess.intent.action == "reply":
+        if top and top.score >= thresholds.answer:
+            reasons.append(f"small talk ({guess.intent.name}), not the FAQ's {top.entry.id}")
         if guess.intent.name in batch.replied_intents(conv.id):
             # 不客气 once, not on every repeated thanks; the same for greetings and goodbyes.
             decision.action = Action.SILENT
@@ -465,6 +468,20 @@ def _suggest(
     decision.action = Action.SUGGEST
     decision.suggestions = [m.entry.id for m in ctx.matches[:count] if m.score >= floor]
     conv.suggestions = decision.suggestions
+
+
+def _small_talk(ctx: Context, config: Config) -> bool:
+    """The intent model is confident the message is small talk (a greeting, thanks, goodbye):
+    it gets the small-talk reply, not the FAQ paragraph a word in it ("老师", "客服") happens
+    to come close to. The intent model learns every FAQ question as well, so a question is not
+    read as small talk."""
+    guess = ctx.guess
+    return bool(
+        guess
+        and guess.intent
+        and guess.intent.action == "reply"
+        and guess.score >= config.intents.threshold
+    )
 
 
 def _confidently_out_of_scope(ctx: Context, config: Config) -> bool:
