@@ -18,6 +18,7 @@ from bot.content.entries import (
     FaqEntry,
     IntentSpec,
     check_forbidden,
+    draft_problems,
     read_faq,
     read_intents,
 )
@@ -33,6 +34,7 @@ from bot.understanding.background import Background, builtin_texts
 from bot.understanding.encoders import Encoder, MemoEncoder, make_encoder, model_path
 from bot.understanding.faq import FaqIndex, calibration_evidence
 from bot.understanding.intents import IntentClassifier
+from bot.understanding.third_parties import ThirdParties, builtin_names
 
 log = logging.getLogger("bot.assembly")
 
@@ -123,6 +125,24 @@ def not_faq_examples(content: Content, config: Config) -> list[str]:
     ]
 
 
+def shop_texts(content: Content, config: Config) -> list[str]:
+    """Everything the shop wrote about itself: FAQ questions and answers, intent examples and
+    replies (not out_of_scope's, which name other companies on purpose) and the config texts.
+    A company named here is the shop's business, not someone else's."""
+    texts = [text for entry in content.faq for text in (*entry.questions, *entry.answer.values())]
+    texts += [
+        text
+        for intent in content.intents
+        if intent.name != OUT_OF_SCOPE
+        for text in (*intent.examples, *intent.reply.values())
+    ]
+    for name in type(config.texts).model_fields:
+        value = getattr(config.texts, name)
+        if isinstance(value, dict):  # a LocalText; forbidden_phrases are not the shop's words
+            texts += value.values()
+    return texts
+
+
 def calibration_problems(content: Content, config: Config) -> list[Problem]:
     """Warnings for a calibration that will have too little evidence (`bot check`)."""
     folder = config.resolve(config.content.faq)
@@ -148,7 +168,8 @@ def check(config_path: Path) -> list[Problem]:
     content, problems = read_content(config)
     if not only_errors(problems) and config.faq.answer_threshold is None:
         problems += calibration_problems(content, config)
-    return storage_problems(config) + problems + secrets
+    drafts = draft_problems(config.resolve(config.content.faq))
+    return storage_problems(config) + problems + secrets + drafts
 
 
 def channel_problems(config: Config) -> list[Problem]:
@@ -245,6 +266,13 @@ def load_knowledge(config: Config, encoder: Encoder) -> Knowledge:
             background = Background(builtin_texts() + own, encoder, config.faq.dense_weight)
             background.calibrate(*index.held_out())
             log.info("out of scope: %s", background.describe())
+        third_parties = (
+            ThirdParties(builtin_names(), shop_texts(content, config))
+            if config.faq.third_parties
+            else None
+        )
+        if third_parties is not None:
+            log.info("other companies: %s", third_parties.describe())
         classifier = IntentClassifier(
             content.intents,
             encoder,
@@ -262,7 +290,12 @@ def load_knowledge(config: Config, encoder: Encoder) -> Knowledge:
         index.thresholds.describe(),
     )
     return Knowledge(
-        index, classifier, {i.name: i for i in content.intents}, content.schedules, background
+        index,
+        classifier,
+        {i.name: i for i in content.intents},
+        content.schedules,
+        background,
+        third_parties,
     )
 
 

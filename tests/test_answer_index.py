@@ -41,7 +41,8 @@ ENTRIES = [
 def test_an_english_question_finds_a_chinese_only_entry_through_its_answer(
     encoder: MemoEncoder,
 ) -> None:
-    question = "the name on my certificate is wrong, can it be reissued?"
+    # worded like the answer (name correction, proof of identity) more than like the questions
+    question = "my certificate needs a name correction, is proof of identity required?"
     with_answers = FaqIndex(ENTRIES, encoder, 0.7, answer_weight=0.85)
     questions_only = FaqIndex(ENTRIES, encoder, 0.7, answer_weight=0.0)
     found = with_answers.search(question, k=1)[0]
@@ -64,3 +65,59 @@ def test_a_question_variant_still_beats_an_answer(encoder: MemoEncoder) -> None:
     ]
     index = FaqIndex(entries, encoder, 0.7, answer_weight=0.85)
     assert index.search("How do I cancel my order?", k=1)[0].entry.id == "b"
+
+
+HOTEL = [
+    _entry(
+        "room-cleaning",
+        ("房间每天打扫吗", "可以要求不打扫房间吗"),
+        "客房每天上午10点至下午3点打扫；如不需要，请在门把手挂上“请勿打扰”牌。",
+        "Rooms are cleaned daily between 10:00 and 15:00; hang the Do Not Disturb sign if "
+        "you'd rather not.",
+    ),
+    _entry(
+        "late-checkout",
+        ("能延迟退房吗", "退房时间是几点", "What time is check-out?"),
+        "退房时间为中午12点，可在前台申请延迟至下午2点，视房态而定。",
+        "Check-out is at noon; ask the front desk to extend to 14:00, subject to availability.",
+    ),
+    _entry(
+        "breakfast",
+        ("早餐几点开始", "早餐在哪里吃", "Is breakfast included?"),
+        "早餐6:30–10:00在二楼餐厅供应，含早房型免费。",
+        "Breakfast is served 6:30–10:00 in the second-floor restaurant, free with "
+        "breakfast-included rooms.",
+    ),
+    _entry(
+        "luggage",
+        ("可以寄存行李吗", "退房后行李放哪"),
+        "前台可免费寄存行李至当天晚上。",
+        "The front desk keeps your luggage for free until the evening.",
+    ),
+]
+
+
+def test_a_chinese_only_entry_is_not_outranked_for_lack_of_english_words(
+    encoder: MemoEncoder,
+) -> None:
+    """An English question meets a Chinese-only entry's phrasings by meaning alone (no shared
+    characters), which a fused score used to count at 0.7 of their cosine: a neighbour with
+    an English phrasing won on its n-grams. Such rows now count their full cosine."""
+    index = FaqIndex(HOTEL, encoder, 0.7, answer_weight=0.85)
+    ranked = [m.entry.id for m in index.search("what time is housekeeping", k=3)]
+    assert ranked.index("room-cleaning") < ranked.index("breakfast"), ranked
+    # an English question on an entry asked in English is scored as before: its fused score
+    # is no more than its best embedding cosine and n-gram cosine allow
+    top = index.search("what time is check-out", k=1)[0]
+    assert top.entry.id == "late-checkout"
+    assert top.score <= 0.7 * top.dense + 0.3 * top.lexical + 1e-6
+
+
+def test_search_and_calibration_score_alike(encoder: MemoEncoder) -> None:
+    """Calibration (entry_scores) and search must see the same scores, in both languages."""
+    index = FaqIndex(HOTEL, encoder, 0.7, answer_weight=0.85)
+    texts = ["what time is housekeeping", "can I leave my bags after check-out", "早餐几点"]
+    exact = index.entry_scores(texts, index.embed(texts))
+    for text, row in zip(texts, exact, strict=True):
+        for match in index.search(text, k=len(HOTEL)):
+            assert abs(match.score - row[index.entries.index(match.entry)]) < 1e-5, text

@@ -434,3 +434,33 @@ def test_a_thin_entry_close_to_its_neighbour_is_suggested_not_answered(
     ctx = harness.say("退货运费谁出", user="u2")
     assert ctx.decision is not None and ctx.decision.action == Action.ANSWER
     assert ctx.decision.faq_id == "return-shipping-fee"
+
+
+def test_a_greeting_naming_a_person_gets_the_greeting_not_the_faq_about_them(
+    shop: Path, encoder: MemoEncoder, tmp_path: Path
+) -> None:
+    """店长您好 comes close to the FAQ entry about the manager, but the intent model is sure it
+    is a greeting: the customer is greeted, not given the manager's hours."""
+    faq = shop / "faq" / "shop.yaml"
+    faq.write_text(
+        faq.read_text(encoding="utf-8")
+        + "\n- id: shop-manager\n  questions:\n    - 有问题可以问店长吗\n    - 店长什么时候在店\n"
+        "  answer:\n    zh: 店长每天 10:00-18:00 在店。\n"
+        "    en: The manager is in the shop 10:00-18:00 daily.\n",
+        encoding="utf-8",
+    )
+    intents = shop / "intents" / "intents.yaml"
+    intents.write_text(
+        intents.read_text(encoding="utf-8").replace(
+            "examples: [你好, 您好,", "examples: [老板你好, 客服您好, 亲在吗, 店家你好, 你好, 您好,"
+        ),
+        encoding="utf-8",
+    )
+    harness = make_harness(load_config(shop / "config.toml"), encoder, tmp_path)
+    ctx = harness.say("店长您好")
+    assert ctx.decision is not None and ctx.decision.action == Action.REPLY, ctx.decision
+    assert ctx.decision.faq_score >= harness.pipeline.knowledge.faq.thresholds.answer
+    assert any("small talk" in r for r in ctx.decision.reasons)
+    # the question about the manager is still answered
+    ctx = harness.say("有问题可以问店长吗")
+    assert ctx.decision is not None and ctx.decision.faq_id == "shop-manager", ctx.decision

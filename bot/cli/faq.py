@@ -1,9 +1,13 @@
-"""`bot faq learn`: phrasings customers taught the bot, offered to the admin.
+"""`bot faq learn` and `bot faq gaps`: what customers taught the bot, offered to the admin.
 
 A question the bot could only half-answer ("did you mean…?") and whose customer then picked a
-suggestion becomes a candidate phrasing for the picked entry. The admin accepts or rejects each
-one; accepted phrasings are written into the entry's FAQ file (comments and layout kept), and a
-running `bot run` learns them at its next reload. Nothing is added without the admin.
+suggestion becomes a candidate phrasing for the picked entry (`learn`). The admin accepts or
+rejects each one; accepted phrasings are written into the entry's FAQ file (comments and layout
+kept), and a running `bot run` learns them at its next reload. Nothing is added without the
+admin.
+
+Questions the bot had no answer to are grouped (`gaps`), the most asked first, and written as
+drafts without answers into faq/drafts.yaml for the admin to complete and move into the FAQ.
 """
 
 from __future__ import annotations
@@ -11,8 +15,9 @@ from __future__ import annotations
 import sys
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from bot.content.config import Config
 from bot.content.entries import FaqEntry
@@ -20,7 +25,9 @@ from bot.content.faq_writer import FaqEditError, add_questions
 from bot.content.problems import only_errors
 from bot.domain.clock import SystemClock
 from bot.store import phrasings
+from bot.store.gap_reads import FELL_BACK, HANDED_OFF, NOT_HELPED, NOT_PICKED
 from bot.store.phrasings import Candidate, normalised
+from bot.understanding.gaps import GapCluster
 
 
 def learn(
@@ -200,3 +207,134 @@ def _write(config: Config, accepted: list[Candidate], entries: dict[str, FaqEntr
 def _restore(originals: dict[Path, str]) -> None:
     for path, text in originals.items():
         path.write_text(text, encoding="utf-8")
+
+
+def gaps(
+    config: Config,
+    days: int,
+    at: str | None,
+    write: bool,
+    limit: int,
+    min_customers: int,
+) -> int:
+    """List the groups of questions the bot had no answer to in the `days` before `at` (a
+    date: to the end of that day; default: now); with `write`, merge them into faq/drafts.yaml.
+    Returns the exit status."""
+    from bot.assembly import content_encoder, load_knowledge
+    from bot.content.drafts import Draft, draft_id, question_key, write_drafts
+    from bot.content.entries import DRAFTS
+    from bot.content.problems import ProblemsError
+    from bot.store.database import Store
+    from bot.understanding.unanswered import find_gaps
+
+    try:
+        knowledge = load_knowledge(config, content_encoder(config))
+    except ProblemsError:
+        print(
+            "bot faq gaps: fix the content first (`bot check` lists the problems)",
+            file=sys.stderr,
+        )
+        return 2
+    zone = knowledge.schedules[config.queues[config.handoff.default_queue].schedule].zone
+    end = _period_end(at, zone) if at else SystemClock().now()
+    start = end - timedelta(days=days)
+    store = Store(config.storage_url)
+    store.migrate()
+    try:
+        found = find_gaps(store, knowledge, start, end)
+        with store.engine.connect() as conn:
+            picked = sum(c.count for c in phrasings.candidates(conn, start))
+    finally:
+        store.engine.dispose()
+    shown = [c for c in found.clusters if c.customers >= min_customers][:limit]
+    rest = len(found.clusters) - len(shown)
+    period = f"{start.astimezone(zone):%Y-%m-%d %H:%M} to {end.astimezone(zone):%Y-%m-%d %H:%M}"
+    if not found.clusters:
+        print(f"No unanswered questions from {period}.")
+    else:
+        print(
+            f"Unanswered questions from {period}: {found.questions} message(s) in "
+            f"{len(found.clusters)} group(s), biggest first:"
+        )
+        for number, group in enumerate(shown, start=1):
+            print(f"{number:>3}. {_headline(group)}")
+            if group.examples:
+                print(f"       e.g. {' · '.join(group.examples)}")
+            print(f"       ({_why(group)})")
+        if rest:
+            print(
+                f"  … and {rest} smaller group(s): "
+                f"`--min-customers 1 --limit {len(found.clusters)}` lists them."
+            )
+    if found.answered_now:
+        print(f"{found.answered_now} question(s) the FAQ answers now were left out.")
+    if picked:
+        print(
+            f"{picked} question(s) were answered once the customer picked a suggestion: "
+            "`bot faq learn` offers them as phrasings."
+        )
+    if not write:
+        if shown:
+            print(f"\nWrite them as drafts to answer: `bot faq gaps --write` (faq/{DRAFTS}).")
+        return 0
+    known = {question_key(q) for e in knowledge.faq.entries for q in e.questions}
+    taken = {e.id for e in knowledge.faq.entries}
+    drafts = []
+    for group in shown:
+        if any(question_key(q) in known for q in group.questions):
+            continue  # moved into the FAQ already
+        wanted = draft_id(group.label)
+        drafts.append(
+            Draft(
+                wanted if wanted not in taken else f"{wanted}-draft",
+                group.questions,
+                f"{_headline(group, label=False)}, {period} ({_why(group)})",
+            )
+        )
+    path = config.resolve(config.content.faq) / DRAFTS
+    try:
+        written = write_drafts(path, drafts)
+    except FaqEditError as exc:
+        print(f"bot faq gaps: {exc}", file=sys.stderr)
+        return 1
+    for entry_id, reason in written.skipped.items():
+        print(f"  {entry_id}: new questions not added: {reason}", file=sys.stderr)
+    extended = sum(written.extended.values())
+    print(
+        f"\n{path}: {len(written.added)} new draft(s)"
+        + (
+            f", {extended} question(s) added to {len(written.extended)} draft(s)"
+            if extended
+            else ""
+        )
+        + f"; {written.waiting} waiting. Write each one's answer, then move it into a FAQ file: "
+        f"the bot never reads {DRAFTS}."
+    )
+    return 0
+
+
+def _period_end(at: str, zone: ZoneInfo) -> datetime:
+    """`--at`: a date means up to the end of that day; a moment, up to that moment."""
+    if len(at.strip()) == 10:
+        day = datetime.fromisoformat(at.strip()).date()
+        return datetime.combine(day + timedelta(days=1), datetime.min.time(), zone)
+    moment = datetime.fromisoformat(at)
+    return moment if moment.tzinfo else moment.replace(tzinfo=zone)
+
+
+def _headline(group: GapCluster, label: bool = True) -> str:
+    line = f"{group.customers} customer(s) · {group.messages} message(s)"
+    return f"{line} · {group.label}" if label else line
+
+
+def _why(group: GapCluster) -> str:
+    said = {
+        FELL_BACK: "not understood",
+        HANDED_OFF: "handed off after repeated failure",
+        NOT_PICKED: "offered suggestions, none picked",
+        NOT_HELPED: "answered, then the customer said it did not help",
+    }
+    parts = [f"{count} {said.get(why, why)}" for why, count in group.why.items()]
+    if group.answered_with:
+        parts.append("answered with " + ", ".join(group.answered_with))
+    return "; ".join(parts)

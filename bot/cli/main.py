@@ -61,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("cases", type=Path)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object to stdout")
 
-    faq = commands.add_parser("faq", help="the FAQ: phrasings learnt from customers")
+    faq = commands.add_parser(
+        "faq", help="the FAQ: phrasings learnt from customers, questions it could not answer"
+    )
     faq_actions = faq.add_subparsers(dest="faq_action", required=True)
     learn = faq_actions.add_parser(
         "learn",
@@ -74,6 +76,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     learn.add_argument("--accept", help='numbers to add to the FAQ, e.g. "1,3-5", or "all"')
     learn.add_argument("--reject", help="numbers never to offer again")
+    gaps = faq_actions.add_parser(
+        "gaps",
+        help="group the questions the bot had no answer to, biggest first; --write adds them "
+        "to faq/drafts.yaml for you to answer",
+    )
+    gaps.add_argument("--days", type=int, default=7, help="look this far back (default 7)")
+    gaps.add_argument("--at", help='the period ends on this day, e.g. "2026-11-24" (default: now)')
+    gaps.add_argument(
+        "--write", action="store_true", help="merge the groups listed into faq/drafts.yaml"
+    )
+    gaps.add_argument("--limit", type=int, default=20, help="list at most this many groups")
+    gaps.add_argument(
+        "--min-customers",
+        type=int,
+        default=2,
+        help="list groups asked by at least this many customers (default 2)",
+    )
 
     people = commands.add_parser("agents", help="who may log in to the agents' console")
     people_actions = people.add_subparsers(dest="agents_action", required=True)
@@ -132,6 +151,12 @@ def main(argv: list[str] | None = None) -> int:
             from bot.cli.run import serve
 
             return serve(config, args.host, args.port)
+        if args.command == "faq" and args.faq_action == "gaps":
+            from bot.cli.faq import gaps as unanswered
+
+            return unanswered(
+                config, args.days, args.at, args.write, args.limit, args.min_customers
+            )
         if args.command == "faq":
             from bot.cli.faq import learn as learn_phrasings
 

@@ -115,6 +115,10 @@ class FaqConfig(_Section):
     #: shop answers (weather, other companies' services, homework, chit-chat) and the
     #: out_of_scope intent's examples; the margin is calibrated on the FAQ itself
     background: bool = True
+    #: don't answer from the FAQ outright a message that names another company, app or public
+    #: office the shop's own content never mentions (腾讯视频会员, 身份证补办, Netflix): it asks
+    #: about their version of the topic; the shipped list is in bot/understanding/data/
+    third_parties: bool = True
 
     @model_validator(mode="after")
     def _ordered(self) -> FaqConfig:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from bot.content.config import LANGUAGES
 from bot.content.problems import Problem, shown
 from bot.content.yamlsource import LINE_KEY, load_yaml
@@ -48,8 +50,67 @@ class IntentSpec:
     line: int
 
 
+#: the FAQ folder's file of questions waiting for an admin's answer (`bot faq gaps --write`)
+DRAFTS = "drafts.yaml"
+
+
 def yaml_files(folder: Path) -> list[Path]:
     return sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
+
+
+def faq_files(folder: Path) -> list[Path]:
+    """The FAQ files the bot learns from: every YAML file but drafts.yaml. Its entries have
+    questions and no answer yet; loaded, they would be an error each (`answer` is missing) and
+    stop the bot, or, answered half-way, be answered to customers before anyone checked them.
+    An entry counts once the admin moves it into a FAQ file."""
+    return [path for path in yaml_files(folder) if path.name != DRAFTS]
+
+
+def waiting_drafts(path: Path) -> int:
+    """Entries in drafts.yaml not marked `ignore: true` (0 when it cannot be read)."""
+    try:
+        return len(_waiting(yaml.safe_load(path.read_text(encoding="utf-8"))))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return 0
+
+
+def _waiting(document: Any) -> list[Any]:
+    items = document if isinstance(document, list) else []
+    return [item for item in items if isinstance(item, dict) and not item.get("ignore")]
+
+
+def draft_problems(folder: Path) -> list[Problem]:
+    """A reminder, not an error: how many drafts wait in drafts.yaml for an answer."""
+    path = folder / DRAFTS
+    if not path.is_file():
+        return []
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return [
+            Problem(
+                path,
+                None,
+                f"cannot read the drafts ({reason}); the bot does not load this file anyway",
+                "fix it, or delete it and run `bot faq gaps --write` again",
+                severity="warning",
+            )
+        ]
+    count = len(_waiting(document))
+    if not count:
+        return []
+    return [
+        Problem(
+            path,
+            None,
+            f"{count} draft entr{'y' if count == 1 else 'ies'} waiting in {DRAFTS} "
+            "(questions customers asked that the FAQ does not answer)",
+            "write each one's answer and move it into a FAQ file (the bot never reads "
+            f"{DRAFTS}), or mark it `ignore: true`",
+            severity="warning",
+        )
+    ]
 
 
 def read_faq(folder: Path, forbidden: Iterable[str] = ()) -> tuple[list[FaqEntry], list[Problem]]:
@@ -57,7 +118,7 @@ def read_faq(folder: Path, forbidden: Iterable[str] = ()) -> tuple[list[FaqEntry
     entries: list[FaqEntry] = []
     problems: list[Problem] = []
     first_seen: dict[str, tuple[Path, int]] = {}
-    files = yaml_files(folder)
+    files = faq_files(folder)
     if not files:
         problems.append(
             Problem(folder, None, "no FAQ files (*.yaml) found", "add at least one faq/*.yaml")

@@ -52,10 +52,10 @@ def add_questions(path: Path, entry_id: str, questions: Sequence[str]) -> list[s
     ending = "\r\n" if lines[last_line].endswith("\r\n") else "\n"
     if after == len(lines) and not lines[-1].endswith(("\n", "\r")):
         lines[-1] += ending
-    inserted = [f"{' ' * column}- {_scalar(q)}{ending}" for q in new]
+    inserted = [f"{' ' * column}- {scalar(q)}{ending}" for q in new]
     edited = "".join(lines[:after] + inserted + lines[after:])
     _verify(edited, entry_id, [*map(str, existing), *new], path)
-    _replace(path, edited)
+    replace_file(path, edited)
     return new
 
 
@@ -71,7 +71,7 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" "))
 
 
-def _scalar(text: str) -> str:
+def scalar(text: str) -> str:
     """The phrasing as YAML: plain when it reads back unchanged, else double-quoted."""
     try:
         if yaml.safe_load(f"- {text}") == [text] and "#" not in text:
@@ -97,13 +97,14 @@ def _verify(edited: str, entry_id: str, expected: list[str], path: Path) -> None
         raise FaqEditError(f"{path}: the edit did not read back as intended; left as it was")
 
 
-def _replace(path: Path, text: str) -> None:
+def replace_file(path: Path, text: str) -> None:
     """Write beside the file, then swap: a reader (the running bot's reload) never sees half."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
             out.write(text)
-        os.chmod(temporary, path.stat().st_mode & 0o777)
+        # a new file (drafts.yaml the first time) is readable like the FAQ files beside it
+        os.chmod(temporary, path.stat().st_mode & 0o777 if path.exists() else 0o644)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

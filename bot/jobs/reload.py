@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from bot.content.entries import faq_files, yaml_files
 from bot.content.problems import ProblemsError
 from bot.hours.schedule import read_schedules
 from bot.pipeline.knowledge import Knowledge
@@ -18,9 +19,12 @@ log = logging.getLogger("bot.jobs")
 
 def folder_stamp(folder: Path, pattern: str) -> tuple[tuple[str, float, int], ...]:
     """What changes when a file in the folder is edited, added or removed: names, mtimes, sizes."""
-    return tuple(
-        sorted((p.name, p.stat().st_mtime, p.stat().st_size) for p in folder.glob(pattern))
-    )
+    return files_stamp(folder.glob(pattern))
+
+
+def files_stamp(files: Iterable[Path]) -> tuple[tuple[str, float, int], ...]:
+    """Names, mtimes and sizes of these files: what changes when one is edited."""
+    return tuple(sorted((p.name, p.stat().st_mtime, p.stat().st_size) for p in files))
 
 
 class ScheduleReloader:
@@ -70,7 +74,9 @@ class KnowledgeReloader:
         self.problems: list[str] = []
 
     def _stamp(self) -> tuple[tuple[tuple[str, float, int], ...], ...]:
-        return tuple(folder_stamp(folder, "*.y*ml") for folder in self.folders)
+        # an edit of faq/drafts.yaml is not content: the bot never reads it
+        faq, intents = self.folders
+        return files_stamp(faq_files(faq)), files_stamp(yaml_files(intents))
 
     def __call__(self) -> bool:
         """Reload if a file changed; True when new knowledge was swapped in."""

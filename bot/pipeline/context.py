@@ -59,6 +59,8 @@ class Context:
     matches: list[FaqMatch] = field(default_factory=list)
     #: closeness to what no shop answers (see bot.understanding.background)
     outside: float = 0.0
+    #: other companies and public offices it names that the shop never mentions
+    others: tuple[str, ...] = ()
     urgent_signal: str | None = None
     #: what marked the message as a complaint (words or cues), when that decided the handoff
     complaint_signal: list[str] = field(default_factory=list)

@@ -13,6 +13,7 @@ from bot.hours.schedule import Schedule
 from bot.understanding.background import Background
 from bot.understanding.faq import FaqIndex, FaqMatch
 from bot.understanding.intents import IntentClassifier, IntentGuess
+from bot.understanding.third_parties import ThirdParties
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,8 @@ class Understanding:
     matches: list[FaqMatch]
     #: closeness to what no shop answers (bot.understanding.background)
     outside: float = 0.0
+    #: other companies and public offices it names that the shop's content never mentions
+    others: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class Knowledge:
     intents: dict[str, IntentSpec]
     schedules: dict[str, Schedule]
     background: Background | None = None
+    third_parties: ThirdParties | None = None
 
     def faq_entry(self, entry_id: str) -> FaqEntry | None:
         return self.faq.by_id.get(entry_id)
@@ -53,5 +57,6 @@ class Knowledge:
             else np.zeros(len(batch))
         )
         for n, i in enumerate(live):
-            out[i] = Understanding(guesses[n], matches[n], float(outside[n]))
+            others = tuple(self.third_parties.named(texts[i])) if self.third_parties else ()
+            out[i] = Understanding(guesses[n], matches[n], float(outside[n]), others)
         return out

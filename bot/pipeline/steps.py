@@ -74,6 +74,7 @@ def understood(ctx: Context, understanding: Understanding, config: Config) -> No
         return
     ctx.guess, ctx.matches = understanding.guess, understanding.matches
     ctx.outside = understanding.outside
+    ctx.others = understanding.others
     ctx.route_queue = config.handoff.default_queue
     ctx.handoff = _handoff_intent(ctx, config)
     if ctx.handoff is None:
@@ -218,17 +219,30 @@ def decide(ctx: Context, batch: DecisionBatch, config: Config) -> None:
     if guess:
         reasons.append(f"intent {guess.best} {guess.score:.2f} (threshold {cfg.intents.threshold})")
     background = ctx.knowledge.background
-    outside = bool(top and background and background.vetoes(ctx.outside, top.score))
+    # a message naming another company or public office the shop never mentions asks about
+    # their version of a FAQ topic: it is suggested at most (bot.understanding.third_parties)
+    elsewhere = bool(top and ctx.others)
+    outside = bool(
+        top and background and background.vetoes(ctx.outside, top.score, elsewhere=elsewhere)
+    )
     if top:
         reasons.append(
             f"faq {top.entry.id} {top.score:.2f} (dense {top.dense:.2f}, "
             f"lexical {top.lexical:.2f}; answer ≥ {thresholds.answer:.2f}, "
             f"suggest ≥ {thresholds.suggest:.2f})"
         )
+        if elsewhere:
+            reasons.append(
+                f"names {', '.join(ctx.others)}, which the shop's content never mentions: "
+                "not answered from the FAQ outright"
+            )
         if outside and background is not None and background.margin is not None:
             reasons.append(
                 f"closer to what no shop answers ({ctx.outside:.2f}) than to the FAQ by more "
                 f"than {background.margin:+.2f}: not answered from it"
+                if not elsewhere
+                else f"also near what no shop answers ({ctx.outside:.2f}, within "
+                f"{background.margin:.2f} of the FAQ): not suggested either"
             )
     suggestions = conv.suggestions
     conv.suggestions = []
@@ -257,10 +271,14 @@ def decide(ctx: Context, batch: DecisionBatch, config: Config) -> None:
         top
         and top.score >= thresholds.answer
         and not outside
+        and not elsewhere
+        and not _small_talk(ctx, config)
         and thresholds.leads_clearly(ctx.matches)
     ):
         decision.action, decision.faq_id = Action.ANSWER, top.entry.id
     elif guess and guess.intent and guess.intent.action == "reply":
+        if top and top.score >= thresholds.answer:
+            reasons.append(f"small talk ({guess.intent.name}), not the FAQ's {top.entry.id}")
         if guess.intent.name in batch.replied_intents(conv.id):
             # 不客气 once, not on every repeated thanks; the same for greetings and goodbyes.
             decision.action = Action.SILENT
@@ -457,6 +475,20 @@ def _suggest(
     decision.action = Action.SUGGEST
     decision.suggestions = [m.entry.id for m in ctx.matches[:count] if m.score >= floor]
     conv.suggestions = decision.suggestions
+
+
+def _small_talk(ctx: Context, config: Config) -> bool:
+    """The intent model is confident the message is small talk (a greeting, thanks, goodbye):
+    it gets the small-talk reply, not the FAQ paragraph a word in it ("老师", "客服") happens
+    to come close to. The intent model learns every FAQ question as well, so a question is not
+    read as small talk."""
+    guess = ctx.guess
+    return bool(
+        guess
+        and guess.intent
+        and guess.intent.action == "reply"
+        and guess.score >= config.intents.threshold
+    )
 
 
 def _confidently_out_of_scope(ctx: Context, config: Config) -> bool:

@@ -77,8 +77,15 @@ class Background:
         self.margin = round(max(float(np.quantile(gap, KEEP)), 0.0), 3)
         return self.margin
 
-    def vetoes(self, closeness: float, faq_score: float) -> bool:
-        return self.margin is not None and closeness - faq_score > self.margin
+    def vetoes(self, closeness: float, faq_score: float, elsewhere: bool = False) -> bool:
+        """Keep the FAQ from answering, or even suggesting: the message is closer to the
+        background than to the FAQ by more than the margin, or, when it names another company
+        or public office (`elsewhere`, bot.understanding.third_parties), the background comes
+        within the margin of the FAQ: the name counts for one margin."""
+        if self.margin is None:
+            return False
+        gap = closeness - faq_score
+        return gap > -self.margin if elsewhere else gap > self.margin
 
     def describe(self) -> str:
         if self.margin is None:

@@ -136,6 +136,24 @@ class FaqIndex:
         self._is_question = np.array([r[3] for r in rows], dtype=bool)
         self._starts = np.searchsorted(self._variant_entry, np.arange(len(self.entries)))
         self.variants = [q for e in self.entries for q in e.questions]
+        # Character n-grams cannot match across languages, so a fused score holds a row in
+        # another language than the customer's to 0.6-0.7 of its cosine. Where the entry has a
+        # question in the customer's language that is fair: that question says it better. Where
+        # it has none (an English question on a Chinese-only entry), the entry would lose to any
+        # neighbour asked in English; there its other-language rows score by the embedding
+        # alone. _across[language] marks those rows.
+        row_language = [detect(t, default="") for t in self._texts]
+        asked_in = [{detect(q, default="") for q in e.questions} for e in self.entries]
+        self._across = {
+            language: np.array(
+                [
+                    other not in ("", language) and language not in asked_in[e]
+                    for other, e in zip(row_language, self._variant_entry, strict=True)
+                ],
+                dtype=bool,
+            )
+            for language in set(row_language) - {""}
+        }
         self._vectors = encoder.encode(self._texts)
         dim = self._vectors.shape[1]
         if len(self._texts) > approximate_above:
@@ -202,14 +220,21 @@ class FaqIndex:
             np.ascontiguousarray(vectors[live]), min(n, max(k * 8, 32))
         )
         dense = np.full((len(live), len(self.entries)), -1.0, dtype=np.float32)
-        for q in range(len(live)):
+        # rows in another language on an entry never asked in the customer's: the embedding
+        # stands in for the n-grams that cannot match (see __init__)
+        across = np.zeros((len(live), len(self.entries)), dtype=np.float32)
+        for q, i in enumerate(live):
+            reach = self._across.get(detect(texts[i], default=""))
             for score, row in zip(dense_scores[q], rows[q], strict=True):
                 if row >= 0:
                     e = self._variant_entry[row]
-                    dense[q, e] = max(dense[q, e], score * self._weight[row])
+                    weighted = score * self._weight[row]
+                    dense[q, e] = max(dense[q, e], weighted)
+                    if reach is not None and reach[row]:
+                        across[q, e] = max(across[q, e], weighted)
         queries = self._tfidf.transform([texts[i] for i in live])
         lexical_variants = (queries @ self._lexical.T).toarray().astype(np.float32) * self._weight
-        lexical = np.maximum.reduceat(lexical_variants, self._starts, axis=1)
+        lexical = np.maximum(np.maximum.reduceat(lexical_variants, self._starts, axis=1), across)
         fused = self.dense_weight * np.maximum(dense, 0.0) + (1 - self.dense_weight) * lexical
         for q, i in enumerate(live):
             best = np.argsort(-fused[q])[:k]
@@ -237,6 +262,11 @@ class FaqIndex:
             lexical = (
                 self._tfidf.transform(texts[first:last]) @ self._lexical.T
             ).toarray() * self._weight
+            nowhere = np.zeros(len(self._texts), dtype=bool)
+            reach = np.stack(
+                [self._across.get(detect(t, default=""), nowhere) for t in texts[first:last]]
+            )
+            lexical = np.where(reach, np.maximum(lexical, dense), lexical)
             if leave_out is not None:
                 rows = np.arange(last - first)
                 cols = np.asarray(leave_out[first:last])

@@ -1,0 +1,202 @@
+"""The questions the bot had no good answer to, read from the decisions already stored (nothing
+extra is written while customers talk): what `bot faq gaps` and the weekly report group.
+
+A customer's text counts as unanswered when
+- the bot did not understand it (`fallback`),
+- it was the last straw of a "repeated failure" handoff (the fallbacks before it count
+  already), or
+- the bot offered "did you mean…?" and the customer picked none of the suggestions (a
+  suggestion's title is not an answer: until one is picked the customer has been told nothing),
+  or
+- the bot answered it and the customer's next message in the same conversation said it did not
+  help: a short negative reaction ("没用", "不对", "答非所问", "not what I asked" …; REACTIONS) or
+  asking for a person or complaining (a handoff by intent, not an urgent one). The question
+  counts, not the reaction; a reaction that itself fell back is not a question.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from bot.domain.messages import Action, Kind
+from bot.store.schema import decisions, messages
+
+#: why a question counts (Unanswered.why)
+FELL_BACK = "fell_back"
+HANDED_OFF = "handed_off"
+NOT_PICKED = "not_picked"
+NOT_HELPED = "not_helped"
+
+#: the reason steps.decide records when "not understood" too often hands off
+REPEATED_FAILURE = "repeated failure"
+#: the reason it records for an urgent handoff: urgency is not a verdict on the answer
+URGENT_SIGNAL = "urgent signal"
+
+#: what customers say when an answer did not help them (matched without case, spaces and
+#: punctuation, in a short message: the phrase plus a few characters, "这个没用啊")
+REACTIONS = (
+    "没用",
+    "没有用",
+    "不对",
+    "不是这个",
+    "不是我要的",
+    "不是我问的",
+    "答非所问",
+    "没解决",
+    "没有解决",
+    "还是不行",
+    "都不是",
+    "没帮助",
+    "看不懂",
+    "转人工",
+    "人工",
+    "useless",
+    "not helpful",
+    "didn't help",
+    "doesn't help",
+    "not what i asked",
+    "wrong answer",
+    "none of these",
+    "agent",
+    "human",
+)
+#: characters a reaction may carry besides its phrase (Chinese; twice that for English)
+REACTION_SLACK = 4
+#: a reaction a little after the period's end still judges an answer given in it
+REACTION_GRACE = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Unanswered:
+    """One customer message the bot had no good answer to."""
+
+    message_id: int
+    conversation_id: int
+    #: "channel:user id": customers are counted by this
+    customer: str
+    #: as stored: masked
+    text: str
+    at: datetime
+    why: str
+    #: the FAQ entry answered when the customer then said it did not help
+    faq_id: str | None = None
+
+
+def _squeezed(text: str) -> str:
+    return re.sub(r"[\s\W_]+", "", text.casefold())
+
+
+_REACTION_KEYS = tuple((_squeezed(r), r.isascii()) for r in REACTIONS)
+
+
+def is_reaction(text: str) -> bool:
+    """A short message saying the last answer did not help ("没用", "这个不对吧", "useless")."""
+    said = _squeezed(text)
+    return bool(said) and any(
+        phrase in said and len(said) <= len(phrase) + REACTION_SLACK * (2 if ascii_ else 1)
+        for phrase, ascii_ in _REACTION_KEYS
+    )
+
+
+def is_question(text: str) -> bool:
+    """Worth showing an admin: some letters or characters, not a bare number or a reaction."""
+    return len(text.strip()) >= 2 and any(ch.isalpha() for ch in text) and not is_reaction(text)
+
+
+def unanswered(conn: Connection, start: datetime, end: datetime) -> list[Unanswered]:
+    """The customers' text messages from `start` (inclusive) to `end` (exclusive) that the bot
+    had no good answer to, oldest first."""
+    rows = conn.execute(
+        sa.select(
+            messages.c.id,
+            messages.c.conversation_id,
+            messages.c.channel,
+            messages.c.user_id,
+            messages.c.text,
+            messages.c.at,
+            decisions.c.action,
+            decisions.c.intent,
+            decisions.c.faq_id,
+            decisions.c.record,
+        )
+        .join(decisions, decisions.c.message_id == messages.c.id)
+        .where(
+            messages.c.direction == "in",
+            messages.c.kind == Kind.TEXT,
+            messages.c.at >= start,
+            messages.c.at < end + REACTION_GRACE,
+        )
+        .order_by(messages.c.conversation_id, messages.c.id)
+    ).all()
+    found: list[Unanswered] = []
+    offered: Any = None  # the conversation's last "did you mean…?", for a picked answer
+    for n, row in enumerate(rows):
+        if n and rows[n - 1].conversation_id != row.conversation_id:
+            offered = None
+        following = rows[n + 1] if n + 1 < len(rows) else None
+        if following is not None and following.conversation_id != row.conversation_id:
+            following = None
+        if row.action == Action.SUGGEST:
+            offered = row
+        if row.at >= end:
+            continue
+        reasons = _reasons(row)
+        why: str | None = None
+        asked, faq_id = row, None
+        if row.action == Action.FALLBACK:
+            why = FELL_BACK
+        elif row.action == Action.HANDOFF and any(r.startswith(REPEATED_FAILURE) for r in reasons):
+            why = HANDED_OFF
+        elif row.action == Action.SUGGEST and not _picked(following):
+            why = NOT_PICKED
+        elif row.action == Action.ANSWER and _not_helped(following):
+            why, faq_id = NOT_HELPED, row.faq_id
+            if _picked(row) and offered is not None:
+                asked = offered  # the question is the one the suggestions were offered for
+        if why is None or not is_question(asked.text):
+            continue
+        found.append(
+            Unanswered(
+                message_id=asked.id,
+                conversation_id=asked.conversation_id,
+                customer=f"{asked.channel}:{asked.user_id}",
+                text=asked.text,
+                at=asked.at,
+                why=why,
+                faq_id=faq_id,
+            )
+        )
+    unique = {u.message_id: u for u in found}  # a question judged twice counts once
+    return sorted(unique.values(), key=lambda u: (u.at, u.message_id))
+
+
+def _reasons(row: Any) -> list[str]:
+    reasons = (row.record or {}).get("reasons") or []
+    return [str(r) for r in reasons]
+
+
+def _picked(row: Any) -> bool:
+    """Is this the customer picking one of the suggestions offered just before?"""
+    return bool(
+        row is not None and row.action == Action.ANSWER and (row.record or {}).get("picked")
+    )
+
+
+def _not_helped(following: Any) -> bool:
+    """Did the customer's next message say the answer before it did not help?"""
+    if following is None:
+        return False
+    if is_reaction(following.text):
+        return True
+    reasons = _reasons(following)
+    return (
+        following.action == Action.HANDOFF
+        and following.intent is not None
+        and not any(r.startswith((URGENT_SIGNAL, REPEATED_FAILURE)) for r in reasons)
+    )

@@ -1,0 +1,73 @@
+"""Someone else's version of a FAQ topic: a message that names another company, app or public
+office the shop never mentions (腾讯视频会员怎么退订, 身份证补办去哪, cancel my Netflix).
+
+Such a question reads like the shop's own entry (membership, refund, a lost certificate) and
+scores as close to it as a real question, and no closer to the background of what no shop
+answers: the embedding hears the topic, not whose it is. The name is the cue. The shipped list
+(bot/understanding/data/third_parties.yaml) holds well-known companies, brands, platforms,
+public offices, public documents and public exams in Chinese and English; a name that appears
+anywhere in the shop's own content (FAQ questions and answers, intent examples other than
+out_of_scope, config texts) is the shop's business and is no cue there.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from importlib import resources
+
+import yaml
+
+
+def builtin_names() -> list[str]:
+    """The shipped list of names that are not the shop, every language."""
+    data = yaml.safe_load(
+        resources.files("bot.understanding").joinpath("data/third_parties.yaml").read_text("utf-8")
+    )
+    return [str(name) for names in data.values() for name in names]
+
+
+def _pattern(name: str) -> str:
+    """Chinese matches anywhere; an edge in Latin letters or digits must not run on into more of
+    them (Steam in steamer, 12306 inside an order number); a space in an English name also
+    matches a hyphen or nothing (Apple ID, AppleID)."""
+    body = r"[\s\-]*".join(re.escape(part) for part in name.split())
+    before = r"(?<![A-Za-z0-9])" if name[:1].isascii() and name[:1].isalnum() else ""
+    after = r"(?![A-Za-z0-9])" if name[-1:].isascii() and name[-1:].isalnum() else ""
+    return before + body + after
+
+
+class ThirdParties:
+    """The names among `names` that the shop's `own` texts never mention, and which of them a
+    customer's message names."""
+
+    def __init__(self, names: Iterable[str], own: Iterable[str]) -> None:
+        unique = list(dict.fromkeys(n.strip() for n in names if n.strip()))
+        own_text = "\n".join(own)
+        self.own = [n for n in unique if re.search(_pattern(n), own_text, re.IGNORECASE)]
+        mentioned = set(self.own)
+        self.names = [n for n in unique if n not in mentioned]
+        # longest first, so that 抖音商城 is reported rather than 抖音
+        ordered = sorted(self.names, key=len, reverse=True)
+        self._find = (
+            re.compile("|".join(f"({_pattern(n)})" for n in ordered), re.IGNORECASE)
+            if ordered
+            else None
+        )
+        self._by_group = ordered
+
+    def named(self, text: str) -> list[str]:
+        """The names in `text` that are not the shop's, in the order they appear."""
+        if self._find is None:
+            return []
+        found: list[str] = []
+        for match in self._find.finditer(text):
+            name = self._by_group[(match.lastindex or 1) - 1]
+            if name not in found:
+                found.append(name)
+        return found
+
+    def describe(self) -> str:
+        shown = ", ".join(self.own[:6]) + (" …" if len(self.own) > 6 else "")
+        mentioned = f"; the shop's content names {len(self.own)} ({shown})" if self.own else ""
+        return f"{len(self.names)} names of other companies and public offices{mentioned}"

@@ -1,0 +1,83 @@
+"""The unanswered questions of a period, grouped: one call for `bot faq gaps` and the weekly
+report. It reads the store (bot.store.gap_reads) and groups with the bot's own encoder
+(bot.understanding.gaps), which is why this one module of understanding reads the store: the
+report's room may import understanding and store but not the pipeline, and the grouping needs
+both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+import numpy as np
+
+from bot.store import gap_reads
+from bot.store.database import Store
+from bot.understanding.faq import FaqIndex
+from bot.understanding.gaps import GapCluster, cluster
+
+
+class HasFaq(Protocol):
+    """What is needed of the bot's knowledge (bot.pipeline.knowledge.Knowledge): its FAQ index,
+    whose encoder groups the questions and which says what it answers now."""
+
+    @property
+    def faq(self) -> FaqIndex: ...
+
+
+@dataclass(frozen=True)
+class Gaps:
+    """The period's unanswered questions, grouped, and what was left out."""
+
+    clusters: list[GapCluster]
+    #: questions read (after leaving out those the FAQ answers now)
+    questions: int
+    #: questions that had no answer then and that the FAQ as it is now answers
+    answered_now: int
+
+
+def unanswered_clusters(
+    store: Store, knowledge: HasFaq, start: datetime, end: datetime, limit: int = 20
+) -> list[GapCluster]:
+    """The `limit` biggest groups of questions the bot had no good answer to between `start`
+    and `end`, as they were then (the weekly report: what customers met that week)."""
+    return find_gaps(store, knowledge, start, end, skip_answered_now=False).clusters[:limit]
+
+
+def find_gaps(
+    store: Store,
+    knowledge: HasFaq,
+    start: datetime,
+    end: datetime,
+    *,
+    skip_answered_now: bool = True,
+) -> Gaps:
+    """All the groups, biggest first. With `skip_answered_now` (`bot faq gaps`: what is left to
+    do), a question the FAQ would answer outright today is left out: the admin has covered it
+    since. A question that was answered and did not help stays, whatever the FAQ says now."""
+    with store.engine.connect() as conn:
+        asked = gap_reads.unanswered(conn, start, end)
+    if not asked:
+        return Gaps([], 0, 0)
+    faq = knowledge.faq
+    vectors = np.asarray(faq.embed([q.text for q in asked]))
+    answered_now = 0
+    if skip_answered_now:
+        matches = faq.search_many([q.text for q in asked], vectors, k=3)
+        keep = []
+        for n, question in enumerate(asked):
+            found = matches[n]
+            if (
+                question.why != gap_reads.NOT_HELPED
+                and found
+                and found[0].score >= faq.thresholds.answer
+                and faq.thresholds.leads_clearly(found)
+            ):
+                answered_now += 1
+            else:
+                keep.append(n)
+        asked = [asked[n] for n in keep]
+        vectors = vectors[keep]
+    return Gaps(cluster(asked, vectors), len(asked), answered_now)

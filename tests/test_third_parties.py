@@ -1,0 +1,118 @@
+"""Someone else's version of a FAQ topic: a message naming another company or public office the
+shop's content never mentions is not answered from the FAQ outright; a name the shop itself
+uses is no cue."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bot.content.config import load_config
+from bot.domain.messages import Action
+from bot.understanding.background import Background
+from bot.understanding.encoders import MemoEncoder
+from bot.understanding.language import detect
+from bot.understanding.third_parties import ThirdParties, builtin_names
+from tests.conftest import make_harness
+
+
+def test_names_are_found_in_chinese_anywhere_and_in_english_as_whole_words() -> None:
+    parties = ThirdParties(["腾讯视频", "抖音", "抖音商城", "12306", "Netflix", "Apple ID"], [])
+    assert parties.named("腾讯视频会员怎么退订") == ["腾讯视频"]
+    assert parties.named("抖音商城买的能退吗") == ["抖音商城"]
+    assert parties.named("how do I cancel my NETFLIX plan") == ["Netflix"]
+    assert parties.named("reset my appleid please") == ["Apple ID"]
+    assert parties.named("12306改签") == ["12306"]
+    # a name running on into more letters or digits is another word
+    assert parties.named("订单号 2023123061 到哪了") == []
+    assert parties.named("netflixing all night") == []
+    assert parties.named("多久能发货") == []
+
+
+def test_a_name_in_the_shops_own_words_is_not_a_cue() -> None:
+    parties = ThirdParties(
+        ["淘宝", "京东", "Amazon"], ["我们在淘宝和天猫都有店铺", "Sold on amazon too"]
+    )
+    assert parties.own == ["淘宝", "Amazon"]
+    assert parties.named("淘宝店铺的订单能开发票吗") == []
+    assert parties.named("京东买的能在这退吗") == ["京东"]
+
+
+def test_the_shipped_list_speaks_both_languages_and_has_no_duplicates() -> None:
+    names = builtin_names()
+    assert len(set(names)) == len(names)
+    languages = [detect(n, default="zh") for n in names]
+    assert languages.count("zh") >= 100 and languages.count("en") >= 60
+
+
+def test_another_companys_invoice_is_not_answered_with_the_shops(
+    shop: Path, encoder: MemoEncoder, tmp_path: Path
+) -> None:
+    question = "淘宝买的东西怎么开发票"
+    harness = make_harness(load_config(shop / "config.toml"), encoder, tmp_path / "cue")
+    ctx = harness.say(question)
+    assert ctx.decision is not None and ctx.decision.faq_id is None, ctx.decision
+    assert ctx.decision.action in (Action.SUGGEST, Action.FALLBACK)
+    assert any("淘宝" in r and "never mentions" in r for r in ctx.decision.reasons)
+    # the shop's own invoice question is answered as before
+    ctx = harness.say("怎么开发票")
+    assert ctx.decision is not None and ctx.decision.faq_id == "invoice", ctx.decision
+
+    # once the shop says it sells on 淘宝, the same question is its own
+    faq = shop / "faq" / "shop.yaml"
+    faq.write_text(
+        faq.read_text(encoding="utf-8").replace(
+            "即可开具电子发票。", "即可开具电子发票，淘宝店铺的订单也一样。"
+        ),
+        encoding="utf-8",
+    )
+    own = make_harness(load_config(shop / "config.toml"), encoder, tmp_path / "own")
+    assert own.pipeline.knowledge.third_parties is not None
+    assert "淘宝" in own.pipeline.knowledge.third_parties.own
+    ctx = own.say(question)
+    assert ctx.decision is not None and ctx.decision.faq_id == "invoice", ctx.decision
+
+    # and with the cue switched off, it is answered too
+    path = shop / "config.toml"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("[faq]\n", "[faq]\nthird_parties = false\n"),
+        encoding="utf-8",
+    )
+    faq.write_text(
+        faq.read_text(encoding="utf-8").replace("，淘宝店铺的订单也一样。", "。"),
+        encoding="utf-8",
+    )
+    off = make_harness(load_config(path), encoder, tmp_path / "off")
+    assert off.pipeline.knowledge.third_parties is None
+    ctx = off.say(question)
+    assert ctx.decision is not None and ctx.decision.faq_id == "invoice", ctx.decision
+
+
+def test_out_of_scope_examples_do_not_make_a_name_the_shops(
+    shop: Path, encoder: MemoEncoder, tmp_path: Path
+) -> None:
+    intents = shop / "intents" / "intents.yaml"
+    intents.write_text(
+        intents.read_text(encoding="utf-8").replace(
+            "examples: [今天天气怎么样,", "examples: [京东的客服电话是多少, 今天天气怎么样,"
+        ),
+        encoding="utf-8",
+    )
+    harness = make_harness(load_config(shop / "config.toml"), encoder, tmp_path)
+    parties = harness.pipeline.knowledge.third_parties
+    assert parties is not None and "京东" in parties.names
+
+
+def test_a_named_company_near_the_background_gets_no_suggestion_either(
+    encoder: MemoEncoder,
+) -> None:
+    background = Background(["明天会下雨吗"], encoder)
+    texts = [f"问题{i}" for i in range(12)]
+    background.calibrate(texts, encoder.encode(texts), np.full(len(texts), 0.0))
+    background.margin = 0.1
+    # without a name: vetoed only when the background is ahead by more than the margin
+    assert not background.vetoes(0.55, 0.6) and background.vetoes(0.71, 0.6)
+    # with one: vetoed as soon as the background comes within the margin of the FAQ
+    assert background.vetoes(0.55, 0.6, elsewhere=True)
+    assert not background.vetoes(0.45, 0.6, elsewhere=True)
