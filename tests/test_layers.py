@@ -13,10 +13,30 @@ ALLOWED = {
     "hours": {"content", "domain"},
     "understanding": {"content", "domain"},
     "store": {"domain"},
+    "metrics": {"domain", "content", "hours", "store"},
     "pipeline": {"domain", "content", "hours", "understanding", "store"},
     "humans": {"domain", "content", "hours", "understanding", "store", "pipeline"},
-    "jobs": {"domain", "content", "hours", "understanding", "store", "pipeline", "humans"},
-    "web": {"domain", "content", "hours", "understanding", "store", "pipeline", "humans", "jobs"},
+    "jobs": {
+        "domain",
+        "content",
+        "hours",
+        "understanding",
+        "store",
+        "metrics",
+        "pipeline",
+        "humans",
+    },
+    "web": {
+        "domain",
+        "content",
+        "hours",
+        "understanding",
+        "store",
+        "metrics",
+        "pipeline",
+        "humans",
+        "jobs",
+    },
 }
 
 
