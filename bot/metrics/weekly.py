@@ -138,7 +138,7 @@ def week_report(
             "end": (week.end.date() - timedelta(days=1)).isoformat(),
             "zone": str(week.start.tzinfo),
         },
-        "generated_at": now.isoformat(timespec="seconds"),
+        "generated_at": now.astimezone(week.start.tzinfo).isoformat(timespec="seconds"),
         "definitions": {d.key: d.means for d in DEFINITIONS},
         "summary": total.as_json(),
         "previous_week": earlier.as_json(),
@@ -189,7 +189,11 @@ def week_report(
                 "queue": t.queue,
                 "priority": t.priority,
                 "breach": t.breach,
-                "at": t.breached_at.isoformat(timespec="seconds") if t.breached_at else None,
+                "at": (
+                    t.breached_at.astimezone(week.start.tzinfo).isoformat(timespec="seconds")
+                    if t.breached_at
+                    else None
+                ),
                 "agent": names.get(t.agent_id) if t.agent_id is not None else None,
             }
             for t in facts.tickets
