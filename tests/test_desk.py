@@ -342,3 +342,18 @@ def test_an_emergency_while_waiting_moves_to_the_urgent_line_with_its_clocks_run
     assert view.ticket.queue == "urgent" and view.ticket.status == TicketStatus.QUEUED
     assert view.ticket.first_response_due == at("2026-11-28 20:01")
     assert ticket_id != weekend
+
+
+def test_a_customer_who_rates_the_next_morning_is_still_answering_the_survey(
+    harness: Harness,
+) -> None:
+    alice = _agent(harness, "alice")
+    desk = _desk(harness)
+    ticket_id = _handoff(harness)
+    desk.claim_next(alice)
+    desk.reply(alice, ticket_id, "已为您处理好了。")
+    desk.resolve(alice, ticket_id)
+    harness.clock.advance(timedelta(hours=15))  # long past conversation.idle_minutes
+    ctx = harness.say("4分")
+    assert ctx.decision is not None and ctx.decision.action == Action.REPLY
+    assert desk.ticket(alice, ticket_id).csat == 4

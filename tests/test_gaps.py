@@ -16,6 +16,7 @@ from bot.assembly import build_pipeline, read_content
 from bot.cli.main import main
 from bot.content.config import Config, load_config
 from bot.domain.clock import FixedClock
+from bot.metrics.unanswered import unanswered_clusters
 from bot.store.gap_reads import (
     FELL_BACK,
     HANDED_OFF,
@@ -27,7 +28,6 @@ from bot.store.gap_reads import (
 )
 from bot.understanding.encoders import MemoEncoder
 from bot.understanding.gaps import GROUP_AT, cluster, groups
-from bot.understanding.unanswered import unanswered_clusters
 from tests.conftest import POSTGRES_URL, Harness, Outbox, at, empty_postgres, require_postgres
 
 SET = Path(__file__).parent / "fixtures" / "gaps_questions.yaml"

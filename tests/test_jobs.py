@@ -112,6 +112,7 @@ def test_scheduler_runs_every_job(harness: Harness, encoder: MemoEncoder) -> Non
             "leadership",
             "release",
             "care",
+            "weekly-report",
             "reload-schedules",
             "reload-knowledge",
         }

@@ -224,8 +224,8 @@ def gaps(
     from bot.content.drafts import Draft, draft_id, question_key, write_drafts
     from bot.content.entries import DRAFTS
     from bot.content.problems import ProblemsError
+    from bot.metrics.unanswered import find_gaps
     from bot.store.database import Store
-    from bot.understanding.unanswered import find_gaps
 
     try:
         knowledge = load_knowledge(config, content_encoder(config))

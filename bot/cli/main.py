@@ -1,4 +1,4 @@
-"""The `bot` command: run, chat, check, eval, hours, faq, agents, db.
+"""The `bot` command: run, chat, check, eval, hours, faq, agents, report, db.
 
 This is the composition root, the one place that wires channel adapters to the core.
 """
@@ -9,7 +9,7 @@ import argparse
 import json
 import os
 import sys
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -127,6 +127,24 @@ def main(argv: list[str] | None = None) -> int:
                 help="read the password as one line on standard input (for scripts)",
             )
 
+    report = commands.add_parser(
+        "report", help="the weekly service report: an HTML page and its numbers as JSON"
+    )
+    report.add_argument(
+        "--week", action="store_true", required=True, help="report a week (Monday to Sunday)"
+    )
+    report.add_argument(
+        "--at",
+        help="a date in the week to report, e.g. 2026-11-25 (default: the last full week)",
+        type=_date,
+    )
+    report.add_argument(
+        "--out", type=Path, help="folder to write to (default: [reports] dir, var/reports)"
+    )
+    report.add_argument(
+        "--lang", choices=["zh", "en"], help="labels' language (default: content.languages[0])"
+    )
+
     db = commands.add_parser("db", help="the database schema: migrate it, or show its revision")
     db_actions = db.add_subparsers(dest="db_action", required=True)
     db_actions.add_parser("upgrade", help="migrate now and print the revision")
@@ -181,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
                 getattr(args, "password_stdin", False),
                 getattr(args, "queues", ""),
             )
+        if args.command == "report":
+            from bot.cli.report import report_week
+
+            return report_week(config, args.at, args.out, args.lang)
         if args.command == "db":
             from bot.cli.db import db as database
 
@@ -195,6 +217,14 @@ def main(argv: list[str] | None = None) -> int:
         # The reader went away (`bot chat | head`): stop quietly, as Unix tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def _date(text: str) -> str:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-25") from None
+    return text
 
 
 def _port(text: str) -> int:

@@ -180,6 +180,41 @@ class SurveyConfig(_Section):
     nps: bool = False
 
 
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class ReportsConfig(_Section):
+    """The service metrics and the weekly report (`bot report --week`, bot/metrics/)."""
+
+    #: the human first response agents are held to leaves out the time their queue's schedule
+    #: is closed (a ticket written at 23:00, answered at 09:05: 5 minutes, not 10 h 5 min)
+    business_hours: bool = True
+    #: when `bot run` writes last week's report: a weekday and a time in the default queue's
+    #: time zone
+    weekly_at: str = "mon 09:00"
+    #: where reports are written (relative to this file)
+    dir: str = "var/reports"
+
+    @field_validator("weekly_at")
+    @classmethod
+    def _day_and_time(cls, value: str) -> str:
+        match = re.fullmatch(r"\s*([a-z]{3})\s+(\d{1,2}):(\d{2})\s*", value.lower())
+        if not match or match[1] not in _WEEKDAYS or int(match[2]) > 23 or int(match[3]) > 59:
+            raise ValueError('write a weekday and a time, e.g. "mon 09:00"')
+        return f"{match[1]} {int(match[2]):02d}:{match[3]}"
+
+    @property
+    def weekly_day(self) -> int:
+        """0 = Monday."""
+        return _WEEKDAYS.index(self.weekly_at[:3])
+
+    @property
+    def weekly_minutes(self) -> int:
+        """Minutes after local midnight."""
+        hours, minutes = self.weekly_at[4:].split(":")
+        return int(hours) * 60 + int(minutes)
+
+
 class ConversationConfig(_Section):
     idle_minutes: int = Field(30, ge=1)
 
@@ -539,6 +574,7 @@ class Config(_Section):
     console: ConsoleConfig = ConsoleConfig()
     care: CareConfig = CareConfig()
     survey: SurveyConfig = SurveyConfig()
+    reports: ReportsConfig = ReportsConfig()
     channels: ChannelsConfig = ChannelsConfig()
     texts: TextsConfig
 

@@ -2,14 +2,15 @@
 
 Two kinds of job: each worker reloads its own copy of edited content and renews or seeks the
 scheduler's leadership; the cluster's jobs (releasing tickets at opening time; waiting care, SLA
-escalation and closing resolved tickets) run on every worker's timer but do their work only on
-the leader, and are idempotent besides.
+escalation and closing resolved tickets; the weekly report) run on every worker's timer but do
+their work only on the leader, and are idempotent besides.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -19,6 +20,7 @@ from bot.jobs.care import CareRound, run_care
 from bot.jobs.leader import Leadership
 from bot.jobs.release import release_waiting
 from bot.jobs.reload import KnowledgeReloader, ScheduleReloader
+from bot.metrics.writer import due_week, write_week, written
 from bot.pipeline.knowledge import Knowledge
 from bot.pipeline.runner import Pipeline
 
@@ -28,6 +30,9 @@ RELEASE_EVERY_S = 30
 CARE_EVERY_S = 15
 RELOAD_EVERY_S = 10
 LEADERSHIP_EVERY_S = 5
+#: the weekly report is looked for this often; it is written once, the first time its moment
+#: (`[reports] weekly_at`) has passed and its file is not there yet
+REPORT_EVERY_S = 300
 
 
 def release_if_leading(
@@ -59,6 +64,35 @@ def care_if_leading(
     return done
 
 
+def weekly_report_if_leading(pipeline: Pipeline, leadership: Leadership) -> Path | None:
+    """The weekly-report job: once `[reports] weekly_at` (Monday 09:00 in the default queue's
+    time zone) has passed, the leader writes the week that ended, unless its file is already
+    there. Checking on an interval instead of firing once at 09:00 means a restart, a
+    leadership change or a worker that was down at 09:00 still gets the report written, and
+    only once. Returns the page written, None when there was nothing to do."""
+    if not leadership.is_leader:
+        return None
+    config = pipeline.config
+    knowledge = pipeline.knowledge
+    zone = knowledge.schedules[config.queues[config.handoff.default_queue].schedule].zone
+    now = pipeline.clock.now()
+    week = due_week(config, now.astimezone(zone))
+    if week is None or written(config, week):
+        return None
+    titles = {entry.id: entry.questions[0] for entry in knowledge.faq.by_id.values()}
+    html, _ = write_week(
+        config,
+        pipeline.store,
+        knowledge.schedules,
+        week,
+        now,
+        faq_titles=titles,
+        knowledge=knowledge,
+    )
+    log.info("weekly report written: %s", html)
+    return html
+
+
 def start(
     pipeline: Pipeline,
     leadership: Leadership | None,
@@ -87,6 +121,13 @@ def start(
             seconds=CARE_EVERY_S,
             args=[pipeline, leadership, on_notices],
             id="care",
+            **every,
+        )
+        scheduler.add_job(
+            weekly_report_if_leading,
+            seconds=REPORT_EVERY_S,
+            args=[pipeline, leadership],
+            id="weekly-report",
             **every,
         )
     scheduler.add_job(

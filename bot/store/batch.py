@@ -134,6 +134,7 @@ class DecisionBatch:
         ).mappings():
             current[(row["channel"], row["user_id"])] = row  # the newest wins
         stale, fresh = [], []
+        surveys: dict[Customer, tuple[Any, Any]] = {}
         for arrival in arrivals:
             found = current.get(arrival.customer)
             if found and (
@@ -144,6 +145,10 @@ class DecisionBatch:
                 continue
             if found:
                 stale.append(found["id"])
+                if found["survey_kind"]:
+                    # the satisfaction question outlives the conversation: a customer who rates
+                    # the next morning is still answering it
+                    surveys[arrival.customer] = (found["survey_ticket_id"], found["survey_kind"])
             fresh.append(arrival)
         if stale:
             tx.execute(
@@ -163,6 +168,8 @@ class DecisionBatch:
                     language="zh",
                     messages_in=0,
                     fallback_streak=0,
+                    survey_ticket_id=surveys.get(a.customer, (None, None))[0],
+                    survey_kind=surveys.get(a.customer, (None, None))[1],
                 )
                 for a in fresh
             ]

@@ -1,0 +1,75 @@
+"""Writing a week's report: what `bot report --week` and the scheduler's Monday job share.
+Reads the store in one connection, renders, writes the page and its JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, time, timedelta
+from pathlib import Path
+
+from bot.content.config import Config
+from bot.hours.schedule import Schedule
+from bot.metrics import page
+from bot.metrics.figures import Cluster
+from bot.metrics.periods import Period, last_full_week
+from bot.metrics.unanswered import HasFaq, unanswered_clusters
+from bot.metrics.weekly import file_stem, week_report, write
+from bot.store.database import Store
+
+
+def report_dir(config: Config) -> Path:
+    """`[reports] dir`, relative to the config file."""
+    return config.resolve(config.reports.dir)
+
+
+def write_week(
+    config: Config,
+    store: Store,
+    schedules: Mapping[str, Schedule],
+    week: Period,
+    now: datetime,
+    *,
+    out_dir: Path | None = None,
+    language: str | None = None,
+    faq_titles: Mapping[str, str] | None = None,
+    clusters: Sequence[Cluster] | None = None,
+    knowledge: HasFaq | None = None,
+) -> tuple[Path, Path]:
+    """The week's page and JSON in `out_dir` (default `[reports] dir`), labels in `language`
+    (default: the shop's first language); returns (html, json). With `knowledge`, the
+    unanswered questions are grouped by the bot's encoder (as `bot faq gaps` groups them);
+    without, identical texts are grouped."""
+    if clusters is None and knowledge is not None:
+        clusters = [
+            (gap.label, gap.customers, list(gap.examples))
+            for gap in unanswered_clusters(store, knowledge, week.start, week.end, limit=15)
+        ]
+    with store.engine.connect() as conn:
+        report = week_report(
+            conn, config, schedules, week, now, faq_titles=faq_titles, clusters=clusters
+        )
+    language = language or config.content.languages[0]
+    report["language"] = language
+    return write(out_dir or report_dir(config), week, report, page.render(report, language))
+
+
+def due_week(config: Config, zone_now: datetime) -> Period | None:
+    """The week whose report is due at `zone_now` (a time in the default queue's zone): the
+    week that ended, once this week's `[reports] weekly_at` has passed; None before it."""
+    tz = zone_now.tzinfo
+    today = zone_now.date()
+    monday = today - timedelta(days=today.weekday())
+    minutes = config.reports.weekly_minutes
+    due = datetime.combine(
+        monday + timedelta(days=config.reports.weekly_day),
+        time(minutes // 60, minutes % 60),
+        tz,
+    )
+    if zone_now < due:
+        return None
+    assert tz is not None
+    return last_full_week(zone_now, tz)
+
+
+def written(config: Config, week: Period, out_dir: Path | None = None) -> bool:
+    return ((out_dir or report_dir(config)) / f"{file_stem(week)}.html").exists()
