@@ -155,3 +155,33 @@ async def test_language_follows_the_browser_then_the_toggle(console: Console) ->
     assert switched.status == 303 and switched.headers["Location"] == "/console/"
     chosen = await console.client.get("/console/login", headers={"Accept-Language": "zh-CN"})
     assert "Agent login" in await chosen.text()
+
+
+async def test_the_supervisor_page_shows_last_weeks_figures_and_links_the_report(
+    console: Console,
+) -> None:
+    from bot.metrics.periods import week_of
+    from bot.metrics.writer import write_week
+
+    _customer_says(console, "人工客服")
+    pipeline = console.pipeline
+    schedules = pipeline.knowledge.schedules
+    zone = schedules["default"].zone
+    week = week_of(console.clock.now().astimezone(zone).date(), zone)
+    write_week(pipeline.config, pipeline.store, schedules, week, console.clock.now())
+
+    assert (await console.log_in("sam")).status == 303
+    page = await (await console.client.get("/console/supervisor")).text()
+    stem = f"week-{week.start.date().isoformat()}"
+    assert f'href="/console/reports/{stem}"' in page
+    assert "客户消息</dt><dd>1</dd>" in page  # the week's one customer message
+    report = await console.client.get(f"/console/reports/{stem}")
+    assert report.status == 200 and "<svg" in await report.text()
+    assert "script-src" not in report.headers["Content-Security-Policy"]
+    assert (await console.client.get("/console/reports/..%2Fconsole")).status == 404
+    assert (await console.client.get("/console/reports/week-2001-01-01")).status == 404
+
+    token = await _token(console)
+    await console.client.post("/console/logout", data={"csrf": token})
+    assert (await console.log_in("alice")).status == 303
+    assert (await console.client.get(f"/console/reports/{stem}")).status == 403

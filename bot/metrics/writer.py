@@ -3,9 +3,13 @@ Reads the store in one connection, renders, writes the page and its JSON."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 from bot.content.config import Config
 from bot.hours.schedule import Schedule
@@ -69,6 +73,42 @@ def due_week(config: Config, zone_now: datetime) -> Period | None:
         return None
     assert tz is not None
     return last_full_week(zone_now, tz)
+
+
+#: a report's file name without its suffix: the week's Monday
+REPORT_STEM = re.compile(r"^week-\d{4}-\d{2}-\d{2}$")
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The newest complete report: its name and the figures the supervisor page shows."""
+
+    stem: str
+    week: dict[str, Any]
+    summary: dict[str, Any]
+    change: dict[str, Any]
+
+
+def latest(config: Config, out_dir: Path | None = None) -> Headline | None:
+    """The newest week with both its page and JSON written, or None."""
+    folder = out_dir or report_dir(config)
+    stems = sorted(
+        path.stem
+        for path in folder.glob("week-*.html")
+        if REPORT_STEM.match(path.stem) and path.with_suffix(".json").exists()
+    )
+    if not stems:
+        return None
+    data = json.loads((folder / f"{stems[-1]}.json").read_text(encoding="utf-8"))
+    return Headline(stems[-1], data["week"], data["summary"], data.get("change", {}))
+
+
+def page_of(config: Config, stem: str, out_dir: Path | None = None) -> Path | None:
+    """A report page by its name; None for anything else (no path can be smuggled in)."""
+    if not REPORT_STEM.match(stem):
+        return None
+    path = (out_dir or report_dir(config)) / f"{stem}.html"
+    return path if path.is_file() else None
 
 
 def written(config: Config, week: Period, out_dir: Path | None = None) -> bool:

@@ -97,6 +97,7 @@ def _routes(router: web.UrlDispatcher) -> None:
     router.add_post("/tickets/{ticket}/resolve", actions.resolve, name="resolve")
     router.add_get("/supervisor", pages.supervisor, name="supervisor")
     router.add_get("/fragments/supervisor", pages.supervisor_fragment, name="supervisor_fragment")
+    router.add_get("/reports/{stem}", pages.report, name="report")
     router.add_static("/static/", STATIC, name="static", append_version=False)
 
 

@@ -95,7 +95,8 @@ def error_page(request: web.Request, status: int, key: str, detail: str = "") ->
 
 async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
     """Headers every console response carries, and the session cookie when it changed."""
-    response.headers["Content-Security-Policy"] = CSP
+    # a page may bring a stricter policy of its own (a weekly report)
+    response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
     response.headers["X-Frame-Options"] = "DENY"

@@ -9,6 +9,18 @@ from __future__ import annotations
 LANGUAGES = ("zh", "en")
 
 MESSAGES: dict[str, dict[str, str]] = {
+    "weekly_report": {"zh": "上周服务报告", "en": "Last week's report"},
+    "no_report": {
+        "zh": "还没有周报：每周一 9:00 自动生成，或运行 bot report --week。",
+        "en": "No weekly report yet: one is written every Monday 09:00, or run bot report --week.",
+    },
+    "report_messages": {"zh": "客户消息", "en": "Customer messages"},
+    "report_containment": {"zh": "机器人独立解决率", "en": "Contained by the bot"},
+    "report_frt_human": {"zh": "人工首次响应（中位数）", "en": "Human first response (median)"},
+    "report_sla": {"zh": "SLA 达标率", "en": "SLA met"},
+    "report_fcr": {"zh": "首次解决率", "en": "First-contact resolution"},
+    "report_csat": {"zh": "满意度", "en": "CSAT"},
+    "report_nps": {"zh": "NPS", "en": "NPS"},
     "console": {"zh": "客服工作台", "en": "Agent console"},
     "brand": {"zh": "青木客服", "en": "Qingmu support"},
     "queues": {"zh": "队列", "en": "Queues"},

@@ -10,8 +10,15 @@ from aiohttp import web
 
 from bot.domain.agent import Agent, Role
 from bot.humans.desk import Forbidden
+from bot.metrics.writer import latest, page_of
 from bot.web.console.parts import Console, agent_of, console_of
 from bot.web.console.render import render
+
+#: a report page: its inline styles and SVG, nothing else (no script, nothing fetched)
+REPORT_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'"
+)
 
 
 async def overview(request: web.Request) -> web.Response:
@@ -84,7 +91,25 @@ async def supervisor(request: web.Request) -> web.Response:
     _supervisors_only(agent)
     await console.run(console.desk.seen, agent)
     view = await console.run(console.desk.supervisor, agent)
-    return render(request, "supervisor.html", {"view": view})
+    report = await console.run(latest, console.desk.config)
+    return render(request, "supervisor.html", {"view": view, "report": report})
+
+
+async def report(request: web.Request) -> web.Response:
+    """A weekly report page (supervisors and admins), as written by `bot report` or the Monday
+    job. It needs nothing from outside; its own inline styles are all it may use."""
+    console, agent = console_of(request), agent_of(request)
+    _supervisors_only(agent)
+    path = await console.run(page_of, console.desk.config, request.match_info["stem"])
+    if path is None:
+        raise web.HTTPNotFound()
+    body = await console.run(path.read_bytes)
+    return web.Response(
+        body=body,
+        content_type="text/html",
+        charset="utf-8",
+        headers={"Content-Security-Policy": REPORT_CSP},
+    )
 
 
 async def supervisor_fragment(request: web.Request) -> web.Response:
