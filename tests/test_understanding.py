@@ -299,6 +299,77 @@ def test_a_thin_entry_must_lead_its_runner_up_by_the_margin() -> None:
     assert not thresholds.leads_clearly([])
 
 
+def test_a_close_thin_entry_is_answered_only_when_its_answer_agrees() -> None:
+    """Within CLOSE of a neighbour, a thin best entry whose own answer text is further from the
+    question than the neighbour's is suggested with it; a clear lead, an answer that agrees,
+    or two well-phrased entries are answered."""
+    from bot.understanding.faq import CLOSE, FEW_PHRASINGS, FaqMatch, Thresholds
+
+    thresholds = Thresholds(0.4, 0.3, "calibrated", margin=0.05)
+    thin, other_thin, third = _entry("thin", 2), _entry("other", 3), _entry("third", 2)
+    rich, other_rich = _entry("rich", FEW_PHRASINGS), _entry("other_rich", FEW_PHRASINGS + 2)
+
+    def ranked(*found: tuple[FaqEntry, float, float]) -> list[FaqMatch]:
+        return [FaqMatch(entry, score, score, score, answer) for entry, score, answer in found]
+
+    near = 0.6 - CLOSE / 2
+    doubt = thresholds.doubt(ranked((thin, 0.6, 0.3), (other_thin, near, 0.5)))
+    assert doubt is not None and "other's answer is closer" in doubt
+    assert thresholds.leads_clearly(ranked((thin, 0.6, 0.5), (other_thin, near, 0.5)))
+    assert thresholds.leads_clearly(ranked((thin, 0.6, 0.3), (other_thin, 0.6 - CLOSE, 0.5)))
+    # the entry after the runner-up is asked too
+    assert not thresholds.leads_clearly(
+        ranked((thin, 0.6, 0.3), (other_thin, 0.45, 0.2), (third, near, 0.5))
+    )
+    assert thresholds.leads_clearly(ranked((rich, 0.6, 0.3), (other_rich, near, 0.5)))
+
+
+def test_the_answer_text_tells_two_thin_neighbours_apart(use: UseEncoder) -> None:
+    """A gym's FAQ with two phrasings an entry: "where is the recording of yesterday's class"
+    meets the timetable entry's English phrasing first, but the class-video entry's answer is
+    the one about recordings, so both are offered; a plain timetable question is answered."""
+    from bot.understanding.faq import Thresholds
+
+    def entry(entry_id: str, questions: list[str], zh: str, en: str) -> FaqEntry:
+        return FaqEntry(
+            entry_id, tuple(questions), {"zh": zh, "en": en}, Category.CONSULT, Path("f"), 1
+        )
+
+    index = FaqIndex(
+        [
+            entry(
+                "class-times",
+                ["团课几点上", "Where can I see the class timetable?"],
+                "团课时间以门店课表为准，一般在工作日晚上和周末上午。",
+                "Group classes follow the timetable at the front desk, usually weekday "
+                "evenings and weekend mornings.",
+            ),
+            entry(
+                "class-video",
+                ["团课有录像吗", "录像在哪里看"],
+                "每节团课都会录像，课后两小时内可在会员App的“课程录像”里反复观看。",
+                "Every group class is filmed; the recording appears under Class videos in the "
+                "member app within two hours, to watch as often as you like.",
+            ),
+            entry(
+                "locker",
+                ["储物柜怎么用", "柜子钥匙丢了"],
+                "储物柜扫码开柜，钥匙遗失请到前台登记。",
+                "Lockers open with a QR code; report a lost key at the front desk.",
+            ),
+        ],
+        use,
+    )
+    thresholds = Thresholds(0.3, 0.2, "config", margin=0.04)
+    recording = index.search("where is the recording of yesterday's class", k=3)
+    assert [m.entry.id for m in recording[:2]] == ["class-times", "class-video"]
+    assert recording[1].answer > recording[0].answer
+    assert not thresholds.leads_clearly(recording)
+    timetable = index.search("what time is the class", k=3)
+    assert timetable[0].entry.id == "class-times"
+    assert thresholds.leads_clearly(timetable)
+
+
 def test_a_two_phrasing_faq_calibrates_its_margin_and_says_on_what(use: UseEncoder) -> None:
     """On the shipped FAQ cut to two phrasings an entry, the margin is measured from the
     held-out phrasings that came first with a wrong entry, and `describe` says how many."""

@@ -291,13 +291,11 @@ def decide(ctx: Context, batch: DecisionBatch, config: Config) -> None:
         and not outside
         and not _confidently_out_of_scope(ctx, config)
     ):
-        if top.score >= thresholds.answer:
-            # above the answer threshold but not clearly ahead of its neighbour: the customer
+        doubt = thresholds.doubt(ctx.matches)
+        if top.score >= thresholds.answer and doubt:
+            # above the answer threshold but not clearly ahead of its neighbours: the customer
             # chooses between them
-            reasons.append(
-                f"{top.entry.id} leads {ctx.matches[1].entry.id} by less than "
-                f"{thresholds.margin:.2f}: suggested, not answered"
-            )
+            reasons.append(doubt)
         _suggest(decision, ctx, conv, thresholds.suggest, cfg.faq.suggestions)
     elif ctx.inbound.kind != Kind.TEXT or not ctx.text.strip():
         decision.action = Action.NOT_TEXT
