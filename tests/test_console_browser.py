@@ -31,39 +31,15 @@ from bot.store import agents
 from bot.understanding.encoders import MemoEncoder
 from bot.web.app import Parts, make_app
 from bot.web.auth import hash_password
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
 from tests.conftest import at
 
-CHROMIUM = Path("/usr/bin/chromium")
-# the flags STACK.md found to work for Debian's Chromium in a container
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ROOT = Path(__file__).parent.parent
 OUTPUT = ROOT / "test-output" / "console"
 SECRET = "browser-test-secret"
 PASSWORD = "a long test password"
 #: how long the browser waits for the live page to change (a busy 2-core machine)
 LIVE_MS = 20_000
-
-
-def _require_browser() -> None:
-    problem = None
-    if not CHROMIUM.exists():
-        problem = f"{CHROMIUM} is missing (apt-get install -y chromium fonts-wqy-microhei)"
-    else:
-        try:
-            import playwright.async_api  # noqa: F401
-        except ImportError:
-            problem = "the playwright package is missing (pip install -e '.[test]')"
-    if problem:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the console's browser test must run in CI: {problem}")
-        pytest.skip(problem)
 
 
 class Customer:
@@ -147,7 +123,7 @@ async def service(config: Config, encoder: MemoEncoder, tmp_path: Path) -> Async
 
 
 async def test_agent_answers_a_customer_live_in_the_browser(service: Service) -> None:
-    _require_browser()
+    require_browser()
     from playwright.async_api import Page, async_playwright, expect
 
     OUTPUT.mkdir(parents=True, exist_ok=True)

@@ -16,11 +16,11 @@ from bot.cli.main import main
 from bot.content.config import load_config
 from bot.jobs.scheduler import weekly_report_if_leading
 from bot.understanding.encoders import MemoEncoder
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
 from tests.conftest import FIXTURE, at
 from tests.metrics_history import History, build
 
 ROOT = Path(__file__).parent.parent
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")
@@ -159,29 +159,12 @@ def test_the_leader_writes_last_weeks_report_once_after_monday_nine(
 
 
 def test_the_report_renders_in_headless_chromium(week: History, tmp_path: Path) -> None:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is required in CI")
-        pytest.skip(f"no {CHROMIUM}: apt-get install -y chromium fonts-wqy-microhei")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip("playwright is not installed: pip install -e '.[test]'")
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
     html, _ = _report(week, tmp_path, "zh")
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1100, "height": 900})
             requests: list[str] = []

@@ -233,28 +233,7 @@ def claim_next(
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     found = conn.execute(query).scalar()
-    if found is None:
-        return None
-    row = (
-        conn.execute(
-            tickets.update()
-            .where(tickets.c.id == found, tickets.c.status == TicketStatus.QUEUED)
-            .values(
-                status=TicketStatus.CLAIMED,
-                agent_id=agent_id,
-                claimed_at=sa.func.coalesce(tickets.c.claimed_at, _at(now)),
-                updated_at=now,
-            )
-            .returning(*tickets.c)
-        )
-        .mappings()
-        .first()
-    )
-    if row is None:
-        return None
-    event(conn, int(row["id"]), "claimed", now, agent_id)
-    announce(conn)
-    return _ticket(row)
+    return None if found is None else claim(conn, int(found), agent_id, now)
 
 
 def claim(conn: Connection, ticket_id: int, agent_id: int, now: datetime) -> Ticket | None:
