@@ -251,9 +251,13 @@ def test_transfer_to_a_queue_or_a_colleague_keeps_the_note(harness: Harness) -> 
     bob = _agent(harness, "bob")
     desk = _desk(harness)
     ticket_id = _handoff(harness)
-    desk.claim_next(alice)
+    first = desk.claim_next(alice)
+    assert first is not None
+    harness.clock.advance(timedelta(minutes=3))
     moved = desk.transfer(alice, ticket_id, queue="tech", note="路由器故障，请技术支持")
     assert (moved.queue, moved.status, moved.agent_id) == ("tech", TicketStatus.QUEUED, None)
+    # the customer has waited for people since the handoff: the clocks do not restart
+    assert moved.available_at == first.available_at
     claimed = desk.claim_next(bob)
     assert claimed is not None and claimed.id == ticket_id
     desk.transfer(bob, ticket_id, to_login="alice", note="back to you")

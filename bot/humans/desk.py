@@ -363,14 +363,10 @@ class Desk:
             if queue is not None:
                 if queue not in self.config.queues:
                     raise DeskError(f"no queue {queue!r}")
+                # `available_at` stays: the customer has waited for people since then, and the
+                # first-response clock (and its measure) runs from there, not from the transfer
                 moved = ticket_store.change(
-                    tx,
-                    ticket.id,
-                    now,
-                    queue=queue,
-                    status=TicketStatus.QUEUED,
-                    agent_id=None,
-                    available_at=now,
+                    tx, ticket.id, now, queue=queue, status=TicketStatus.QUEUED, agent_id=None
                 )
                 target = {"queue": queue}
             else:
@@ -482,6 +478,7 @@ class Desk:
             transfer_due=t.transfer_due,
             breached=t.breached(self.clock.now()),
             agent_name=row.agent_name,
+            first_response_at=t.first_response_at,
             last_text=_short(row.last_text, 80),
         )
 

@@ -49,6 +49,8 @@ class TicketLine:
     #: past a deadline that was not met
     breached: bool
     agent_name: str | None
+    #: a human's first reply (the first-response clock stopped then)
+    first_response_at: datetime | None
     #: the customer's last words (masked), shortened
     last_text: str
 
