@@ -391,3 +391,20 @@ def _both(config: Config, schedules: Any, workers: list[Store], now: datetime) -
         if isinstance(result, BaseException):
             raise result
     return [r for r in results if isinstance(r, CareRound)]
+
+
+def test_no_escalation_at_night_for_a_ticket_that_came_just_before_closing(
+    harness: Harness,
+) -> None:
+    pipeline = harness.pipeline
+    ticket_id = _handoff(harness, "转人工", "late", "2026-11-24 17:50")
+    schedules = pipeline.knowledge.schedules
+
+    def breaches(when: str) -> list[Ticket]:
+        harness.clock.set(at(when))
+        return escalate_breaches(pipeline.config, pipeline.store, at(when), schedules)
+
+    assert breaches("2026-11-24 18:25") == []  # late, but nobody is there to take it
+    assert breaches("2026-11-25 03:00") == []
+    [late] = breaches("2026-11-25 09:00")  # at opening, still unanswered: escalated
+    assert late.id == ticket_id and late.breach == "first_response"

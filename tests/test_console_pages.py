@@ -85,6 +85,15 @@ async def test_a_forbidden_phrase_is_held_until_send_anyway(console: Console) ->
     assert "这个我也不知道" in _transcript(after)
     assert "回复已发送。" in after
 
+    # too long: nothing is sent and nothing is cut; the draft comes back with the reason
+    long = "很长的回复" * 900
+    refused = await console.client.post(
+        f"/console/tickets/{ticket_id}/reply", data={"csrf": token, "text": long}
+    )
+    page = await refused.text()
+    assert refused.status == 400 and "4500 / 4000" in page and f"{long}</textarea>" in page
+    assert 'id="send-anyway"' not in page
+
 
 async def test_someone_elses_ticket_and_a_transfer_with_a_note(console: Console) -> None:
     _customer_says(console, "人工客服")

@@ -361,3 +361,76 @@ def test_a_customer_who_rates_the_next_morning_is_still_answering_the_survey(
     ctx = harness.say("4分")
     assert ctx.decision is not None and ctx.decision.action == Action.REPLY
     assert desk.ticket(alice, ticket_id).csat == 4
+
+
+def test_an_emergency_after_a_resolved_ticket_goes_to_the_urgent_line_not_the_old_agent(
+    harness: Harness,
+) -> None:
+    alice = _agent(harness, "alice")
+    desk = _desk(harness)
+    ticket_id = _handoff(harness)
+    desk.claim_next(alice)
+    desk.resolve(alice, ticket_id)
+    harness.clock.advance(timedelta(minutes=10))
+    ctx = harness.say("紧急！我的银行卡被盗刷了")
+    assert ctx.decision is not None and ctx.decision.action == Action.HANDOFF
+    assert ctx.decision.queue == "urgent" and ctx.decision.ticket_id != ticket_id
+
+
+def test_complaining_about_the_wait_raises_a_ticket_to_high_never_urgent(harness: Harness) -> None:
+    ticket_id = _handoff(harness, "a")
+    for _ in range(3):
+        harness.say("等了这么久还没人理，太过分了！！", user="a")
+        assert harness.replies == ["非常抱歉让您久等了！已为您优先处理，客服会尽快回复您。"]
+    sam = _agent(harness, "sam", Role.SUPERVISOR)
+    assert _desk(harness).ticket(sam, ticket_id).ticket.priority == "high"
+
+
+def test_asking_for_a_person_while_the_queue_is_closed_hears_when_it_opens(
+    harness: Harness,
+) -> None:
+    harness.clock.set(at("2026-11-27 19:00"))  # Friday evening
+    _handoff(harness, "a")
+    harness.say("人工！", user="a")
+    assert len(harness.replies) == 1 and "11月30日" in harness.replies[0]
+
+
+def test_a_transfer_racing_the_customers_message_leaves_no_orphan_ticket(
+    config: Config, encoder: MemoEncoder, tmp_path: Path
+) -> None:
+    """The desk takes the customer's lock, as the pipeline does: a customer's message at the
+    moment of a transfer never writes back a state the transfer replaced."""
+    require_postgres()
+    engine = sa.create_engine(POSTGRES_URL)
+    empty_postgres(engine)
+    engine.dispose()
+    clock = FixedClock(at("2026-11-24 10:00"))
+    pipeline = build_pipeline(config, clock, Outbox(), store_url=POSTGRES_URL, encoder=encoder)
+    harness = Harness(pipeline, clock, pipeline.sender)  # type: ignore[arg-type]
+    alice = _agent(harness, "alice")
+    desk = _desk(harness)
+    for round_ in range(12):
+        user = f"race{round_}"
+        ticket_id = _handoff(harness, user)
+        claimed = desk.claim(alice, ticket_id)
+        assert claimed.id == ticket_id
+        desk.reply(alice, ticket_id, "请问还有什么可以帮您？")  # pending: the customer's move
+        start = threading.Barrier(2)
+
+        def customer(n: int = round_, who: str = user, start: threading.Barrier = start) -> None:
+            start.wait()
+            harness.say(f"好的，第{n}个问题", user=who)
+
+        def agent(
+            n: int = round_, ticket: int = ticket_id, start: threading.Barrier = start
+        ) -> None:
+            start.wait()
+            desk.transfer(alice, ticket, queue="after_sales", note=f"round {n}")
+
+        threads = [threading.Thread(target=customer), threading.Thread(target=agent)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        view = desk.ticket(alice, ticket_id)
+        assert (view.ticket.status, view.ticket.agent_id) == (TicketStatus.QUEUED, None), round_

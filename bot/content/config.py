@@ -515,6 +515,10 @@ class TextsConfig(_Section):
         "zh": "您前面还有{ahead}位客户在等待，预计等待约{minutes}分钟。",
         "en": "There are {ahead} customers ahead of you; the expected wait is about {minutes} min.",
     }
+    queue_next: LocalText = {
+        "zh": "您是下一位，预计等待约{minutes}分钟。",
+        "en": "You're next; the expected wait is about {minutes} min.",
+    }
     queue_ahead: LocalText = {
         "zh": "您前面还有{ahead}位客户在等待，请稍候。",
         "en": "There are {ahead} customers ahead of you; please hold on.",

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
@@ -226,9 +227,12 @@ class Desk:
             ReplyWarning("forbidden", phrase)
             for phrase in forbidden_in(text, self.config.texts.forbidden_phrases)
         ]
-        found = _PASSWORD.search(text)
-        if found:
-            warnings.append(ReplyWarning("password", found.group(0)))
+        seen: set[str] = set()
+        for found in _PASSWORD.finditer(text):
+            word = found.group(0)
+            if word.lower() not in seen:
+                seen.add(word.lower())
+                warnings.append(ReplyWarning("password", word))
         return warnings
 
     def supervisor(self, agent: Agent) -> SupervisorView:
@@ -285,7 +289,7 @@ class Desk:
 
     def claim(self, agent: Agent, ticket_id: int) -> Ticket:
         """Take a particular queued ticket (Conflict when someone was faster)."""
-        with self.store.transaction() as tx:
+        with self._customer_locked(ticket_id) as tx:
             ticket = self._visible(tx, agent, ticket_id, lock=True)
             if ticket.status != TicketStatus.QUEUED:
                 raise Conflict(f"ticket {ticket_id} is {ticket.status.value}, not queued")
@@ -309,7 +313,7 @@ class Desk:
         if warnings and not confirmed:
             return ReplyOutcome(False, warnings)
         now = self.clock.now()
-        with self.store.transaction() as tx:
+        with self._customer_locked(ticket_id) as tx:
             ticket = self._owned(tx, agent, ticket_id)
             conversation = conversations.get(tx, ticket.conversation_id)
             [outbox_id] = outbox.add_many(
@@ -354,7 +358,7 @@ class Desk:
             raise DeskError("transfer to a queue or to an agent")
         note = mask(note.strip())[:MAX_NOTE]
         now = self.clock.now()
-        with self.store.transaction() as tx:
+        with self._customer_locked(ticket_id) as tx:
             ticket = self._visible(tx, agent, ticket_id, lock=True)
             if not ticket.is_open:
                 raise Conflict(f"ticket {ticket_id} is {ticket.status.value}")
@@ -401,7 +405,7 @@ class Desk:
         satisfaction — once per ticket, however often it reopens."""
         now = self.clock.now()
         texts = self.config.texts
-        with self.store.transaction() as tx:
+        with self._customer_locked(ticket_id) as tx:
             ticket = self._visible(tx, agent, ticket_id, lock=True)
             if not ticket.is_open:
                 raise Conflict(f"ticket {ticket_id} is already {ticket.status.value}")
@@ -439,6 +443,20 @@ class Desk:
         return done
 
     # --- helpers --------------------------------------------------------------------------------
+
+    @contextmanager
+    def _customer_locked(self, ticket_id: int) -> Iterator[Connection]:
+        """A transaction holding the lock on the ticket's customer, the one the pipeline holds
+        while it decides their messages: an agent's reply, transfer or resolve and the bot's
+        handling of a message the customer sends at that moment happen one after the other,
+        so neither overwrites the other's ticket status or conversation state."""
+        with self.store.engine.connect() as conn:
+            ticket = ticket_store.get(conn, ticket_id)
+            if ticket is None:
+                raise NotFound(f"no ticket {ticket_id}")
+            channel, user_id, _, _ = ticket_reads.customer_of(conn, ticket.conversation_id)
+        with self.store.customer_lock(channel, user_id) as tx:
+            yield tx
 
     def _visible(
         self, conn: Connection, agent: Agent, ticket_id: int, *, lock: bool = False

@@ -56,7 +56,7 @@ def run_care(
     except Exception:
         log.exception("closing resolved tickets failed")
     try:
-        done.breached = escalate_breaches(config, store, now)
+        done.breached = escalate_breaches(config, store, now, schedules)
     except Exception:
         log.exception("escalating tickets past their SLA failed")
     try:
@@ -102,14 +102,25 @@ def send_waiting_care(
     return notices
 
 
-def escalate_breaches(config: Config, store: Store, now: datetime) -> list[Ticket]:
+def escalate_breaches(
+    config: Config,
+    store: Store,
+    now: datetime,
+    schedules: Mapping[str, Schedule] | None = None,
+) -> list[Ticket]:
     """Mark each ticket that just missed a deadline, once: `breached_at` and which deadline
     (`breach`), one priority step up when `care.escalate_priority`, the move to
     `care.escalate_queue` when set, and an `escalated` event with the old and new priority and
-    queue (`breached` when neither changes). The console's alert comes from `breached_at`."""
+    queue (`breached` when neither changes). The console's alert comes from `breached_at`.
+    With `schedules`, nothing is escalated while its queue is closed: a ticket that came at
+    17:50 is not raised at night, when nobody can take it; it is at opening if still late."""
     escalated: list[Ticket] = []
     with store.transaction() as tx:
         for ticket in tickets.overdue(tx, now):
+            if schedules is not None and ticket.queue in config.queues:
+                schedule = schedules.get(config.queues[ticket.queue].schedule)
+                if schedule is not None and not schedule.is_open(now):
+                    continue
             breach = _missed(ticket, now)
             old_priority = Priority(ticket.priority)
             priority = (

@@ -137,7 +137,8 @@ def with_human(ctx: Context, batch: DecisionBatch, config: Config) -> None:
         else:
             reasons.append(f"{agent or 'an agent'} owns this conversation")
     elif ctx.complaint_signal or (ctx.handoff and ctx.handoff.category == Category.COMPLAINT):
-        raised = raised_priority(ticket.priority)
+        # up one step, but never to urgent: that is for emergencies, not for impatience
+        raised = max(raised_priority(ticket.priority), Priority.HIGH, key=lambda p: p.rank)
         texts.append(pick(config.texts.waiting_sorry, lang))
         reasons.append(f"complained while waiting: priority {ticket.priority} → {raised.value}")
         values.update(priority=raised.value, priority_rank=raised.rank)
@@ -147,6 +148,17 @@ def with_human(ctx: Context, batch: DecisionBatch, config: Config) -> None:
         _, minutes = batch.queue_load(ticket.queue, Priority(ticket.priority).rank, ctx.now)
         texts.append(_queue_text(config, lang, ahead, minutes))
         reasons.append(f"asked for a person while queued: {ahead} ahead")
+        event = None
+    elif ctx.handoff is not None and ticket.status == TicketStatus.WAITING:
+        schedule = ctx.knowledge.schedules[config.queues[ticket.queue].schedule]
+        opening = schedule.next_open(ctx.now)
+        texts.append(
+            schedule.handoff_text(lang, ctx.now)
+            or pick(config.texts.handoff_closed, lang).replace(
+                "{next_open}", format_moment(opening, lang) if opening else "–"
+            )
+        )
+        reasons.append("asked for a person while the queue is closed: told when it opens")
         event = None
     else:
         reasons.append(
@@ -314,6 +326,13 @@ def decide(ctx: Context, batch: DecisionBatch, config: Config) -> None:
     if ticket is not None:
         inbound = ctx.inbound
         ctx.reopen = batch.reopenable(inbound.channel, inbound.user_id, ctx.now)
+        if ctx.reopen is not None and (
+            ctx.urgent_signal or ticket.priority_rank < Priority(ctx.reopen.ticket.priority).rank
+        ):
+            # an emergency, or something more pressing than before, is its own case for the
+            # queue that handles it, not the old ticket's agent
+            reasons.append(f"ticket {ctx.reopen.ticket.id} not reopened: this is more urgent")
+            ctx.reopen = None
         if ctx.reopen is not None:
             old = ctx.reopen.ticket
             reasons.append(
@@ -527,8 +546,12 @@ def _queue_text(config: Config, lang: str, ahead: int, minutes: float | None) ->
     """ "N customers ahead, about M minutes": M from how long the queue's recent tickets waited
     for an agent (at least one minute per customer ahead… never promised as zero)."""
     if minutes is None:
+        if ahead == 0:  # next, and no history to estimate from
+            return pick(config.texts.handoff, lang)
         return pick(config.texts.queue_ahead, lang).replace("{ahead}", str(ahead))
     shown = max(1, math.ceil(minutes))
+    if ahead == 0:
+        return pick(config.texts.queue_next, lang).replace("{minutes}", str(shown))
     return (
         pick(config.texts.queue_position, lang)
         .replace("{ahead}", str(ahead))

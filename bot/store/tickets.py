@@ -146,15 +146,24 @@ def agent_name(conn: Connection, agent_id: int | None) -> str | None:
 
 
 def close_resolved(conn: Connection, before: datetime, now: datetime) -> int:
-    """Resolved tickets past the reopen window become closed."""
-    done = conn.execute(
-        tickets.update()
-        .where(tickets.c.status == TicketStatus.RESOLVED, tickets.c.resolved_at < before)
-        .values(status=TicketStatus.CLOSED, updated_at=now)
-    ).rowcount
-    if done:
+    """Resolved tickets past the reopen window become closed (a `closed` line in each one's
+    history)."""
+    ids = [
+        int(i)
+        for i in conn.execute(
+            tickets.update()
+            .where(tickets.c.status == TicketStatus.RESOLVED, tickets.c.resolved_at < before)
+            .values(status=TicketStatus.CLOSED, updated_at=now)
+            .returning(tickets.c.id)
+        ).scalars()
+    ]
+    if ids:
+        events_many(
+            conn,
+            [dict(ticket_id=i, kind="closed", at=now, agent_id=None, data=None) for i in ids],
+        )
         announce(conn)
-    return int(done)
+    return len(ids)
 
 
 def raised(priority: str) -> Priority:

@@ -6,13 +6,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from bot.humans.desk import MAX_NOTE as DESK_MAX_NOTE
+from bot.humans.desk import MAX_REPLY
+from bot.humans.views import ReplyWarning
 from bot.web.console.guard import see_other
 from bot.web.console.pages import ticket_context, ticket_id_of
 from bot.web.console.parts import agent_of, console_of, session_of
 from bot.web.console.render import render
 
-#: longest reply or note accepted from the form
-MAX_TEXT = 4000
+#: longest reply accepted from the form (the desk's limit), and the longest transfer note
+MAX_TEXT = MAX_REPLY
+MAX_NOTE = DESK_MAX_NOTE
 
 
 async def claim_next(request: web.Request) -> web.Response:
@@ -51,7 +55,12 @@ async def reply(request: web.Request) -> web.Response:
     if not text:
         session_of(request).flash("reply_empty")
         return see_other(f"/console/tickets/{ticket_id}")
-    text = text[:MAX_TEXT]
+    if len(text) > MAX_TEXT:
+        # never cut an agent's words silently: the draft comes back with the reason
+        too_long = [ReplyWarning("too_long", f"{len(text)} / {MAX_TEXT}")]
+        context = await ticket_context(console, agent, ticket_id, text, too_long)
+        context["held"] = False
+        return render(request, "ticket.html", context, status=400)
     confirmed = form.get("confirmed") == "1"
     outcome = await console.run(console.desk.reply, agent, ticket_id, text, confirmed=confirmed)
     if not outcome.sent:
@@ -66,7 +75,7 @@ async def transfer(request: web.Request) -> web.Response:
     ticket_id = ticket_id_of(request)
     form = await request.post()
     kind, _, target = str(form.get("target", "")).partition(":")
-    note = str(form.get("note", "")).strip()[:MAX_TEXT]
+    note = str(form.get("note", "")).strip()[:MAX_NOTE]
     if not target or kind not in ("queue", "agent"):
         session_of(request).flash("transfer_target_missing")
         return see_other(f"/console/tickets/{ticket_id}")

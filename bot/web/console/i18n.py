@@ -10,6 +10,10 @@ LANGUAGES = ("zh", "en")
 
 MESSAGES: dict[str, dict[str, str]] = {
     "weekly_report": {"zh": "上周服务报告", "en": "Last week's report"},
+    "warning_too_long": {
+        "zh": "回复太长，未发送，请分成几条",
+        "en": "Too long, not sent: split it",
+    },
     "no_report": {
         "zh": "还没有周报：每周一 9:00 自动生成，或运行 bot report --week。",
         "en": "No weekly report yet: one is written every Monday 09:00, or run bot report --week.",
@@ -180,6 +184,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "event_released": {"zh": "开放接入", "en": "released at opening"},
     "event_csat": {"zh": "满意度评价", "en": "CSAT"},
     "event_nps": {"zh": "推荐度评价", "en": "NPS"},
+    "event_closed": {"zh": "关闭", "en": "closed"},
+    "event_care": {"zh": "安抚消息已发送", "en": "apology sent"},
     "data_note": {"zh": "备注", "en": "note"},
     "data_queue": {"zh": "队列", "en": "queue"},
     "data_to": {"zh": "转至", "en": "to"},
