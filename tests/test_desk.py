@@ -64,6 +64,15 @@ def _handoff(harness: Harness, user: str = "u1", text: str = "转人工") -> int
     return ctx.decision.ticket_id
 
 
+def _claimed(harness: Harness) -> tuple[Agent, Desk, int]:
+    """Agent alice, the desk, and a customer's handoff that alice has claimed."""
+    alice = _agent(harness, "alice")
+    desk = _desk(harness)
+    ticket_id = _handoff(harness)
+    assert desk.claim_next(alice) is not None
+    return alice, desk, ticket_id
+
+
 def test_an_agent_claims_replies_and_resolves_and_the_customer_rates(harness: Harness) -> None:
     alice = _agent(harness, "alice")
     desk = _desk(harness)
@@ -119,10 +128,7 @@ def test_an_agent_claims_replies_and_resolves_and_the_customer_rates(harness: Ha
 
 
 def test_a_resolved_ticket_reopens_to_its_agent_and_is_surveyed_once(harness: Harness) -> None:
-    alice = _agent(harness, "alice")
-    desk = _desk(harness)
-    ticket_id = _handoff(harness)
-    desk.claim_next(alice)
+    alice, desk, ticket_id = _claimed(harness)
     desk.reply(alice, ticket_id, "已为您处理。")
     desk.resolve(alice, ticket_id)
     _sent(harness)
@@ -143,10 +149,7 @@ def test_a_resolved_ticket_reopens_to_its_agent_and_is_surveyed_once(harness: Ha
 
 
 def test_the_customer_hears_who_is_on_it_and_never_gets_a_second_ticket(harness: Harness) -> None:
-    alice = _agent(harness, "alice")
-    desk = _desk(harness)
-    ticket_id = _handoff(harness)
-    desk.claim_next(alice)
+    _, _, ticket_id = _claimed(harness)
     ctx = harness.say("人工客服")
     assert ctx.decision is not None and ctx.decision.ticket_id == ticket_id
     assert harness.replies == ["您的问题已由客服Alice跟进处理中，请稍候，我们会尽快回复您。"]
@@ -225,10 +228,7 @@ def test_agents_see_only_their_queues_supervisors_see_all(harness: Harness) -> N
 def test_replies_asking_for_passwords_or_using_forbidden_phrases_wait_for_a_second_look(
     harness: Harness,
 ) -> None:
-    alice = _agent(harness, "alice")
-    desk = _desk(harness)
-    ticket_id = _handoff(harness)
-    desk.claim_next(alice)
+    alice, desk, ticket_id = _claimed(harness)
     outcome = desk.reply(alice, ticket_id, "这是规定，请告诉我您的登录密码")
     assert not outcome.sent
     assert {w.kind for w in outcome.warnings} == {"forbidden", "password"}
@@ -351,10 +351,7 @@ def test_an_emergency_while_waiting_moves_to_the_urgent_line_with_its_clocks_run
 def test_a_customer_who_rates_the_next_morning_is_still_answering_the_survey(
     harness: Harness,
 ) -> None:
-    alice = _agent(harness, "alice")
-    desk = _desk(harness)
-    ticket_id = _handoff(harness)
-    desk.claim_next(alice)
+    alice, desk, ticket_id = _claimed(harness)
     desk.reply(alice, ticket_id, "已为您处理好了。")
     desk.resolve(alice, ticket_id)
     harness.clock.advance(timedelta(hours=15))  # long past conversation.idle_minutes
@@ -366,10 +363,7 @@ def test_a_customer_who_rates_the_next_morning_is_still_answering_the_survey(
 def test_an_emergency_after_a_resolved_ticket_goes_to_the_urgent_line_not_the_old_agent(
     harness: Harness,
 ) -> None:
-    alice = _agent(harness, "alice")
-    desk = _desk(harness)
-    ticket_id = _handoff(harness)
-    desk.claim_next(alice)
+    alice, desk, ticket_id = _claimed(harness)
     desk.resolve(alice, ticket_id)
     harness.clock.advance(timedelta(minutes=10))
     ctx = harness.say("紧急！我的银行卡被盗刷了")
