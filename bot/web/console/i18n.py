@@ -195,6 +195,14 @@ MESSAGES: dict[str, dict[str, str]] = {
     "data_priority": {"zh": "优先级", "en": "priority"},
     "data_agent": {"zh": "客服", "en": "agent"},
     "data_first": {"zh": "首次响应", "en": "first response"},
+    "data_from_queue": {"zh": "原队列", "en": "from queue"},
+    "data_waited_minutes": {"zh": "已等待（分钟）", "en": "waited (min)"},
+    "data_breach": {"zh": "超时项", "en": "missed"},
+    "data_priority_from": {"zh": "原优先级", "en": "priority was"},
+    "data_priority_to": {"zh": "新优先级", "en": "priority now"},
+    "data_queue_from": {"zh": "原队列", "en": "queue was"},
+    "data_queue_to": {"zh": "新队列", "en": "queue now"},
+    "data_message_id": {"zh": "消息", "en": "message"},
 }
 
 
