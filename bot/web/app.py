@@ -74,7 +74,7 @@ def make_app(parts: Parts) -> web.Application:
         channel.mount(app, service)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    console_parts = console.mount(app, pipeline, store_pool)
+    console_parts = console.mount(app, pipeline, store_pool, wake=dispatcher.wake)
     exposition = Exposition(pipeline.store, pipeline.clock, list(pipeline.config.queues))
 
     async def metrics(request: web.Request) -> web.Response:

@@ -36,10 +36,17 @@ STATIC = Path(__file__).parent / "static"
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
-def mount(app: web.Application, pipeline: Pipeline, pool: Executor) -> CleanupContext:
+def mount(
+    app: web.Application,
+    pipeline: Pipeline,
+    pool: Executor,
+    wake: Callable[[], None] | None = None,
+) -> CleanupContext:
     """Add the console to `app` under /console/. Returns the cleanup context that opens its
     long-lived parts (the session key, the live watcher); the caller orders it among the
-    application's others (after the store pool opens, before it closes)."""
+    application's others (after the store pool opens, before it closes). `wake` is called on
+    the event loop after an agent's reply or a survey question is written (the dispatcher
+    sends it at once rather than at its next look)."""
     desk = Desk(
         pipeline.config, pipeline.store, pipeline.clock, knowledge=lambda: pipeline.knowledge
     )
@@ -58,6 +65,13 @@ def mount(app: web.Application, pipeline: Pipeline, pool: Executor) -> CleanupCo
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
+        if wake is not None:
+            woken = wake
+
+            def written() -> None:  # the desk writes in the store pool's threads
+                loop.call_soon_threadsafe(woken)
+
+            desk.on_written = written
         key = await loop.run_in_executor(pool, session_key, pipeline.store, pipeline.clock)
         config = pipeline.config
         console.sessions = Sessions(

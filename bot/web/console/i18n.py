@@ -101,7 +101,6 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "no_assist": {"zh": "知识库中没有相关答案。", "en": "Nothing in the FAQ matches."},
     "insert": {"zh": "插入", "en": "Insert"},
-    "refresh": {"zh": "刷新", "en": "Refresh"},
     "loading": {"zh": "加载中…", "en": "Loading…"},
     "transfer": {"zh": "转接", "en": "Transfer"},
     "transfer_to": {"zh": "转给", "en": "Transfer to"},

@@ -90,9 +90,11 @@ async def supervisor(request: web.Request) -> web.Response:
     console, agent = console_of(request), agent_of(request)
     _supervisors_only(agent)
     await console.run(console.desk.seen, agent)
-    view = await console.run(console.desk.supervisor, agent)
-    report = await console.run(latest, console.desk.config)
-    return render(request, "supervisor.html", {"view": view, "report": report})
+
+    def read() -> dict[str, Any]:
+        return {"view": console.desk.supervisor(agent), "report": latest(console.config)}
+
+    return render(request, "supervisor.html", await console.run(read))
 
 
 async def report(request: web.Request) -> web.Response:

@@ -44,12 +44,25 @@ def render(
     )
 
 
+def duration(seconds: float | None) -> str:
+    """M:SS, or H:MM:SS from an hour on (the page's script counts on in the same shape)."""
+    if seconds is None:
+        return "–"
+    whole = max(int(seconds), 0)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}:{minutes:02d}:{secs:02d}"
+    return f"{minutes}:{secs:02d}"
+
+
 def page_context(request: web.Request) -> dict[str, Any]:
     language = language_of(request)
     session = request.get(SESSION)
     agent = request.get(AGENT)
-    zone = console_of(request).zone
-    now = console_of(request).pipeline.clock.now()
+    console = console_of(request)
+    zone = console.zone
+    now = console.pipeline.clock.now()
 
     def t(key: str) -> str:
         return translate(language, key)
@@ -63,16 +76,6 @@ def page_context(request: web.Request) -> dict[str, Any]:
             return shown.strftime("%H:%M")
         return shown.strftime("%m-%d %H:%M")
 
-    def duration(seconds: float | None) -> str:
-        if seconds is None:
-            return "–"
-        whole = max(int(seconds), 0)
-        hours, rest = divmod(whole, 3600)
-        minutes, secs = divmod(rest, 60)
-        if hours:
-            return f"{hours}:{minutes:02d}:{secs:02d}"
-        return f"{minutes}:{secs:02d}"
-
     def until(moment: datetime | None) -> str:
         """Seconds from now to `moment` (negative: past), for the clocks the page's script
         counts on from the time it received them, whatever the browser's own clock says."""
@@ -85,8 +88,6 @@ def page_context(request: web.Request) -> dict[str, Any]:
         "lang": language,
         "local": local,
         "duration": duration,
-        "iso": lambda moment: moment.isoformat() if moment else "",
-        "now": now,
         "agent": agent,
         "is_supervisor": agent is not None and agent.role.may(Role.SUPERVISOR),
         "csrf": session.csrf if isinstance(session, Session) else "",
