@@ -11,24 +11,19 @@ noise line its own topic), and how many groups it made.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 from sklearn.metrics import adjusted_rand_score
 
+from bot.store.gap_reads import FELL_BACK, Unanswered
 from bot.understanding.encoders import UseEncoder
 from bot.understanding.gaps import groups
 
 SET = Path(__file__).parent.parent / "tests" / "fixtures" / "gaps_questions.yaml"
 THRESHOLDS = (0.35, 0.40, 0.42, 0.45, 0.48, 0.50, 0.55, 0.60)
-
-
-class _Asked:
-    """A question of the set, shaped like bot.store.gap_reads.Unanswered."""
-
-    def __init__(self, text: str) -> None:
-        self.text, self.customer, self.why, self.faq_id = text, text, "fell_back", None
 
 
 def labelled() -> tuple[list[str], list[str]]:
@@ -45,7 +40,9 @@ def labelled() -> tuple[list[str], list[str]]:
 
 def sweep(encoder: Any, thresholds: tuple[float, ...] = THRESHOLDS) -> dict[str, dict[str, float]]:
     texts, topics = labelled()
-    asked = [_Asked(t) for t in texts]
+    # each text asked once, by a customer of its own (grouping reads only the text)
+    now = datetime.now(UTC)
+    asked = [Unanswered(n, n, f"c{n}", t, now, FELL_BACK) for n, t in enumerate(texts)]
     vectors = encoder.encode(texts)
     result = {}
     for threshold in thresholds:

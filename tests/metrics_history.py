@@ -92,20 +92,44 @@ def build(config: Config, encoder: MemoEncoder, store_url: str | None = None) ->
     def set_time(when: str) -> None:
         clock.set(at(when))
 
+    def handle(
+        agent: Agent,
+        ticket: int,
+        user: str,
+        *,
+        claim: str | None,
+        reply: tuple[str, str],
+        resolve: str,
+        ratings: tuple[str, ...] = (),
+    ) -> None:
+        """`agent` takes the next ticket at `claim` (None: it is theirs already), replies at
+        `reply[0]`, resolves at `resolve`; then the customer answers the survey with `ratings`
+        (CSAT, then NPS)."""
+        if claim is not None:
+            set_time(claim)
+            assert desk.claim_next(agent) is not None
+        set_time(reply[0])
+        desk.reply(agent, ticket, reply[1])
+        set_time(resolve)
+        desk.resolve(agent, ticket)
+        sent()
+        for rating in ratings:
+            say(rating, user, expect=Action.REPLY)
+
     # the week before
     for i in range(5):
         say("多久能发货？", f"p{i}", f"2026-11-17 10:{i:02d}", expect=Action.ANSWER)
     p9 = say("转人工", "p9", "2026-11-17 11:00", expect=Action.HANDOFF)
     assert p9 is not None
-    set_time("2026-11-17 11:01")
-    desk.claim_next(bob)
-    set_time("2026-11-17 11:02")
-    desk.reply(bob, p9, "您好，我来帮您。")
-    set_time("2026-11-17 11:05")
-    desk.resolve(bob, p9)
-    sent()
-    say("3", "p9", expect=Action.REPLY)
-    say("7", "p9", expect=Action.REPLY)
+    handle(
+        bob,
+        p9,
+        "p9",
+        claim="2026-11-17 11:01",
+        reply=("2026-11-17 11:02", "您好，我来帮您。"),
+        resolve="2026-11-17 11:05",
+        ratings=("3", "7"),
+    )
 
     # the week: FAQ traffic on Tuesday
     start = at("2026-11-24 10:00")
@@ -122,31 +146,36 @@ def build(config: Config, encoder: MemoEncoder, store_url: str | None = None) ->
     set_time("2026-11-24 11:02:30")
     run_care(config, pipeline.store, pipeline.knowledge.schedules, clock.now())
     sent()
-    set_time("2026-11-24 11:03")
-    desk.reply(alice, h1, "您好，我是 Alice。")
-    set_time("2026-11-24 11:10")
-    desk.resolve(alice, h1)
-    sent()
-    say("5", "h1", expect=Action.REPLY)
-    say("10", "h1", expect=Action.REPLY)
+    handle(
+        alice,
+        h1,
+        "h1",
+        claim=None,
+        reply=("2026-11-24 11:03", "您好，我是 Alice。"),
+        resolve="2026-11-24 11:10",
+        ratings=("5", "10"),
+    )
     assert say("还是不行，转人工", "h1", "2026-11-24 13:10", expect=Action.HANDOFF) == h1
-    set_time("2026-11-24 13:12")
-    desk.reply(alice, h1, "再为您处理一次。")
-    set_time("2026-11-24 13:20")
-    desk.resolve(alice, h1)
-    sent()
+    handle(
+        alice,
+        h1,
+        "h1",
+        claim=None,
+        reply=("2026-11-24 13:12", "再为您处理一次。"),
+        resolve="2026-11-24 13:20",
+    )
     # h2: a complaint, handled within its 60 s
     h2 = say("我要投诉你们", "h2", "2026-11-24 14:00", expect=Action.HANDOFF)
     assert h2 is not None
-    set_time("2026-11-24 14:00:30")
-    assert desk.claim_next(bob) is not None
-    set_time("2026-11-24 14:00:50")
-    desk.reply(bob, h2, "非常抱歉，我来处理。")
-    set_time("2026-11-24 14:05:50")
-    desk.resolve(bob, h2)
-    sent()
-    say("2", "h2", expect=Action.REPLY)
-    say("3", "h2", expect=Action.REPLY)
+    handle(
+        bob,
+        h2,
+        "h2",
+        claim="2026-11-24 14:00:30",
+        reply=("2026-11-24 14:00:50", "非常抱歉，我来处理。"),
+        resolve="2026-11-24 14:05:50",
+        ratings=("2", "3"),
+    )
     # not understood
     for i in range(10):
         say("我家猫会弹钢琴", f"g{i:02d}", f"2026-11-24 15:{i:02d}", expect=Action.FALLBACK)
@@ -159,35 +188,37 @@ def build(config: Config, encoder: MemoEncoder, store_url: str | None = None) ->
     set_time("2026-11-25 09:00")
     release_waiting(config, pipeline.store, pipeline.knowledge.schedules, clock.now())
     sent()
-    set_time("2026-11-25 09:01")
-    assert desk.claim_next(alice) is not None
-    set_time("2026-11-25 09:04")
-    desk.reply(alice, h3, "早上好，我来处理。")
-    set_time("2026-11-25 09:10")
-    desk.resolve(alice, h3)
-    sent()
+    handle(
+        alice,
+        h3,
+        "h3",
+        claim="2026-11-25 09:01",
+        reply=("2026-11-25 09:04", "早上好，我来处理。"),
+        resolve="2026-11-25 09:10",
+    )
     for i in range(20):
         say("运费多少", f"f{i:02d}", f"2026-11-25 10:{i:02d}", expect=Action.ANSWER)
     h4 = say("转人工", "h4", "2026-11-25 17:55", expect=Action.HANDOFF)
     assert h4 is not None
-    set_time("2026-11-26 09:05")
-    assert desk.claim_next(alice) is not None
-    set_time("2026-11-26 09:06")
-    desk.reply(alice, h4, "您好，让您久等了。")
-    set_time("2026-11-26 09:16")
-    desk.resolve(alice, h4)
-    sent()
+    handle(
+        alice,
+        h4,
+        "h4",
+        claim="2026-11-26 09:05",
+        reply=("2026-11-26 09:06", "您好，让您久等了。"),
+        resolve="2026-11-26 09:16",
+    )
     h5 = say("转人工", "h5", "2026-11-26 10:00", expect=Action.HANDOFF)
     assert h5 is not None
-    set_time("2026-11-26 10:01")
-    assert desk.claim_next(bob) is not None
-    set_time("2026-11-26 10:02")
-    desk.reply(bob, h5, "您好。")
-    set_time("2026-11-26 10:04")
-    desk.resolve(bob, h5)
-    sent()
-    say("4", "h5", expect=Action.REPLY)
-    say("8", "h5", expect=Action.REPLY)
+    handle(
+        bob,
+        h5,
+        "h5",
+        claim="2026-11-26 10:01",
+        reply=("2026-11-26 10:02", "您好。"),
+        resolve="2026-11-26 10:04",
+        ratings=("4", "8"),
+    )
     # Saturday evening, closed
     for i in range(10):
         say("你们几点上班", f"n{i:02d}", f"2026-11-28 20:{i:02d}", expect=Action.ANSWER)

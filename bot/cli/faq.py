@@ -235,7 +235,7 @@ def gaps(
             file=sys.stderr,
         )
         return 2
-    zone = knowledge.schedules[config.queues[config.handoff.default_queue].schedule].zone
+    zone = knowledge.schedules[config.front_schedule].zone
     end = _period_end(at, zone) if at else SystemClock().now()
     start = end - timedelta(days=days)
     store = Store(config.storage_url)
@@ -327,14 +327,17 @@ def _headline(group: GapCluster, label: bool = True) -> str:
     return f"{line} · {group.label}" if label else line
 
 
+#: each reason a question counts as unanswered, as `bot faq gaps` tells the admin
+WHY_SAID = {
+    FELL_BACK: "not understood",
+    HANDED_OFF: "handed off after repeated failure",
+    NOT_PICKED: "offered suggestions, none picked",
+    NOT_HELPED: "answered, then the customer said it did not help",
+}
+
+
 def _why(group: GapCluster) -> str:
-    said = {
-        FELL_BACK: "not understood",
-        HANDED_OFF: "handed off after repeated failure",
-        NOT_PICKED: "offered suggestions, none picked",
-        NOT_HELPED: "answered, then the customer said it did not help",
-    }
-    parts = [f"{count} {said.get(why, why)}" for why, count in group.why.items()]
+    parts = [f"{count} {WHY_SAID.get(why, why)}" for why, count in group.why.items()]
     if group.answered_with:
         parts.append("answered with " + ", ".join(group.answered_with))
     return "; ".join(parts)

@@ -26,7 +26,7 @@ def report_week(
 
     # the bot's own encoder groups the week's unanswered questions, as `bot faq gaps` does
     content = load_knowledge(config, content_encoder(config))
-    zone = content.schedules[config.queues[config.handoff.default_queue].schedule].zone
+    zone = content.schedules[config.front_schedule].zone
     now = now or SystemClock().now()
     week = week_of(date.fromisoformat(at), zone) if at else last_full_week(now, zone)
     store = Store(config.storage_url)
@@ -40,7 +40,6 @@ def report_week(
             now,
             out_dir=out,
             language=language,
-            faq_titles={entry.id: entry.questions[0] for entry in content.faq.by_id.values()},
             knowledge=content,
         )
     finally:

@@ -103,8 +103,9 @@ def write_drafts(path: Path, drafts: Sequence[Draft]) -> Written:
             for k in keys:
                 owner.setdefault(k, unique)
             continue
-        have = {question_key(q) for q in questions[holder] + additions.get(holder, [])}
-        room = MAX_QUESTIONS - len(questions[holder]) - len(additions.get(holder, []))
+        held = questions[holder] + additions.get(holder, [])
+        have = {question_key(q) for q in held}
+        room = max(0, MAX_QUESTIONS - len(held))  # an admin may have written more than that
         new = [q for q, k in zip(draft.questions, keys, strict=True) if k not in have][:room]
         if new:
             additions.setdefault(holder, []).extend(new)

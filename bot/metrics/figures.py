@@ -8,7 +8,7 @@ week's figures are computed the same way from the same rows.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,6 +26,7 @@ from bot.metrics.arithmetic import (
     within,
 )
 from bot.metrics.periods import Period
+from bot.store.gap_reads import REPEATED_FAILURE
 from bot.store.metric_reads import ConversationFact, CustomerMessage, TicketFact
 
 
@@ -210,17 +211,9 @@ def figures(facts: Facts, period: Period, settings: Settings) -> Figures:
     per_customer = Counter((c.channel, c.user_id) for c in conversations)
     created = [t for t in facts.tickets if within(t.created_at, start, end)]
 
-    frt_wall: list[float] = []
-    frt_open: list[float] = []
-    for ticket in facts.tickets:
-        if ticket.first_response_at is None or not within(ticket.first_response_at, start, end):
-            continue
-        began = reached_agents(ticket, settings.first_response_seconds)
-        frt_wall.append(seconds(began, ticket.first_response_at))
-        hours = settings.hours_by_queue.get(ticket.queue, settings.front)
-        frt_open.append(open_seconds(hours, began, ticket.first_response_at))
-
+    frt_wall, frt_open = human_first_responses(facts.tickets, period, settings)
     handled: list[float] = []
+    resolved = 0
     fcr_counted = fcr_resolved = 0
     reopenings = 0
     reopened_tickets = 0
@@ -235,6 +228,8 @@ def figures(facts: Facts, period: Period, settings: Settings) -> Figures:
             handled.append(sum(s.seconds for s in spells))
         resolutions = [e for e in ticket.events if e.kind == "resolved"]
         reopens = [e for e in ticket.events if e.kind == "reopened"]
+        if any(within(e.at, start, end) for e in resolutions):
+            resolved += 1
         if resolutions and within(resolutions[0].at, start, end):
             fcr_counted += 1
             first = resolutions[0].at
@@ -255,11 +250,6 @@ def figures(facts: Facts, period: Period, settings: Settings) -> Figures:
                 (csat_scores if event.kind == "csat" else nps_scores).append(score)
         if within(ticket.breached_at, start, end):
             breaches += 1
-    resolved = sum(
-        1
-        for t in facts.tickets
-        if any(e.kind == "resolved" and within(e.at, start, end) for e in t.events)
-    )
 
     now = settings.now
     sla = [t for t in created if t.first_response_at is not None or t.first_response_due < now]
@@ -267,9 +257,7 @@ def figures(facts: Facts, period: Period, settings: Settings) -> Figures:
     return Figures(
         customer_messages=len(messages),
         after_hours_messages=sum(1 for m in messages if not settings.front.is_open(m.at)),
-        frt_bot=distribution(
-            seconds(m.at, m.bot_reply_at) for m in messages if m.bot_reply_at is not None
-        ),
+        frt_bot=distribution(bot_first_responses(messages, period)),
         conversations=len(conversations),
         engaged_conversations=len(engaged),
         contained_conversations=sum(1 for c in engaged if not c.handed_off),
@@ -300,6 +288,34 @@ def figures(facts: Facts, period: Period, settings: Settings) -> Figures:
         ),
         breaches=breaches,
     )
+
+
+def bot_first_responses(messages: list[CustomerMessage], period: Period) -> list[float]:
+    """Seconds from each customer message of the period to the bot's first reply to it."""
+    return [
+        seconds(m.at, m.bot_reply_at)
+        for m in messages
+        if m.bot_reply_at is not None and within(m.at, period.start, period.end)
+    ]
+
+
+def human_first_responses(
+    tickets: list[TicketFact], period: Period, settings: Settings
+) -> tuple[list[float], list[float]]:
+    """The human first responses given in the period, from when each ticket reached agents:
+    (wall-clock seconds, seconds its queue's schedule was open). The figures and the report's
+    histogram both read them from here."""
+    wall: list[float] = []
+    open_: list[float] = []
+    for ticket in tickets:
+        answered = ticket.first_response_at
+        if answered is None or not within(answered, period.start, period.end):
+            continue
+        began = reached_agents(ticket, settings.first_response_seconds)
+        wall.append(seconds(began, answered))
+        hours = settings.hours_by_queue.get(ticket.queue, settings.front)
+        open_.append(open_seconds(hours, began, answered))
+    return wall, open_
 
 
 def reached_agents(ticket: TicketFact, first_response_seconds: Mapping[str, int]) -> datetime:
@@ -341,7 +357,7 @@ def unanswered(messages: list[CustomerMessage], period: Period) -> list[Customer
                 m.action == "fallback"
                 and not any(r.startswith("error in the pipeline") for r in m.reasons)
             )
-            or (m.action == "handoff" and any(r.startswith("repeated failure") for r in m.reasons))
+            or (m.action == "handoff" and any(r.startswith(REPEATED_FAILURE) for r in m.reasons))
         )
     ]
 
@@ -370,16 +386,6 @@ def volume_by_hour(messages: list[CustomerMessage], period: Period) -> list[list
             local = m.at.astimezone(zone)
             grid[local.weekday()][local.hour] += 1
     return grid
-
-
-def per_key(
-    facts: Facts,
-    period: Period,
-    settings: Settings,
-    keys: list[Any],
-    slicer: Callable[[Facts, Any], Facts],
-) -> dict[Any, Figures]:
-    return {key: figures(slicer(facts, key), period, settings) for key in keys}
 
 
 def _r(value: float | None) -> float | None:

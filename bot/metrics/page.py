@@ -102,11 +102,7 @@ def render(report: dict[str, Any], language: str = "zh") -> str:
     days = report["days"]
     day_labels = [d["date"][5:] for d in days]
     clock = "business_only" if summary["frt_human_counts_business_hours_only"] else "wall_clock"
-    human = summary[
-        "frt_human_business_hours"
-        if summary["frt_human_counts_business_hours_only"]
-        else "frt_human"
-    ]
+    human = _frt_agents(summary)
     parts = [
         f'<!doctype html><html lang="{"zh-CN" if lang == "zh" else "en"}"><head>'
         '<meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">'
@@ -321,14 +317,11 @@ def _ticket_table(
         head.append(t("sla"))
     lines = []
     for name, f in rows:
-        frt = f[
-            "frt_human_business_hours" if f["frt_human_counts_business_hours_only"] else "frt_human"
-        ]
         line = [
             escape(str(name)),
             str(f["tickets"]),
             str(f["resolved_tickets"]),
-            _duration(frt["median"]),
+            _duration(_frt_agents(f)["median"]),
             _duration(f["aht"]["mean"]),
             f"{_num(f['csat']['mean'])} ({f['csat']['answers']})",
             _pct(f["fcr"]["rate"]),
@@ -337,6 +330,12 @@ def _ticket_table(
             line.append(_pct(f["sla"]["rate"]))
         lines.append(line)
     return _table(head, lines, t)
+
+
+def _frt_agents(f: dict[str, Any]) -> dict[str, Any]:
+    """The human first response agents are held to (Figures.frt_agents, from the JSON)."""
+    business = f["frt_human_counts_business_hours_only"]
+    return f["frt_human_business_hours" if business else "frt_human"]
 
 
 def _channel_table(channels: dict[str, dict[str, Any]], t: Any) -> str:

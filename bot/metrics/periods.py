@@ -14,38 +14,34 @@ class Period:
     start: datetime
     end: datetime
 
-    @property
-    def first_day(self) -> date:
-        return self.start.date()
-
     def days(self) -> list[Period]:
         """The period's days, each from local midnight to the next (23 or 25 hours long
         across a daylight-saving change)."""
-        zone = self.start.tzinfo
         out: list[Period] = []
         day = self.start.date()
-        while True:
-            start = datetime.combine(day, time(), zone)
-            if start >= self.end:
-                return out
-            out.append(Period(start, datetime.combine(day + timedelta(days=1), time(), zone)))
+        while (one := _days(day, 1, self.start.tzinfo)).start < self.end:
+            out.append(one)
             day += timedelta(days=1)
+        return out
 
     def before(self) -> Period:
         """The period of the same length just before (the week before a week)."""
         length = (self.end.date() - self.start.date()).days
-        zone = self.start.tzinfo
         first = self.start.date() - timedelta(days=length)
-        return Period(datetime.combine(first, time(), zone), self.start)
+        return Period(datetime.combine(first, time(), self.start.tzinfo), self.start)
+
+
+def _days(first: date, count: int, zone: tzinfo | None) -> Period:
+    """`count` days from local midnight of `first` to local midnight after the last."""
+    return Period(
+        datetime.combine(first, time(), zone),
+        datetime.combine(first + timedelta(days=count), time(), zone),
+    )
 
 
 def week_of(day: date, zone: tzinfo) -> Period:
     """The Monday-to-Sunday week holding `day`."""
-    monday = day - timedelta(days=day.weekday())
-    return Period(
-        datetime.combine(monday, time(), zone),
-        datetime.combine(monday + timedelta(days=7), time(), zone),
-    )
+    return _days(day - timedelta(days=day.weekday()), 7, zone)
 
 
 def last_full_week(now: datetime, zone: tzinfo) -> Period:
@@ -54,6 +50,4 @@ def last_full_week(now: datetime, zone: tzinfo) -> Period:
 
 
 def day_of(day: date, zone: tzinfo) -> Period:
-    return Period(
-        datetime.combine(day, time(), zone), datetime.combine(day + timedelta(days=1), time(), zone)
-    )
+    return _days(day, 1, zone)

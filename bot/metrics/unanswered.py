@@ -7,6 +7,7 @@ both.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -15,7 +16,7 @@ import numpy as np
 
 from bot.store import gap_reads
 from bot.store.database import Store
-from bot.understanding.faq import FaqIndex
+from bot.understanding.faq import FaqIndex, FaqMatch
 from bot.understanding.gaps import GapCluster, cluster
 
 
@@ -62,22 +63,26 @@ def find_gaps(
     if not asked:
         return Gaps([], 0, 0)
     faq = knowledge.faq
-    vectors = np.asarray(faq.embed([q.text for q in asked]))
+    texts = [q.text for q in asked]
+    vectors = np.asarray(faq.embed(texts))
     answered_now = 0
     if skip_answered_now:
-        matches = faq.search_many([q.text for q in asked], vectors, k=3)
-        keep = []
-        for n, question in enumerate(asked):
-            found = matches[n]
-            if (
-                question.why != gap_reads.NOT_HELPED
-                and found
-                and found[0].score >= faq.thresholds.answer
-                and faq.thresholds.leads_clearly(found)
-            ):
-                answered_now += 1
-            else:
-                keep.append(n)
-        asked = [asked[n] for n in keep]
-        vectors = vectors[keep]
+        matches = faq.search_many(texts, vectors, k=3)
+        keep = [
+            n
+            for n, (question, found) in enumerate(zip(asked, matches, strict=True))
+            if question.why == gap_reads.NOT_HELPED or not _answers_outright(faq, found)
+        ]
+        answered_now = len(asked) - len(keep)
+        asked, vectors = [asked[n] for n in keep], vectors[keep]
     return Gaps(cluster(asked, vectors), len(asked), answered_now)
+
+
+def _answers_outright(faq: FaqIndex, found: Sequence[FaqMatch]) -> bool:
+    """Would the bot answer this now without a "did you mean…?" (the test steps.decide
+    makes): its best match at the answer threshold and clearly ahead of its neighbours."""
+    return (
+        bool(found)
+        and found[0].score >= faq.thresholds.answer
+        and faq.thresholds.leads_clearly(found)
+    )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,25 +17,23 @@ from sqlalchemy.engine import Connection
 
 from bot.content.config import Config
 from bot.hours.schedule import Schedule
-from bot.metrics.arithmetic import change, open_seconds, seconds, within
+from bot.metrics.arithmetic import change, within
 from bot.metrics.definitions import DEFINITIONS
 from bot.metrics.figures import (
     Cluster,
     Facts,
     Figures,
     Settings,
+    bot_first_responses,
     figures,
     group_identical,
-    reached_agents,
+    human_first_responses,
     top_faq,
     unanswered,
     volume_by_hour,
 )
 from bot.metrics.periods import Period
 from bot.store import metric_reads
-
-#: a grouping of unanswered questions: their texts in, (label, count, examples) clusters out
-Grouping = Callable[[list[str]], Sequence[Cluster]]
 
 #: the figures compared with the week before: (key, how the change is told)
 HEADLINE: tuple[tuple[str, str], ...] = (
@@ -77,7 +75,7 @@ HUMAN_BUCKETS = (
 
 
 def settings_for(config: Config, schedules: Mapping[str, Schedule], now: datetime) -> Settings:
-    front = schedules[config.queues[config.handoff.default_queue].schedule]
+    front = schedules[config.front_schedule]
     return Settings(
         hours_by_queue={q: schedules[c.schedule] for q, c in config.queues.items()},
         front=front,
@@ -116,11 +114,10 @@ def week_report(
     *,
     faq_titles: Mapping[str, str] | None = None,
     clusters: Sequence[Cluster] | None = None,
-    grouping: Grouping = group_identical,
 ) -> dict[str, Any]:
     """The week's report as plain numbers. `clusters` replaces the unanswered questions'
     grouping with one made elsewhere (`bot faq gaps`: the encoder's near-duplicates); without
-    it, `grouping` groups the week's unanswered texts (default: identical texts together)."""
+    it, identical texts are grouped together."""
     settings = settings_for(config, schedules, now)
     facts = load(conn, week, settings.reopen_window)
     before = week.before()
@@ -130,7 +127,8 @@ def week_report(
     channels = sorted({m.channel for m in facts.messages} | {t.channel for t in facts.tickets})
     agents = sorted({t.agent_id for t in facts.tickets if t.agent_id is not None})
     if clusters is None:
-        clusters = grouping([m.text for m in unanswered(facts.messages, week)])
+        clusters = group_identical([m.text for m in unanswered(facts.messages, week)])
+    wall, business = human_first_responses(facts.tickets, week, settings)
     titles = faq_titles or {}
     return {
         "week": {
@@ -165,15 +163,9 @@ def week_report(
         ],
         "volume_by_hour": volume_by_hour(facts.messages, week),
         "frt_histogram": {
-            "bot": histogram(
-                [
-                    (m.bot_reply_at - m.at).total_seconds()
-                    for m in facts.messages
-                    if m.bot_reply_at is not None and within(m.at, week.start, week.end)
-                ],
-                BOT_BUCKETS,
-            ),
-            "human": histogram(_human_waits(facts, week, settings, total), HUMAN_BUCKETS),
+            "bot": histogram(bot_first_responses(facts.messages, week), BOT_BUCKETS),
+            # the human first responses behind the headline FRT (business hours or wall clock)
+            "human": histogram(business if settings.business_hours else wall, HUMAN_BUCKETS),
         },
         "top_faq": [
             {"faq_id": faq_id, "question": titles.get(faq_id, ""), "answers": n}
@@ -200,23 +192,6 @@ def week_report(
             if within(t.breached_at, week.start, week.end)
         ],
     }
-
-
-def _human_waits(facts: Facts, week: Period, settings: Settings, total: Figures) -> list[float]:
-    """The human first responses behind the headline FRT (business hours or wall clock)."""
-    waits = []
-    for ticket in facts.tickets:
-        if ticket.first_response_at is None or not within(
-            ticket.first_response_at, week.start, week.end
-        ):
-            continue
-        began = reached_agents(ticket, settings.first_response_seconds)
-        if total.business_hours:
-            hours = settings.hours_by_queue.get(ticket.queue, settings.front)
-            waits.append(open_seconds(hours, began, ticket.first_response_at))
-        else:
-            waits.append(seconds(began, ticket.first_response_at))
-    return waits
 
 
 def histogram(values: list[float], buckets: Sequence[tuple[int | None, str]]) -> list[list[Any]]:

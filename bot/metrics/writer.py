@@ -15,7 +15,7 @@ from bot.content.config import Config
 from bot.hours.schedule import Schedule
 from bot.metrics import page
 from bot.metrics.figures import Cluster
-from bot.metrics.periods import Period, last_full_week
+from bot.metrics.periods import Period, week_of
 from bot.metrics.unanswered import HasFaq, unanswered_clusters
 from bot.metrics.weekly import file_stem, week_report, write
 from bot.store.database import Store
@@ -41,13 +41,17 @@ def write_week(
 ) -> tuple[Path, Path]:
     """The week's page and JSON in `out_dir` (default `[reports] dir`), labels in `language`
     (default: the shop's first language); returns (html, json). With `knowledge`, the
-    unanswered questions are grouped by the bot's encoder (as `bot faq gaps` groups them);
-    without, identical texts are grouped."""
-    if clusters is None and knowledge is not None:
-        clusters = [
-            (gap.label, gap.customers, list(gap.examples))
-            for gap in unanswered_clusters(store, knowledge, week.start, week.end, limit=15)
-        ]
+    unanswered questions are grouped by the bot's encoder (as `bot faq gaps` groups them) and
+    the FAQ entries are titled by their first question; without, identical texts are
+    grouped."""
+    if knowledge is not None:
+        if clusters is None:
+            clusters = [
+                (gap.label, gap.customers, list(gap.examples))
+                for gap in unanswered_clusters(store, knowledge, week.start, week.end, limit=15)
+            ]
+        if faq_titles is None:
+            faq_titles = {e.id: e.questions[0] for e in knowledge.faq.by_id.values()}
     with store.engine.connect() as conn:
         report = week_report(
             conn, config, schedules, week, now, faq_titles=faq_titles, clusters=clusters
@@ -61,18 +65,15 @@ def due_week(config: Config, zone_now: datetime) -> Period | None:
     """The week whose report is due at `zone_now` (a time in the default queue's zone): the
     week that ended, once this week's `[reports] weekly_at` has passed; None before it."""
     tz = zone_now.tzinfo
-    today = zone_now.date()
-    monday = today - timedelta(days=today.weekday())
+    assert tz is not None
+    this_week = week_of(zone_now.date(), tz)
     minutes = config.reports.weekly_minutes
     due = datetime.combine(
-        monday + timedelta(days=config.reports.weekly_day),
+        this_week.start.date() + timedelta(days=config.reports.weekly_day),
         time(minutes // 60, minutes % 60),
         tz,
     )
-    if zone_now < due:
-        return None
-    assert tz is not None
-    return last_full_week(zone_now, tz)
+    return None if zone_now < due else this_week.before()
 
 
 #: a report's file name without its suffix: the week's Monday

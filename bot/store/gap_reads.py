@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import groupby
 from typing import Any
 
 import sqlalchemy as sa
@@ -135,45 +136,47 @@ def unanswered(conn: Connection, start: datetime, end: datetime) -> list[Unanswe
         .order_by(messages.c.conversation_id, messages.c.id)
     ).all()
     found: list[Unanswered] = []
-    offered: Any = None  # the conversation's last "did you mean…?", for a picked answer
-    for n, row in enumerate(rows):
-        if n and rows[n - 1].conversation_id != row.conversation_id:
-            offered = None
-        following = rows[n + 1] if n + 1 < len(rows) else None
-        if following is not None and following.conversation_id != row.conversation_id:
-            following = None
-        if row.action == Action.SUGGEST:
-            offered = row
-        if row.at >= end:
-            continue
-        reasons = _reasons(row)
-        why: str | None = None
-        asked, faq_id = row, None
-        if row.action == Action.FALLBACK:
-            why = FELL_BACK
-        elif row.action == Action.HANDOFF and any(r.startswith(REPEATED_FAILURE) for r in reasons):
-            why = HANDED_OFF
-        elif row.action == Action.SUGGEST and not _picked(following):
-            why = NOT_PICKED
-        elif row.action == Action.ANSWER and _not_helped(following):
-            why, faq_id = NOT_HELPED, row.faq_id
-            if _picked(row) and offered is not None:
-                asked = offered  # the question is the one the suggestions were offered for
-        if why is None or not is_question(asked.text):
-            continue
-        found.append(
-            Unanswered(
-                message_id=asked.id,
-                conversation_id=asked.conversation_id,
-                customer=f"{asked.channel}:{asked.user_id}",
-                text=asked.text,
-                at=asked.at,
-                why=why,
-                faq_id=faq_id,
-            )
-        )
+    for _, talk in groupby(rows, key=lambda row: row.conversation_id):
+        said = list(talk)
+        offered: Any = None  # the conversation's last "did you mean…?", for a picked answer
+        for row, following in zip(said, [*said[1:], None], strict=True):
+            if row.action == Action.SUGGEST:
+                offered = row
+            if row.at < end and (judged := _judged(row, following, offered)) is not None:
+                found.append(judged)
     unique = {u.message_id: u for u in found}  # a question judged twice counts once
     return sorted(unique.values(), key=lambda u: (u.at, u.message_id))
+
+
+def _judged(row: Any, following: Any, offered: Any) -> Unanswered | None:
+    """The question behind `row` if the bot had no good answer to it (`following`: the
+    customer's next message in the conversation; `offered`: its last "did you mean…?")."""
+    asked, faq_id = row, None
+    if row.action == Action.FALLBACK:
+        why = FELL_BACK
+    elif row.action == Action.HANDOFF and any(
+        r.startswith(REPEATED_FAILURE) for r in _reasons(row)
+    ):
+        why = HANDED_OFF
+    elif row.action == Action.SUGGEST and not _picked(following):
+        why = NOT_PICKED
+    elif row.action == Action.ANSWER and _not_helped(following):
+        why, faq_id = NOT_HELPED, row.faq_id
+        if _picked(row) and offered is not None:
+            asked = offered  # the question is the one the suggestions were offered for
+    else:
+        return None
+    if not is_question(asked.text):
+        return None
+    return Unanswered(
+        message_id=asked.id,
+        conversation_id=asked.conversation_id,
+        customer=f"{asked.channel}:{asked.user_id}",
+        text=asked.text,
+        at=asked.at,
+        why=why,
+        faq_id=faq_id,
+    )
 
 
 def _reasons(row: Any) -> list[str]:

@@ -9,8 +9,8 @@ written by hand and the SQL stays small. A few queries per period, whatever its 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, fields
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -182,56 +182,42 @@ def conversations_opened(
 def tickets_around(conn: Connection, start: datetime, end: datetime) -> list[TicketFact]:
     """Every ticket with something in its history between `start` and `end` (callers widen
     the span by the reopen window to see what happened after a resolution), with all of its
-    history, oldest ticket first."""
+    history, oldest ticket first. Two queries, however many tickets: the histories are read by
+    the same subquery that picks the tickets, after them (a ticket never lacks its events)."""
     touched = (
         sa.select(ticket_events.c.ticket_id)
         .where(ticket_events.c.at >= start, ticket_events.c.at < end)
         .distinct()
     )
-    rows = conn.execute(
-        sa.select(tickets_table, conversations.c.channel, conversations.c.user_id)
-        .join(conversations, conversations.c.id == tickets_table.c.conversation_id)
-        .where(tickets_table.c.id.in_(touched))
-        .order_by(tickets_table.c.created_at, tickets_table.c.id)
-    ).mappings()
-    found = list(rows)
+    found = (
+        conn.execute(
+            sa.select(tickets_table, conversations.c.channel, conversations.c.user_id)
+            .join(conversations, conversations.c.id == tickets_table.c.conversation_id)
+            .where(tickets_table.c.id.in_(touched))
+            .order_by(tickets_table.c.created_at, tickets_table.c.id)
+        )
+        .mappings()
+        .all()
+    )
     history: dict[int, list[TicketEventFact]] = defaultdict(list)
-    ids = [int(row["id"]) for row in found]
-    for chunk in range(0, len(ids), 500):
-        for event in conn.execute(
-            sa.select(ticket_events)
-            .where(ticket_events.c.ticket_id.in_(ids[chunk : chunk + 500]))
-            .order_by(ticket_events.c.at, ticket_events.c.id)
-        ):
-            history[event.ticket_id].append(
-                TicketEventFact(event.kind, event.at, event.agent_id, dict(event.data or {}))
-            )
+    for event in conn.execute(
+        sa.select(ticket_events)
+        .where(ticket_events.c.ticket_id.in_(touched))
+        .order_by(ticket_events.c.at, ticket_events.c.id)
+    ):
+        history[event.ticket_id].append(
+            TicketEventFact(event.kind, event.at, event.agent_id, dict(event.data or {}))
+        )
     return [
         TicketFact(
-            id=row["id"],
-            channel=row["channel"],
-            user_id=row["user_id"],
-            queue=row["queue"],
-            priority=row["priority"],
-            category=row["category"],
-            status=row["status"],
-            created_at=row["created_at"],
-            available_at=row["available_at"],
-            claimed_at=row["claimed_at"],
-            first_response_at=row["first_response_at"],
-            first_response_due=row["first_response_due"],
-            transfer_due=row["transfer_due"],
-            resolved_at=row["resolved_at"],
-            reopened=row["reopened"],
-            breached_at=row["breached_at"],
-            breach=row["breach"],
-            csat=row["csat"],
-            nps=row["nps"],
-            agent_id=row["agent_id"],
-            events=tuple(history[int(row["id"])]),
+            **{name: row[name] for name in _TICKET_COLUMNS}, events=tuple(history[row["id"]])
         )
         for row in found
     ]
+
+
+#: the TicketFact fields read straight from the row (all but its history)
+_TICKET_COLUMNS = tuple(f.name for f in fields(TicketFact) if f.name != "events")
 
 
 def customers_tickets_created(
@@ -256,7 +242,3 @@ def customers_tickets_created(
 def agent_names(conn: Connection) -> dict[int, str]:
     """Every agent's display name by id (disabled ones too: their past work still counts)."""
     return {int(r.id): str(r.name) for r in conn.execute(sa.select(agents.c.id, agents.c.name))}
-
-
-def widen(start: datetime, end: datetime, by: timedelta) -> tuple[datetime, datetime]:
-    return start - by, end + by

@@ -31,6 +31,7 @@ from typing import Protocol
 
 import numpy as np
 
+from bot.content.drafts import MAX_QUESTIONS as DRAFT_QUESTIONS
 from bot.content.drafts import question_key
 
 #: cosine at or above which two texts are one question asked twice
@@ -40,8 +41,8 @@ GROUP_AT = 0.45
 #: the most distinct questions grouped at once (the most asked first): average linkage holds all
 #: their pairwise distances in memory, 3,000 of them about 70 MB
 MAX_DISTINCT = 3000
-#: distinct questions kept per group (for drafts.yaml: enough phrasings to match on)
-MAX_QUESTIONS = 8
+#: distinct questions kept per group: as many as a draft in drafts.yaml holds
+MAX_QUESTIONS = DRAFT_QUESTIONS
 #: examples shown beside a group's label
 MAX_EXAMPLES = 3
 
@@ -144,10 +145,10 @@ def _agglomerate(points: np.ndarray, group_at: float) -> list[list[int]]:
         .fit(distances)
         .labels_
     )
-    groups: dict[int, list[int]] = {}
+    joined: dict[int, list[int]] = {}
     for point, label in enumerate(labels):
-        groups.setdefault(int(label), []).append(point)
-    return list(groups.values())
+        joined.setdefault(int(label), []).append(point)
+    return list(joined.values())
 
 
 def _describe(
