@@ -259,9 +259,7 @@ def _chat(config: Config, at: str | None, user: str | None, why: bool) -> int:
     encoder = content_encoder(config)
     pipeline = build_pipeline(config, SystemClock(), sender, encoder=encoder)
     if at:
-        zone = pipeline.knowledge.schedules[
-            config.queues[config.handoff.default_queue].schedule
-        ].zone
+        zone = pipeline.knowledge.schedules[config.front_schedule].zone
         pipeline.clock = ShiftedClock(_moment(at, zone))
     # A new customer each session unless told otherwise: the store outlives the session, and an
     # old conversation may be with a human by now.
@@ -289,7 +287,7 @@ def _hours(config: Config, at: str | None, days: int) -> int:
     content, problems = read_content(config)
     if only_errors(problems):
         raise ProblemsError(only_errors(problems))
-    front = content.schedules[config.queues[config.handoff.default_queue].schedule]
+    front = content.schedules[config.front_schedule]
     moment = _moment(at, front.zone) if at else SystemClock().now()
     print(report(config, content.schedules, moment, days), end="")
     return 0

@@ -607,6 +607,12 @@ class Config(_Section):
             )
         return self
 
+    @property
+    def front_schedule(self) -> str:
+        """The schedule customers meet first (the default queue's): greetings, after-hours
+        counts, "today" in reports."""
+        return self.queues[self.handoff.default_queue].schedule
+
     def resolve(self, relative: str) -> Path:
         path = Path(relative)
         return path if path.is_absolute() else self.base_dir / path

@@ -85,6 +85,10 @@ class Priority(StrEnum):
         """Sort key: urgent first."""
         return list(Priority).index(self)
 
+    def raised(self) -> Priority:
+        """One step up: low → normal → high → urgent (urgent stays urgent)."""
+        return list(Priority)[max(0, self.rank - 1)]
+
 
 class Category(StrEnum):
     CONSULT = "consult"

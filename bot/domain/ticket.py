@@ -93,11 +93,16 @@ class Ticket:
     def is_open(self) -> bool:
         return self.status in TicketStatus.open()
 
-    def breached(self, now: datetime) -> bool:
-        """Past a deadline not met: no human reply by the first-response deadline, or still
-        not with an agent by the transfer deadline."""
-        if not self.is_open:
-            return False
+    def missed(self, now: datetime) -> str | None:
+        """The deadline missed first, if any: "first_response" (no human reply by then) or
+        "transfer" (still not with an agent by then)."""
+        missed = []
         if self.first_response_at is None and now > self.first_response_due:
-            return True
-        return self.claimed_at is None and now > self.transfer_due
+            missed.append((self.first_response_due, "first_response"))
+        if self.claimed_at is None and now > self.transfer_due:
+            missed.append((self.transfer_due, "transfer"))
+        return min(missed)[1] if missed else None
+
+    def breached(self, now: datetime) -> bool:
+        """Open and past a deadline not met."""
+        return self.is_open and self.missed(now) is not None

@@ -502,7 +502,7 @@ class Desk:
 
     def _today_start(self, now: datetime) -> datetime:
         """Midnight today where the default queue works."""
-        schedule_name = self.config.queues[self.config.handoff.default_queue].schedule
+        schedule_name = self.config.front_schedule
         zone = self.knowledge().schedules[schedule_name].zone
         local = now.astimezone(zone)
         return datetime.combine(local.date(), time(0), tzinfo=zone)

@@ -121,11 +121,9 @@ def escalate_breaches(
                 schedule = schedules.get(config.queues[ticket.queue].schedule)
                 if schedule is not None and not schedule.is_open(now):
                     continue
-            breach = _missed(ticket, now)
+            breach = ticket.missed(now) or "first_response"
             old_priority = Priority(ticket.priority)
-            priority = (
-                tickets.raised(old_priority) if config.care.escalate_priority else old_priority
-            )
+            priority = old_priority.raised() if config.care.escalate_priority else old_priority
             queue = config.care.escalate_queue or ticket.queue
             marked = tickets.mark_breached(tx, ticket.id, breach, queue, priority, now)
             if marked is None:
@@ -173,16 +171,6 @@ def _staffed(config: Config, schedules: Mapping[str, Schedule], queue: str, now:
     queue_config = config.queues.get(queue)
     schedule = schedules.get(queue_config.schedule) if queue_config else None
     return schedule is None or schedule.is_open(now)
-
-
-def _missed(ticket: Ticket, now: datetime) -> str:
-    """Which deadline was missed first: "first_response" or "transfer"."""
-    missed = []
-    if ticket.first_response_at is None and ticket.first_response_due < now:
-        missed.append((ticket.first_response_due, "first_response"))
-    if ticket.claimed_at is None and ticket.transfer_due < now:
-        missed.append((ticket.transfer_due, "transfer"))
-    return min(missed)[1] if missed else "first_response"
 
 
 def _waited(ticket: Ticket, now: datetime) -> float:

@@ -74,20 +74,13 @@ def weekly_report_if_leading(pipeline: Pipeline, leadership: Leadership) -> Path
         return None
     config = pipeline.config
     knowledge = pipeline.knowledge
-    zone = knowledge.schedules[config.queues[config.handoff.default_queue].schedule].zone
+    zone = knowledge.schedules[config.front_schedule].zone
     now = pipeline.clock.now()
     week = due_week(config, now.astimezone(zone))
     if week is None or written(config, week):
         return None
-    titles = {entry.id: entry.questions[0] for entry in knowledge.faq.by_id.values()}
     html, _ = write_week(
-        config,
-        pipeline.store,
-        knowledge.schedules,
-        week,
-        now,
-        faq_titles=titles,
-        knowledge=knowledge,
+        config, pipeline.store, knowledge.schedules, week, now, knowledge=knowledge
     )
     log.info("weekly report written: %s", html)
     return html

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from bot.content.config import Config, TextsConfig, pick
 from bot.content.entries import OUT_OF_SCOPE, IntentSpec, forbidden_in
@@ -26,7 +27,6 @@ from bot.pipeline.knowledge import Understanding
 from bot.pipeline.survey import parse_score
 from bot.store import conversations
 from bot.store.batch import DecisionBatch, Entry, TicketUpdate
-from bot.store.tickets import raised as raised_priority
 from bot.understanding.language import detect
 from bot.understanding.suggestions import format_suggestions, parse_pick, question_in
 
@@ -104,6 +104,9 @@ def with_human(ctx: Context, batch: DecisionBatch, config: Config) -> None:
     decision = Decision(Action.SILENT, language=lang, ticket_id=ticket.id)
     reasons: list[str] = []
     texts: list[str] = []
+    #: a line for the ticket's history, and its details
+    event: str | None = None
+    data: dict[str, Any] = {}
     # the customer wrote: the agent's move now, and the console shows the new line
     values: dict[str, object] = {}
     if ticket.status == TicketStatus.PENDING:
@@ -128,9 +131,8 @@ def with_human(ctx: Context, batch: DecisionBatch, config: Config) -> None:
         decision.priority, decision.category = urgent.priority, urgent.category
         reasons.append(f"urgent signal {ctx.urgent_signal!r} while with a human: escalated")
         texts.append(pick(urgent.reply, lang))
-        event = ("escalated", {"reason": "urgent", "priority": urgent.priority.value})
+        event, data = "escalated", {"reason": "urgent", "priority": urgent.priority.value}
     elif ticket.status in TicketStatus.with_agent():
-        event = None
         if ctx.handoff is not None and agent:
             texts.append(pick(config.texts.agent_on_it, lang).replace("{agent}", agent))
             reasons.append(f"asked for a person: {agent} has the ticket")
@@ -138,39 +140,28 @@ def with_human(ctx: Context, batch: DecisionBatch, config: Config) -> None:
             reasons.append(f"{agent or 'an agent'} owns this conversation")
     elif ctx.complaint_signal or (ctx.handoff and ctx.handoff.category == Category.COMPLAINT):
         # up one step, but never to urgent: that is for emergencies, not for impatience
-        raised = max(raised_priority(ticket.priority), Priority.HIGH, key=lambda p: p.rank)
+        raised = max(Priority(ticket.priority).raised(), Priority.HIGH, key=lambda p: p.rank)
         texts.append(pick(config.texts.waiting_sorry, lang))
         reasons.append(f"complained while waiting: priority {ticket.priority} → {raised.value}")
         values.update(priority=raised.value, priority_rank=raised.rank)
-        event = ("escalated", {"reason": "complaint while waiting", "priority": raised.value})
+        event, data = "escalated", {"reason": "complaint while waiting", "priority": raised.value}
     elif ctx.handoff is not None and ticket.status == TicketStatus.QUEUED:
         ahead = batch.position(ticket)
         _, minutes = batch.queue_load(ticket.queue, Priority(ticket.priority).rank, ctx.now)
         texts.append(_queue_text(config, lang, ahead, minutes))
         reasons.append(f"asked for a person while queued: {ahead} ahead")
-        event = None
     elif ctx.handoff is not None and ticket.status == TicketStatus.WAITING:
         schedule = ctx.knowledge.schedules[config.queues[ticket.queue].schedule]
-        opening = schedule.next_open(ctx.now)
-        texts.append(
-            schedule.handoff_text(lang, ctx.now)
-            or pick(config.texts.handoff_closed, lang).replace(
-                "{next_open}", format_moment(opening, lang) if opening else "–"
-            )
-        )
+        texts.append(_closed_handoff_text(schedule, config, lang, ctx.now))
         reasons.append("asked for a person while the queue is closed: told when it opens")
-        event = None
     else:
         reasons.append(
             "waiting for a human"
             if ticket.status != TicketStatus.WAITING
             else "waiting for the queue to open"
         )
-        event = None
     decision.reasons.append(f"a human owns this conversation ({'; '.join(reasons)})")
-    ctx.ticket_updates.append(
-        TicketUpdate(ticket.id, values, event[0] if event else None, event[1] if event else {})
-    )
+    ctx.ticket_updates.append(TicketUpdate(ticket.id, values, event, data))
     finish(ctx, decision, texts)
 
 
@@ -389,14 +380,7 @@ def compose(ctx: Context, config: Config) -> None:
         window = opening.isoformat() if opening else "never"
         if decision.action == Action.HANDOFF and opening:
             # The customer must hear when a human will pick this up, whatever was said before.
-            replies.append(
-                Reply(
-                    ctx.schedule.handoff_text(lang, ctx.now)
-                    or pick(texts_cfg.handoff_closed, lang).replace(
-                        "{next_open}", format_moment(opening, lang)
-                    )
-                )
-            )
+            replies.append(Reply(_closed_handoff_text(ctx.schedule, config, lang, ctx.now)))
             decision.notice = True
         elif conv.notice_window != window:
             replies.append(Reply(ctx.schedule.notice_text(lang, ctx.now)))
@@ -482,7 +466,7 @@ def _complaint_intent(ctx: Context, config: Config) -> IntentSpec | None:
 
 def _front_schedule(ctx: Context, config: Config) -> Schedule:
     """The schedule customers meet first: the default queue's."""
-    return ctx.knowledge.schedules[config.queues[config.handoff.default_queue].schedule]
+    return ctx.knowledge.schedules[config.front_schedule]
 
 
 def _suggest(
@@ -539,6 +523,15 @@ def _ticket(
         queue_schedule,
         ctx.now,
         {"reasons": list(decision.reasons), "intent": decision.intent, "text": ctx.masked},
+    )
+
+
+def _closed_handoff_text(schedule: Schedule, config: Config, lang: str, now: datetime) -> str:
+    """When a human will pick this up: the schedule's own words for the occasion (a holiday's
+    handoff text), else texts.handoff_closed with the real next opening."""
+    opening = schedule.next_open(now)
+    return schedule.handoff_text(lang, now) or pick(config.texts.handoff_closed, lang).replace(
+        "{next_open}", format_moment(opening, lang) if opening else "–"
     )
 
 

@@ -28,6 +28,8 @@ from bot.store.conversations import from_row
 from bot.store.schema import agents, conversations, decisions, messages, tickets
 
 Customer = tuple[str, str]  # (channel, user id)
+#: a new conversation's survey columns when no question is pending
+NO_SURVEY: dict[str, Any] = {"survey_ticket_id": None, "survey_kind": None}
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,7 @@ class DecisionBatch:
         ).mappings():
             current[(row["channel"], row["user_id"])] = row  # the newest wins
         stale, fresh = [], []
-        surveys: dict[Customer, tuple[Any, Any]] = {}
+        surveys: dict[Customer, dict[str, Any]] = {}
         for arrival in arrivals:
             found = current.get(arrival.customer)
             if found and (
@@ -148,7 +150,7 @@ class DecisionBatch:
                 if found["survey_kind"]:
                     # the satisfaction question outlives the conversation: a customer who rates
                     # the next morning is still answering it
-                    surveys[arrival.customer] = (found["survey_ticket_id"], found["survey_kind"])
+                    surveys[arrival.customer] = {key: found[key] for key in NO_SURVEY}
             fresh.append(arrival)
         if stale:
             tx.execute(
@@ -168,8 +170,7 @@ class DecisionBatch:
                     language="zh",
                     messages_in=0,
                     fallback_streak=0,
-                    survey_ticket_id=surveys.get(a.customer, (None, None))[0],
-                    survey_kind=surveys.get(a.customer, (None, None))[1],
+                    **surveys.get(a.customer, NO_SURVEY),
                 )
                 for a in fresh
             ]
@@ -232,12 +233,7 @@ class DecisionBatch:
         found = ticket_queries.reopenable(self.tx, channel, user_id, now - self.reopen_window)
         if found is None:
             return None
-        agent = None
-        if found.agent_id is not None:
-            agent = self.tx.execute(
-                sa.select(agents.c.name).where(agents.c.id == found.agent_id, agents.c.active)
-            ).scalar()
-        return Reopening(found, agent)
+        return Reopening(found, ticket_queries.agent_name(self.tx, found.agent_id, active=True))
 
     def queue_load(self, queue: str, rank: int, now: datetime) -> tuple[int, float | None]:
         """Customers ahead in the queue and the expected wait in minutes (read once per batch)."""
@@ -291,11 +287,9 @@ class DecisionBatch:
             for e in entries
             if e.ticket is not None and e.conversation.id not in self._open_ticket
         ]
-        touched = False
         for entry in wanting:
             if entry.reopen is not None:
                 self._reopen(entry, entry.reopen)
-                touched = True
         wanting = [e for e in wanting if e.reopen is None]
         if wanting:
             new_ids = tx.execute(
@@ -320,7 +314,7 @@ class DecisionBatch:
                     )
                 )
             ticket_queries.events_many(tx, created)
-            touched = True
+            ticket_queries.announce(tx)
         for entry in entries:
             for update in entry.ticket_updates:
                 ticket_queries.change(tx, update.ticket_id, entry.now, **update.values)
@@ -328,9 +322,6 @@ class DecisionBatch:
                     ticket_queries.event(
                         tx, update.ticket_id, update.event, entry.now, None, **update.data
                     )
-                touched = True
-        if touched:
-            ticket_queries.announce(tx)
         for entry in entries:
             if entry.ticket is not None:
                 entry.decision.ticket_id = self._open_ticket[entry.conversation.id]

@@ -45,18 +45,16 @@ def hand_back(
 ) -> None:
     """A human is done: the bot answers again; the customer's next message may answer the
     survey question about that ticket."""
-    conn.execute(
-        conversations.update()
-        .where(
-            conversations.c.id == conversation_id,
-            conversations.c.state == ConversationState.HANDOFF,
-        )
-        .values(state=ConversationState.BOT)
-    )
+    handed_off = conversations.c.state == ConversationState.HANDOFF
     conn.execute(
         conversations.update()
         .where(conversations.c.id == conversation_id)
-        .values(survey_ticket_id=survey_ticket, survey_kind=survey_kind)
+        .values(
+            # a conversation closed meanwhile stays closed
+            state=sa.case((handed_off, ConversationState.BOT.value), else_=conversations.c.state),
+            survey_ticket_id=survey_ticket,
+            survey_kind=survey_kind,
+        )
     )
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from bot.domain.ticket import Ticket, TicketStatus
 from bot.store.schema import agents, conversations, decisions, messages, ticket_events, tickets
-from bot.store.tickets import from_row
+from bot.store.tickets import from_row, missed_deadline
 
 
 @dataclass(frozen=True)
@@ -97,10 +97,7 @@ class QueueCounts:
 def queue_counts(conn: Connection, now: datetime) -> dict[str, QueueCounts]:
     """Per queue: open tickets by state, the oldest queued one, the next first-response
     deadline and how many are past a deadline."""
-    breached = sa.or_(
-        sa.and_(tickets.c.first_response_at.is_(None), tickets.c.first_response_due < now),
-        sa.and_(tickets.c.claimed_at.is_(None), tickets.c.transfer_due < now),
-    )
+    breached = missed_deadline(now)
     queued = tickets.c.status == TicketStatus.QUEUED
     rows = conn.execute(
         sa.select(

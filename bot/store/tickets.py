@@ -24,7 +24,7 @@ def get(conn: Connection, ticket_id: int, *, lock: bool = False) -> Ticket | Non
     if lock and conn.dialect.name == "postgresql":
         query = query.with_for_update()
     row = conn.execute(query).mappings().first()
-    return _ticket(row) if row else None
+    return from_row(row) if row else None
 
 
 def change(conn: Connection, ticket_id: int, now: datetime, **values: Any) -> Ticket:
@@ -40,7 +40,7 @@ def change(conn: Connection, ticket_id: int, now: datetime, **values: Any) -> Ti
         .one()
     )
     announce(conn)
-    return _ticket(row)
+    return from_row(row)
 
 
 def event(
@@ -77,20 +77,6 @@ def version(conn: Connection) -> str:
     return f"{row[0]}:{row[1].isoformat() if row[1] else ''}"
 
 
-def open_of(conn: Connection, conversation_id: int) -> Ticket | None:
-    row = (
-        conn.execute(
-            sa.select(tickets).where(
-                tickets.c.conversation_id == conversation_id,
-                tickets.c.status.in_(TicketStatus.open()),
-            )
-        )
-        .mappings()
-        .first()
-    )
-    return _ticket(row) if row else None
-
-
 def reopenable(conn: Connection, channel: str, user_id: str, since: datetime) -> Ticket | None:
     """The customer's most recent ticket resolved since `since` (the reopen window)."""
     row = (
@@ -109,7 +95,7 @@ def reopenable(conn: Connection, channel: str, user_id: str, since: datetime) ->
         .mappings()
         .first()
     )
-    return _ticket(row) if row else None
+    return from_row(row) if row else None
 
 
 def queue_load(
@@ -139,10 +125,14 @@ def queue_load(
     return int(ahead), (sum(waits) / len(waits) / 60 if waits else None)
 
 
-def agent_name(conn: Connection, agent_id: int | None) -> str | None:
+def agent_name(conn: Connection, agent_id: int | None, *, active: bool = False) -> str | None:
+    """The agent's name; with `active`, None for an agent since disabled."""
     if agent_id is None:
         return None
-    return conn.execute(sa.select(agents.c.name).where(agents.c.id == agent_id)).scalar()
+    query = sa.select(agents.c.name).where(agents.c.id == agent_id)
+    if active:
+        query = query.where(agents.c.active)
+    return conn.execute(query).scalar()
 
 
 def close_resolved(conn: Connection, before: datetime, now: datetime) -> int:
@@ -166,19 +156,13 @@ def close_resolved(conn: Connection, before: datetime, now: datetime) -> int:
     return len(ids)
 
 
-def raised(priority: str) -> Priority:
-    """One step up: low → normal → high → urgent."""
-    current = Priority(priority)
-    return list(Priority)[max(0, current.rank - 1)]
-
-
 def listed(conn: Connection, queue: str | None = None, status: str = "queued") -> list[Ticket]:
     """Tickets in a queue, in the order agents should take them: priority, then age."""
     query = sa.select(tickets).where(tickets.c.status == status)
     if queue:
         query = query.where(tickets.c.queue == queue)
     query = query.order_by(tickets.c.priority_rank, tickets.c.created_at, tickets.c.id)
-    return [_ticket(row) for row in conn.execute(query).mappings()]
+    return [from_row(row) for row in conn.execute(query).mappings()]
 
 
 def release_waiting(conn: Connection, queue: str, now: datetime) -> list[Ticket]:
@@ -223,7 +207,7 @@ def release_waiting(conn: Connection, queue: str, now: datetime) -> list[Ticket]
         row["id"]: row
         for row in conn.execute(sa.select(tickets).where(tickets.c.id.in_(ids))).mappings()
     }
-    return [_ticket(rows[i]) for i in ids]
+    return [from_row(rows[i]) for i in ids]
 
 
 def claim_next(
@@ -266,7 +250,7 @@ def claim(conn: Connection, ticket_id: int, agent_id: int, now: datetime) -> Tic
         return None
     event(conn, ticket_id, "claimed", now, agent_id)
     announce(conn)
-    return _ticket(row)
+    return from_row(row)
 
 
 def escalate(
@@ -304,6 +288,15 @@ def escalate(
     ]
 
 
+def missed_deadline(now: datetime) -> Any:
+    """`Ticket.missed` in SQL: no human reply by the first-response deadline, or no agent by
+    the transfer deadline."""
+    return sa.or_(
+        sa.and_(tickets.c.first_response_at.is_(None), tickets.c.first_response_due < now),
+        sa.and_(tickets.c.claimed_at.is_(None), tickets.c.transfer_due < now),
+    )
+
+
 def ahead_of(conn: Connection, ticket: Ticket) -> int:
     """Queued tickets of the same queue an agent takes before this one."""
     rank = Priority(ticket.priority).rank
@@ -335,10 +328,7 @@ def _at(moment: datetime) -> Any:
 
 
 def from_row(row: Any) -> Ticket:
-    return _ticket(row)
-
-
-def _ticket(row: Any) -> Ticket:
+    """A ticket from its row (the domain value has no `priority_rank`: its priority says it)."""
     data = {k: v for k, v in dict(row).items() if k != "priority_rank"}
     data["status"] = TicketStatus(data["status"])
     return Ticket(**data)
@@ -367,7 +357,7 @@ def awaiting_care(
         query = query.with_for_update(of=tickets, skip_locked=True)
     found = []
     for row in conn.execute(query).mappings():
-        ticket = _ticket({c.name: row[c.name] for c in tickets.c})
+        ticket = from_row({c.name: row[c.name] for c in tickets.c})
         found.append((ticket, str(row["channel"]), row["last_at"]))
     return found
 
@@ -389,7 +379,7 @@ def mark_cared(conn: Connection, ticket_id: int, now: datetime) -> Ticket | None
         .mappings()
         .first()
     )
-    return _ticket(row) if row else None
+    return from_row(row) if row else None
 
 
 def overdue(conn: Connection, now: datetime) -> list[Ticket]:
@@ -403,16 +393,13 @@ def overdue(conn: Connection, now: datetime) -> list[Ticket]:
             tickets.c.status.in_((TicketStatus.QUEUED, TicketStatus.CLAIMED, TicketStatus.PENDING)),
             tickets.c.breached_at.is_(None),
             tickets.c.available_at <= now,
-            sa.or_(
-                sa.and_(tickets.c.first_response_at.is_(None), tickets.c.first_response_due < now),
-                sa.and_(tickets.c.claimed_at.is_(None), tickets.c.transfer_due < now),
-            ),
+            missed_deadline(now),
         )
         .order_by(tickets.c.priority_rank, tickets.c.available_at, tickets.c.id)
     )
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    return [_ticket(row) for row in conn.execute(query).mappings()]
+    return [from_row(row) for row in conn.execute(query).mappings()]
 
 
 def mark_breached(
@@ -437,4 +424,4 @@ def mark_breached(
         .mappings()
         .first()
     )
-    return _ticket(row) if row else None
+    return from_row(row) if row else None
