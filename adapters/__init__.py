@@ -1,18 +1,22 @@
-"""Channel adapters: each speaks one platform's protocol and only Inbound/Outbound to the core."""
+"""Channel adapters: each speaks one platform's protocol, and uses of the core only what the
+channel contract hands it (`bot.web.channels`: `Channel`, `ChannelContext`) and the typed
+messages (`bot.domain`). One package per channel — `telegram/`, `wechat/`, `wecom/` — plus the
+JSON `webhook.py`, the `terminal.py` of `bot chat`, and `common/` for what several share.
+"""
 
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from bot.content.config import Config
+from bot.web.channels import Channel
 
 
-def channels_from_config(config: Config) -> list[Any]:
+def channels_from_config(config: Config) -> list[Channel]:
     """The channels `config.toml` enables, ready to mount into `bot run`. Each reads its
     credentials from the environment (or config.toml) and raises ValueError naming what is
     missing; `bot check` reports the same beforehand."""
-    channels: list[Any] = []
+    channels: list[Channel] = []
     settings = config.channels
     if settings.webhook.enabled:
         from adapters.webhook import WebhookChannel

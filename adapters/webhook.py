@@ -30,7 +30,7 @@ from aiohttp import web
 from bot.content.config import WebhookChannelConfig
 from bot.domain.delivery import PermanentFailure, RetryAfter
 from bot.domain.messages import Inbound, Kind, Outbound
-from bot.web.service import MessageService, ServiceStopping
+from bot.web.channels import ChannelContext, Messages, ServiceStopping
 
 log = logging.getLogger("adapters.webhook")
 
@@ -91,9 +91,11 @@ class WebhookChannel:
         self._secret = secret
         self.sender = WebhookSender(config.deliver_url, secret)
 
-    def mount(self, app: web.Application, service: MessageService) -> None:
+    def mount(self, app: web.Application, context: ChannelContext) -> None:
+        messages = context.messages
+
         async def receive(request: web.Request) -> web.Response:
-            return await self.receive(request, service)
+            return await self.receive(request, messages)
 
         app.router.add_post("/channels/webhook/messages", receive)
 
@@ -108,7 +110,7 @@ class WebhookChannel:
     async def stop(self) -> None:
         await self.sender.stop()
 
-    async def receive(self, request: web.Request, service: MessageService) -> web.Response:
+    async def receive(self, request: web.Request, service: Messages) -> web.Response:
         given = request.headers.get("Authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {self._secret}".encode()):
             return web.json_response({"error": "bad or missing secret"}, status=401)

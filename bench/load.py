@@ -277,7 +277,7 @@ async def main() -> None:
         result["pipeline_to_encoder_ratio"] = round(
             result["inproc"]["100"]["msgs_per_s"] / result["encoder_batched_per_s"], 3
         )
-        pipeline.store.engine.dispose()
+        pipeline.store.close()
 
         sink, deliver_url = await _sink()
         sqlite_config = _service_config(

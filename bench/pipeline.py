@@ -70,7 +70,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 pipeline.handle(message)
                 latencies.append(time.perf_counter() - t0)
-        pipeline.store.engine.dispose()
+        pipeline.store.close()
 
     result = evaluate(config, cases, encoder)["summary"]
     latencies.sort()

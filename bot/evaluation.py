@@ -124,7 +124,7 @@ def evaluate(config: Config, cases: list[Case], encoder: Encoder | None = None) 
             }
             ok = all(got[key] == value for key, value in case.expect.items())
             results.append({"id": case.id, "ok": ok, "expect": case.expect, "got": got})
-        pipeline.store.engine.dispose()
+        pipeline.store.close()
     summary = summarise(results)
     thresholds = pipeline.knowledge.faq.thresholds
     summary["faq_thresholds"] = {

@@ -1,5 +1,6 @@
 """The rooms of `bot/` import only downward (docs/architecture.md): the core never imports an
-adapter, no room imports one to its right, and no module imports one that imports it back."""
+adapter, no room imports one to its right, and no module imports one that imports it back.
+Adapters use only the core's public seams for channels, and never reach through them."""
 
 from __future__ import annotations
 
@@ -78,6 +79,73 @@ def test_rooms_import_only_downward() -> None:
                 if target != room and target not in allowed:
                     wrong.append(f"{relative} imports {module}")
     assert wrong == []
+
+
+#: what an adapter may import from the core, and why
+ADAPTER_SEAMS = {
+    "bot.domain": "the typed edges: Inbound, Outbound, Decision, delivery errors, clocks",
+    "bot.web.channels": "the channel contract: Channel, ChannelContext, Messages",
+    "bot.store.channel_store": "the store as a channel sees it, by named calls",
+    "bot.content.config": "the channel's own config section",
+    "bot.content.problems": "errors that name config.toml's file and line",
+    "bot.pipeline.privacy": "masking secrets in what is logged",
+    "bot.pipeline.intake": "cleaning a text for the terminal",
+}
+#: attributes that reach through a seam into the core's insides
+REACH_THROUGH = {"pipeline", "store_executor", "engine", "knowledge"}
+
+
+def adapter_problems(source: str, name: str) -> list[str]:
+    """What in one adapter module breaks the channel contract: importing the core beyond
+    `ADAPTER_SEAMS`, importing SQLAlchemy (no SQL in adapters), or reaching through an object
+    into the core (`service.pipeline.store`)."""
+    wrong = []
+    for node in ast.walk(ast.parse(source)):
+        modules: list[str] = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules = [node.module]
+            if node.module == "bot":
+                modules = [f"bot.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.Attribute) and node.attr in REACH_THROUGH:
+            wrong.append(f"{name}:{node.lineno} reaches through .{node.attr}")
+        for module in modules:
+            top = module.split(".")[0]
+            if top == "sqlalchemy":
+                wrong.append(f"{name}:{node.lineno} imports {module} (no SQL in adapters)")
+            elif top == "bot" and not any(
+                module == seam or module.startswith(seam + ".") for seam in ADAPTER_SEAMS
+            ):
+                wrong.append(f"{name}:{node.lineno} imports {module}, not a channel seam")
+    return wrong
+
+
+def test_adapters_use_only_the_channel_seams() -> None:
+    wrong = []
+    for path in sorted((ROOT / "adapters").rglob("*.py")):
+        name = path.relative_to(ROOT).as_posix()
+        wrong += adapter_problems(path.read_text(encoding="utf-8"), name)
+    assert wrong == []
+
+
+def test_a_planted_reach_through_is_caught() -> None:
+    planted = """
+from bot.store.database import Store
+from bot.web.channels import ChannelContext
+import sqlalchemy as sa
+
+def mount(app, service):
+    store = service.pipeline.store
+    with store.engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1"))
+"""
+    assert adapter_problems(planted, "adapters/planted.py") == [
+        "adapters/planted.py:2 imports bot.store.database, not a channel seam",
+        "adapters/planted.py:4 imports sqlalchemy (no SQL in adapters)",
+        "adapters/planted.py:7 reaches through .pipeline",
+        "adapters/planted.py:8 reaches through .engine",
+    ]
 
 
 def _module_name(path: Path) -> str:

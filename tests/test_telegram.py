@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
 
 from adapters.telegram import TelegramChannel, callback_inbound, message_inbound
-from adapters.telegram_sender import (
+from adapters.telegram.sender import (
     Limits,
     TokenBucket,
     keyboard,

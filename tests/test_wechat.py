@@ -21,9 +21,9 @@ import sqlalchemy as sa
 import xmltodict
 from aiohttp.test_utils import BaseRunner, TestClient, TestServer
 
-from adapters.text_parts import split_utf8 as split_text
+from adapters.common.text_parts import split_utf8 as split_text
 from adapters.wechat import WechatChannel
-from adapters.wechat_push import MalformedPush, parse_fields
+from adapters.wechat.push import MalformedPush, parse_fields
 from bot.assembly import load_knowledge
 from bot.content.config import Config, WechatChannelConfig, load_config
 from bot.domain.clock import SystemClock
@@ -31,6 +31,7 @@ from bot.domain.messages import Outbound
 from bot.pipeline.knowledge import Knowledge
 from bot.pipeline.runner import Pipeline
 from bot.store import outbox
+from bot.store.channel_store import ChannelStore
 from bot.store.database import Store
 from bot.store.schema import conversations, decisions, messages
 from bot.store.schema import outbox as outbox_table
@@ -570,7 +571,7 @@ async def test_two_workers_share_one_access_token(encoder: MemoEncoder, api: Fak
     channels = [WechatChannel(wechat_config(base, random_aes_key())) for _ in range(2)]
     try:
         for channel, store in zip(channels, stores, strict=True):
-            channel.sender.attach(store, SystemClock())
+            channel.sender.attach(ChannelStore(store, SystemClock(), "wechat"), SystemClock())
             await channel.start()
         await asyncio.gather(
             *(

@@ -14,17 +14,18 @@ import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
 
-from adapters.text_parts import split_utf8 as split_text
+from adapters.common.text_parts import split_utf8 as split_text
 from adapters.wecom import WecomChannel
-from adapters.wecom_pull import chat_id
+from adapters.wecom.pull import chat_id
 from bot.assembly import build_pipeline
 from bot.content.config import Config, WecomChannelConfig
 from bot.domain.clock import SystemClock
 from bot.domain.delivery import PermanentFailure, RetryAfter
 from bot.domain.messages import Outbound
 from bot.store import channel_state
+from bot.store.database import Store
 from bot.understanding.encoders import MemoEncoder
-from bot.web.app import Parts, make_app
+from bot.web.app import SERVICE, Parts, make_app
 from tests.conftest import POSTGRES_URL, empty_postgres, require_postgres
 from tests.fakes.wecom_api import CORP_ID, SECRET, TOKEN, FakeQyapi, WecomServer, random_aes_key
 
@@ -55,6 +56,7 @@ class Rig:
     channel: WecomChannel
     api: FakeQyapi
     wecom: WecomServer
+    store: Store
 
     async def news(self, open_kfid: str = KF, token: str = "sync-token-1") -> int:
         query, body = self.wecom.kf_news(open_kfid, token)
@@ -64,7 +66,7 @@ class Rig:
 
     async def settle(self, timeout: float = 8.0) -> None:
         """Until no pull runs here and every reply written has been sent."""
-        store = self.channel.service.pipeline.store  # type: ignore[union-attr]
+        store = self.store
         puller = self.channel.puller
         assert puller is not None
         await until(lambda: not puller.tasks and not store.pending_outbound(), timeout)
@@ -105,7 +107,7 @@ async def make_rig(
     app = make_app(Parts(pipeline, [channel], run_scheduler=False))
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
-    return Rig(client, channel, fake, WecomServer(aes_key))
+    return Rig(client, channel, fake, WecomServer(aes_key), pipeline.store)
 
 
 @pytest.fixture
@@ -120,7 +122,7 @@ async def rig(
 
 
 def stored_cursor(rig: Rig, open_kfid: str = KF) -> str | None:
-    store = rig.channel.service.pipeline.store  # type: ignore[union-attr]
+    store = rig.store
     with store.engine.connect() as conn:
         return channel_state.get(conn, "wecom", f"cursor:{open_kfid}", datetime.now(UTC))
 
@@ -229,7 +231,9 @@ async def test_handoff_moves_the_session_and_the_bot_falls_silent(
         await rig.close()
 
 
-async def test_servicer_messages_are_not_answered_and_entering_gets_the_welcome(rig: Rig) -> None:
+async def test_servicer_messages_are_not_answered_and_entering_gets_the_welcome(
+    rig: Rig, config: Config
+) -> None:
     rig.api.enters(KF, "u9", "welcome-code-1")
     rig.api.customer_says(KF, "u8", "运费多少", origin=5)  # a servicer typed it
     rig.api.customer_says(KF, "u7", "运费多少")
@@ -238,7 +242,7 @@ async def test_servicer_messages_are_not_answered_and_entering_gets_the_welcome(
     await rig.settle()
     welcome = rig.api.of("send_msg_on_event")
     text = rig.channel.welcome_text()
-    assert text == rig.channel.service.pipeline.config.texts.welcome["zh"]  # type: ignore[union-attr]
+    assert text == config.texts.welcome["zh"]
     assert [c.body for c in welcome] == [
         {"code": "welcome-code-1", "msgtype": "text", "text": {"content": text}}
     ]
@@ -275,8 +279,7 @@ async def test_forged_stale_and_hostile_callbacks_are_refused(rig: Rig) -> None:
     assert (await rig.client.post(PATH, params=query, data=body)).status == 200
     await until(lambda: bool(rig.api.sent_to("u1")))
     # a draining worker says so (503), and WeCom calls again
-    service = rig.channel.service
-    assert service is not None
+    service = rig.client.app[SERVICE]
     service.accepting = False
     query, body = rig.wecom.kf_news(KF)
     assert (await rig.client.post(PATH, params=query, data=body)).status == 503
@@ -360,7 +363,7 @@ async def test_a_callback_while_another_worker_pulls_is_not_lost(
         await until(lambda: len(fake.of("sync_msg")) == 1)  # A holds the lease, page cut
         fake.customer_says(KF, "u2", "运费多少")
         await second.news(token="token-B")
-        store = second.channel.service.pipeline.store  # type: ignore[union-attr]
+        store = second.store
 
         def noted() -> bool:
             with store.engine.connect() as conn:

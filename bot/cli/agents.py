@@ -98,7 +98,7 @@ def agents_command(
         print(f"{login}: password changed (and any lock lifted)")
         return 0
     finally:
-        store.engine.dispose()
+        store.close()
 
 
 def _password(from_stdin: bool) -> str:

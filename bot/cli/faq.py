@@ -88,7 +88,7 @@ def learn(
         )
         return 0
     finally:
-        store.engine.dispose()
+        store.close()
 
 
 def _offerable(
@@ -245,7 +245,7 @@ def gaps(
         with store.engine.connect() as conn:
             picked = sum(c.count for c in phrasings.candidates(conn, start))
     finally:
-        store.engine.dispose()
+        store.close()
     shown = [c for c in found.clusters if c.customers >= min_customers][:limit]
     rest = len(found.clusters) - len(shown)
     period = f"{start.astimezone(zone):%Y-%m-%d %H:%M} to {end.astimezone(zone):%Y-%m-%d %H:%M}"

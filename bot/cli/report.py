@@ -43,6 +43,6 @@ def report_week(
             knowledge=content,
         )
     finally:
-        store.engine.dispose()
+        store.close()
     print(f"{html}\n{data}")
     return 0

@@ -98,4 +98,4 @@ def serve(config: Config, host: str | None, port: int | None) -> int:
     try:
         return asyncio.run(main())
     finally:
-        pipeline.store.engine.dispose()
+        pipeline.store.close()

@@ -20,10 +20,10 @@ from sqlalchemy.engine import Connection
 from bot.domain.clock import Clock
 from bot.store import leases
 from bot.store.database import Store
+from bot.store.locks import SCHEDULER_LOCK
 
 log = logging.getLogger("bot.jobs")
 
-SCHEDULER_LOCK = 727503
 NAME = "scheduler"
 
 

@@ -14,10 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from bot.store.locks import CHANNEL_STATE_LOCK
 from bot.store.schema import channel_state
-
-#: advisory lock namespace (see bot.store.database)
-CHANNEL_STATE_LOCK = 727504
 
 
 def get(conn: Connection, channel: str, key: str, now: datetime) -> str | None:

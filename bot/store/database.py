@@ -2,13 +2,13 @@
 
 SQLAlchemy Core over SQLite (the embedded default) or PostgreSQL (to scale out). Only masked text
 is stored (see bot.pipeline.privacy). The queries live in one module per aggregate (inbox,
-conversations, decisions, tickets, outbox, leases); `Store` owns the engine and offers the few
-read-only views that tests, jobs and the console use.
+conversations, decisions, tickets, outbox, leases); `Store` owns the engine, closes it (`close()`,
+or use it as a context manager), and has a few read-only views that tests use to look at what
+was stored (the console reads through `bot.humans.desk`, the jobs through the query modules).
 """
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,10 +22,8 @@ from bot.domain.conversation import Conversation
 from bot.domain.delivery import PendingOutbound
 from bot.domain.ticket import Ticket
 from bot.store import conversations, decisions, inbox, outbox, tickets
+from bot.store.locks import CUSTOMER_LOCK, customer_key
 from bot.store.migrate import is_current, upgrade
-
-#: advisory lock namespaces (the first key of PostgreSQL's two-key advisory locks)
-CUSTOMER_LOCK = 727502
 
 
 class Store:
@@ -44,6 +42,17 @@ class Store:
             sa.event.listen(self.engine, "connect", _sqlite_connect)
             sa.event.listen(self.engine, "checkout", _sqlite_checkout)
             sa.event.listen(self.engine, "begin", _sqlite_begin)
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the pooled connections: the end of a command, a worker or a test. The store can
+        still be used afterwards (the engine opens new connections on demand)."""
+        self.engine.dispose()
 
     def migrate(self) -> str:
         """Bring the schema to this code's Alembic head (see bot.store.migrate); returns it."""
@@ -121,12 +130,6 @@ class Store:
         """Replies written but not confirmed sent, oldest first."""
         with self.engine.connect() as conn:
             return outbox.pending(conn)
-
-
-def customer_key(channel: str, user_id: str) -> int:
-    """A stable signed 32-bit key for the customer's advisory lock."""
-    digest = hashlib.blake2b(f"{channel}\x00{user_id}".encode(), digest_size=4).digest()
-    return int.from_bytes(digest, "big", signed=True)
 
 
 def _sqlite_connect(dbapi_connection: Any, _: Any) -> None:

@@ -22,8 +22,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-#: the advisory lock the store has always taken to migrate on PostgreSQL
-LOCK_KEY = 727501
+from bot.store.locks import MIGRATION_LOCK
+
 #: the revision that is the old `schema_version` 1
 BASELINE = "0001"
 LEGACY_VERSION = 1
@@ -134,7 +134,7 @@ def _migrating(engine: Engine) -> Iterator[Connection]:
 def _locked_transaction(engine: Engine) -> Iterator[Connection]:
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             yield conn
     elif engine.dialect.name == "sqlite":
         with _sqlite_immediate(engine) as conn:

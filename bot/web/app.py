@@ -20,9 +20,10 @@ from bot.jobs.dispatch import Dispatcher
 from bot.jobs.leader import Leadership
 from bot.pipeline.knowledge import Knowledge
 from bot.pipeline.runner import Pipeline
+from bot.store.channel_store import ChannelStore
 from bot.telemetry.exposition import CONTENT_TYPE, Exposition
 from bot.web import console
-from bot.web.channels import Channel
+from bot.web.channels import Channel, ChannelContext
 from bot.web.service import MessageService
 
 log = logging.getLogger("bot.web")
@@ -71,7 +72,17 @@ def make_app(parts: Parts) -> web.Application:
     app[SERVICE] = service
     app[LEADERSHIP] = Leadership(pipeline.store, pipeline.worker, pipeline.clock)
     for channel in parts.channels:
-        channel.mount(app, service)
+        context = ChannelContext(
+            messages=service,
+            store=ChannelStore(pipeline.store, pipeline.clock, channel.name),
+            clock=pipeline.clock,
+            worker=pipeline.worker,
+            public_url=config.public_url,
+            welcome=pipeline.config.texts.welcome,
+            store_pool=store_pool,
+            config_path=pipeline.config.path,
+        )
+        channel.mount(app, context)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     console_parts = console.mount(app, pipeline, store_pool, wake=dispatcher.wake)

@@ -1,6 +1,6 @@
 """Cutting a long reply into the parts a platform takes: WeChat's customer-service messages and
 WeCom's send_msg both cap a text at 2048 bytes of UTF-8. (Telegram counts UTF-16 units and
-cuts at spaces too: adapters/telegram_sender.py.)"""
+cuts at spaces too: adapters/telegram/sender.py.)"""
 
 from __future__ import annotations
 

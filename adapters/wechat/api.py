@@ -17,18 +17,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import requests
-from sqlalchemy.engine import Connection
 from wechatpy import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 
-from adapters.text_parts import split_utf8
-from adapters.wechatpy_tokens import TokenStorage
+from adapters.common.text_parts import split_utf8
+from adapters.common.wechatpy_tokens import TokenStorage
 from bot.domain.clock import Clock
 from bot.domain.delivery import PermanentFailure, RetryAfter
 from bot.domain.messages import Outbound
 from bot.pipeline.privacy import redact_secrets
-from bot.store import channel_state
-from bot.store.database import Store
+from bot.store.channel_store import ChannelKeys, ChannelStore
 
 log = logging.getLogger("adapters.wechat")
 
@@ -87,32 +85,20 @@ class SharedTokenClient(WeChatClient):
         if fetches > 2:
             raise WeChatClientException(40001, "the access token was refused again after a refetch")
         refused = getattr(self._local, "used", None)
-        store = self.storage.store
-        with self._fetching:
-            if store.dialect != "postgresql":
-                # one process: the lock above is enough, and SQLite's single write lock is
-                # not held across the HTTP call
-                return self._reuse_or_fetch(None, refused)
-            # the other workers wait on this key's advisory lock, then use this fetch's token
-            with store.transaction() as conn:
-                channel_state.lock(conn, NAME, self.access_token_key)
-                return self._reuse_or_fetch(conn, refused)
+        # one fetch at a time in this process; on PostgreSQL the other workers wait on the
+        # key's lock, then use this fetch's token (on SQLite nothing is held across the call)
+        with self._fetching, self.storage.store.locked(self.access_token_key) as keys:
+            return self._reuse_or_fetch(keys, refused)
 
-    def _reuse_or_fetch(self, conn: Connection | None, refused: str | None) -> dict[str, Any]:
+    def _reuse_or_fetch(self, keys: ChannelKeys, refused: str | None) -> dict[str, Any]:
         key = self.access_token_key
-        if conn is None:
-            current = self.storage.get(key)
-        else:
-            current = channel_state.get(conn, NAME, key, self.storage.clock.now())
+        current = keys.get(key)
         if current is not None and current != refused:
             self._local.used = current
             return {"access_token": current}
         result = self._request_token()
         token, ttl = str(result["access_token"]), int(result.get("expires_in", 7200))
-        if conn is None:
-            self.storage.set(key, token, ttl)
-        else:
-            self.storage.put(conn, key, token, ttl)
+        self.storage.put(keys, key, token, ttl)
         self._local.used = token
         return result
 
@@ -144,10 +130,10 @@ class WechatSender:
         self.client: SharedTokenClient | None = None
         self._pool: ThreadPoolExecutor | None = None
 
-    def attach(self, store: Store, clock: Clock) -> None:
+    def attach(self, store: ChannelStore, clock: Clock) -> None:
         """Where the shared token lives (the service's store), known once the app is built."""
         self.client = SharedTokenClient(
-            self.app_id, self.secret, self.api_base, TokenStorage(store, clock, NAME)
+            self.app_id, self.secret, self.api_base, TokenStorage(store, clock)
         )
 
     async def start(self) -> None:

@@ -1,6 +1,6 @@
 """The Telegram channel (aiogram): long polling or a webhook, the same handlers for both.
 
-In:  polling — one worker of the cluster polls (adapters.telegram_polling), confirming an
+In:  polling — one worker of the cluster polls (adapters/telegram/polling.py), confirming an
      update only once it is stored; webhook — POST `path` from Telegram, the secret in
      `X-Telegram-Bot-Api-Secret-Token`: 401 without it; 200 once the message is stored and
      decided; 500 when storing failed (Telegram sends it again); 503 while this worker shuts
@@ -13,7 +13,7 @@ In:  polling — one worker of the cluster polls (adapters.telegram_polling), co
      /start → the welcome event; /human → a request for a person; a photo, voice note,
      sticker or file → its kind (a photo's caption is kept: those are the customer's words);
      a suggestion button → the number picked, as if typed.
-Out: adapters.telegram_sender (buttons for suggestions, quoting, splitting, rate limits).
+Out: adapters/telegram/sender.py (buttons for suggestions, quoting, splitting, rate limits).
 """
 
 from __future__ import annotations
@@ -33,12 +33,12 @@ from aiogram.types import CallbackQuery, Message, Update
 from aiohttp import web
 from pydantic import ValidationError
 
-from adapters.telegram_polling import Polling
-from adapters.telegram_sender import Limits, TelegramSender
+from adapters.telegram.polling import Polling
+from adapters.telegram.sender import Limits, TelegramSender
 from bot.content.config import TelegramChannelConfig
 from bot.content.problems import Problem, ProblemsError, line_of_key
 from bot.domain.messages import Inbound, Kind
-from bot.web.service import MessageService, ServiceStopping
+from bot.web.channels import ChannelContext, ServiceStopping
 
 log = logging.getLogger("adapters.telegram")
 
@@ -103,14 +103,14 @@ class TelegramChannel:
         self.polling: Polling | None = None
         self.webhook_url: str | None = None
         self._registering: asyncio.Task[None] | None = None
-        self._service: MessageService | None = None
+        self._context: ChannelContext | None = None
         self.dispatcher = Dispatcher()
         self.dispatcher.include_router(self._router())
 
     # --- the channel's shape (bot.web.channels.Channel) -------------------------------------
 
-    def mount(self, app: web.Application, service: MessageService) -> None:
-        self._service = service
+    def mount(self, app: web.Application, context: ChannelContext) -> None:
+        self._context = context
         if self.config.mode == "webhook":
             app.router.add_post(self.config.path, self.receive)
 
@@ -124,15 +124,15 @@ class TelegramChannel:
         session = AiohttpSession(api=TelegramAPIServer.from_base(self.config.api_base))
         self.bot = Bot(self._token, session=session)
         self.sender.bot = self.bot
-        service = self._require_service()
+        context = self._require_context()
         try:
             if self.config.mode == "webhook":
-                await self._register_webhook(service.pipeline.config.service.public_url)
+                await self._register_webhook(context.public_url)
             else:
                 self.polling = Polling(
                     self.bot,
                     self.feed,
-                    service,
+                    context,
                     ALLOWED_UPDATES,
                     self.config.polling_timeout,
                     lease_seconds=max(30.0, 3.0 * self.config.polling_timeout),
@@ -231,7 +231,7 @@ class TelegramChannel:
             await self._handle(inbound)
 
     async def _handle(self, inbound: Inbound) -> None:
-        await self._require_service().handle(inbound)
+        await self._require_context().messages.handle(inbound)
 
     # --- webhook registration ---------------------------------------------------------------
 
@@ -241,7 +241,7 @@ class TelegramChannel:
         must not keep the other channels down, so failures are retried, not fatal."""
         assert self.bot is not None
         if not public_url:
-            path = self._require_service().pipeline.config.path
+            path = self._require_context().config_path
             raise ProblemsError(
                 [
                     Problem(
@@ -284,10 +284,10 @@ class TelegramChannel:
             log.info("Telegram webhook registered: %s", url)
             return
 
-    def _require_service(self) -> MessageService:
-        if self._service is None:
+    def _require_context(self) -> ChannelContext:
+        if self._context is None:
             raise RuntimeError("the Telegram channel was not mounted into the application")
-        return self._service
+        return self._context
 
 
 # --- Telegram objects → Inbound -------------------------------------------------------------

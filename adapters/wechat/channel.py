@@ -8,7 +8,7 @@ In:  GET  `path`?signature&timestamp&nonce&echostr → echostr (URL verification
 Out: the passive reply — the answer in the push's own response, encrypted in safe mode — when
      ready within `wait_seconds` (WeChat gives up at 5 s and retries the push, 3 tries in all);
      otherwise `success` at once, and the dispatcher sends the answer later through the
-     customer-service API (`adapters/wechat_api.py`), within the 48 h / 5-message limits the
+     customer-service API (`adapters/wechat/api.py`), within the 48 h / 5-message limits the
      core enforces. Retries of a push already taken are answered `success`: the inbox stores
      each MsgId (events: openid, CreateTime and event) once.
 """
@@ -25,8 +25,8 @@ from aiohttp import web
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 
-from adapters.wechat_api import MAX_TEXT_BYTES, WechatSender
-from adapters.wechat_push import (
+from adapters.wechat.api import MAX_TEXT_BYTES, WechatSender
+from adapters.wechat.push import (
     MalformedPush,
     read_xml,
     signature,
@@ -37,7 +37,7 @@ from adapters.wechat_push import (
 from bot.content.config import WechatChannelConfig
 from bot.domain.clock import Clock, SystemClock
 from bot.domain.messages import Action
-from bot.web.service import MessageService, ServiceStopping
+from bot.web.channels import ChannelContext, Messages, ServiceStopping
 
 log = logging.getLogger("adapters.wechat")
 
@@ -78,9 +78,10 @@ class WechatChannel:
         self.sender = WechatSender(config.app_id, config.credential("app_secret"), config.api_base)
         self._clock: Clock = SystemClock()
 
-    def mount(self, app: web.Application, service: MessageService) -> None:
-        self.sender.attach(service.pipeline.store, service.pipeline.clock)
-        self._clock = service.pipeline.clock
+    def mount(self, app: web.Application, context: ChannelContext) -> None:
+        self.sender.attach(context.store, context.clock)
+        self._clock = context.clock
+        service = context.messages
 
         async def verify(request: web.Request) -> web.Response:
             return self.verify(request)
@@ -130,7 +131,7 @@ class WechatChannel:
 
     # --- pushes ----------------------------------------------------------------------------
 
-    async def receive(self, request: web.Request, service: MessageService) -> web.StreamResponse:
+    async def receive(self, request: web.Request, service: Messages) -> web.StreamResponse:
         try:
             fields, encrypted = await self._read(request)
             inbound = to_inbound(fields, self._clock.now())

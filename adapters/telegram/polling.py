@@ -18,19 +18,15 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
-from typing import TypeVar
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramConflictError
 from aiogram.methods import GetUpdates
 from aiogram.types import Update
 
-from bot.store import leases
-from bot.web.service import MessageService, ServiceStopping
+from bot.web.channels import ChannelContext, ServiceStopping
 
 log = logging.getLogger("adapters.telegram")
-
-T = TypeVar("T")
 
 
 class Polling:
@@ -41,7 +37,7 @@ class Polling:
         self,
         bot: Bot,
         feed: Callable[[Update], Awaitable[object]],
-        service: MessageService,
+        context: ChannelContext,
         allowed_updates: list[str],
         timeout: int,
         *,
@@ -51,14 +47,14 @@ class Polling:
     ) -> None:
         self.bot = bot
         self.feed = feed
-        self.service = service
+        self.context = context
         self.allowed_updates = allowed_updates
         self.timeout = timeout
         self.lease_name = f"telegram-polling:{bot.id}"
         self.lease = timedelta(seconds=lease_seconds)
         self.standby_seconds = standby_seconds
         self.retry_seconds = retry_seconds
-        self.worker = service.pipeline.worker
+        self.worker = context.worker
         self.polling = False
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -97,7 +93,7 @@ class Polling:
         offset: int | None = None
         failures = 0
         while not self._stopping.is_set():
-            if not self.service.accepting or not await self._hold():
+            if not self.context.messages.accepting or not await self._hold():
                 if self.polling:
                     log.info("worker %s stops polling Telegram", self.worker)
                     self.polling = False
@@ -186,34 +182,25 @@ class Polling:
             return False
 
     async def _hold(self) -> bool:
-        pipeline = self.service.pipeline
-
         def hold() -> bool:
-            with pipeline.store.transaction() as tx:
-                return leases.hold(
-                    tx, self.lease_name, self.worker, pipeline.clock.now(), self.lease
-                )
+            with self.context.store.transaction() as tx:
+                return tx.hold_lease(self.lease_name, self.worker, self.lease)
 
         try:
-            return await self._db(hold)
+            return await self.context.in_store_pool(hold)
         except Exception:
             log.exception("could not renew the Telegram polling lease")
             return False
 
     async def _release(self) -> None:
-        pipeline = self.service.pipeline
-
         def let_go() -> None:
-            with pipeline.store.transaction() as tx:
-                leases.let_go(tx, self.lease_name, self.worker)
+            with self.context.store.transaction() as tx:
+                tx.let_go(self.lease_name, self.worker)
 
         try:
-            await self._db(let_go)
+            await self.context.in_store_pool(let_go)
         except Exception:
             log.exception("could not give back the Telegram polling lease; it lapses by itself")
-
-    async def _db(self, call: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.service.store_executor, call)
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -11,12 +11,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy.engine import Connection
 from wechatpy.session import SessionStorage
 
 from bot.domain.clock import Clock
-from bot.store import channel_state
-from bot.store.database import Store
+from bot.store.channel_store import ChannelKeys, ChannelStore
 
 #: a stored token is treated as expired this long before the platform's own expiry
 TOKEN_MARGIN = timedelta(minutes=5)
@@ -25,30 +23,31 @@ MIN_LIFETIME = timedelta(seconds=60)
 
 
 class TokenStorage(SessionStorage):
-    def __init__(self, store: Store, clock: Clock, channel: str) -> None:
+    """wechatpy's `SessionStorage` on the channel's own keys in the store."""
+
+    def __init__(self, store: ChannelStore, clock: Clock) -> None:
         self.store = store
         self.clock = clock
-        self.channel = channel
 
     def get(self, key: str, default: Any = None) -> Any:
-        with self.store.engine.connect() as conn:
-            value = channel_state.get(conn, self.channel, key, self.clock.now())
+        value = self.store.get(key)
         return default if value is None else value
 
     def set(self, key: str, value: Any, ttl: int | None = None) -> None:
         if value is None:
             return
-        with self.store.transaction() as conn:
-            self.put(conn, key, str(value), ttl)
+        with self.store.transaction() as tx:
+            self.put(tx, key, str(value), ttl)
 
-    def put(self, conn: Connection, key: str, value: str, ttl: int | None) -> None:
-        """`set` inside the caller's transaction (one that holds the key's lock)."""
+    def put(self, keys: ChannelKeys, key: str, value: str, ttl: int | None) -> None:
+        """`set` through `keys`: inside the caller's transaction (one that holds the key's
+        lock), or on its own."""
         now = self.clock.now()
         expires = (
             None if ttl is None else now + max(timedelta(seconds=ttl) - TOKEN_MARGIN, MIN_LIFETIME)
         )
-        channel_state.put(conn, self.channel, key, value, now, expires)
+        keys.put(key, value, expires)
 
     def delete(self, key: str) -> None:
-        with self.store.transaction() as conn:
-            channel_state.forget(conn, self.channel, key)
+        with self.store.transaction() as tx:
+            tx.forget(key)

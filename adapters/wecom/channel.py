@@ -5,7 +5,7 @@ In:  GET  `path` ?msg_signature&timestamp&nonce&echostr — URL verification: th
           encrypted; its plaintext is the answer.
      POST `path` ?msg_signature&timestamp&nonce, an encrypted XML callback. Only
           `kf_msg_or_event` matters: answered `success` at once, the messages are then pulled
-          with kf/sync_msg in the background (adapters/wecom_pull.py).
+          with kf/sync_msg in the background (adapters/wecom/pull.py).
      A forged signature or a timestamp outside `replay_seconds` gets 403; a DOCTYPE/ENTITY or
      malformed body 400 (logged, nothing read).
 Out: kf/send_msg, text of at most 2048 bytes (longer replies go as several messages). WeCom
@@ -30,23 +30,20 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
-import sqlalchemy as sa
 import xmltodict
 from aiohttp import web
 from wechatpy.enterprise.crypto import WeChatCrypto
 from wechatpy.enterprise.exceptions import InvalidCorpIdException
 from wechatpy.exceptions import InvalidSignatureException, WeChatClientException
 
-from adapters.text_parts import split_utf8
-from adapters.wechatpy_tokens import TokenStorage
-from adapters.wecom_api import NAME, KfClient, delivery_error
-from adapters.wecom_pull import Puller, PullSettings, split_chat
+from adapters.common.text_parts import split_utf8
+from adapters.common.wechatpy_tokens import TokenStorage
+from adapters.wecom.api import NAME, KfClient, delivery_error
+from adapters.wecom.pull import Puller, PullSettings, split_chat
 from bot.content.config import WecomChannelConfig, pick
-from bot.domain.delivery import OutboxStatus, PermanentFailure
+from bot.domain.delivery import PermanentFailure
 from bot.domain.messages import Outbound
-from bot.store import channel_state
-from bot.store.schema import outbox
-from bot.web.service import MessageService
+from bot.web.channels import ChannelContext
 
 log = logging.getLogger("adapters.wecom")
 
@@ -79,7 +76,7 @@ class WecomChannel:
             ) from None
         self._secret = secrets["secret"]
         self.sender = WecomSender(self)
-        self.service: MessageService | None = None
+        self.context: ChannelContext | None = None
         self.client: KfClient | None = None
         self.puller: Puller | None = None
         self.http: ThreadPoolExecutor | None = None
@@ -89,14 +86,13 @@ class WecomChannel:
 
     # --- the channel's shape ---------------------------------------------------------------
 
-    def mount(self, app: web.Application, service: MessageService) -> None:
-        self.service = service
-        pipeline = service.pipeline
+    def mount(self, app: web.Application, context: ChannelContext) -> None:
+        self.context = context
         self.client = KfClient(
             self.config.corp_id,
             self._secret,
             self.config.api_base,
-            TokenStorage(pipeline.store, pipeline.clock, NAME),
+            TokenStorage(context.store, context.clock),
         )
         app.router.add_get(self.config.path, self.verify)
         app.router.add_post(self.config.path, self.callback)
@@ -109,13 +105,13 @@ class WecomChannel:
         )
 
     async def start(self) -> None:
-        assert self.service is not None and self.client is not None, "mount() first"
+        assert self.context is not None and self.client is not None, "mount() first"
         self.http = ThreadPoolExecutor(4, thread_name_prefix="wecom")
         self.puller = Puller(
-            self.service,
+            self.context,
             self.client,
             self.http,
-            f"{self.service.pipeline.worker}/wecom",
+            f"{self.context.worker}/wecom",
             self.on_event,
             self.pull_settings,
         )
@@ -189,8 +185,8 @@ class WecomChannel:
                 return web.Response(status=400, text="OpenKfId missing")
             if len(open_kfid) > 64 or "/" in open_kfid:
                 return web.Response(status=400, text="OpenKfId malformed")
-            assert self.puller is not None and self.service is not None, "not started"
-            if not self.service.accepting or self.puller.stopping:
+            assert self.puller is not None and self.context is not None, "not started"
+            if not self.context.messages.accepting or self.puller.stopping:
                 # WeCom calls again; another worker (or this one restarted) pulls then
                 return web.Response(status=503, text="shutting down, try another worker")
             self.puller.wanted(open_kfid, token if isinstance(token, str) else "")
@@ -203,8 +199,8 @@ class WecomChannel:
             sent = int(timestamp)
         except ValueError:
             return False
-        assert self.service is not None
-        now = self.service.pipeline.clock.now().timestamp()
+        assert self.context is not None
+        now = self.context.now().timestamp()
         return abs(now - sent) <= self.config.replay_seconds
 
     # --- events from sync_msg ----------------------------------------------------------------
@@ -242,8 +238,8 @@ class WecomChannel:
     def welcome_text(self) -> str:
         """The shop's welcome (`texts.welcome`), in Chinese: 微信客服 customers are on WeChat and
         nothing tells their language before they write."""
-        assert self.service is not None
-        return pick(self.service.pipeline.config.texts.welcome, "zh")
+        assert self.context is not None
+        return pick(self.context.welcome, "zh")
 
     async def _welcome(self, code: str, user: str) -> None:
         data = {"code": code, "msgtype": "text", "text": {"content": self.welcome_text()}}
@@ -283,30 +279,19 @@ class WecomChannel:
         """After sending `message`: is it time to move the session? The reply that hands off
         marks the conversation; the move waits for the replies still pending after it (the
         "we open at 9" notice), since send_msg refuses once the session left the bot."""
-        assert self.service is not None
-        store, now = self.service.pipeline.store, self.service.pipeline.clock.now()
+        assert self.context is not None
+        store = self.context.store
         mark = f"handoff:{message.conversation_id}"
-        if message.handoff_queue is None:
-            with store.engine.connect() as conn:
-                if channel_state.get(conn, NAME, mark, now) is None:
-                    return False  # the common case: no handoff under way, nothing written
+        if message.handoff_queue is None and store.get(mark) is None:
+            return False  # the common case: no handoff under way, nothing written
         with store.transaction() as tx:
-            queue = message.handoff_queue or channel_state.get(tx, NAME, mark, now)
+            queue = message.handoff_queue or tx.get(mark)
             if queue is None:
                 return False
-            later = tx.execute(
-                sa.select(sa.func.count())
-                .select_from(outbox)
-                .where(
-                    outbox.c.conversation_id == message.conversation_id,
-                    outbox.c.status == OutboxStatus.PENDING,
-                    outbox.c.id > (message.outbox_id or 0),
-                )
-            ).scalar()
-            if later:
-                channel_state.put(tx, NAME, mark, queue, now, now + _HANDOFF_MARK)
+            if tx.replies_pending_after(message.conversation_id, message.outbox_id or 0):
+                tx.put(mark, queue, tx.now + _HANDOFF_MARK)
                 return False
-            channel_state.forget(tx, NAME, mark)
+            tx.forget(mark)
             return True
 
 
@@ -354,14 +339,11 @@ class WecomSender:
             except WeChatClientException as exc:
                 raise delivery_error(exc) from exc
         channel = self.channel
-        assert channel.service is not None
-        loop = asyncio.get_running_loop()
+        assert channel.context is not None
         # the reply is out: nothing from here on may raise, or the dispatcher would send it
         # again
         try:
-            due = await loop.run_in_executor(
-                channel.service.store_executor, channel.handoff_due, message
-            )
+            due = await channel.context.in_store_pool(lambda: channel.handoff_due(message))
         except Exception:
             log.exception(
                 "微信客服: could not tell whether conversation %s is to be handed over",

@@ -24,10 +24,9 @@ from typing import Any, TypeVar
 
 from wechatpy.exceptions import WeChatClientException
 
-from adapters.wecom_api import BAD_SYNC_TOKEN, NAME, KfClient
+from adapters.wecom.api import BAD_SYNC_TOKEN, NAME, KfClient
 from bot.domain.messages import Inbound, Kind
-from bot.store import channel_state, leases
-from bot.web.service import MessageService, ServiceStopping
+from bot.web.channels import ChannelContext, ServiceStopping
 
 log = logging.getLogger("adapters.wecom")
 
@@ -104,16 +103,15 @@ class Puller:
 
     def __init__(
         self,
-        service: MessageService,
+        context: ChannelContext,
         client: KfClient,
         http: Executor,
         holder: str,
         on_event: Callable[[dict[str, Any]], Awaitable[None]],
         settings: PullSettings | None = None,
     ) -> None:
-        self.service = service
-        self.store = service.pipeline.store
-        self.clock = service.pipeline.clock
+        self.context = context
+        self.store = context.store
         self.client = client
         self.http = http
         self.holder = holder
@@ -261,7 +259,7 @@ class Puller:
 
     async def _handle_in_order(self, inbounds: list[Inbound]) -> None:
         for inbound in inbounds:
-            await self.service.handle(inbound)
+            await self.context.messages.handle(inbound)
 
     # --- database calls (in the store's pool) ----------------------------------------------
 
@@ -272,47 +270,40 @@ class Puller:
         """ "taken": pull now; "covered": the holder took our note and pulls after it; "busy":
         another worker holds the lease (our note is left for it)."""
         note = f"wanted:{open_kfid}"
-        now = self.clock.now()
         with self.store.transaction() as tx:
-            if not first and channel_state.get(tx, NAME, note, now) is None:
+            if not first and tx.get(note) is None:
                 return "covered"
-            if leases.hold(tx, self._lease(open_kfid), self.holder, now, self.settings.lease_ttl):
+            if tx.hold_lease(self._lease(open_kfid), self.holder, self.settings.lease_ttl):
                 # pulling now covers whoever left a note before
-                channel_state.forget(tx, NAME, note)
+                tx.forget(note)
                 return "taken"
-            channel_state.put(tx, NAME, note, token, now, now + self.settings.note_ttl)
+            tx.put(note, token, tx.now + self.settings.note_ttl)
             return "busy"
 
     def _take_note(self, open_kfid: str) -> str | None:
         """A note another worker left while this one pulled: its token, and the note gone."""
         note = f"wanted:{open_kfid}"
-        now = self.clock.now()
         with self.store.transaction() as tx:
-            token = channel_state.get(tx, NAME, note, now)
+            token = tx.get(note)
             if token is not None:
-                channel_state.forget(tx, NAME, note)
-                leases.hold(tx, self._lease(open_kfid), self.holder, now, self.settings.lease_ttl)
+                tx.forget(note)
+                tx.hold_lease(self._lease(open_kfid), self.holder, self.settings.lease_ttl)
             return token
 
     def _cursor(self, open_kfid: str) -> str | None:
-        with self.store.engine.connect() as conn:
-            return channel_state.get(conn, NAME, f"cursor:{open_kfid}", self.clock.now())
+        return self.store.get(f"cursor:{open_kfid}")
 
     def _advance(self, open_kfid: str, cursor: str) -> bool:
         """Save the cursor and renew the lease; False (nothing saved) if the lease was lost."""
-        now = self.clock.now()
         with self.store.transaction() as tx:
-            if not leases.hold(
-                tx, self._lease(open_kfid), self.holder, now, self.settings.lease_ttl
-            ):
+            if not tx.hold_lease(self._lease(open_kfid), self.holder, self.settings.lease_ttl):
                 return False
-            channel_state.put(tx, NAME, f"cursor:{open_kfid}", cursor, now)
+            tx.put(f"cursor:{open_kfid}", cursor)
             return True
 
     def _let_go(self, open_kfid: str) -> None:
         with self.store.transaction() as tx:
-            leases.let_go(tx, self._lease(open_kfid), self.holder)
+            tx.let_go(self._lease(open_kfid), self.holder)
 
     async def _db(self, call: Callable[..., T], *args: object) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.service.store_executor, call, *args)
+        return await self.context.in_store_pool(lambda: call(*args))
