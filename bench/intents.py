@@ -11,7 +11,7 @@ and out-of-scope recall/precision on test, and `in_scope_accuracy_no_threshold`:
 when nothing is rejected for low confidence, the most any threshold can leave. BANKING77 and
 HWU64 have no dev split and SMP2017's is unused: nothing is tuned here, the classifier's settings
 were chosen on dev splits beforehand.
-The data are read from the shared benchmarks folder and never shipped with the package.
+The data are read from --data (the layout: docs/measurements.md) and never shipped with the package.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Logging for every `bot` command: one format, and a formatter that keeps credentials and
-personal data out of every line, tracebacks included (README: only masked text is logged)."""
+personal data out of every line, tracebacks included (docs/privacy.md: only masked text is
+logged)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What each figure means, in one place: the README's table, the report's labels and the JSON
+"""What each figure means, in one place: docs/reports.md's table, the report's labels and the JSON
 keys come from here, so the three never disagree.
 
 The definitions fix the mistakes other tools make and their users notice: the bot's lines
