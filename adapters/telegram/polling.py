@@ -207,7 +207,7 @@ class Polling:
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
     def _backoff(self, failures: int) -> float:
-        return min(self.retry_seconds * 2 ** max(failures - 1, 0), 30.0)
+        return min(self.retry_seconds * 2.0 ** max(failures - 1, 0), 30.0)
 
 
 def _chat_key(update: Update) -> str:

@@ -335,7 +335,8 @@ def _ticket_table(
 def _frt_agents(f: dict[str, Any]) -> dict[str, Any]:
     """The human first response agents are held to (Figures.frt_agents, from the JSON)."""
     business = f["frt_human_counts_business_hours_only"]
-    return f["frt_human_business_hours" if business else "frt_human"]
+    figures: dict[str, Any] = f["frt_human_business_hours" if business else "frt_human"]
+    return figures
 
 
 def _channel_table(channels: dict[str, dict[str, Any]], t: Any) -> str:

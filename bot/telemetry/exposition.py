@@ -18,7 +18,7 @@ class Exposition:
     def __init__(self, store: Store, clock: Clock, queues: list[str]) -> None:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             self.workers = CollectorRegistry()
-            multiprocess.MultiProcessCollector(self.workers)
+            multiprocess.MultiProcessCollector(self.workers)  # type: ignore[no-untyped-call]
         else:
             self.workers = REGISTRY
         self.cluster = CollectorRegistry(auto_describe=False)
