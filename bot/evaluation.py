@@ -173,6 +173,40 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def parse_gates(specs: list[str]) -> dict[str, float]:
+    """`FIGURE=VALUE` pairs (`faq_precision=0.95`, `accuracy.handoff=1`); ValueError names the
+    one that is not such a pair."""
+    gates = {}
+    for spec in specs:
+        figure, sep, value = spec.partition("=")
+        try:
+            if not (sep and figure.strip()):
+                raise ValueError(spec)
+            gates[figure.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"{spec!r}: write FIGURE=NUMBER, e.g. faq_precision=0.95") from None
+    return gates
+
+
+def below(summary: dict[str, Any], gates: dict[str, float]) -> list[str]:
+    """What misses its gate: a figure under its minimum, or a figure the summary does not have
+    (a gate on a misspelt name must fail, not pass quietly)."""
+    failures = []
+    for figure, minimum in gates.items():
+        value: Any = summary
+        for part in figure.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if not isinstance(value, int | float):
+            known = sorted(
+                [k for k, v in summary.items() if isinstance(v, int | float)]
+                + [f"accuracy.{k}" for k in summary.get("accuracy", {})]
+            )
+            failures.append(f"no figure {figure!r} in the summary (there are: {', '.join(known)})")
+        elif value < minimum:
+            failures.append(f"{figure} {value:.4f} is under {minimum:g}")
+    return failures
+
+
 def _covered(result: dict[str, Any]) -> bool:
     """Answered with the expected entry, or offered it among the suggestions."""
     want, got = result["expect"]["faq"], result["got"]

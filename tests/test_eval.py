@@ -11,7 +11,7 @@ import pytest
 
 from bot.content.config import Config
 from bot.content.problems import ProblemsError
-from bot.evaluation import evaluate, read_cases
+from bot.evaluation import below, evaluate, parse_gates, read_cases
 from bot.understanding.encoders import MemoEncoder
 from tests.conftest import FIXTURE
 
@@ -117,3 +117,33 @@ def test_the_suggestion_path_shows_in_got_and_covered() -> None:
     summary = summarise([{**r, "ok": True} for r in results])
     assert summary["faq_recall"] == round(1 / 3, 4)
     assert summary["faq_covered"] == round(2 / 3, 4)
+
+
+def test_fail_under_is_a_quality_gate(shop: Path) -> None:
+    """`bot eval --fail-under` exits 1 when a figure misses its minimum or does not exist (a
+    misspelt gate must not pass quietly), 2 when a gate is not FIGURE=NUMBER."""
+
+    def run(*gates: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bot", "--config", str(shop / "config.toml"), "eval", str(CASES)]
+            + [f"--fail-under={gate}" for gate in gates],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    missed = run("faq_precision=0.9", "accuracy.handof=1", "accuracy.intent=1")
+    assert missed.returncode == 1
+    assert "faq_precision 0.8000 is under 0.9" in missed.stderr
+    assert "no figure 'accuracy.handof'" in missed.stderr and "accuracy.handoff" in missed.stderr
+    assert "is under 1" not in missed.stderr  # accuracy.intent is met: not named
+    broken = run("faq_precision")
+    assert broken.returncode == 2 and "FIGURE=NUMBER" in broken.stderr
+
+
+def test_gates_met_pass() -> None:
+    summary = {"faq_precision": 0.96, "accuracy": {"handoff": 1.0}}
+    assert below(summary, parse_gates(["faq_precision=0.95", "accuracy.handoff=1"])) == []
+    assert below(summary, parse_gates(["faq_precision=0.97"])) == [
+        "faq_precision 0.9600 is under 0.97"
+    ]

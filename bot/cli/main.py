@@ -60,6 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     evaluate = commands.add_parser("eval", help="score the bot on a JSONL file of cases")
     evaluate.add_argument("cases", type=Path)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object to stdout")
+    evaluate.add_argument(
+        "--fail-under",
+        metavar="FIGURE=VALUE",
+        action="append",
+        default=[],
+        help="exit 1 when a summary figure is below VALUE, e.g. faq_precision=0.95 or "
+        "accuracy.handoff=1 (repeatable): a quality gate for CI",
+    )
 
     faq = commands.add_parser(
         "faq", help="the FAQ: phrasings learnt from customers, questions it could not answer"
@@ -207,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             from bot.cli.db import db as database
 
             return database(config, args.db_action)
-        return _eval(config, args.cases, as_json=args.json)
+        return _eval(config, args.cases, args.json, args.fail_under)
     except ProblemsError as exc:
         print(f"bot: cannot start, {len(exc.problems)} problem(s):", file=sys.stderr)
         for problem in exc.problems:
@@ -299,16 +307,24 @@ def _moment(text: str, zone: ZoneInfo) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=zone)
 
 
-def _eval(config: Config, cases_path: Path, as_json: bool) -> int:
-    from bot.evaluation import evaluate, read_cases, report
+def _eval(config: Config, cases_path: Path, as_json: bool, fail_under: list[str]) -> int:
+    from bot.evaluation import below, evaluate, parse_gates, read_cases, report
 
+    try:
+        gates = parse_gates(fail_under)
+    except ValueError as exc:
+        print(f"bot eval: --fail-under {exc}", file=sys.stderr)
+        return 2
     result = evaluate(config, read_cases(cases_path))
     if as_json:
         json.dump(result, sys.stdout, ensure_ascii=False)
         print()
     else:
         print(report(result))
-    return 0
+    failures = below(result["summary"], gates)
+    for failure in failures:
+        print(f"bot eval: {failure}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
