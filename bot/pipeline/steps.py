@@ -21,10 +21,10 @@ from bot.domain.ticket import TicketDraft, TicketStatus
 from bot.hours.schedule import Schedule, format_moment
 from bot.pipeline.complaint import complaint_signal
 from bot.pipeline.context import Context, Reply
-from bot.pipeline.guard import urgent_signal
 from bot.pipeline.handoff import ticket_for
 from bot.pipeline.knowledge import Understanding
 from bot.pipeline.survey import parse_score
+from bot.pipeline.urgent import urgent_signal
 from bot.store import conversations
 from bot.store.batch import DecisionBatch, Entry, TicketUpdate
 from bot.understanding.language import detect
@@ -41,12 +41,17 @@ def conversation(ctx: Context, batch: DecisionBatch, config: Config) -> None:
     ctx.conversation = conv
 
 
-def guard(ctx: Context, batch: DecisionBatch, config: Config) -> None:
-    """Urgent words are spotted first; floods get one polite word, then silence — never an
-    urgent message."""
+def urgent(ctx: Context, config: Config) -> None:
+    """Urgent words are spotted first, before anything can silence the message (the flood
+    rule) or answer it from the FAQ."""
     inbound, cfg = ctx.inbound, config.guard
     log.info("in %s/%s %s: %s", inbound.channel, inbound.external_id, inbound.user_id, ctx.masked)
     ctx.urgent_signal = urgent_signal(ctx.text, cfg.urgent_keywords, cfg.urgent_exclusions)
+
+
+def flood(ctx: Context, batch: DecisionBatch, config: Config) -> None:
+    """Floods get one polite word, then silence — never an urgent message."""
+    inbound, cfg = ctx.inbound, config.guard
     if ctx.urgent_signal:
         return
     recent = batch.inbound_count(
