@@ -1,7 +1,7 @@
 """The pipeline: one context per message, through the steps of the service standard.
 
     accept → understand → [customer's lock: conversation → urgent → flood → understood →
-    with_human → survey → hours → decide → compose → record] → deliver
+    with_human → survey → hours → decide → reopen → compose → record] → deliver
 
 `accept` stores the delivery once (a retried delivery stops here). `understand` is CPU work and
 takes no lock, so the service can batch it across customers. Everything that reads and changes
@@ -170,6 +170,7 @@ class Pipeline:
                 if not ctx.stop:
                     steps.hours(ctx, config)
                     steps.decide(ctx, batch, config)
+                    steps.reopen(ctx, batch)
                     steps.compose(ctx, config)
                 steps.record(ctx, batch)
                 recorded.append(ctx)
