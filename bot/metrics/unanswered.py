@@ -79,8 +79,9 @@ def find_gaps(
 
 
 def _answers_outright(faq: FaqIndex, found: Sequence[FaqMatch]) -> bool:
-    """Would the bot answer this now without a "did you mean…?" (the test steps.decide
-    makes): its best match at the answer threshold and clearly ahead of its neighbours."""
+    """Would the bot answer this now without a "did you mean…?" (the test of the `faq_answer`
+    rule, bot/pipeline/rules.py): its best match at the answer threshold and clearly ahead of
+    its neighbours."""
     return (
         bool(found)
         and found[0].score >= faq.thresholds.answer

@@ -1,7 +1,7 @@
 """The pipeline: one context per message, through the steps of the service standard.
 
-    accept → understand → [customer's lock: conversation → guard → understood → hours → decide
-    → compose → record] → deliver
+    accept → understand → [customer's lock: conversation → urgent → flood → understood →
+    with_human → survey → hours → decide → reopen → compose → record] → deliver
 
 `accept` stores the delivery once (a retried delivery stops here). `understand` is CPU work and
 takes no lock, so the service can batch it across customers. Everything that reads and changes
@@ -160,7 +160,8 @@ class Pipeline:
             try:
                 steps.conversation(ctx, batch, config)
                 if not ctx.stop:
-                    steps.guard(ctx, batch, config)
+                    steps.urgent(ctx, config)
+                    steps.flood(ctx, batch, config)
                 if not ctx.stop:
                     steps.understood(ctx, understanding, config)
                     steps.with_human(ctx, batch, config)
@@ -169,6 +170,7 @@ class Pipeline:
                 if not ctx.stop:
                     steps.hours(ctx, config)
                     steps.decide(ctx, batch, config)
+                    steps.reopen(ctx, batch)
                     steps.compose(ctx, config)
                 steps.record(ctx, batch)
                 recorded.append(ctx)

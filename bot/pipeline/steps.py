@@ -14,17 +14,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.content.config import Config, TextsConfig, pick
-from bot.content.entries import OUT_OF_SCOPE, IntentSpec, forbidden_in
-from bot.domain.conversation import Conversation, ConversationState
-from bot.domain.messages import WELCOME_EVENT, Action, Category, Decision, Kind, Priority
-from bot.domain.ticket import TicketDraft, TicketStatus
+from bot.content.entries import IntentSpec, forbidden_in
+from bot.domain.conversation import ConversationState
+from bot.domain.messages import Action, Category, Decision, Kind, Priority
+from bot.domain.ticket import TicketStatus
 from bot.hours.schedule import Schedule, format_moment
+from bot.pipeline import rules
 from bot.pipeline.complaint import complaint_signal
 from bot.pipeline.context import Context, Reply
-from bot.pipeline.guard import urgent_signal
-from bot.pipeline.handoff import ticket_for
 from bot.pipeline.knowledge import Understanding
 from bot.pipeline.survey import parse_score
+from bot.pipeline.urgent import urgent_signal
 from bot.store import conversations
 from bot.store.batch import DecisionBatch, Entry, TicketUpdate
 from bot.understanding.language import detect
@@ -41,12 +41,17 @@ def conversation(ctx: Context, batch: DecisionBatch, config: Config) -> None:
     ctx.conversation = conv
 
 
-def guard(ctx: Context, batch: DecisionBatch, config: Config) -> None:
-    """Urgent words are spotted first; floods get one polite word, then silence — never an
-    urgent message."""
+def urgent(ctx: Context, config: Config) -> None:
+    """Urgent words are spotted first, before anything can silence the message (the flood
+    rule) or answer it from the FAQ."""
     inbound, cfg = ctx.inbound, config.guard
     log.info("in %s/%s %s: %s", inbound.channel, inbound.external_id, inbound.user_id, ctx.masked)
     ctx.urgent_signal = urgent_signal(ctx.text, cfg.urgent_keywords, cfg.urgent_exclusions)
+
+
+def flood(ctx: Context, batch: DecisionBatch, config: Config) -> None:
+    """Floods get one polite word, then silence — never an urgent message."""
+    inbound, cfg = ctx.inbound, config.guard
     if ctx.urgent_signal:
         return
     recent = batch.inbound_count(
@@ -192,150 +197,58 @@ def survey(ctx: Context, batch: DecisionBatch, config: Config) -> None:
 
 
 def hours(ctx: Context, config: Config) -> None:
-    """Is the queue this message belongs to staffed right now?"""
+    """Picks the schedule of the queue this message would go to; it checks nothing itself.
+    `decide` asks that schedule whether the queue is open now and `compose` takes its closed
+    notice from it (a handoff to another queue swaps in that queue's schedule)."""
     queue = ctx.route_queue or config.handoff.default_queue
     ctx.schedule = ctx.knowledge.schedules[config.queues[queue].schedule]
 
 
 def decide(ctx: Context, batch: DecisionBatch, config: Config) -> None:
-    """Hand off, answer from the FAQ, reply from a template, suggest, or ask to rephrase."""
-    conv, cfg = ctx.conversation, config
-    assert conv is not None and ctx.schedule is not None
-    guess = ctx.guess
-    top = ctx.matches[0] if ctx.matches else None
-    decision = Decision(
-        Action.FALLBACK,
-        intent=guess.intent.name if guess and guess.intent else None,
-        intent_score=guess.score if guess else 0.0,
-        faq_score=top.score if top else 0.0,
-        is_open=ctx.schedule.is_open(ctx.now),
-        language=ctx.language,
-    )
-    reasons = decision.reasons
-    thresholds = ctx.knowledge.faq.thresholds
-    if ctx.inbound.kind == Kind.EVENT:
-        welcome = ctx.text == WELCOME_EVENT
-        decision.action = Action.REPLY if welcome else Action.SILENT
-        reasons.append(f"event {ctx.text!r}: " + ("welcome" if welcome else "not answered"))
-        ctx.decision, ctx.ticket = decision, None
-        return
-    if guess:
-        reasons.append(f"intent {guess.best} {guess.score:.2f} (threshold {cfg.intents.threshold})")
-    background = ctx.knowledge.background
-    # a message naming another company or public office the shop never mentions asks about
-    # their version of a FAQ topic: it is suggested at most (bot.understanding.third_parties)
-    elsewhere = bool(top and ctx.others)
-    outside = bool(
-        top and background and background.vetoes(ctx.outside, top.score, elsewhere=elsewhere)
-    )
-    if top:
-        reasons.append(
-            f"faq {top.entry.id} {top.score:.2f} (dense {top.dense:.2f}, "
-            f"lexical {top.lexical:.2f}; answer ≥ {thresholds.answer:.2f}, "
-            f"suggest ≥ {thresholds.suggest:.2f})"
-        )
-        if elsewhere:
-            reasons.append(
-                f"names {', '.join(ctx.others)}, which the shop's content never mentions: "
-                "not answered from the FAQ outright"
-            )
-        if outside and background is not None and background.margin is not None:
-            reasons.append(
-                f"closer to what no shop answers ({ctx.outside:.2f}) than to the FAQ by more "
-                f"than {background.margin:+.2f}: not answered from it"
-                if not elsewhere
-                else f"also near what no shop answers ({ctx.outside:.2f}, within "
-                f"{background.margin:.2f} of the FAQ): not suggested either"
-            )
-    suggestions = conv.suggestions
-    conv.suggestions = []
-    picked = parse_pick(ctx.text, len(suggestions)) if suggestions else None
-    handoff = ctx.handoff
-    ticket: TicketDraft | None = None
-
-    if picked is not None and (entry := ctx.knowledge.faq_entry(suggestions[picked])):
-        decision.action, decision.faq_id, decision.picked = Action.ANSWER, entry.id, picked + 1
-        reasons.append(f"customer picked suggestion {picked + 1}")
-    elif handoff is not None:
-        decision.action, decision.intent = Action.HANDOFF, handoff.name
-        if ctx.urgent_signal:
-            reasons.append(f"urgent signal {ctx.urgent_signal!r}")
-        if ctx.complaint_signal:
-            reasons.append(f"complaint signal {', '.join(ctx.complaint_signal)}")
-        ticket = _ticket(
-            ctx,
-            config,
-            decision,
-            handoff.queue or cfg.handoff.default_queue,
-            handoff.priority,
-            handoff.category,
-        )
-    elif (
-        top
-        and top.score >= thresholds.answer
-        and not outside
-        and not elsewhere
-        and not _small_talk(ctx, config)
-        and thresholds.leads_clearly(ctx.matches)
-    ):
-        decision.action, decision.faq_id = Action.ANSWER, top.entry.id
-    elif guess and guess.intent and guess.intent.action == "reply":
-        if top and top.score >= thresholds.answer:
-            reasons.append(f"small talk ({guess.intent.name}), not the FAQ's {top.entry.id}")
-        if guess.intent.name in batch.replied_intents(conv.id):
-            # 不客气 once, not on every repeated thanks; the same for greetings and goodbyes.
-            decision.action = Action.SILENT
-            reasons.append(f"{guess.intent.name} already answered in this conversation")
-        else:
-            decision.action = Action.REPLY
-    elif (
-        top
-        and top.score >= thresholds.suggest
-        and not outside
-        and not _confidently_out_of_scope(ctx, config)
-    ):
-        doubt = thresholds.doubt(ctx.matches)
-        if top.score >= thresholds.answer and doubt:
-            # above the answer threshold but not clearly ahead of its neighbours: the customer
-            # chooses between them
-            reasons.append(doubt)
-        _suggest(decision, ctx, conv, thresholds.suggest, cfg.faq.suggestions)
-    elif ctx.inbound.kind != Kind.TEXT or not ctx.text.strip():
-        decision.action = Action.NOT_TEXT
-        reasons.append(f"{ctx.inbound.kind.value} message: asked for text")
-    else:
-        conv.fallback_streak += 1
-        reasons.append(f"not understood ({conv.fallback_streak} in a row)")
-        if conv.fallback_streak >= cfg.handoff.fallbacks_before_handoff:
-            decision.action = Action.HANDOFF
-            reasons.append("repeated failure: handing off")
-            ticket = _ticket(
-                ctx, config, decision, cfg.handoff.default_queue, Priority.NORMAL, Category.CONSULT
-            )
-    if decision.action in (Action.ANSWER, Action.REPLY, Action.HANDOFF):
-        conv.fallback_streak = 0
-    if ticket is not None:
-        inbound = ctx.inbound
-        ctx.reopen = batch.reopenable(inbound.channel, inbound.user_id, ctx.now)
-        if ctx.reopen is not None and (
-            ctx.urgent_signal or ticket.priority_rank < Priority(ctx.reopen.ticket.priority).rank
-        ):
-            # an emergency, or something more pressing than before, is its own case for the
-            # queue that handles it, not the old ticket's agent
-            reasons.append(f"ticket {ctx.reopen.ticket.id} not reopened: this is more urgent")
-            ctx.reopen = None
-        if ctx.reopen is not None:
-            old = ctx.reopen.ticket
-            reasons.append(
-                f"ticket {old.id} resolved {old.resolved_at:%Y-%m-%d %H:%M} UTC reopened "
-                f"({'to ' + ctx.reopen.agent_name if ctx.reopen.agent_name else 'queued'})"
-            )
-            decision.queue = old.queue
-            decision.priority, decision.category = Priority(old.priority), Category(old.category)
-        elif decision.is_open:
-            ctx.queue_load = batch.queue_load(ticket.queue, ticket.priority_rank, ctx.now)
+    """Hand off, answer from the FAQ, reply from a template, suggest, or ask to rephrase: the
+    first of `rules.RULES` that applies decides, in the order listed there."""
+    conv = ctx.conversation
+    assert conv is not None
+    case = _case(ctx, batch, config)
+    rules.apply(case)
+    decision = case.decision
+    if ctx.inbound.kind != Kind.EVENT:  # a follow or a click leaves the conversation as it was
+        # what the customer can pick from next: this reply's suggestions, if it made any
+        conv.suggestions = decision.suggestions
+        if decision.action in (Action.ANSWER, Action.REPLY, Action.HANDOFF):
+            conv.fallback_streak = 0
     ctx.decision = decision
-    ctx.ticket = ticket
+    ctx.ticket = case.ticket
+
+
+def reopen(ctx: Context, batch: DecisionBatch) -> None:
+    """A handoff soon after the customer's last ticket was resolved reopens that ticket, back
+    to the agent who knows the case, unless this is an emergency or more pressing than before.
+    A new ticket for an open queue reads the queue's load: the customer hears their place."""
+    ticket, decision = ctx.ticket, ctx.decision
+    if ticket is None:
+        return
+    assert decision is not None
+    reasons = decision.reasons
+    inbound = ctx.inbound
+    ctx.reopen = batch.reopenable(inbound.channel, inbound.user_id, ctx.now)
+    if ctx.reopen is not None and (
+        ctx.urgent_signal or ticket.priority_rank < Priority(ctx.reopen.ticket.priority).rank
+    ):
+        # an emergency, or something more pressing than before, is its own case for the
+        # queue that handles it, not the old ticket's agent
+        reasons.append(f"ticket {ctx.reopen.ticket.id} not reopened: this is more urgent")
+        ctx.reopen = None
+    if ctx.reopen is not None:
+        old = ctx.reopen.ticket
+        reasons.append(
+            f"ticket {old.id} resolved {old.resolved_at:%Y-%m-%d %H:%M} UTC reopened "
+            f"({'to ' + ctx.reopen.agent_name if ctx.reopen.agent_name else 'queued'})"
+        )
+        decision.queue = old.queue
+        decision.priority, decision.category = Priority(old.priority), Category(old.category)
+    elif decision.is_open:
+        ctx.queue_load = batch.queue_load(ticket.queue, ticket.priority_rank, ctx.now)
 
 
 def compose(ctx: Context, config: Config) -> None:
@@ -469,61 +382,56 @@ def _front_schedule(ctx: Context, config: Config) -> Schedule:
     return ctx.knowledge.schedules[config.front_schedule]
 
 
-def _suggest(
-    decision: Decision, ctx: Context, conv: Conversation, floor: float, count: int
-) -> None:
-    """Offer the best entries scoring at least `floor`, remembered for the customer's pick."""
-    decision.action = Action.SUGGEST
-    decision.suggestions = [m.entry.id for m in ctx.matches[:count] if m.score >= floor]
-    conv.suggestions = decision.suggestions
-
-
-def _small_talk(ctx: Context, config: Config) -> bool:
-    """The intent model is confident the message is small talk (a greeting, thanks, goodbye):
-    it gets the small-talk reply, not the FAQ paragraph a word in it ("老师", "客服") happens
-    to come close to. The intent model learns every FAQ question as well, so a question is not
-    read as small talk."""
+def _case(ctx: Context, batch: DecisionBatch, config: Config) -> rules.Case:
+    """What every rule looks at, worked out once, with the reasons that explain it: the
+    intent's and the best FAQ match's scores, and what speaks against answering from it."""
+    conv = ctx.conversation
+    assert conv is not None and ctx.schedule is not None
     guess = ctx.guess
-    return bool(
-        guess
-        and guess.intent
-        and guess.intent.action == "reply"
-        and guess.score >= config.intents.threshold
+    top = ctx.matches[0] if ctx.matches else None
+    decision = Decision(
+        Action.FALLBACK,
+        intent=guess.intent.name if guess and guess.intent else None,
+        intent_score=guess.score if guess else 0.0,
+        faq_score=top.score if top else 0.0,
+        is_open=ctx.schedule.is_open(ctx.now),
+        language=ctx.language,
     )
-
-
-def _confidently_out_of_scope(ctx: Context, config: Config) -> bool:
-    guess = ctx.guess
-    return bool(guess and guess.best == OUT_OF_SCOPE and guess.score >= config.intents.threshold)
-
-
-def _ticket(
-    ctx: Context,
-    config: Config,
-    decision: Decision,
-    queue: str,
-    priority: Priority,
-    category: Category,
-) -> TicketDraft:
-    customer = f"{ctx.inbound.channel}:{ctx.inbound.user_id}"
-    if customer in config.handoff.vip_customers:
-        queue = config.handoff.vip_queue or queue
-        vip = config.handoff.vip_priority
-        priority = vip if vip.rank < priority.rank else priority
-        decision.reasons.append(f"VIP customer: queue {queue}, priority {priority.value}")
-    queue_schedule = ctx.knowledge.schedules[config.queues[queue].schedule]
-    decision.queue, decision.priority, decision.category = queue, priority, category
-    decision.is_open = queue_schedule.is_open(ctx.now)
-    ctx.schedule = queue_schedule
-    return ticket_for(
-        config,
-        queue,
-        priority,
-        category,
-        queue_schedule,
-        ctx.now,
-        {"reasons": list(decision.reasons), "intent": decision.intent, "text": ctx.masked},
+    reasons = decision.reasons
+    thresholds = ctx.knowledge.faq.thresholds
+    if guess:
+        reasons.append(
+            f"intent {guess.best} {guess.score:.2f} (threshold {config.intents.threshold})"
+        )
+    background = ctx.knowledge.background
+    # a message naming another company or public office the shop never mentions asks about
+    # their version of a FAQ topic: it is suggested at most (bot.understanding.third_parties)
+    elsewhere = bool(top and ctx.others)
+    outside = bool(
+        top and background and background.vetoes(ctx.outside, top.score, elsewhere=elsewhere)
     )
+    if top:
+        reasons.append(
+            f"faq {top.entry.id} {top.score:.2f} (dense {top.dense:.2f}, "
+            f"lexical {top.lexical:.2f}; answer ≥ {thresholds.answer:.2f}, "
+            f"suggest ≥ {thresholds.suggest:.2f})"
+        )
+        if elsewhere:
+            reasons.append(
+                f"names {', '.join(ctx.others)}, which the shop's content never mentions: "
+                "not answered from the FAQ outright"
+            )
+        if outside and background is not None and background.margin is not None:
+            reasons.append(
+                f"closer to what no shop answers ({ctx.outside:.2f}) than to the FAQ by more "
+                f"than {background.margin:+.2f}: not answered from it"
+                if not elsewhere
+                else f"also near what no shop answers ({ctx.outside:.2f}, within "
+                f"{background.margin:.2f} of the FAQ): not suggested either"
+            )
+    suggestions = conv.suggestions
+    picked = parse_pick(ctx.text, len(suggestions)) if suggestions else None
+    return rules.Case(ctx, batch, config, decision, top, outside, elsewhere, suggestions, picked)
 
 
 def _closed_handoff_text(schedule: Schedule, config: Config, lang: str, now: datetime) -> str:

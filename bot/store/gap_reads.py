@@ -34,7 +34,7 @@ HANDED_OFF = "handed_off"
 NOT_PICKED = "not_picked"
 NOT_HELPED = "not_helped"
 
-#: the reason steps.decide records when "not understood" too often hands off
+#: the reason bot/pipeline/rules.py records when "not understood" too often hands off
 REPEATED_FAILURE = "repeated failure"
 #: the reason it records for an urgent handoff: urgency is not a verdict on the answer
 URGENT_SIGNAL = "urgent signal"
