@@ -15,7 +15,7 @@ from bot.content.config import Config
 from bot.domain.agent import Role
 from bot.domain.messages import Inbound
 from bot.understanding.encoders import MemoEncoder
-from tests.test_console_security import CSRF, Console, open_console
+from tests.support.console import CSRF, Console, open_console
 
 
 @pytest.fixture

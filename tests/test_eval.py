@@ -13,7 +13,7 @@ from bot.content.config import Config
 from bot.content.problems import ProblemsError
 from bot.evaluation import evaluate, read_cases
 from bot.understanding.encoders import MemoEncoder
-from tests.conftest import FIXTURE
+from tests.support.shop import FIXTURE
 
 CASES = FIXTURE.parent / "cases.jsonl"
 

@@ -16,9 +16,9 @@ from bot.cli.main import main
 from bot.content.config import load_config
 from bot.jobs.scheduler import weekly_report_if_leading
 from bot.understanding.encoders import MemoEncoder
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
-from tests.conftest import FIXTURE, at
-from tests.metrics_history import History, build
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
+from tests.support.metrics_history import History, build
+from tests.support.shop import FIXTURE, at
 
 ROOT = Path(__file__).parent.parent
 

