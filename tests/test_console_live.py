@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 
 from bot.content.config import Config
 from bot.domain.messages import Inbound
+from bot.pipeline.knowledge import Knowledge
 from bot.understanding.encoders import MemoEncoder
 from bot.web.console.live import DeskWatch
 from bot.web.console.parts import CONSOLE
@@ -127,6 +128,7 @@ async def test_the_event_stream_says_changed_when_a_ticket_arrives(
     backend: str,
     config: Config,
     encoder: MemoEncoder,
+    shop_knowledge: Knowledge,
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> None:
@@ -134,7 +136,7 @@ async def test_the_event_stream_says_changed_when_a_ticket_arrives(
     url = None
     if backend == "postgresql":
         url = request.getfixturevalue("postgres_url")
-    console = await open_console(config, encoder, tmp_path, url)
+    console = await open_console(config, encoder, tmp_path, url, shop_knowledge)
     try:
         console.add_agent("alice")
         assert (await console.log_in("alice")).status == 303

@@ -21,6 +21,7 @@ from bot.content.config import Config
 from bot.domain.agent import Role
 from bot.domain.clock import FixedClock
 from bot.domain.messages import Inbound
+from bot.pipeline.knowledge import Knowledge
 from bot.store.database import Store
 from bot.understanding.encoders import MemoEncoder
 from bot.web.console.sessions import COOKIE, SECRET_ENV, session_key
@@ -29,8 +30,10 @@ from tests.support.shop import at
 
 
 @pytest.fixture
-async def console(config: Config, encoder: MemoEncoder, tmp_path: Path) -> AsyncIterator[Console]:
-    opened = await open_console(config, encoder, tmp_path)
+async def console(
+    config: Config, encoder: MemoEncoder, shop_knowledge: Knowledge, tmp_path: Path
+) -> AsyncIterator[Console]:
+    opened = await open_console(config, encoder, tmp_path, knowledge=shop_knowledge)
     yield opened
     await opened.client.close()
     opened.pipeline.store.engine.dispose()
@@ -204,10 +207,10 @@ async def test_another_queues_ticket_needs_the_role(console: Console) -> None:
 
 
 async def test_cookie_is_secure_behind_https(
-    config: Config, encoder: MemoEncoder, tmp_path: Path
+    config: Config, encoder: MemoEncoder, shop_knowledge: Knowledge, tmp_path: Path
 ) -> None:
     config.service.public_url = "https://support.example.com"
-    console = await open_console(config, encoder, tmp_path)
+    console = await open_console(config, encoder, tmp_path, knowledge=shop_knowledge)
     try:
         page = await console.client.get("/console/login")
         assert "; Secure" in page.headers["Set-Cookie"]

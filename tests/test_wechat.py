@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import shutil
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -24,8 +23,7 @@ from aiohttp.test_utils import BaseRunner, TestClient, TestServer
 from adapters.text_parts import split_utf8 as split_text
 from adapters.wechat import WechatChannel
 from adapters.wechat_push import MalformedPush, parse_fields
-from bot.assembly import load_knowledge
-from bot.content.config import Config, WechatChannelConfig, load_config
+from bot.content.config import Config, WechatChannelConfig
 from bot.domain.clock import SystemClock
 from bot.domain.messages import Outbound
 from bot.pipeline.knowledge import Knowledge
@@ -47,7 +45,6 @@ from tests.support.fakes.wechat_api import (
     sign,
     text_xml,
 )
-from tests.support.shop import FIXTURE
 from tests.support.waiting import until
 
 PATH = "/channels/wechat"
@@ -136,22 +133,12 @@ def wechat_config(base: str, aes_key: str, **overrides: Any) -> WechatChannelCon
     return WechatChannelConfig(**settings)
 
 
-@pytest.fixture(scope="module")
-def shop_knowledge(
-    tmp_path_factory: pytest.TempPathFactory, encoder: MemoEncoder
-) -> tuple[Config, Knowledge]:
-    """The fixture shop, learnt once for the module (each test gets its own store)."""
-    target = tmp_path_factory.mktemp("wechat") / "shop"
-    shutil.copytree(FIXTURE, target, ignore=shutil.ignore_patterns("var"))
-    config = load_config(target / "config.toml")
-    return config, load_knowledge(config, encoder)
-
-
 @pytest.fixture
 async def make_bot(
-    shop_knowledge: tuple[Config, Knowledge], api: FakeWechatAPI, tmp_path: Path
+    config: Config, shop_knowledge: Knowledge, api: FakeWechatAPI, tmp_path: Path
 ) -> AsyncIterator[Callable[..., Awaitable[Bot]]]:
-    config, knowledge = shop_knowledge
+    """Workers on the fixture shop, learnt once per session; each test gets its own store."""
+    knowledge = shop_knowledge
     clients: list[TestClient] = []
 
     async def make(**overrides: Any) -> Bot:

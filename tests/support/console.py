@@ -14,6 +14,7 @@ from bot.assembly import build_pipeline
 from bot.content.config import Config
 from bot.domain.agent import Role
 from bot.domain.clock import FixedClock
+from bot.pipeline.knowledge import Knowledge
 from bot.pipeline.runner import Pipeline
 from bot.store import agents
 from bot.understanding.encoders import MemoEncoder
@@ -68,14 +69,21 @@ class Console:
 
 
 async def open_console(
-    config: Config, encoder: MemoEncoder, tmp_path: Path, store_url: str | None = None
+    config: Config,
+    encoder: MemoEncoder,
+    tmp_path: Path,
+    store_url: str | None = None,
+    knowledge: Knowledge | None = None,
 ) -> Console:
+    """The console on a new store (SQLite in `tmp_path` unless `store_url`); the content is
+    learnt from `config` unless `knowledge` learnt from the same content is given."""
     clock = FixedClock(at("2026-11-24 10:00"))
     pipeline = build_pipeline(
         config,
         clock,
         store_url=store_url or f"sqlite:///{tmp_path}/console.sqlite3",
         encoder=encoder,
+        knowledge=knowledge,
     )
     app = make_app(Parts(pipeline, [], run_scheduler=False))
     client = TestClient(TestServer(app, host="127.0.0.1"))
