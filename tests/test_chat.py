@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.support.service import bot_command
 
 
@@ -49,6 +51,7 @@ def test_new_customer_command(shop: Path) -> None:
     assert "·" not in out
 
 
+@pytest.mark.slow
 def test_each_session_is_a_new_customer_unless_told(shop: Path) -> None:
     """After a handoff, the next `bot chat` must not meet a silent bot."""
     first = subprocess.run(

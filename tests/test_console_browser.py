@@ -122,6 +122,7 @@ async def service(config: Config, encoder: MemoEncoder, tmp_path: Path) -> Async
     pipeline.store.engine.dispose()
 
 
+@pytest.mark.browser
 async def test_agent_answers_a_customer_live_in_the_browser(service: Service) -> None:
     require_browser()
     from playwright.async_api import Page, async_playwright, expect

@@ -64,6 +64,7 @@ def _start(path: Path, port: int) -> subprocess.Popen[bytes]:
     )
 
 
+@pytest.mark.slow
 async def test_a_worker_killed_mid_send_delivers_after_restart_exactly_once(
     shop: Path, stalling: tuple[StallingReceiver, str]
 ) -> None:

@@ -68,6 +68,7 @@ def test_summary_numbers(config: Config, encoder: MemoEncoder) -> None:
     }
 
 
+@pytest.mark.slow
 def test_eval_json_from_the_command_line(shop: Path) -> None:
     result = subprocess.run(
         [

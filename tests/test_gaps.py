@@ -212,6 +212,7 @@ def test_a_week_of_unanswered_questions_grouped_biggest_first(
     harness.pipeline.store.engine.dispose()
 
 
+@pytest.mark.slow
 def test_bot_faq_gaps_writes_drafts_the_admin_completes_and_the_bot_never_loads(
     shop: Path, encoder: MemoEncoder, capsys: pytest.CaptureFixture[str]
 ) -> None:

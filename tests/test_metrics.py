@@ -160,6 +160,7 @@ def test_bot_lines_never_count_as_a_human_first_response(week: History) -> None:
     assert (h1.frt_human.count, h1.frt_human.median) == (1, 180.0)
 
 
+@pytest.mark.slow
 def test_the_same_history_on_postgresql(
     config: Config, encoder: MemoEncoder, postgres_url: str
 ) -> None:

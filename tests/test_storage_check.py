@@ -100,6 +100,7 @@ def _check_unprivileged(shop: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_a_read_only_folder_is_reported_for_the_user_running_the_bot(shop: Path) -> None:
     line = _use_url(shop, "sqlite:///locked/bot.sqlite3")
     (shop / "locked").mkdir()
@@ -113,6 +114,7 @@ def test_a_read_only_folder_is_reported_for_the_user_running_the_bot(shop: Path)
     assert "fix: let the user running the bot write there" in result.stdout
 
 
+@pytest.mark.slow
 def test_a_read_only_database_file_is_reported(shop: Path) -> None:
     _use_url(shop, "sqlite:///bot.sqlite3")
     database = shop / "bot.sqlite3"
@@ -142,6 +144,7 @@ def test_a_reachable_postgresql_server_passes(shop: Path, postgres_url: str) -> 
     assert checked(shop / "config.toml") == []
 
 
+@pytest.mark.slow
 def test_bot_chat_refuses_to_start_with_the_problem_not_a_traceback(shop: Path) -> None:
     line = _use_url(shop, "sqlite:///config.toml/bot.sqlite3")
     started = time.monotonic()

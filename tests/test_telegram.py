@@ -110,6 +110,7 @@ async def post_update(client: TestClient, update: dict[str, Any], secret: str | 
 # --- polling --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_polling_answers_a_message_once(
     config: Config, encoder: MemoEncoder, fake: tuple[FakeBotAPI, str], tmp_path: Path
 ) -> None:
@@ -138,6 +139,7 @@ async def test_polling_answers_a_message_once(
     assert channel.bot is None and channel.polling is None
 
 
+@pytest.mark.slow
 async def test_polling_survives_answers_it_cannot_read(
     config: Config, encoder: MemoEncoder, fake: tuple[FakeBotAPI, str], tmp_path: Path
 ) -> None:

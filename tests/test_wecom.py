@@ -342,6 +342,7 @@ def test_missing_secrets_name_the_environment_variable() -> None:
     assert "https://bot.example.com/channels/wecom" in line and "$WECOM_TOKEN" in line
 
 
+@pytest.mark.slow
 async def test_a_callback_while_another_worker_pulls_is_not_lost(
     config: Config, encoder: MemoEncoder, api: tuple[FakeQyapi, str], tmp_path: Path
 ) -> None:
@@ -380,6 +381,7 @@ async def test_a_callback_while_another_worker_pulls_is_not_lost(
         await second.close()
 
 
+@pytest.mark.slow
 async def test_stopping_mid_pull_ends_cleanly_and_keeps_the_cursor(
     config: Config, encoder: MemoEncoder, api: tuple[FakeQyapi, str], tmp_path: Path
 ) -> None:
@@ -400,6 +402,7 @@ async def test_stopping_mid_pull_ends_cleanly_and_keeps_the_cursor(
         fake.sync_gate.set()
 
 
+@pytest.mark.slow
 async def test_two_workers_on_postgres_answer_each_message_once(
     config: Config,
     encoder: MemoEncoder,
