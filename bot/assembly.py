@@ -311,18 +311,20 @@ def build_pipeline(
     *,
     store_url: str | None = None,
     encoder: Encoder | None = None,
+    knowledge: Knowledge | None = None,
 ) -> Pipeline:
     """The bot on the configured store, or on `store_url` (tests, `bot eval`'s scratch store).
 
     The configured store is checked first, so an unusable storage.url stops start-up in a
-    second with the key, line and fix, before the content is learnt.
+    second with the key, line and fix, before the content is learnt. `knowledge` already learnt
+    from this config's content is used as it is (the tests learn the fixture shop once).
     """
     if store_url is None:
         problems = storage_problems(config)
         if problems:
             raise ProblemsError(problems)
-    encoder = encoder or content_encoder(config)
-    knowledge = load_knowledge(config, encoder)
+    if knowledge is None:
+        knowledge = load_knowledge(config, encoder or content_encoder(config))
     if store_url is None:
         store = open_store(config)
     else:

@@ -18,7 +18,6 @@ from bot.store import agents
 from bot.store.database import Store
 from bot.store.schema import agents as agents_table
 from bot.web.auth import LoginRefused, authenticate, hash_password
-from tests.conftest import POSTGRES_URL, empty_postgres, require_postgres
 
 PASSWORD = "correct horse battery"
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -88,16 +87,14 @@ def test_repeated_wrong_passwords_lock_the_agent_out_for_a_while(tmp_path: Path)
     store.engine.dispose()
 
 
-def test_guesses_at_several_workers_at_once_are_all_counted() -> None:
+def test_guesses_at_several_workers_at_once_are_all_counted(postgres_url: str) -> None:
     """Two workers (each with its own connection pool) receive 10 wrong passwords for one
     agent at the same time: every one is counted and the agent ends up locked."""
-    require_postgres()
-    setup = Store(POSTGRES_URL)
-    empty_postgres(setup.engine)
+    setup = Store(postgres_url)
     setup.migrate()
     with setup.transaction() as tx:
         agents.add(tx, "sun", "孙", Role.AGENT, hash_password(PASSWORD), NOW)
-    workers = [Store(POSTGRES_URL) for _ in range(2)]
+    workers = [Store(postgres_url) for _ in range(2)]
     start = threading.Barrier(len(workers))
 
     def guess(store: Store) -> None:

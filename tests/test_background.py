@@ -12,7 +12,7 @@ from bot.content.config import load_config
 from bot.domain.messages import Action
 from bot.understanding.background import Background, builtin_texts
 from bot.understanding.encoders import MemoEncoder
-from tests.conftest import make_harness
+from tests.support.harness import make_harness
 
 
 def test_the_weather_is_not_suggested_from_the_faq(

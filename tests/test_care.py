@@ -30,15 +30,8 @@ from bot.jobs.release import release_waiting
 from bot.store import schema, tickets
 from bot.store.database import Store
 from bot.understanding.encoders import MemoEncoder
-from tests.conftest import (
-    POSTGRES_URL,
-    Harness,
-    Outbox,
-    at,
-    empty_postgres,
-    make_harness,
-    require_postgres,
-)
+from tests.support.harness import Harness, Outbox, make_harness
+from tests.support.shop import at
 
 SORRY_ZH = "很抱歉让您久等了，您的问题已在人工客服队列中，我们会尽快为您处理，请不要离开。"
 
@@ -331,18 +324,14 @@ def test_escalate_queue_must_be_a_queue(shop: Path) -> None:
 
 
 def test_two_postgresql_workers_apologise_and_escalate_each_ticket_once(
-    config: Config, encoder: MemoEncoder
+    config: Config, encoder: MemoEncoder, postgres_url: str
 ) -> None:
     """Both workers run the whole care job at the same moment, round after round; every ticket
     gets one apology and one escalation."""
-    require_postgres()
-    setup = Store(POSTGRES_URL)
-    empty_postgres(setup.engine)
-    setup.engine.dispose()
     clock = FixedClock(at("2026-11-24 10:00"))
-    pipeline = build_pipeline(config, clock, Outbox(), store_url=POSTGRES_URL, encoder=encoder)
+    pipeline = build_pipeline(config, clock, Outbox(), store_url=postgres_url, encoder=encoder)
     harness = Harness(pipeline, clock, Outbox())
-    workers = [Store(POSTGRES_URL, pool_size=2) for _ in range(2)]
+    workers = [Store(postgres_url, pool_size=2) for _ in range(2)]
     try:
         created = []
         rounds: list[list[CareRound]] = []

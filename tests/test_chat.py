@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
+import pytest
 
-def _bot() -> str:
-    beside = Path(sys.executable).with_name("bot")
-    found = str(beside) if beside.is_file() else shutil.which("bot")
-    assert found, "the `bot` console script is not installed (pip install -e .)"
-    return found
+from tests.support.service import bot_command
 
 
 def test_scripted_chat_answers_and_explains(shop: Path) -> None:
     result = subprocess.run(
-        [_bot(), "chat", "--at", "2026-11-24 23:00"],
+        [bot_command(), "chat", "--at", "2026-11-24 23:00"],
         cwd=shop,
         input="你好\n多久发货\n/quit\n不会读到这里\n",
         capture_output=True,
@@ -42,7 +37,7 @@ def test_scripted_chat_answers_and_explains(shop: Path) -> None:
 
 def test_new_customer_command(shop: Path) -> None:
     result = subprocess.run(
-        [_bot(), "chat", "--no-why"],
+        [bot_command(), "chat", "--no-why"],
         cwd=shop,
         input="我要投诉\n在吗\n/new\n运费多少\n",
         capture_output=True,
@@ -56,18 +51,29 @@ def test_new_customer_command(shop: Path) -> None:
     assert "·" not in out
 
 
+@pytest.mark.slow
 def test_each_session_is_a_new_customer_unless_told(shop: Path) -> None:
     """After a handoff, the next `bot chat` must not meet a silent bot."""
     first = subprocess.run(
-        [_bot(), "chat"], cwd=shop, input="我要投诉\n", capture_output=True, text=True, timeout=120
+        [bot_command(), "chat"],
+        cwd=shop,
+        input="我要投诉\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert "转接专员" in first.stdout
     second = subprocess.run(
-        [_bot(), "chat"], cwd=shop, input="运费多少\n", capture_output=True, text=True, timeout=120
+        [bot_command(), "chat"],
+        cwd=shop,
+        input="运费多少\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert "满 99 元包邮" in second.stdout
     again = subprocess.run(
-        [_bot(), "chat", "--user", "alice"],
+        [bot_command(), "chat", "--user", "alice"],
         cwd=shop,
         input="我要投诉\n",
         capture_output=True,
@@ -76,7 +82,7 @@ def test_each_session_is_a_new_customer_unless_told(shop: Path) -> None:
     )
     assert "转接专员" in again.stdout
     still = subprocess.run(
-        [_bot(), "chat", "--user", "alice"],
+        [bot_command(), "chat", "--user", "alice"],
         cwd=shop,
         input="在吗\n",
         capture_output=True,
@@ -89,7 +95,7 @@ def test_each_session_is_a_new_customer_unless_told(shop: Path) -> None:
 def test_output_piped_into_a_reader_that_stops_early(shop: Path) -> None:
     """`bot chat | head -1`: no traceback when the reader goes away."""
     process = subprocess.Popen(
-        [_bot(), "chat"],
+        [bot_command(), "chat"],
         cwd=shop,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -115,7 +121,7 @@ def test_escape_sequences_never_reach_the_terminal(shop: Path) -> None:
         encoding="utf-8",
     )
     result = subprocess.run(
-        [_bot(), "chat", "--user", "eve\x1b[2J"],
+        [bot_command(), "chat", "--user", "eve\x1b[2J"],
         cwd=shop,
         input="\x1b[31m你好\x1b]0;title\x07\n可以礼品包装吗\x1b[0m\r\n/new\n",
         capture_output=True,

@@ -16,7 +16,6 @@ from bot.store import agents, tickets
 from bot.store.database import Store
 from bot.store.schema import conversations
 from bot.store.schema import tickets as tickets_table
-from tests.conftest import POSTGRES_URL, empty_postgres, require_postgres
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 TICKETS = 1000
@@ -105,13 +104,13 @@ def _check(store: Store, claimed: list[tuple[int, Ticket]]) -> None:
     assert len({agent_id for agent_id, _ in claimed}) > 1  # the work was shared
 
 
-def test_twenty_agents_on_four_postgresql_workers_claim_each_ticket_once() -> None:
-    require_postgres()
-    setup = Store(POSTGRES_URL)
-    empty_postgres(setup.engine)
+def test_twenty_agents_on_four_postgresql_workers_claim_each_ticket_once(
+    postgres_url: str,
+) -> None:
+    setup = Store(postgres_url)
     setup.migrate()
     agent_ids = _fill(setup)
-    workers = [Store(POSTGRES_URL, pool_size=5) for _ in range(4)]
+    workers = [Store(postgres_url, pool_size=5) for _ in range(4)]
     claimed = _claim_all(workers, agent_ids)
     _check(setup, claimed)
     for store in [setup, *workers]:

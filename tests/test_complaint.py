@@ -11,7 +11,7 @@ from bot.content.config import load_config
 from bot.domain.messages import Action
 from bot.pipeline.complaint import complaint_signal
 from bot.understanding.encoders import MemoEncoder
-from tests.conftest import Harness, make_harness
+from tests.support.harness import Harness, make_harness
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,8 @@ from bot.pipeline.runner import Pipeline
 from bot.store.database import Store
 from bot.store.schema import conversations, decisions, tickets
 from bot.understanding.encoders import MemoEncoder
-from tests.conftest import AsyncOutbox, Outbox, at
+from tests.support.harness import AsyncOutbox, Outbox
+from tests.support.shop import at
 
 T = TypeVar("T")
 NOW = at("2026-11-24 10:00")

@@ -31,8 +31,8 @@ from bot.store import agents
 from bot.understanding.encoders import MemoEncoder
 from bot.web.app import Parts, make_app
 from bot.web.auth import hash_password
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
-from tests.conftest import at
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
+from tests.support.shop import at
 
 ROOT = Path(__file__).parent.parent
 OUTPUT = ROOT / "test-output" / "console"
@@ -122,6 +122,7 @@ async def service(config: Config, encoder: MemoEncoder, tmp_path: Path) -> Async
     pipeline.store.engine.dispose()
 
 
+@pytest.mark.browser
 async def test_agent_answers_a_customer_live_in_the_browser(service: Service) -> None:
     require_browser()
     from playwright.async_api import Page, async_playwright, expect

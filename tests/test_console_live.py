@@ -16,11 +16,12 @@ from sqlalchemy.engine import make_url
 
 from bot.content.config import Config
 from bot.domain.messages import Inbound
+from bot.pipeline.knowledge import Knowledge
 from bot.understanding.encoders import MemoEncoder
 from bot.web.console.live import DeskWatch
 from bot.web.console.parts import CONSOLE
-from tests.conftest import POSTGRES_URL, empty_postgres, require_postgres
-from tests.test_console_security import Console, open_console
+from tests.support.console import Console, open_console
+from tests.support.waiting import until
 
 
 @pytest.fixture
@@ -29,30 +30,23 @@ def pool() -> Iterator[ThreadPoolExecutor]:
         yield executor
 
 
-async def _until(condition: object, seconds: float = 10) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if callable(condition) and condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
-async def test_notify_on_postgresql_wakes_the_consoles(pool: ThreadPoolExecutor) -> None:
-    require_postgres()
+async def test_notify_on_postgresql_wakes_the_consoles(
+    pool: ThreadPoolExecutor, postgres_url: str
+) -> None:
     calls: list[int] = []
 
     def version() -> str:
         calls.append(1)
         return "unchanged"
 
-    watch = DeskWatch(version, pool, listen_url=make_url(POSTGRES_URL), poll_seconds=0.05)
+    watch = DeskWatch(version, pool, listen_url=make_url(postgres_url), poll_seconds=0.05)
     watch.start()
     try:
-        await _until(lambda: watch.listening)
+        await until(lambda: watch.listening)
         watch.subscribers = 1
         seen = watch.counter
         assert not await watch.wait(seen, 0.3)  # nothing happened
-        engine = sa.create_engine(POSTGRES_URL)
+        engine = sa.create_engine(postgres_url)
         with engine.begin() as conn:  # another worker's transaction
             conn.execute(sa.text("NOTIFY desk"))
         engine.dispose()
@@ -108,7 +102,7 @@ async def test_a_failed_listen_falls_back_to_polling(
         watch.start()
         try:
             watch.subscribers = 1
-            await _until(lambda: "polling" in caplog.text)
+            await until(lambda: "polling" in caplog.text)
             seen = watch.counter
             await asyncio.sleep(0.2)
             current[0] = "b"
@@ -127,19 +121,22 @@ async def test_closing_ends_every_wait(pool: ThreadPoolExecutor) -> None:
     assert watch.closed
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
 async def test_the_event_stream_says_changed_when_a_ticket_arrives(
-    backend: str, config: Config, encoder: MemoEncoder, tmp_path: Path
+    backend: str,
+    config: Config,
+    encoder: MemoEncoder,
+    shop_knowledge: Knowledge,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     """Through the real application: PostgreSQL by LISTEN desk, SQLite by polling."""
     url = None
     if backend == "postgresql":
-        require_postgres()
-        engine = sa.create_engine(POSTGRES_URL)
-        empty_postgres(engine)
-        engine.dispose()
-        url = POSTGRES_URL
-    console = await open_console(config, encoder, tmp_path, url)
+        url = request.getfixturevalue("postgres_url")
+    console = await open_console(config, encoder, tmp_path, url, shop_knowledge)
     try:
         console.add_agent("alice")
         assert (await console.log_in("alice")).status == 303
@@ -148,7 +145,7 @@ async def test_the_event_stream_says_changed_when_a_ticket_arrives(
         first = await asyncio.wait_for(stream.content.readuntil(b"data: 0\n\n"), 5)
         assert b"event: changed" in first  # the refresh on opening
         if backend == "postgresql":
-            await _until(lambda: _watch(console).listening)
+            await until(lambda: _watch(console).listening)
         await asyncio.get_running_loop().run_in_executor(
             None,
             console.pipeline.handle,

@@ -14,13 +14,16 @@ import pytest
 from bot.content.config import Config
 from bot.domain.agent import Role
 from bot.domain.messages import Inbound
+from bot.pipeline.knowledge import Knowledge
 from bot.understanding.encoders import MemoEncoder
-from tests.test_console_security import CSRF, Console, open_console
+from tests.support.console import CSRF, Console, open_console
 
 
 @pytest.fixture
-async def console(config: Config, encoder: MemoEncoder, tmp_path: Path) -> AsyncIterator[Console]:
-    opened = await open_console(config, encoder, tmp_path)
+async def console(
+    config: Config, encoder: MemoEncoder, shop_knowledge: Knowledge, tmp_path: Path
+) -> AsyncIterator[Console]:
+    opened = await open_console(config, encoder, tmp_path, knowledge=shop_knowledge)
     opened.add_agent("alice")
     opened.add_agent("bob")
     opened.add_agent("sam", Role.SUPERVISOR)

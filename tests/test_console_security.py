@@ -9,94 +9,31 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import ClientResponse
-from aiohttp.test_utils import TestClient, TestServer
 from cryptography.fernet import Fernet
 
-from bot.assembly import build_pipeline
 from bot.content.config import Config
 from bot.domain.agent import Role
 from bot.domain.clock import FixedClock
 from bot.domain.messages import Inbound
-from bot.pipeline.runner import Pipeline
-from bot.store import agents
+from bot.pipeline.knowledge import Knowledge
 from bot.store.database import Store
 from bot.understanding.encoders import MemoEncoder
-from bot.web.app import Parts, make_app
-from bot.web.auth import hash_password
 from bot.web.console.sessions import COOKIE, SECRET_ENV, session_key
-from tests.conftest import at
-
-PASSWORD = "correct horse battery"
-CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-
-
-@dataclass
-class Console:
-    client: TestClient
-    pipeline: Pipeline
-    clock: FixedClock
-
-    def add_agent(self, login: str, role: Role = Role.AGENT, queues: tuple[str, ...] = ()) -> None:
-        with self.pipeline.store.transaction() as tx:
-            agents.add(
-                tx, login, login.title(), role, hash_password(PASSWORD), self.clock.now(), queues
-            )
-
-    def set_active(self, login: str, active: bool) -> None:
-        with self.pipeline.store.transaction() as tx:
-            agents.set_active(tx, login, active)
-
-    async def csrf(self, path: str = "/console/login") -> str:
-        page = await self.client.get(path, allow_redirects=False)
-        found = CSRF.search(await page.text())
-        assert found, f"no CSRF token on {path} ({page.status})"
-        return found.group(1)
-
-    async def log_in(self, login: str, password: str = PASSWORD) -> ClientResponse:
-        token = await self.csrf()
-        return await self.client.post(
-            "/console/login",
-            data={"login": login, "password": password, "csrf": token},
-            allow_redirects=False,
-        )
-
-    def cookie(self) -> str:
-        for morsel in self.client.session.cookie_jar:
-            if morsel.key == COOKIE:
-                return morsel.value
-        raise AssertionError("no session cookie")
-
-    def set_cookie(self, value: str) -> None:
-        self.client.session.cookie_jar.clear()
-        self.client.session.cookie_jar.update_cookies({COOKIE: value}, self.client.make_url("/"))
-
-
-async def open_console(
-    config: Config, encoder: MemoEncoder, tmp_path: Path, store_url: str | None = None
-) -> Console:
-    clock = FixedClock(at("2026-11-24 10:00"))
-    pipeline = build_pipeline(
-        config,
-        clock,
-        store_url=store_url or f"sqlite:///{tmp_path}/console.sqlite3",
-        encoder=encoder,
-    )
-    app = make_app(Parts(pipeline, [], run_scheduler=False))
-    client = TestClient(TestServer(app, host="127.0.0.1"))
-    await client.start_server()
-    return Console(client, pipeline, clock)
+from tests.support.console import CSRF, PASSWORD, Console, open_console
+from tests.support.shop import at
 
 
 @pytest.fixture
-async def console(config: Config, encoder: MemoEncoder, tmp_path: Path) -> AsyncIterator[Console]:
-    opened = await open_console(config, encoder, tmp_path)
+async def console(
+    config: Config, encoder: MemoEncoder, shop_knowledge: Knowledge, tmp_path: Path
+) -> AsyncIterator[Console]:
+    opened = await open_console(config, encoder, tmp_path, knowledge=shop_knowledge)
     yield opened
     await opened.client.close()
     opened.pipeline.store.engine.dispose()
@@ -270,10 +207,10 @@ async def test_another_queues_ticket_needs_the_role(console: Console) -> None:
 
 
 async def test_cookie_is_secure_behind_https(
-    config: Config, encoder: MemoEncoder, tmp_path: Path
+    config: Config, encoder: MemoEncoder, shop_knowledge: Knowledge, tmp_path: Path
 ) -> None:
     config.service.public_url = "https://support.example.com"
-    console = await open_console(config, encoder, tmp_path)
+    console = await open_console(config, encoder, tmp_path, knowledge=shop_knowledge)
     try:
         page = await console.client.get("/console/login")
         assert "; Secure" in page.headers["Set-Cookie"]

@@ -21,7 +21,7 @@ from aiohttp.test_utils import TestServer
 from bot.content.config import load_config
 from bot.store.database import Store
 from bot.store.schema import outbox
-from tests.test_service import SECRET, _bot, _free_port, _ready
+from tests.support.service import SECRET, bot_command, free_port, ready
 
 ANSWER = "订单满 99 元包邮，不满收取 8 元运费。"
 
@@ -57,13 +57,14 @@ async def stalling() -> AsyncIterator[tuple[StallingReceiver, str]]:
 
 def _start(path: Path, port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [_bot(), "--config", str(path), "run", "--port", str(port)],
+        [bot_command(), "--config", str(path), "run", "--port", str(port)],
         env={**os.environ, "BOT_WEBHOOK_SECRET": SECRET},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
 
 
+@pytest.mark.slow
 async def test_a_worker_killed_mid_send_delivers_after_restart_exactly_once(
     shop: Path, stalling: tuple[StallingReceiver, str]
 ) -> None:
@@ -77,11 +78,11 @@ async def test_a_worker_killed_mid_send_delivers_after_restart_exactly_once(
     path.write_text(
         text + f'\n[channels.webhook]\nenabled = true\ndeliver_url = "{url}"\n', encoding="utf-8"
     )
-    port = _free_port()
+    port = free_port()
     worker = _start(path, port)
     try:
         async with aiohttp.ClientSession() as session:
-            await _ready(session, port, 120)
+            await ready(session, port, 120)
             async with session.post(
                 f"http://127.0.0.1:{port}/channels/webhook/messages",
                 json={"id": "k1", "user": "kim", "text": "运费多少"},
@@ -106,7 +107,7 @@ async def test_a_worker_killed_mid_send_delivers_after_restart_exactly_once(
             assert all(r.status == "pending" and r.leased_by for r in rows)
 
             worker = _start(path, port)
-            await _ready(session, port, 120)
+            await ready(session, port, 120)
             deadline = time.monotonic() + 30
             while len(receiver.received) < len(rows) and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)

@@ -23,17 +23,8 @@ from bot.store import agents
 from bot.store.database import Store
 from bot.store.schema import messages, tickets
 from bot.understanding.encoders import MemoEncoder
-from tests.conftest import (
-    POSTGRES_URL,
-    AsyncOutbox,
-    Harness,
-    Outbox,
-    at,
-    dispatch_once,
-    empty_postgres,
-    make_harness,
-    require_postgres,
-)
+from tests.support.harness import AsyncOutbox, Harness, Outbox, dispatch_once, make_harness
+from tests.support.shop import at
 
 HASH = "$argon2id$v=19$m=65536,t=3,p=4$not-a-real-hash"
 
@@ -296,20 +287,16 @@ def test_the_console_version_moves_with_every_change(harness: Harness) -> None:
 
 
 def test_two_workers_resolving_at_once_resolve_and_survey_once(
-    config: Config, encoder: MemoEncoder, tmp_path: Path
+    config: Config, encoder: MemoEncoder, tmp_path: Path, postgres_url: str
 ) -> None:
-    require_postgres()
-    engine = sa.create_engine(POSTGRES_URL)
-    empty_postgres(engine)
-    engine.dispose()
     clock = FixedClock(at("2026-11-24 10:00"))
-    pipeline = build_pipeline(config, clock, Outbox(), store_url=POSTGRES_URL, encoder=encoder)
+    pipeline = build_pipeline(config, clock, Outbox(), store_url=postgres_url, encoder=encoder)
     harness = Harness(pipeline, clock, pipeline.sender)  # type: ignore[arg-type]
     alice = _agent(harness, "alice", Role.SUPERVISOR)
     ticket_id = _handoff(harness)
     _desk(harness).claim_next(alice)
     desks = [
-        Desk(config, Store(POSTGRES_URL), harness.clock, lambda: harness.pipeline.knowledge)
+        Desk(config, Store(postgres_url), harness.clock, lambda: harness.pipeline.knowledge)
         for _ in range(4)
     ]
     start = threading.Barrier(len(desks))
@@ -390,16 +377,12 @@ def test_asking_for_a_person_while_the_queue_is_closed_hears_when_it_opens(
 
 
 def test_a_transfer_racing_the_customers_message_leaves_no_orphan_ticket(
-    config: Config, encoder: MemoEncoder, tmp_path: Path
+    config: Config, encoder: MemoEncoder, tmp_path: Path, postgres_url: str
 ) -> None:
     """The desk takes the customer's lock, as the pipeline does: a customer's message at the
     moment of a transfer never writes back a state the transfer replaced."""
-    require_postgres()
-    engine = sa.create_engine(POSTGRES_URL)
-    empty_postgres(engine)
-    engine.dispose()
     clock = FixedClock(at("2026-11-24 10:00"))
-    pipeline = build_pipeline(config, clock, Outbox(), store_url=POSTGRES_URL, encoder=encoder)
+    pipeline = build_pipeline(config, clock, Outbox(), store_url=postgres_url, encoder=encoder)
     harness = Harness(pipeline, clock, pipeline.sender)  # type: ignore[arg-type]
     alice = _agent(harness, "alice")
     desk = _desk(harness)

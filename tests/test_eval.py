@@ -13,7 +13,7 @@ from bot.content.config import Config
 from bot.content.problems import ProblemsError
 from bot.evaluation import below, evaluate, parse_gates, read_cases
 from bot.understanding.encoders import MemoEncoder
-from tests.conftest import FIXTURE
+from tests.support.shop import FIXTURE
 
 CASES = FIXTURE.parent / "cases.jsonl"
 
@@ -68,6 +68,7 @@ def test_summary_numbers(config: Config, encoder: MemoEncoder) -> None:
     }
 
 
+@pytest.mark.slow
 def test_eval_json_from_the_command_line(shop: Path) -> None:
     result = subprocess.run(
         [

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import sqlalchemy as sa
 import yaml
 from sklearn.metrics import adjusted_rand_score
 
@@ -28,7 +27,8 @@ from bot.store.gap_reads import (
 )
 from bot.understanding.encoders import MemoEncoder
 from bot.understanding.gaps import GROUP_AT, cluster, groups
-from tests.conftest import POSTGRES_URL, Harness, Outbox, at, empty_postgres, require_postgres
+from tests.support.harness import Harness, Outbox
+from tests.support.shop import at
 
 SET = Path(__file__).parent / "fixtures" / "gaps_questions.yaml"
 THRESHOLDS = "[faq]\nanswer_threshold = 0.6\nsuggest_threshold = 0.45\n"
@@ -156,18 +156,16 @@ def test_near_duplicates_are_one_question_and_the_label_is_the_most_central() ->
     assert (second.label, second.customers, second.messages) == ("天气", 1, 1)
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
 def test_a_week_of_unanswered_questions_grouped_biggest_first(
-    shop: Path, encoder: MemoEncoder, backend: str
+    shop: Path, encoder: MemoEncoder, backend: str, request: pytest.FixtureRequest
 ) -> None:
     config = _config(shop)
     url = None
     if backend == "postgresql":
-        require_postgres()
-        engine = sa.create_engine(POSTGRES_URL)
-        empty_postgres(engine)
-        engine.dispose()
-        url = POSTGRES_URL
+        url = request.getfixturevalue("postgres_url")
     harness = _harness(config, encoder, url)
     _week(harness)
     store, knowledge = harness.pipeline.store, harness.pipeline.knowledge
@@ -214,6 +212,7 @@ def test_a_week_of_unanswered_questions_grouped_biggest_first(
     harness.pipeline.store.engine.dispose()
 
 
+@pytest.mark.slow
 def test_bot_faq_gaps_writes_drafts_the_admin_completes_and_the_bot_never_loads(
     shop: Path, encoder: MemoEncoder, capsys: pytest.CaptureFixture[str]
 ) -> None:

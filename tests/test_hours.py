@@ -10,7 +10,7 @@ import pytest
 
 from bot.content.problems import ProblemsError
 from bot.hours.schedule import format_moment, load_schedules, read_schedules
-from tests.conftest import FIXTURE, at
+from tests.support.shop import FIXTURE, at
 
 
 def _schedule(tmp_path: Path, body: str, name: str = "s"):  # type: ignore[no-untyped-def]

@@ -20,7 +20,8 @@ from bot.jobs.release import release_waiting
 from bot.jobs.reload import KnowledgeReloader, ScheduleReloader
 from bot.store import outbox, schema
 from bot.understanding.encoders import MemoEncoder
-from tests.conftest import AsyncOutbox, Harness, at, dispatch_once
+from tests.support.harness import AsyncOutbox, Harness, dispatch_once
+from tests.support.shop import at
 
 
 def _handoff(harness: Harness, text: str, user: str, when: str, channel: str = "telegram") -> int:

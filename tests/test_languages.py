@@ -11,7 +11,7 @@ from bot.assembly import load_knowledge
 from bot.cli.main import main
 from bot.content.config import load_config
 from bot.understanding.encoders import MemoEncoder
-from tests.conftest import checked
+from tests.support.shop import checked
 
 CHINESE_ONLY = """\
 - id: gift-wrap

@@ -26,8 +26,8 @@ from bot.metrics.periods import day_of, week_of
 from bot.metrics.weekly import load, settings_for
 from bot.store.metric_reads import TicketEventFact
 from bot.understanding.encoders import MemoEncoder
-from tests.conftest import FIXTURE, POSTGRES_URL, SHANGHAI, at, empty_postgres, require_postgres
-from tests.metrics_history import History, build
+from tests.support.metrics_history import History, build
+from tests.support.shop import FIXTURE, SHANGHAI, at
 
 WEEK = week_of(date(2026, 11, 25), SHANGHAI)
 NOW = at("2026-11-30 09:30")
@@ -160,12 +160,11 @@ def test_bot_lines_never_count_as_a_human_first_response(week: History) -> None:
     assert (h1.frt_human.count, h1.frt_human.median) == (1, 180.0)
 
 
-def test_the_same_history_on_postgresql(config: Config, encoder: MemoEncoder) -> None:
-    require_postgres()
-    engine = sa.create_engine(POSTGRES_URL)
-    empty_postgres(engine)
-    engine.dispose()
-    history = build(config, encoder, POSTGRES_URL)
+@pytest.mark.slow
+def test_the_same_history_on_postgresql(
+    config: Config, encoder: MemoEncoder, postgres_url: str
+) -> None:
+    history = build(config, encoder, postgres_url)
     try:
         _check_week(_figures(history))
     finally:

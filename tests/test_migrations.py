@@ -28,7 +28,6 @@ from bot.store.migrate import (
     is_current,
     upgrade,
 )
-from tests.conftest import POSTGRES_URL, empty_postgres, require_postgres
 
 baseline = importlib.import_module("bot.store.migrations.versions.0001_baseline")
 
@@ -38,20 +37,21 @@ RECORD = {"action": "handoff", "reasons": ["转人工"], "scores": {"faq": 0.42}
 REASONS = {"reasons": ["customer asked"], "keywords": ["人工"]}
 
 
-def _engine(kind: str, path: Path) -> sa.Engine:
+KINDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+def _engine(request: pytest.FixtureRequest, kind: str, path: Path) -> sa.Engine:
     """An empty database. PostgreSQL sessions run in Shanghai time, so a conversion that read the
     stored UTC times in the session's zone would show."""
     if kind == "sqlite":
         return Store(f"sqlite:///{path}").engine
-    require_postgres()
-    engine = sa.create_engine(POSTGRES_URL, connect_args={"options": "-c timezone=Asia/Shanghai"})
-    empty_postgres(engine)
-    return engine
+    url = request.getfixturevalue("postgres_url")
+    return sa.create_engine(url, connect_args={"options": "-c timezone=Asia/Shanghai"})
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=KINDS)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
-    engine = _engine(request.param, tmp_path / "bot.sqlite3")
+    engine = _engine(request, request.param, tmp_path / "bot.sqlite3")
     yield engine
     engine.dispose()
 
@@ -357,11 +357,13 @@ print(upgrade(engine))
 """
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
-def test_workers_starting_together_migrate_once(kind: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_workers_starting_together_migrate_once(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     """Separate processes, as workers are: the database's lock is what keeps them apart."""
     workers = 4
-    engine = _engine(kind, tmp_path / "bot.sqlite3")
+    engine = _engine(request, kind, tmp_path / "bot.sqlite3")
     url = engine.url.render_as_string(hide_password=False)
     barrier = tmp_path / "barrier"
     barrier.mkdir()

@@ -13,7 +13,8 @@ from bot.domain.clock import FixedClock
 from bot.domain.messages import Action, Inbound, Kind
 from bot.store.database import Store
 from bot.understanding.encoders import MemoEncoder
-from tests.conftest import AsyncOutbox, Harness, Outbox, at, dispatch_once, make_harness
+from tests.support.harness import AsyncOutbox, Harness, Outbox, dispatch_once, make_harness
+from tests.support.shop import at
 
 
 def test_faq_question_is_answered_in_the_customers_language(harness: Harness) -> None:

@@ -97,6 +97,7 @@ def test_start_up_refuses_broken_content_with_file_and_line(
     assert any(p.line == 9 and "answer" in p.message for p in caught.value.problems)
 
 
+@pytest.mark.slow
 def test_bot_chat_exits_with_the_problems(shop: Path) -> None:
     (shop / "faq" / "extra.yaml").write_text(BROKEN_FAQ, encoding="utf-8")
     result = subprocess.run(

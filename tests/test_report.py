@@ -16,9 +16,11 @@ from bot.cli.main import main
 from bot.content.config import load_config
 from bot.jobs.scheduler import weekly_report_if_leading
 from bot.understanding.encoders import MemoEncoder
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
-from tests.conftest import FIXTURE, at
-from tests.metrics_history import History, build
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
+from tests.support.metrics_history import History, build
+from tests.support.shop import FIXTURE, at
+
+pytestmark = pytest.mark.slow  # builds a week of service
 
 ROOT = Path(__file__).parent.parent
 
@@ -158,6 +160,7 @@ def test_the_leader_writes_last_weeks_report_once_after_monday_nine(
         config.reports.dir = "var/reports"
 
 
+@pytest.mark.browser
 def test_the_report_renders_in_headless_chromium(week: History, tmp_path: Path) -> None:
     require_browser()
     from playwright.sync_api import sync_playwright

@@ -9,9 +9,8 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,9 +31,7 @@ from bot.store.database import Store
 from bot.store.schema import decisions, messages, outbox
 from bot.understanding.encoders import MemoEncoder
 from bot.web.app import SERVICE, Parts, make_app
-from tests.conftest import POSTGRES_URL, _postgres_available
-
-SECRET = "test-secret-not-real"
+from tests.support.service import SECRET, bot_command, free_port, ready
 
 
 class Receiver:
@@ -171,64 +168,27 @@ async def test_webhook_channel_end_to_end(
 # --- several `bot run` processes on PostgreSQL ------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _bot() -> str:
-    beside = Path(sys.executable).with_name("bot")
-    return str(beside)
-
-
-@pytest.fixture
-def postgres() -> Iterator[str]:
-    problem = _postgres_available()
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL at {POSTGRES_URL} is required in CI: {problem}")
-        pytest.skip(f"no PostgreSQL at {POSTGRES_URL} ({problem})")
-    engine = sa.create_engine(POSTGRES_URL)
-    with engine.begin() as conn:
-        conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    engine.dispose()
-    yield POSTGRES_URL
-
-
-async def _ready(session: aiohttp.ClientSession, port: int, seconds: float) -> dict[str, Any]:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
-                if response.status == 200:
-                    return dict(await response.json())
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"worker on port {port} not ready in {seconds}s")
-
-
+@pytest.mark.slow
 async def test_four_workers_share_200_customers(
-    shop: Path, postgres: str, receiver: tuple[Receiver, str]
+    shop: Path, postgres_url: str, receiver: tuple[Receiver, str]
 ) -> None:
     found, url = receiver
     path = shop / "config.toml"
     text = path.read_text(encoding="utf-8").replace(
-        'url = "sqlite:///var/bot.sqlite3"', f'url = "{postgres}"'
+        'url = "sqlite:///var/bot.sqlite3"', f'url = "{postgres_url}"'
     )
     path.write_text(
         text + f'\n[channels.webhook]\nenabled = true\ndeliver_url = "{url}"\n', encoding="utf-8"
     )
-    assert load_config(path).storage_url == postgres
-    ports = [_free_port() for _ in range(4)]
+    assert load_config(path).storage_url == postgres_url
+    ports = [free_port() for _ in range(4)]
     # prometheus-client's multiprocess mode: any worker's /metrics adds up all of them
     counters = shop / "prometheus"
     counters.mkdir()
     env = {**os.environ, "BOT_WEBHOOK_SECRET": SECRET, "PROMETHEUS_MULTIPROC_DIR": str(counters)}
     workers = [
         subprocess.Popen(
-            [_bot(), "--config", str(path), "run", "--port", str(port)],
+            [bot_command(), "--config", str(path), "run", "--port", str(port)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -237,7 +197,7 @@ async def test_four_workers_share_200_customers(
     ]
     try:
         async with aiohttp.ClientSession() as session:
-            states = [await _ready(session, port, 120) for port in ports]
+            states = [await ready(session, port, 120) for port in ports]
             auth = {"Authorization": f"Bearer {SECRET}"}
             texts = ["你好", "运费多少", "可以开发票吗", "今天天气怎么样", "谢谢"]
 
@@ -253,7 +213,7 @@ async def test_four_workers_share_200_customers(
                         assert response.status == 200, await response.text()
 
             await asyncio.gather(*(customer(n) for n in range(200)))
-            store = Store(postgres)
+            store = Store(postgres_url)
             with store.engine.connect() as conn:
                 expected = conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar()
             deadline = time.monotonic() + 60
@@ -306,7 +266,7 @@ async def test_four_workers_share_200_customers(
             latency = families["bot_pipeline_seconds"].samples
             assert [s.value for s in latency if s.name == "bot_pipeline_seconds_count"] == [1000]
 
-            states = [await _ready(session, port, 10) for port in ports]
+            states = [await ready(session, port, 10) for port in ports]
             leaders = [i for i, s in enumerate(states) if s["leader"]]
             assert len(leaders) == 1, states
             workers[leaders[0]].send_signal(signal.SIGKILL)
@@ -316,7 +276,7 @@ async def test_four_workers_share_200_customers(
             new_leaders: list[int] = []
             while time.monotonic() < deadline and len(new_leaders) != 1:
                 await asyncio.sleep(0.5)
-                states = [await _ready(session, port, 10) for port in survivors]
+                states = [await ready(session, port, 10) for port in survivors]
                 new_leaders = [i for i, s in enumerate(states) if s["leader"]]
             assert len(new_leaders) == 1, states
             store.engine.dispose()
@@ -349,6 +309,7 @@ def test_an_enabled_webhook_needs_somewhere_to_deliver(shop: Path) -> None:
     assert "deliver_url" in str(problem) and problem.line is not None
 
 
+@pytest.mark.slow
 async def test_sigterm_finishes_the_messages_in_flight(
     shop: Path, receiver: tuple[Receiver, str]
 ) -> None:
@@ -362,9 +323,9 @@ async def test_sigterm_finishes_the_messages_in_flight(
         + f'\n[channels.webhook]\nenabled = true\ndeliver_url = "{url}"\n',
         encoding="utf-8",
     )
-    port = _free_port()
+    port = free_port()
     worker = subprocess.Popen(
-        [_bot(), "--config", str(path), "run", "--port", str(port)],
+        [bot_command(), "--config", str(path), "run", "--port", str(port)],
         env={**os.environ, "BOT_WEBHOOK_SECRET": SECRET},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -372,7 +333,7 @@ async def test_sigterm_finishes_the_messages_in_flight(
     statuses: list[int] = []
     try:
         async with aiohttp.ClientSession() as session:
-            await _ready(session, port, 120)
+            await ready(session, port, 120)
 
             async def send(n: int) -> None:
                 try:
@@ -427,11 +388,12 @@ def _webhook_config(shop: Path, url: str = "http://127.0.0.1:9/deliver") -> Path
     return path
 
 
+@pytest.mark.slow
 def test_start_up_errors_are_one_clear_problem_not_a_traceback(shop: Path) -> None:
     path = _webhook_config(shop)
     env = {k: v for k, v in os.environ.items() if k != "BOT_WEBHOOK_SECRET"}
     no_secret = subprocess.run(
-        [_bot(), "--config", str(path), "run", "--port", str(_free_port())],
+        [bot_command(), "--config", str(path), "run", "--port", str(free_port())],
         env=env,
         capture_output=True,
         text=True,
@@ -440,7 +402,7 @@ def test_start_up_errors_are_one_clear_problem_not_a_traceback(shop: Path) -> No
     assert no_secret.returncode == 2 and "Traceback" not in no_secret.stderr
     assert "$BOT_WEBHOOK_SECRET is not set" in no_secret.stderr
     check = subprocess.run(
-        [_bot(), "--config", str(path), "check"], env=env, capture_output=True, text=True
+        [bot_command(), "--config", str(path), "check"], env=env, capture_output=True, text=True
     )
     assert check.returncode == 0, check.stdout  # a warning: the service may have it set
     assert "$BOT_WEBHOOK_SECRET is not set in this environment" in check.stdout
@@ -450,7 +412,7 @@ def test_start_up_errors_are_one_clear_problem_not_a_traceback(shop: Path) -> No
         taken.listen()
         port = taken.getsockname()[1]
         busy = subprocess.run(
-            [_bot(), "--config", str(path), "run", "--port", str(port)],
+            [bot_command(), "--config", str(path), "run", "--port", str(port)],
             env={**env, "BOT_WEBHOOK_SECRET": SECRET},
             capture_output=True,
             text=True,

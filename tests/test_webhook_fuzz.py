@@ -31,11 +31,11 @@ from bot.content.config import (
 from bot.domain.clock import SystemClock
 from bot.understanding.encoders import MemoEncoder
 from bot.web.app import Parts, make_app
-from tests.fakes import telegram_api as telegram_fake
-from tests.fakes.wechat_api import APP_SECRET as WECHAT_SECRET
-from tests.fakes.wechat_api import WechatServer, random_aes_key
-from tests.fakes.wecom_api import SECRET as WECOM_SECRET
-from tests.fakes.wecom_api import WecomServer
+from tests.support.fakes import telegram_api as telegram_fake
+from tests.support.fakes.wechat_api import APP_SECRET as WECHAT_SECRET
+from tests.support.fakes.wechat_api import WechatServer, random_aes_key
+from tests.support.fakes.wecom_api import SECRET as WECOM_SECRET
+from tests.support.fakes.wecom_api import WecomServer
 
 SECRET = "fuzz-secret_not-real"
 TELEGRAM_TOKEN = "123456:TEST-not-a-real-token"
@@ -140,7 +140,7 @@ def running(tmp_path_factory: pytest.TempPathFactory, encoder: MemoEncoder) -> I
     import shutil
 
     from bot.content.config import load_config
-    from tests.conftest import FIXTURE
+    from tests.support.shop import FIXTURE
 
     folder = tmp_path_factory.mktemp("fuzz") / "shop"
     shutil.copytree(FIXTURE, folder)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import shutil
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -24,8 +23,7 @@ from aiohttp.test_utils import BaseRunner, TestClient, TestServer
 from adapters.common.text_parts import split_utf8 as split_text
 from adapters.wechat import WechatChannel
 from adapters.wechat.push import MalformedPush, parse_fields
-from bot.assembly import load_knowledge
-from bot.content.config import Config, WechatChannelConfig, load_config
+from bot.content.config import Config, WechatChannelConfig
 from bot.domain.clock import SystemClock
 from bot.domain.messages import Outbound
 from bot.pipeline.knowledge import Knowledge
@@ -37,8 +35,7 @@ from bot.store.schema import conversations, decisions, messages
 from bot.store.schema import outbox as outbox_table
 from bot.understanding.encoders import MemoEncoder
 from bot.web.app import Parts, make_app
-from tests.conftest import FIXTURE, POSTGRES_URL, empty_postgres, require_postgres
-from tests.fakes.wechat_api import (
+from tests.support.fakes.wechat_api import (
     APP_ID,
     APP_SECRET,
     TOKEN,
@@ -49,6 +46,7 @@ from tests.fakes.wechat_api import (
     sign,
     text_xml,
 )
+from tests.support.waiting import until
 
 PATH = "/channels/wechat"
 SHIPPING = "订单满 99 元包邮，不满收取 8 元运费。"
@@ -109,14 +107,6 @@ def reply_content(xml: str) -> str:
     return str(fields["Content"])
 
 
-async def until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
 @pytest.fixture
 async def api() -> AsyncIterator[FakeWechatAPI]:
     fake = FakeWechatAPI()
@@ -144,22 +134,12 @@ def wechat_config(base: str, aes_key: str, **overrides: Any) -> WechatChannelCon
     return WechatChannelConfig(**settings)
 
 
-@pytest.fixture(scope="module")
-def shop_knowledge(
-    tmp_path_factory: pytest.TempPathFactory, encoder: MemoEncoder
-) -> tuple[Config, Knowledge]:
-    """The fixture shop, learnt once for the module (each test gets its own store)."""
-    target = tmp_path_factory.mktemp("wechat") / "shop"
-    shutil.copytree(FIXTURE, target, ignore=shutil.ignore_patterns("var"))
-    config = load_config(target / "config.toml")
-    return config, load_knowledge(config, encoder)
-
-
 @pytest.fixture
 async def make_bot(
-    shop_knowledge: tuple[Config, Knowledge], api: FakeWechatAPI, tmp_path: Path
+    config: Config, shop_knowledge: Knowledge, api: FakeWechatAPI, tmp_path: Path
 ) -> AsyncIterator[Callable[..., Awaitable[Bot]]]:
-    config, knowledge = shop_knowledge
+    """Workers on the fixture shop, learnt once per session; each test gets its own store."""
+    knowledge = shop_knowledge
     clients: list[TestClient] = []
 
     async def make(**overrides: Any) -> Bot:
@@ -562,11 +542,11 @@ async def test_daily_limit_asks_to_wait_and_long_texts_are_split(
     assert all(len(p.encode()) <= 2048 for p in split_text("字" * 5000))
 
 
-async def test_two_workers_share_one_access_token(encoder: MemoEncoder, api: FakeWechatAPI) -> None:
-    require_postgres()
+async def test_two_workers_share_one_access_token(
+    encoder: MemoEncoder, api: FakeWechatAPI, postgres_url: str
+) -> None:
     base = await api.start()
-    stores = [Store(POSTGRES_URL) for _ in range(2)]
-    empty_postgres(stores[0].engine)
+    stores = [Store(postgres_url) for _ in range(2)]
     stores[0].migrate()
     channels = [WechatChannel(wechat_config(base, random_aes_key())) for _ in range(2)]
     try:

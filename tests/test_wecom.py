@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
 
 from adapters.common.text_parts import split_utf8 as split_text
@@ -26,8 +25,15 @@ from bot.store import channel_state
 from bot.store.database import Store
 from bot.understanding.encoders import MemoEncoder
 from bot.web.app import SERVICE, Parts, make_app
-from tests.conftest import POSTGRES_URL, empty_postgres, require_postgres
-from tests.fakes.wecom_api import CORP_ID, SECRET, TOKEN, FakeQyapi, WecomServer, random_aes_key
+from tests.support.fakes.wecom_api import (
+    CORP_ID,
+    SECRET,
+    TOKEN,
+    FakeQyapi,
+    WecomServer,
+    random_aes_key,
+)
+from tests.support.waiting import until
 
 KF = "wk-test-account"
 PATH = "/channels/wecom"
@@ -73,14 +79,6 @@ class Rig:
 
     async def close(self) -> None:
         await self.client.close()
-
-
-async def until(condition: Callable[[], bool], timeout: float = 8.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 async def make_rig(
@@ -347,6 +345,7 @@ def test_missing_secrets_name_the_environment_variable() -> None:
     assert "https://bot.example.com/channels/wecom" in line and "$WECOM_TOKEN" in line
 
 
+@pytest.mark.slow
 async def test_a_callback_while_another_worker_pulls_is_not_lost(
     config: Config, encoder: MemoEncoder, api: tuple[FakeQyapi, str], tmp_path: Path
 ) -> None:
@@ -385,6 +384,7 @@ async def test_a_callback_while_another_worker_pulls_is_not_lost(
         await second.close()
 
 
+@pytest.mark.slow
 async def test_stopping_mid_pull_ends_cleanly_and_keeps_the_cursor(
     config: Config, encoder: MemoEncoder, api: tuple[FakeQyapi, str], tmp_path: Path
 ) -> None:
@@ -405,15 +405,7 @@ async def test_stopping_mid_pull_ends_cleanly_and_keeps_the_cursor(
         fake.sync_gate.set()
 
 
-@pytest.fixture
-def postgres_url() -> str:
-    require_postgres()
-    engine = sa.create_engine(POSTGRES_URL)
-    empty_postgres(engine)
-    engine.dispose()
-    return POSTGRES_URL
-
-
+@pytest.mark.slow
 async def test_two_workers_on_postgres_answer_each_message_once(
     config: Config,
     encoder: MemoEncoder,

@@ -43,7 +43,8 @@ from bot.jobs.care import run_care
 from bot.jobs.release import release_waiting
 from bot.store import agents
 from bot.understanding.encoders import MemoEncoder
-from tests.conftest import AsyncOutbox, Harness, Outbox, at, dispatch_once
+from tests.support.harness import AsyncOutbox, Harness, Outbox, dispatch_once
+from tests.support.shop import at
 
 HASH = "$argon2id$v=19$m=65536,t=3,p=4$not-a-real-hash"
 

@@ -1,0 +1,44 @@
+"""`bot run` and `bot chat` as processes: the installed command, a free port, readiness."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+#: the webhook channel's secret (BOT_WEBHOOK_SECRET) in the service tests
+SECRET = "test-secret-not-real"
+
+
+def bot_command() -> str:
+    """The installed `bot` console script, beside this Python or on the PATH."""
+    beside = Path(sys.executable).with_name("bot")
+    found = str(beside) if beside.is_file() else shutil.which("bot")
+    assert found, "the `bot` console script is not installed (pip install -e .)"
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def ready(session: aiohttp.ClientSession, port: int, seconds: float) -> dict[str, Any]:
+    """The /readyz answer of the worker on `port` once it is ready; fails after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
+                if response.status == 200:
+                    return dict(await response.json())
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"worker on port {port} not ready in {seconds}s")
