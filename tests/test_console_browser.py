@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from playwright.async_api import ConsoleMessage
 
 from adapters.webhook import WebhookChannel
 from bot.assembly import build_pipeline
@@ -137,8 +138,13 @@ async def test_agent_answers_a_customer_live_in_the_browser(service: Service) ->
         browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = await browser.new_page(viewport={"width": 1280, "height": 860}, locale="zh-CN")
+
             # a script refused by the Content-Security-Policy, or one that throws, fails the test
-            page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+            def on_console(message: ConsoleMessage) -> None:
+                if message.type == "error":
+                    errors.append(message.text)
+
+            page.on("console", on_console)
             page.on("pageerror", lambda e: errors.append(str(e)))
 
             await page.goto(f"{service.url}/console/")
@@ -195,7 +201,8 @@ async def test_agent_answers_a_customer_live_in_the_browser(service: Service) ->
             phone = await browser.new_page(
                 viewport={"width": 390, "height": 844}, locale="en-US", is_mobile=True
             )
-            await phone.context.add_cookies(await page.context.cookies())
+            cookies: Any = await page.context.cookies()  # Cookie and SetCookieParam: same keys
+            await phone.context.add_cookies(cookies)
             await phone.goto(page.url)
             await expect(phone.locator("#ticket-status")).to_be_visible()
             await phone.screenshot(path=str(OUTPUT / "5-phone.png"), full_page=True)

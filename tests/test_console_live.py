@@ -160,8 +160,9 @@ async def test_the_event_stream_says_changed_when_a_ticket_arrives(
 
 
 def _watch(console: Console) -> DeskWatch:
-    for resource in console.client.app.router.resources():  # type: ignore[union-attr]
+    for resource in console.client.app.router.resources():
         sub = getattr(resource, "_app", None)
         if sub is not None and CONSOLE in sub:
-            return sub[CONSOLE].watch
+            watch: DeskWatch = sub[CONSOLE].watch
+            return watch
     raise AssertionError("no console mounted")

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.content.problems import ProblemsError
-from bot.hours.schedule import format_moment, load_schedules, read_schedules
+from bot.hours.schedule import Schedule, format_moment, load_schedules, read_schedules
 from tests.support.shop import FIXTURE, at
 
 
@@ -111,7 +111,7 @@ def test_schedule_mistakes_name_file_and_line(tmp_path: Path) -> None:
 DEFAULT = FIXTURE / "schedules"
 
 
-def _default():  # type: ignore[no-untyped-def]
+def _default() -> Schedule:
     return load_schedules(DEFAULT)["default"]
 
 

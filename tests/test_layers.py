@@ -101,6 +101,7 @@ def adapter_problems(source: str, name: str) -> list[str]:
     into the core (`service.pipeline.store`)."""
     wrong = []
     for node in ast.walk(ast.parse(source)):
+        line = getattr(node, "lineno", 0)
         modules: list[str] = []
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             modules = [node.module]
@@ -109,15 +110,15 @@ def adapter_problems(source: str, name: str) -> list[str]:
         elif isinstance(node, ast.Import):
             modules = [alias.name for alias in node.names]
         elif isinstance(node, ast.Attribute) and node.attr in REACH_THROUGH:
-            wrong.append(f"{name}:{node.lineno} reaches through .{node.attr}")
+            wrong.append(f"{name}:{line} reaches through .{node.attr}")
         for module in modules:
             top = module.split(".")[0]
             if top == "sqlalchemy":
-                wrong.append(f"{name}:{node.lineno} imports {module} (no SQL in adapters)")
+                wrong.append(f"{name}:{line} imports {module} (no SQL in adapters)")
             elif top == "bot" and not any(
                 module == seam or module.startswith(seam + ".") for seam in ADAPTER_SEAMS
             ):
-                wrong.append(f"{name}:{node.lineno} imports {module}, not a channel seam")
+                wrong.append(f"{name}:{line} imports {module}, not a channel seam")
     return wrong
 
 
@@ -158,7 +159,7 @@ def _module_name(path: Path) -> str:
 def _top_level_imports(path: Path, known: set[str]) -> set[str]:
     """The project modules this one imports when it is imported (not inside functions, not
     under `if TYPE_CHECKING:`)."""
-    found = set()
+    found: set[str] = set()
     for node in ast.parse(path.read_text(encoding="utf-8")).body:
         names: list[str] = []
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:

@@ -57,7 +57,9 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine
 
 
 def _insert(conn: sa.Connection, table: sa.Table, **values: Any) -> int:
-    return int(conn.execute(table.insert().values(**values)).inserted_primary_key[0])
+    key = conn.execute(table.insert().values(**values)).inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 def _fill_released(conn: sa.Connection) -> dict[str, int]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from adapters.terminal import explain
@@ -206,7 +208,7 @@ class _FailingEncoder:
     def __init__(self, inner: MemoEncoder) -> None:
         self.inner, self.name = inner, inner.name
 
-    def encode(self, texts: list[str]) -> object:
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
         if "boom" in texts:
             raise RuntimeError("encoder failure")
         return self.inner.encode(texts)
@@ -222,7 +224,7 @@ def test_an_error_mid_pipeline_still_answers_once(
         outbox,
         store_url=f"sqlite:///{tmp_path}/e.sqlite3",
         encoder=_FailingEncoder(encoder),
-    )  # type: ignore[arg-type]
+    )
     message = Inbound("wechat", "m-boom", "u1", "u1", "boom", at("2026-11-24 10:00"))
     ctx = pipeline.handle(message)
     assert ctx.error

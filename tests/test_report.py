@@ -9,11 +9,13 @@ import os
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
+from typing import cast
 
 import pytest
 
 from bot.cli.main import main
 from bot.content.config import load_config
+from bot.jobs.leader import Leadership
 from bot.jobs.scheduler import weekly_report_if_leading
 from bot.understanding.encoders import MemoEncoder
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
@@ -140,15 +142,15 @@ def test_the_leader_writes_last_weeks_report_once_after_monday_nine(
     pipeline = week.harness.pipeline
     config = pipeline.config
     config.reports.dir = str(tmp_path / "reports")
-    leader = SimpleNamespace(is_leader=True)
-    follower = SimpleNamespace(is_leader=False)
+    leader = cast(Leadership, SimpleNamespace(is_leader=True))
+    follower = cast(Leadership, SimpleNamespace(is_leader=False))
     saved = pipeline.clock.now()
     try:
         pipeline.clock.set(at("2026-11-30 08:59"))  # type: ignore[attr-defined]
-        assert weekly_report_if_leading(pipeline, leader) is None  # type: ignore[arg-type]
+        assert weekly_report_if_leading(pipeline, leader) is None
         pipeline.clock.set(at("2026-11-30 09:00"))  # type: ignore[attr-defined]
-        assert weekly_report_if_leading(pipeline, follower) is None  # type: ignore[arg-type]
-        written = weekly_report_if_leading(pipeline, leader)  # type: ignore[arg-type]
+        assert weekly_report_if_leading(pipeline, follower) is None
+        written = weekly_report_if_leading(pipeline, leader)
         assert written == tmp_path / "reports" / "week-2026-11-23.html"
         assert (tmp_path / "reports" / "week-2026-11-23.json").exists()
         stamp = written.stat().st_mtime_ns

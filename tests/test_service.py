@@ -31,7 +31,7 @@ from bot.store.database import Store
 from bot.store.schema import decisions, messages, outbox
 from bot.understanding.encoders import MemoEncoder
 from bot.web.app import SERVICE, Parts, make_app
-from tests.support.service import SECRET, bot_command, free_port, ready
+from tests.support.service import SECRET, AppClient, bot_command, free_port, ready
 
 
 class Receiver:
@@ -58,7 +58,7 @@ async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
     await server.close()
 
 
-async def _client(config: Config, encoder: MemoEncoder, url: str, tmp: Path) -> TestClient:
+async def _client(config: Config, encoder: MemoEncoder, url: str, tmp: Path) -> AppClient:
     pipeline = build_pipeline(
         config, SystemClock(), store_url=f"sqlite:///{tmp}/service.sqlite3", encoder=encoder
     )
@@ -76,7 +76,7 @@ async def test_webhook_channel_end_to_end(
 ) -> None:
     found, url = receiver
     client = await _client(config, encoder, url, tmp_path)
-    service = client.app[SERVICE]  # type: ignore[index]
+    service = client.app[SERVICE]
     auth = {"Authorization": f"Bearer {SECRET}"}
     try:
         assert (await client.get("/healthz")).status == 200

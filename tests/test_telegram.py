@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 
 from adapters.telegram import TelegramChannel, callback_inbound, message_inbound
@@ -34,6 +35,7 @@ from bot.understanding.encoders import MemoEncoder
 from bot.web.app import SERVICE, Parts, make_app
 from tests.support.fakes import telegram_api as tg
 from tests.support.fakes.telegram_api import TOKEN, FakeBotAPI
+from tests.support.service import AppClient
 from tests.support.waiting import until
 
 SECRET = "test-webhook-secret_not-real"
@@ -51,7 +53,7 @@ async def fake() -> AsyncIterator[tuple[FakeBotAPI, str]]:
 def channel_config(base: str, mode: str = "polling") -> TelegramChannelConfig:
     return TelegramChannelConfig(
         enabled=True,
-        mode=mode,  # type: ignore[arg-type]
+        mode=mode,
         token=TOKEN,
         token_env="BOT_TEST_UNSET_TELEGRAM_TOKEN",
         webhook_secret=SECRET,
@@ -71,7 +73,7 @@ async def start_worker(
     *,
     mode: str = "polling",
     worker: str = "w1",
-) -> tuple[TestClient, TelegramChannel]:
+) -> tuple[AppClient, TelegramChannel]:
     """One `bot run` worker, in-process, with only the Telegram channel."""
     config.service.public_url = PUBLIC
     pipeline = build_pipeline(config, SystemClock(), store_url=store_url, encoder=encoder)
@@ -102,7 +104,9 @@ def stored(store_url: str) -> int:
         store.engine.dispose()
 
 
-async def post_update(client: TestClient, update: dict[str, Any], secret: str | None = SECRET):
+async def post_update(
+    client: AppClient, update: dict[str, Any], secret: str | None = SECRET
+) -> ClientResponse:
     headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret is not None else {}
     return await client.post("/channels/telegram/webhook", json=update, headers=headers)
 
@@ -174,7 +178,7 @@ async def test_polling_does_not_lose_an_update_the_database_refused(
 
         def fetched_twice() -> bool:
             returned = [c for c in api.called("getUpdates") if c.result]
-            return sum(u["update_id"] == update_id for c in returned for u in c.result) >= 2
+            return sum(bool(u["update_id"] == update_id) for c in returned for u in c.result) >= 2
 
         await until(fetched_twice)
         assert api.pending and not api.sent()
@@ -307,7 +311,7 @@ async def test_webhook_secret_bodies_commands_edits_and_photos(
         assert (await post_update(client, again)).status == 200
         await until(lambda: any(c.params["chat_id"] == "781" for c in api.sent()))
         # shutting down: 503, another worker (or this one, later) takes it
-        await client.app[SERVICE].drain(0)  # type: ignore[index]
+        await client.app[SERVICE].drain(0)
         late = {"update_id": 8, **tg.text_update("运费多少", message_id=36, chat_id=782)}
         assert (await post_update(client, late)).status == 503
     finally:

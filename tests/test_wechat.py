@@ -18,7 +18,8 @@ import aiohttp
 import pytest
 import sqlalchemy as sa
 import xmltodict
-from aiohttp.test_utils import BaseRunner, TestClient, TestServer
+from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.web_runner import BaseRunner
 
 from adapters.common.text_parts import split_utf8 as split_text
 from adapters.wechat import WechatChannel
@@ -46,6 +47,7 @@ from tests.support.fakes.wechat_api import (
     sign,
     text_xml,
 )
+from tests.support.service import AppClient
 from tests.support.waiting import until
 
 PATH = "/channels/wechat"
@@ -77,7 +79,7 @@ class BotRunServer(TestServer):
 
 @dataclass
 class Bot:
-    client: TestClient
+    client: AppClient
     pipeline: Pipeline
     api: FakeWechatAPI
     wechat: WechatServer
@@ -140,7 +142,7 @@ async def make_bot(
 ) -> AsyncIterator[Callable[..., Awaitable[Bot]]]:
     """Workers on the fixture shop, learnt once per session; each test gets its own store."""
     knowledge = shop_knowledge
-    clients: list[TestClient] = []
+    clients: list[AppClient] = []
 
     async def make(**overrides: Any) -> Bot:
         base = await api.start() if api.server is None else str(api.server.make_url("")).rstrip("/")

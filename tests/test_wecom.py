@@ -33,6 +33,7 @@ from tests.support.fakes.wecom_api import (
     WecomServer,
     random_aes_key,
 )
+from tests.support.service import AppClient
 from tests.support.waiting import until
 
 KF = "wk-test-account"
@@ -58,7 +59,7 @@ async def api() -> AsyncIterator[tuple[FakeQyapi, str]]:
 
 @dataclass
 class Rig:
-    client: TestClient
+    client: AppClient
     channel: WecomChannel
     api: FakeQyapi
     wecom: WecomServer

@@ -21,6 +21,7 @@ from bot.understanding.encoders import MemoEncoder
 from bot.web.app import Parts, make_app
 from bot.web.auth import hash_password
 from bot.web.console.sessions import COOKIE
+from tests.support.service import AppClient
 from tests.support.shop import at
 
 PASSWORD = "correct horse battery"
@@ -29,7 +30,7 @@ CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 @dataclass
 class Console:
-    client: TestClient
+    client: AppClient
     pipeline: Pipeline
     clock: FixedClock
 

@@ -15,8 +15,9 @@ from bot.content.config import Config
 from bot.domain.clock import FixedClock
 from bot.domain.messages import Inbound, Outbound
 from bot.jobs.dispatch import Dispatcher
+from bot.pipeline.context import Context
 from bot.pipeline.knowledge import Knowledge
-from bot.pipeline.runner import Context, Pipeline
+from bot.pipeline.runner import Pipeline
 from bot.understanding.encoders import MemoEncoder
 from tests.support.shop import at
 

@@ -1,4 +1,5 @@
-"""`bot run` and `bot chat` as processes: the installed command, a free port, readiness."""
+"""`bot run` and `bot chat` as processes (the installed command, a free port, readiness), and
+the test client of the in-process application."""
 
 from __future__ import annotations
 
@@ -11,6 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+#: the aiohttp test client of `bot run`'s application
+AppClient = TestClient[web.Request, web.Application]
 
 #: the webhook channel's secret (BOT_WEBHOOK_SECRET) in the service tests
 SECRET = "test-secret-not-real"

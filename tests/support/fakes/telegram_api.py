@@ -59,7 +59,7 @@ class FakeBotAPI:
 
     def push(self, update: dict[str, Any]) -> int:
         """Queue an update for getUpdates; returns its update_id."""
-        update_id = next(self._update_ids)
+        update_id: int = next(self._update_ids)
         self.pending.append({"update_id": update_id, **update})
         self._news.set()
         return update_id
