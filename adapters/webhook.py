@@ -5,7 +5,9 @@ In:  POST /channels/webhook/messages, `Authorization: Bearer <secret>`, JSON
      {"id": "…", "user": "…", "chat": "…"?, "text": "…", "kind": "text"?, "wait": false?}
      (`id` is unique per user: a resend with the same user and id is answered once)
      → 200 {"action": …, "replies": [...]?, "pending": bool}; a forged secret gets 401, a
-     malformed body 400 (logged, nothing stored), a worker shutting down 503.
+     malformed body 400 (logged, nothing stored), a worker shutting down 503. `pending`
+     (a public key, kept as is) is `Outcome.unfinished`: not handled within the wait, the
+     replies are delivered as below.
      With "wait": true the replies come back in the response when ready within
      `wait_seconds`; otherwise (and for anything later) they are delivered as below.
 Out: POST `deliver_url` with the same bearer and JSON
@@ -125,7 +127,7 @@ class WebhookChannel:
             return web.json_response({"error": "shutting down, try another worker"}, status=503)
         body: dict[str, Any] = {
             "action": outcome.decision.action.value if outcome.decision else None,
-            "pending": outcome.pending,
+            "pending": outcome.unfinished,
             "replies": [],
         }
         if outcome.inline:

@@ -26,7 +26,7 @@ from bot.jobs.care import (
     send_waiting_care,
 )
 from bot.jobs.leader import Leadership
-from bot.jobs.release import release_waiting
+from bot.jobs.release import release_queue_closed
 from bot.store import schema, tickets
 from bot.store.database import Store
 from bot.understanding.encoders import MemoEncoder
@@ -105,7 +105,7 @@ def test_one_apology_after_the_configured_wait_and_never_before(harness: Harness
         ticket_id,
         ticket_id + 1,
     ]
-    assert harness.pipeline.store.pending_outbound() == []
+    assert harness.pipeline.store.unsent_outbound() == []
 
 
 def test_no_apology_once_a_human_answered(harness: Harness) -> None:
@@ -113,7 +113,7 @@ def test_no_apology_once_a_human_answered(harness: Harness) -> None:
     claimed = _handoff(harness, "人工客服", "b", "2026-11-24 10:00")
     _change(harness, answered, "2026-11-24 10:01", first_response_at=at("2026-11-24 10:01"))
     _change(
-        harness, claimed, "2026-11-24 10:01", status="claimed", claimed_at=at("2026-11-24 10:01")
+        harness, claimed, "2026-11-24 10:01", status="assigned", assigned_at=at("2026-11-24 10:01")
     )
     assert _care(harness, "2026-11-24 10:10") == ["b"]  # claimed, but still no reply: sorry
     assert _ticket(harness, answered).care_sent_at is None
@@ -124,11 +124,11 @@ def test_no_apology_while_the_queue_is_closed_then_after_opening_plus_the_wait(
 ) -> None:
     pipeline = harness.pipeline
     ticket_id = _handoff(harness, "转人工", "a", "2026-11-27 19:00")  # Friday evening
-    assert _ticket(harness, ticket_id).status == "waiting"
+    assert _ticket(harness, ticket_id).status == "queue_closed"
     assert _care(harness, "2026-11-28 12:00") == []
     assert _care(harness, "2026-11-30 09:04") == []  # Monday: not yet available, not released
     harness.clock.set(at("2026-11-30 09:00"))
-    release_waiting(
+    release_queue_closed(
         pipeline.config, pipeline.store, pipeline.knowledge.schedules, at("2026-11-30 09:00")
     )
     assert _care(harness, "2026-11-30 09:04:59") == []
@@ -147,7 +147,7 @@ def test_apology_waits_for_the_channels_reply_window(harness: Harness) -> None:
     pipeline = harness.pipeline
     ticket_id = _handoff(harness, "转人工", "w", "2026-11-27 19:00", channel="wechat")
     harness.clock.set(at("2026-11-30 09:00"))  # 62 h later
-    release_waiting(
+    release_queue_closed(
         pipeline.config, pipeline.store, pipeline.knowledge.schedules, at("2026-11-30 09:00")
     )
     assert _care(harness, "2026-11-30 09:05") == []
@@ -248,8 +248,8 @@ def test_claimed_and_answered_in_time_never_breaches(harness: Harness) -> None:
         harness,
         ticket_id,
         "2026-11-24 10:01",
-        status="pending",
-        claimed_at=at("2026-11-24 10:01"),
+        status="awaiting_customer",
+        assigned_at=at("2026-11-24 10:01"),
         first_response_at=at("2026-11-24 10:01:30"),
     )
     assert _breaches(harness, "2026-11-24 17:00") == []
@@ -258,16 +258,16 @@ def test_claimed_and_answered_in_time_never_breaches(harness: Harness) -> None:
 def test_after_hours_ticket_is_not_breached_before_it_is_available(harness: Harness) -> None:
     pipeline = harness.pipeline
     ticket_id = _handoff(harness, "转人工", "a", "2026-11-27 19:00")
-    waiting = _ticket(harness, ticket_id)
-    assert waiting.available_at == at("2026-11-30 09:00")
-    assert waiting.first_response_due == at("2026-11-30 09:02")  # clocks start at opening
-    assert waiting.transfer_due == at("2026-11-30 09:30")
+    closed_ticket = _ticket(harness, ticket_id)
+    assert closed_ticket.available_at == at("2026-11-30 09:00")
+    assert closed_ticket.first_response_due == at("2026-11-30 09:02")  # clocks start at opening
+    assert closed_ticket.transfer_due == at("2026-11-30 09:30")
     assert _breaches(harness, "2026-11-28 12:00") == []
     assert _breaches(harness, "2026-11-30 08:59") == []
-    assert _breaches(harness, "2026-11-30 09:03") == []  # still waiting: agents never saw it
+    assert _breaches(harness, "2026-11-30 09:03") == []  # still queue_closed: agents never saw it
     # released three minutes late (the job runs every 15 s; an operator may also have moved
     # the opening): the clocks start at the release, not at the opening agents never saw
-    release_waiting(
+    release_queue_closed(
         pipeline.config, pipeline.store, pipeline.knowledge.schedules, at("2026-11-30 09:03")
     )
     released = _ticket(harness, ticket_id)

@@ -96,7 +96,7 @@ def _check(store: Store, claimed: list[tuple[int, Ticket]]) -> None:
     assert len(ids) == TICKETS and len(set(ids)) == TICKETS  # each once, none lost
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(tickets_table.c.status, tickets_table.c.agent_id)).all()
-    assert Counter(r.status for r in rows) == {"claimed": TICKETS}
+    assert Counter(r.status for r in rows) == {"assigned": TICKETS}
     owners = {ticket.id: agent_id for agent_id, ticket in claimed}
     with store.engine.connect() as conn:
         stored = dict(conn.execute(sa.select(tickets_table.c.id, tickets_table.c.agent_id)).all())

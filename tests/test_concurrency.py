@@ -130,8 +130,8 @@ def test_each_reply_is_sent_once_by_several_dispatchers(workers: list[Pipeline])
         pipeline.sender = failing  # every first send fails: all replies wait in the outbox
     for n in range(20):
         workers[n % 2].handle(Inbound("wechat", f"r{n}", f"r{n}", f"r{n}", "转人工", NOW))
-    pending = workers[0].store.pending_outbound()
-    assert len(pending) >= 20
+    unsent = workers[0].store.unsent_outbound()
+    assert len(unsent) >= 20
     channel = AsyncOutbox()
 
     async def both() -> None:
@@ -146,11 +146,11 @@ def test_each_reply_is_sent_once_by_several_dispatchers(workers: list[Pipeline])
 
     asyncio.run(both())
     ids = [m.outbox_id or 0 for m in channel.sent]
-    assert sorted(ids) == sorted(p.id for p in pending)  # each once
-    for conversation in {p.conversation_id for p in pending}:
+    assert sorted(ids) == sorted(p.id for p in unsent)  # each once
+    for conversation in {p.conversation_id for p in unsent}:
         mine = [m.outbox_id or 0 for m in channel.sent if m.conversation_id == conversation]
         assert mine == sorted(mine)  # in order
-    assert workers[0].store.pending_outbound() == []
+    assert workers[0].store.unsent_outbound() == []
 
 
 def test_one_scheduler_leader_and_a_takeover(workers: list[Pipeline]) -> None:

@@ -104,7 +104,7 @@ async def test_a_worker_killed_mid_send_delivers_after_restart_exactly_once(
             store.engine.dispose()
             # the answer (and, after hours, the notice), held by the dead worker
             assert rows[0].text == ANSWER
-            assert all(r.status == "pending" and r.leased_by for r in rows)
+            assert all(r.status == "unsent" and r.leased_by for r in rows)
 
             worker = _start(path, port)
             await ready(session, port, 120)

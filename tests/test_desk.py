@@ -17,7 +17,7 @@ from bot.content.config import Config
 from bot.domain.agent import Agent, Role
 from bot.domain.clock import FixedClock
 from bot.domain.messages import Action
-from bot.domain.ticket import TicketStatus
+from bot.domain.ticket import TicketState
 from bot.humans.desk import Conflict, Desk, DeskError, Forbidden
 from bot.store import agents
 from bot.store.database import Store
@@ -87,7 +87,7 @@ def test_an_agent_claims_replies_and_resolves_and_the_customer_rates(harness: Ha
     assert outcome.sent and outcome.warnings == []
     assert _sent(harness) == ["您好，我是客服 Alice，订单明天发货。"]
     view = desk.ticket(alice, ticket_id)
-    assert view.ticket.status == TicketStatus.PENDING  # waiting on the customer
+    assert view.ticket.status == TicketState.AWAITING_CUSTOMER  # the customer's move
     assert view.ticket.first_response_at == harness.clock.now()
     authors = [(line.author, line.text) for line in view.transcript]
     assert ("customer", "我的订单号是 12345") in authors
@@ -96,7 +96,7 @@ def test_an_agent_claims_replies_and_resolves_and_the_customer_rates(harness: Ha
     assert any(line.decision and "handoff" in line.decision for line in view.transcript)
 
     harness.say("好的")  # the customer answers: the agent's move again
-    assert desk.ticket(alice, ticket_id).ticket.status == TicketStatus.CLAIMED
+    assert desk.ticket(alice, ticket_id).ticket.status == TicketState.ASSIGNED
     assert harness.replies == []
 
     desk.resolve(alice, ticket_id)
@@ -108,7 +108,7 @@ def test_an_agent_claims_replies_and_resolves_and_the_customer_rates(harness: Ha
     assert ctx.decision is not None and "csat answer 5" in ctx.decision.reasons[0]
     assert harness.replies == ["感谢您的评价，祝您生活愉快！"]
     view = desk.ticket(alice, ticket_id)
-    assert view.csat == 5 and view.ticket.status == TicketStatus.RESOLVED
+    assert view.csat == 5 and view.ticket.status == TicketState.RESOLVED
     assert [e.kind for e in view.events] == ["created", "claimed", "replied", "resolved", "csat"]
 
     # the bot answers again, and a later "5" is not a second rating
@@ -129,7 +129,7 @@ def test_a_resolved_ticket_reopens_to_its_agent_and_is_surveyed_once(harness: Ha
     assert ctx.decision.ticket_id == ticket_id  # the same ticket, not a new one
     assert harness.replies == ["您的问题已由客服Alice跟进处理中，请稍候，我们会尽快回复您。"]
     view = desk.ticket(alice, ticket_id)
-    assert view.ticket.status == TicketStatus.CLAIMED and view.ticket.reopened == 1
+    assert view.ticket.status == TicketState.ASSIGNED and view.ticket.reopened == 1
     assert view.mine
     desk.resolve(alice, ticket_id)
     assert [t for t in _sent(harness) if "1–5" in t] == []  # asked once per ticket
@@ -246,7 +246,7 @@ def test_transfer_to_a_queue_or_a_colleague_keeps_the_note(harness: Harness) -> 
     assert first is not None
     harness.clock.advance(timedelta(minutes=3))
     moved = desk.transfer(alice, ticket_id, queue="tech", note="路由器故障，请技术支持")
-    assert (moved.queue, moved.status, moved.agent_id) == ("tech", TicketStatus.QUEUED, None)
+    assert (moved.queue, moved.status, moved.agent_id) == ("tech", TicketState.QUEUED, None)
     # the customer has waited for people since the handoff: the clocks do not restart
     assert moved.available_at == first.available_at
     claimed = desk.claim_next(bob)
@@ -330,7 +330,7 @@ def test_an_emergency_while_waiting_moves_to_the_urgent_line_with_its_clocks_run
     ctx = harness.say("我的卡被盗刷了，紧急！", user="b")
     assert ctx.decision is not None and ctx.decision.queue == "urgent"
     view = _desk(harness).ticket(_agent(harness, "sam", Role.SUPERVISOR), weekend)
-    assert view.ticket.queue == "urgent" and view.ticket.status == TicketStatus.QUEUED
+    assert view.ticket.queue == "urgent" and view.ticket.status == TicketState.QUEUED
     assert view.ticket.first_response_due == at("2026-11-28 20:01")
     assert ticket_id != weekend
 
@@ -391,7 +391,7 @@ def test_a_transfer_racing_the_customers_message_leaves_no_orphan_ticket(
         ticket_id = _handoff(harness, user)
         claimed = desk.claim(alice, ticket_id)
         assert claimed.id == ticket_id
-        desk.reply(alice, ticket_id, "请问还有什么可以帮您？")  # pending: the customer's move
+        desk.reply(alice, ticket_id, "请问还有什么可以帮您？")  # awaiting_customer now
         start = threading.Barrier(2)
 
         def customer(n: int = round_, who: str = user, start: threading.Barrier = start) -> None:
@@ -410,4 +410,4 @@ def test_a_transfer_racing_the_customers_message_leaves_no_orphan_ticket(
         for t in threads:
             t.join()
         view = desk.ticket(alice, ticket_id)
-        assert (view.ticket.status, view.ticket.agent_id) == (TicketStatus.QUEUED, None), round_
+        assert (view.ticket.status, view.ticket.agent_id) == (TicketState.QUEUED, None), round_

@@ -241,12 +241,12 @@ def test_bot_faq_gaps_writes_drafts_the_admin_completes_and_the_bot_never_loads(
     assert all(e["answer"] is None and e["id"].startswith("gap-") for e in written)
     assert "answer:  # write zh: and en: below" in drafts.read_text(encoding="utf-8")
 
-    # the bot never loads the drafts; `bot check` says they are waiting
+    # the bot never loads the drafts; `bot check` says they are to answer
     content, problems = read_content(load_config(shop / "config.toml"))
     assert not any(e.id.startswith("gap-") for e in content.faq) and not problems
     assert main(["--config", str(shop / "config.toml"), "check"]) == 0
     checked = capsys.readouterr().out
-    assert "3 draft entries waiting in drafts.yaml" in checked and "warning:" in checked
+    assert "3 draft entries to answer in drafts.yaml" in checked and "warning:" in checked
 
     # the admin answers the gift question and comments; customers keep asking
     gift_id = written[0]["id"]
@@ -267,7 +267,7 @@ def test_bot_faq_gaps_writes_drafts_the_admin_completes_and_the_bot_never_loads(
 
     assert main([*argv, "--write"]) == 0
     out = capsys.readouterr().out
-    assert "1 new draft(s), 1 question(s) added to 1 draft(s); 4 waiting" in out
+    assert "1 new draft(s), 1 question(s) added to 1 draft(s); 4 to answer" in out
     after = drafts.read_text(encoding="utf-8")
     # everything the admin typed is still there, in order, with the new question in the gift
     # entry and the new group at the end
@@ -286,7 +286,7 @@ def test_bot_faq_gaps_writes_drafts_the_admin_completes_and_the_bot_never_loads(
     faq_file.write_text(faq_file.read_text(encoding="utf-8") + moved, encoding="utf-8")
     drafts.write_text(after.replace(f"- id: {gift_id}\n{entry}", ""), encoding="utf-8")
     assert main(["--config", str(shop / "config.toml"), "check"]) == 0
-    assert "3 draft entries waiting" in capsys.readouterr().out
+    assert "3 draft entries to answer" in capsys.readouterr().out
     assert main([*argv, "--write"]) == 0
     out = capsys.readouterr().out
     assert "礼品包装" not in out.split("Write")[0] and "the FAQ answers now" in out

@@ -16,7 +16,7 @@ from bot.domain.messages import Action
 from bot.domain.ticket import Ticket
 from bot.jobs import scheduler
 from bot.jobs.leader import Leadership
-from bot.jobs.release import release_waiting
+from bot.jobs.release import release_queue_closed
 from bot.jobs.reload import KnowledgeReloader, ScheduleReloader
 from bot.store import outbox, schema
 from bot.understanding.encoders import MemoEncoder
@@ -33,7 +33,7 @@ def _handoff(harness: Harness, text: str, user: str, when: str, channel: str = "
 
 def _release(harness: Harness) -> list[Ticket]:
     pipeline = harness.pipeline
-    released, notices = release_waiting(
+    released, notices = release_queue_closed(
         pipeline.config, pipeline.store, pipeline.knowledge.schedules, pipeline.clock.now()
     )
     pipeline.deliver_now(notices)
@@ -60,7 +60,7 @@ def test_tickets_queued_while_closed_are_released_at_opening(harness: Harness) -
         ("a", "您好，人工客服已上线，正在为您处理，请稍候。"),
         ("c", "您好，人工客服已上线，正在为您处理，请稍候。"),
     ]
-    assert store.pending_outbound() == []
+    assert store.unsent_outbound() == []
     assert _release(harness) == []  # released once
 
 
@@ -75,7 +75,7 @@ def test_no_message_outside_the_channels_reply_window(harness: Harness) -> None:
     ]
 
 
-def test_urgent_tickets_are_never_waiting(harness: Harness) -> None:
+def test_urgent_tickets_are_never_queue_closed(harness: Harness) -> None:
     _handoff(harness, "插座冒烟了", "u", "2026-11-28 03:00")
     assert [t.queue for t in harness.pipeline.store.tickets(status="queued")] == ["urgent"]
 
@@ -215,17 +215,17 @@ def test_failed_replies_are_resent_later_and_expire_outside_the_window(harness: 
     harness.clock.set(at("2026-11-26 11:00"))  # 49 hours later: WeChat no longer accepts it
     assert dispatch_once(harness.pipeline, channel) == 1
     assert [m.chat_id for m in channel.sent] == ["t"]
-    assert harness.pipeline.store.pending_outbound() == []
+    assert harness.pipeline.store.unsent_outbound() == []
 
 
 def test_passing_failures_back_off_and_give_up(harness: Harness) -> None:
     harness.say("运费多少", user="t", channel="telegram")
     harness.outbox.sent.clear()
-    pending = harness.pipeline.store.pending_outbound()
-    assert pending == []  # the harness's sender delivered it; make a reply fail from now on
+    unsent = harness.pipeline.store.unsent_outbound()
+    assert unsent == []  # the harness's sender delivered it; make a reply fail from now on
     harness.outbox.fail = True
     harness.say("可以开发票吗", user="t", channel="telegram")
-    [row] = harness.pipeline.store.pending_outbound()
+    [row] = harness.pipeline.store.unsent_outbound()
     assert row.attempts == 1
     channel = AsyncOutbox(failures=[ConnectionError("down")] * 10)
     assert dispatch_once(harness.pipeline, channel) == 1  # tried: fails, 2 s backoff
@@ -233,14 +233,14 @@ def test_passing_failures_back_off_and_give_up(harness: Harness) -> None:
     for _ in range(8):
         harness.clock.advance(timedelta(minutes=11))
         dispatch_once(harness.pipeline, channel)
-    assert harness.pipeline.store.pending_outbound() == []  # gave up after 8 attempts
+    assert harness.pipeline.store.unsent_outbound() == []  # gave up after 8 attempts
     assert channel.sent == []
 
 
 def test_retry_after_is_honoured_and_order_kept(harness: Harness) -> None:
     harness.outbox.fail = True
     harness.say("转人工", user="t", when="2026-11-27 20:00", channel="telegram")  # two replies
-    texts = [p.text for p in harness.pipeline.store.pending_outbound()]
+    texts = [p.text for p in harness.pipeline.store.unsent_outbound()]
     assert len(texts) == 2
     channel = AsyncOutbox(failures=[RetryAfter(7)])
     assert dispatch_once(harness.pipeline, channel) == 2
@@ -257,7 +257,7 @@ def test_a_customer_who_blocked_the_bot_is_marked_unreachable(harness: Harness) 
     ctx = harness.say("转人工", user="t", when="2026-11-27 20:00", channel="telegram")
     channel = AsyncOutbox(failures=[PermanentFailure("Forbidden: bot was blocked by the user")])
     assert dispatch_once(harness.pipeline, channel) == 2
-    assert harness.pipeline.store.pending_outbound() == []  # nothing retried for ever
+    assert harness.pipeline.store.unsent_outbound() == []  # nothing retried for ever
     assert ctx.conversation is not None
     conversation = harness.pipeline.store.conversation(ctx.conversation.id)
     assert conversation.unreachable_reason == "Forbidden: bot was blocked by the user"
@@ -271,7 +271,7 @@ def test_the_handoff_reply_names_its_queue(harness: Harness) -> None:
     the reply that hands off, and only that one."""
     harness.outbox.fail = True
     harness.say("转人工", user="t", when="2026-11-27 20:00", channel="telegram")
-    rows = harness.pipeline.store.pending_outbound()
+    rows = harness.pipeline.store.unsent_outbound()
     assert [r.handoff_queue for r in rows] == ["general", None]  # then the closed notice
     channel = AsyncOutbox()
     dispatch_once(harness.pipeline, channel)
@@ -292,7 +292,7 @@ def test_no_more_than_the_channels_quota_after_each_customer_message(harness: Ha
     channel = AsyncOutbox()
     assert dispatch_once(harness.pipeline, channel) == 5
     assert [m.text for m in channel.sent][1:] == [f"follow-up {n}" for n in range(4)]
-    assert store.pending_outbound() == []  # the sixth expired instead of failing at WeChat
+    assert store.unsent_outbound() == []  # the sixth expired instead of failing at WeChat
     with store.engine.connect() as conn:
         last = conn.execute(
             sa.select(schema.outbox.c.status, schema.outbox.c.last_error)

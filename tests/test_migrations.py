@@ -18,7 +18,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.exc import IntegrityError
 
+from bot.domain.ticket import TicketState
+from bot.store import outbox as outbox_queries
 from bot.store import schema
+from bot.store import tickets as ticket_queries
 from bot.store.database import Store
 from bot.store.migrate import (
     MigrationError,
@@ -183,7 +186,7 @@ def _assert_rows_kept_and_repaired(engine: sa.Engine, ids: dict[str, int]) -> No
         tickets = {t.id: t for t in conn.execute(sa.select(schema.tickets))}
         assert {i: t.status for i, t in tickets.items()} == {
             ids["t_old"]: "resolved",  # the older of two open tickets of one conversation
-            ids["t_new"]: "claimed",
+            ids["t_new"]: "assigned",
             ids["t_done"]: "resolved",
         }
         assert tickets[ids["t_new"]].reasons == REASONS
@@ -191,7 +194,7 @@ def _assert_rows_kept_and_repaired(engine: sa.Engine, ids: dict[str, int]) -> No
 
         outbox = {o.id: o for o in conn.execute(sa.select(schema.outbox))}
         assert {i: (o.status, o.via, o.next_attempt_at) for i, o in outbox.items()} == {
-            ids["o_pending"]: ("pending", None, utc),
+            ids["o_pending"]: ("unsent", None, utc),
             ids["o_sent"]: ("sent", "api", utc),
             ids["o_expired"]: ("expired", None, utc + timedelta(minutes=1)),
         }
@@ -340,6 +343,148 @@ def test_downgrade_returns_to_the_released_schema(engine: sa.Engine, tmp_path: P
     assert upgrade(engine) == head_revision()
     _assert_rows_kept_and_repaired(engine, ids)
     _assert_matches_schema(engine, tmp_path)
+
+
+#: tickets.status as revision 0005 stored it → as it reads after 0006
+TICKET_WORDS = {
+    "waiting": "queue_closed",
+    "queued": "queued",
+    "claimed": "assigned",
+    "pending": "awaiting_customer",
+    "resolved": "resolved",
+    "closed": "closed",
+}
+#: outbox.status, likewise
+OUTBOX_WORDS = {"pending": "unsent", "sent": "sent", "failed": "failed", "expired": "expired"}
+
+
+def _fill(
+    conn: sa.Connection,
+    tables: dict[str, sa.Table],
+    tickets: dict[str, str | None],
+    outbox: list[str],
+    assigned: str,
+) -> dict[str, int]:
+    """One conversation per ticket (only one may be open each), its ticket with the given state
+    and time of assignment (column `assigned`), a `claimed` event, and the outbox rows."""
+    utc, minute = T0.replace(tzinfo=UTC), timedelta(minutes=1)
+    ids: dict[str, int] = {}
+    for n, (status, at) in enumerate(tickets.items()):
+        conversation = _insert(
+            conn,
+            tables["conversations"],
+            channel="wechat",
+            user_id=f"u{n}",
+            chat_id=f"u{n}",
+            state="handoff",
+            opened_at=utc,
+            last_at=utc,
+        )
+        ids[status] = _insert(
+            conn,
+            tables["tickets"],
+            conversation_id=conversation,
+            queue="general",
+            priority="normal",
+            priority_rank=2,
+            category="consult",
+            status=status,
+            created_at=utc,
+            available_at=utc,
+            first_response_due=utc + 2 * minute,
+            transfer_due=utc + 30 * minute,
+            reasons=REASONS,
+            updated_at=utc,
+            **{assigned: None if at is None else utc + minute},
+        )
+        _insert(conn, tables["ticket_events"], ticket_id=ids[status], at=utc, kind="claimed")
+    for status in outbox:
+        ids[f"o_{status}"] = _insert(
+            conn,
+            tables["outbox"],
+            conversation_id=conversation,
+            channel="wechat",
+            chat_id="u0",
+            text="好的",
+            status=status,
+            created_at=utc,
+            next_attempt_at=utc,
+        )
+    return ids
+
+
+def _reflected(engine: sa.Engine) -> dict[str, sa.Table]:
+    """The tables as the database has them now (an older revision's, for writing old rows)."""
+    metadata = sa.MetaData()
+    metadata.reflect(engine)
+    return dict(metadata.tables)
+
+
+def test_rows_stored_with_the_old_state_words_read_with_the_new_ones(engine: sa.Engine) -> None:
+    assert upgrade(engine, "0005") == "0005"
+    with engine.begin() as conn:
+        assigned = {"waiting": None, "queued": None}
+        tickets = {old: assigned.get(old, "yes") for old in TICKET_WORDS}
+        ids = _fill(conn, _reflected(engine), tickets, list(OUTBOX_WORDS), "claimed_at")
+    assert upgrade(engine) == head_revision()
+
+    utc = T0.replace(tzinfo=UTC)
+    with engine.connect() as conn:
+        read = {
+            t.id: t
+            for t in map(
+                ticket_queries.from_row, conn.execute(sa.select(schema.tickets)).mappings()
+            )
+        }
+        assert {read[ids[old]].status: read[ids[old]].assigned_at for old in TICKET_WORDS} == {
+            TicketState(new): None if old in ("waiting", "queued") else utc + timedelta(minutes=1)
+            for old, new in TICKET_WORDS.items()
+        }
+        statuses = conn.execute(sa.select(schema.outbox.c.id, schema.outbox.c.status)).all()
+        assert {status for _, status in statuses} == set(OUTBOX_WORDS.values())
+        assert [row.id for row in outbox_queries.unsent(conn)] == [ids["o_pending"]]
+        kinds = conn.execute(sa.select(schema.ticket_events.c.kind)).scalars().all()
+        assert set(kinds) == {"claimed"}  # the act, not a state: kept
+    with pytest.raises(IntegrityError), engine.begin() as conn:  # an old word is refused now
+        conn.execute(
+            schema.tickets.update()
+            .where(schema.tickets.c.id == ids["resolved"])
+            .values(status="waiting")
+        )
+    with pytest.raises(IntegrityError), engine.begin() as conn:  # still one open ticket each
+        row = (
+            conn.execute(sa.select(schema.tickets).where(schema.tickets.c.id == ids["pending"]))
+            .mappings()
+            .one()
+        )
+        copy = {k: v for k, v in row.items() if k != "id"} | {"status": "queue_closed"}
+        conn.execute(schema.tickets.insert().values(**copy))
+
+
+def test_downgrade_gives_the_new_state_words_back_as_the_old(engine: sa.Engine) -> None:
+    assert upgrade(engine) == head_revision()
+    with engine.begin() as conn:
+        tickets = {new: "yes" for new in TICKET_WORDS.values()}
+        tables = {t.name: t for t in schema.metadata.sorted_tables}
+        ids = _fill(conn, tables, tickets, list(OUTBOX_WORDS.values()), "assigned_at")
+    assert downgrade(engine, "0005") == "0005"
+    old = _reflected(engine)
+    assert "claimed_at" in old["tickets"].c and "assigned_at" not in old["tickets"].c
+    with engine.connect() as conn:
+        stored = dict(conn.execute(sa.select(old["tickets"].c.id, old["tickets"].c.status)).all())
+        assert {stored[ids[new]]: new for new in TICKET_WORDS.values()} == {
+            old_word: new for old_word, new in TICKET_WORDS.items()
+        }
+        claimed = conn.execute(sa.select(old["tickets"].c.claimed_at)).scalars().all()
+        assert all(at is not None for at in claimed)
+        outbox = conn.execute(sa.select(old["outbox"].c.status)).scalars().all()
+        assert sorted(outbox) == sorted(OUTBOX_WORDS)
+    with pytest.raises(IntegrityError), engine.begin() as conn:  # the old CHECK is back
+        conn.execute(old["outbox"].update().values(status="unsent"))
+    assert upgrade(engine) == head_revision()
+    with engine.connect() as conn:
+        statuses = set(conn.execute(sa.select(schema.tickets.c.status)).scalars())
+        assert statuses == set(TICKET_WORDS.values())
 
 
 #: one worker: import, connect, wait at the barrier until all are ready, then migrate

@@ -108,7 +108,7 @@ def test_handoff_while_closed_says_when_a_human_picks_it_up(harness: Harness) ->
     assert ctx.decision.notice
     assert "11月30日（周一）9:00" in harness.replies[-1]
     assert harness.pipeline.store.tickets("general") == []  # not for agents until opening
-    [ticket] = harness.pipeline.store.tickets("general", status="waiting")
+    [ticket] = harness.pipeline.store.tickets("general", status="queue_closed")
     assert ticket.available_at == at("2026-11-30 09:00")
     assert ticket.first_response_due == at("2026-11-30 09:02")
 
@@ -184,11 +184,11 @@ def test_reply_left_in_the_outbox_by_a_failed_send_is_resent(harness: Harness) -
     harness.outbox.fail = True
     ctx = harness.say("运费多少")
     assert harness.replies == [] and ctx.decision is not None
-    assert len(harness.pipeline.store.pending_outbound()) == 1
+    assert len(harness.pipeline.store.unsent_outbound()) == 1
     channel = AsyncOutbox()
     assert dispatch_once(harness.pipeline, channel) == 1
     assert [m.text for m in channel.sent] == ["订单满 99 元包邮，不满收取 8 元运费。"]
-    assert harness.pipeline.store.pending_outbound() == []
+    assert harness.pipeline.store.unsent_outbound() == []
 
 
 def test_images_are_asked_for_words_and_never_hand_off(harness: Harness) -> None:
@@ -319,7 +319,7 @@ def test_customer_messages_are_not_kept_in_the_encoder_memo(harness: Harness) ->
 
 def test_an_emergency_while_waiting_for_a_human_is_escalated(harness: Harness) -> None:
     harness.say("转人工", when="2026-11-27 20:00")  # queued until Monday
-    [ticket] = harness.pipeline.store.tickets("general", status="waiting")
+    [ticket] = harness.pipeline.store.tickets("general", status="queue_closed")
     ctx = harness.say("救命，家里着火了", when="2026-11-27 20:10")
     decision = ctx.decision
     assert decision is not None and decision.action == Action.HANDOFF

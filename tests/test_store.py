@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from bot.domain.conversation import ConversationState
 from bot.domain.messages import Action, Decision
 from bot.domain.ticket import TicketDraft
-from bot.store import inbox, outbox
+from bot.store import deliveries, outbox
 from bot.store.batch import Arrival, DecisionBatch, Entry
 from bot.store.database import Store
 from bot.store.migrate import current_revision, head_revision
@@ -31,18 +31,18 @@ def test_a_fresh_database_is_created_at_the_latest_version(store: Store) -> None
 
 def test_a_delivery_is_accepted_once(store: Store) -> None:
     with store.transaction() as tx:
-        assert inbox.accept(tx, "wechat", "msg-1", "u1", "text", "hello", NOW) is not None
-        assert inbox.accept(tx, "wechat", "msg-1", "u1", "text", "hello", NOW) is None
-        assert inbox.accept(tx, "telegram", "msg-1", "u1", "text", "hello", NOW) is not None
+        assert deliveries.accept(tx, "wechat", "msg-1", "u1", "text", "hello", NOW) is not None
+        assert deliveries.accept(tx, "wechat", "msg-1", "u1", "text", "hello", NOW) is None
+        assert deliveries.accept(tx, "telegram", "msg-1", "u1", "text", "hello", NOW) is not None
 
 
 def test_an_unhandled_delivery_is_retried_once_stale(store: Store) -> None:
     """A worker that died mid-message must not lose it: the redelivery is processed again."""
     with store.transaction() as tx:
-        first = inbox.accept(tx, "wechat", "msg-2", "u1", "text", "hi", NOW)
+        first = deliveries.accept(tx, "wechat", "msg-2", "u1", "text", "hi", NOW)
         later = NOW + timedelta(seconds=5)
-        assert inbox.accept(tx, "wechat", "msg-2", "u1", "text", "hi", later) is None
-        retried = inbox.accept(
+        assert deliveries.accept(tx, "wechat", "msg-2", "u1", "text", "hi", later) is None
+        retried = deliveries.accept(
             tx, "wechat", "msg-2", "u1", "text", "hi", NOW + timedelta(minutes=5)
         )
     assert retried == first
@@ -58,7 +58,7 @@ def _decide(
 ) -> Entry:
     """One message of `user` through a DecisionBatch, the way the pipeline records it."""
     with store.transaction() as tx:
-        message = inbox.accept(tx, "wechat", external or f"{user}-{when}", user, "text", "x", when)
+        message = deliveries.accept(tx, "wechat", external or f"{user}-{when}", user, "text", "x", when)
         assert message is not None
         batch = DecisionBatch(tx, IDLE, timedelta(seconds=30))
         batch.load([Arrival(message, "wechat", user, user, when)])
@@ -124,7 +124,7 @@ def test_decision_ticket_and_replies_are_written_together(store: Store) -> None:
     entry = _decide(store, "u1", NOW, _draft("normal", 2), ("好的", "请稍候"), external="m1")
     conversation = entry.conversation
     assert len(entry.outbox_ids) == 2 and entry.decision.ticket_id
-    assert [p.text for p in store.pending_outbound()] == ["好的", "请稍候"]
+    assert [p.text for p in store.unsent_outbound()] == ["好的", "请稍候"]
     assert store.transcript(conversation.id) == [("in", "x"), ("out", "好的"), ("out", "请稍候")]
     assert store.decisions_for(conversation.id)[0]["ticket_id"] == entry.decision.ticket_id
     again = _decide(store, "u1", NOW, _draft("normal", 2), ("在吗",), external="m2")

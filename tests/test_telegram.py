@@ -166,7 +166,7 @@ async def test_polling_survives_answers_it_cannot_read(
 async def test_polling_does_not_lose_an_update_the_database_refused(
     config: Config, encoder: MemoEncoder, fake: tuple[FakeBotAPI, str], tmp_path: Path
 ) -> None:
-    """The inbox table is gone for a moment (a botched migration, a restore): the update is
+    """The messages table is gone for a moment (a botched migration, a restore): the update is
     not confirmed, and once the table is back the same update is fetched and answered once."""
     api, base = fake
     path = tmp_path / "bot.sqlite3"

@@ -501,7 +501,7 @@ async def test_only_five_messages_follow_one_customer_message(
     _add_replies(bot.pipeline, "o-five", 6)
     await until(lambda: len(bot.api.sends) >= 5)
     await until(
-        lambda: "pending" not in {r.status for r in bot.rows(sa.select(outbox_table.c.status))}
+        lambda: "unsent" not in {r.status for r in bot.rows(sa.select(outbox_table.c.status))}
     )
     await asyncio.sleep(0.6)
     assert bot.api.texts("o-five") == [f"通知 {n}" for n in range(1, 6)]

@@ -76,7 +76,7 @@ class Rig:
         store = self.store
         puller = self.channel.puller
         assert puller is not None
-        await until(lambda: not puller.tasks and not store.pending_outbound(), timeout)
+        await until(lambda: not puller.tasks and not store.unsent_outbound(), timeout)
 
     async def close(self) -> None:
         await self.client.close()

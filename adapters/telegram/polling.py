@@ -3,7 +3,7 @@ because that one confirms an update even when its handler failed, and the update
 
 Here an update is confirmed (the next `getUpdates` carries an offset past it) only once the
 service has stored it. When storing fails (the database is down) or the worker is shutting
-down, the offset stays where it was and the same updates are fetched again later; the inbox's
+down, the offset stays where it was and the same updates are fetched again later; the store's
 unique (channel, external_id) answers each of them once however often it comes.
 
 Telegram allows one `getUpdates` at a time per bot (a second gets 409), so in a cluster only

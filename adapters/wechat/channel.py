@@ -9,7 +9,7 @@ Out: the passive reply — the answer in the push's own response, encrypted in s
      ready within `wait_seconds` (WeChat gives up at 5 s and retries the push, 3 tries in all);
      otherwise `success` at once, and the dispatcher sends the answer later through the
      customer-service API (`adapters/wechat/api.py`), within the 48 h / 5-message limits the
-     core enforces. Retries of a push already taken are answered `success`: the inbox stores
+     core enforces. Retries of a push already taken are answered `success`: the store keeps
      each MsgId (events: openid, CreateTime and event) once.
 """
 
@@ -169,7 +169,7 @@ class WechatChannel:
             await response.write(data)
             await response.write_eof()
         except (ConnectionError, RuntimeError) as exc:
-            # WeChat gave up waiting: the replies stay pending and go out through the API
+            # WeChat gave up waiting: the replies stay unsent and go out through the API
             log.info(
                 "passive reply to %s not delivered (%s); the API sends it", inbound.user_id, exc
             )

@@ -22,7 +22,7 @@ from bot.domain.delivery import PermanentFailure, RetryAfter
 
 NAME = "wecom"
 
-#: send_msg refusals that no retry can fix: the dispatcher fails the conversation's pending
+#: send_msg refusals that no retry can fix: the dispatcher fails the conversation's unsent
 #: replies and marks it unreachable (WeCom's global error codes, 微信客服 range)
 PERMANENT_ERRORS = {
     95000: "invalid open_kfid (check the 微信客服 account)",

@@ -277,7 +277,7 @@ class WecomChannel:
 
     def handoff_due(self, message: Outbound) -> bool:
         """After sending `message`: is it time to move the session? The reply that hands off
-        marks the conversation; the move waits for the replies still pending after it (the
+        marks the conversation; the move waits for the replies still unsent after it (the
         "we open at 9" notice), since send_msg refuses once the session left the bot."""
         assert self.context is not None
         store = self.context.store
@@ -288,7 +288,7 @@ class WecomChannel:
             queue = message.handoff_queue or tx.get(mark)
             if queue is None:
                 return False
-            if tx.replies_pending_after(message.conversation_id, message.outbox_id or 0):
+            if tx.replies_unsent_after(message.conversation_id, message.outbox_id or 0):
                 tx.put(mark, queue, tx.now + _HANDOFF_MARK)
                 return False
             tx.forget(mark)

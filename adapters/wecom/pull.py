@@ -6,7 +6,7 @@ One pull per account (open_kfid) at a time across the cluster: a lease `wecom-sy
 (`wanted:<open_kfid>` in channel_state); the holder takes the note and pulls once more before it
 lets go, and the worker that left it waits until the note is taken or the lease is free — so no
 callback's messages wait for the next callback. The cursor (`cursor:<open_kfid>`) is saved only
-after a page's messages are stored by the service: a crash re-pulls a page (the inbox's unique
+after a page's messages are stored by the service: a crash re-pulls a page (the store's unique
 msgid answers each message once) rather than losing one. No transaction is held across an HTTP
 call.
 """

@@ -307,8 +307,8 @@ def gaps(
             if extended
             else ""
         )
-        + f"; {written.waiting} waiting. Write each one's answer, then move it into a FAQ file: "
-        f"the bot never reads {DRAFTS}."
+        + f"; {written.unanswered} to answer. Write each one's answer, then move it into a FAQ "
+        f"file: the bot never reads {DRAFTS}."
     )
     return 0
 

@@ -22,7 +22,7 @@ import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError as RuamelError
 
-from bot.content.entries import DRAFTS, waiting_drafts
+from bot.content.entries import DRAFTS, unanswered_drafts
 from bot.content.faq_writer import FaqEditError, add_questions, replace_file, scalar
 
 #: questions a draft holds at most (the ones customers asked most)
@@ -72,8 +72,8 @@ class Written:
     unchanged: int = 0
     #: entries the admin wrote so that questions cannot be added (id -> why)
     skipped: dict[str, str] = field(default_factory=dict)
-    #: entries in the file not marked `ignore: true`: waiting for an answer, or to be moved
-    waiting: int = 0
+    #: entries in the file not marked `ignore: true`: to answer, or to be moved
+    unanswered: int = 0
 
 
 def write_drafts(path: Path, drafts: Sequence[Draft]) -> Written:
@@ -126,7 +126,7 @@ def write_drafts(path: Path, drafts: Sequence[Draft]) -> Written:
             continue
         if added:
             written.extended[entry_id] = len(added)
-    written.waiting = waiting_drafts(path)
+    written.unanswered = unanswered_drafts(path)
     return written
 
 

@@ -50,7 +50,7 @@ class IntentSpec:
     line: int
 
 
-#: the FAQ folder's file of questions waiting for an admin's answer (`bot faq gaps --write`)
+#: the FAQ folder's file of questions for an admin to answer (`bot faq gaps --write`)
 DRAFTS = "drafts.yaml"
 
 
@@ -66,21 +66,21 @@ def faq_files(folder: Path) -> list[Path]:
     return [path for path in yaml_files(folder) if path.name != DRAFTS]
 
 
-def waiting_drafts(path: Path) -> int:
+def unanswered_drafts(path: Path) -> int:
     """Entries in drafts.yaml not marked `ignore: true` (0 when it cannot be read)."""
     try:
-        return len(_waiting(yaml.safe_load(path.read_text(encoding="utf-8"))))
+        return len(_unanswered(yaml.safe_load(path.read_text(encoding="utf-8"))))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return 0
 
 
-def _waiting(document: Any) -> list[Any]:
+def _unanswered(document: Any) -> list[Any]:
     items = document if isinstance(document, list) else []
     return [item for item in items if isinstance(item, dict) and not item.get("ignore")]
 
 
 def draft_problems(folder: Path) -> list[Problem]:
-    """A reminder, not an error: how many drafts wait in drafts.yaml for an answer."""
+    """A reminder, not an error: how many drafts in drafts.yaml are still to answer."""
     path = folder / DRAFTS
     if not path.is_file():
         return []
@@ -97,14 +97,14 @@ def draft_problems(folder: Path) -> list[Problem]:
                 severity="warning",
             )
         ]
-    count = len(_waiting(document))
+    count = len(_unanswered(document))
     if not count:
         return []
     return [
         Problem(
             path,
             None,
-            f"{count} draft entr{'y' if count == 1 else 'ies'} waiting in {DRAFTS} "
+            f"{count} draft entr{'y' if count == 1 else 'ies'} to answer in {DRAFTS} "
             "(questions customers asked that the FAQ does not answer)",
             "write each one's answer and move it into a FAQ file (the bot never reads "
             f"{DRAFTS}), or mark it `ignore: true`",

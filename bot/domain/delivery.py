@@ -12,8 +12,11 @@ from typing import Protocol
 from bot.domain.messages import Outbound
 
 
-class OutboxStatus(StrEnum):
-    PENDING = "pending"  # written with the decision; the dispatcher or an awaiting channel sends it
+class DeliveryState(StrEnum):
+    """An outbox row's state: unsent until the channel took it (sent), refused it for good
+    (failed), or its reply window passed (expired)."""
+
+    UNSENT = "unsent"  # written with the decision; the dispatcher or an awaiting channel sends it
     SENT = "sent"
     FAILED = "failed"  # the channel refused for good (see PermanentFailure)
     EXPIRED = "expired"  # the channel's reply window passed before it could be sent
@@ -55,7 +58,7 @@ class Sender(Protocol):
 
 
 @dataclass(frozen=True)
-class PendingOutbound:
+class UnsentOutbound:
     id: int
     conversation_id: int
     channel: str

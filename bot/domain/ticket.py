@@ -8,25 +8,27 @@ from enum import StrEnum
 from typing import Any
 
 
-class TicketStatus(StrEnum):
-    """waiting → queued → claimed ⇄ pending → resolved → closed; a resolved ticket reopens
-    (to its agent, or queued) when the customer needs a human again within the reopen time."""
+class TicketState(StrEnum):
+    """queue_closed → queued → assigned ⇄ awaiting_customer → resolved → closed; a resolved ticket
+    reopens (assigned to its agent, or queued) when the customer needs a human again within the
+    reopen time. An agent *claims* a ticket (the act, and the `claimed` event); the ticket is then
+    *assigned*. "Waiting" is only ever the customer's: waiting for an agent."""
 
-    WAITING = "waiting"  # the queue is closed; agents see it at opening time
+    QUEUE_CLOSED = "queue_closed"  # handed off while the queue is closed; agents see it at opening
     QUEUED = "queued"  # agents can take it
-    CLAIMED = "claimed"  # assigned: an agent has it, and it is their move
-    PENDING = "pending"  # the agent answered; waiting on the customer
+    ASSIGNED = "assigned"  # an agent has it, and it is their move
+    AWAITING_CUSTOMER = "awaiting_customer"  # the agent answered; the customer's move
     RESOLVED = "resolved"  # done; the bot answers again; may reopen within the reopen time
     CLOSED = "closed"  # past the reopen time
 
     @classmethod
-    def open(cls) -> tuple[TicketStatus, ...]:
+    def open(cls) -> tuple[TicketState, ...]:
         """The states in which a ticket still owns its conversation (the bot is silent)."""
-        return (cls.WAITING, cls.QUEUED, cls.CLAIMED, cls.PENDING)
+        return (cls.QUEUE_CLOSED, cls.QUEUED, cls.ASSIGNED, cls.AWAITING_CUSTOMER)
 
     @classmethod
-    def with_agent(cls) -> tuple[TicketStatus, ...]:
-        return (cls.CLAIMED, cls.PENDING)
+    def with_agent(cls) -> tuple[TicketState, ...]:
+        return (cls.ASSIGNED, cls.AWAITING_CUSTOMER)
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class TicketDraft:
     def row(self, now: datetime) -> dict[str, Any]:
         start = max(now, self.available_at)
         return dict(
-            status=TicketStatus.WAITING if self.available_at > now else TicketStatus.QUEUED,
+            status=TicketState.QUEUE_CLOSED if self.available_at > now else TicketState.QUEUED,
             queue=self.queue,
             priority=self.priority,
             priority_rank=self.priority_rank,
@@ -65,15 +67,15 @@ class Ticket:
     queue: str
     priority: str
     category: str
-    status: TicketStatus
+    status: TicketState
     created_at: datetime
     available_at: datetime
     first_response_due: datetime
     transfer_due: datetime
     reasons: dict[str, Any]
-    #: the agent who claimed it, and when
+    #: the agent it is assigned to, and when it was first assigned (claimed, or transferred)
     agent_id: int | None = None
-    claimed_at: datetime | None = None
+    assigned_at: datetime | None = None
     updated_at: datetime | None = None
     #: a human's first reply (the bot's replies never count)
     first_response_at: datetime | None = None
@@ -91,7 +93,7 @@ class Ticket:
 
     @property
     def is_open(self) -> bool:
-        return self.status in TicketStatus.open()
+        return self.status in TicketState.open()
 
     def missed(self, now: datetime) -> str | None:
         """The deadline missed first, if any: "first_response" (no human reply by then) or
@@ -99,7 +101,7 @@ class Ticket:
         missed = []
         if self.first_response_at is None and now > self.first_response_due:
             missed.append((self.first_response_due, "first_response"))
-        if self.claimed_at is None and now > self.transfer_due:
+        if self.assigned_at is None and now > self.transfer_due:
             missed.append((self.transfer_due, "transfer"))
         return min(missed)[1] if missed else None
 

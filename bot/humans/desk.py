@@ -22,7 +22,7 @@ from bot.content.config import Config, pick
 from bot.content.entries import forbidden_in
 from bot.domain.agent import Agent, Role
 from bot.domain.clock import Clock
-from bot.domain.ticket import Ticket, TicketStatus
+from bot.domain.ticket import Ticket, TicketState
 from bot.humans.views import (
     AgentLoad,
     QueueSummary,
@@ -122,7 +122,7 @@ class Desk:
             out.append(
                 QueueSummary(
                     queue,
-                    c.waiting,
+                    c.queue_closed,
                     c.queued,
                     c.assigned,
                     max(0.0, oldest) if oldest is not None else None,
@@ -134,7 +134,7 @@ class Desk:
         return out
 
     def queued(self, agent: Agent, queue: str | None = None, limit: int = 50) -> list[TicketLine]:
-        """Tickets ready or waiting in the agent's queues, in claim order."""
+        """Tickets queued or queue_closed in the agent's queues, in claim order."""
         queues = self.queues_of(agent)
         if queue is not None:
             if queue not in queues:
@@ -144,16 +144,16 @@ class Desk:
             rows = ticket_reads.listed(
                 conn,
                 queues=queues,
-                statuses=(TicketStatus.QUEUED, TicketStatus.WAITING),
+                statuses=(TicketState.QUEUED, TicketState.QUEUE_CLOSED),
                 limit=limit,
             )
         return [self._line(row) for row in rows]
 
     def mine(self, agent: Agent) -> list[TicketLine]:
-        """The agent's open tickets (assigned or waiting on the customer)."""
+        """The agent's open tickets (assigned, or awaiting the customer)."""
         with self.store.engine.connect() as conn:
             rows = ticket_reads.listed(
-                conn, agent_id=agent.id, statuses=TicketStatus.with_agent(), limit=200
+                conn, agent_id=agent.id, statuses=TicketState.with_agent(), limit=200
             )
         return [self._line(row) for row in rows]
 
@@ -183,7 +183,7 @@ class Desk:
             transcript=[_transcript_line(line) for line in lines],
             events=[TicketEvent(e.at, e.kind, e.agent_name, e.data) for e in events],
             agent_name=owner,
-            mine=ticket.agent_id == agent.id and ticket.status in TicketStatus.with_agent(),
+            mine=ticket.agent_id == agent.id and ticket.status in TicketState.with_agent(),
             queues=[q for q in self.config.queues if q != ticket.queue],
             agents=colleagues,
             csat=ticket.csat,
@@ -291,7 +291,7 @@ class Desk:
         """Take a particular queued ticket (Conflict when someone was faster)."""
         with self._customer_locked(ticket_id) as tx:
             ticket = self._visible(tx, agent, ticket_id, lock=True)
-            if ticket.status != TicketStatus.QUEUED:
+            if ticket.status != TicketState.QUEUED:
                 raise Conflict(f"ticket {ticket_id} is {ticket.status.value}, not queued")
             claimed = ticket_store.claim(tx, ticket_id, agent.id, self.clock.now())
         if claimed is None:
@@ -329,7 +329,7 @@ class Desk:
                 tx,
                 ticket.id,
                 now,
-                status=TicketStatus.PENDING,
+                status=TicketState.AWAITING_CUSTOMER,
                 first_response_at=ticket.first_response_at or now,
             )
             ticket_store.event(tx, ticket.id, "replied", now, agent.id, first=first)
@@ -370,7 +370,7 @@ class Desk:
                 # `available_at` stays: the customer has waited for people since then, and the
                 # first-response clock (and its measure) runs from there, not from the transfer
                 moved = ticket_store.change(
-                    tx, ticket.id, now, queue=queue, status=TicketStatus.QUEUED, agent_id=None
+                    tx, ticket.id, now, queue=queue, status=TicketState.QUEUED, agent_id=None
                 )
                 target = {"queue": queue}
             else:
@@ -383,9 +383,9 @@ class Desk:
                     tx,
                     ticket.id,
                     now,
-                    status=TicketStatus.CLAIMED,
+                    status=TicketState.ASSIGNED,
                     agent_id=colleague.id,
-                    claimed_at=ticket.claimed_at or now,
+                    assigned_at=ticket.assigned_at or now,
                 )
                 target = {"agent": colleague.name}
             ticket_store.event(
@@ -417,7 +417,7 @@ class Desk:
                 tx,
                 ticket.id,
                 now,
-                status=TicketStatus.RESOLVED,
+                status=TicketState.RESOLVED,
                 resolved_at=now,
                 resolved_by=agent.id,
                 csat_asked_at=now if ask else ticket.csat_asked_at,
@@ -476,7 +476,7 @@ class Desk:
             raise NotFound(f"no ticket {ticket_id}")
         if ticket.agent_id != agent.id:
             raise Forbidden(f"ticket {ticket_id} is not yours: claim it first")
-        if ticket.status not in TicketStatus.with_agent():
+        if ticket.status not in TicketState.with_agent():
             raise Conflict(f"ticket {ticket_id} is {ticket.status.value}")
         return ticket
 

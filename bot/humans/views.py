@@ -15,10 +15,10 @@ class QueueSummary:
 
     queue: str
     #: queued while the queue was closed; agents get them at opening time
-    waiting: int
+    queue_closed: int
     #: ready for agents ("claim next" takes the first)
     queued: int
-    #: with an agent (assigned, or waiting on the customer)
+    #: with an agent (assigned, or awaiting the customer)
     assigned: int
     #: seconds the oldest queued ticket has waited since it became available; None: none queued
     oldest_wait_seconds: float | None

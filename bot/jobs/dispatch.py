@@ -4,7 +4,7 @@ It claims due rows (see bot.store.outbox.claim: per-conversation order, no row c
 sends each conversation's rows in order through the channel's sender, and sorts failures three
 ways: passing (retried with exponential backoff, up to `max_attempts`), "retry after N seconds"
 (the channel's own wait is honoured), and permanent (blocked by the customer, quota or reply
-window spent: the conversation's pending replies fail and it is marked unreachable, visible to
+window spent: the conversation's unsent replies fail and it is marked unreachable, visible to
 agents). Database calls run in the store's thread pool, never on the event loop.
 """
 
@@ -20,7 +20,7 @@ from itertools import groupby
 from typing import TypeVar
 
 from bot.domain.clock import Clock
-from bot.domain.delivery import PendingOutbound, PermanentFailure, RetryAfter, Sender
+from bot.domain.delivery import PermanentFailure, RetryAfter, Sender, UnsentOutbound
 from bot.pipeline.batching import MicroBatcher
 from bot.pipeline.privacy import safe_for_logs
 from bot.store import conversations, outbox
@@ -122,7 +122,7 @@ class Dispatcher:
         )
         return len(rows)
 
-    def _claim(self) -> list[PendingOutbound]:
+    def _claim(self) -> list[UnsentOutbound]:
         with self.store.transaction() as tx:
             rows = outbox.claim(
                 tx,
@@ -135,7 +135,7 @@ class Dispatcher:
             )
         return sorted(rows, key=lambda r: (r.conversation_id, r.id))
 
-    async def _send_conversation(self, rows: list[PendingOutbound]) -> None:
+    async def _send_conversation(self, rows: list[UnsentOutbound]) -> None:
         for index, row in enumerate(rows):
             sender = self.senders[row.channel]
             message = row.outbound()
@@ -179,16 +179,16 @@ class Dispatcher:
             outbox.mark_sent(tx, ids, self.clock.now())
         return [None] * len(ids)
 
-    def _later(self, row: PendingOutbound, wait: float, error: str, rest: list[int]) -> None:
+    def _later(self, row: UnsentOutbound, wait: float, error: str, rest: list[int]) -> None:
         with self.store.transaction() as tx:
             outbox.retry_later(tx, row.id, self.clock.now() + timedelta(seconds=wait), error)
             outbox.release(tx, rest)
 
-    def _give_up(self, row: PendingOutbound, error: str) -> None:
+    def _give_up(self, row: UnsentOutbound, error: str) -> None:
         with self.store.transaction() as tx:
             outbox.give_up(tx, row.id, f"gave up after {self.max_attempts} attempts: {error}")
 
-    def _fail(self, row: PendingOutbound, reason: str) -> None:
+    def _fail(self, row: UnsentOutbound, reason: str) -> None:
         with self.store.transaction() as tx:
             outbox.fail_conversation(tx, row.conversation_id, reason)
             conversations.mark_unreachable(tx, row.conversation_id, reason)

@@ -16,10 +16,10 @@ from bot.store.database import Store
 log = logging.getLogger("bot.jobs")
 
 
-def release_waiting(
+def release_queue_closed(
     config: Config, store: Store, schedules: dict[str, Schedule], now: datetime
 ) -> tuple[list[Ticket], list[Outbound]]:
-    """Hand the open queues' waiting tickets to agents, urgent first then oldest, and tell each
+    """Hand the open queues' queue_closed tickets to agents, urgent first then oldest, and tell each
     customer an agent is on it — where the channel still lets the bot write. The status change
     and the notice are one transaction, so running it twice (or on two workers) releases and
     tells once. Returns the tickets and the notices now in the outbox."""
@@ -28,7 +28,7 @@ def release_waiting(
     with store.transaction() as tx:
         for queue, queue_config in config.queues.items():
             if schedules[queue_config.schedule].is_open(now):
-                released.extend(tickets.release_waiting(tx, queue, now))
+                released.extend(tickets.release_queue_closed(tx, queue, now))
         released.sort(key=lambda t: (Priority(t.priority).rank, t.created_at, t.id))
         for ticket in released:
             conversation = conversations.get(tx, ticket.conversation_id)
@@ -48,5 +48,5 @@ def release_waiting(
                 )
             )
     if released:
-        log.info("released %d waiting ticket(s)", len(released))
+        log.info("released %d queue_closed ticket(s)", len(released))
     return released, notices

@@ -18,7 +18,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from bot.domain.messages import Outbound
 from bot.jobs.care import CareRound, run_care
 from bot.jobs.leader import Leadership
-from bot.jobs.release import release_waiting
+from bot.jobs.release import release_queue_closed
 from bot.jobs.reload import KnowledgeReloader, ScheduleReloader
 from bot.metrics.writer import due_week, write_week, written
 from bot.pipeline.knowledge import Knowledge
@@ -41,7 +41,7 @@ def release_if_leading(
     """The release job: only the leader releases; returns how many tickets it released."""
     if not leadership.is_leader:
         return 0
-    released, notices = release_waiting(
+    released, notices = release_queue_closed(
         pipeline.config, pipeline.store, pipeline.knowledge.schedules, pipeline.clock.now()
     )
     if notices:

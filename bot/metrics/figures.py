@@ -253,7 +253,7 @@ def figures(facts: Facts, period: Period, settings: Settings) -> Figures:
 
     now = settings.now
     sla = [t for t in created if t.first_response_at is not None or t.first_response_due < now]
-    transfer = [t for t in created if t.claimed_at is not None or t.transfer_due < now]
+    transfer = [t for t in created if t.assigned_at is not None or t.transfer_due < now]
     return Figures(
         customer_messages=len(messages),
         after_hours_messages=sum(1 for m in messages if not settings.front.is_open(m.at)),
@@ -284,7 +284,7 @@ def figures(facts: Facts, period: Period, settings: Settings) -> Figures:
         ),
         transfer_counted=len(transfer),
         transfer_met=sum(
-            1 for t in transfer if t.claimed_at is not None and t.claimed_at <= t.transfer_due
+            1 for t in transfer if t.assigned_at is not None and t.assigned_at <= t.transfer_due
         ),
         breaches=breaches,
     )

@@ -32,7 +32,7 @@ class MicroBatcher(Generic[T, R]):
         self.executor = executor
         self.max_size = max_size
         self.max_wait = max_wait
-        self._waiting: list[tuple[T, asyncio.Future[R]]] = []
+        self._submitted: list[tuple[T, asyncio.Future[R]]] = []
         self._running = False
         self._timer: asyncio.Handle | None = None
         #: sizes of the batches run so far (for the benchmark and tests)
@@ -41,9 +41,9 @@ class MicroBatcher(Generic[T, R]):
     async def submit(self, item: T) -> R:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
-        self._waiting.append((item, future))
+        self._submitted.append((item, future))
         if not self._running:
-            if len(self._waiting) >= self.max_size:
+            if len(self._submitted) >= self.max_size:
                 self._start(loop)
             elif self._timer is None:
                 self._timer = (
@@ -57,9 +57,9 @@ class MicroBatcher(Generic[T, R]):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._running or not self._waiting:
+        if self._running or not self._submitted:
             return
-        batch, self._waiting = self._waiting[: self.max_size], self._waiting[self.max_size :]
+        batch, self._submitted = self._submitted[: self.max_size], self._submitted[self.max_size :]
         self._running = True
         self.sizes.append(len(batch))
         task = loop.run_in_executor(self.executor, self.work, [item for item, _ in batch])
@@ -81,5 +81,5 @@ class MicroBatcher(Generic[T, R]):
                 future.set_exception(error or RuntimeError("no result"))
             else:
                 future.set_result(results[n])
-        if self._waiting:  # they waited while this batch ran: go at once
+        if self._submitted:  # submitted while this batch ran: go at once
             self._start(loop)

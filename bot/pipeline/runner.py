@@ -31,7 +31,7 @@ from bot.pipeline.context import Context
 from bot.pipeline.intake import clean, details
 from bot.pipeline.knowledge import Knowledge, Understanding
 from bot.pipeline.privacy import mask
-from bot.store import conversations, inbox, outbox
+from bot.store import conversations, deliveries, outbox
 from bot.store.batch import Arrival, DecisionBatch
 from bot.store.database import Store
 from bot.understanding.language import detect
@@ -90,8 +90,8 @@ class Pipeline:
             ctx.text, ctx.truncated = cleaned.text, cleaned.truncated
             ctx.masked = mask(ctx.text)
             contexts.append(ctx)
-        deliveries = [
-            inbox.Delivery(
+        received = [
+            deliveries.Delivery(
                 ctx.inbound.channel,
                 ctx.inbound.external_id,
                 ctx.inbound.user_id,
@@ -103,7 +103,7 @@ class Pipeline:
             for ctx in contexts
         ]
         with self.store.transaction() as tx:
-            ids = inbox.accept_many(tx, deliveries)
+            ids = deliveries.accept_many(tx, received)
         for ctx, message_id in zip(contexts, ids, strict=True):
             ctx.message_id = message_id
         for ctx in contexts:
@@ -225,7 +225,7 @@ class Pipeline:
         return ctx
 
     def deliver_now(self, messages: Sequence[Outbound]) -> int:
-        """Send through the synchronous sender; a failed reply stays pending for the dispatcher."""
+        """Send through the synchronous sender; a failed reply stays unsent for the dispatcher."""
         assert self.sender is not None
         sent = 0
         for message in messages:
@@ -233,7 +233,7 @@ class Pipeline:
             try:
                 self.sender.send(message)
             except Exception as exc:
-                log.exception("sending outbox %s failed; it stays pending", message.outbox_id)
+                log.exception("sending outbox %s failed; it stays unsent", message.outbox_id)
                 with self.store.transaction() as tx:
                     outbox.retry_later(tx, message.outbox_id, self.clock.now(), repr(exc))
                 continue

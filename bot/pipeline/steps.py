@@ -17,7 +17,7 @@ from bot.content.config import Config, TextsConfig, pick
 from bot.content.entries import IntentSpec, forbidden_in
 from bot.domain.conversation import ConversationState
 from bot.domain.messages import Action, Category, Decision, Kind, Priority
-from bot.domain.ticket import TicketStatus
+from bot.domain.ticket import TicketState
 from bot.hours.schedule import Schedule, format_moment
 from bot.pipeline import rules
 from bot.pipeline.complaint import complaint_signal
@@ -114,8 +114,8 @@ def with_human(ctx: Context, batch: DecisionBatch, config: Config) -> None:
     data: dict[str, Any] = {}
     # the customer wrote: the agent's move now, and the console shows the new line
     values: dict[str, object] = {}
-    if ticket.status == TicketStatus.PENDING:
-        values["status"] = TicketStatus.CLAIMED
+    if ticket.status == TicketState.AWAITING_CUSTOMER:
+        values["status"] = TicketState.ASSIGNED
     urgent = ctx.knowledge.intents.get(config.guard.urgent_intent)
     agent = batch.agent_name(ticket.agent_id)
     if ctx.urgent_signal and urgent and urgent.queue and ticket.priority != Priority.URGENT:
@@ -137,7 +137,7 @@ def with_human(ctx: Context, batch: DecisionBatch, config: Config) -> None:
         reasons.append(f"urgent signal {ctx.urgent_signal!r} while with a human: escalated")
         texts.append(pick(urgent.reply, lang))
         event, data = "escalated", {"reason": "urgent", "priority": urgent.priority.value}
-    elif ticket.status in TicketStatus.with_agent():
+    elif ticket.status in TicketState.with_agent():
         if ctx.handoff is not None and agent:
             texts.append(pick(config.texts.agent_on_it, lang).replace("{agent}", agent))
             reasons.append(f"asked for a person: {agent} has the ticket")
@@ -150,19 +150,19 @@ def with_human(ctx: Context, batch: DecisionBatch, config: Config) -> None:
         reasons.append(f"complained while waiting: priority {ticket.priority} → {raised.value}")
         values.update(priority=raised.value, priority_rank=raised.rank)
         event, data = "escalated", {"reason": "complaint while waiting", "priority": raised.value}
-    elif ctx.handoff is not None and ticket.status == TicketStatus.QUEUED:
+    elif ctx.handoff is not None and ticket.status == TicketState.QUEUED:
         ahead = batch.position(ticket)
         _, minutes = batch.queue_load(ticket.queue, Priority(ticket.priority).rank, ctx.now)
         texts.append(_queue_text(config, lang, ahead, minutes))
         reasons.append(f"asked for a person while queued: {ahead} ahead")
-    elif ctx.handoff is not None and ticket.status == TicketStatus.WAITING:
+    elif ctx.handoff is not None and ticket.status == TicketState.QUEUE_CLOSED:
         schedule = ctx.knowledge.schedules[config.queues[ticket.queue].schedule]
         texts.append(_closed_handoff_text(schedule, config, lang, ctx.now))
         reasons.append("asked for a person while the queue is closed: told when it opens")
     else:
         reasons.append(
             "waiting for a human"
-            if ticket.status != TicketStatus.WAITING
+            if ticket.status != TicketState.QUEUE_CLOSED
             else "waiting for the queue to open"
         )
     decision.reasons.append(f"a human owns this conversation ({'; '.join(reasons)})")

@@ -21,14 +21,14 @@ from sqlalchemy.engine import Connection
 
 from bot.domain.conversation import Conversation, ConversationState
 from bot.domain.messages import Decision
-from bot.domain.ticket import Ticket, TicketDraft, TicketStatus
+from bot.domain.ticket import Ticket, TicketDraft, TicketState
 from bot.store import outbox
 from bot.store import tickets as ticket_queries
 from bot.store.conversations import from_row
 from bot.store.schema import agents, conversations, decisions, messages, tickets
 
 Customer = tuple[str, str]  # (channel, user id)
-#: a new conversation's survey columns when no question is pending
+#: a new conversation's survey columns when no question awaits an answer
 NO_SURVEY: dict[str, Any] = {"survey_ticket_id": None, "survey_kind": None}
 
 
@@ -206,7 +206,7 @@ class DecisionBatch:
                 .outerjoin(agents, agents.c.id == tickets.c.agent_id)
                 .where(
                     tickets.c.conversation_id.in_(known),
-                    tickets.c.status.in_(TicketStatus.open()),
+                    tickets.c.status.in_(TicketState.open()),
                 )
             ).mappings():
                 fields = {k: v for k, v in row.items() if k != "agent_name"}
@@ -408,7 +408,7 @@ class DecisionBatch:
         """The resolved ticket takes the customer again: to its agent (assigned) when still
         active, otherwise queued in its queue; it follows the customer's current conversation."""
         ticket = reopening.ticket
-        status = TicketStatus.CLAIMED if reopening.to_agent else TicketStatus.QUEUED
+        status = TicketState.ASSIGNED if reopening.to_agent else TicketState.QUEUED
         ticket_queries.change(
             self.tx,
             ticket.id,

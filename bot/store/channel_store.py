@@ -1,6 +1,6 @@
 """What a channel adapter may read and write in the store, by name: its own keys in
 `channel_state` (access tokens, sync cursors, notes for the worker pulling), named leases (one
-poller or puller per account in the cluster), and whether replies are still waiting after one
+poller or puller per account in the cluster), and whether replies are still unsent after one
 it sent. Adapters get a `ChannelStore` in their `ChannelContext` and never see SQL, a connection
 or the engine (docs/architecture.md, "Channels").
 
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bot.domain.clock import Clock
-from bot.domain.delivery import OutboxStatus
+from bot.domain.delivery import DeliveryState
 from bot.store import channel_state, leases
 from bot.store.database import Store
 from bot.store.schema import outbox
@@ -68,7 +68,7 @@ class ChannelTransaction:
         """Give the lease back (if `holder` still has it)."""
         leases.let_go(self._conn, name, holder)
 
-    def replies_pending_after(self, conversation_id: int, outbox_id: int) -> int:
+    def replies_unsent_after(self, conversation_id: int, outbox_id: int) -> int:
         """How many of the conversation's replies written after `outbox_id` wait to be sent."""
         return int(
             self._conn.execute(
@@ -76,7 +76,7 @@ class ChannelTransaction:
                 .select_from(outbox)
                 .where(
                     outbox.c.conversation_id == conversation_id,
-                    outbox.c.status == OutboxStatus.PENDING,
+                    outbox.c.status == DeliveryState.UNSENT,
                     outbox.c.id > outbox_id,
                 )
             ).scalar_one()

@@ -1,10 +1,11 @@
 """The database: one engine, its transactions and the locks that make several workers safe.
 
 SQLAlchemy Core over SQLite (the embedded default) or PostgreSQL (to scale out). Only masked text
-is stored (see bot.pipeline.privacy). The queries live in one module per aggregate (inbox,
-conversations, decisions, tickets, outbox, leases); `Store` owns the engine, closes it (`close()`,
-or use it as a context manager), and has a few read-only views that tests use to look at what
-was stored (the console reads through `bot.humans.desk`, the jobs through the query modules).
+is stored (see bot.pipeline.privacy). The queries live in one module per aggregate
+(deliveries, conversations, decisions, tickets, outbox, leases); `Store` owns the engine, closes
+it (`close()`, or use it as a context manager), and has a few read-only views that tests use to
+look at what was stored (the console reads through `bot.humans.desk`, the jobs through the query
+modules).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from bot.domain.conversation import Conversation
-from bot.domain.delivery import PendingOutbound
+from bot.domain.delivery import UnsentOutbound
 from bot.domain.ticket import Ticket
-from bot.store import conversations, decisions, inbox, outbox, tickets
+from bot.store import conversations, decisions, deliveries, outbox, tickets
 from bot.store.locks import CUSTOMER_LOCK, customer_key
 from bot.store.migrate import is_current, upgrade
 
@@ -116,7 +117,7 @@ class Store:
 
     def transcript(self, conversation_id: int) -> list[tuple[str, str]]:
         with self.engine.connect() as conn:
-            return inbox.transcript(conn, conversation_id)
+            return deliveries.transcript(conn, conversation_id)
 
     def decisions_for(self, conversation_id: int) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
@@ -126,10 +127,10 @@ class Store:
         with self.engine.connect() as conn:
             return tickets.listed(conn, queue, status)
 
-    def pending_outbound(self) -> list[PendingOutbound]:
+    def unsent_outbound(self) -> list[UnsentOutbound]:
         """Replies written but not confirmed sent, oldest first."""
         with self.engine.connect() as conn:
-            return outbox.pending(conn)
+            return outbox.unsent(conn)
 
 
 def _sqlite_connect(dbapi_connection: Any, _: Any) -> None:

@@ -72,7 +72,7 @@ class TicketFact:
     status: str
     created_at: datetime
     available_at: datetime
-    claimed_at: datetime | None
+    assigned_at: datetime | None
     first_response_at: datetime | None
     first_response_due: datetime
     transfer_due: datetime
@@ -89,7 +89,7 @@ class TicketFact:
 def customer_messages(conn: Connection, start: datetime, end: datetime) -> list[CustomerMessage]:
     """Customers' messages with `start <= at < end`, oldest first. The bot's reply time is
     when the first outbox row answering the message (`reply_to`) was sent, or written when it
-    is still pending: what the customer waited, delivery included. Agents' lines never count
+    is still unsent: what the customer waited, delivery included. Agents' lines never count
     (they answer no message: `reply_to` is empty)."""
     first_reply = (
         sa.select(

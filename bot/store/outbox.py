@@ -1,7 +1,7 @@
 """The outbox: every reply is written here in the same transaction as its decision, and sent
 from here by the dispatcher (or returned inline by a channel that awaited it).
 
-Claiming is safe with many workers: only the oldest pending row of a conversation can be
+Claiming is safe with many workers: only the oldest unsent row of a conversation can be
 claimed (so replies keep their order), PostgreSQL skips rows another worker has locked
 (`FOR UPDATE SKIP LOCKED`), SQLite claims in a `BEGIN IMMEDIATE` transaction, and a claimed row
 carries a lease: a worker that dies mid-send leaves it to be claimed again when the lease ends.
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bot.domain.conversation import Conversation
-from bot.domain.delivery import DeliveredVia, OutboxStatus, PendingOutbound, may_write
+from bot.domain.delivery import DeliveredVia, DeliveryState, UnsentOutbound, may_write
 from bot.store.schema import conversations, messages, outbox
 
 
@@ -73,7 +73,7 @@ def add_many(conn: Connection, outgoing: Sequence[Outgoing]) -> list[int]:
                 chat_id=o.conversation.chat_id,
                 text=o.text,
                 choices=list(o.choices) or None,
-                status=OutboxStatus.PENDING,
+                status=DeliveryState.UNSENT,
                 attempts=0,
                 created_at=o.at,
                 next_attempt_at=o.at,
@@ -108,22 +108,22 @@ def claim(
     windows: Mapping[str, float] | None = None,
     limit: int = 50,
     quotas: Mapping[str, int] | None = None,
-) -> list[PendingOutbound]:
+) -> list[UnsentOutbound]:
     """Claim due replies for this worker, in order: for up to `limit` conversations, the oldest
-    pending row and the pending rows after it. Rows whose channel's reply window (hours after
+    unsent row and the unsent rows after it. Rows whose channel's reply window (hours after
     the customer's last message) has passed are expired instead, and so are rows past the
     channel's quota of messages per customer message (WeChat: 5)."""
     earlier = outbox.alias("earlier")
     heads = (
         sa.select(outbox.c.id, outbox.c.conversation_id, outbox.c.channel)
         .where(
-            outbox.c.status == OutboxStatus.PENDING,
+            outbox.c.status == DeliveryState.UNSENT,
             outbox.c.next_attempt_at <= now,
             sa.or_(outbox.c.lease_until.is_(None), outbox.c.lease_until <= now),
             outbox.c.channel.in_(list(channels)),
             ~sa.exists().where(
                 earlier.c.conversation_id == outbox.c.conversation_id,
-                earlier.c.status == OutboxStatus.PENDING,
+                earlier.c.status == DeliveryState.UNSENT,
                 earlier.c.id < outbox.c.id,
             ),
         )
@@ -144,7 +144,7 @@ def claim(
         sa.select(outbox)
         .where(
             outbox.c.conversation_id.in_(live),
-            outbox.c.status == OutboxStatus.PENDING,
+            outbox.c.status == DeliveryState.UNSENT,
             sa.or_(outbox.c.lease_until.is_(None), outbox.c.lease_until <= now),
         )
         .order_by(outbox.c.conversation_id, outbox.c.id)
@@ -171,14 +171,14 @@ def claim(
         else {}
     )
     return [
-        _pending(row, external.get(row["reply_to"])) for row in sorted(rows, key=lambda r: r["id"])
+        _unsent(row, external.get(row["reply_to"])) for row in sorted(rows, key=lambda r: r["id"])
     ]
 
 
 def _expire_outside_windows(
     conn: Connection, conversation_ids: list[int], now: datetime, windows: Mapping[str, float]
 ) -> set[int]:
-    """Expire the pending rows of conversations whose channel no longer lets the bot write."""
+    """Expire the unsent rows of conversations whose channel no longer lets the bot write."""
     if not windows:
         return set()
     rows = conn.execute(
@@ -205,7 +205,7 @@ def _within_quotas(conn: Connection, rows: Sequence[Any], quotas: Mapping[str, i
             .select_from(outbox.join(conversations, conversations.c.id == outbox.c.conversation_id))
             .where(
                 outbox.c.conversation_id.in_(limited),
-                outbox.c.status == OutboxStatus.SENT,
+                outbox.c.status == DeliveryState.SENT,
                 outbox.c.via == DeliveredVia.API,
                 outbox.c.sent_at >= conversations.c.last_at,
             )
@@ -234,11 +234,11 @@ def _within_quotas(conn: Connection, rows: Sequence[Any], quotas: Mapping[str, i
 
 
 def _expire(conn: Connection, which: sa.ColumnElement[bool], reason: str) -> None:
-    """These pending rows will not be sent: the channel would refuse them."""
+    """These unsent rows will not be sent: the channel would refuse them."""
     conn.execute(
         outbox.update()
-        .where(which, outbox.c.status == OutboxStatus.PENDING)
-        .values(status=OutboxStatus.EXPIRED, lease_until=None, last_error=reason)
+        .where(which, outbox.c.status == DeliveryState.UNSENT)
+        .values(status=DeliveryState.EXPIRED, lease_until=None, last_error=reason)
     )
 
 
@@ -250,9 +250,9 @@ def mark_sent(
         return 0
     return conn.execute(
         outbox.update()
-        .where(outbox.c.id.in_(list(ids)), outbox.c.status == OutboxStatus.PENDING)
+        .where(outbox.c.id.in_(list(ids)), outbox.c.status == DeliveryState.UNSENT)
         .values(
-            status=OutboxStatus.SENT,
+            status=DeliveryState.SENT,
             sent_at=now,
             via=via,
             attempts=outbox.c.attempts + 1,
@@ -279,7 +279,7 @@ def release(conn: Connection, ids: Collection[int]) -> None:
     if ids:
         conn.execute(
             outbox.update()
-            .where(outbox.c.id.in_(list(ids)), outbox.c.status == OutboxStatus.PENDING)
+            .where(outbox.c.id.in_(list(ids)), outbox.c.status == DeliveryState.UNSENT)
             .values(lease_until=None)
         )
 
@@ -289,7 +289,7 @@ def release_worker(conn: Connection, worker: str) -> int:
     answer), so others send them now rather than when the lease ends."""
     return conn.execute(
         outbox.update()
-        .where(outbox.c.leased_by == worker[:64], outbox.c.status == OutboxStatus.PENDING)
+        .where(outbox.c.leased_by == worker[:64], outbox.c.status == DeliveryState.UNSENT)
         .values(lease_until=None, leased_by=None)
     ).rowcount
 
@@ -300,7 +300,7 @@ def give_up(conn: Connection, outbox_id: int, error: str) -> None:
         outbox.update()
         .where(outbox.c.id == outbox_id)
         .values(
-            status=OutboxStatus.FAILED,
+            status=DeliveryState.FAILED,
             attempts=outbox.c.attempts + 1,
             lease_until=None,
             last_error=error[:500],
@@ -309,25 +309,25 @@ def give_up(conn: Connection, outbox_id: int, error: str) -> None:
 
 
 def fail_conversation(conn: Connection, conversation_id: int, error: str) -> int:
-    """The channel refused for good: every pending row of the conversation fails with it."""
+    """The channel refused for good: every unsent row of the conversation fails with it."""
     return conn.execute(
         outbox.update()
         .where(
             outbox.c.conversation_id == conversation_id,
-            outbox.c.status == OutboxStatus.PENDING,
+            outbox.c.status == DeliveryState.UNSENT,
         )
-        .values(status=OutboxStatus.FAILED, lease_until=None, last_error=error[:500])
+        .values(status=DeliveryState.FAILED, lease_until=None, last_error=error[:500])
     ).rowcount
 
 
-def pending(conn: Connection) -> list[PendingOutbound]:
+def unsent(conn: Connection) -> list[UnsentOutbound]:
     """Replies written but not confirmed sent, oldest first."""
-    query = sa.select(outbox).where(outbox.c.status == OutboxStatus.PENDING).order_by(outbox.c.id)
-    return [_pending(row) for row in conn.execute(query).mappings()]
+    query = sa.select(outbox).where(outbox.c.status == DeliveryState.UNSENT).order_by(outbox.c.id)
+    return [_unsent(row) for row in conn.execute(query).mappings()]
 
 
-def _pending(row: Any, external_reply_to: str | None = None) -> PendingOutbound:
-    return PendingOutbound(
+def _unsent(row: Any, external_reply_to: str | None = None) -> UnsentOutbound:
+    return UnsentOutbound(
         row["id"],
         row["conversation_id"],
         row["channel"],

@@ -19,9 +19,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from bot.domain.agent import Role
 from bot.domain.conversation import ConversationState
-from bot.domain.delivery import DeliveredVia, OutboxStatus
+from bot.domain.delivery import DeliveredVia, DeliveryState
 from bot.domain.messages import Action, Category, Priority
-from bot.domain.ticket import TicketStatus
+from bot.domain.ticket import TicketState
 
 metadata = sa.MetaData(
     naming_convention={
@@ -64,8 +64,13 @@ def _one_of(column: str, kind: type[StrEnum], name: str) -> sa.CheckConstraint:
     return sa.CheckConstraint(f"{column} IN ({values})", name=name)
 
 
-_OPEN_TICKET = "status IN ('waiting', 'queued', 'claimed', 'pending')"
-assert {s.value for s in TicketStatus.open()} == {"waiting", "queued", "claimed", "pending"}
+_OPEN_TICKET = "status IN ('queue_closed', 'queued', 'assigned', 'awaiting_customer')"
+assert {s.value for s in TicketState.open()} == {
+    "queue_closed",
+    "queued",
+    "assigned",
+    "awaiting_customer",
+}
 
 
 def _created_at(context: Any) -> Any:
@@ -155,14 +160,14 @@ tickets = sa.Table(
     sa.Column("priority", sa.String(8), nullable=False),
     sa.Column("priority_rank", sa.Integer, nullable=False),  # 0 = urgent, for ordering
     sa.Column("category", sa.String(16), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(24), nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("available_at", UtcDateTime, nullable=False),  # when the queue's humans are at work
     sa.Column("first_response_due", UtcDateTime, nullable=False),
     sa.Column("transfer_due", UtcDateTime, nullable=False),
     sa.Column("reasons", Json, nullable=False),
-    sa.Column("agent_id", Key, sa.ForeignKey("agents.id")),  # who claimed it
-    sa.Column("claimed_at", UtcDateTime),
+    sa.Column("agent_id", Key, sa.ForeignKey("agents.id")),  # the agent it is assigned to
+    sa.Column("assigned_at", UtcDateTime),  # first assigned (claimed, or transferred to an agent)
     # any change: the consoles' live view (written with the ticket: its creation time)
     sa.Column("updated_at", UtcDateTime, nullable=False, default=_created_at),
     sa.Column("first_response_at", UtcDateTime),  # a human's first reply (never the bot's)
@@ -175,7 +180,7 @@ tickets = sa.Table(
     sa.Column("csat_asked_at", UtcDateTime),
     sa.Column("csat", sa.Integer),  # 1–5
     sa.Column("nps", sa.Integer),  # 0–10
-    _one_of("status", TicketStatus, "status"),
+    _one_of("status", TicketState, "status"),
     _one_of("priority", Priority, "priority"),
     _one_of("category", Category, "category"),
     sa.Index("ix_tickets_queue", "queue", "status", "priority_rank", "created_at"),
@@ -214,9 +219,9 @@ outbox = sa.Table(
     # this reply hands the conversation to this human queue: a channel with its own handoff
     # (WeCom 微信客服's session state) moves the customer there once the reply is sent
     sa.Column("handoff_queue", sa.String(64)),
-    _one_of("status", OutboxStatus, "status"),
+    _one_of("status", DeliveryState, "status"),
     _one_of("via", DeliveredVia, "via"),
-    sa.Index("ix_outbox_pending", "status", "next_attempt_at", "id"),
+    sa.Index("ix_outbox_unsent", "status", "next_attempt_at", "id"),
     sa.Index("ix_outbox_conversation", "conversation_id", "id"),
 )
 

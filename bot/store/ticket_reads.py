@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from bot.domain.ticket import Ticket, TicketStatus
+from bot.domain.ticket import Ticket, TicketState
 from bot.store.schema import agents, conversations, decisions, messages, ticket_events, tickets
 from bot.store.tickets import from_row, missed_deadline
 
@@ -43,12 +43,12 @@ def listed(
     conn: Connection,
     *,
     queues: Collection[str] | None = None,
-    statuses: Collection[str] = TicketStatus.open(),
+    statuses: Collection[str] = TicketState.open(),
     agent_id: int | None = None,
     ids: Collection[int] | None = None,
     limit: int = 50,
 ) -> list[ListedTicket]:
-    """Tickets in claim order (queued before waiting, urgent first, then oldest)."""
+    """Tickets in claim order (queued before queue_closed, urgent first, then oldest)."""
     query = (
         sa.select(
             tickets,
@@ -67,7 +67,7 @@ def listed(
         query = query.where(tickets.c.agent_id == agent_id)
     if ids is not None:
         query = query.where(tickets.c.id.in_(list(ids)))
-    order = sa.case((tickets.c.status == TicketStatus.WAITING, 1), else_=0)
+    order = sa.case((tickets.c.status == TicketState.QUEUE_CLOSED, 1), else_=0)
     query = query.order_by(order, tickets.c.priority_rank, tickets.c.created_at, tickets.c.id)
     out = []
     for row in conn.execute(query.limit(limit)).mappings():
@@ -86,7 +86,7 @@ def listed(
 
 @dataclass(frozen=True)
 class QueueCounts:
-    waiting: int = 0
+    queue_closed: int = 0
     queued: int = 0
     assigned: int = 0
     oldest_available: datetime | None = None
@@ -98,18 +98,18 @@ def queue_counts(conn: Connection, now: datetime) -> dict[str, QueueCounts]:
     """Per queue: open tickets by state, the oldest queued one, the next first-response
     deadline and how many are past a deadline."""
     breached = missed_deadline(now)
-    queued = tickets.c.status == TicketStatus.QUEUED
+    queued = tickets.c.status == TicketState.QUEUED
     rows = conn.execute(
         sa.select(
             tickets.c.queue,
-            sa.func.count().filter(tickets.c.status == TicketStatus.WAITING),
+            sa.func.count().filter(tickets.c.status == TicketState.QUEUE_CLOSED),
             sa.func.count().filter(queued),
-            sa.func.count().filter(tickets.c.status.in_(TicketStatus.with_agent())),
+            sa.func.count().filter(tickets.c.status.in_(TicketState.with_agent())),
             sa.func.min(tickets.c.available_at).filter(queued),
             sa.func.min(tickets.c.first_response_due).filter(queued),
             sa.func.count().filter(breached),
         )
-        .where(tickets.c.status.in_(TicketStatus.open()))
+        .where(tickets.c.status.in_(TicketState.open()))
         .group_by(tickets.c.queue)
     ).all()
     return {row[0]: QueueCounts(row[1], row[2], row[3], row[4], row[5], row[6]) for row in rows}
@@ -229,7 +229,7 @@ def agent_loads(conn: Connection, since: datetime) -> dict[int, tuple[int, int]]
     open_: dict[Any, Any] = dict(
         conn.execute(
             sa.select(tickets.c.agent_id, sa.func.count())
-            .where(tickets.c.status.in_(TicketStatus.with_agent()), tickets.c.agent_id.is_not(None))
+            .where(tickets.c.status.in_(TicketState.with_agent()), tickets.c.agent_id.is_not(None))
             .group_by(tickets.c.agent_id)
         ).all()
     )

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bot.domain.messages import Priority
-from bot.domain.ticket import Ticket, TicketStatus
+from bot.domain.ticket import Ticket, TicketState
 from bot.store.schema import agents, conversations, ticket_events, tickets
 
 #: the PostgreSQL NOTIFY channel every console listens on; any ticket change is announced there
@@ -86,7 +86,7 @@ def reopenable(conn: Connection, channel: str, user_id: str, since: datetime) ->
             .where(
                 conversations.c.channel == channel,
                 conversations.c.user_id == user_id,
-                tickets.c.status == TicketStatus.RESOLVED,
+                tickets.c.status == TicketState.RESOLVED,
                 tickets.c.resolved_at >= since,
             )
             .order_by(tickets.c.resolved_at.desc(), tickets.c.id.desc())
@@ -107,18 +107,18 @@ def queue_load(
     ahead = conn.execute(
         sa.select(sa.func.count()).where(
             tickets.c.queue == queue,
-            tickets.c.status == TicketStatus.QUEUED,
+            tickets.c.status == TicketState.QUEUED,
             tickets.c.priority_rank <= rank,
         )
     ).scalar_one()
     recent = conn.execute(
-        sa.select(tickets.c.available_at, tickets.c.claimed_at)
+        sa.select(tickets.c.available_at, tickets.c.assigned_at)
         .where(
             tickets.c.queue == queue,
-            tickets.c.claimed_at.is_not(None),
-            tickets.c.claimed_at >= now - timedelta(days=7),
+            tickets.c.assigned_at.is_not(None),
+            tickets.c.assigned_at >= now - timedelta(days=7),
         )
-        .order_by(tickets.c.claimed_at.desc())
+        .order_by(tickets.c.assigned_at.desc())
         .limit(history)
     ).all()
     waits = [max(0.0, (claimed - available).total_seconds()) for available, claimed in recent]
@@ -142,8 +142,8 @@ def close_resolved(conn: Connection, before: datetime, now: datetime) -> int:
         int(i)
         for i in conn.execute(
             tickets.update()
-            .where(tickets.c.status == TicketStatus.RESOLVED, tickets.c.resolved_at < before)
-            .values(status=TicketStatus.CLOSED, updated_at=now)
+            .where(tickets.c.status == TicketState.RESOLVED, tickets.c.resolved_at < before)
+            .values(status=TicketState.CLOSED, updated_at=now)
             .returning(tickets.c.id)
         ).scalars()
     ]
@@ -165,11 +165,11 @@ def listed(conn: Connection, queue: str | None = None, status: str = "queued") -
     return [from_row(row) for row in conn.execute(query).mappings()]
 
 
-def release_waiting(conn: Connection, queue: str, now: datetime) -> list[Ticket]:
-    """Make a queue's waiting tickets available to agents: urgent first, then oldest.
+def release_queue_closed(conn: Connection, queue: str, now: datetime) -> list[Ticket]:
+    """Make a queue's queue_closed tickets available to agents: urgent first, then oldest.
 
     Idempotent and safe with several workers: rows are locked (PostgreSQL: skipped by the
-    others), and only `waiting` rows change.
+    others), and only `queue_closed` rows change.
     """
     query = (
         sa.select(
@@ -178,7 +178,7 @@ def release_waiting(conn: Connection, queue: str, now: datetime) -> list[Ticket]
             tickets.c.first_response_due,
             tickets.c.transfer_due,
         )
-        .where(tickets.c.queue == queue, tickets.c.status == TicketStatus.WAITING)
+        .where(tickets.c.queue == queue, tickets.c.status == TicketState.QUEUE_CLOSED)
         .order_by(tickets.c.priority_rank, tickets.c.created_at, tickets.c.id)
     )
     if conn.dialect.name == "postgresql":
@@ -192,9 +192,9 @@ def release_waiting(conn: Connection, queue: str, now: datetime) -> list[Ticket]
         late = max(timedelta(0), now - row.available_at)
         conn.execute(
             tickets.update()
-            .where(tickets.c.id == row.id, tickets.c.status == TicketStatus.WAITING)
+            .where(tickets.c.id == row.id, tickets.c.status == TicketState.QUEUE_CLOSED)
             .values(
-                status=TicketStatus.QUEUED,
+                status=TicketState.QUEUED,
                 updated_at=now,
                 available_at=row.available_at + late,
                 first_response_due=row.first_response_due + late,
@@ -219,7 +219,7 @@ def claim_next(
     its one write lock, and the UPDATE changes only a ticket still queued."""
     query = (
         sa.select(tickets.c.id)
-        .where(tickets.c.status == TicketStatus.QUEUED, tickets.c.queue.in_(list(queues)))
+        .where(tickets.c.status == TicketState.QUEUED, tickets.c.queue.in_(list(queues)))
         .order_by(tickets.c.priority_rank, tickets.c.created_at, tickets.c.id)
         .limit(1)
     )
@@ -234,11 +234,11 @@ def claim(conn: Connection, ticket_id: int, agent_id: int, now: datetime) -> Tic
     row = (
         conn.execute(
             tickets.update()
-            .where(tickets.c.id == ticket_id, tickets.c.status == TicketStatus.QUEUED)
+            .where(tickets.c.id == ticket_id, tickets.c.status == TicketState.QUEUED)
             .values(
-                status=TicketStatus.CLAIMED,
+                status=TicketState.ASSIGNED,
                 agent_id=agent_id,
-                claimed_at=sa.func.coalesce(tickets.c.claimed_at, _at(now)),
+                assigned_at=sa.func.coalesce(tickets.c.assigned_at, _at(now)),
                 updated_at=now,
             )
             .returning(*tickets.c)
@@ -263,7 +263,7 @@ def escalate(
     first_response: timedelta,
     transfer: timedelta,
 ) -> list[int]:
-    """Move a conversation's waiting or queued tickets to `queue` at `priority`, available now,
+    """Move a conversation's queue_closed or queued tickets to `queue` at `priority`, available now,
     with that queue's SLA clocks starting now (an emergency on a Sunday is not due Monday)."""
     return [
         int(i)
@@ -271,13 +271,13 @@ def escalate(
             tickets.update()
             .where(
                 tickets.c.conversation_id == conversation_id,
-                tickets.c.status.in_((TicketStatus.WAITING, TicketStatus.QUEUED)),
+                tickets.c.status.in_((TicketState.QUEUE_CLOSED, TicketState.QUEUED)),
             )
             .values(
                 queue=queue,
                 priority=priority,
                 priority_rank=rank,
-                status=TicketStatus.QUEUED,
+                status=TicketState.QUEUED,
                 available_at=now,
                 updated_at=now,
                 first_response_due=now + first_response,
@@ -293,7 +293,7 @@ def missed_deadline(now: datetime) -> Any:
     the transfer deadline."""
     return sa.or_(
         sa.and_(tickets.c.first_response_at.is_(None), tickets.c.first_response_due < now),
-        sa.and_(tickets.c.claimed_at.is_(None), tickets.c.transfer_due < now),
+        sa.and_(tickets.c.assigned_at.is_(None), tickets.c.transfer_due < now),
     )
 
 
@@ -304,7 +304,7 @@ def ahead_of(conn: Connection, ticket: Ticket) -> int:
         conn.execute(
             sa.select(sa.func.count()).where(
                 tickets.c.queue == ticket.queue,
-                tickets.c.status == TicketStatus.QUEUED,
+                tickets.c.status == TicketState.QUEUED,
                 tickets.c.id != ticket.id,
                 sa.or_(
                     tickets.c.priority_rank < rank,
@@ -324,13 +324,13 @@ def ahead_of(conn: Connection, ticket: Ticket) -> int:
 
 def _at(moment: datetime) -> Any:
     """A time inside an SQL expression, stored as the columns store it (UTC)."""
-    return sa.literal(moment, tickets.c.claimed_at.type)
+    return sa.literal(moment, tickets.c.assigned_at.type)
 
 
 def from_row(row: Any) -> Ticket:
     """A ticket from its row (the domain value has no `priority_rank`: its priority says it)."""
     data = {k: v for k, v in dict(row).items() if k != "priority_rank"}
-    data["status"] = TicketStatus(data["status"])
+    data["status"] = TicketState(data["status"])
     return Ticket(**data)
 
 
@@ -346,7 +346,7 @@ def awaiting_care(
         sa.select(tickets, conversations.c.channel, conversations.c.last_at)
         .join(conversations, conversations.c.id == tickets.c.conversation_id)
         .where(
-            tickets.c.status.in_((TicketStatus.QUEUED, TicketStatus.CLAIMED)),
+            tickets.c.status.in_((TicketState.QUEUED, TicketState.ASSIGNED)),
             tickets.c.first_response_at.is_(None),
             tickets.c.care_sent_at.is_(None),
             tickets.c.available_at <= available_before,
@@ -384,13 +384,15 @@ def mark_cared(conn: Connection, ticket_id: int, now: datetime) -> Ticket | None
 
 def overdue(conn: Connection, now: datetime) -> list[Ticket]:
     """Open tickets with agents that missed a deadline and were not yet escalated: no human
-    reply by `first_response_due`, or no agent by `transfer_due`. A waiting ticket is never
+    reply by `first_response_due`, or no agent by `transfer_due`. A queue_closed ticket is never
     overdue: its queue is closed and its clocks start at `available_at`. Locked like
     `awaiting_care`."""
     query = (
         sa.select(tickets)
         .where(
-            tickets.c.status.in_((TicketStatus.QUEUED, TicketStatus.CLAIMED, TicketStatus.PENDING)),
+            tickets.c.status.in_(
+                (TicketState.QUEUED, TicketState.ASSIGNED, TicketState.AWAITING_CUSTOMER)
+            ),
             tickets.c.breached_at.is_(None),
             tickets.c.available_at <= now,
             missed_deadline(now),

@@ -40,7 +40,9 @@ class TicketCollector(Collector):
         )
         for queue in self.queues:
             c = counts.get(queue, ticket_reads.QueueCounts())
-            depth.add_metric([queue, "waiting"], c.waiting)
+            # public label values, kept for dashboards: "waiting" is TicketState.QUEUE_CLOSED,
+            # "assigned" counts assigned and awaiting_customer
+            depth.add_metric([queue, "waiting"], c.queue_closed)
             depth.add_metric([queue, "queued"], c.queued)
             depth.add_metric([queue, "assigned"], c.assigned)
             waited = (now - c.oldest_available).total_seconds() if c.oldest_available else 0.0

@@ -32,13 +32,13 @@ T = TypeVar("T")
 class Outcome:
     """What became of one message. `inline`: the replies are held for the channel, which must
     call `MessageService.confirm_inline` once it has returned them (else the dispatcher sends
-    them when the hold ends). `pending`: handling was not done in time; it goes on, and the
-    dispatcher delivers."""
+    them when the hold ends). `unfinished`: handling was not done within the channel's wait; it
+    goes on, and the dispatcher delivers (the webhook channel's JSON calls this `pending`)."""
 
     decision: Decision | None = None
     replies: list[Outbound] = field(default_factory=list)
     inline: bool = False
-    pending: bool = False
+    unfinished: bool = False
     context: Context | None = None
 
     def joined(self, separator: str = "\n\n") -> str:
@@ -100,7 +100,7 @@ class MessageService:
         try:
             ctx = await asyncio.wait_for(asyncio.shield(task), wait)
         except TimeoutError:
-            return Outcome(pending=True)
+            return Outcome(unfinished=True)
         inline = bool(ctx.outbound) and ctx.inline_until is not None
         return Outcome(ctx.decision, ctx.outbound, inline, False, ctx)
 

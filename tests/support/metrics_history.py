@@ -18,7 +18,7 @@ first-response time is the delay chosen here.
   resolves 13:20.
 - h2, Tuesday 14:00 "我要投诉你们" (complaints, 60 s SLA). bob claims 14:00:30, replies
   14:00:50, resolves 14:05:50; h2 rates 2, NPS 3.
-- h3, Tuesday 23:30 "转人工": waiting until Wednesday 09:00, released then; alice claims 09:01,
+- h3, Tuesday 23:30 "转人工": queue_closed until Wednesday 09:00, released then; alice claims 09:01,
   replies 09:04, resolves 09:10. No rating (h3's next message would open a new conversation).
 - h4, Wednesday 17:55 "转人工" (queued, due 17:57): nobody takes it before closing; alice
   claims Thursday 09:05, replies 09:06, resolves 09:16. No rating.
@@ -40,7 +40,7 @@ from bot.domain.clock import FixedClock
 from bot.domain.messages import Action
 from bot.humans.desk import Desk
 from bot.jobs.care import run_care
-from bot.jobs.release import release_waiting
+from bot.jobs.release import release_queue_closed
 from bot.store import agents
 from bot.understanding.encoders import MemoEncoder
 from tests.support.harness import AsyncOutbox, Harness, Outbox, dispatch_once
@@ -187,7 +187,7 @@ def build(config: Config, encoder: MemoEncoder, store_url: str | None = None) ->
     assert h3 is not None
     # Wednesday: h3 released at opening, the returning customers, h4 just before closing
     set_time("2026-11-25 09:00")
-    release_waiting(config, pipeline.store, pipeline.knowledge.schedules, clock.now())
+    release_queue_closed(config, pipeline.store, pipeline.knowledge.schedules, clock.now())
     sent()
     handle(
         alice,

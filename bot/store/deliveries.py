@@ -1,4 +1,6 @@
-"""Inbound deliveries: each (channel, external id) is stored once, whatever the channel retries."""
+"""Inbound deliveries, accepted once: each (channel, external id) is stored once in `messages`,
+whatever the channel retries; and the transcripts read back from there. (Not an "inbox" in
+Chatwoot's sense, which is a channel.)"""
 
 from __future__ import annotations
 
