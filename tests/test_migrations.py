@@ -464,7 +464,7 @@ def test_rows_stored_with_the_old_state_words_read_with_the_new_ones(engine: sa.
 def test_downgrade_gives_the_new_state_words_back_as_the_old(engine: sa.Engine) -> None:
     assert upgrade(engine) == head_revision()
     with engine.begin() as conn:
-        tickets = {new: "yes" for new in TICKET_WORDS.values()}
+        tickets: dict[str, str | None] = {new: "yes" for new in TICKET_WORDS.values()}
         tables = {t.name: t for t in schema.metadata.sorted_tables}
         ids = _fill(conn, tables, tickets, list(OUTBOX_WORDS.values()), "assigned_at")
     assert downgrade(engine, "0005") == "0005"

@@ -58,7 +58,9 @@ def _decide(
 ) -> Entry:
     """One message of `user` through a DecisionBatch, the way the pipeline records it."""
     with store.transaction() as tx:
-        message = deliveries.accept(tx, "wechat", external or f"{user}-{when}", user, "text", "x", when)
+        message = deliveries.accept(
+            tx, "wechat", external or f"{user}-{when}", user, "text", "x", when
+        )
         assert message is not None
         batch = DecisionBatch(tx, IDLE, timedelta(seconds=30))
         batch.load([Arrival(message, "wechat", user, user, when)])
