@@ -272,7 +272,7 @@ async def main() -> None:
                 result["inproc"][str(customers)] = await _inproc(
                     service, customers, messages, f"c{customers}"
                 )
-            sizes = service.batcher.sizes
+            sizes = service.reading_batch.sizes
             result["mean_batch"] = round(sum(sizes) / max(len(sizes), 1), 1)
         result["pipeline_to_encoder_ratio"] = round(
             result["inproc"]["100"]["msgs_per_s"] / result["encoder_batched_per_s"], 3

@@ -202,8 +202,8 @@ class Desk:
             return []
         knowledge = self.knowledge()
         best: dict[str, Suggestion] = {}
-        for understanding in knowledge.understand(texts, k=limit):
-            for match in understanding.matches:
+        for reading in knowledge.read(texts, k=limit):
+            for match in reading.matches:
                 entry = match.entry
                 known = best.get(entry.id)
                 if known is None or match.score > known.score:

@@ -17,7 +17,7 @@ from bot.understanding.third_parties import ThirdParties
 
 
 @dataclass(frozen=True)
-class Understanding:
+class Reading:
     """What the bot made of one text: its intent and the FAQ entries it may be asking."""
 
     guess: IntentGuess | None
@@ -40,11 +40,11 @@ class Knowledge:
     def faq_entry(self, entry_id: str) -> FaqEntry | None:
         return self.faq.by_id.get(entry_id)
 
-    def understand(self, texts: Sequence[str], k: int = 3) -> list[Understanding]:
+    def read(self, texts: Sequence[str], k: int = 3) -> list[Reading]:
         """Read several texts at once: one encoder batch shared by the intent classifier and
         the FAQ search, one scoring pass each. Empty texts (images, stickers) get nothing."""
         live = [i for i, text in enumerate(texts) if text.strip()]
-        out = [Understanding(None, []) for _ in texts]
+        out = [Reading(None, []) for _ in texts]
         if not live:
             return out
         batch = [texts[i] for i in live]
@@ -58,5 +58,5 @@ class Knowledge:
         )
         for n, i in enumerate(live):
             others = tuple(self.third_parties.named(texts[i])) if self.third_parties else ()
-            out[i] = Understanding(guesses[n], matches[n], float(outside[n]), others)
+            out[i] = Reading(guesses[n], matches[n], float(outside[n]), others)
         return out

@@ -1,9 +1,9 @@
 """The pipeline: one context per message, through the steps of the service standard.
 
-    accept → understand → [customer's lock: conversation → urgent → flood → understood →
+    accept → read → [customer's lock: conversation → urgent → flood → apply_reading →
     with_human → survey → hours → decide → reopen → compose → record] → deliver
 
-`accept` stores the delivery once (a retried delivery stops here). `understand` is CPU work and
+`accept` stores the delivery once (a retried delivery stops here). `read` is CPU work and
 takes no lock, so the service can batch it across customers. Everything that reads and changes
 the customer's state runs in one transaction holding the customer's lock, and ends by writing
 the decision, the ticket and the replies together; sending is the dispatcher's job (or the
@@ -29,7 +29,7 @@ from bot.domain.messages import Action, Decision, Inbound, Outbound
 from bot.pipeline import steps
 from bot.pipeline.context import Context
 from bot.pipeline.intake import clean, details
-from bot.pipeline.knowledge import Knowledge, Understanding
+from bot.pipeline.knowledge import Knowledge, Reading
 from bot.pipeline.privacy import mask
 from bot.store import conversations, deliveries, outbox
 from bot.store.batch import Arrival, DecisionBatch
@@ -40,7 +40,7 @@ log = logging.getLogger("bot.pipeline")
 
 #: a message ready for the locked phase: its context, what it says, and until when a channel
 #: waits to return its replies inline (None: the dispatcher sends them)
-Decidable = tuple[Context, Understanding, datetime | None]
+Decidable = tuple[Context, Reading, datetime | None]
 
 
 class SyncSender(Protocol):
@@ -84,7 +84,7 @@ class Pipeline:
         for inbound in inbounds:
             ctx = Context(inbound=inbound, now=self.clock.now(), knowledge=self.knowledge)
             ctx.worker = self.worker
-            # control characters and terminal escapes out, the length capped: for understanding,
+            # control characters and terminal escapes out, the length capped: for reading,
             # storage and logs alike
             cleaned = clean(inbound.text, self.config.guard.max_message_chars)
             ctx.text, ctx.truncated = cleaned.text, cleaned.truncated
@@ -111,16 +111,16 @@ class Pipeline:
                 self._duplicate(ctx)
         return contexts
 
-    def understand(self, texts: Sequence[str]) -> list[Understanding]:
+    def read(self, texts: Sequence[str]) -> list[Reading]:
         """CPU work, no lock: several customers' texts are read in one batch."""
-        return self.knowledge.understand(texts, k=max(self.config.faq.suggestions, 3))
+        return self.knowledge.read(texts, k=max(self.config.faq.suggestions, 3))
 
     def decide(
-        self, ctx: Context, understanding: Understanding, inline_until: datetime | None = None
+        self, ctx: Context, reading: Reading, inline_until: datetime | None = None
     ) -> Context:
         """Everything that reads and changes the customer's state, in one transaction holding
         the customer's lock; `inline_until`: the channel waits for the replies until then."""
-        return self.decide_many([(ctx, understanding, inline_until)])[0]
+        return self.decide_many([(ctx, reading, inline_until)])[0]
 
     def decide_many(self, items: Sequence[Decidable]) -> list[Context]:
         """`decide` for several messages in one transaction that holds all their customers'
@@ -152,7 +152,7 @@ class Pipeline:
             ctx.inline_until = inline_until
         batch.load([self._arrival(ctx) for ctx, _, _ in round_])
         failed, recorded = [], []
-        for ctx, understanding, _ in round_:
+        for ctx, reading, _ in round_:
             assert ctx.message_id is not None
             if batch.is_handled(ctx.message_id):  # another worker took the redelivery
                 self._duplicate(ctx)
@@ -163,7 +163,7 @@ class Pipeline:
                     steps.urgent(ctx, config)
                     steps.flood(ctx, batch, config)
                 if not ctx.stop:
-                    steps.understood(ctx, understanding, config)
+                    steps.apply_reading(ctx, reading, config)
                     steps.with_human(ctx, batch, config)
                 if not ctx.stop:
                     steps.survey(ctx, batch, config)
@@ -214,12 +214,12 @@ class Pipeline:
         if ctx.stop:
             return ctx
         try:
-            [understanding] = self.understand([ctx.text])
+            [reading] = self.read([ctx.text])
         except Exception:
             log.exception("message %s/%s could not be read", inbound.channel, inbound.external_id)
             self.answer_after_error(ctx)
         else:
-            self.decide(ctx, understanding)
+            self.decide(ctx, reading)
         if self.sender is not None:
             self.deliver_now(ctx.outbound)
         return ctx

@@ -22,7 +22,7 @@ from bot.hours.schedule import Schedule, format_moment
 from bot.pipeline import rules
 from bot.pipeline.complaint import complaint_signal
 from bot.pipeline.context import Context, Reply
-from bot.pipeline.knowledge import Understanding
+from bot.pipeline.knowledge import Reading
 from bot.pipeline.survey import parse_score
 from bot.pipeline.urgent import urgent_signal
 from bot.store import conversations
@@ -66,7 +66,7 @@ def flood(ctx: Context, batch: DecisionBatch, config: Config) -> None:
         finish(ctx, Decision(Action.SILENT, language=language, reasons=[reason]), texts)
 
 
-def understood(ctx: Context, understanding: Understanding, config: Config) -> None:
+def apply_reading(ctx: Context, reading: Reading, config: Config) -> None:
     """What the message says (read before the lock, in a batch with other customers'), the
     customer's language, and the queue this would go to if handed off."""
     assert ctx.conversation is not None
@@ -77,9 +77,9 @@ def understood(ctx: Context, understanding: Understanding, config: Config) -> No
     ctx.conversation.language = ctx.language
     if not text.strip():
         return
-    ctx.guess, ctx.matches = understanding.guess, understanding.matches
-    ctx.outside = understanding.outside
-    ctx.others = understanding.others
+    ctx.guess, ctx.matches = reading.guess, reading.matches
+    ctx.outside = reading.outside
+    ctx.others = reading.others
     ctx.route_queue = config.handoff.default_queue
     ctx.handoff = _handoff_intent(ctx, config)
     if ctx.handoff is None:

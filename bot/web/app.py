@@ -49,7 +49,7 @@ def make_app(parts: Parts) -> web.Application:
     app[PARTS] = parts
     config = parts.pipeline.config.service
     store_pool = ThreadPoolExecutor(config.threads, thread_name_prefix="store")
-    reading_pool = ThreadPoolExecutor(1, thread_name_prefix="understanding")
+    reading_pool = ThreadPoolExecutor(1, thread_name_prefix="reading")
     pipeline = parts.pipeline
     dispatcher = Dispatcher(
         pipeline.store,

@@ -1,6 +1,6 @@
 """The message service: what a channel calls with each inbound message.
 
-accept (thread pool) → understand (micro-batched, its own thread) → decide under the customer's
+accept (thread pool) → read (micro-batched, its own thread) → decide under the customer's
 lock (thread pool) → the replies are either returned to a channel that waits for them (WeChat's
 passive reply, within its 5 s) or left to the dispatcher. The event loop never blocks.
 """
@@ -19,7 +19,7 @@ from typing import TypeVar
 from bot.domain.messages import Decision, Inbound, Outbound
 from bot.pipeline.batching import MicroBatcher
 from bot.pipeline.context import Context
-from bot.pipeline.knowledge import Understanding
+from bot.pipeline.knowledge import Reading
 from bot.pipeline.runner import Decidable, Pipeline
 from bot.telemetry.instruments import DECISIONS, MESSAGES_IN, MESSAGES_OUT, PIPELINE_SECONDS
 
@@ -56,7 +56,7 @@ class MessageService:
         self,
         pipeline: Pipeline,
         store_executor: Executor,
-        understanding_executor: Executor,
+        reading_executor: Executor,
         on_written: Callable[[], None] = lambda: None,
         batch_max: int = 128,
         batch_wait: float = 0.0,
@@ -69,9 +69,9 @@ class MessageService:
         self.accepting_batch: MicroBatcher[Inbound, Context] = MicroBatcher(
             lambda inbounds: self.pipeline.accept_many(inbounds), store_executor, batch_max
         )
-        self.batcher: MicroBatcher[str, Understanding] = MicroBatcher(
-            lambda texts: self.pipeline.understand(texts),
-            understanding_executor,
+        self.reading_batch: MicroBatcher[str, Reading] = MicroBatcher(
+            lambda texts: self.pipeline.read(texts),
+            reading_executor,
             batch_max,
             batch_wait,
         )
@@ -125,14 +125,14 @@ class MessageService:
             return ctx
         MESSAGES_IN.labels(inbound.channel).inc()
         try:
-            understanding = await self.batcher.submit(ctx.text)
+            reading = await self.reading_batch.submit(ctx.text)
         except Exception:
             log.exception("message %s/%s could not be read", inbound.channel, inbound.external_id)
             await self._run(lambda: pipeline.answer_after_error(ctx))
         else:
             now = pipeline.clock.now()
             hold = deadline if deadline is not None and deadline > now else None
-            await self.deciding_batch.submit((ctx, understanding, hold))
+            await self.deciding_batch.submit((ctx, reading, hold))
         if ctx.outbound and ctx.inline_until is None:
             self.on_written()
         if ctx.decision is not None:
