@@ -91,7 +91,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         store = Store(request.getfixturevalue("postgres_url"))
     store.migrate()
     yield store
-    store.engine.dispose()
+    store.close()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -55,7 +55,7 @@ def test_bot_agents_adds_lists_changes_and_disables(
         authenticate(store, "wang", PASSWORD, NOW)
     assert _agents(shop, monkeypatch, "enable", "wang") == 0
     assert authenticate(store, "wang", PASSWORD, NOW).login == "wang"
-    store.engine.dispose()
+    store.close()
 
 
 def test_repeated_wrong_passwords_lock_the_agent_out_for_a_while(tmp_path: Path) -> None:
@@ -84,7 +84,7 @@ def test_repeated_wrong_passwords_lock_the_agent_out_for_a_while(tmp_path: Path)
     with store.transaction() as tx:
         agents.set_password(tx, "zhao", hash_password("a new long password"), NOW)
     assert authenticate(store, "zhao", "a new long password", NOW).login == "zhao"
-    store.engine.dispose()
+    store.close()
 
 
 def test_guesses_at_several_workers_at_once_are_all_counted(postgres_url: str) -> None:
@@ -115,4 +115,4 @@ def test_guesses_at_several_workers_at_once_are_all_counted(postgres_url: str) -
     assert found is not None
     assert found[0].failed_logins == 10 and found[0].locked(NOW)
     for store in [setup, *workers]:
-        store.engine.dispose()
+        store.close()

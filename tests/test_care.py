@@ -355,8 +355,8 @@ def test_two_postgresql_workers_apologise_and_escalate_each_ticket_once(
         assert apologies == len(created)
     finally:
         for store in workers:
-            store.engine.dispose()
-        pipeline.store.engine.dispose()
+            store.close()
+        pipeline.store.close()
 
 
 def _both(config: Config, schedules: Any, workers: list[Store], now: datetime) -> list[CareRound]:

@@ -114,7 +114,7 @@ def test_twenty_agents_on_four_postgresql_workers_claim_each_ticket_once(
     claimed = _claim_all(workers, agent_ids)
     _check(setup, claimed)
     for store in [setup, *workers]:
-        store.engine.dispose()
+        store.close()
 
 
 def test_twenty_agents_on_one_sqlite_worker_claim_each_ticket_once(tmp_path: Path) -> None:
@@ -123,7 +123,7 @@ def test_twenty_agents_on_one_sqlite_worker_claim_each_ticket_once(tmp_path: Pat
     agent_ids = _fill(store)
     claimed = _claim_all([store], agent_ids)
     _check(store, claimed)
-    store.engine.dispose()
+    store.close()
 
 
 def test_urgent_first_then_oldest(tmp_path: Path) -> None:
@@ -142,4 +142,4 @@ def test_urgent_first_then_oldest(tmp_path: Path) -> None:
     assert order[len(urgent)][0] == "normal"
     with store.transaction() as tx:  # a queue the agent does not serve yields nothing
         assert tickets.claim_next(tx, agent_id, ["complaints"], NOW) is None
-    store.engine.dispose()
+    store.close()

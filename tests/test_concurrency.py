@@ -45,7 +45,7 @@ def workers(config: Config, encoder: MemoEncoder, store: Store) -> Iterator[list
     second = Pipeline(config, Store(url), first.knowledge, FixedClock(NOW), None, "worker-2")
     yield [first, second]
     for pipeline in (first, second):
-        pipeline.store.engine.dispose()
+        pipeline.store.close()
 
 
 def together(calls: list[Callable[[], T]]) -> list[T]:

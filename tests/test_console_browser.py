@@ -120,7 +120,7 @@ async def service(config: Config, encoder: MemoEncoder, tmp_path: Path) -> Async
     yield Service(url, customer)
     await runner.cleanup()
     await receiver.cleanup()
-    pipeline.store.engine.dispose()
+    pipeline.store.close()
 
 
 @pytest.mark.browser

@@ -156,7 +156,7 @@ async def test_the_event_stream_says_changed_when_a_ticket_arrives(
         stream.close()
     finally:
         await console.client.close()
-        console.pipeline.store.engine.dispose()
+        console.pipeline.store.close()
 
 
 def _watch(console: Console) -> DeskWatch:

@@ -29,7 +29,7 @@ async def console(
     opened.add_agent("sam", Role.SUPERVISOR)
     yield opened
     await opened.client.close()
-    opened.pipeline.store.engine.dispose()
+    opened.pipeline.store.close()
 
 
 def _customer_says(console: Console, text: str, n: int = 1) -> None:

@@ -36,7 +36,7 @@ async def console(
     opened = await open_console(config, encoder, tmp_path, knowledge=shop_knowledge)
     yield opened
     await opened.client.close()
-    opened.pipeline.store.engine.dispose()
+    opened.pipeline.store.close()
 
 
 def _login_location(response: ClientResponse) -> bool:
@@ -216,7 +216,7 @@ async def test_cookie_is_secure_behind_https(
         assert "; Secure" in page.headers["Set-Cookie"]
     finally:
         await console.client.close()
-        console.pipeline.store.engine.dispose()
+        console.pipeline.store.close()
 
 
 def test_session_key_is_made_once_for_every_worker(

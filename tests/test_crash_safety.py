@@ -101,7 +101,7 @@ async def test_a_worker_killed_mid_send_delivers_after_restart_exactly_once(
                         outbox.c.id
                     )
                 ).all()
-            store.engine.dispose()
+            store.close()
             # the answer (and, after hours, the notice), held by the dead worker
             assert rows[0].text == ANSWER
             assert all(r.status == "unsent" and r.leased_by for r in rows)
@@ -116,7 +116,7 @@ async def test_a_worker_killed_mid_send_delivers_after_restart_exactly_once(
         store = Store(load_config(path).storage_url)
         with store.engine.connect() as conn:
             statuses = conn.execute(sa.select(outbox.c.status)).scalars().all()
-        store.engine.dispose()
+        store.close()
         assert statuses == ["sent"] * len(rows)
     finally:
         if worker.poll() is None:

@@ -318,7 +318,7 @@ def test_two_workers_resolving_at_once_resolve_and_survey_once(
     assert sorted(outcomes) == ["conflict", "conflict", "conflict", "resolved"]
     assert len([t for t in _sent(harness) if "1–5" in t]) == 1
     for desk in desks:
-        desk.store.engine.dispose()
+        desk.store.close()
 
 
 def test_an_emergency_while_waiting_moves_to_the_urgent_line_with_its_clocks_running_now(

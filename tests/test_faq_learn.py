@@ -34,7 +34,7 @@ def _talk(config: Config, encoder: MemoEncoder, exchanges: list[tuple[str, list[
         for n, text in enumerate(texts):
             now = SystemClock().now()
             pipeline.handle(Inbound("telegram", f"{user}-{n}", user, user, text, now))
-    pipeline.store.engine.dispose()
+    pipeline.store.close()
 
 
 def test_a_picked_suggestion_becomes_a_phrasing_once_the_admin_accepts(
@@ -74,7 +74,7 @@ def test_a_picked_suggestion_becomes_a_phrasing_once_the_admin_accepts(
     ctx = pipeline.handle(Inbound("telegram", "e-0", "e", "e", "发漂怎么开", SystemClock().now()))
     assert ctx.decision is not None and ctx.decision.action == Action.ANSWER
     assert ctx.decision.faq_id == "invoice"
-    pipeline.store.engine.dispose()
+    pipeline.store.close()
 
     assert main(argv) == 0  # reviewed: not offered again
     assert "No new phrasings" in capsys.readouterr().out

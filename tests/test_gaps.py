@@ -209,7 +209,7 @@ def test_a_week_of_unanswered_questions_grouped_biggest_first(
     assert points.why == {FELL_BACK: 3, HANDED_OFF: 1}
     assert title.why == {NOT_HELPED: 2, FELL_BACK: 1} and title.answered_with == ("invoice",)
     assert len(unanswered_clusters(store, knowledge, start, end, limit=2)) == 2
-    harness.pipeline.store.engine.dispose()
+    harness.pipeline.store.close()
 
 
 @pytest.mark.slow
@@ -292,7 +292,7 @@ def test_bot_faq_gaps_writes_drafts_the_admin_completes_and_the_bot_never_loads(
     assert "礼品包装" not in out.split("Write")[0] and "the FAQ answers now" in out
     assert "0 new draft(s)" in out
     assert not any("礼品" in q for e in yaml.safe_load(drafts.read_text()) for q in e["questions"])
-    harness.pipeline.store.engine.dispose()
+    harness.pipeline.store.close()
 
 
 def test_customers_are_counted_once_however_often_they_ask() -> None:

@@ -168,7 +168,7 @@ def test_the_same_history_on_postgresql(
     try:
         _check_week(_figures(history))
     finally:
-        history.harness.pipeline.store.engine.dispose()
+        history.harness.pipeline.store.close()
 
 
 # --- the arithmetic on values written out here ------------------------------------------------

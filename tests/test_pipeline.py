@@ -54,7 +54,7 @@ def test_duplicate_delivery_is_answered_once_on_each_store(
     pipeline.handle(message)
     pipeline.handle(message)
     assert [m.text for m in outbox.sent] == ["订单满 99 元包邮，不满收取 8 元运费。"]
-    pipeline.store.engine.dispose()
+    pipeline.store.close()
 
 
 def test_after_hours_notice_once_per_closed_window(harness: Harness) -> None:

@@ -279,7 +279,7 @@ async def test_four_workers_share_200_customers(
                 states = [await ready(session, port, 10) for port in survivors]
                 new_leaders = [i for i, s in enumerate(states) if s["leader"]]
             assert len(new_leaders) == 1, states
-            store.engine.dispose()
+            store.close()
     finally:
         for process in workers:
             if process.poll() is None:
@@ -370,7 +370,7 @@ async def test_sigterm_finishes_the_messages_in_flight(
             .join(decisions, decisions.c.message_id == messages.c.id)
             .group_by(messages.c.external_id)
         ).all()
-    store.engine.dispose()
+    store.close()
     answered = statuses.count(200)
     assert answered > 0 and len(decided) >= answered
     assert all(count == 1 for _, count in decided)

@@ -101,7 +101,7 @@ def stored(store_url: str) -> int:
                 ).scalar_one()
             )
     finally:
-        store.engine.dispose()
+        store.close()
 
 
 async def post_update(
@@ -324,7 +324,7 @@ async def test_webhook_secret_bodies_commands_edits_and_photos(
             .where(messages.c.channel == "telegram")
             .order_by(messages.c.id)
         ).all()
-    store.engine.dispose()
+    store.close()
     by_id = {row.external_id: (row.kind, row.action) for row in rows}
     assert by_id["777:31"] == ("text", "answer")
     assert by_id["778:32"][0] == "event"
@@ -372,7 +372,7 @@ async def test_a_blocked_bot_marks_the_conversation_unreachable(
                 with store.engine.connect() as conn:
                     return conn.execute(sa.select(conversations.c.unreachable_reason)).scalar()
             finally:
-                store.engine.dispose()
+                store.close()
 
         await until(lambda: reason() is not None)
         assert "blocked" in str(reason())

@@ -568,7 +568,7 @@ async def test_two_workers_share_one_access_token(
         for channel in channels:
             await channel.stop()
         for store in stores:
-            store.engine.dispose()
+            store.close()
 
 
 def test_the_constructor_names_what_is_missing() -> None:
