@@ -7,9 +7,12 @@ JSON `webhook.py`, the `terminal.py` of `bot chat`, and `common/` for what sever
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from bot.content.config import Config
-from bot.web.channels import Channel
+
+if TYPE_CHECKING:  # `bot chat` imports adapters.terminal without the service's web stack
+    from bot.web.channels import Channel
 
 
 def channels_from_config(config: Config) -> list[Channel]:

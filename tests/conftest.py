@@ -32,6 +32,18 @@ def encoder() -> MemoEncoder:
 
 
 @pytest.fixture(scope="session")
+def content_cache(encoder: MemoEncoder, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fixture shop's content cache (its embeddings and fitted intent model), made once.
+    Modules that start `bot run` or `bot chat` processes put it in their shop copies
+    (`cached_shop`), so each process finds its content encoded, as a restarted worker does."""
+    shop = _copy_shop(tmp_path_factory.mktemp("cached") / "shop")
+    config = load_config(shop / "config.toml")
+    assert config.cache_dir is not None
+    load_knowledge(config, MemoEncoder(encoder.inner, config.cache_dir))
+    return config.cache_dir
+
+
+@pytest.fixture(scope="session")
 def shop_knowledge(encoder: MemoEncoder, tmp_path_factory: pytest.TempPathFactory) -> Knowledge:
     """The fixture shop's content, learnt once for every test that does not edit it."""
     shop = _copy_shop(tmp_path_factory.mktemp("learnt") / "shop")

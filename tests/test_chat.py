@@ -8,6 +8,13 @@ from pathlib import Path
 import pytest
 
 from tests.support.service import bot_command
+from tests.support.shop import cached_shop
+
+
+@pytest.fixture
+def shop(shop: Path, content_cache: Path) -> Path:
+    """The shop with its content already encoded: the processes started here start warm."""
+    return cached_shop(shop, content_cache)
 
 
 def test_scripted_chat_answers_and_explains(shop: Path) -> None:

@@ -22,6 +22,14 @@ from bot.content.config import load_config
 from bot.store.database import Store
 from bot.store.schema import outbox
 from tests.support.service import SECRET, bot_command, free_port, ready
+from tests.support.shop import cached_shop
+
+
+@pytest.fixture
+def shop(shop: Path, content_cache: Path) -> Path:
+    """The shop with its content already encoded: the processes started here start warm."""
+    return cached_shop(shop, content_cache)
+
 
 ANSWER = "订单满 99 元包邮，不满收取 8 元运费。"
 
