@@ -4,6 +4,7 @@ The case and summary formats are in docs/architecture.md."""
 
 from __future__ import annotations
 
+import difflib
 import json
 import tempfile
 from dataclasses import dataclass, field
@@ -173,37 +174,50 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def gate_figures() -> list[str]:
+    """The summary's rates a gate may name (every one between 0 and 1, higher is better except
+    the abstain rate)."""
+    return ["faq_precision", "faq_recall", "faq_covered", "faq_abstain_rate"] + [
+        f"accuracy.{key}" for key in KEYS
+    ]
+
+
 def parse_gates(specs: list[str]) -> dict[str, float]:
-    """`FIGURE=VALUE` pairs (`faq_precision=0.95`, `accuracy.handoff=1`); ValueError names the
-    one that is not such a pair."""
+    """`FIGURE=VALUE` pairs (`faq_precision=0.95`, `accuracy.handoff=1`), checked before any
+    case runs: ValueError names a pair that is not FIGURE=NUMBER, a figure the summary does not
+    have (with the closest one), or a minimum outside 0–1."""
+    known = gate_figures()
     gates = {}
     for spec in specs:
-        figure, sep, value = spec.partition("=")
+        figure, sep, value = (part.strip() for part in spec.partition("="))
         try:
-            if not (sep and figure.strip()):
+            if not (sep and figure):
                 raise ValueError(spec)
-            gates[figure.strip()] = float(value)
+            minimum = float(value)
         except ValueError:
             raise ValueError(f"{spec!r}: write FIGURE=NUMBER, e.g. faq_precision=0.95") from None
+        if figure not in known:
+            close = difflib.get_close_matches(figure, known, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise ValueError(f"{spec!r}: no figure {figure!r}; {hint}there are: {', '.join(known)}")
+        if not 0 <= minimum <= 1:
+            raise ValueError(f"{spec!r}: the figures are rates from 0 to 1 (0.95 for 95%)")
+        gates[figure] = minimum
     return gates
 
 
 def below(summary: dict[str, Any], gates: dict[str, float]) -> list[str]:
-    """What misses its gate: a figure under its minimum, or a figure the summary does not have
-    (a gate on a misspelt name must fail, not pass quietly)."""
+    """What misses its gate: a figure under its minimum, or one this run could not measure (no
+    case expected it), which must fail rather than pass quietly."""
     failures = []
     for figure, minimum in gates.items():
         value: Any = summary
         for part in figure.split("."):
             value = value.get(part) if isinstance(value, dict) else None
         if not isinstance(value, int | float):
-            known = sorted(
-                [k for k, v in summary.items() if isinstance(v, int | float)]
-                + [f"accuracy.{k}" for k in summary.get("accuracy", {})]
-            )
-            failures.append(f"no figure {figure!r} in the summary (there are: {', '.join(known)})")
+            failures.append(f"{figure} was not measured: no case expects it")
         elif value < minimum:
-            failures.append(f"{figure} {value:.4f} is under {minimum:g}")
+            failures.append(f"{figure} {value:.4f} ({value:.2%}) is under {minimum:g}")
     return failures
 
 

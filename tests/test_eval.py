@@ -128,8 +128,8 @@ def test_the_suggestion_path_shows_in_got_and_covered() -> None:
 
 
 def test_fail_under_is_a_quality_gate(shop: Path) -> None:
-    """`bot eval --fail-under` exits 1 when a figure misses its minimum or does not exist (a
-    misspelt gate must not pass quietly), 2 when a gate is not FIGURE=NUMBER."""
+    """`bot eval --fail-under` exits 1 naming each figure under its minimum; a gate that cannot
+    be right (not FIGURE=NUMBER, a misspelt figure, 95 for 95%) exits 2 before any case runs."""
 
     def run(*gates: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -140,18 +140,25 @@ def test_fail_under_is_a_quality_gate(shop: Path) -> None:
             timeout=300,
         )
 
-    missed = run("faq_precision=0.9", "accuracy.handof=1", "accuracy.intent=1")
+    missed = run("faq_precision=0.9", "accuracy.intent=1")
     assert missed.returncode == 1
-    assert "faq_precision 0.8000 is under 0.9" in missed.stderr
-    assert "no figure 'accuracy.handof'" in missed.stderr and "accuracy.handoff" in missed.stderr
-    assert "is under 1" not in missed.stderr  # accuracy.intent is met: not named
-    broken = run("faq_precision")
-    assert broken.returncode == 2 and "FIGURE=NUMBER" in broken.stderr
+    assert "faq_precision 0.8000 (80.00%) is under 0.9" in missed.stderr
+    assert "accuracy.intent" not in missed.stderr  # met: not named
+    assert "7/8 cases passed" in missed.stdout  # the report is printed as well
+    for gate, says in [
+        ("faq_precision", "FIGURE=NUMBER"),
+        ("accuracy.handof=1", "did you mean accuracy.handoff?"),
+        ("faq_precision=95", "rates from 0 to 1"),
+    ]:
+        wrong = run(gate)
+        assert wrong.returncode == 2 and says in wrong.stderr, (gate, wrong.stderr)
+        assert wrong.stdout == ""  # refused before any case ran
 
 
-def test_gates_met_pass() -> None:
+def test_gates_met_pass_and_an_unmeasured_figure_fails() -> None:
     summary = {"faq_precision": 0.96, "accuracy": {"handoff": 1.0}}
     assert below(summary, parse_gates(["faq_precision=0.95", "accuracy.handoff=1"])) == []
-    assert below(summary, parse_gates(["faq_precision=0.97"])) == [
-        "faq_precision 0.9600 is under 0.97"
+    assert below(summary, parse_gates(["faq_precision=0.97", "accuracy.queue=0.9"])) == [
+        "faq_precision 0.9600 (96.00%) is under 0.97",
+        "accuracy.queue was not measured: no case expects it",
     ]

@@ -1,5 +1,5 @@
 """Every metric against numbers worked out by hand from the known week in
-tests/metrics_history.py (its docstring is the plan the numbers come from), plus the pure
+tests/support/metrics_history.py (its docstring is the plan the numbers come from), plus the pure
 arithmetic on values written out here."""
 
 from __future__ import annotations

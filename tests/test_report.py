@@ -1,4 +1,4 @@
-"""`bot report --week` on the known week (tests/metrics_history.py): the JSON's numbers and the
+"""`bot report --week` on the known week (tests/support/metrics_history.py): the JSON's numbers and the
 change against the week before, a page that needs nothing from outside and renders in headless
 Chromium, and the scheduler's Monday job writing it once."""
 

@@ -1,5 +1,5 @@
 """The Telegram channel end to end: the real `bot run` application with the real aiogram,
-against a loopback fake of the Bot API (tests/fakes/telegram_api.py), in polling and webhook
+against a loopback fake of the Bot API (tests/support/fakes/telegram_api.py), in polling and webhook
 mode, on SQLite and (two workers) on PostgreSQL."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The WeChat Official Account channel inside the real `bot run` application: a hand-made
 "WeChat server" pushes signed and encrypted XML at it, and a fake api.weixin.qq.com takes the
-customer-service sends (tests/fakes/wechat_api.py)."""
+customer-service sends (tests/support/fakes/wechat_api.py)."""
 
 from __future__ import annotations
 

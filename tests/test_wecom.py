@@ -1,5 +1,5 @@
 """The WeCom 微信客服 channel in the real `bot run` application, against a loopback qyapi and a
-"WeCom server" that encrypts callbacks by hand (tests/fakes/wecom_api.py)."""
+"WeCom server" that encrypts callbacks by hand (tests/support/fakes/wecom_api.py)."""
 
 from __future__ import annotations
 

@@ -57,7 +57,7 @@ class ChannelContext:
     messages: Messages
     store: ChannelStore
     clock: Clock
-    #: this worker's id (`host:pid`), for leases and logs
+    #: this worker's id (`host:pid:random`), for leases and logs
     worker: str
     #: the https:// address the platforms reach this service at (`service.public_url`)
     public_url: str

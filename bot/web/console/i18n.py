@@ -51,7 +51,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "closed_now": {"zh": "非工作时间", "en": "closed"},
     "count_queue_closed": {"zh": "待开放", "en": "queue closed"},
     "count_queued": {"zh": "排队", "en": "queued"},
-    "count_assigned": {"zh": "处理中", "en": "assigned"},
+    "count_assigned": {"zh": "已分配", "en": "assigned"},
     "count_breached": {"zh": "超时", "en": "late"},
     "oldest_wait": {"zh": "最长等待", "en": "oldest wait"},
     "next_due": {"zh": "最近首响时限", "en": "next first response due"},
