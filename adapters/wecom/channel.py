@@ -200,7 +200,7 @@ class WecomChannel:
         except ValueError:
             return False
         assert self.context is not None
-        now = self.context.now().timestamp()
+        now = self.context.clock.now().timestamp()
         return abs(now - sent) <= self.config.replay_seconds
 
     # --- events from sync_msg ----------------------------------------------------------------

@@ -16,14 +16,11 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Protocol
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bot.domain.clock import Clock
-from bot.domain.delivery import DeliveryState
-from bot.store import channel_state, leases
+from bot.store import channel_state, leases, outbox
 from bot.store.database import Store
-from bot.store.schema import outbox
 
 
 class ChannelKeys(Protocol):
@@ -70,17 +67,7 @@ class ChannelTransaction:
 
     def replies_unsent_after(self, conversation_id: int, outbox_id: int) -> int:
         """How many of the conversation's replies written after `outbox_id` wait to be sent."""
-        return int(
-            self._conn.execute(
-                sa.select(sa.func.count())
-                .select_from(outbox)
-                .where(
-                    outbox.c.conversation_id == conversation_id,
-                    outbox.c.status == DeliveryState.UNSENT,
-                    outbox.c.id > outbox_id,
-                )
-            ).scalar_one()
-        )
+        return outbox.unsent_after(self._conn, conversation_id, outbox_id)
 
 
 class _EachOnItsOwn:

@@ -326,6 +326,21 @@ def unsent(conn: Connection) -> list[UnsentOutbound]:
     return [_unsent(row) for row in conn.execute(query).mappings()]
 
 
+def unsent_after(conn: Connection, conversation_id: int, outbox_id: int) -> int:
+    """How many of the conversation's replies written after `outbox_id` are still unsent."""
+    return int(
+        conn.execute(
+            sa.select(sa.func.count())
+            .select_from(outbox)
+            .where(
+                outbox.c.conversation_id == conversation_id,
+                outbox.c.status == DeliveryState.UNSENT,
+                outbox.c.id > outbox_id,
+            )
+        ).scalar_one()
+    )
+
+
 def _unsent(row: Any, external_reply_to: str | None = None) -> UnsentOutbound:
     return UnsentOutbound(
         row["id"],

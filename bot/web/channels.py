@@ -15,7 +15,6 @@ import asyncio
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -67,9 +66,6 @@ class ChannelContext:
     store_pool: Executor
     #: the config.toml the settings came from, for problems that name its file and line
     config_path: Path = Path("config.toml")
-
-    def now(self) -> datetime:
-        return self.clock.now()
 
     async def in_store_pool(self, call: Callable[[], T]) -> T:
         """Run a synchronous store call (a `ChannelStore` method) off the event loop."""
