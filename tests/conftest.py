@@ -34,8 +34,7 @@ def encoder() -> MemoEncoder:
 @pytest.fixture(scope="session")
 def content_cache(encoder: MemoEncoder, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The fixture shop's content cache (its embeddings and fitted intent model), made once.
-    Modules that start `bot run` or `bot chat` processes put it in their shop copies
-    (`cached_shop`), so each process finds its content encoded, as a restarted worker does."""
+    Modules marked `warm_content` get it in their `shop` copies."""
     shop = _copy_shop(tmp_path_factory.mktemp("cached") / "shop")
     config = load_config(shop / "config.toml")
     assert config.cache_dir is not None
@@ -51,9 +50,15 @@ def shop_knowledge(encoder: MemoEncoder, tmp_path_factory: pytest.TempPathFactor
 
 
 @pytest.fixture
-def shop(tmp_path: Path) -> Path:
-    """A private copy of the fixture shop, safe to edit."""
-    return _copy_shop(tmp_path / "shop")
+def shop(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    """A private copy of the fixture shop, safe to edit. In a module marked `warm_content` it
+    comes with the content cache (`content_cache`), so the `bot run` and `bot chat` processes
+    its tests start find the content encoded, as a restarted worker does."""
+    copy = _copy_shop(tmp_path / "shop")
+    if request.node.get_closest_marker("warm_content"):
+        cache: Path = request.getfixturevalue("content_cache")
+        shutil.copytree(cache, copy / "var" / "cache")
+    return copy
 
 
 @pytest.fixture

@@ -8,13 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.service import bot_command
-from tests.support.shop import cached_shop
 
-
-@pytest.fixture
-def shop(shop: Path, content_cache: Path) -> Path:
-    """The shop with its content already encoded: the processes started here start warm."""
-    return cached_shop(shop, content_cache)
+#: the `bot` processes started here find the content encoded (conftest `shop`)
+pytestmark = pytest.mark.warm_content
 
 
 def test_scripted_chat_answers_and_explains(shop: Path) -> None:
@@ -61,42 +57,25 @@ def test_new_customer_command(shop: Path) -> None:
 @pytest.mark.slow
 def test_each_session_is_a_new_customer_unless_told(shop: Path) -> None:
     """After a handoff, the next `bot chat` must not meet a silent bot."""
-    first = subprocess.run(
-        [bot_command(), "chat"],
-        cwd=shop,
-        input="我要投诉\n",
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert "转接专员" in first.stdout
-    second = subprocess.run(
-        [bot_command(), "chat"],
-        cwd=shop,
-        input="运费多少\n",
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert "满 99 元包邮" in second.stdout
-    again = subprocess.run(
-        [bot_command(), "chat", "--user", "alice"],
-        cwd=shop,
-        input="我要投诉\n",
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert "转接专员" in again.stdout
-    still = subprocess.run(
-        [bot_command(), "chat", "--user", "alice"],
-        cwd=shop,
-        input="在吗\n",
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert "a human owns this conversation" in still.stdout
+
+    def chat(text: str, *options: str) -> str:
+        return subprocess.run(
+            [bot_command(), "chat", *options],
+            cwd=shop,
+            input=text,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
+
+    first = chat("我要投诉\n")
+    assert "转接专员" in first
+    second = chat("运费多少\n")
+    assert "满 99 元包邮" in second
+    again = chat("我要投诉\n", "--user", "alice")
+    assert "转接专员" in again
+    still = chat("在吗\n", "--user", "alice")
+    assert "a human owns this conversation" in still
 
 
 def test_output_piped_into_a_reader_that_stops_early(shop: Path) -> None:

@@ -22,13 +22,9 @@ from bot.content.config import load_config
 from bot.store.database import Store
 from bot.store.schema import outbox
 from tests.support.service import SECRET, bot_command, free_port, ready
-from tests.support.shop import cached_shop
 
-
-@pytest.fixture
-def shop(shop: Path, content_cache: Path) -> Path:
-    """The shop with its content already encoded: the processes started here start warm."""
-    return cached_shop(shop, content_cache)
+#: the `bot` processes started here find the content encoded (conftest `shop`)
+pytestmark = pytest.mark.warm_content
 
 
 ANSWER = "订单满 99 元包邮，不满收取 8 元运费。"

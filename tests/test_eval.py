@@ -13,13 +13,10 @@ from bot.content.config import Config
 from bot.content.problems import ProblemsError
 from bot.evaluation import below, evaluate, parse_gates, read_cases
 from bot.understanding.encoders import MemoEncoder
-from tests.support.shop import FIXTURE, cached_shop
+from tests.support.shop import FIXTURE
 
-
-@pytest.fixture
-def shop(shop: Path, content_cache: Path) -> Path:
-    """The shop with its content already encoded: the processes started here start warm."""
-    return cached_shop(shop, content_cache)
+#: the `bot` processes started here find the content encoded (conftest `shop`)
+pytestmark = pytest.mark.warm_content
 
 
 CASES = FIXTURE.parent / "cases.jsonl"

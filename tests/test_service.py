@@ -32,13 +32,9 @@ from bot.store.schema import decisions, messages, outbox
 from bot.understanding.encoders import MemoEncoder
 from bot.web.app import SERVICE, Parts, make_app
 from tests.support.service import SECRET, AppClient, bot_command, free_port, ready
-from tests.support.shop import cached_shop
 
-
-@pytest.fixture
-def shop(shop: Path, content_cache: Path) -> Path:
-    """The shop with its content already encoded: the processes started here start warm."""
-    return cached_shop(shop, content_cache)
+#: the `bot` processes started here find the content encoded (conftest `shop`)
+pytestmark = pytest.mark.warm_content
 
 
 class Receiver:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -23,9 +22,3 @@ def checked(path: Path) -> list[Problem]:
     """`bot check` without the calibration warnings the small fixture shop always gets (5
     entries of 4 phrasings are too few to calibrate on; tests/test_problems.py checks that)."""
     return [p for p in check(path) if "calibration" not in p.message]
-
-
-def cached_shop(shop: Path, cache: Path) -> Path:
-    """`shop` with the content cache in place (the `content_cache` fixture)."""
-    shutil.copytree(cache, shop / "var" / "cache")
-    return shop
