@@ -150,14 +150,15 @@ def score(result: dict[str, Any], folder: Path) -> dict[str, Any]:
     }
 
 
-def evaluate(folder: Path, python: str) -> dict[str, Any]:
+def evaluate(folder: Path, python: str, config: Path | None = None) -> dict[str, Any]:
+    """One deployment through `bot eval` (with another config file than its own, if given)."""
     run = subprocess.run(
         [
             python,
             "-m",
             "bot",
             "--config",
-            str(folder / "config.toml"),
+            str(config or folder / "config.toml"),
             "eval",
             str(folder / "cases.jsonl"),
             "--json",

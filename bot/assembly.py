@@ -30,11 +30,13 @@ from bot.hours.schedule import Schedule, read_schedules
 from bot.pipeline.knowledge import Knowledge
 from bot.pipeline.runner import Pipeline, SyncSender
 from bot.store.database import Store
+from bot.understanding.acts import corpus as acts_corpus
+from bot.understanding.acts import learn_acts
 from bot.understanding.background import Background, builtin_texts
 from bot.understanding.encoders import Encoder, MemoEncoder, make_encoder, model_path
 from bot.understanding.faq import FaqIndex, calibration_evidence
 from bot.understanding.intents import IntentClassifier
-from bot.understanding.third_parties import ThirdParties, builtin_names
+from bot.understanding.third_parties import ThirdParties, builtin_names, common_words
 
 log = logging.getLogger("bot.assembly")
 
@@ -267,12 +269,21 @@ def load_knowledge(config: Config, encoder: Encoder) -> Knowledge:
             background.calibrate(*index.held_out())
             log.info("out of scope: %s", background.describe())
         third_parties = (
-            ThirdParties(builtin_names(), shop_texts(content, config))
+            ThirdParties(
+                builtin_names(),
+                shop_texts(content, config),
+                common_words(t for texts in acts_corpus().values() for t in texts),
+            )
             if config.faq.third_parties
             else None
         )
         if third_parties is not None:
             log.info("other companies: %s", third_parties.describe())
+        acts, intent_acts = learn_acts(content.faq, content.intents, encoder, config.cache_dir)
+        log.info(
+            "customer acts: %s",
+            ", ".join(f"{name} as {act}" for name, act in intent_acts.items()),
+        )
         classifier = IntentClassifier(
             content.intents,
             encoder,
@@ -296,6 +307,8 @@ def load_knowledge(config: Config, encoder: Encoder) -> Knowledge:
         content.schedules,
         background,
         third_parties,
+        acts,
+        intent_acts,
     )
 
 

@@ -136,6 +136,24 @@ class IntentsConfig(_Section):
     faq_intent: str = "faq"
 
 
+class ActsConfig(_Section):
+    """What customers do in every trade (bot.understanding.acts): how sure the built-in act
+    model must be before its word counts."""
+
+    enabled: bool = True
+    #: an emergency this likely goes to the urgent line
+    emergency: float = Field(0.5, gt=0, le=1)
+    #: a person's work (a problem, complaint, emergency, request for a person or for an action
+    #: only staff can take) this likely is handed off
+    person: float = Field(0.6, gt=0, le=1)
+    #: ... and this likely where the FAQ has an answer it is sure of: "the code never comes,
+    #: I can't log in" reads as a problem, and the FAQ's entry on it is the help the customer
+    #: needs first
+    person_over_faq: float = Field(0.9, gt=0, le=1)
+    #: nothing to do with any shop this likely is not answered from the FAQ outright
+    unrelated: float = Field(0.6, gt=0, le=1)
+
+
 class QueueConfig(_Section):
     schedule: str
     first_response_seconds: int = Field(120, ge=10)
@@ -507,6 +525,12 @@ class TextsConfig(_Section):
             '"agent" to talk to a person.'
         ),
     }
+    #: put before an answer given on thin evidence, so a wrong one is seen at once; {question}
+    #: is the entry's question (a default, so that config files written before it still load)
+    answer_about: LocalText = {"zh": "关于『{question}』：", "en": "On “{question}”: "}
+    #: the one-tap way to a person offered with the fallback and the suggestions (a button where
+    #: the channel has them); tapped or typed, it asks for a person
+    person_choice: LocalText = {"zh": "转人工", "en": "Talk to a person"}
     #: the human side's words; defaults, so that config files written before them still load.
     #: Placeholders: {agent} the agent's name, {ahead} customers ahead, {minutes} expected wait.
     agent_on_it: LocalText = {
@@ -572,6 +596,7 @@ class Config(_Section):
     encoder: EncoderConfig = EncoderConfig()
     faq: FaqConfig = FaqConfig()
     intents: IntentsConfig = IntentsConfig()
+    acts: ActsConfig = ActsConfig()
     queues: dict[str, QueueConfig]
     handoff: HandoffConfig = HandoffConfig()
     conversation: ConversationConfig = ConversationConfig()

@@ -20,6 +20,11 @@ from bot.content.yamlsource import LINE_KEY, load_yaml
 from bot.domain.messages import Category, Priority
 
 ACTIONS = ("answer", "reply", "handoff")
+#: what a customer does with a message, in any trade (bot.understanding.acts); an intent may
+#: name the one it is an instance of with `act:`, else the bot works it out
+ACT_NAMES = (
+    "question", "problem", "complaint", "emergency", "human", "action", "small_talk", "unrelated",
+)  # fmt: skip
 OUT_OF_SCOPE = "out_of_scope"
 MAX_NAME = 64  # ids and names are stored in columns of this width
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -48,6 +53,8 @@ class IntentSpec:
     reply: dict[str, str]
     file: Path
     line: int
+    #: the act the admin says this intent is (ACT_NAMES); None: worked out from its examples
+    act: str | None = None
 
 
 #: the FAQ folder's file of questions for an admin to answer (`bot faq gaps --write`)
@@ -211,12 +218,22 @@ def read_intents(
             category = _enum(
                 Category, item.get("category", "consult"), path, line, "category", problems
             )
+            act = item.get("act")
+            if act is not None and act not in ACT_NAMES:
+                problems.append(
+                    Problem(
+                        path,
+                        line,
+                        f"act {act!r} is not known",
+                        f"use one of: {', '.join(ACT_NAMES)}, or leave `act:` out",
+                    )
+                )
             reply: dict[str, str] = {}
             if action in ("reply", "handoff") or "reply" in item:
                 reply = _local(item.get("reply"), path, line, "reply", problems)
             _unknown_keys(
                 item,
-                {"name", "examples", "action", "queue", "priority", "category", "reply"},
+                {"name", "examples", "action", "queue", "priority", "category", "reply", "act"},
                 path,
                 line,
                 problems,
@@ -225,7 +242,16 @@ def read_intents(
             if len(problems) == bad and name and priority and category:
                 intents.append(
                     IntentSpec(
-                        name, tuple(examples), action, queue, priority, category, reply, path, line
+                        name,
+                        tuple(examples),
+                        action,
+                        queue,
+                        priority,
+                        category,
+                        reply,
+                        path,
+                        line,
+                        act,
                     )
                 )
     return intents, problems

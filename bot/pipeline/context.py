@@ -64,6 +64,12 @@ class Context:
     urgent_signal: str | None = None
     #: what marked the message as a complaint (words or cues), when that decided the handoff
     complaint_signal: list[str] = field(default_factory=list)
+    #: the FAQ answer was given on thin evidence: the reply names the entry's question
+    thin_answer: bool = False
+    #: the probability of each customer act (bot.understanding.acts.ACTS), when known
+    acts: tuple[float, ...] = ()
+    #: what the act model said, when that decided the handoff
+    act_signal: str | None = None
     handoff: IntentSpec | None = None  # the intent to hand off under, if any
     route_queue: str = ""
     schedule: Schedule | None = None

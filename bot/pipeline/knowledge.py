@@ -4,12 +4,13 @@ when they change, and the one call that reads customer messages with it."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from bot.content.entries import FaqEntry, IntentSpec
 from bot.hours.schedule import Schedule
+from bot.understanding.acts import ActModel
 from bot.understanding.background import Background
 from bot.understanding.faq import FaqIndex, FaqMatch
 from bot.understanding.intents import IntentClassifier, IntentGuess
@@ -26,6 +27,10 @@ class Reading:
     outside: float = 0.0
     #: other companies and public offices it names that the shop's content never mentions
     others: tuple[str, ...] = ()
+    #: the probability of each customer act (bot.understanding.acts.ACTS), when known
+    acts: tuple[float, ...] = ()
+    #: the shop's intent model's probability of each of its intents, by name
+    intents: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,9 @@ class Knowledge:
     schedules: dict[str, Schedule]
     background: Background | None = None
     third_parties: ThirdParties | None = None
+    acts: ActModel | None = None
+    #: the act each of the shop's intents is taken as (bot.understanding.acts.intent_act)
+    intent_acts: dict[str, str] = field(default_factory=dict)
 
     def faq_entry(self, entry_id: str) -> FaqEntry | None:
         return self.faq.by_id.get(entry_id)
@@ -49,7 +57,9 @@ class Knowledge:
             return out
         batch = [texts[i] for i in live]
         vectors = np.asarray(self.faq.embed(batch))
-        guesses = self.classifier.predict_many(batch, vectors)
+        table = self.classifier.probabilities(batch, vectors)
+        guesses = self.classifier.guesses(table)
+        acts = self.acts.probabilities(vectors) if self.acts is not None else None
         matches = self.faq.search_many(batch, vectors, k)
         outside = (
             self.background.closeness(batch, vectors)
@@ -58,5 +68,12 @@ class Knowledge:
         )
         for n, i in enumerate(live):
             others = tuple(self.third_parties.named(texts[i])) if self.third_parties else ()
-            out[i] = Reading(guesses[n], matches[n], float(outside[n]), others)
+            out[i] = Reading(
+                guesses[n],
+                matches[n],
+                float(outside[n]),
+                others,
+                tuple(float(p) for p in acts[n]) if acts is not None else (),
+                dict(zip(self.classifier.classes, (float(p) for p in table[n]), strict=True)),
+            )
         return out

@@ -83,6 +83,8 @@ def handoff(case: Case) -> bool:
         decision.reasons.append(f"urgent signal {ctx.urgent_signal!r}")
     if ctx.complaint_signal:
         decision.reasons.append(f"complaint signal {', '.join(ctx.complaint_signal)}")
+    if ctx.act_signal:
+        decision.reasons.append(ctx.act_signal)
     queue = intent.queue or case.config.handoff.default_queue
     case.ticket = _ticket(case, queue, intent.priority, intent.category)
     return True
@@ -103,6 +105,9 @@ def faq_answer(case: Case) -> bool:
     ):
         return False
     case.decision.action, case.decision.faq_id = Action.ANSWER, top.entry.id
+    if thresholds.thin(ctx.matches):
+        ctx.thin_answer = True
+        case.decision.reasons.append("answered on thin evidence: the reply names the question")
     return True
 
 

@@ -23,6 +23,7 @@ from bot.pipeline import rules
 from bot.pipeline.complaint import complaint_signal
 from bot.pipeline.context import Context, Reply
 from bot.pipeline.knowledge import Reading
+from bot.pipeline.needs_person import act_handoff, unrelated_act
 from bot.pipeline.survey import parse_score
 from bot.pipeline.urgent import urgent_signal
 from bot.store import conversations
@@ -80,6 +81,7 @@ def apply_reading(ctx: Context, reading: Reading, config: Config) -> None:
     ctx.guess, ctx.matches = reading.guess, reading.matches
     ctx.outside = reading.outside
     ctx.others = reading.others
+    ctx.acts = reading.acts
     ctx.route_queue = config.handoff.default_queue
     ctx.handoff = _handoff_intent(ctx, config)
     if ctx.handoff is None:
@@ -88,6 +90,14 @@ def apply_reading(ctx: Context, reading: Reading, config: Config) -> None:
         ctx.handoff = _complaint_intent(ctx, config) if cues else None
         if ctx.handoff is not None:
             ctx.complaint_signal = cues
+    if ctx.handoff is None:
+        # what the message does: an emergency, a problem, a request only staff can meet
+        by_act = act_handoff(reading, ctx.knowledge, config)
+        if by_act is not None and by_act.emergency:
+            # an emergency is one however it was said: it escalates a ticket a human has too
+            ctx.handoff, ctx.urgent_signal = by_act.intent, by_act.reason
+        elif by_act is not None and ctx.conversation.state != ConversationState.HANDOFF:
+            ctx.handoff, ctx.act_signal = by_act.intent, by_act.reason
     if ctx.handoff is not None and ctx.handoff.queue:
         ctx.route_queue = ctx.handoff.queue
 
@@ -258,8 +268,15 @@ def compose(ctx: Context, config: Config) -> None:
     lang = decision.language
     knowledge = ctx.knowledge
     replies: list[Reply] = []
+    person = (pick(texts_cfg.person_choice, lang),)
     if decision.action == Action.ANSWER and decision.faq_id:
-        replies.append(Reply(pick(knowledge.faq.by_id[decision.faq_id].answer, lang)))
+        entry = knowledge.faq.by_id[decision.faq_id]
+        about = (
+            pick(texts_cfg.answer_about, lang).replace("{question}", question_in(entry, lang))
+            if ctx.thin_answer
+            else ""
+        )
+        replies.append(Reply(about + pick(entry.answer, lang)))
     elif decision.action == Action.REPLY and ctx.inbound.kind == Kind.EVENT:
         replies.append(Reply(pick(texts_cfg.welcome, lang)))
     elif decision.action == Action.REPLY and ctx.guess and ctx.guess.intent:
@@ -269,9 +286,9 @@ def compose(ctx: Context, config: Config) -> None:
         text = format_suggestions(
             entries, lang, pick(texts_cfg.suggest_intro, lang), pick(texts_cfg.suggest_outro, lang)
         )
-        replies.append(Reply(text, tuple(question_in(e, lang) for e in entries)))
+        replies.append(Reply(text, (*(question_in(e, lang) for e in entries), *person)))
     elif decision.action == Action.FALLBACK:
-        replies.append(Reply(pick(texts_cfg.fallback, lang)))
+        replies.append(Reply(pick(texts_cfg.fallback, lang), person))
     elif decision.action == Action.NOT_TEXT:
         replies.append(Reply(pick(texts_cfg.not_text, lang)))
     elif decision.action == Action.HANDOFF and ctx.reopen and ctx.reopen.agent_name:
@@ -429,9 +446,14 @@ def _case(ctx: Context, batch: DecisionBatch, config: Config) -> rules.Case:
                 else f"also near what no shop answers ({ctx.outside:.2f}, within "
                 f"{background.margin:.2f} of the FAQ): not suggested either"
             )
+    unrelated = bool(top) and unrelated_act(ctx.acts, config)
+    if unrelated:
+        reasons.append("reads as nothing to do with the shop: not answered from the FAQ outright")
     suggestions = conv.suggestions
     picked = parse_pick(ctx.text, len(suggestions)) if suggestions else None
-    return rules.Case(ctx, batch, config, decision, top, outside, elsewhere, suggestions, picked)
+    return rules.Case(
+        ctx, batch, config, decision, top, outside, elsewhere or unrelated, suggestions, picked
+    )
 
 
 def _closed_handoff_text(schedule: Schedule, config: Config, lang: str, now: datetime) -> str:

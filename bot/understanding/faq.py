@@ -36,6 +36,8 @@ FEW_PHRASINGS = 4
 CLOSE = 0.15
 #: how many entries after the best one its answer text is compared with (the suggestion list's)
 NEIGHBOURS = 2
+#: an answer scoring less than this above the answer threshold names the entry's question
+THIN_BAND = 0.05
 #: the margin when calibration saw too few wrong leaders to measure one
 DEFAULT_MARGIN = 0.05
 #: wrong leaders calibration needs before it trusts its own margin
@@ -108,6 +110,18 @@ class Thresholds:
                     f"against {top.answer:.2f}): suggested, not answered"
                 )
         return None
+
+    def thin(self, matches: Sequence[FaqMatch]) -> bool:
+        """Answered, but on thin evidence: the best score barely clears the answer threshold,
+        or a thin entry barely clears its margin. The answer then names its question."""
+        if not matches:
+            return False
+        top = matches[0]
+        if top.score < self.answer + THIN_BAND:
+            return True
+        if len(matches) < 2 or len(top.entry.questions) >= FEW_PHRASINGS:
+            return False
+        return top.score - matches[1].score < 2 * self.margin
 
     def describe(self) -> str:
         lead = (

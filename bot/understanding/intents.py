@@ -198,8 +198,12 @@ class IntentClassifier:
         self, texts: Sequence[str], vectors: np.ndarray | None = None
     ) -> list[IntentGuess]:
         """One guess per text; batching makes encoding several times faster (benchmarks)."""
+        return self.guesses(self.probabilities(texts, vectors))
+
+    def guesses(self, table: np.ndarray) -> list[IntentGuess]:
+        """One guess per row of `probabilities`' output."""
         guesses = []
-        for probabilities in self.probabilities(texts, vectors):
+        for probabilities in table:
             top = int(np.argmax(probabilities))
             name, score = self.classes[top], float(probabilities[top])
             if name == OUT_OF_SCOPE or score < self.threshold:

@@ -37,12 +37,48 @@ def _pattern(name: str) -> str:
     return before + body + after
 
 
+#: a word in Latin letters, with the dots, hyphens and ampersands of names (monday.com, TP-LINK)
+_LATIN = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[.\-&'][A-Za-z0-9]+)*")
+_DOMAIN = re.compile(r"\.(?:com|net|org|io|app|ai|co|cn|uk)$", re.IGNORECASE)
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+def latin_words(texts: Iterable[str]) -> set[str]:
+    """Every word in Latin letters the texts use, lower-cased."""
+    return {w.lower() for text in texts for w in _LATIN.findall(text)}
+
+
+def common_words(texts: Iterable[str]) -> set[str]:
+    """The words the texts write in lower case somewhere: ordinary words, not names."""
+    return {w for text in texts for w in _LATIN.findall(text) if w.islower()}
+
+
+def looks_like_a_name(word: str, first: bool, in_chinese: bool, common: set[str]) -> bool:
+    """Is this Latin word written as a name: a web address (monday.com), a capital inside the
+    word (iPhone, ClickUp), an acronym (HMRC), a capital where a sentence does not start
+    (our Zoom account), or any uncommon Latin word in a Chinese sentence (Notion的团队版)?"""
+    lowered = word.lower()
+    if _DOMAIN.search(word):
+        return True
+    if lowered in common or len(word) < 2:
+        return False
+    if in_chinese or re.search(r"[a-z][A-Z]", word) or (word.isupper() and len(word) <= 6):
+        return True
+    return word[0].isupper() and not first and word != "I"
+
+
 class ThirdParties:
     """The names among `names` that the shop's `own` texts never mention, and which of them a
-    customer's message names."""
+    customer's message names; with `common` (ordinary words in Latin letters), also any word
+    written as a name (`looks_like_a_name`) that the shop's texts never use."""
 
-    def __init__(self, names: Iterable[str], own: Iterable[str]) -> None:
+    def __init__(
+        self, names: Iterable[str], own: Iterable[str], common: Iterable[str] = ()
+    ) -> None:
         unique = list(dict.fromkeys(n.strip() for n in names if n.strip()))
+        own = list(own)
+        self.own_words = latin_words(own)
+        self.common = set(common)
         own_text = "\n".join(own)
         self.own = [n for n in unique if re.search(_pattern(n), own_text, re.IGNORECASE)]
         mentioned = set(self.own)
@@ -58,14 +94,29 @@ class ThirdParties:
 
     def named(self, text: str) -> list[str]:
         """The names in `text` that are not the shop's, in the order they appear."""
-        if self._find is None:
-            return []
         found: list[str] = []
-        for match in self._find.finditer(text):
-            name = self._by_group[(match.lastindex or 1) - 1]
-            if name not in found:
-                found.append(name)
+        if self._find is not None:
+            for match in self._find.finditer(text):
+                name = self._by_group[(match.lastindex or 1) - 1]
+                if name not in found:
+                    found.append(name)
+        if self.common:
+            found += [w for w in self.unknown_names(text) if w not in found]
         return found
+
+    def unknown_names(self, text: str) -> list[str]:
+        """Words written as names that the shop's own texts never use."""
+        in_chinese = bool(_CJK.search(text))
+        out = []
+        for match in _LATIN.finditer(text):
+            word = match.group(0)
+            before = text[: match.start()].rstrip()
+            first = not before or before[-1] in ".!?。！？\n"
+            if word.lower() not in self.own_words and looks_like_a_name(
+                word, first, in_chinese, self.common
+            ):
+                out.append(word)
+        return out
 
     def describe(self) -> str:
         shown = ", ".join(self.own[:6]) + (" …" if len(self.own) > 6 else "")
