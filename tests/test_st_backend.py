@@ -83,4 +83,5 @@ def test_the_bot_runs_on_the_model_with_its_own_calibration(
     assert thresholds.source == "calibrated"
     ctx = harness.say("how long until my order ships?")
     assert ctx.decision is not None and ctx.decision.faq_id == "shipping-time"
-    assert harness.replies[-1] == "Orders usually ship within 48 hours of payment."
+    # (named "On “When will my order ship?”: …" when the model is less sure of it)
+    assert harness.replies[-1].endswith("Orders usually ship within 48 hours of payment.")

@@ -142,7 +142,7 @@ class ActsConfig(_Section):
 
     enabled: bool = True
     #: an emergency this likely goes to the urgent line
-    emergency: float = Field(0.5, gt=0, le=1)
+    emergency: float = Field(0.7, gt=0, le=1)
     #: a person's work (a problem, complaint, emergency, request for a person or for an action
     #: only staff can take) this likely is handed off
     person: float = Field(0.6, gt=0, le=1)

@@ -45,7 +45,7 @@ def act_handoff(reading: Reading, knowledge: Knowledge, config: Config) -> ActHa
             return ActHandoff(urgent, f"act emergency {p[EMERGENCY]:.2f}", emergency=True)
     person = sum(p[act] for act in NEEDS_PERSON)
     top = reading.matches[0] if reading.matches else None
-    faq_sure = top is not None and top.score >= knowledge.faq.thresholds.answer
+    faq_sure = top is not None and top.score >= knowledge.faq.thresholds.suggest
     if person < (settings.person_over_faq if faq_sure else settings.person):
         return None
     # below its own threshold an emergency is not one: the likeliest other act of a person's
