@@ -36,3 +36,15 @@ class Conversation:
     survey_ticket_id: int | None = None
     survey_kind: str | None = None
     is_new: bool = False
+
+
+@dataclass(frozen=True)
+class CustomerLine:
+    """One of the customer's earlier lines in the conversation (masked) and what the bot made
+    of it: a short follow-up is read together with it (bot.pipeline.followup)."""
+
+    text: str
+    at: datetime
+    faq_id: str | None = None
+    intent: str | None = None
+    suggestions: tuple[str, ...] = ()

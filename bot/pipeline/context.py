@@ -61,6 +61,8 @@ class Context:
     outside: float = 0.0
     #: other companies and public offices it names that the shop never mentions
     others: tuple[str, ...] = ()
+    #: the message was read with the customer's previous line: what it was (followup.py)
+    followup: str | None = None
     urgent_signal: str | None = None
     #: what marked the message as a complaint (words or cues), when that decided the handoff
     complaint_signal: list[str] = field(default_factory=list)

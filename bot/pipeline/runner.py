@@ -26,7 +26,7 @@ from bot.content.config import Config, pick
 from bot.domain.clock import Clock
 from bot.domain.delivery import DeliveredVia
 from bot.domain.messages import Action, Decision, Inbound, Outbound
-from bot.pipeline import steps
+from bot.pipeline import followup, steps
 from bot.pipeline.context import Context
 from bot.pipeline.intake import clean, details
 from bot.pipeline.knowledge import Knowledge, Reading
@@ -163,6 +163,7 @@ class Pipeline:
                     steps.urgent(ctx, config)
                     steps.flood(ctx, batch, config)
                 if not ctx.stop:
+                    reading = followup.in_context(ctx, reading, batch, config)
                     steps.apply_reading(ctx, reading, config)
                     steps.with_human(ctx, batch, config)
                 if not ctx.stop:

@@ -415,6 +415,8 @@ def _case(ctx: Context, batch: DecisionBatch, config: Config) -> rules.Case:
         language=ctx.language,
     )
     reasons = decision.reasons
+    if ctx.followup:
+        reasons.append(ctx.followup)
     thresholds = ctx.knowledge.faq.thresholds
     if guess:
         reasons.append(

@@ -19,12 +19,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from bot.domain.conversation import Conversation, ConversationState
+from bot.domain.conversation import Conversation, ConversationState, CustomerLine
 from bot.domain.messages import Decision
 from bot.domain.ticket import Ticket, TicketDraft, TicketState
 from bot.store import outbox
 from bot.store import tickets as ticket_queries
-from bot.store.conversations import from_row
+from bot.store.conversations import from_row, recent_lines
 from bot.store.schema import agents, conversations, decisions, messages, tickets
 
 Customer = tuple[str, str]  # (channel, user id)
@@ -105,6 +105,7 @@ class DecisionBatch:
         self._conversations: dict[Customer, Conversation] = {}
         self._recent: dict[Customer, list[datetime]] = defaultdict(list)
         self._replied: dict[int, set[str]] = defaultdict(set)
+        self._lines: dict[int, list[CustomerLine]] = {}
         self._open_ticket: dict[int, int] = {}
         self._tickets: dict[int, Ticket] = {}
         self._agent_names: dict[int, str] = {}
@@ -193,6 +194,7 @@ class DecisionBatch:
             self._recent[(channel, user_id)].append(at)
         known = [c.id for c in self._conversations.values() if not c.is_new]
         if known:
+            self._lines = recent_lines(tx, known, min(a.now for a in arrivals) - self.idle)
             for conversation_id, intent in tx.execute(
                 sa.select(decisions.c.conversation_id, decisions.c.intent).where(
                     decisions.c.conversation_id.in_(known),
@@ -254,6 +256,11 @@ class DecisionBatch:
 
     def replied_intents(self, conversation_id: int) -> set[str]:
         return self._replied[conversation_id]
+
+    def previous_lines(self, conversation_id: int) -> list[CustomerLine]:
+        """The customer's last text lines in this conversation within the idle window, newest
+        first, and what the bot made of each (for reading a follow-up in context)."""
+        return self._lines.get(conversation_id, [])
 
     # --- writes --------------------------------------------------------------------------
 

@@ -7,14 +7,20 @@ nor overwrite each other's suggestions or "not understood" streak; the partial u
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from bot.domain.conversation import Conversation, ConversationState
-from bot.store.schema import conversations
+from bot.domain.conversation import Conversation, ConversationState, CustomerLine
+from bot.store.schema import conversations, decisions, messages
+
+#: earlier lines kept per conversation for reading a follow-up: the previous one, and the one
+#: before it when the previous was itself a follow-up
+LINES_KEPT = 2
 
 
 def attach(conversation: Conversation, now: datetime) -> None:
@@ -56,6 +62,41 @@ def hand_back(
             survey_kind=survey_kind,
         )
     )
+
+
+def recent_lines(
+    conn: Connection, conversation_ids: Sequence[int], since: datetime
+) -> dict[int, list[CustomerLine]]:
+    """The customers' last decided text lines since `since` in these conversations, newest
+    first, with the FAQ entry, intent and suggestions their decisions recorded: one query for
+    a batch."""
+    out: dict[int, list[CustomerLine]] = defaultdict(list)
+    if not conversation_ids:
+        return out
+    query = (
+        sa.select(
+            messages.c.conversation_id,
+            messages.c.text,
+            messages.c.at,
+            decisions.c.faq_id,
+            decisions.c.intent,
+            decisions.c.record,
+        )
+        .join(decisions, decisions.c.message_id == messages.c.id)
+        .where(
+            messages.c.conversation_id.in_(conversation_ids),
+            messages.c.direction == "in",
+            messages.c.kind == "text",
+            messages.c.at >= since,
+        )
+        .order_by(messages.c.id.desc())
+    )
+    for conversation_id, text, at, faq_id, intent, record in conn.execute(query):
+        lines = out[conversation_id]
+        if len(lines) < LINES_KEPT:
+            offered = tuple((record or {}).get("suggestions") or ())
+            lines.append(CustomerLine(text, at, faq_id, intent, offered))
+    return out
 
 
 def from_row(row: Any) -> Conversation:

@@ -1,0 +1,131 @@
+"""Follow-ups read in context: a short line after the customer's previous one, on a small hotel
+FAQ written here (a trade none of the dev deployments is in)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.content.config import load_config
+from bot.domain.messages import Action
+from bot.pipeline.followup import elliptical
+from bot.understanding.encoders import MemoEncoder
+from tests.support.harness import Harness, make_harness
+
+HOTEL_FAQ = """\
+- id: breakfast
+  questions:
+    - 酒店早餐几点开始
+    - 早餐时间是几点到几点
+    - 早饭在哪里吃
+    - What time is breakfast served?
+  answer:
+    zh: 早餐在二楼餐厅，工作日 6:30-10:00，周末 7:00-11:00。
+    en: Breakfast is on the second floor, 6:30-10:00 on weekdays and 7:00-11:00 at weekends.
+
+- id: airport-shuttle
+  questions:
+    - 你们有机场接送服务吗
+    - 可以安排接机吗
+    - 去机场有班车吗
+    - Do you run an airport shuttle?
+  answer:
+    zh: 机场班车每小时一班，请提前一天在前台预约。
+    en: The airport shuttle runs hourly; book it at the front desk a day ahead.
+
+- id: parking
+  questions:
+    - 酒店有停车场吗
+    - 停车要收费吗
+    - 开车来车停哪里
+    - Is there parking at the hotel?
+  answer:
+    zh: 地下停车场对住客免费。
+    en: The underground car park is free for guests.
+
+- id: pets
+  questions:
+    - 可以带宠物入住吗
+    - 狗能带进房间吗
+    - 酒店接待宠物吗
+    - Can I bring my dog?
+  answer:
+    zh: 十公斤以下的宠物可以入住，每晚加收 100 元清洁费。
+    en: Pets under 10 kg are welcome for a cleaning fee of 100 yuan a night.
+
+- id: late-checkout
+  questions:
+    - 可以延迟退房吗
+    - 退房时间能晚一点吗
+    - 最晚几点退房
+    - Can I check out late?
+  answer:
+    zh: 退房时间为中午 12 点，可免费延迟至 14 点。
+    en: Check-out is at noon; you may stay until 2 pm free of charge.
+"""
+
+
+@pytest.fixture
+def hotel(shop: Path, encoder: MemoEncoder, tmp_path: Path) -> Harness:
+    (shop / "faq" / "shop.yaml").write_text(HOTEL_FAQ, encoding="utf-8")
+    return make_harness(load_config(shop / "config.toml"), encoder, tmp_path)
+
+
+def _context_reasons(reasons: list[str]) -> list[str]:
+    return [r for r in reasons if r.startswith("read with the previous line")]
+
+
+def test_a_follow_up_reaches_the_entry_through_the_previous_line(hotel: Harness) -> None:
+    first = hotel.say("早餐几点开始供应", when="2026-11-24 10:00")
+    assert first.decision is not None and first.decision.faq_id == "breakfast", first.decision
+    # alone, the line does not name breakfast well enough to be answered with it
+    [alone] = hotel.pipeline.read(["那周末呢"])
+    answer = hotel.pipeline.knowledge.faq.thresholds.answer
+    assert not (alone.matches[0].entry.id == "breakfast" and alone.matches[0].score >= answer)
+    ctx = hotel.say("那周末呢", when="2026-11-24 10:01")
+    assert ctx.decision is not None
+    assert ctx.decision.action == Action.ANSWER and ctx.decision.faq_id == "breakfast", ctx.decision
+    [reason] = _context_reasons(ctx.decision.reasons)
+    assert "(faq breakfast)" in reason and "早餐几点开始供应" in reason
+
+
+def test_a_new_topic_in_a_full_sentence_is_read_alone(hotel: Harness) -> None:
+    hotel.say("早餐几点开始供应", when="2026-11-24 10:00")
+    ctx = hotel.say("请问你们酒店可以带狗一起入住吗，需要额外付费吗", when="2026-11-24 10:02")
+    assert ctx.decision is not None and ctx.decision.faq_id == "pets", ctx.decision
+    assert not _context_reasons(ctx.decision.reasons)
+
+
+def test_a_follow_up_after_the_idle_window_is_read_alone(hotel: Harness) -> None:
+    hotel.say("早餐几点开始供应", when="2026-11-24 10:00")
+    assert hotel.pipeline.config.conversation.idle_minutes < 60
+    ctx = hotel.say("那周末呢", when="2026-11-24 11:00")
+    assert ctx.decision is not None
+    assert not _context_reasons(ctx.decision.reasons)
+    assert ctx.decision.faq_id != "breakfast"
+
+
+def test_another_customers_line_is_not_context(hotel: Harness) -> None:
+    hotel.say("早餐几点开始供应", user="a", when="2026-11-24 10:00")
+    ctx = hotel.say("那周末呢", user="b", when="2026-11-24 10:01")
+    assert ctx.decision is not None and not _context_reasons(ctx.decision.reasons)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["那周末呢", "and the tandem?", "还有儿童座椅吗", "what about a bigger frame", "它能折叠吗"],
+)
+def test_elliptical_lines(text: str) -> None:
+    assert elliptical(text) is not None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "我上周在你们店买的山地车刹车片磨损得很厉害需要更换",
+        "Can I rent an electric bike for the whole weekend and return it on Monday morning?",
+    ],
+)
+def test_full_sentences_stand_alone(text: str) -> None:
+    assert elliptical(text) is None
