@@ -279,10 +279,10 @@ def load_knowledge(config: Config, encoder: Encoder) -> Knowledge:
         )
         if third_parties is not None:
             log.info("other companies: %s", third_parties.describe())
-        acts, intent_acts = learn_acts(content.faq, content.intents, encoder, config.cache_dir)
+        acts = learn_acts(content.faq, content.intents, encoder, config.cache_dir)
         log.info(
             "customer acts: %s",
-            ", ".join(f"{name} as {act}" for name, act in intent_acts.items()),
+            ", ".join(f"{name} as {act}" for name, act in acts.intents.items()),
         )
         classifier = IntentClassifier(
             content.intents,
@@ -308,7 +308,6 @@ def load_knowledge(config: Config, encoder: Encoder) -> Knowledge:
         background,
         third_parties,
         acts,
-        intent_acts,
     )
 
 

@@ -122,6 +122,7 @@ def evaluate(config: Config, cases: list[Case], encoder: Encoder | None = None) 
                 "action": decision.action.value if decision else None,
                 "suggestions": list(decision.suggestions) if decision else [],
                 "reply": "\n".join(m.text for m in sender.sent),
+                "reasons": list(decision.reasons) if decision else [],
             }
             ok = all(got[key] == value for key, value in case.expect.items())
             results.append({"id": case.id, "ok": ok, "expect": case.expect, "got": got})

@@ -10,7 +10,7 @@ import numpy as np
 
 from bot.content.entries import FaqEntry, IntentSpec
 from bot.hours.schedule import Schedule
-from bot.understanding.acts import ActModel
+from bot.understanding.acts import ShopActs
 from bot.understanding.background import Background
 from bot.understanding.faq import FaqIndex, FaqMatch
 from bot.understanding.intents import IntentClassifier, IntentGuess
@@ -41,9 +41,17 @@ class Knowledge:
     schedules: dict[str, Schedule]
     background: Background | None = None
     third_parties: ThirdParties | None = None
-    acts: ActModel | None = None
-    #: the act each of the shop's intents is taken as (bot.understanding.acts.intent_act)
-    intent_acts: dict[str, str] = field(default_factory=dict)
+    acts: ShopActs | None = None
+
+    @property
+    def intent_acts(self) -> dict[str, str]:
+        """The act each of the shop's intents is taken as (bot.understanding.acts.intent_act)."""
+        return self.acts.intents if self.acts is not None else {}
+
+    @property
+    def acts_answered(self) -> frozenset[str]:
+        """FAQ entries that answer a report or a request (bot.understanding.acts.ShopActs)."""
+        return self.acts.faq_answers_acts if self.acts is not None else frozenset()
 
     def faq_entry(self, entry_id: str) -> FaqEntry | None:
         return self.faq.by_id.get(entry_id)
@@ -59,7 +67,7 @@ class Knowledge:
         vectors = np.asarray(self.faq.embed(batch))
         table = self.classifier.probabilities(batch, vectors)
         guesses = self.classifier.guesses(table)
-        acts = self.acts.probabilities(vectors) if self.acts is not None else None
+        acts = self.acts.model.probabilities(vectors) if self.acts is not None else None
         matches = self.faq.search_many(batch, vectors, k)
         outside = (
             self.background.closeness(batch, vectors)

@@ -48,13 +48,17 @@ def act_handoff(reading: Reading, knowledge: Knowledge, config: Config) -> ActHa
     faq_sure = top is not None and top.score >= knowledge.faq.thresholds.suggest
     if person < (settings.person_over_faq if faq_sure else settings.person):
         return None
+    if faq_sure and top is not None and top.entry.id in knowledge.acts_answered:
+        return None  # the shop answers this report or request with a FAQ entry of its own
     # below its own threshold an emergency is not one: the likeliest other act of a person's
     act = max((a for a in NEEDS_PERSON if a != EMERGENCY), key=lambda a: p[a])
     candidates = [i for i in handoffs if knowledge.intent_acts.get(i.name) != EMERGENCY]
     best = max(
         candidates or handoffs,
-        key=lambda i: reading.intents.get(i.name, 0.0)
-        * (FIT_FLOOR + p.get(knowledge.intent_acts.get(i.name, ""), 0.0)),
+        key=lambda i: (
+            reading.intents.get(i.name, 0.0)
+            * (FIT_FLOOR + p.get(knowledge.intent_acts.get(i.name, ""), 0.0))
+        ),
     )
     return ActHandoff(best, f"act {act} {p[act]:.2f} (a person's work {person:.2f})")
 

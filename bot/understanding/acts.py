@@ -207,31 +207,55 @@ def base_model(encoder: Encoder, cache: Path | None) -> tuple[ActModel, np.ndarr
     return model, vectors, labels
 
 
+@dataclass(frozen=True)
+class ShopActs:
+    """The act model refined on a shop's content, the act each of its intents is taken as,
+    and the FAQ entries whose phrasings are themselves reports of a problem or requests
+    ("the lid arrived cracked"): the shop chose to answer those acts with a paragraph."""
+
+    model: ActModel
+    intents: dict[str, str]
+    faq_answers_acts: frozenset[str]
+
+
+def entries_for_acts(faq: Sequence[FaqEntry], base: ActModel, encoder: Encoder) -> frozenset[str]:
+    """The entries whose phrasings, on average, read as a person's work (not an emergency)."""
+    person = [ACTS.index(act) for act in NEEDS_PERSON if act != EMERGENCY]
+    out = set()
+    for entry in faq:
+        mean = base.probabilities(encoder.encode(list(entry.questions))).mean(axis=0)
+        if mean[person].sum() > 0.5:
+            out.add(entry.id)
+    return frozenset(out)
+
+
 def learn_acts(
     faq: Sequence[FaqEntry], intents: Sequence[IntentSpec], encoder: Encoder, cache: Path | None
-) -> tuple[ActModel, dict[str, str]]:
-    """The act model refined on the shop's own content, and the act each intent is taken as.
-    A refined model is kept in the cache folder and reused while the content is unchanged."""
+) -> ShopActs:
+    """The act model refined on the shop's own content, and what the shop's intents and FAQ
+    entries are taken as. A refined model is kept in the cache folder and reused while the
+    content is unchanged."""
     base, vectors, labels = base_model(encoder, cache)
     taken = intent_acts(intents, base, encoder)
+    answered = entries_for_acts(faq, base, encoder)
     own = [(q, QUESTION) for entry in faq for q in entry.questions] + [
         (example, taken[intent.name]) for intent in intents for example in intent.examples
     ]
     if not own:
-        return base, taken
+        return ShopActs(base, taken, answered)
     key = hashlib.sha256(
         json.dumps([base.key, PRIOR, REFINE_STEPS, own], ensure_ascii=False).encode()
     ).hexdigest()
     path = cache / f"acts-shop-{key[:24]}.npz" if cache else None
     stored = ActModel.load(path, key) if path else None
     if stored is not None:
-        return stored[0], taken
+        return ShopActs(stored[0], taken, answered)
     texts = [text for text, _ in own]
     own_labels = np.array([ACTS.index(act) for _, act in own])
     model = base.refine((vectors, labels), (encoder.encode(texts), own_labels), key)
     if path is not None:
         _store(model, path, prefix="acts-shop-")
-    return model, taken
+    return ShopActs(model, taken, answered)
 
 
 def _store(model: ActModel, path: Path, prefix: str = "acts-") -> None:
