@@ -30,8 +30,8 @@ from bot.hours.schedule import Schedule, read_schedules
 from bot.pipeline.knowledge import Knowledge
 from bot.pipeline.runner import Pipeline, SyncSender
 from bot.store.database import Store
+from bot.understanding.acts import base_model, intent_acts, learn_acts, why_act
 from bot.understanding.acts import corpus as acts_corpus
-from bot.understanding.acts import learn_acts
 from bot.understanding.background import Background, builtin_texts
 from bot.understanding.encoders import Encoder, MemoEncoder, make_encoder, model_path
 from bot.understanding.faq import FaqIndex, calibration_evidence
@@ -172,6 +172,21 @@ def check(config_path: Path) -> list[Problem]:
         problems += calibration_problems(content, config)
     drafts = draft_problems(config.resolve(config.content.faq))
     return storage_problems(config) + problems + secrets + drafts
+
+
+def act_lines(config: Config) -> list[str]:
+    """The act each intent is taken as and why (`bot check`): what the built-in model of what
+    customers do hands off, and under which of the shop's intents."""
+    content, problems = read_content(config)
+    if only_errors(problems):
+        return []
+    encoder = content_encoder(config)
+    with encoder.learning():
+        model, _, _ = base_model(encoder, config.cache_dir)
+        taken = intent_acts(content.intents, model, encoder)
+    return [
+        f"  {intent.name}: {taken[intent.name]} ({why_act(intent)})" for intent in content.intents
+    ]
 
 
 def channel_problems(config: Config) -> list[Problem]:

@@ -242,7 +242,7 @@ def _port(text: str) -> int:
 
 
 def _check(config_path: Path) -> int:
-    from bot.assembly import check
+    from bot.assembly import act_lines, check
 
     problems = check(config_path)
     errors, warnings = only_errors(problems), only_warnings(problems)
@@ -254,6 +254,8 @@ def _check(config_path: Path) -> int:
         return 1
     also = f", with {len(warnings)} warning(s)" if warnings else ""
     print(f"{config_path}: config and content are valid{also}.")
+    print("Each intent is taken as this customer act (an intent may set `act:` itself):")
+    print("\n".join(act_lines(load_config(config_path))))
     return 0
 
 

@@ -289,6 +289,19 @@ def intent_act(intent: IntentSpec, probabilities: np.ndarray | None) -> str:
     return ACTS[person[int(np.argmax(probabilities[person]))]]
 
 
+def why_act(intent: IntentSpec) -> str:
+    """What an intent's act was worked out from (for `bot check`)."""
+    if intent.act:
+        return "its act: key"
+    if intent.name == OUT_OF_SCOPE:
+        return "out_of_scope"
+    if intent.action != "handoff":
+        return f"action {intent.action}"
+    if intent.priority == Priority.URGENT:
+        return "priority urgent"
+    return "what its examples read as"
+
+
 def intent_acts(intents: Sequence[IntentSpec], model: ActModel, encoder: Encoder) -> dict[str, str]:
     """Each intent's act (see `intent_act`), by name."""
     out = {}
