@@ -25,7 +25,7 @@ from bot.understanding.acts import (
 )
 from bot.understanding.encoders import MemoEncoder
 from bot.understanding.third_parties import ThirdParties
-from tests.support.harness import make_harness
+from tests.support.harness import Harness, make_harness
 
 HELD_OUT = Path(__file__).parent / "data"
 
@@ -104,7 +104,7 @@ def test_an_unknown_act_is_an_error_with_its_file_and_line(tmp_path: Path) -> No
 
 
 @pytest.fixture
-def harness(shop: Path, encoder: MemoEncoder, tmp_path: Path):  # type: ignore[no-untyped-def]
+def harness(shop: Path, encoder: MemoEncoder, tmp_path: Path) -> Harness:
     return make_harness(load_config(shop / "config.toml"), encoder, tmp_path)
 
 
@@ -117,15 +117,15 @@ def harness(shop: Path, encoder: MemoEncoder, tmp_path: Path):  # type: ignore[n
     ],
 )
 def test_an_emergency_without_an_urgent_word_goes_to_the_urgent_line(
-    harness, text: str
-) -> None:  # type: ignore[no-untyped-def]
+    harness: Harness, text: str
+) -> None:
     ctx = harness.say(text)
     decision = ctx.decision
     assert decision is not None and decision.action == Action.HANDOFF, decision
     assert decision.priority == Priority.URGENT, decision
 
 
-def test_a_polite_report_of_a_problem_reaches_a_person(harness) -> None:  # type: ignore[no-untyped-def]
+def test_a_polite_report_of_a_problem_reaches_a_person(harness: Harness) -> None:
     ctx = harness.say("上周退回去的那双鞋到现在还没给我退款，麻烦帮忙核实一下，订单尾号3318")
     decision = ctx.decision
     assert decision is not None and decision.action == Action.HANDOFF, decision
@@ -133,15 +133,17 @@ def test_a_polite_report_of_a_problem_reaches_a_person(harness) -> None:  # type
 
 
 def test_an_act_other_than_an_emergency_leaves_a_humans_conversation_alone(
-    harness,
-) -> None:  # type: ignore[no-untyped-def]
+    harness: Harness,
+) -> None:
     harness.say("转人工")
     ctx = harness.say("上周退回去的那双鞋到现在还没给我退款")
     assert ctx.decision is not None and ctx.decision.action == Action.SILENT, ctx.decision
 
 
 def test_a_name_the_shop_never_uses_is_someone_else() -> None:
-    parties = ThirdParties([], ["我们支持微信支付", "Mapleleaf boards and Gantt charts"], ["refund"])
+    parties = ThirdParties(
+        [], ["我们支持微信支付", "Mapleleaf boards and Gantt charts"], ["refund"]
+    )
     assert parties.named("how do I get a refund from Asana") == ["Asana"]
     assert parties.named("what does monday.com charge") == ["monday.com"]
     assert parties.named("Notion的团队版多少钱一个月") == ["Notion"]
