@@ -1,5 +1,6 @@
 """The FAQ index searches an entry's answer in the languages none of its questions is written
-in: an English question on a Chinese-only entry meets the English answer."""
+in: an English question on a Chinese-only entry meets the English answer. (These tests look at
+the answer rows alone, without the answer text's part in a thin entry's score: `mix=0`.)"""
 
 from __future__ import annotations
 
@@ -43,8 +44,8 @@ def test_an_english_question_finds_a_chinese_only_entry_through_its_answer(
 ) -> None:
     # worded like the answer (name correction, proof of identity) more than like the questions
     question = "my certificate needs a name correction, is proof of identity required?"
-    with_answers = FaqIndex(ENTRIES, encoder, 0.7, answer_weight=0.85)
-    questions_only = FaqIndex(ENTRIES, encoder, 0.7, answer_weight=0.0)
+    with_answers = FaqIndex(ENTRIES, encoder, 0.7, answer_weight=0.85, mix=0)
+    questions_only = FaqIndex(ENTRIES, encoder, 0.7, answer_weight=0.0, mix=0)
     found = with_answers.search(question, k=1)[0]
     before = {m.entry.id: m.score for m in questions_only.search(question, k=3)}
     assert found.entry.id == "certificate-name"
@@ -63,7 +64,7 @@ def test_a_question_variant_still_beats_an_answer(encoder: MemoEncoder) -> None:
         _entry("a", ("怎么修改收货地址",), "在订单详情里修改地址。", "How do I cancel my order?"),
         _entry("b", ("How do I cancel my order?", "取消订单"), "在订单详情点取消。", "Cancel it."),
     ]
-    index = FaqIndex(entries, encoder, 0.7, answer_weight=0.85)
+    index = FaqIndex(entries, encoder, 0.7, answer_weight=0.85, mix=0)
     assert index.search("How do I cancel my order?", k=1)[0].entry.id == "b"
 
 
@@ -103,7 +104,7 @@ def test_a_chinese_only_entry_is_not_outranked_for_lack_of_english_words(
     """An English question meets a Chinese-only entry's phrasings by meaning alone (no shared
     characters), which a fused score used to count at 0.7 of their cosine: a neighbour with
     an English phrasing won on its n-grams. Such rows now count their full cosine."""
-    index = FaqIndex(HOTEL, encoder, 0.7, answer_weight=0.85)
+    index = FaqIndex(HOTEL, encoder, 0.7, answer_weight=0.85, mix=0)
     ranked = [m.entry.id for m in index.search("what time is housekeeping", k=3)]
     assert ranked.index("room-cleaning") < ranked.index("breakfast"), ranked
     # an English question on an entry asked in English is scored as before: its fused score

@@ -59,6 +59,7 @@ def test_summary_numbers(config: Config, encoder: MemoEncoder) -> None:
         "action",
         "suggestions",
         "reply",
+        "reasons",
     }
     assert "非工作时间" in got["reply"] and got["after_hours"] is True
     assert by_id["night-2"]["got"]["after_hours"] is False

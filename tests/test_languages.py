@@ -42,9 +42,9 @@ def test_faq_answer_without_english_is_a_warning_with_file_line_and_fix(
     out = capsys.readouterr().out
     assert f"warning: {shop / 'faq' / 'wrap.yaml'}:1: FAQ entry 'gift-wrap'" in out
     assert "fix: add `en:` under `answer:`" in out
-    assert out.rstrip().endswith(
-        "config and content are valid, with 2 warning(s)."
-    )  # and the calibration's
+    # and the calibration's; then the act each intent is taken as
+    assert "config and content are valid, with 2 warning(s).\n" in out
+    assert "  urgent: emergency (priority urgent)" in out
 
 
 def test_a_plain_string_answer_is_chinese_only(shop: Path) -> None:

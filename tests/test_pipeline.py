@@ -422,7 +422,9 @@ def test_a_thin_entry_close_to_its_neighbour_is_suggested_not_answered(
         )
     path = shop / "config.toml"
     path.write_text(
-        path.read_text(encoding="utf-8").replace("[faq]\n", "[faq]\nanswer_margin = 0.3\n"),
+        path.read_text(encoding="utf-8").replace(
+            "[faq]\n", "[faq]\nanswer_margin = 0.3\nanswer_mix = 0\n"
+        ),
         encoding="utf-8",
     )
     harness = make_harness(load_config(path), encoder, tmp_path)

@@ -122,7 +122,7 @@ def test_leave_one_out_hides_the_question_itself(use: UseEncoder) -> None:
         FaqEntry("a", ("怎么开发票", "发票怎么开"), {"zh": "A"}, Category.CONSULT, Path("f"), 1),
         FaqEntry("b", ("运费多少", "邮费怎么算"), {"zh": "B"}, Category.CONSULT, Path("f"), 5),
     ]
-    index = FaqIndex(entries, use)
+    index = FaqIndex(entries, use, mix=0)  # the phrasings alone, not the answer texts
     vectors = use.encode(["怎么开发票"])
     seen = index.entry_scores(["怎么开发票"], vectors)
     hidden = index.entry_scores(["怎么开发票"], vectors, leave_out=[0])
@@ -361,6 +361,11 @@ def test_the_answer_text_tells_two_thin_neighbours_apart(use: UseEncoder) -> Non
         use,
     )
     thresholds = Thresholds(0.3, 0.2, "config", margin=0.04)
+    recording = index.search("where is the recording of yesterday's class", k=3)
+    # with the answer texts counting in the scores, the recordings entry comes first
+    assert recording[0].entry.id == "class-video"
+    # ... and by the phrasings alone it does not, but the answer tells the two apart
+    index = FaqIndex(index.entries, use, mix=0)
     recording = index.search("where is the recording of yesterday's class", k=3)
     assert [m.entry.id for m in recording[:2]] == ["class-times", "class-video"]
     assert recording[1].answer > recording[0].answer

@@ -109,6 +109,9 @@ class FaqConfig(_Section):
     #: answers are searched too, in the languages an entry has no question in, their scores
     #: counted this many times (0: questions only)
     answer_weight: float = Field(0.85, ge=0, le=1)
+    #: how much a thin entry's answer text counts beside its best phrasing in its score
+    #: (bot.understanding.faq.ANSWER_MIX; 0 turns it off)
+    answer_mix: float = Field(1.5, ge=0, le=10)
     #: past this many question variants, the exact faiss index gives way to an HNSW graph
     approximate_above: int = Field(20_000, ge=1)
     #: don't answer from the FAQ what is much closer to the built-in examples of things no

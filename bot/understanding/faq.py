@@ -38,6 +38,8 @@ CLOSE = 0.15
 NEIGHBOURS = 2
 #: an answer scoring less than this above the answer threshold names the entry's question
 THIN_BAND = 0.05
+#: a question this close to one of the entry's phrasings by meaning is asked as written
+ASKED_AS_WRITTEN = 0.9
 #: the margin when calibration saw too few wrong leaders to measure one
 DEFAULT_MARGIN = 0.05
 #: wrong leaders calibration needs before it trusts its own margin
@@ -125,6 +127,8 @@ class Thresholds:
         if not matches:
             return False
         top = matches[0]
+        if top.dense >= ASKED_AS_WRITTEN:
+            return False  # asked (almost) as one of its phrasings: nothing to name
         if top.score < self.answer + THIN_BAND:
             return True
         if len(matches) < 2 or len(top.entry.questions) >= FEW_PHRASINGS:
@@ -167,6 +171,7 @@ class FaqIndex:
         dense_weight: float = 0.6,
         approximate_above: int = 20_000,
         answer_weight: float = 0.0,
+        mix: float = ANSWER_MIX,
     ) -> None:
         self.entries = list(entries)
         self.by_id = {e.id: e for e in self.entries}
@@ -231,7 +236,7 @@ class FaqIndex:
         self._answer_lexical = (
             self._tfidf.transform([a for _, a in answers]) if answers and self._texts else None
         )
-        self._mix = np.array([answer_mix(len(e.questions)) for e in self.entries])
+        self._mix = np.array([answer_mix(len(e.questions), mix) for e in self.entries])
         self.thresholds = Thresholds(0.6, 0.45, "default")
 
     @property
@@ -497,11 +502,11 @@ def calibration_evidence(entries: Sequence[FaqEntry], negatives: int) -> list[tu
     return weak
 
 
-def answer_mix(phrasings: int) -> float:
-    """How much an entry's answer counts beside its phrasings: ANSWER_MIX for an entry with
-    fewer than FEW_PHRASINGS, none for one the admin gave more (its phrasings say what it is
-    about: mixing the answer in for those cost the shipped FAQ 6 of 144 cases)."""
-    return ANSWER_MIX if phrasings < FEW_PHRASINGS else 0.0
+def answer_mix(phrasings: int, mix: float = ANSWER_MIX) -> float:
+    """How much an entry's answer counts beside its phrasings: `mix` for an entry with fewer
+    than FEW_PHRASINGS, none for one the admin gave more (its phrasings say what it is about:
+    mixing the answer in for those cost the shipped FAQ 6 of 144 cases)."""
+    return mix if phrasings < FEW_PHRASINGS else 0.0
 
 
 def with_answers(questions: np.ndarray, answers: np.ndarray, mix: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ first-response time is the delay chosen here.
   once). f00…f19 come back on Wednesday from 10:00 with "运费多少" (a second conversation).
 - 20 customers b00…b19 on Tuesday from 23:00 (closed), 10 customers n00…n09 on Saturday from
   20:00 (closed): "你们几点上班", answered.
-- 10 customers g00…g09 on Tuesday from 15:00: "我家猫会弹钢琴" (not understood: fallback).
+- 10 customers g00…g09 on Tuesday from 15:00: "月亮上有兔子吗" (not understood: fallback).
 - h1, Tuesday 11:00 "转人工" (general). alice claims 11:02; the care job at 11:02:30 marks the
   first response breached (due 11:02); she replies 11:03 and resolves 11:10; h1 rates 5, NPS 10.
   At 13:10 h1 writes "还是不行，转人工": the ticket reopens to alice, who replies 13:12 and
@@ -179,7 +179,7 @@ def build(config: Config, encoder: MemoEncoder, store_url: str | None = None) ->
     )
     # not understood
     for i in range(10):
-        say("我家猫会弹钢琴", f"g{i:02d}", f"2026-11-24 15:{i:02d}", expect=Action.FALLBACK)
+        say("月亮上有兔子吗", f"g{i:02d}", f"2026-11-24 15:{i:02d}", expect=Action.FALLBACK)
     # after hours on Tuesday night
     for i in range(20):
         say("你们几点上班", f"b{i:02d}", f"2026-11-24 23:{i:02d}", expect=Action.ANSWER)
