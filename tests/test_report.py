@@ -118,9 +118,7 @@ def test_clusters_from_elsewhere_replace_the_simple_grouping(week: History) -> N
             at("2026-11-30 09:30"),
             clusters=[("闲聊", 37, ["月亮上有兔子吗"])],
         )
-    assert report["unanswered"] == [
-        {"label": "闲聊", "count": 37, "examples": ["月亮上有兔子吗"]}
-    ]
+    assert report["unanswered"] == [{"label": "闲聊", "count": 37, "examples": ["月亮上有兔子吗"]}]
 
 
 def test_the_page_is_self_contained_with_labels_in_either_language(
