@@ -72,10 +72,9 @@ class Topic:
 def elliptical(text: str) -> str | None:
     """Why the line seems to lean on the previous one, or None for a line that stands alone."""
     stripped = text.strip()
-    if short(stripped):
+    chars, words = _length(stripped)
+    if chars <= SHORT_CHARS and words <= SHORT_WORDS:
         return "short"
-    chars = len(_CJK.findall(stripped))
-    words = len(_WORD.findall(_CJK.sub(" ", stripped)))
     if chars > 2 * SHORT_CHARS or words > 3 * SHORT_WORDS:
         return None  # a long line says what it is about
     if _OPENERS.match(stripped) or _OPENERS_ZH.match(stripped):
@@ -87,11 +86,9 @@ def elliptical(text: str) -> str | None:
     return None
 
 
-def short(text: str) -> bool:
-    """A handful of characters or words: too little to name a topic of its own."""
-    chars = len(_CJK.findall(text))
-    words = len(_WORD.findall(_CJK.sub(" ", text)))
-    return chars <= SHORT_CHARS and words <= SHORT_WORDS
+def _length(text: str) -> tuple[int, int]:
+    """Chinese characters, and words in other scripts."""
+    return len(_CJK.findall(text)), len(_WORD.findall(_CJK.sub(" ", text)))
 
 
 def topic(lines: Sequence[CustomerLine], now: datetime, idle: timedelta) -> Topic | None:

@@ -17,6 +17,7 @@ priorities and words refine what the act says without replacing it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -51,6 +52,8 @@ ACTS = (QUESTION, PROBLEM, COMPLAINT, EMERGENCY, HUMAN, ACTION, SMALL_TALK, UNRE
 assert ACTS == ACT_NAMES
 #: the acts only a person can take further
 NEEDS_PERSON = (PROBLEM, COMPLAINT, EMERGENCY, HUMAN, ACTION)
+#: the model's columns of a person's work other than an emergency
+_PERSON_WORK = [ACTS.index(act) for act in NEEDS_PERSON if act != EMERGENCY]
 
 #: bump when the features or the model change, so shipped and cached models of the old kind
 #: are not used
@@ -63,15 +66,16 @@ PRIOR = 0.001
 REFINE_STEPS = 100
 
 
-def corpus() -> dict[str, list[str]]:
-    """The shipped examples of each act, every language."""
+@functools.cache
+def corpus() -> dict[str, tuple[str, ...]]:
+    """The shipped examples of each act, every language (read once; do not change it)."""
     examples: dict[str, list[str]] = {act: [] for act in ACTS}
     folder = resources.files("bot.understanding").joinpath("data/acts")
     for name in sorted(p.name for p in folder.iterdir() if p.name.endswith(".yaml")):
         data = yaml.safe_load(folder.joinpath(name).read_text("utf-8")) or {}
         for act, texts in data.items():
             examples[str(act)].extend(str(t) for t in texts)
-    return examples
+    return {act: tuple(texts) for act, texts in examples.items()}
 
 
 def corpus_key(examples: Mapping[str, Sequence[str]], encoder: str) -> str:
@@ -197,13 +201,13 @@ def base_model(encoder: Encoder, cache: Path | None) -> tuple[ActModel, np.ndarr
     if shipped is not None and shipped[1] is not None and len(shipped[1]) == len(labels):
         return shipped[0], shipped[1], labels
     vectors = encoder.encode(texts)
-    cached = ActModel.load(cache / f"acts-{key[:24]}.npz", key) if cache else None
+    cached = ActModel.load(cache / f"acts-base-{key[:24]}.npz", key) if cache else None
     if cached is not None:
         return cached[0], vectors, labels
     log.info("learning customer acts for encoder %s (once; then cached)", encoder.name)
     model = ActModel.learn(vectors, labels, key)
     if cache is not None:
-        _store(model, cache / f"acts-{key[:24]}.npz")
+        _store(model, cache / f"acts-base-{key[:24]}.npz", prefix="acts-base-")
     return model, vectors, labels
 
 
@@ -220,13 +224,16 @@ class ShopActs:
 
 def entries_for_acts(faq: Sequence[FaqEntry], base: ActModel, encoder: Encoder) -> frozenset[str]:
     """The entries whose phrasings, on average, read as a person's work (not an emergency)."""
-    person = [ACTS.index(act) for act in NEEDS_PERSON if act != EMERGENCY]
-    out = set()
-    for entry in faq:
-        mean = base.probabilities(encoder.encode(list(entry.questions))).mean(axis=0)
-        if mean[person].sum() > 0.5:
-            out.add(entry.id)
-    return frozenset(out)
+    return frozenset(
+        entry.id
+        for entry in faq
+        if _mean_acts(entry.questions, base, encoder)[_PERSON_WORK].sum() > 0.5
+    )
+
+
+def _mean_acts(texts: Sequence[str], model: ActModel, encoder: Encoder) -> np.ndarray:
+    """The mean probability of each act over `texts`."""
+    return np.asarray(model.probabilities(encoder.encode(list(texts))).mean(axis=0))
 
 
 def learn_acts(
@@ -258,61 +265,59 @@ def learn_acts(
     return ShopActs(model, taken, answered)
 
 
-def _store(model: ActModel, path: Path, prefix: str = "acts-") -> None:
+def _store(model: ActModel, path: Path, prefix: str) -> None:
     """Write atomically enough (a torn file is ignored when read) and drop older ones."""
     try:
         model.save(path)
         for old in path.parent.glob(f"{prefix}*.npz"):
-            if old != path and (prefix != "acts-" or not old.name.startswith("acts-shop-")):
+            if old != path:
                 old.unlink(missing_ok=True)
     except OSError as exc:
         log.warning("could not write the act model cache %s: %s", path, exc)
+
+
+def _by_rule(intent: IntentSpec) -> tuple[str, str] | None:
+    """The act an intent's own settings make it, and which setting; None for a handoff intent
+    whose examples must say."""
+    if intent.act:
+        return intent.act, "its act: key"
+    if intent.name == OUT_OF_SCOPE:
+        return UNRELATED, "out_of_scope"
+    if intent.action == "reply":
+        return SMALL_TALK, "action reply"
+    if intent.action != "handoff":
+        return QUESTION, f"action {intent.action}"
+    if intent.priority == Priority.URGENT:
+        return EMERGENCY, "priority urgent"
+    return None
 
 
 def intent_act(intent: IntentSpec, probabilities: np.ndarray | None) -> str:
     """The act a shop's intent is taken as: what its action says where that is unambiguous
     (small talk, out of scope, an answer), an urgent priority an emergency, and otherwise the
     act of a person's work its examples are most like (`probabilities`: its examples' mean)."""
-    if intent.act:
-        return intent.act
-    if intent.name == OUT_OF_SCOPE:
-        return UNRELATED
-    if intent.action == "reply":
-        return SMALL_TALK
-    if intent.action != "handoff":
-        return QUESTION
-    if intent.priority == Priority.URGENT:
-        return EMERGENCY
+    ruled = _by_rule(intent)
+    if ruled is not None:
+        return ruled[0]
     if probabilities is None:
         return ACTION
-    person = [ACTS.index(act) for act in NEEDS_PERSON if act != EMERGENCY]
-    return ACTS[person[int(np.argmax(probabilities[person]))]]
+    return ACTS[_PERSON_WORK[int(np.argmax(probabilities[_PERSON_WORK]))]]
 
 
 def why_act(intent: IntentSpec) -> str:
     """What an intent's act was worked out from (for `bot check`)."""
-    if intent.act:
-        return "its act: key"
-    if intent.name == OUT_OF_SCOPE:
-        return "out_of_scope"
-    if intent.action != "handoff":
-        return f"action {intent.action}"
-    if intent.priority == Priority.URGENT:
-        return "priority urgent"
-    return "what its examples read as"
+    ruled = _by_rule(intent)
+    return ruled[1] if ruled is not None else "what its examples read as"
 
 
 def intent_acts(intents: Sequence[IntentSpec], model: ActModel, encoder: Encoder) -> dict[str, str]:
     """Each intent's act (see `intent_act`), by name."""
-    out = {}
-    for intent in intents:
-        mean = (
-            model.probabilities(encoder.encode(list(intent.examples))).mean(axis=0)
-            if intent.examples
-            else None
+    return {
+        intent.name: intent_act(
+            intent, _mean_acts(intent.examples, model, encoder) if intent.examples else None
         )
-        out[intent.name] = intent_act(intent, mean)
-    return out
+        for intent in intents
+    }
 
 
 def main(argv: Sequence[str]) -> int:
