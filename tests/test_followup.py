@@ -24,6 +24,16 @@ HOTEL_FAQ = """\
     zh: 早餐在二楼餐厅，工作日 6:30-10:00，周末 7:00-11:00。
     en: Breakfast is on the second floor, 6:30-10:00 on weekdays and 7:00-11:00 at weekends.
 
+- id: breakfast-price
+  questions:
+    - 早餐多少钱
+    - 早餐要另外付费吗
+    - 不含早的房间吃早饭怎么收费
+    - How much is breakfast?
+  answer:
+    zh: 含早房型免费；不含早的房型每位 68 元，儿童半价。
+    en: Breakfast is included in breakfast rates; otherwise it is 68 yuan a person, children half.
+
 - id: airport-shuttle
   questions:
     - 你们有机场接送服务吗
@@ -88,6 +98,23 @@ def test_a_follow_up_reaches_the_entry_through_the_previous_line(hotel: Harness)
     assert ctx.decision.action == Action.ANSWER and ctx.decision.faq_id == "breakfast", ctx.decision
     [reason] = _context_reasons(ctx.decision.reasons)
     assert "(faq breakfast)" in reason and "早餐几点开始供应" in reason
+
+
+def test_a_follow_up_that_moves_on_reaches_the_neighbouring_entry(hotel: Harness) -> None:
+    # read alone, "is it free?" is the parking entry's "停车要收费吗"; read as "previous line +
+    # message" it leans back to the breakfast hours asked first. Scored on both, the price
+    # of breakfast comes first, and the message alone has it among its first three.
+    hotel.say("早餐几点开始供应", when="2026-11-24 10:00")
+    alone, joined = hotel.pipeline.read(["是免费的吗", "早餐几点开始供应 是免费的吗"])
+    assert alone.matches[0].entry.id == "parking"
+    assert joined.matches[0].entry.id == "breakfast"
+    ctx = hotel.say("是免费的吗", when="2026-11-24 10:01")
+    assert ctx.decision is not None
+    assert ctx.decision.action == Action.ANSWER, ctx.decision
+    assert ctx.decision.faq_id == "breakfast-price", ctx.decision
+    [reason] = _context_reasons(ctx.decision.reasons)
+    assert "among the message's own first" in reason
+    assert ctx.thin_answer  # answered on context: the reply names the question
 
 
 def test_a_new_topic_in_a_full_sentence_is_read_alone(hotel: Harness) -> None:

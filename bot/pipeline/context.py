@@ -63,6 +63,9 @@ class Context:
     others: tuple[str, ...] = ()
     #: the message was read with the customer's previous line: what it was (followup.py)
     followup: str | None = None
+    #: the follow-up's best entry in context is also among the message's own first few: the
+    #: two readings agree, so it is answered without the lead a lone message needs
+    followup_agrees: bool = False
     urgent_signal: str | None = None
     #: what marked the message as a complaint (words or cues), when that decided the handoff
     complaint_signal: list[str] = field(default_factory=list)

@@ -3,16 +3,18 @@ makes sense after the customer's previous line is read together with it.
 
 The message is read alone first, with everyone else's (`Pipeline.read`). Inside the customer's
 lock, once the conversation is known, a message that looks elliptical and has a previous line
-within the idle window is read a second time as "previous line + message"; that reading is
-taken when it is clearly more confident about a FAQ entry than the message alone. A full
-sentence on a new topic is read alone, and so is anything after the conversation went idle.
+within the idle window is read a second time as "previous line + message", and each FAQ entry
+is scored on both readings (`blend`). The context reading is taken when its best entry is also
+one the message alone comes close to (then it is answered, naming its question), or when it is
+clearly more confident than the message alone. A full sentence on a new topic is read alone,
+and so is anything after the conversation went idle.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from bot.content.config import Config
@@ -21,16 +23,22 @@ from bot.domain.messages import Kind
 from bot.pipeline.context import Context
 from bot.pipeline.knowledge import Reading
 from bot.store.batch import DecisionBatch
+from bot.understanding.faq import FaqMatch
 
 #: a Chinese line of at most this many characters, or an English one of at most this many
 #: words, leans on what was said before it
 SHORT_CHARS = 8
 SHORT_WORDS = 4
-#: the context reading's best FAQ score must beat the message's own by this much. Chosen
-#: leave-one-deployment-out on the dev deployments (docs/measurements.md): 0.03 and 0.06 tied
-#: on every fold and 0.10 lost a follow-up on one, once an entry's answer text counted in its
-#: score; below it the previous line's entry takes over follow-ups that move on to a
-#: neighbouring entry, above it real follow-ups stay unread.
+#: in context, an entry scores this share on the message alone and the rest on "previous line +
+#: message" (see `blend`)
+OWN_SHARE = 0.6
+#: the context reading is taken when its best entry is also among the message's own first
+#: AGREE_WITHIN and clears the answer threshold (the two readings agree: answered without
+#: the lead a lone message needs, its question named), or else when its best score beats the
+#: message's own by LEAD. All three were chosen leave-one-deployment-out on the dev
+#: deployments (docs/measurements.md): shares 0.5 and 0.6 tied on the mean, 0.6 on the worst;
+#: 0.7 lost follow-ups on two deployments; 3 and 5 tied, 2 lost one.
+AGREE_WITHIN = 3
 LEAD = 0.06
 
 #: discourse markers that continue the previous line (general Chinese and English usage)
@@ -105,12 +113,13 @@ def topic(lines: Sequence[CustomerLine], now: datetime, idle: timedelta) -> Topi
 
 def in_context(ctx: Context, reading: Reading, batch: DecisionBatch, config: Config) -> Reading:
     """The reading to decide with: the message's own, or, for an elliptical follow-up, the
-    reading of "previous line + message" when that is clearly more confident (`ctx.followup`
-    then says so for the decision's reasons)."""
+    blended reading in context when the two agree or context is clearly more confident
+    (`ctx.followup` then says so for the decision's reasons, and `ctx.followup_agrees` lets
+    the FAQ answer without a lone message's lead)."""
     conv = ctx.conversation
     if conv is None or conv.is_new or conv.state == ConversationState.HANDOFF:
         return reading  # nothing before it, or a human reads it
-    if ctx.inbound.kind != Kind.TEXT or not ctx.text.strip():
+    if ctx.inbound.kind != Kind.TEXT or not ctx.text.strip() or _stands_alone(reading):
         return reading
     cue = elliptical(ctx.text)
     if cue and cue != "short" and _answered_alone(reading, ctx):
@@ -122,16 +131,59 @@ def in_context(ctx: Context, reading: Reading, batch: DecisionBatch, config: Con
     # A second encoder call inside the customer's lock, but only for the few messages that
     # qualify (short or elliptical, with a previous line in the idle window): the previous
     # line is known only once the conversation is loaded under the lock.
-    k = max(config.faq.suggestions, 3)
-    [joined] = ctx.knowledge.read([f"{previous.text} {ctx.text}"], k=k)
-    if not _more_confident(joined, reading, config):
+    every = len(ctx.knowledge.faq.entries)
+    own, joined = ctx.knowledge.read([ctx.text, f"{previous.text} {ctx.text}"], k=every)
+    blended = blend(own, joined, k=max(config.faq.suggestions, 3))
+    if not blended.matches:
         return reading
-    alone = f"{reading.matches[0].score:.2f} alone" if reading.matches else "nothing alone"
+    top = blended.matches[0]
+    if (
+        reading.matches
+        and top.entry.id == reading.matches[0].entry.id
+        and _answered_alone(reading, ctx)
+    ):
+        return reading  # "运费多少": answered as it stands, context only agrees
+    agreed = top.score >= ctx.knowledge.faq.thresholds.answer and top.entry.id in {
+        m.entry.id for m in own.matches[:AGREE_WITHIN]
+    }
+    if not agreed and top.score < _best(reading) + LEAD:
+        return reading
     ctx.followup = (
         f"read with the previous line ({previous.label()}): {previous.text!r} ({cue}; "
-        f"faq {joined.matches[0].entry.id} {joined.matches[0].score:.2f}, against {alone})"
+        f"faq {top.entry.id} {top.score:.2f}, against {_best(reading):.2f} alone"
+        + (f", and among the message's own first {AGREE_WITHIN})" if agreed else ")")
     )
-    return joined
+    ctx.followup_agrees = agreed
+    return blended
+
+
+def blend(own: Reading, joined: Reading, k: int) -> Reading:
+    """Each FAQ entry scored OWN_SHARE on the message alone and the rest on "previous line +
+    message", best `k` first; the rest of the reading (intent, acts, names) is the joined one.
+    The joined text alone leans to the previous line's own entry, which is longer and said it
+    all; the message's own share keeps "那怎么约" after a vaccine question on booking, and the
+    joined share keeps "冰袋呢" after the cool box on the cool box."""
+    mine = {m.entry.id: m for m in own.matches}
+    mixed = []
+    for theirs in joined.matches:
+        alone = mine.get(theirs.entry.id)
+        if alone is None:
+            continue
+        mixed.append(
+            FaqMatch(
+                theirs.entry,
+                _mix(alone.score, theirs.score),
+                _mix(alone.dense, theirs.dense),
+                _mix(alone.lexical, theirs.lexical),
+                _mix(alone.answer, theirs.answer),
+            )
+        )
+    mixed.sort(key=lambda m: -m.score)
+    return replace(joined, matches=mixed[:k])
+
+
+def _mix(alone: float, joined: float) -> float:
+    return OWN_SHARE * alone + (1 - OWN_SHARE) * joined
 
 
 def _answered_alone(reading: Reading, ctx: Context) -> bool:
@@ -144,14 +196,12 @@ def _answered_alone(reading: Reading, ctx: Context) -> bool:
     )
 
 
-def _more_confident(joined: Reading, alone: Reading, config: Config) -> bool:
-    """The context reading wins when its best FAQ entry beats the message's own by LEAD, and
-    the message alone is not confidently a request for a person or small talk ("谢谢", "ok
-    thanks"): that stands on its own, whatever came before."""
+def _best(reading: Reading) -> float:
+    return reading.matches[0].score if reading.matches else 0.0
+
+
+def _stands_alone(alone: Reading) -> bool:
+    """A message confidently read as a request for a person or as small talk ("谢谢", "ok
+    thanks") stands on its own, whatever came before."""
     guess = alone.guess
-    if guess and guess.intent and guess.intent.action in ("handoff", "reply"):
-        return False
-    if not joined.matches:
-        return False
-    own = alone.matches[0].score if alone.matches else 0.0
-    return joined.matches[0].score >= own + LEAD
+    return bool(guess and guess.intent and guess.intent.action in ("handoff", "reply"))

@@ -101,11 +101,11 @@ def faq_answer(case: Case) -> bool:
         and not case.outside
         and not case.elsewhere
         and not _confident_small_talk(ctx, case.config)
-        and thresholds.leads_clearly(ctx.matches)
+        and (ctx.followup_agrees or thresholds.leads_clearly(ctx.matches))
     ):
         return False
     case.decision.action, case.decision.faq_id = Action.ANSWER, top.entry.id
-    if thresholds.thin(ctx.matches):
+    if thresholds.thin(ctx.matches) or not thresholds.leads_clearly(ctx.matches):
         ctx.thin_answer = True
         case.decision.reasons.append("answered on thin evidence: the reply names the question")
     return True
