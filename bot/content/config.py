@@ -154,7 +154,7 @@ class ActsConfig(_Section):
     #: needs first
     person_over_faq: float = Field(0.9, gt=0, le=1)
     #: nothing to do with any shop this likely is not answered from the FAQ outright
-    unrelated: float = Field(0.8, gt=0, le=1)
+    unrelated: float = Field(0.9, gt=0, le=1)
 
 
 class QueueConfig(_Section):
