@@ -117,6 +117,18 @@ def test_a_follow_up_that_moves_on_reaches_the_neighbouring_entry(hotel: Harness
     assert ctx.thin_answer  # answered on context: the reply names the question
 
 
+def test_a_follow_up_the_joined_text_is_clearly_surer_of(hotel: Harness) -> None:
+    # alone, "is there a queue?" is nearest the airport shuttle, and breakfast is not among its
+    # first three; read with the breakfast question, breakfast leads by far
+    hotel.say("早餐几点开始供应", when="2026-11-24 10:00")
+    [alone] = hotel.pipeline.read(["要排队吗"])
+    assert "breakfast" not in [m.entry.id for m in alone.matches[:3]]
+    ctx = hotel.say("要排队吗", when="2026-11-24 10:01")
+    assert ctx.decision is not None and ctx.decision.faq_id == "breakfast", ctx.decision
+    [reason] = _context_reasons(ctx.decision.reasons)
+    assert reason.endswith("joined)")
+
+
 def test_a_new_topic_in_a_full_sentence_is_read_alone(hotel: Harness) -> None:
     hotel.say("早餐几点开始供应", when="2026-11-24 10:00")
     ctx = hotel.say("请问你们酒店可以带狗一起入住吗，需要额外付费吗", when="2026-11-24 10:02")
