@@ -445,8 +445,8 @@ def _case(ctx: Context, batch: DecisionBatch, config: Config) -> rules.Case:
                 f"closer to what no shop answers ({ctx.outside:.2f}) than to the FAQ by more "
                 f"than {background.margin:+.2f}: not answered from it"
                 if not elsewhere
-                else f"also near what no shop answers ({ctx.outside:.2f}, within "
-                f"{background.margin:.2f} of the FAQ): not suggested either"
+                else f"also closer to what no shop answers ({ctx.outside:.2f}) than to the "
+                "FAQ: not suggested either"
             )
     unrelated = bool(top) and unrelated_act(ctx.acts, config)
     if unrelated:

@@ -80,12 +80,16 @@ class Background:
     def vetoes(self, closeness: float, faq_score: float, elsewhere: bool = False) -> bool:
         """Keep the FAQ from answering, or even suggesting: the message is closer to the
         background than to the FAQ by more than the margin, or, when it names another company
-        or public office (`elsewhere`, bot.understanding.third_parties), the background comes
-        within the margin of the FAQ: the name counts for one margin."""
+        or public office (`elsewhere`, bot.understanding.third_parties: not answered outright
+        anyway), closer to the background than to the FAQ at all. A named thing alone leaves
+        the suggestions: "I'm a student at SYSU, is there a student price?" still gets the
+        student entry to pick. Against vetoing within the margin, on the dev deployments 11
+        more questions in scope got their entry among the suggestions, and 16 more out of scope
+        got suggestions (and the way to a person) instead of the fallback."""
         if self.margin is None:
             return False
         gap = closeness - faq_score
-        return gap > -self.margin if elsewhere else gap > self.margin
+        return gap > 0 if elsewhere else gap > self.margin
 
     def describe(self) -> str:
         if self.margin is None:
