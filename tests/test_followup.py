@@ -115,18 +115,34 @@ def test_a_follow_up_that_moves_on_reaches_the_neighbouring_entry(hotel: Harness
     [reason] = _context_reasons(ctx.decision.reasons)
     assert "among the message's own first" in reason
     assert ctx.thin_answer  # answered on context: the reply names the question
+    assert "answered on the previous line's context: the reply names the question" in (
+        ctx.decision.reasons
+    )
 
 
 def test_a_follow_up_the_joined_text_is_clearly_surer_of(hotel: Harness) -> None:
-    # alone, "is there a queue?" is nearest the airport shuttle, and breakfast is not among its
-    # first three; read with the breakfast question, breakfast leads by far
+    # alone, "小孩呢" ("and children?") is nearest pets, far below the answer threshold, and
+    # breakfast is not among its first three; read with the breakfast question, breakfast
+    # leads by far
     hotel.say("早餐几点开始供应", when="2026-11-24 10:00")
-    [alone] = hotel.pipeline.read(["要排队吗"])
+    [alone] = hotel.pipeline.read(["小孩呢"])
     assert "breakfast" not in [m.entry.id for m in alone.matches[:3]]
-    ctx = hotel.say("要排队吗", when="2026-11-24 10:01")
+    assert alone.matches[0].score < hotel.pipeline.knowledge.faq.thresholds.answer
+    ctx = hotel.say("小孩呢", when="2026-11-24 10:01")
     assert ctx.decision is not None and ctx.decision.faq_id == "breakfast", ctx.decision
     [reason] = _context_reasons(ctx.decision.reasons)
-    assert reason.endswith("joined)")
+    assert "previous line + message; alone: " in reason
+
+
+def test_a_question_answered_on_its_own_keeps_its_reading(hotel: Harness) -> None:
+    # "and the dog?" after breakfast is the pets entry on its own, clearly: the breakfast
+    # question before it does not pull it back
+    hotel.say("早餐几点开始供应", when="2026-11-24 10:00")
+    [alone] = hotel.pipeline.read(["那狗能带进房间吗"])
+    assert alone.matches[0].entry.id == "pets"
+    ctx = hotel.say("那狗能带进房间吗", when="2026-11-24 10:01")
+    assert ctx.decision is not None and ctx.decision.faq_id == "pets", ctx.decision
+    assert not ctx.thin_answer
 
 
 def test_a_new_topic_in_a_full_sentence_is_read_alone(hotel: Harness) -> None:

@@ -144,22 +144,32 @@ def in_context(ctx: Context, reading: Reading, batch: DecisionBatch, config: Con
     ):
         return reading  # "运费多少": answered as it stands, context only agrees
     k = max(config.faq.suggestions, 3)
-    if top.score >= ctx.knowledge.faq.thresholds.answer and top.entry.id in {
+    thresholds = ctx.knowledge.faq.thresholds
+    if top.score >= thresholds.answer and top.entry.id in {
         m.entry.id for m in own.matches[:AGREE_WITHIN]
     }:
         chosen = replace(blended, matches=blended.matches[:k])
-        why = f"and among the message's own first {AGREE_WITHIN}"
+        how = f"in context, and among the message's own first {AGREE_WITHIN}"
         ctx.followup_agrees = True
-    elif joined.matches and joined.matches[0].score >= _best(reading) + LEAD:
+    elif (
+        joined.matches
+        and joined.matches[0].score >= _best(reading) + LEAD
+        and not _answered_alone(reading, ctx)
+    ):
         # "那喷砂呢" after the cleaning price: the message alone says too little to agree with
-        # anything, and the joined text is clearly surer than it
-        chosen, why = replace(joined, matches=joined.matches[:k]), "joined"
+        # anything, and "previous line + message" is clearly surer than it
+        chosen, how = replace(joined, matches=joined.matches[:k]), "previous line + message"
     else:
         return reading
     best = chosen.matches[0]
+    alone = (
+        f"{reading.matches[0].entry.id} {reading.matches[0].score:.2f}"
+        if reading.matches
+        else "nothing"
+    )
     ctx.followup = (
         f"read with the previous line ({previous.label()}): {previous.text!r} ({cue}; "
-        f"faq {best.entry.id} {best.score:.2f}, against {_best(reading):.2f} alone, {why})"
+        f"faq {best.entry.id} {best.score:.2f} {how}; alone: {alone})"
     )
     return chosen
 

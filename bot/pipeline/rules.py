@@ -105,7 +105,12 @@ def faq_answer(case: Case) -> bool:
     ):
         return False
     case.decision.action, case.decision.faq_id = Action.ANSWER, top.entry.id
-    if thresholds.thin(ctx.matches) or not thresholds.leads_clearly(ctx.matches):
+    if ctx.followup_agrees:
+        ctx.thin_answer = True
+        case.decision.reasons.append(
+            "answered on the previous line's context: the reply names the question"
+        )
+    elif thresholds.thin(ctx.matches):
         ctx.thin_answer = True
         case.decision.reasons.append("answered on thin evidence: the reply names the question")
     return True
