@@ -145,6 +145,18 @@ def test_a_question_answered_on_its_own_keeps_its_reading(hotel: Harness) -> Non
     assert not ctx.thin_answer
 
 
+def test_names_are_the_message_own_not_the_previous_line(hotel: Harness) -> None:
+    # joined with a Chinese line, "crowded" would be an unknown Latin word in a Chinese
+    # sentence, which reads as a name (Notion的团队版); the message alone names nothing
+    hotel.say("早餐几点开始供应", when="2026-11-24 10:00")
+    [joined] = hotel.pipeline.read(["早餐几点开始供应 is it crowded?"])
+    assert joined.others == ("crowded",)
+    ctx = hotel.say("is it crowded?", when="2026-11-24 10:01")
+    assert ctx.decision is not None and _context_reasons(ctx.decision.reasons)
+    assert not ctx.others
+    assert not [r for r in ctx.decision.reasons if r.startswith("names ")], ctx.decision.reasons
+
+
 def test_a_new_topic_in_a_full_sentence_is_read_alone(hotel: Harness) -> None:
     hotel.say("早餐几点开始供应", when="2026-11-24 10:00")
     ctx = hotel.say("请问你们酒店可以带狗一起入住吗，需要额外付费吗", when="2026-11-24 10:02")

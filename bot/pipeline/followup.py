@@ -148,7 +148,7 @@ def in_context(ctx: Context, reading: Reading, batch: DecisionBatch, config: Con
     if top.score >= thresholds.answer and top.entry.id in {
         m.entry.id for m in own.matches[:AGREE_WITHIN]
     }:
-        chosen = replace(blended, matches=blended.matches[:k])
+        chosen = replace(blended, matches=blended.matches[:k], others=own.others)
         how = f"in context, and among the message's own first {AGREE_WITHIN}"
         ctx.followup_agrees = True
     elif (
@@ -158,7 +158,8 @@ def in_context(ctx: Context, reading: Reading, batch: DecisionBatch, config: Con
     ):
         # "那喷砂呢" after the cleaning price: the message alone says too little to agree with
         # anything, and "previous line + message" is clearly surer than it
-        chosen, how = replace(joined, matches=joined.matches[:k]), "previous line + message"
+        chosen = replace(joined, matches=joined.matches[:k], others=own.others)
+        how = "previous line + message"
     else:
         return reading
     best = chosen.matches[0]
@@ -176,7 +177,9 @@ def in_context(ctx: Context, reading: Reading, batch: DecisionBatch, config: Con
 
 def blend(own: Reading, joined: Reading, k: int) -> Reading:
     """Each FAQ entry scored OWN_SHARE on the message alone and the rest on "previous line +
-    message", best `k` first; the rest of the reading (intent, acts, names) is the joined one.
+    message", best `k` first; the rest of the reading (intent, acts) is the joined one. The
+    names another company's are the message's own (`in_context` keeps them): "is it crowded?"
+    after a Chinese line is no Latin word in a Chinese sentence.
     The joined text alone leans to the previous line's own entry, which is longer and said it
     all; the message's own share keeps "那怎么约" after a vaccine question on booking, and the
     joined share keeps "冰袋呢" after the cool box on the cool box."""
