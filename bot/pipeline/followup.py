@@ -121,8 +121,9 @@ def in_context(ctx: Context, reading: Reading, batch: DecisionBatch, config: Con
         return reading  # nothing before it, or a human reads it
     if ctx.inbound.kind != Kind.TEXT or not ctx.text.strip() or _stands_alone(reading):
         return reading
+    answered_alone = _answered_alone(reading, ctx)
     cue = elliptical(ctx.text)
-    if cue and cue != "short" and _answered_alone(reading, ctx):
+    if cue and cue != "short" and answered_alone:
         cue = None  # "and who pays the return postage": a full question of its own
     idle = timedelta(minutes=config.conversation.idle_minutes)
     previous = topic(batch.previous_lines(conv.id), ctx.now, idle) if cue else None
@@ -133,29 +134,19 @@ def in_context(ctx: Context, reading: Reading, batch: DecisionBatch, config: Con
     # line is known only once the conversation is loaded under the lock.
     every = len(ctx.knowledge.faq.entries)
     own, joined = ctx.knowledge.read([ctx.text, f"{previous.text} {ctx.text}"], k=every)
-    blended = blend(own, joined, k=every)
+    k = max(config.faq.suggestions, 3)
+    blended = blend(own, joined, k)
     if not blended.matches:
         return reading
     top = blended.matches[0]
-    if (
-        reading.matches
-        and top.entry.id == reading.matches[0].entry.id
-        and _answered_alone(reading, ctx)
-    ):
+    if answered_alone and top.entry.id == reading.matches[0].entry.id:
         return reading  # "运费多少": answered as it stands, context only agrees
-    k = max(config.faq.suggestions, 3)
-    thresholds = ctx.knowledge.faq.thresholds
-    if top.score >= thresholds.answer and top.entry.id in {
+    if top.score >= ctx.knowledge.faq.thresholds.answer and top.entry.id in {
         m.entry.id for m in own.matches[:AGREE_WITHIN]
     }:
-        chosen = replace(blended, matches=blended.matches[:k], others=own.others)
-        how = f"in context, and among the message's own first {AGREE_WITHIN}"
+        chosen, how = blended, f"in context, and among the message's own first {AGREE_WITHIN}"
         ctx.followup_agrees = True
-    elif (
-        joined.matches
-        and joined.matches[0].score >= _best(reading) + LEAD
-        and not _answered_alone(reading, ctx)
-    ):
+    elif not answered_alone and joined.matches and joined.matches[0].score >= _best(reading) + LEAD:
         # "那喷砂呢" after the cleaning price: the message alone says too little to agree with
         # anything, and "previous line + message" is clearly surer than it
         chosen = replace(joined, matches=joined.matches[:k], others=own.others)
@@ -177,9 +168,9 @@ def in_context(ctx: Context, reading: Reading, batch: DecisionBatch, config: Con
 
 def blend(own: Reading, joined: Reading, k: int) -> Reading:
     """Each FAQ entry scored OWN_SHARE on the message alone and the rest on "previous line +
-    message", best `k` first; the rest of the reading (intent, acts) is the joined one. The
-    names another company's are the message's own (`in_context` keeps them): "is it crowded?"
-    after a Chinese line is no Latin word in a Chinese sentence.
+    message", best `k` first; the intent and acts are the joined text's, the names of other
+    companies the message's own: "is it crowded?" after a Chinese line is no Latin word in a
+    Chinese sentence.
     The joined text alone leans to the previous line's own entry, which is longer and said it
     all; the message's own share keeps "那怎么约" after a vaccine question on booking, and the
     joined share keeps "冰袋呢" after the cool box on the cool box."""
@@ -199,7 +190,7 @@ def blend(own: Reading, joined: Reading, k: int) -> Reading:
             )
         )
     mixed.sort(key=lambda m: -m.score)
-    return replace(joined, matches=mixed[:k])
+    return replace(joined, matches=mixed[:k], others=own.others)
 
 
 def _mix(alone: float, joined: float) -> float:
