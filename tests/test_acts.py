@@ -24,7 +24,6 @@ from bot.understanding.acts import (
     shipped_path,
 )
 from bot.understanding.encoders import MemoEncoder
-from bot.understanding.third_parties import ThirdParties
 from tests.support.harness import Harness, make_harness
 
 HELD_OUT = Path(__file__).parent / "data"
@@ -138,16 +137,3 @@ def test_an_act_other_than_an_emergency_leaves_a_humans_conversation_alone(
     harness.say("转人工")
     ctx = harness.say("上周退回去的那双鞋到现在还没给我退款")
     assert ctx.decision is not None and ctx.decision.action == Action.SILENT, ctx.decision
-
-
-def test_a_name_the_shop_never_uses_is_someone_else() -> None:
-    parties = ThirdParties(
-        [], ["我们支持微信支付", "Mapleleaf boards and Gantt charts"], ["refund"]
-    )
-    assert parties.named("how do I get a refund from Asana") == ["Asana"]
-    assert parties.named("what does monday.com charge") == ["monday.com"]
-    assert parties.named("Notion的团队版多少钱一个月") == ["Notion"]
-    assert parties.named("ClickUp rate limits?") == ["ClickUp"]
-    # the shop's own names, ordinary words, and a capital that starts a sentence are not
-    assert parties.named("Mapleleaf boards: can I share one?") == []
-    assert parties.named("Refund please") == []

@@ -17,6 +17,19 @@ from bot.understanding.third_parties import ThirdParties, builtin_names
 from tests.support.harness import make_harness
 
 
+def test_a_name_the_shop_never_uses_is_someone_else() -> None:
+    parties = ThirdParties(
+        [], ["我们支持微信支付", "Mapleleaf boards and Gantt charts"], ["refund"]
+    )
+    assert parties.named("how do I get a refund from Asana") == ["Asana"]
+    assert parties.named("what does monday.com charge") == ["monday.com"]
+    assert parties.named("Notion的团队版多少钱一个月") == ["Notion"]
+    assert parties.named("ClickUp rate limits?") == ["ClickUp"]
+    # the shop's own names, ordinary words, and a capital that starts a sentence are not
+    assert parties.named("Mapleleaf boards: can I share one?") == []
+    assert parties.named("Refund please") == []
+
+
 def test_names_are_found_in_chinese_anywhere_and_in_english_as_whole_words() -> None:
     parties = ThirdParties(["腾讯视频", "抖音", "抖音商城", "12306", "Netflix", "Apple ID"], [])
     assert parties.named("腾讯视频会员怎么退订") == ["腾讯视频"]
