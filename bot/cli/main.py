@@ -10,12 +10,21 @@ import json
 import os
 import sys
 from datetime import date, datetime
+from importlib import metadata
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bot.content.config import Config, find_config, load_config
 from bot.content.problems import ProblemsError, only_errors, only_warnings
 from bot.domain.clock import ShiftedClock, SystemClock
+
+
+def _installed_version() -> str:
+    """The installed release (pyproject's version), as `pip show` would say it."""
+    try:
+        return metadata.version("qingmu-support-bot")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="log what the bot does to stderr"
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_installed_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     chat = commands.add_parser("chat", help="talk to the bot in the terminal")
