@@ -1,4 +1,4 @@
-"""The `bot` command: run, chat, check, eval, hours, faq, agents, report, db.
+"""The `bot` command: init, run, chat, check, eval, hours, faq, agents, report, db.
 
 This is the composition root, the one place that wires channel adapters to the core.
 """
@@ -58,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     commands.add_parser("check", help="validate config.toml and the content folders")
+
+    start = commands.add_parser(
+        "init", help="write a new deployment folder (config, FAQ, intents, hours) to edit"
+    )
+    start.add_argument("folder", type=Path, help="a new or empty folder")
 
     hours = commands.add_parser("hours", help="show business hours: now, the next days, and why")
     hours.add_argument(
@@ -174,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     from bot.cli.logs import configure
 
     configure(args.verbose)
+    if args.command == "init":
+        from bot.cli.init import init
+
+        return init(args.folder)
     config_path = find_config(args.config)
     try:
         if args.command == "check":

@@ -1,0 +1,90 @@
+"""`bot init DIR`: a deployment folder outside the code that every command takes by --config or
+BOT_CONFIG, and that is never written over."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bot.assembly import check
+from bot.cli.init import InitError, init_deployment
+from bot.content.config import load_config
+from tests.support.service import bot_command
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_new_folder_is_the_sample_shop_and_passes_check(tmp_path: Path) -> None:
+    target = tmp_path / "our-bot"
+    written = init_deployment(target)
+    names = {p.relative_to(target).as_posix() for p in written}
+    assert {"config.toml", "README.md", ".gitignore", "cases.jsonl"} <= names
+    for folder in ("faq", "intents", "schedules"):
+        shipped = {p.name for p in (ROOT / folder).iterdir() if p.is_file()}
+        assert shipped and {p.name for p in (target / folder).iterdir()} == shipped
+    assert (target / "config.toml").read_text(encoding="utf-8") == (ROOT / "config.toml").read_text(
+        encoding="utf-8"
+    )
+    assert "var/" in (target / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert not [p for p in check(target / "config.toml") if p.severity == "error"]
+    # every path in it is the folder's own, not the repository's
+    config = load_config(target / "config.toml")
+    assert config.storage_url == f"sqlite:///{target.resolve() / 'var' / 'bot.sqlite3'}"
+    assert config.resolve(config.content.faq) == target.resolve() / "faq"
+
+
+def test_a_folder_that_holds_anything_is_never_written_over(tmp_path: Path) -> None:
+    target = tmp_path / "ours"
+    target.mkdir()
+    (target / "faq.yaml").write_text("our answers\n", encoding="utf-8")
+    with pytest.raises(InitError, match="not empty"):
+        init_deployment(target)
+    assert [p.name for p in target.iterdir()] == ["faq.yaml"]
+    assert (target / "faq.yaml").read_text(encoding="utf-8") == "our answers\n"
+    with pytest.raises(InitError, match="is a file"):
+        init_deployment(target / "faq.yaml")
+
+
+def test_an_empty_folder_is_filled(tmp_path: Path) -> None:
+    target = tmp_path / "empty"
+    target.mkdir()
+    init_deployment(target)
+    assert (target / "config.toml").is_file()
+    assert not list(tmp_path.glob(".*init-tmp"))  # the staging folder is gone
+
+
+def test_a_sample_without_content_says_how_to_install(tmp_path: Path) -> None:
+    with pytest.raises(InitError):
+        init_deployment(tmp_path / "new", sample=tmp_path / "nothing-here")
+    assert not (tmp_path / "new").exists()
+
+
+def test_the_command_and_bot_config_from_another_folder(tmp_path: Path) -> None:
+    """As the README walks it: `bot init`, then commands run from anywhere with BOT_CONFIG."""
+    target = tmp_path / "deploy"
+    made = subprocess.run(
+        [bot_command(), "init", str(target)], capture_output=True, text=True, timeout=60
+    )
+    assert made.returncode == 0, made.stderr
+    assert f'export BOT_CONFIG="{(target / "config.toml").resolve()}"' in made.stdout
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "BOT_CONFIG": str(target / "config.toml")}
+    checked = subprocess.run(
+        [bot_command(), "check"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "config and content are valid" in checked.stdout
+    again = subprocess.run(
+        [bot_command(), "init", str(target)], capture_output=True, text=True, timeout=60
+    )
+    assert again.returncode == 1 and "not empty" in again.stderr
+    assert not list(elsewhere.iterdir())  # nothing was written where the command ran
