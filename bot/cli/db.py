@@ -1,16 +1,20 @@
 """`bot db`: the database schema, for operators who migrate before starting the workers (the
-workers also migrate at start-up, under a lock, so this is optional)."""
+workers also migrate at start-up, under a lock, so this is optional), and its backups."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from bot.content.config import Config
 
 
-def db(config: Config, action: str) -> int:
+def db(config: Config, action: str, path: Path | None = None) -> int:
     """`upgrade`: migrate now and print the revision. `current`: print the database's revision
     and whether it is the head; exit 1 when it is not, so scripts can tell."""
+    if action in ("backup", "restore"):
+        assert path is not None
+        return _backup(config, action, path)
     from bot.store.database import Store
     from bot.store.migrate import MigrationError, current_revision, head_revision, upgrade
 
@@ -30,3 +34,22 @@ def db(config: Config, action: str) -> int:
         return 2
     finally:
         engine.dispose()
+
+
+def _backup(config: Config, action: str, path: Path) -> int:
+    from bot.store.backup import BackupError, backup, restore
+
+    try:
+        if action == "backup":
+            summary = backup(config.storage_url, path)
+            size = path.stat().st_size
+            print(f"backed up to {path} ({size:,} bytes){f', {summary}' if summary else ''}")
+            return 0
+        summary, saved = restore(config.storage_url, path)
+    except BackupError as exc:
+        print(f"bot db {action}: {exc}", file=sys.stderr)
+        return 1
+    if saved:
+        print(f"the database's previous content is saved in {saved}")
+    print(f"restored {path}: {summary}")
+    return 0

@@ -168,12 +168,24 @@ def main(argv: list[str] | None = None) -> int:
         "--lang", choices=["zh", "en"], help="labels' language (default: content.languages[0])"
     )
 
-    db = commands.add_parser("db", help="the database schema: migrate it, or show its revision")
+    db = commands.add_parser(
+        "db", help="the database: migrate it, show its revision, back it up, restore it"
+    )
     db_actions = db.add_subparsers(dest="db_action", required=True)
     db_actions.add_parser("upgrade", help="migrate now and print the revision")
     db_actions.add_parser(
         "current", help="print the revision and whether it is the newest (exit 1 if not)"
     )
+    saving = db_actions.add_parser(
+        "backup", help="copy the database to a new file while the workers run"
+    )
+    saving.add_argument("path", type=Path, help="the backup file to write (must not exist)")
+    putting_back = db_actions.add_parser(
+        "restore",
+        help="replace the database with a backup (workers stopped; the current content is "
+        "saved beside the backup first)",
+    )
+    putting_back.add_argument("path", type=Path, help="a file `bot db backup` wrote")
 
     args = parser.parse_args(argv)
     from bot.cli.logs import configure
@@ -233,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "db":
             from bot.cli.db import db as database
 
-            return database(config, args.db_action)
+            return database(config, args.db_action, getattr(args, "path", None))
         return _eval(config, args.cases, args.json, args.fail_under)
     except ProblemsError as exc:
         print(f"bot: cannot start, {len(exc.problems)} problem(s):", file=sys.stderr)

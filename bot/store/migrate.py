@@ -55,6 +55,14 @@ def head_revision() -> str:
     return head
 
 
+@cache
+def known_revisions() -> frozenset[str]:
+    """Every revision this release can migrate from (a backup of a newer release is not)."""
+    return frozenset(
+        r.revision for r in ScriptDirectory.from_config(alembic_config()).walk_revisions()
+    )
+
+
 def current_revision(engine: Engine) -> str | None:
     """The database's revision; None for an empty database or one made before Alembic."""
     with engine.connect() as conn:
