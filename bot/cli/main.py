@@ -1,4 +1,4 @@
-"""The `bot` command: init, run, chat, check, eval, hours, faq, agents, report, db.
+"""The `bot` command: init, run, chat, check, eval, hours, faq, agents, customers, report, db.
 
 This is the composition root, the one place that wires channel adapters to the core.
 """
@@ -150,6 +150,22 @@ def main(argv: list[str] | None = None) -> int:
                 help="read the password as one line on standard input (for scripts)",
             )
 
+    people_data = commands.add_parser(
+        "customers", help="a customer's data: give it to them, or erase it (PIPL/GDPR)"
+    )
+    people_data_actions = people_data.add_subparsers(dest="customers_action", required=True)
+    giving = people_data_actions.add_parser(
+        "export", help="everything stored about a customer, as JSON"
+    )
+    erasing = people_data_actions.add_parser(
+        "forget", help="erase a customer's messages, decisions, tickets and replies"
+    )
+    for sub in (giving, erasing):
+        sub.add_argument("customer", help="CHANNEL:ID as the console shows it, e.g. telegram:42")
+    giving.add_argument("--out", type=Path, help="write to this file (default: standard output)")
+    erasing.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    erasing.add_argument("--note", help="kept with the record, e.g. the request's reference")
+
     report = commands.add_parser(
         "report", help="the weekly service report: an HTML page and its numbers as JSON"
     )
@@ -237,6 +253,19 @@ def main(argv: list[str] | None = None) -> int:
                 getattr(args, "role", "agent"),
                 getattr(args, "password_stdin", False),
                 getattr(args, "queues", ""),
+            )
+        if args.command == "customers":
+            from bot.cli.customers import customers_command
+
+            interactive = sys.stdin.isatty() and sys.stdout.isatty()
+            return customers_command(
+                config,
+                args.customers_action,
+                args.customer,
+                out=getattr(args, "out", None),
+                yes=getattr(args, "yes", False),
+                note=getattr(args, "note", None),
+                ask=input if interactive else None,
             )
         if args.command == "report":
             from bot.cli.report import report_week

@@ -122,11 +122,12 @@ class DecisionBatch:
             return
         tx = self.tx
         ids = [a.message_id for a in arrivals]
-        self._handled = set(
-            tx.execute(
-                sa.select(messages.c.id).where(messages.c.id.in_(ids), messages.c.handled)
-            ).scalars()
-        )
+        rows = tx.execute(
+            sa.select(messages.c.id, messages.c.handled).where(messages.c.id.in_(ids))
+        ).all()
+        # handled by another worker (a redelivery), or erased since it arrived (`bot customers
+        # forget` took the customer's lock first): either way nothing is left to decide
+        self._handled = {r.id for r in rows if r.handled} | (set(ids) - {r.id for r in rows})
         keys = [a.customer for a in arrivals]
         pair = sa.tuple_(conversations.c.channel, conversations.c.user_id)
         current: dict[Customer, Any] = {}

@@ -292,3 +292,19 @@ leases = sa.Table(
     sa.Column("holder", sa.String(128), nullable=False),
     sa.Column("expires_at", UtcDateTime, nullable=False),
 )
+
+
+#: a customer's data erased on request (`bot customers forget`, PIPL/GDPR): when, which channel,
+#: a SHA-256 of the customer's key (to answer "was X erased?" without keeping X) and how many
+#: rows went
+erasures = sa.Table(
+    "erasures",
+    metadata,
+    sa.Column("id", Key, primary_key=True),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("customer_hash", sa.String(64), nullable=False),
+    sa.Column("counts", Json, nullable=False),
+    sa.Column("note", sa.Text),
+    sa.Index("ix_erasures_customer_hash", "customer_hash"),
+)
