@@ -322,3 +322,51 @@ def test_writing_drafts_does_not_make_a_running_bot_relearn(shop: Path, harness:
     faq = shop / "faq" / "shop.yaml"
     faq.write_text(faq.read_text(encoding="utf-8") + "\n", encoding="utf-8")
     assert reload() is True and learnt == [1]
+
+
+#: what customers wrote that must not reach faq/ or a report as it was written (issue 20,
+#: defect 6): an ID number with a wrong checksum, an e-mail address, street addresses in
+#: Chinese and English, and a whole long message
+PERSONAL = {
+    "110105199003070021": "身份证号110105199003070021可以用来开发票吗",
+    "zhang.wei@example.com": "发票可以发到我的邮箱zhang.wei@example.com吗",
+    "建国路88号": "可以寄到朝阳区建国路88号阳光小区3栋2单元1501室吗",
+    "221 Baker Street": "Can you ship to 221 Baker Street, Apt 4 on a Sunday?",
+}
+LONG = "请问积分怎么用，" + "我想知道积分能不能抵扣运费，" * 140  # 1,968 characters
+
+
+@pytest.mark.slow
+def test_personal_data_and_long_messages_stay_out_of_drafts_and_the_report(
+    shop: Path, encoder: MemoEncoder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(shop)
+    harness = _harness(config, encoder)
+    for n, text in enumerate([*PERSONAL.values(), LONG]):
+        for who in ("a", "b"):  # two customers each, so every group is listed
+            harness.say(text, user=f"{who}{n}", when=f"2026-11-24 1{n}:0{int(who == 'b')}")
+    store = harness.pipeline.store
+    with store.engine.connect() as conn:
+        asked = unanswered(conn, at("2026-11-18 00:00"), at("2026-11-25 00:00"))
+    assert len(asked) == 2 * (len(PERSONAL) + 1)  # the bot answered none of them
+    argv = ["--config", str(shop / "config.toml"), "faq", "gaps", "--at", "2026-11-24"]
+    assert main([*argv, "--write", "--min-customers", "1"]) == 0
+    listed = capsys.readouterr().out
+    assert main(["--config", str(shop / "config.toml"), "report", "--week", "--at", "2026-11-26",
+                 "--out", str(tmp_path), "--lang", "en"]) == 0  # fmt: skip
+    drafts = (shop / "faq" / "drafts.yaml").read_text(encoding="utf-8")
+    report = (tmp_path / "week-2026-11-23.json").read_text(encoding="utf-8")
+    page = (tmp_path / "week-2026-11-23.html").read_text(encoding="utf-8")
+    for where, text in [("listing", listed), ("drafts", drafts), ("report", report)]:
+        for raw in PERSONAL:
+            assert raw not in text, (where, raw)
+        assert LONG[:400] not in text, where
+        # what was asked is still there, masked
+        assert "110***********0021" in text and "z***@example.com" in text, where
+        assert "[地址]" in text and "[address]" in text, where
+    for raw in PERSONAL:
+        assert raw not in page
+    questions = [q for e in yaml.safe_load(drafts) for q in e["questions"]]
+    assert max(len(q) for q in questions) <= 200 and any(q.endswith("…") for q in questions)
+    assert "我想知道积分能不能抵扣运费" in drafts  # the long message, shortened
+    harness.pipeline.store.close()

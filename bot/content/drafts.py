@@ -24,6 +24,7 @@ from ruamel.yaml.error import YAMLError as RuamelError
 
 from bot.content.entries import DRAFTS, unanswered_drafts
 from bot.content.faq_writer import FaqEditError, add_questions, replace_file, scalar
+from bot.domain.privacy import for_admins
 
 #: questions a draft holds at most (the ones customers asked most)
 MAX_QUESTIONS = 8
@@ -77,7 +78,10 @@ class Written:
 
 
 def write_drafts(path: Path, drafts: Sequence[Draft]) -> Written:
-    """Merge `drafts` into the drafts file at `path` (created with a header when missing)."""
+    """Merge `drafts` into the drafts file at `path` (created with a header when missing).
+    Customers' words are masked as admins may keep them (bot.domain.privacy.for_admins) on the
+    way in, whoever read them: this file is committed."""
+    drafts = [Draft(d.id, tuple(for_admins(q) for q in d.questions), d.note) for d in drafts]
     text = path.read_text(encoding="utf-8") if path.exists() else HEADER
     entries = _entries(text, path)
     owner: dict[str, str] = {}  # question key -> id of the entry holding it

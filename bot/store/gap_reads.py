@@ -12,6 +12,9 @@ A customer's text counts as unanswered when
   help: a short negative reaction ("没用", "不对", "答非所问", "not what I asked" …; REACTIONS) or
   asking for a person or complaining (a handoff by intent, not an urgent one). The question
   counts, not the reaction; a reaction that itself fell back is not a question.
+
+The texts are read as admins may keep them (bot.domain.privacy.for_admins): they end up in
+faq/drafts.yaml, which admins commit, and in the weekly report.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bot.domain.messages import Action, Kind
+from bot.domain.privacy import for_admins
 from bot.store.schema import decisions, messages
 
 #: why a question counts (Unanswered.why)
@@ -81,7 +85,7 @@ class Unanswered:
     conversation_id: int
     #: "channel:user id": customers are counted by this
     customer: str
-    #: as stored: masked
+    #: masked for admins (bot.domain.privacy.for_admins), at most MAX_SHARED characters
     text: str
     at: datetime
     why: str
@@ -172,7 +176,7 @@ def _judged(row: Any, following: Any, offered: Any) -> Unanswered | None:
         message_id=asked.id,
         conversation_id=asked.conversation_id,
         customer=f"{asked.channel}:{asked.user_id}",
-        text=asked.text,
+        text=for_admins(asked.text),
         at=asked.at,
         why=why,
         faq_id=faq_id,
