@@ -221,8 +221,8 @@ def gaps(
     date: to the end of that day; default: now); with `write`, merge them into faq/drafts.yaml.
     Returns the exit status."""
     from bot.assembly import content_encoder, load_knowledge
-    from bot.content.drafts import Draft, draft_id, question_key, write_drafts
-    from bot.content.entries import DRAFTS
+    from bot.content.drafts import Draft, draft_id, write_drafts
+    from bot.content.entries import DRAFTS, question_key
     from bot.content.problems import ProblemsError
     from bot.metrics.unanswered import find_gaps
     from bot.store.database import Store

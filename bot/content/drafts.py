@@ -12,7 +12,6 @@ suggested again.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError as RuamelError
 
-from bot.content.entries import DRAFTS, unanswered_drafts
+from bot.content.entries import DRAFTS, question_key, unanswered_drafts
 from bot.content.faq_writer import FaqEditError, add_questions, replace_file, scalar
 from bot.domain.privacy import for_admins
 
@@ -39,11 +38,6 @@ HEADER = f"""\
 """
 
 ANSWER_NOTE = "write zh: and en: below, then move this entry into a FAQ file"
-
-
-def question_key(text: str) -> str:
-    """What two askings of the same words share: case, spaces and punctuation ignored."""
-    return re.sub(r"[\s\W_]+", "", text.casefold()) or text.strip()
 
 
 def draft_id(label: str) -> str:

@@ -201,6 +201,8 @@ class Desk:
         if not texts:
             return []
         knowledge = self.knowledge()
+        schedule = knowledge.schedules[self.config.front_schedule]
+        now = self.clock.now()
         best: dict[str, Suggestion] = {}
         for reading in knowledge.read(texts, k=limit):
             for match in reading.matches:
@@ -210,7 +212,7 @@ class Desk:
                     best[entry.id] = Suggestion(
                         entry.id,
                         question_in(entry, language),
-                        pick(entry.answer, language),
+                        schedule.fill(pick(entry.answer, language), language, now),
                         round(match.score, 3),
                     )
         floor = knowledge.faq.thresholds.suggest * 0.8
