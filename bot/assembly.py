@@ -27,6 +27,7 @@ from bot.content.problems import Problem, ProblemsError, line_of_key, only_error
 from bot.content.storage_check import storage_problems
 from bot.domain.clock import Clock
 from bot.hours.schedule import Schedule, read_schedules
+from bot.hours.stated import hours_problems
 from bot.pipeline.knowledge import Knowledge
 from bot.pipeline.runner import Pipeline, SyncSender
 from bot.store.database import Store
@@ -63,7 +64,7 @@ def read_content(config: Config) -> tuple[Content, list[Problem]]:
     problems = faq_problems + intent_problems + schedule_problems
     names = {i.name for i in intents}
     for queue, queue_config in config.queues.items():
-        if queue_config.schedule not in schedules and not schedule_problems:
+        if queue_config.schedule not in schedules and not only_errors(schedule_problems):
             problems.append(
                 Problem(
                     config.path,
@@ -111,8 +112,49 @@ def read_content(config: Config) -> tuple[Content, list[Problem]]:
         ]:
             line = line_of_key(schedule.file, section.split(".")[0])
             check_forbidden(texts, forbidden, schedule.file, line, problems, f"[{section}] ")
+    if config.front_schedule in schedules:
+        problems += stated_hours_problems(config, faq, intents, schedules)
     problems += missing_languages(config, faq, intents, schedules.values())
     return Content(faq, intents, schedules), problems
+
+
+def stated_hours_problems(
+    config: Config,
+    faq: list[FaqEntry],
+    intents: list[IntentSpec],
+    schedules: dict[str, Schedule],
+) -> list[Problem]:
+    """Warnings for hours written out in texts for customers that the schedule does not have:
+    FAQ answers, intent replies and config texts against the queues' schedules (the one
+    customers meet first named), each schedule's notices against itself."""
+    front = schedules[config.front_schedule]
+    queues = [schedules[q.schedule] for q in config.queues.values() if q.schedule in schedules]
+    others = [s for s in queues if s is not front]
+    problems: list[Problem] = []
+    for entry in faq:
+        where = f"the answer of {entry.id}"
+        problems += hours_problems(
+            entry.answer, front, entry.file, entry.answer_lines, where, others=others
+        )
+    for intent in intents:
+        where, at = f"the reply of {intent.name}", dict.fromkeys(intent.reply, intent.line)
+        problems += hours_problems(intent.reply, front, intent.file, at, where, others=others)
+    for key, text in config.texts.model_dump().items():
+        if isinstance(text, dict):
+            lines = {k: line_of_key(config.path, f"texts.{key}.{k}") for k in text}
+            problems += hours_problems(
+                text, front, config.path, lines, f"texts.{key}", others=others
+            )
+    for schedule in schedules.values():
+        for section, texts in (
+            ("notice", schedule.notice),
+            ("handoff_notice", schedule.handoff_notice),
+        ):
+            lines = {k: line_of_key(schedule.file, f"{section}.{k}") for k in texts}
+            problems += hours_problems(
+                texts, schedule, schedule.file, lines, f"[{section}]", service_only=False
+            )
+    return problems
 
 
 def not_faq_examples(content: Content, config: Config) -> list[str]:

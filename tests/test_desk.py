@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from bot.assembly import build_pipeline
-from bot.content.config import Config
+from bot.content.config import Config, load_config
 from bot.domain.agent import Agent, Role
 from bot.domain.clock import FixedClock
 from bot.domain.messages import Action
@@ -267,6 +267,27 @@ def test_agent_assist_finds_the_question_before_the_request_for_a_human(harness:
     suggestions = desk.assist(alice, ticket_id)
     assert suggestions and suggestions[0].faq_id == "invoice"
     assert suggestions[0].answer.startswith("在“我的订单”中")
+
+
+def test_agent_assist_fills_the_hours_of_an_answer_as_the_bot_would(
+    shop: Path, encoder: MemoEncoder, tmp_path: Path
+) -> None:
+    """Issue 20, defect 11: an agent inserting an answer written with {hours} sends the
+    schedule's hours, not the placeholder."""
+    faq = shop / "faq" / "shop.yaml"
+    faq.write_text(
+        faq.read_text(encoding="utf-8").replace("周一至周五 9:00-18:00", "{hours}"),
+        encoding="utf-8",
+    )
+    harness = make_harness(load_config(shop / "config.toml"), encoder, tmp_path)
+    alice = _agent(harness, "alice")
+    desk = _desk(harness)
+    harness.say("人工客服工作时间")
+    ticket_id = _handoff(harness)
+    desk.claim_next(alice)
+    [hours] = [s for s in desk.assist(alice, ticket_id) if s.faq_id == "business-hours"]
+    assert hours.answer == "人工客服工作时间为周一至周五 9:00–18:00。"
+    harness.pipeline.store.close()
 
 
 def test_the_console_version_moves_with_every_change(harness: Harness) -> None:

@@ -15,13 +15,15 @@ from bot.assembly import build_pipeline, read_content
 from bot.cli.main import main
 from bot.content.config import Config, load_config
 from bot.domain.clock import FixedClock
-from bot.metrics.unanswered import unanswered_clusters
+from bot.metrics.unanswered import answers_outright, find_gaps, unanswered_clusters
 from bot.store.gap_reads import (
+    ASKED_PERSON,
     FELL_BACK,
     HANDED_OFF,
     NOT_HELPED,
     NOT_PICKED,
     Unanswered,
+    asks_for_person,
     is_reaction,
     unanswered,
 )
@@ -94,11 +96,13 @@ def test_reactions_are_short_negative_messages() -> None:
         "这个没用啊",
         "不对！",
         "答非所问",
-        "转人工",
         "Useless.",
         "not what I asked",
     ]:
         assert is_reaction(text), text
+    # asking for a person says nothing of the answer before it (issue 20, defect 7)
+    for text in ["转人工", "人工客服", "agent please", "I want a human"]:
+        assert asks_for_person(text) and not is_reaction(text), text
     for text in ["金额不对怎么办", "发票抬头写错了怎么改", "how do I become an agent of yours"]:
         assert not is_reaction(text), text
 
@@ -322,3 +326,103 @@ def test_writing_drafts_does_not_make_a_running_bot_relearn(shop: Path, harness:
     faq = shop / "faq" / "shop.yaml"
     faq.write_text(faq.read_text(encoding="utf-8") + "\n", encoding="utf-8")
     assert reload() is True and learnt == [1]
+
+
+#: what customers wrote that must not reach faq/ or a report as it was written (issue 20,
+#: defect 6): an ID number with a wrong checksum, an e-mail address, street addresses in
+#: Chinese and English, and a whole long message
+PERSONAL = {
+    "110105199003070021": "身份证号110105199003070021可以用来开发票吗",
+    "zhang.wei@example.com": "发票可以发到我的邮箱zhang.wei@example.com吗",
+    "建国路88号": "可以寄到朝阳区建国路88号阳光小区3栋2单元1501室吗",
+    "221 Baker Street": "Can you ship to 221 Baker Street, Apt 4 on a Sunday?",
+}
+LONG = "请问积分怎么用，" + "我想知道积分能不能抵扣运费，" * 140  # 1,968 characters
+
+
+@pytest.mark.slow
+def test_personal_data_and_long_messages_stay_out_of_drafts_and_the_report(
+    shop: Path, encoder: MemoEncoder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(shop)
+    harness = _harness(config, encoder)
+    for n, text in enumerate([*PERSONAL.values(), LONG]):
+        for who in ("a", "b"):  # two customers each, so every group is listed
+            harness.say(text, user=f"{who}{n}", when=f"2026-11-24 1{n}:0{int(who == 'b')}")
+    store = harness.pipeline.store
+    with store.engine.connect() as conn:
+        asked = unanswered(conn, at("2026-11-18 00:00"), at("2026-11-25 00:00"))
+    assert len(asked) == 2 * (len(PERSONAL) + 1)  # the bot answered none of them
+    argv = ["--config", str(shop / "config.toml"), "faq", "gaps", "--at", "2026-11-24"]
+    assert main([*argv, "--write", "--min-customers", "1"]) == 0
+    listed = capsys.readouterr().out
+    assert main(["--config", str(shop / "config.toml"), "report", "--week", "--at", "2026-11-26",
+                 "--out", str(tmp_path), "--lang", "en"]) == 0  # fmt: skip
+    drafts = (shop / "faq" / "drafts.yaml").read_text(encoding="utf-8")
+    report = (tmp_path / "week-2026-11-23.json").read_text(encoding="utf-8")
+    page = (tmp_path / "week-2026-11-23.html").read_text(encoding="utf-8")
+    for where, text in [("listing", listed), ("drafts", drafts), ("report", report)]:
+        for raw in PERSONAL:
+            assert raw not in text, (where, raw)
+        assert LONG[:400] not in text, where
+        # what was asked is still there, masked
+        assert "110***********0021" in text and "z***@example.com" in text, where
+        assert "[地址]" in text and "[address]" in text, where
+    for raw in PERSONAL:
+        assert raw not in page
+    questions = [q for e in yaml.safe_load(drafts) for q in e["questions"]]
+    assert max(len(q) for q in questions) <= 200 and any(q.endswith("…") for q in questions)
+    assert "我想知道积分能不能抵扣运费" in drafts  # the long message, shortened
+    harness.pipeline.store.close()
+
+
+@pytest.mark.slow
+def test_an_answered_question_followed_by_a_request_for_a_person_is_not_a_gap(
+    shop: Path, encoder: MemoEncoder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 20, defect 7: "转人工" after a right answer is no verdict on it. The question is
+    not listed as unanswered, is shown apart, and `--write` never drafts a question that the FAQ
+    already answers."""
+    config = _config(shop)
+    harness = _harness(config, encoder)
+    for n, who in enumerate(["s1", "s2", "s3"]):
+        harness.say("多久能发货", user=who, when=f"2026-11-24 10:0{n}")
+        harness.say("转人工", user=who, when=f"2026-11-24 10:0{n}")
+    harness.say("可以开电子发票吗", user="f1", when="2026-11-24 11:00")
+    harness.say("我要投诉你们", user="f1", when="2026-11-24 11:01")  # a handoff by intent
+    harness.say("可以礼品包装吗", user="g1", when="2026-11-24 12:00")
+    harness.say("有没有礼盒包装", user="g2", when="2026-11-24 12:05")
+    store, knowledge = harness.pipeline.store, harness.pipeline.knowledge
+    start, end = at("2026-11-18 00:00"), at("2026-11-25 00:00")
+    with store.engine.connect() as conn:
+        why = {u.text: u.why for u in unanswered(conn, start, end)}
+    assert why["多久能发货"] == ASKED_PERSON and why["可以开电子发票吗"] == ASKED_PERSON
+
+    found = find_gaps(store, knowledge, start, end)
+    assert all("多久能发货" not in c.questions for c in found.clusters)
+    assert next((c.label, c.customers, c.answered_with) for c in found.asked_person) == (
+        "多久能发货",
+        3,
+        ("shipping-time",),
+    )
+    assert unanswered_clusters(store, knowledge, start, end)[0].label != "多久能发货"
+
+    argv = ["--config", str(shop / "config.toml"), "faq", "gaps", "--at", "2026-11-24"]
+    assert main([*argv, "--write", "--min-customers", "1"]) == 0
+    out = capsys.readouterr().out
+    listed, apart = out.split("Answered, but the customer still asked for a person")
+    assert "多久能发货" not in listed and "1. 2 customer(s)" in listed
+    assert "3 customer(s) · 3 message(s) · 多久能发货" in apart
+    assert "answered with shipping-time" in apart
+    drafted = [
+        q
+        for e in yaml.safe_load((shop / "faq" / "drafts.yaml").read_text(encoding="utf-8"))
+        for q in e["questions"]
+    ]
+    assert "可以礼品包装吗" in drafted
+    faq = knowledge.faq
+    for question, matches in zip(
+        drafted, faq.search_many(drafted, faq.embed(drafted), k=3), strict=True
+    ):
+        assert not answers_outright(faq, matches), question
+    store.close()

@@ -293,3 +293,75 @@ def test_a_us_saturday_next_to_a_holiday_is_not_a_break(tmp_path: Path) -> None:
     )
     saturday = datetime(2026, 5, 23, 11, 0, tzinfo=ZoneInfo("America/New_York"))  # Memorial Day Mon
     assert s.is_open(saturday)
+
+
+# --- hours told to customers: {hours}, {next_open}, and hours written by hand (issue 20, defect 11)
+
+
+def test_hours_text_names_days_with_the_same_hours_together(tmp_path: Path) -> None:
+    s = _schedule(
+        tmp_path,
+        'timezone = "Asia/Shanghai"\n[weekly]\n'
+        + "".join(f'{d} = ["09:00-12:00", "13:30-18:00"]\n' for d in ("mon", "tue", "wed"))
+        + 'thu = ["10:00-19:00"]\nfri = ["10:00-19:00"]\nsun = ["22:00-02:00"]\n',
+    )
+    assert (
+        s.hours_text("zh")
+        == "周一至周三 9:00–12:00、13:30–18:00，周四至周五 10:00–19:00，周日 22:00–2:00"
+    )
+    assert (
+        s.hours_text("en") == "Mon–Wed 9:00–12:00, 13:30–18:00; Thu–Fri 10:00–19:00; Sun 22:00–2:00"
+    )
+    assert _default().hours_text("zh") == "周一至周五 9:00–18:00"
+    assert load_schedules(DEFAULT)["urgent"].hours_text("en") == "around the clock"
+
+
+def test_the_notice_fills_hours_and_next_open_from_the_schedule(tmp_path: Path) -> None:
+    (tmp_path / "s.toml").write_text(
+        'timezone = "Asia/Shanghai"\n[weekly]\n'
+        + "".join(f'{d} = ["10:00-19:00"]\n' for d in ("mon", "tue", "wed", "thu", "fri"))
+        + '[notice]\nzh = "人工客服时间：{hours}，下次上线：{next_open}"\n'
+        'en = "We work {hours}; back {next_open}"\n',
+        encoding="utf-8",
+    )
+    s = load_schedules(tmp_path)["s"]
+    saturday = at("2026-11-28 12:00")
+    assert (
+        s.notice_text("zh", saturday)
+        == "人工客服时间：周一至周五 10:00–19:00，下次上线：11月30日（周一）10:00"
+    )
+    assert s.notice_text("en", saturday) == "We work Mon–Fri 10:00–19:00; back Mon 30 Nov, 10:00"
+
+
+def test_a_greeting_for_a_holiday_the_calendar_never_has_is_a_warning(tmp_path: Path) -> None:
+    (tmp_path / "s.toml").write_text(
+        'timezone = "Asia/Shanghai"\nholidays = "CN"\n[weekly]\nmon = ["09:00-18:00"]\n'
+        '[greetings."国庆"]\nzh = "国庆节快乐！"\n'
+        '[greetings."圣诞节"]\nzh = "圣诞快乐！"\nen = "Merry Christmas!"\n'
+        '[notice]\nzh = "x"\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "plain.toml").write_text(
+        'timezone = "Europe/Berlin"\n[weekly]\nmon = ["09:00-18:00"]\n'
+        '[greetings."Weihnachten"]\nzh = "圣诞快乐！"\n[notice]\nzh = "x"\n',
+        encoding="utf-8",
+    )
+    schedules, problems = read_schedules(tmp_path)
+    assert set(schedules) == {"s", "plain"}  # a warning: the bot still runs
+    found = {(p.file.name, p.line, p.message, p.severity) for p in problems}
+    assert found == {
+        (
+            "s.toml",
+            7,
+            '[greetings."圣诞节"] is never sent: no holiday in the CN calendar is called that',
+            "warning",
+        ),
+        (
+            "plain.toml",
+            4,
+            '[greetings."Weihnachten"] is never sent: this schedule has no holiday calendar',
+            "warning",
+        ),
+    }
+    [christmas] = [p for p in problems if p.file.name == "s.toml"]
+    assert "国庆节" in christmas.fix and "春节" in christmas.fix

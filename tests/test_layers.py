@@ -88,7 +88,6 @@ ADAPTER_SEAMS = {
     "bot.store.channel_store": "the store as a channel sees it, by named calls",
     "bot.content.config": "the channel's own config section",
     "bot.content.problems": "errors that name config.toml's file and line",
-    "bot.pipeline.privacy": "masking secrets in what is logged",
     "bot.pipeline.intake": "cleaning a text for the terminal",
 }
 #: attributes that reach through a seam into the core's insides

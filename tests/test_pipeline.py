@@ -469,3 +469,35 @@ def test_a_greeting_naming_a_person_gets_the_greeting_not_the_faq_about_them(
     # the question about the manager is still answered
     ctx = harness.say("有问题可以问店长吗")
     assert ctx.decision is not None and ctx.decision.faq_id == "shop-manager", ctx.decision
+
+
+def test_hours_and_next_open_in_an_answer_follow_the_schedule(
+    shop: Path, encoder: MemoEncoder, tmp_path: Path
+) -> None:
+    """Issue 20, defect 11: an answer written with {hours} and {next_open} says the schedule's
+    hours and next opening, as of the bot's own clock, after the hours change."""
+    faq = shop / "faq" / "shop.yaml"
+    faq.write_text(
+        faq.read_text(encoding="utf-8")
+        .replace("人工客服工作时间为周一至周五 9:00-18:00。", "人工客服工作时间为{hours}，下次上线：{next_open}。")
+        .replace("Monday to Friday, 9:00-18:00 China time.", "{hours} China time (next opening {next_open})."),
+        encoding="utf-8",
+    )  # fmt: skip
+    schedule = shop / "schedules" / "default.toml"
+    schedule.write_text(
+        schedule.read_text(encoding="utf-8")
+        .replace('["09:00-18:00"]', '["10:00-19:00"]')
+        .replace("9:00-18:00内", "（{hours}）")
+        .replace("between 9:00 and 18:00", "({hours})"),
+        encoding="utf-8",
+    )
+    harness = make_harness(load_config(shop / "config.toml"), encoder, tmp_path)
+    harness.say("人工客服工作时间", when="2026-11-28 11:00")  # a Saturday
+    answer, notice = harness.replies
+    assert answer == "人工客服工作时间为周一至周五 10:00–19:00，下次上线：11月30日（周一）10:00。"
+    assert "（周一至周五 10:00–19:00）" in notice and "11月30日（周一）10:00" in notice
+    harness.say("What are your opening hours?", user="u2", when="2026-11-30 09:00")
+    assert harness.replies[0] == (
+        "Our agents work Mon–Fri 10:00–19:00 China time (next opening Mon 30 Nov, 10:00)."
+    )
+    harness.pipeline.store.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.pipeline.privacy import id_number_valid, luhn_valid, mask
+from bot.domain.privacy import MAX_SHARED, for_admins, id_number_valid, luhn_valid, mask
 from bot.understanding.language import detect
 
 
@@ -46,6 +46,38 @@ def test_personal_data_is_masked(text: str, masked: str) -> None:
 )
 def test_ordinary_text_and_order_numbers_stay_readable(text: str) -> None:
     assert mask(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        # an ID number with a wrong checksum is still one where admins keep texts
+        ("身份证号110105199003070021填错了", "身份证号110***********0021填错了"),
+        ("发到zhang.wei+shop@mail.example.com吗", "发到z***@mail.example.com吗"),
+        ("寄到朝阳区建国路88号阳光小区3栋2单元1501室吗", "寄到[地址]吗"),
+        ("我的地址在南京西路1266号", "我的地址在[地址]"),
+        ("送到 3栋2单元1501室", "送到 [地址]"),
+        ("我住在幸福里小区", "我住在[地址]"),
+        ("ship to 221B Baker Street, Apt 4 please", "ship to [address] please"),
+        ("手机13812345678", "手机138****5678"),  # and all that is masked everywhere
+        # what only looks like it stays
+        ("订单号 202611240001234567", "订单号 202611240001234567"),
+        ("我想知道12号能到吗", "我想知道12号能到吗"),
+        ("渠道5号上线", "渠道5号上线"),
+        ("it takes 3 more days way too long", "it takes 3 more days way too long"),
+        ("2 items in my cart", "2 items in my cart"),
+    ],
+)
+def test_what_admins_keep_is_masked_more(text: str, kept: str) -> None:
+    assert for_admins(text) == kept
+    assert for_admins(kept) == kept  # masking twice changes nothing
+
+
+def test_what_admins_keep_is_cut_and_transcripts_keep_what_agents_need() -> None:
+    long = "请问" + "积分能不能抵扣运费，" * 100
+    assert len(for_admins(long)) == MAX_SHARED and for_admins(long).endswith("…")
+    for text in ["身份证号110105199003070021", "zhang.wei@example.com", "建国路88号"]:
+        assert mask(text) == text
 
 
 def test_checksums() -> None:

@@ -12,7 +12,7 @@ from bot.assembly import check, load_knowledge
 from bot.cli.main import main
 from bot.content.config import load_config
 from bot.content.entries import read_faq
-from bot.content.problems import ProblemsError
+from bot.content.problems import Problem, ProblemsError
 from bot.understanding.encoders import MemoEncoder
 from bot.understanding.faq import calibration_evidence
 
@@ -45,7 +45,70 @@ def test_check_reports_every_faq_problem_at_once(
     )
     assert f"{extra}:9: `answer` is missing" in out
     assert "fix: add `answer:` with `zh:` and `en:` texts" in out
-    assert "3 problem(s) found." in out
+    # the fixture's invoice entry asks 怎么开发票 as well
+    assert (
+        f"{shop / 'faq' / 'shop.yaml'}:13: question '怎么开发票' is in two entries: invoice and "
+        f"no-answer ({extra}:10)" in out
+    )
+    assert "4 problem(s) found." in out
+
+
+EDITED_FAQ = """\
+- id: gift-wrap
+  questions:
+    - 能包装吗
+    - 可以礼品包装吗
+  answer:
+    zh: 可以。
+    en: Yes.
+  catgory: consult
+
+- id: gift-card
+  questions:
+    - 有礼品卡吗
+    - 可以礼品包装吗？
+  answer:
+    zh: 有。
+    fr: Oui.
+  category: gift
+
+- id: change-address
+  questions: 怎么改地址
+  answer: {zh: 在订单页修改。}
+"""
+
+
+def test_each_faq_problem_names_the_line_of_its_key(shop: Path) -> None:
+    """Issue 20, defect 11: the same question in two entries is an error; every problem names
+    the line of the key or item at fault, not the entry's `- id:`; `questions:` given a single
+    text says so instead of "missing"."""
+    path = shop / "faq" / "zz.yaml"
+    path.write_text(EDITED_FAQ, encoding="utf-8")
+    found = {(p.line, p.message, p.severity) for p in check(shop / "config.toml")}
+    assert found == {
+        (8, "unknown key `catgory` (a typo?)", "error"),
+        (
+            13,
+            f"question '可以礼品包装吗？' is in two entries: gift-card and gift-wrap ({path}:4)",
+            "error",
+        ),
+        (16, "`answer` has unknown language 'fr'", "error"),
+        (17, "`category: gift` is not allowed", "error"),
+        (20, "`questions` is a single text, not a list: '怎么改地址'", "error"),
+    }
+    [single] = [p for p in check(shop / "config.toml") if p.line == 20]
+    assert single.fix == "write each text on its own line under `questions:`, starting with `- `"
+
+
+def test_a_question_twice_in_one_entry_is_a_warning(shop: Path) -> None:
+    (shop / "faq" / "zz.yaml").write_text(
+        "- id: gift-wrap\n  questions:\n    - 能包装吗\n    - 能 包装吗?\n"
+        "  answer: {zh: 可以。, en: Yes.}\n",
+        encoding="utf-8",
+    )
+    [problem] = [p for p in check(shop / "config.toml") if p.file.name == "zz.yaml"]
+    assert (problem.line, problem.severity) == (4, "warning")
+    assert problem.message == "question '能 包装吗?' is listed twice in gift-wrap (also on line 3)"
 
 
 def test_duplicate_across_files_names_both(shop: Path) -> None:
@@ -83,8 +146,9 @@ def test_intent_problems(shop: Path) -> None:
         encoding="utf-8",
     )
     text = "\n".join(str(p) for p in check(shop / "config.toml"))
-    assert "more.yaml:1: handoff intent needs a known queue, got 'nowhere'" in text
-    assert "more.yaml:1: `priority: asap` is not allowed" in text
+    # each problem on the line of its key, not the entry's first line (issue 20, defect 11)
+    assert "more.yaml:4: handoff intent needs a known queue, got 'nowhere'" in text
+    assert "more.yaml:5: `priority: asap` is not allowed" in text
     assert "fix: use one of: urgent, high, normal, low" in text
 
 
@@ -152,8 +216,8 @@ def test_unquoted_yes_no_and_plain_string_entries(shop: Path) -> None:
         encoding="utf-8",
     )
     text = "\n".join(str(p) for p in check(shop / "config.toml"))
-    assert "yn.yaml:1: `questions` has True where a text was meant (an unquoted yes/no?)" in text
-    assert "yn.yaml:1: `answer.en` has False where a text was meant" in text
+    assert "yn.yaml:2: `questions` has True where a text was meant (an unquoted yes/no?)" in text
+    assert "yn.yaml:3: `answer.en` has False where a text was meant" in text
     assert 'fix: put the text in quotes, e.g. "yes" or "No"' in text
     assert "yn.yaml:4: an entry is not a mapping: 'just-a-string'" in text
 
@@ -303,3 +367,45 @@ def test_a_credential_in_a_shape_the_platform_never_issues_is_named(
     assert any("the token in $TELEGRAM_BOT_TOKEN is not a bot token" in m for m in found)
     assert any("the aes_key in $WECOM_AES_KEY is not an EncodingAESKey" in m for m in found)
     assert main(["--config", str(path), "run", "--port", "1"]) == 2  # refused, no traceback
+
+
+def _new_hours(shop: Path) -> None:
+    """The team's hours move to 10:00–19:00; the texts are not touched."""
+    path = shop / "schedules" / "default.toml"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace('["09:00-18:00"]', '["10:00-19:00"]'),
+        encoding="utf-8",
+    )
+
+
+def test_hours_written_in_an_answer_or_the_notice_that_the_schedule_lacks_are_warned_of(
+    shop: Path,
+) -> None:
+    """Issue 20, defect 11: after the hours change, an answer or the after-hours notice that
+    still says 9:00-18:00 is named with its file and line; `{hours}` there is not."""
+    faq, notice = shop / "faq" / "shop.yaml", shop / "schedules" / "default.toml"
+
+    def texts_problems() -> list[Problem]:
+        return [p for p in check(shop / "config.toml") if p.file in (faq, notice)]
+
+    assert texts_problems() == []  # the hours written agree with the schedule
+    _new_hours(shop)
+    problems = texts_problems()
+    found = {(p.file, p.line, p.message) for p in problems}
+    said = "which the default schedule does not have (Mon–Fri 10:00–19:00)"
+    assert found == {
+        (faq, 38, f"the answer of business-hours (zh) states the hours '9:00-18:00', {said}, nor any other queue's"),
+        (faq, 39, f"the answer of business-hours (en) states the hours '9:00-18:00', {said}, nor any other queue's"),
+        (notice, 58, f"[notice] (zh) states the hours '9:00-18:00', {said}"),
+        (notice, 59, f"[notice] (en) states the hours '9:00 and 18:00', {said}"),
+    }  # fmt: skip
+    assert all(p.severity == "warning" and "{hours}" in p.fix for p in problems)
+
+    for path, old, new in [
+        (faq, "周一至周五 9:00-18:00", "{hours}"),
+        (faq, "Monday to Friday, 9:00-18:00", "{hours}"),
+        (notice, "9:00-18:00内", "（{hours}）"),
+        (notice, "between 9:00 and 18:00", "({hours})"),
+    ]:
+        path.write_text(path.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
+    assert texts_problems() == []

@@ -25,7 +25,7 @@ from adapters.common.wechatpy_tokens import TokenStorage
 from bot.domain.clock import Clock
 from bot.domain.delivery import PermanentFailure, RetryAfter
 from bot.domain.messages import Outbound
-from bot.pipeline.privacy import redact_secrets
+from bot.domain.privacy import redact_secrets
 from bot.store.channel_store import ChannelKeys, ChannelStore
 
 log = logging.getLogger("adapters.wechat")

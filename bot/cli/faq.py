@@ -25,7 +25,7 @@ from bot.content.faq_writer import FaqEditError, add_questions
 from bot.content.problems import only_errors
 from bot.domain.clock import SystemClock
 from bot.store import phrasings
-from bot.store.gap_reads import FELL_BACK, HANDED_OFF, NOT_HELPED, NOT_PICKED
+from bot.store.gap_reads import ASKED_PERSON, FELL_BACK, HANDED_OFF, NOT_HELPED, NOT_PICKED
 from bot.store.phrasings import Candidate, normalised
 from bot.understanding.gaps import GapCluster
 
@@ -221,8 +221,8 @@ def gaps(
     date: to the end of that day; default: now); with `write`, merge them into faq/drafts.yaml.
     Returns the exit status."""
     from bot.assembly import content_encoder, load_knowledge
-    from bot.content.drafts import Draft, draft_id, question_key, write_drafts
-    from bot.content.entries import DRAFTS
+    from bot.content.drafts import Draft, draft_id, write_drafts
+    from bot.content.entries import DRAFTS, question_key
     from bot.content.problems import ProblemsError
     from bot.metrics.unanswered import find_gaps
     from bot.store.database import Store
@@ -268,6 +268,13 @@ def gaps(
             )
     if found.answered_now:
         print(f"{found.answered_now} question(s) the FAQ answers now were left out.")
+    if found.asked_person:
+        print(
+            "Answered, but the customer still asked for a person (not unanswered, never "
+            "drafted; worth a look if one answer keeps coming up):"
+        )
+        for group in found.asked_person[:limit]:
+            print(f"  - {_headline(group)} ({_why(group)})")
     if picked:
         print(
             f"{picked} question(s) were answered once the customer picked a suggestion: "
@@ -333,6 +340,7 @@ WHY_SAID = {
     HANDED_OFF: "handed off after repeated failure",
     NOT_PICKED: "offered suggestions, none picked",
     NOT_HELPED: "answered, then the customer said it did not help",
+    ASKED_PERSON: "answered, then the customer asked for a person",
 }
 
 

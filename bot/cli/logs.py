@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from bot.pipeline.privacy import safe_for_logs
+from bot.domain.privacy import safe_for_logs
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 

@@ -12,7 +12,6 @@ suggested again.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +21,9 @@ import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError as RuamelError
 
-from bot.content.entries import DRAFTS, unanswered_drafts
+from bot.content.entries import DRAFTS, question_key, unanswered_drafts
 from bot.content.faq_writer import FaqEditError, add_questions, replace_file, scalar
+from bot.domain.privacy import for_admins
 
 #: questions a draft holds at most (the ones customers asked most)
 MAX_QUESTIONS = 8
@@ -38,11 +38,6 @@ HEADER = f"""\
 """
 
 ANSWER_NOTE = "write zh: and en: below, then move this entry into a FAQ file"
-
-
-def question_key(text: str) -> str:
-    """What two askings of the same words share: case, spaces and punctuation ignored."""
-    return re.sub(r"[\s\W_]+", "", text.casefold()) or text.strip()
 
 
 def draft_id(label: str) -> str:
@@ -77,7 +72,10 @@ class Written:
 
 
 def write_drafts(path: Path, drafts: Sequence[Draft]) -> Written:
-    """Merge `drafts` into the drafts file at `path` (created with a header when missing)."""
+    """Merge `drafts` into the drafts file at `path` (created with a header when missing).
+    Customers' words are masked as admins may keep them (bot.domain.privacy.for_admins) on the
+    way in, whoever read them: this file is committed."""
+    drafts = [Draft(d.id, tuple(for_admins(q) for q in d.questions), d.note) for d in drafts]
     text = path.read_text(encoding="utf-8") if path.exists() else HEADER
     entries = _entries(text, path)
     owner: dict[str, str] = {}  # question key -> id of the entry holding it

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from bot.content.config import LANGUAGES
-from bot.content.problems import Problem, shown
-from bot.content.yamlsource import LINE_KEY, load_yaml
+from bot.content.problems import Problem, only_errors, shown
+from bot.content.yamlsource import LINE_KEY, MARKS, item_line, key_line, load_yaml
 from bot.domain.messages import Category, Priority
 
 ACTIONS = ("answer", "reply", "handoff")
@@ -38,6 +38,8 @@ class FaqEntry:
     category: Category
     file: Path
     line: int
+    #: the line of each language's answer (problems with the answer's words point there)
+    answer_lines: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,11 @@ class IntentSpec:
 
 #: the FAQ folder's file of questions for an admin to answer (`bot faq gaps --write`)
 DRAFTS = "drafts.yaml"
+
+
+def question_key(text: str) -> str:
+    """What two askings of the same words share: case, spaces and punctuation ignored."""
+    return re.sub(r"[\s\W_]+", "", text.casefold()) or text.strip()
 
 
 def yaml_files(folder: Path) -> list[Path]:
@@ -125,6 +132,7 @@ def read_faq(folder: Path, forbidden: Iterable[str] = ()) -> tuple[list[FaqEntry
     entries: list[FaqEntry] = []
     problems: list[Problem] = []
     first_seen: dict[str, tuple[Path, int]] = {}
+    asked: dict[str, tuple[str, Path, int]] = {}  # question key -> (entry id, file, line)
     files = faq_files(folder)
     if not files:
         problems.append(
@@ -143,16 +151,80 @@ def read_faq(folder: Path, forbidden: Iterable[str] = ()) -> tuple[list[FaqEntry
                 "give it `id: some-stable-name` (lowercase letters, digits, - and _)",
                 "ids must be unique across all FAQ files; rename one",
             )
-            questions = _texts(item.get("questions"), path, line, "questions", problems)
-            answer = _local(item.get("answer"), path, line, "answer", problems)
-            category = _enum(
-                Category, item.get("category", "consult"), path, line, "category", problems
-            )
-            _unknown_keys(item, {"id", "questions", "answer", "category"}, path, line, problems)
-            check_forbidden(answer, forbidden, path, line, problems)
-            if len(problems) == bad and entry_id and category:
-                entries.append(FaqEntry(entry_id, tuple(questions), answer, category, path, line))
+            questions = _texts(item, "questions", path, problems)
+            answer = _local(item, "answer", path, problems)
+            category = _enum(Category, item, "category", "consult", path, problems)
+            _unknown_keys(item, {"id", "questions", "answer", "category"}, path, problems)
+            check_forbidden(answer, forbidden, path, key_line(item, "answer"), problems)
+            _same_question_twice(item, entry_id, path, asked, problems)
+            if not only_errors(problems[bad:]) and entry_id and category:
+                entries.append(
+                    FaqEntry(
+                        entry_id,
+                        tuple(questions),
+                        answer,
+                        category,
+                        path,
+                        line,
+                        _lines_of(item, "answer", answer),
+                    )
+                )
     return entries, problems
+
+
+def _lines_of(item: dict[str, Any], key: str, texts: dict[str, str]) -> dict[str, int]:
+    """The line of each language's text under `key` (the key's own line for a plain text)."""
+    value = item.get(key)
+    return {
+        language: key_line(value, language) if isinstance(value, dict) else key_line(item, key)
+        for language in texts
+    }
+
+
+def _same_question_twice(
+    item: dict[str, Any],
+    entry_id: str | None,
+    path: Path,
+    asked: dict[str, tuple[str, Path, int]],
+    problems: list[Problem],
+) -> None:
+    """A question in two entries is an error: the bot cannot tell which one the customer
+    means, and the two answers compete for it. The same question twice in one entry is
+    harmless, and a warning."""
+    value = item.get("questions")
+    if not isinstance(value, list) or entry_id is None:
+        return
+    for index, question in enumerate(value):
+        if not isinstance(question, str) or not question.strip():
+            continue
+        line = item_line(value, index, key_line(item, "questions"))
+        key = question_key(question)
+        if key not in asked:
+            asked[key] = (entry_id, path, line)
+            continue
+        other, other_path, other_line = asked[key]
+        if other == entry_id:
+            problems.append(
+                Problem(
+                    path,
+                    line,
+                    f"question {question.strip()!r} is listed twice in {entry_id} "
+                    f"(also on line {other_line})",
+                    "remove one of the two",
+                    severity="warning",
+                )
+            )
+        else:
+            problems.append(
+                Problem(
+                    path,
+                    line,
+                    f"question {question.strip()!r} is in two entries: {entry_id} and {other} "
+                    f"({shown(other_path)}:{other_line})",
+                    "keep it in the entry whose answer fits it and remove it from the other "
+                    "(the bot cannot tell which one the customer means)",
+                )
+            )
 
 
 def read_intents(
@@ -181,14 +253,14 @@ def read_intents(
                 "give it `name: some_name` (lowercase letters, digits, - and _)",
                 "merge the examples into one intent",
             )
-            examples = _texts(item.get("examples"), path, line, "examples", problems)
+            examples = _texts(item, "examples", path, problems)
             action = item.get("action")
             if name == OUT_OF_SCOPE:
                 if action is not None:
                     problems.append(
                         Problem(
                             path,
-                            line,
+                            key_line(item, "action"),
                             "out_of_scope takes no action",
                             "remove `action:`; the bot falls back on these by itself",
                         )
@@ -197,7 +269,7 @@ def read_intents(
                 problems.append(
                     Problem(
                         path,
-                        line,
+                        key_line(item, "action"),
                         f"action {action!r} is not allowed",
                         f"use one of: {', '.join(ACTIONS)}",
                     )
@@ -207,38 +279,33 @@ def read_intents(
                 problems.append(
                     Problem(
                         path,
-                        line,
+                        key_line(item, "queue"),
                         f"handoff intent needs a known queue, got {queue!r}",
                         f"use one of the queues in config.toml: {', '.join(sorted(queue_names))}",
                     )
                 )
-            priority = _enum(
-                Priority, item.get("priority", "normal"), path, line, "priority", problems
-            )
-            category = _enum(
-                Category, item.get("category", "consult"), path, line, "category", problems
-            )
+            priority = _enum(Priority, item, "priority", "normal", path, problems)
+            category = _enum(Category, item, "category", "consult", path, problems)
             act = item.get("act")
             if act is not None and act not in ACT_NAMES:
                 problems.append(
                     Problem(
                         path,
-                        line,
+                        key_line(item, "act"),
                         f"act {act!r} is not known",
                         f"use one of: {', '.join(ACT_NAMES)}, or leave `act:` out",
                     )
                 )
             reply: dict[str, str] = {}
             if action in ("reply", "handoff") or "reply" in item:
-                reply = _local(item.get("reply"), path, line, "reply", problems)
+                reply = _local(item, "reply", path, problems)
             _unknown_keys(
                 item,
                 {"name", "examples", "action", "queue", "priority", "category", "reply", "act"},
                 path,
-                line,
                 problems,
             )
-            check_forbidden(reply, forbidden, path, line, problems)
+            check_forbidden(reply, forbidden, path, key_line(item, "reply"), problems)
             if len(problems) == bad and name and priority and category:
                 intents.append(
                     IntentSpec(
@@ -295,6 +362,7 @@ def _unique_name(
 ) -> str | None:
     """The entry's `id`/`name` if it is well-formed and not taken by an earlier entry."""
     value = item.get(key)
+    line = key_line(item, key)
     if not isinstance(value, str) or not _ID.match(value):
         problems.append(Problem(path, line, f"missing or invalid {key}: {value!r}", fix_invalid))
         return None
@@ -327,7 +395,19 @@ def _line_of_text(path: Path, text: str) -> int | None:
     return None
 
 
-def _texts(value: Any, path: Path, line: int, key: str, problems: list[Problem]) -> list[str]:
+def _texts(item: dict[str, Any], key: str, path: Path, problems: list[Problem]) -> list[str]:
+    value = item.get(key)
+    line = key_line(item, key)
+    if isinstance(value, str | int | float) and not isinstance(value, bool) and str(value).strip():
+        problems.append(
+            Problem(
+                path,
+                line,
+                f"`{key}` is a single text, not a list: {str(value).strip()!r}",
+                f"write each text on its own line under `{key}:`, starting with `- `",
+            )
+        )
+        return []
     if not isinstance(value, list) or not value:
         problems.append(
             Problem(
@@ -335,22 +415,24 @@ def _texts(value: Any, path: Path, line: int, key: str, problems: list[Problem])
             )
         )
         return []
-    unquoted = [v for v in value if isinstance(v, bool)]
-    problems.extend(_unquoted(path, line, key, v) for v in unquoted)
+    for index, v in enumerate(value):
+        where = item_line(value, index, line)
+        if isinstance(v, bool):
+            problems.append(_unquoted(path, where, key, v))
+        elif not isinstance(v, str | int | float) or not str(v).strip():
+            problems.append(
+                Problem(
+                    path,
+                    where,
+                    f"`{key}` has an empty or non-text item",
+                    "every item must be a line of text",
+                )
+            )
     texts = [
         str(v).strip()
         for v in value
         if isinstance(v, str | int | float) and not isinstance(v, bool)
     ]
-    if len(texts) + len(unquoted) != len(value) or not all(texts):
-        problems.append(
-            Problem(
-                path,
-                line,
-                f"`{key}` has an empty or non-text item",
-                "every item must be a line of text",
-            )
-        )
     return [t for t in texts if t]
 
 
@@ -364,7 +446,9 @@ def _unquoted(path: Path, line: int, key: str, value: bool) -> Problem:
     )
 
 
-def _local(value: Any, path: Path, line: int, key: str, problems: list[Problem]) -> dict[str, str]:
+def _local(item: dict[str, Any], key: str, path: Path, problems: list[Problem]) -> dict[str, str]:
+    value = item.get(key)
+    line = key_line(item, key)
     if isinstance(value, str) and value.strip():
         return {"zh": value.strip()}
     if not isinstance(value, dict) or not any(k in value for k in LANGUAGES):
@@ -374,7 +458,7 @@ def _local(value: Any, path: Path, line: int, key: str, problems: list[Problem])
         return {}
     for k, v in value.items():
         if k in LANGUAGES and isinstance(v, bool):
-            problems.append(_unquoted(path, line, f"{key}.{k}", v))
+            problems.append(_unquoted(path, key_line(value, k), f"{key}.{k}", v))
     texts = {
         k: str(v).strip()
         for k, v in value.items()
@@ -383,11 +467,11 @@ def _local(value: Any, path: Path, line: int, key: str, problems: list[Problem])
     if not texts:
         problems.append(Problem(path, line, f"`{key}` has no text", "write the zh and en texts"))
     for k in value:
-        if k != LINE_KEY and k not in LANGUAGES:
+        if k not in MARKS and k not in LANGUAGES:
             problems.append(
                 Problem(
                     path,
-                    line,
+                    key_line(value, k),
                     f"`{key}` has unknown language {k!r}",
                     f"use {' or '.join(LANGUAGES)}",
                 )
@@ -395,26 +479,34 @@ def _local(value: Any, path: Path, line: int, key: str, problems: list[Problem])
     return texts
 
 
-def _enum(kind: Any, value: Any, path: Path, line: int, key: str, problems: list[Problem]) -> Any:
+def _enum(
+    kind: Any, item: dict[str, Any], key: str, default: str, path: Path, problems: list[Problem]
+) -> Any:
+    value = item.get(key, default)
     try:
         return kind(value)
     except ValueError:
         allowed = ", ".join(member.value for member in kind)
         problems.append(
-            Problem(path, line, f"`{key}: {value}` is not allowed", f"use one of: {allowed}")
+            Problem(
+                path,
+                key_line(item, key),
+                f"`{key}: {value}` is not allowed",
+                f"use one of: {allowed}",
+            )
         )
         return None
 
 
 def _unknown_keys(
-    item: dict[str, Any], known: set[str], path: Path, line: int, problems: list[Problem]
+    item: dict[str, Any], known: set[str], path: Path, problems: list[Problem]
 ) -> None:
     for key in item:
-        if key != LINE_KEY and key not in known:
+        if key not in MARKS and key not in known:
             problems.append(
                 Problem(
                     path,
-                    line,
+                    key_line(item, key),
                     f"unknown key `{key}` (a typo?)",
                     f"known keys: {', '.join(sorted(known))}",
                 )

@@ -10,6 +10,17 @@ import yaml
 from bot.content.problems import Problem
 
 LINE_KEY = "__line__"
+#: each mapping's own keys and the line each is on, so a problem names the bad key's line
+KEY_LINES = "__key_lines__"
+#: what the loader adds to every mapping (skipped wherever keys are read)
+MARKS = (LINE_KEY, KEY_LINES)
+
+
+class LinedList(list[Any]):
+    """A YAML sequence that knows the line of each item (`lines`), e.g. a FAQ entry's questions,
+    so a problem with one question names its line."""
+
+    lines: list[int]
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -30,10 +41,31 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any,
         seen[key] = key_node.start_mark.line + 1
     mapping = loader.construct_mapping(node, deep=True)
     mapping[LINE_KEY] = node.start_mark.line + 1
+    mapping[KEY_LINES] = seen
     return mapping
 
 
+def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> LinedList:
+    items = LinedList(loader.construct_sequence(node, deep=True))
+    items.lines = [item.start_mark.line + 1 for item in node.value]
+    return items
+
+
+def key_line(mapping: dict[str, Any], key: str) -> int:
+    """The line of `key` in a mapping read by `load_yaml`; the mapping's first line when the
+    key is missing."""
+    lines = mapping.get(KEY_LINES) or {}
+    return int(lines.get(key) or mapping.get(LINE_KEY) or 0)
+
+
+def item_line(items: Any, index: int, default: int) -> int:
+    """The line of the `index`th item of a sequence read by `load_yaml` (`default` otherwise)."""
+    lines = getattr(items, "lines", None)
+    return lines[index] if lines and index < len(lines) else default
+
+
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
 def load_yaml(path: Path) -> tuple[Any, list[Problem]]:

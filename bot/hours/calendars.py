@@ -31,10 +31,17 @@ class HolidayCalendar:
     def __post_init__(self) -> None:
         country, _, subdiv = self.name.partition("-")
         self._country, self._subdiv = country.upper(), subdiv.upper() or None
+        self._first_year = date.today().year
         try:
-            self._load(date.today().year)
+            self._load(self._first_year)
         except NotImplementedError as exc:
             raise UnknownCalendar(str(exc)) from exc
+
+    def names(self) -> set[str]:
+        """The names of its holidays this year and next (a greeting's key is matched against
+        them: `bot check` warns of one that matches none)."""
+        years = (self._first_year, self._first_year + 1)
+        return {str(name) for year in years for name in self._load(year).values()}
 
     def _load(self, year: int) -> Any:
         if year not in self._years:

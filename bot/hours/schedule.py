@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.content.problems import Problem, ProblemsError, line_of_key
+from bot.content.problems import Problem, ProblemsError, line_of_key, only_errors
 from bot.hours.calendars import HolidayCalendar, UnknownCalendar
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -182,15 +182,56 @@ class Schedule:
         return f"{state} — {plan.reason}"
 
     def notice_text(self, language: str, at: datetime) -> str:
-        return _fill(self.notice, language, self.next_open(at))
+        return self.fill(_pick(self.notice, language), language, at)
 
     def handoff_text(self, language: str, at: datetime) -> str | None:
         """This queue's own words for a handoff while closed (e.g. an emergency number), if any."""
         return (
-            _fill(self.handoff_notice, language, self.next_open(at))
+            self.fill(_pick(self.handoff_notice, language), language, at)
             if self.handoff_notice
             else None
         )
+
+    def fill(self, text: str, language: str, at: datetime) -> str:
+        """A text for customers with its placeholders filled as of `at`: `{hours}` the working
+        hours (`hours_text`), `{next_open}` the next opening ("10月8日（周四）9:00"). FAQ
+        answers, notices and config texts use them, so that they follow the schedule."""
+        if HOURS in text:
+            text = text.replace(HOURS, self.hours_text(language))
+        if NEXT_OPEN in text:
+            opening = self.next_open(at)
+            text = text.replace(NEXT_OPEN, format_moment(opening, language) if opening else "")
+        return text
+
+    def hours_text(self, language: str) -> str:
+        """The usual week's hours as customers read them: "周一至周五 9:00–18:00" or
+        "Mon–Fri 9:00–18:00"; days with the same hours in a row are named together."""
+        zh = language != "en"
+        if all(
+            any(i.start == 0 and i.end >= 1440 for i in self.weekly.get(d, ())) for d in range(7)
+        ):
+            return "全天24小时" if zh else "around the clock"
+        runs: list[tuple[int, int, tuple[Interval, ...]]] = []
+        for day in range(7):
+            hours = self.weekly.get(day, ())
+            if runs and runs[-1][2] == hours and runs[-1][1] == day - 1:
+                runs[-1] = (runs[-1][0], day, hours)
+            elif hours:
+                runs.append((day, day, hours))
+        if not runs:
+            return "暂无人工服务时间" if zh else "no set hours"
+        parts = []
+        for first, last, hours in runs:
+            days = _day_name(first, zh)
+            if last > first:
+                days += ("至" if zh else "–") + _day_name(last, zh)
+            ranges = ("、" if zh else ", ").join(_customer_range(i) for i in hours)
+            parts.append(f"{days} {ranges}")
+        return ("，" if zh else "; ").join(parts)
+
+    def all_intervals(self) -> set[Interval]:
+        """Every range of hours it has, weekly or on a date: what a text may state."""
+        return {i for hours in (*self.weekly.values(), *self.dates.values()) for i in hours}
 
     def greeting(self, at: datetime, language: str) -> str | None:
         """The holiday greeting for the day, e.g. "国庆节快乐！" all through the National Day
@@ -228,9 +269,27 @@ class Schedule:
         return day.weekday() >= 5 and not self.calendar.is_adjusted_workday(day)
 
 
-def _fill(texts: dict[str, str], language: str, opening: datetime | None) -> str:
-    template = texts.get(language) or texts.get("zh", "")
-    return template.replace("{next_open}", format_moment(opening, language) if opening else "")
+#: placeholders a text for customers may hold (Schedule.fill)
+HOURS = "{hours}"
+NEXT_OPEN = "{next_open}"
+
+
+def _pick(texts: dict[str, str], language: str) -> str:
+    return texts.get(language) or texts.get("zh", "")
+
+
+def _day_name(day: int, zh: bool) -> str:
+    return f"周{_ZH_DAYS[day]}" if zh else _EN_DAYS[day]
+
+
+def _customer_range(interval: Interval) -> str:
+    """ "9:00–18:00", as people write hours (no leading zero); "22:00–2:00" past midnight."""
+
+    def clock(minutes: int) -> str:
+        return f"{minutes // 60}:{minutes % 60:02d}"
+
+    end = interval.end % 1440 if interval.end > 1440 else interval.end
+    return f"{clock(interval.start)}–{clock(end)}"
 
 
 def _hhmm(minutes: int) -> str:
@@ -253,8 +312,8 @@ def format_moment(moment: datetime, language: str) -> str:
 
 def load_schedules(folder: Path) -> dict[str, Schedule]:
     schedules, problems = read_schedules(folder)
-    if problems:
-        raise ProblemsError(problems)
+    if only_errors(problems):
+        raise ProblemsError(only_errors(problems))
     return schedules
 
 
@@ -344,6 +403,7 @@ def _read_schedule(path: Path, problems: list[Problem]) -> Schedule | None:
 
     dates = _dates(data.get("dates", {}), path, problems)
     greetings = _texts_by_key(data.get("greetings", {}), "greetings", path, problems)
+    problems += _unsent_greetings(greetings, calendar, path)
     notice = data.get("notice", {})
     if not isinstance(notice, dict) or "zh" not in notice:
         problem(
@@ -356,7 +416,7 @@ def _read_schedule(path: Path, problems: list[Problem]) -> Schedule | None:
     if not isinstance(handoff_notice, dict):
         problem("handoff_notice", "[handoff_notice] must be a table of texts", 'write zh = "…"')
         handoff_notice = {}
-    if len(problems) > before or zone is None:
+    if any(p.is_error for p in problems[before:]) or zone is None:
         return None
     return Schedule(
         path.stem,
@@ -496,6 +556,32 @@ def _texts_by_key(
             continue
         result[key] = {k: str(v) for k, v in texts.items()}
     return result
+
+
+def _unsent_greetings(
+    greetings: dict[str, dict[str, str]], calendar: HolidayCalendar | None, path: Path
+) -> list[Problem]:
+    """A warning for each greeting no holiday of the calendar is called: it is never sent."""
+    if not greetings:
+        return []
+    names = calendar.names() if calendar else set()
+    problems = []
+    for key in greetings:
+        if any(key in name for name in names):
+            continue
+        if calendar is None:
+            message = f'[greetings."{key}"] is never sent: this schedule has no holiday calendar'
+            fix = 'add holidays = "CN" (or your country\'s code), or remove the greeting'
+        else:
+            message = (
+                f'[greetings."{key}"] is never sent: no holiday in the {calendar.name} calendar '
+                "is called that"
+            )
+            fix = "use (part of) a holiday's name as the calendar writes it: " + ", ".join(
+                sorted(names)
+            )
+        problems.append(Problem(path, _line_of_quoted(path, key), message, fix, "warning"))
+    return problems
 
 
 def _line_of_quoted(path: Path, key: str) -> int | None:

@@ -22,6 +22,7 @@ from bot.content.config import Config, pick
 from bot.content.entries import forbidden_in
 from bot.domain.agent import Agent, Role
 from bot.domain.clock import Clock
+from bot.domain.privacy import mask
 from bot.domain.ticket import Ticket, TicketState
 from bot.humans.views import (
     AgentLoad,
@@ -35,7 +36,6 @@ from bot.humans.views import (
     TranscriptLine,
 )
 from bot.pipeline.knowledge import Knowledge
-from bot.pipeline.privacy import mask
 from bot.store import agents as agent_store
 from bot.store import conversations, outbox, ticket_reads
 from bot.store import tickets as ticket_store
@@ -201,6 +201,8 @@ class Desk:
         if not texts:
             return []
         knowledge = self.knowledge()
+        schedule = knowledge.schedules[self.config.front_schedule]
+        now = self.clock.now()
         best: dict[str, Suggestion] = {}
         for reading in knowledge.read(texts, k=limit):
             for match in reading.matches:
@@ -210,7 +212,7 @@ class Desk:
                     best[entry.id] = Suggestion(
                         entry.id,
                         question_in(entry, language),
-                        pick(entry.answer, language),
+                        schedule.fill(pick(entry.answer, language), language, now),
                         round(match.score, 3),
                     )
         floor = knowledge.faq.thresholds.suggest * 0.8

@@ -21,8 +21,8 @@ from typing import TypeVar
 
 from bot.domain.clock import Clock
 from bot.domain.delivery import PermanentFailure, RetryAfter, Sender, UnsentOutbound
+from bot.domain.privacy import safe_for_logs
 from bot.pipeline.batching import MicroBatcher
-from bot.pipeline.privacy import safe_for_logs
 from bot.store import conversations, outbox
 from bot.store.database import Store
 from bot.telemetry.instruments import DISPATCH_FAILURES, DISPATCH_RETRIES, MESSAGES_OUT

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from bot.content.entries import faq_files, yaml_files
-from bot.content.problems import ProblemsError
+from bot.content.problems import ProblemsError, only_errors, only_warnings
 from bot.hours.schedule import read_schedules
 from bot.pipeline.knowledge import Knowledge
 from bot.pipeline.runner import Pipeline
@@ -46,8 +46,10 @@ class ScheduleReloader:
         self._seen = stamp
         schedules, problems = read_schedules(self.folder)
         missing = {q.schedule for q in self.pipeline.config.queues.values()} - set(schedules)
-        if problems or missing:
-            for problem in problems:
+        for warning in only_warnings(problems):
+            log.warning("schedule: %s", warning)
+        if only_errors(problems) or missing:
+            for problem in only_errors(problems):
                 log.error("schedule edit not applied, keeping the old schedules: %s", problem)
             for name in sorted(missing):
                 log.error(

@@ -8,7 +8,7 @@ both.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -37,6 +37,9 @@ class Gaps:
     questions: int
     #: questions that had no answer then and that the FAQ as it is now answers
     answered_now: int
+    #: questions answered after which the customer still asked for a person, grouped: not
+    #: unanswered, never drafted; shown apart (gap_reads.ASKED_PERSON)
+    asked_person: list[GapCluster] = field(default_factory=list)
 
 
 def unanswered_clusters(
@@ -57,12 +60,19 @@ def find_gaps(
 ) -> Gaps:
     """All the groups, biggest first. With `skip_answered_now` (`bot faq gaps`: what is left to
     do), a question the FAQ would answer outright today is left out: the admin has covered it
-    since. A question that was answered and did not help stays, whatever the FAQ says now."""
+    since. A question that was answered and did not help stays, whatever the FAQ says now.
+    Questions answered after which the customer asked for a person are grouped apart
+    (`Gaps.asked_person`): asking for a person says nothing against the answer."""
     with store.engine.connect() as conn:
-        asked = gap_reads.unanswered(conn, start, end)
-    if not asked:
-        return Gaps([], 0, 0)
+        read = gap_reads.unanswered(conn, start, end)
     faq = knowledge.faq
+    person = [q for q in read if q.why == gap_reads.ASKED_PERSON]
+    asked = [q for q in read if q.why != gap_reads.ASKED_PERSON]
+    asked_person = (
+        cluster(person, np.asarray(faq.embed([q.text for q in person]))) if person else []
+    )
+    if not asked:
+        return Gaps([], 0, 0, asked_person)
     texts = [q.text for q in asked]
     vectors = np.asarray(faq.embed(texts))
     answered_now = 0
@@ -71,14 +81,14 @@ def find_gaps(
         keep = [
             n
             for n, (question, found) in enumerate(zip(asked, matches, strict=True))
-            if question.why == gap_reads.NOT_HELPED or not _answers_outright(faq, found)
+            if question.why == gap_reads.NOT_HELPED or not answers_outright(faq, found)
         ]
         answered_now = len(asked) - len(keep)
         asked, vectors = [asked[n] for n in keep], vectors[keep]
-    return Gaps(cluster(asked, vectors), len(asked), answered_now)
+    return Gaps(cluster(asked, vectors), len(asked), answered_now, asked_person)
 
 
-def _answers_outright(faq: FaqIndex, found: Sequence[FaqMatch]) -> bool:
+def answers_outright(faq: FaqIndex, found: Sequence[FaqMatch]) -> bool:
     """Would the bot answer this now without a "did you mean…?" (the test of the `faq_answer`
     rule, bot/pipeline/rules.py): its best match at the answer threshold and clearly ahead of
     its neighbours."""

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from bot.content.config import Config
+from bot.domain.privacy import for_admins
 from bot.hours.schedule import Schedule
 from bot.metrics.arithmetic import change, within
 from bot.metrics.definitions import DEFINITIONS
@@ -117,7 +118,8 @@ def week_report(
 ) -> dict[str, Any]:
     """The week's report as plain numbers. `clusters` replaces the unanswered questions'
     grouping with one made elsewhere (`bot faq gaps`: the encoder's near-duplicates); without
-    it, identical texts are grouped together."""
+    it, identical texts are grouped together. The questions' texts are masked as admins may
+    keep them (bot.domain.privacy.for_admins), whoever grouped them."""
     settings = settings_for(config, schedules, now)
     facts = load(conn, week, settings.reopen_window)
     before = week.before()
@@ -127,7 +129,7 @@ def week_report(
     channels = sorted({m.channel for m in facts.messages} | {t.channel for t in facts.tickets})
     agents = sorted({t.agent_id for t in facts.tickets if t.agent_id is not None})
     if clusters is None:
-        clusters = group_identical([m.text for m in unanswered(facts.messages, week)])
+        clusters = group_identical([for_admins(m.text) for m in unanswered(facts.messages, week)])
     wall, business = human_first_responses(facts.tickets, week, settings)
     titles = faq_titles or {}
     return {
@@ -172,7 +174,11 @@ def week_report(
             for faq_id, n in top_faq(facts.messages, week)
         ],
         "unanswered": [
-            {"label": label, "count": count, "examples": list(examples)}
+            {
+                "label": for_admins(label),
+                "count": count,
+                "examples": [for_admins(example) for example in examples],
+            }
             for label, count, examples in clusters
         ],
         "breaches": [

@@ -26,11 +26,11 @@ from bot.content.config import Config, pick
 from bot.domain.clock import Clock
 from bot.domain.delivery import DeliveredVia
 from bot.domain.messages import Action, Decision, Inbound, Outbound
+from bot.domain.privacy import mask
 from bot.pipeline import followup, steps
 from bot.pipeline.context import Context
 from bot.pipeline.intake import clean, details
 from bot.pipeline.knowledge import Knowledge, Reading
-from bot.pipeline.privacy import mask
 from bot.store import conversations, deliveries, outbox
 from bot.store.batch import Arrival, DecisionBatch
 from bot.store.database import Store

@@ -276,7 +276,7 @@ def compose(ctx: Context, config: Config) -> None:
             if ctx.thin_answer
             else ""
         )
-        replies.append(Reply(about + pick(entry.answer, lang)))
+        replies.append(Reply(about + ctx.schedule.fill(pick(entry.answer, lang), lang, ctx.now)))
     elif decision.action == Action.REPLY and ctx.inbound.kind == Kind.EVENT:
         replies.append(Reply(pick(texts_cfg.welcome, lang)))
     elif decision.action == Action.REPLY and ctx.guess and ctx.guess.intent:
@@ -462,9 +462,10 @@ def _closed_handoff_text(schedule: Schedule, config: Config, lang: str, now: dat
     """When a human will pick this up: the schedule's own words for the occasion (a holiday's
     handoff text), else texts.handoff_closed with the real next opening."""
     opening = schedule.next_open(now)
-    return schedule.handoff_text(lang, now) or pick(config.texts.handoff_closed, lang).replace(
+    said = pick(config.texts.handoff_closed, lang).replace(
         "{next_open}", format_moment(opening, lang) if opening else "–"
     )
+    return schedule.handoff_text(lang, now) or schedule.fill(said, lang, now)
 
 
 def _queue_text(config: Config, lang: str, ahead: int, minutes: float | None) -> str:

@@ -1,7 +1,7 @@
 """The database: one engine, its transactions and the locks that make several workers safe.
 
 SQLAlchemy Core over SQLite (the embedded default) or PostgreSQL (to scale out). Only masked text
-is stored (see bot.pipeline.privacy). The queries live in one module per aggregate
+is stored (see bot.domain.privacy). The queries live in one module per aggregate
 (deliveries, conversations, decisions, tickets, outbox, leases); `Store` owns the engine, closes
 it (`close()`, or use it as a context manager), and has a few read-only views that tests use to
 look at what was stored (the console reads through `bot.humans.desk`, the jobs through the query

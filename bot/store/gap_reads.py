@@ -9,9 +9,16 @@ A customer's text counts as unanswered when
   suggestion's title is not an answer: until one is picked the customer has been told nothing),
   or
 - the bot answered it and the customer's next message in the same conversation said it did not
-  help: a short negative reaction ("没用", "不对", "答非所问", "not what I asked" …; REACTIONS) or
-  asking for a person or complaining (a handoff by intent, not an urgent one). The question
-  counts, not the reaction; a reaction that itself fell back is not a question.
+  help: a short negative reaction ("没用", "不对", "答非所问", "not what I asked" …; REACTIONS).
+  The question counts, not the reaction; a reaction that itself fell back is not a question.
+
+An answered question whose customer then asked for a person ("转人工", or a handoff by intent
+that is not urgent) is not unanswered: many customers ask for a person after a right answer.
+It is read too (ASKED_PERSON), for `bot faq gaps` to show apart, as "answered, but the customer
+still asked for a person"; it is never drafted as a new entry.
+
+The texts are read as admins may keep them (bot.domain.privacy.for_admins): they end up in
+faq/drafts.yaml, which admins commit, and in the weekly report.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bot.domain.messages import Action, Kind
+from bot.domain.privacy import for_admins
 from bot.store.schema import decisions, messages
 
 #: why a question counts (Unanswered.why)
@@ -33,6 +41,8 @@ FELL_BACK = "fell_back"
 HANDED_OFF = "handed_off"
 NOT_PICKED = "not_picked"
 NOT_HELPED = "not_helped"
+#: answered, and the customer then asked for a person: not unanswered, a signal shown apart
+ASKED_PERSON = "asked_person"
 
 #: the reason bot/pipeline/rules.py records when "not understood" too often hands off
 REPEATED_FAILURE = "repeated failure"
@@ -55,8 +65,6 @@ REACTIONS = (
     "都不是",
     "没帮助",
     "看不懂",
-    "转人工",
-    "人工",
     "useless",
     "not helpful",
     "didn't help",
@@ -64,9 +72,10 @@ REACTIONS = (
     "not what i asked",
     "wrong answer",
     "none of these",
-    "agent",
-    "human",
 )
+#: what customers say to ask for a person, matched like REACTIONS: after a right answer as
+#: often as after a wrong one, so not a verdict on the answer
+PERSON_REQUESTS = ("转人工", "人工", "真人", "客服", "agent", "human", "a person", "real person")
 #: characters a reaction may carry besides its phrase (Chinese; twice that for English)
 REACTION_SLACK = 4
 #: a reaction a little after the period's end still judges an answer given in it
@@ -81,7 +90,7 @@ class Unanswered:
     conversation_id: int
     #: "channel:user id": customers are counted by this
     customer: str
-    #: as stored: masked
+    #: masked for admins (bot.domain.privacy.for_admins), at most MAX_SHARED characters
     text: str
     at: datetime
     why: str
@@ -93,21 +102,41 @@ def _squeezed(text: str) -> str:
     return re.sub(r"[\s\W_]+", "", text.casefold())
 
 
-_REACTION_KEYS = tuple((_squeezed(r), r.isascii()) for r in REACTIONS)
+def _keys(phrases: tuple[str, ...]) -> tuple[tuple[str, bool], ...]:
+    return tuple((_squeezed(p), p.isascii()) for p in phrases)
+
+
+_REACTION_KEYS = _keys(REACTIONS)
+_PERSON_KEYS = _keys(PERSON_REQUESTS)
+
+
+def _short_saying(text: str, keys: tuple[tuple[str, bool], ...]) -> bool:
+    said = _squeezed(text)
+    return bool(said) and any(
+        phrase in said and len(said) <= len(phrase) + REACTION_SLACK * (2 if ascii_ else 1)
+        for phrase, ascii_ in keys
+    )
 
 
 def is_reaction(text: str) -> bool:
     """A short message saying the last answer did not help ("没用", "这个不对吧", "useless")."""
-    said = _squeezed(text)
-    return bool(said) and any(
-        phrase in said and len(said) <= len(phrase) + REACTION_SLACK * (2 if ascii_ else 1)
-        for phrase, ascii_ in _REACTION_KEYS
-    )
+    return _short_saying(text, _REACTION_KEYS)
+
+
+def asks_for_person(text: str) -> bool:
+    """A short message asking for a person ("转人工", "人工客服", "agent please")."""
+    return _short_saying(text, _PERSON_KEYS)
 
 
 def is_question(text: str) -> bool:
-    """Worth showing an admin: some letters or characters, not a bare number or a reaction."""
-    return len(text.strip()) >= 2 and any(ch.isalpha() for ch in text) and not is_reaction(text)
+    """Worth showing an admin: some letters or characters, not a bare number, a reaction or a
+    request for a person."""
+    return (
+        len(text.strip()) >= 2
+        and any(ch.isalpha() for ch in text)
+        and not is_reaction(text)
+        and not asks_for_person(text)
+    )
 
 
 def unanswered(conn: Connection, start: datetime, end: datetime) -> list[Unanswered]:
@@ -160,8 +189,8 @@ def _judged(row: Any, following: Any, offered: Any) -> Unanswered | None:
         why = HANDED_OFF
     elif row.action == Action.SUGGEST and not _picked(following):
         why = NOT_PICKED
-    elif row.action == Action.ANSWER and _not_helped(following):
-        why, faq_id = NOT_HELPED, row.faq_id
+    elif row.action == Action.ANSWER and (verdict := _after_answer(following)) is not None:
+        why, faq_id = verdict, row.faq_id
         if _picked(row) and offered is not None:
             asked = offered  # the question is the one the suggestions were offered for
     else:
@@ -172,7 +201,7 @@ def _judged(row: Any, following: Any, offered: Any) -> Unanswered | None:
         message_id=asked.id,
         conversation_id=asked.conversation_id,
         customer=f"{asked.channel}:{asked.user_id}",
-        text=asked.text,
+        text=for_admins(asked.text),
         at=asked.at,
         why=why,
         faq_id=faq_id,
@@ -191,15 +220,20 @@ def _picked(row: Any) -> bool:
     )
 
 
-def _not_helped(following: Any) -> bool:
-    """Did the customer's next message say the answer before it did not help?"""
+def _after_answer(following: Any) -> str | None:
+    """What the customer's next message says of the answer before it: NOT_HELPED (it did not
+    help), ASKED_PERSON (they asked for a person; no verdict on the answer), or None."""
     if following is None:
-        return False
+        return None
     if is_reaction(following.text):
-        return True
+        return NOT_HELPED
+    if asks_for_person(following.text):
+        return ASKED_PERSON
     reasons = _reasons(following)
-    return (
+    if (
         following.action == Action.HANDOFF
         and following.intent is not None
         and not any(r.startswith((URGENT_SIGNAL, REPEATED_FAILURE)) for r in reasons)
-    )
+    ):
+        return ASKED_PERSON
+    return None

@@ -32,7 +32,7 @@ from typing import Protocol
 import numpy as np
 
 from bot.content.drafts import MAX_QUESTIONS as DRAFT_QUESTIONS
-from bot.content.drafts import question_key
+from bot.content.entries import question_key
 
 #: cosine at or above which two texts are one question asked twice
 NEAR_DUPLICATE = 0.85

@@ -4,6 +4,13 @@ Covers mainland resident ID numbers (18 digits, checksum verified), bank cards (
 Luhn verified, or any long digit run right after a card keyword), phone numbers (mainland
 mobiles and +country numbers) and passwords written after a password keyword. Order numbers and
 other long digit runs that fail these checks stay readable for agents.
+
+What admins keep in files (`bot faq gaps`, faq/drafts.yaml, the weekly report) goes through
+`for_admins`, which masks more: there an order number is of no use, so an 18-character number
+shaped like an ID number (a plausible birth date in it) is masked whatever its checksum, and
+e-mail addresses and street addresses are masked too; and a customer's text is cut at
+MAX_SHARED characters. Transcripts keep these readable: an agent needs the order number and the
+delivery address to help.
 """
 
 from __future__ import annotations
@@ -86,6 +93,65 @@ def mask(text: str) -> str:
     text = _MOBILE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
     text = _INTL_PHONE.sub(lambda m: "+" + re.sub(r"\d(?=[\d -]{4,}$)", "*", m.group(1)), text)
     return text
+
+
+#: the longest customer text copied into what admins keep (as a phrasing's MAX_QUESTION)
+MAX_SHARED = 200
+
+_ID_SHAPED = re.compile(r"(?<![\dA-Za-z*])(\d{6}\s?\d{4}\s?\d{4}\s?\d{3}[\dXx])(?![\dA-Za-z])")
+_EMAIL = re.compile(
+    r"(?<![A-Za-z0-9._%+-])([A-Za-z0-9])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)"
+)
+_HAN = "\u3400-\u9fff"
+# a place name before 路/街/道…: a few characters that are not the words around an address
+# ("我家地址是…", "寄到…"); `知道`, `渠道` and the like are words, not roads
+_PLACE = (
+    rf"(?:(?![是在的住到寄往址我])[{_HAN}A-Za-z0-9]){{0,8}}?"
+    rf"(?![是在的住到寄往址我知难味频渠通报管轨跑车])[{_HAN}]"
+)
+_ROAD = rf"{_PLACE}(?:大道|大街|路|街|道|巷|弄|胡同|里)\s*\d+(?:-\d+)?\s*[号號](?:院|楼)?"
+_ESTATE = rf"{_PLACE}(?:小区|花园|公寓|大厦|家园|新村|社区)"
+_UNIT = r"\d+[A-Za-z]?\s*(?:栋|幢|号楼|座|单元|室|层|户)"
+_CN_ADDRESS = re.compile(
+    rf"(?:(?:{_ROAD}|{_ESTATE})(?:\s*(?:[{_HAN}A-Za-z]{{0,8}}?\s*{_UNIT}|{_ESTATE}))*"
+    rf"|{_UNIT}(?:\s*{_UNIT})+)"
+)
+_STREET_WORDS = (
+    "street|st|road|rd|avenue|ave|boulevard|blvd|lane|ln|drive|court|ct|terrace|crescent|"
+    "close|place|square|highway|hwy"
+)
+_EN_ADDRESS = re.compile(
+    r"\b\d{1,5}[A-Za-z]?,?\s+(?:[A-Za-z][A-Za-z'.-]*\s+){1,3}"
+    rf"(?:{_STREET_WORDS})\b\.?"
+    r"(?:,?\s*(?:apt|apartment|unit|suite|flat|#)\.?\s*#?[\w-]+)?",
+    re.I,
+)
+
+
+def _mask_id_shaped(match: re.Match[str]) -> str:
+    number = re.sub(r"\s", "", match.group(1))
+    year, month, day = int(number[6:10]), int(number[10:12]), int(number[12:14])
+    if not (1900 <= year <= 2099 and 1 <= month <= 12 and 1 <= day <= 31):
+        return match.group(1)  # not a birth date: an order or tracking number
+    return number[:3] + "*" * 11 + number[-4:]
+
+
+def mask_addresses(text: str) -> str:
+    """Street addresses replaced by [地址] / [address]: a road and its number (建国路88号), a
+    housing estate (阳光小区), building, unit and room (3栋2单元1501室), "221B Baker Street"."""
+    text = _CN_ADDRESS.sub("[地址]", text)
+    return _EN_ADDRESS.sub("[address]", text)
+
+
+def for_admins(text: str) -> str:
+    """A customer's text as admins may keep it in files they commit (faq/drafts.yaml) and in
+    reports: masked like stored text, and more (see the module's docstring), at most
+    MAX_SHARED characters."""
+    text = mask(text)
+    text = _ID_SHAPED.sub(_mask_id_shaped, text)
+    text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
+    text = mask_addresses(text)
+    return text if len(text) <= MAX_SHARED else text[: MAX_SHARED - 1] + "…"
 
 
 #: credentials that HTTP clients put in URLs (WeChat's `secret`, WeCom's `corpsecret`, every
