@@ -159,6 +159,8 @@ class ActsConfig(_Section):
 
 class QueueConfig(_Section):
     schedule: str
+    #: what agents see in the console, per language (missing: the queue's key)
+    name: dict[Language, str] = {}
     first_response_seconds: int = Field(120, ge=10)
     transfer_minutes: int = Field(30, ge=1)
 
@@ -636,6 +638,11 @@ class Config(_Section):
                 "(breached tickets then stay in their queue)"
             )
         return self
+
+    def queue_name(self, queue: str, language: str) -> str:
+        """A queue as agents read it: its configured name in the language, else its key."""
+        section = self.queues.get(queue)
+        return pick(section.name, language) if section and section.name else queue
 
     @property
     def front_schedule(self) -> str:
