@@ -20,6 +20,8 @@ log = logging.getLogger("bot.web.console")
 
 #: route names anyone may reach without logging in
 PUBLIC = frozenset({"login", "login_post", "language", "static"})
+#: files every page (the login page too) loads: no session, no agent
+ASSETS = frozenset({"static", "brand_css", "brand_logo"})
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -45,7 +47,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     console = console_of(request)
     assert console.sessions is not None, "the console starts with the application"
     route = request.match_info.route.name
-    if route == "static":
+    if route in ASSETS:
         return await handler(request)
     session = console.sessions.load(request)
     request[SESSION] = session

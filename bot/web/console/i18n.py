@@ -26,7 +26,6 @@ MESSAGES: dict[str, dict[str, str]] = {
     "report_csat": {"zh": "满意度", "en": "CSAT"},
     "report_nps": {"zh": "NPS", "en": "NPS"},
     "console": {"zh": "客服工作台", "en": "Agent console"},
-    "brand": {"zh": "青木客服", "en": "Qingmu support"},
     "queues": {"zh": "队列", "en": "Queues"},
     "supervisor": {"zh": "主管视图", "en": "Supervisor"},
     "logout": {"zh": "退出", "en": "Log out"},

@@ -10,6 +10,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from bot.content.config import pick
 from bot.domain.agent import Role
 from bot.web.console.i18n import preferred, translate
 from bot.web.console.parts import AGENT, SESSION, console_of
@@ -105,6 +106,8 @@ def page_context(request: web.Request) -> dict[str, Any]:
 
     return {
         "t": t,
+        "brand_name": pick(console.config.brand.name, language),
+        "brand_logo": bool(console.config.brand.logo),
         "queue_name": queue_name,
         "shown": shown,
         "until": until,
