@@ -4,6 +4,7 @@ and the failure count kept exact when several workers receive guesses at once.""
 from __future__ import annotations
 
 import io
+import subprocess
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from bot.store import agents
 from bot.store.database import Store
 from bot.store.schema import agents as agents_table
 from bot.web.auth import LoginRefused, authenticate, hash_password
+from tests.support.service import bot_command
 
 PASSWORD = "correct horse battery"
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -56,6 +58,72 @@ def test_bot_agents_adds_lists_changes_and_disables(
     assert _agents(shop, monkeypatch, "enable", "wang") == 0
     assert authenticate(store, "wang", PASSWORD, NOW).login == "wang"
     store.close()
+
+
+def test_bot_agents_queues_shows_unless_told_and_all_is_explicit(
+    shop: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 20, defect 5: `bot agents queues li` without --queues gave li every queue."""
+    add = ["add", "li", "--queues", "general,after_sales", "--password-stdin"]
+    assert _agents(shop, monkeypatch, *add, stdin=PASSWORD + "\n") == 0
+    capsys.readouterr()
+
+    def works() -> tuple[str, ...]:
+        store = Store(load_config(shop / "config.toml").storage_url)
+        with store.engine.connect() as conn:
+            found = agents.by_login(conn, "li")
+        store.close()
+        assert found is not None
+        return found[0].queues
+
+    assert _agents(shop, monkeypatch, "queues", "li") == 0
+    assert "li: works general, after_sales" in capsys.readouterr().out
+    assert works() == ("general", "after_sales")
+
+    assert _agents(shop, monkeypatch, "queues", "li", "--queues", "tech,nowhere") == 2
+    refused = capsys.readouterr().err
+    assert "'nowhere'" in refused and "general, complaints, after_sales, tech, urgent" in refused
+    assert _agents(shop, monkeypatch, "queues", "li", "--queues", "") == 2
+    assert "`all`" in capsys.readouterr().err
+    assert works() == ("general", "after_sales")
+
+    assert _agents(shop, monkeypatch, "queues", "li", "--queues", "all") == 0
+    assert "li: works every queue" in capsys.readouterr().out
+    assert works() == ()
+    assert _agents(shop, monkeypatch, "queues", "nobody") == 2
+
+
+def test_a_password_with_no_terminal_is_refused_in_one_line(shop: Path) -> None:
+    """Issue 20, defect 5: `bot agents add x </dev/null` ended in an EOFError traceback."""
+    for args, stdin in [
+        (["add", "x"], subprocess.DEVNULL),  # no terminal, nothing on stdin
+        (["add", "x", "--password-stdin"], subprocess.DEVNULL),
+        (["passwd", "x"], subprocess.DEVNULL),
+    ]:
+        result = subprocess.run(
+            [bot_command(), "agents", *args],
+            cwd=shop,
+            stdin=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            start_new_session=True,  # no controlling terminal, as under cron or CI
+        )
+        assert result.returncode == 1, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert "--password-stdin" in result.stderr
+    result = subprocess.run(
+        [bot_command(), "agents", "add", "x", "--password-stdin"],
+        cwd=shop,
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        start_new_session=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "x: added as agent" in result.stdout
 
 
 def test_repeated_wrong_passwords_lock_the_agent_out_for_a_while(tmp_path: Path) -> None:

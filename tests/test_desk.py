@@ -93,7 +93,7 @@ def test_an_agent_claims_replies_and_resolves_and_the_customer_rates(harness: Ha
     assert ("customer", "我的订单号是 12345") in authors
     assert ("agent", "您好，我是客服 Alice，订单明天发货。") in authors
     assert any(line.author == "bot" for line in view.transcript)
-    assert any(line.decision and "handoff" in line.decision for line in view.transcript)
+    assert any(line.action == "handoff" and line.decision for line in view.transcript)
 
     harness.say("好的")  # the customer answers: the agent's move again
     assert desk.ticket(alice, ticket_id).ticket.status == TicketState.ASSIGNED

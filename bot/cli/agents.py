@@ -5,6 +5,7 @@ command line, where other users could see them in the process list."""
 from __future__ import annotations
 
 import getpass
+import os
 import sys
 
 from bot.content.config import Config
@@ -19,20 +20,16 @@ def agents_command(
     name: str | None,
     role: str,
     password_stdin: bool,
-    queues: str = "",
+    queues: str | None = None,
 ) -> int:
     from bot.store import agents
     from bot.store.database import Store
     from bot.web.auth import hash_password
 
-    chosen = tuple(q.strip() for q in queues.split(",") if q.strip())
-    unknown = [q for q in chosen if q not in config.queues]
-    if unknown:
-        print(
-            f"bot agents: no queue {', '.join(map(repr, unknown))} in config.toml "
-            f"(queues: {', '.join(config.queues)})",
-            file=sys.stderr,
-        )
+    try:
+        chosen = _queues(config, queues)
+    except _Refused as refused:
+        print(f"bot agents: {refused}", file=sys.stderr)
         return 2
     store = Store(config.storage_url)
     store.migrate()
@@ -54,6 +51,14 @@ def agents_command(
             return 0
         assert login is not None
         if action == "queues":
+            if queues is None:
+                with store.engine.connect() as conn:
+                    found = agents.by_login(conn, login)
+                if found is None:
+                    return _no_agent(login)
+                works = ", ".join(found[0].queues) or "every queue"
+                print(f"{login}: works {works} (change it with --queues NAME,… or --queues all)")
+                return 0
             with store.transaction() as tx:
                 changed = agents.set_queues(tx, login, chosen)
             if not changed:
@@ -69,7 +74,11 @@ def agents_command(
                 f"{login}: {action}d" + (" (can no longer log in)" if action == "disable" else "")
             )
             return 0
-        password = _password(password_stdin)
+        try:
+            password = _password(password_stdin)
+        except _Refused as refused:
+            print(f"bot agents: {refused}", file=sys.stderr)
+            return 1
         try:
             hashed = hash_password(password)
         except ValueError as exc:
@@ -101,14 +110,55 @@ def agents_command(
         store.close()
 
 
+class _Refused(Exception):
+    """A mistake on the command line, said in one line."""
+
+
+def _queues(config: Config, given: str | None) -> tuple[str, ...]:
+    """The queues named with --queues: () for `all` (every queue, now and added later); nothing
+    given is () too, which `add` takes as every queue and `queues` as "show them"."""
+    if given is None:
+        return ()
+    chosen = tuple(q.strip() for q in given.split(",") if q.strip())
+    known = ", ".join(config.queues)
+    if chosen == ("all",):
+        return ()
+    if not chosen or "all" in chosen:
+        raise _Refused(
+            f"--queues takes queue names separated by commas, or `all` alone (queues: {known})"
+        )
+    unknown = [q for q in chosen if q not in config.queues]
+    if unknown:
+        raise _Refused(f"no queue {', '.join(map(repr, unknown))} in config.toml (queues: {known})")
+    return chosen
+
+
 def _password(from_stdin: bool) -> str:
     if from_stdin:
-        return sys.stdin.readline().rstrip("\n")
-    first = getpass.getpass("Password: ")
-    if getpass.getpass("Again: ") != first:
-        print("bot agents: the two passwords differ", file=sys.stderr)
-        raise SystemExit(2)
+        line = sys.stdin.readline()
+        if not line:
+            raise _Refused("--password-stdin: standard input is empty; pipe the password in")
+        return line.rstrip("\n")
+    if not _has_terminal():
+        raise _Refused("no terminal to ask for the password on; pipe it in with --password-stdin")
+    try:
+        first = getpass.getpass("Password: ")
+        again = getpass.getpass("Again: ")
+    except EOFError:
+        raise _Refused("no password given (input ended)") from None
+    if again != first:
+        raise _Refused("the two passwords differ")
     return first
+
+
+def _has_terminal() -> bool:
+    """getpass asks on the controlling terminal, and without one reads standard input with a
+    warning and fails at its end with a traceback: know beforehand."""
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+    except OSError:
+        return sys.stdin.isatty()
+    return True
 
 
 def _no_agent(login: str) -> int:

@@ -132,8 +132,15 @@ def main(argv: list[str] | None = None) -> int:
         if action in ("add", "queues"):
             sub.add_argument(
                 "--queues",
-                default="",
-                help="comma-separated queues from config.toml (default: every queue)",
+                default=None,
+                help=(
+                    "comma-separated queues from config.toml, or `all`"
+                    + (
+                        " (default: every queue)"
+                        if action == "add"
+                        else " (none given: show the agent's queues)"
+                    )
+                ),
             )
         if action == "add":
             sub.add_argument("--name", help="shown to colleagues (default: the login)")
@@ -252,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
                 getattr(args, "name", None),
                 getattr(args, "role", "agent"),
                 getattr(args, "password_stdin", False),
-                getattr(args, "queues", ""),
+                getattr(args, "queues", None),
             )
         if args.command == "customers":
             from bot.cli.customers import customers_command

@@ -159,6 +159,8 @@ class ActsConfig(_Section):
 
 class QueueConfig(_Section):
     schedule: str
+    #: what agents see in the console, per language (missing: the queue's key)
+    name: dict[Language, str] = {}
     first_response_seconds: int = Field(120, ge=10)
     transfer_minutes: int = Field(30, ge=1)
 
@@ -450,6 +452,8 @@ class ConsoleConfig(_Section):
     and canned replies."""
 
     canned: list[CannedReply] = []
+    #: the session cookie's name (letters, digits, _ and -): two consoles on one host need two
+    cookie: str = "bot_console"
 
     #: this many wrong passwords in a row lock the agent out …
     lockout_failures: int = Field(5, ge=1, le=100)
@@ -457,6 +461,55 @@ class ConsoleConfig(_Section):
     lockout_minutes: float = Field(15, gt=0, le=1440)
     #: a console session ends after this many hours without a request (log in again)
     session_hours: float = Field(12, gt=0, le=24 * 30)
+
+    @field_validator("cookie")
+    @classmethod
+    def _cookie_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value):
+            raise ValueError('a cookie name: letters, digits, _ and - (e.g. "bot_console")')
+        return value
+
+
+#: the logo files the console serves, and as what
+LOGO_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".svg": "image/svg+xml",
+}
+
+
+class BrandConfig(_Section):
+    """The shop as agents see it in the console: its name, logo and colour."""
+
+    name: LocalText = {"zh": "客服工作台", "en": "Support console"}
+    #: an image file (relative to this file) shown beside the name; "" for none
+    logo: str = ""
+    #: the console's main colour, as #rrggbb or #rgb (the header, buttons and links)
+    colour: str = "#1d6f5f"
+
+    @field_validator("name")
+    @classmethod
+    def _has_chinese(cls, value: LocalText) -> LocalText:
+        if "zh" not in value:
+            raise ValueError("needs at least a `zh` name")
+        return value
+
+    @field_validator("colour")
+    @classmethod
+    def _hex(cls, value: str) -> str:
+        if not re.fullmatch(r"#(?:[0-9a-fA-F]{3}){1,2}", value):
+            raise ValueError('write the colour as #rrggbb, e.g. "#1d6f5f"')
+        return value.lower()
+
+    @field_validator("logo")
+    @classmethod
+    def _image(cls, value: str) -> str:
+        if value and Path(value).suffix.lower() not in LOGO_TYPES:
+            raise ValueError(f"the logo must be one of {', '.join(LOGO_TYPES)} files")
+        return value
 
 
 class WebhookChannelConfig(_Section):
@@ -606,6 +659,7 @@ class Config(_Section):
     guard: GuardConfig = GuardConfig()
     service: ServiceConfig = ServiceConfig()
     console: ConsoleConfig = ConsoleConfig()
+    brand: BrandConfig = BrandConfig()
     care: CareConfig = CareConfig()
     survey: SurveyConfig = SurveyConfig()
     reports: ReportsConfig = ReportsConfig()
@@ -636,6 +690,25 @@ class Config(_Section):
                 "(breached tickets then stay in their queue)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _logo_exists(self) -> Config:
+        """A logo that is not there would be a broken image on every console page."""
+        if self.brand.logo and not self.resolve(self.brand.logo).is_file():
+            raise ValueError(
+                f"brand.logo: no file {str(self.resolve(self.brand.logo))!r}; give an image's "
+                'path relative to config.toml, or "" for no logo'
+            )
+        return self
+
+    @property
+    def logo_path(self) -> Path | None:
+        return self.resolve(self.brand.logo) if self.brand.logo else None
+
+    def queue_name(self, queue: str, language: str) -> str:
+        """A queue as agents read it: its configured name in the language, else its key."""
+        section = self.queues.get(queue)
+        return pick(section.name, language) if section and section.name else queue
 
     @property
     def front_schedule(self) -> str:

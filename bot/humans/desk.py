@@ -528,9 +528,9 @@ def _short(text: str, limit: int) -> str:
 
 def _transcript_line(line: ticket_reads.Line) -> TranscriptLine:
     author = "customer" if line.direction == "in" else "agent" if line.agent_name else "bot"
-    decision = None
+    action = decision = None
     if line.decision:
         record = line.decision
-        why = "; ".join(str(r) for r in record.get("reasons", []))
-        decision = f"{record.get('action')}: {why}" if why else str(record.get("action"))
-    return TranscriptLine(line.at, author, line.agent_name, line.text, decision)
+        action = str(record.get("action"))
+        decision = "; ".join(str(r) for r in record.get("reasons", [])) or None
+    return TranscriptLine(line.at, author, line.agent_name, line.text, action, decision)

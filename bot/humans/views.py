@@ -63,7 +63,9 @@ class TranscriptLine:
     #: the agent's name for agent lines
     agent_name: str | None
     text: str
-    #: for the customer's lines the bot decided on: what it did and why
+    #: for the customer's lines the bot decided on: what it did (an Action's value) ...
+    action: str | None = None
+    #: ... and why, in the pipeline's own words (English, as the logs and `bot chat` say it)
     decision: str | None = None
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from aiohttp import web
 
 import bot.web.console.actions as actions
+import bot.web.console.brand as brand
 import bot.web.console.events as events
 import bot.web.console.login as login
 import bot.web.console.pages as pages
@@ -79,6 +80,7 @@ def mount(
             pipeline.clock,
             timedelta(hours=config.console.session_hours),
             secure=config.service.public_url.startswith("https://"),
+            cookie=config.console.cookie,
         )
         watch.start()
         yield
@@ -113,6 +115,8 @@ def _routes(router: web.UrlDispatcher) -> None:
     router.add_get("/fragments/supervisor", pages.supervisor_fragment, name="supervisor_fragment")
     router.add_get("/reports/{stem}", pages.report, name="report")
     router.add_static("/static/", STATIC, name="static", append_version=False)
+    router.add_get("/brand.css", brand.stylesheet, name="brand_css")
+    router.add_get("/brand/logo", brand.logo, name="brand_logo")
 
 
 async def _to_console(request: web.Request) -> web.Response:

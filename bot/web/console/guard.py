@@ -20,6 +20,8 @@ log = logging.getLogger("bot.web.console")
 
 #: route names anyone may reach without logging in
 PUBLIC = frozenset({"login", "login_post", "language", "static"})
+#: files every page (the login page too) loads: no session, no agent
+ASSETS = frozenset({"static", "brand_css", "brand_logo"})
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -45,7 +47,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     console = console_of(request)
     assert console.sessions is not None, "the console starts with the application"
     route = request.match_info.route.name
-    if route == "static":
+    if route in ASSETS:
         return await handler(request)
     session = console.sessions.load(request)
     request[SESSION] = session
@@ -67,8 +69,14 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except DeskError as exc:
-        key = {403: "forbidden_page", 404: "not_found", 409: "conflict"}.get(exc.status, "error")
-        return error_page(request, exc.status, key, str(exc))
+        return error_page(request, exc.status, _PAGES.get(exc.status, "error"), str(exc))
+    except (web.HTTPNotFound, web.HTTPForbidden, web.HTTPMethodNotAllowed) as exc:
+        # aiohttp's own "404: Not Found" is English text on a blank page
+        return error_page(request, exc.status, _PAGES.get(exc.status, "error"))
+
+
+#: the words for a refusal's status, in the agent's language
+_PAGES = {400: "bad_request", 403: "forbidden_page", 404: "not_found", 409: "conflict"}
 
 
 async def _csrf_ok(request: web.Request) -> bool:
@@ -89,6 +97,8 @@ async def _csrf_ok(request: web.Request) -> bool:
 
 
 def error_page(request: web.Request, status: int, key: str, detail: str = "") -> web.Response:
+    """The refusal in the agent's language. `detail` is the desk's own English sentence, shown
+    in the English console only (the translated `key` says the same in every language)."""
     template = "_error.html" if is_htmx(request) else "error.html"
     return render(request, template, {"key": key, "detail": detail, "status": status}, status)
 

@@ -10,6 +10,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from bot.content.config import pick
 from bot.domain.agent import Role
 from bot.web.console.i18n import preferred, translate
 from bot.web.console.parts import AGENT, SESSION, console_of
@@ -56,6 +57,13 @@ def duration(seconds: float | None) -> str:
     return f"{minutes}:{secs:02d}"
 
 
+#: history values that name a queue, or a priority (bot.humans.views.TicketEvent.data)
+QUEUE_DATA = frozenset({"queue", "from_queue", "queue_from", "queue_to", "to"})
+PRIORITY_DATA = frozenset({"priority", "priority_from", "priority_to"})
+#: history values that are the bot's or the scheduler's own words, translated by key
+WORD_DATA = frozenset({"reason", "breach"})
+
+
 def page_context(request: web.Request) -> dict[str, Any]:
     language = language_of(request)
     session = request.get(SESSION)
@@ -66,6 +74,21 @@ def page_context(request: web.Request) -> dict[str, Any]:
 
     def t(key: str) -> str:
         return translate(language, key)
+
+    def queue_name(queue: str) -> str:
+        return console.config.queue_name(queue, language)
+
+    def shown(key: str, value: object) -> str:
+        """A value in a ticket's history as agents read it: queues by their names, priorities
+        and the bot's reasons in the agent's language (a transfer's `to` may be an agent)."""
+        text = str(value)
+        if key in QUEUE_DATA:
+            return queue_name(text)
+        if key in PRIORITY_DATA:
+            return t(f"priority_{text}")
+        if key in WORD_DATA:
+            return t(f"{key}_{'_'.join(text.split())}")
+        return text
 
     def local(moment: datetime | None) -> str:
         """HH:MM today, otherwise MM-DD HH:MM, in the team's time zone."""
@@ -83,6 +106,10 @@ def page_context(request: web.Request) -> dict[str, Any]:
 
     return {
         "t": t,
+        "brand_name": pick(console.config.brand.name, language),
+        "brand_logo": bool(console.config.brand.logo),
+        "queue_name": queue_name,
+        "shown": shown,
         "until": until,
         "path": request.path_qs,
         "lang": language,

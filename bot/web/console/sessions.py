@@ -28,7 +28,8 @@ from bot.domain.clock import Clock
 from bot.store import channel_state
 from bot.store.database import Store
 
-COOKIE = "qingmu_console"
+#: the cookie's name unless `[console] cookie` names another
+COOKIE = "bot_console"
 SECRET_ENV = "BOT_CONSOLE_SECRET"
 #: re-issue the cookie (sliding the idle expiry) at most this often
 TOUCH_SECONDS = 60
@@ -104,8 +105,11 @@ class Session:
 
 
 class Sessions:
-    def __init__(self, key: bytes, clock: Clock, idle: timedelta, secure: bool) -> None:
+    def __init__(
+        self, key: bytes, clock: Clock, idle: timedelta, secure: bool, cookie: str = COOKIE
+    ) -> None:
         self._fernet = Fernet(key)
+        self.cookie = cookie
         self._clock = clock
         self._idle = max(int(idle.total_seconds()), 1)
         self._secure = secure
@@ -113,7 +117,7 @@ class Sessions:
     def load(self, request: web.Request) -> Session:
         """The request's session; a missing, forged, tampered or expired cookie gives a new,
         empty one (the agent logs in again)."""
-        cookie = request.cookies.get(COOKIE)
+        cookie = request.cookies.get(self.cookie)
         if not cookie:
             return Session()
         token = (cookie + "=" * (-len(cookie) % 4)).encode()
@@ -137,8 +141,8 @@ class Sessions:
         )
         cookie = SimpleCookie()
         # without base64's padding the value needs no quoting
-        cookie[COOKIE] = token.decode().rstrip("=")
-        morsel = cookie[COOKIE]
+        cookie[self.cookie] = token.decode().rstrip("=")
+        morsel = cookie[self.cookie]
         morsel["path"] = "/console/"
         morsel["max-age"] = str(self._idle)
         morsel["httponly"] = True
