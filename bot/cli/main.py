@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         ("passwd", "set an agent's password (lifts a lock-out)"),
         ("disable", "stop an agent from logging in"),
         ("enable", "let a disabled agent log in again"),
-        ("queues", "set the queues an agent works"),
+        ("queues", "show or set the queues an agent works"),
     ]:
         sub = people_actions.add_parser(action, help=text)
         sub.add_argument("login")
