@@ -145,7 +145,7 @@ class WebhookChannel:
         except ConnectionError as exc:
             # the client gave up waiting: a retry of the same id gets the replies, or they go
             # to deliver_url
-            log.info("inline replies to %s not written (%s)", inbound.user_id, exc)
+            log.info("inline replies not written: %s", exc)
             await service.release_inline(outcome)
             return response
         await service.confirm_inline(outcome)

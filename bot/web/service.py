@@ -31,6 +31,8 @@ T = TypeVar("T")
 
 #: how often a waiting retry looks again for the replies of the delivery it repeats
 RETRY_LOOK_SECONDS = 0.05
+#: the least time the replies a retry takes are held for it, to write its response
+RETRY_HOLD_SECONDS = 1.0
 
 
 @dataclass
@@ -135,10 +137,9 @@ class MessageService:
         if outcome.inline and replies:
             await self._run(lambda: self.pipeline.give_back(replies))
             log.info(
-                "%d inline repl(ies) to %s/%s not written; the channel's API sends them",
+                "%d inline repl(ies) in conversation %s not written; given back",
                 len(replies),
-                replies[0].channel,
-                replies[0].external_reply_to,
+                replies[0].conversation_id,
             )
 
     def _give_back_unwritten(self, task: asyncio.Task[Context]) -> None:
@@ -163,7 +164,8 @@ class MessageService:
         loop = asyncio.get_running_loop()
         while True:
             left = max(ends - loop.time(), 0.0)
-            until = self.pipeline.clock.now() + timedelta(seconds=left)
+            # held at least long enough to write the response, even at the end of the wait
+            until = self.pipeline.clock.now() + timedelta(seconds=max(left, RETRY_HOLD_SECONDS))
             replies, more = await self._run(
                 functools.partial(self.pipeline.take_for_retry, ctx.inbound, until)
             )
