@@ -3,7 +3,8 @@ test harness driving the real service.
 
 In:  POST /channels/webhook/messages, `Authorization: Bearer <secret>`, JSON
      {"id": "…", "user": "…", "chat": "…"?, "text": "…", "kind": "text"?, "wait": false?}
-     (`id` is unique per user: a resend with the same user and id is answered once)
+     (`id` is unique per user: a resend with the same user and id is answered once; with
+     "wait" it gets the replies the first request could not return, if none went out yet)
      → 200 {"action": …, "replies": [...]?, "pending": bool}; a forged secret gets 401, a
      malformed body 400 (logged, nothing stored), a worker shutting down 503. `pending`
      (a public key, kept as is) is `Outcome.unfinished`: not handled within the wait, the
@@ -135,8 +136,20 @@ class WebhookChannel:
                 {"outbox_id": m.outbox_id, "text": m.text, "choices": list(m.choices)}
                 for m in outcome.replies
             ]
-            await service.confirm_inline(outcome)
-        return web.json_response(body, dumps=_json)
+        response = web.json_response(body, dumps=_json)
+        if not outcome.inline:
+            return response
+        try:
+            await response.prepare(request)
+            await response.write_eof()
+        except ConnectionError as exc:
+            # the client gave up waiting: a retry of the same id gets the replies, or they go
+            # to deliver_url
+            log.info("inline replies not written: %s", exc)
+            await service.release_inline(outcome)
+            return response
+        await service.confirm_inline(outcome)
+        return response
 
     @staticmethod
     def _inbound(data: Any) -> tuple[Inbound, bool]:

@@ -6,7 +6,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
+from bot.store.schema import messages, outbox, tickets
 from tests.support.service import bot_command
 
 #: the `bot` processes started here find the content encoded (conftest `shop`)
@@ -23,7 +25,9 @@ def test_scripted_chat_answers_and_explains(shop: Path) -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    notice, *lines = result.stdout.splitlines()
+    assert notice.startswith("(pretend clock 2026-11-24 23:00 Asia/Shanghai: ")
+    assert "scratch database" in notice
     assert lines[0] == "you> 你好"
     assert lines[1].startswith("bot> 您好，很高兴为您服务")
     assert any("非工作时间" in line for line in lines)
@@ -35,7 +39,7 @@ def test_scripted_chat_answers_and_explains(shop: Path) -> None:
     assert why[1].startswith("· answer · intent faq") and "faq shipping-time" in why[1]
     assert "不会读到这里" not in result.stdout
     assert "\x1b[" not in result.stdout  # no colour codes when not on a terminal
-    assert (shop / "var" / "bot.sqlite3").is_file()  # the data folder is created on demand
+    assert not (shop / "var" / "bot.sqlite3").exists()  # a pretend clock: a scratch store
 
 
 def test_new_customer_command(shop: Path) -> None:
@@ -48,6 +52,9 @@ def test_new_customer_command(shop: Path) -> None:
         timeout=120,
     )
     out = result.stdout
+    stored = str(shop / "var" / "bot.sqlite3")
+    assert out.startswith(f"(this chat is stored in sqlite:///{stored} (storage.url)")
+    assert (shop / "var" / "bot.sqlite3").is_file()  # the data folder is created on demand
     assert "转接专员" in out
     assert "(now chatting as a new customer: you-" in out
     assert "满 99 元包邮" in out
@@ -91,6 +98,7 @@ def test_output_piped_into_a_reader_that_stops_early(shop: Path) -> None:
     assert process.stdin is not None and process.stdout is not None
     process.stdin.write("你好\n" * 5)
     process.stdin.close()
+    assert process.stdout.readline().startswith("(this chat is stored in ")
     assert process.stdout.readline().startswith("you> 你好")
     process.stdout.close()
     assert process.stderr is not None
@@ -119,7 +127,43 @@ def test_escape_sequences_never_reach_the_terminal(shop: Path) -> None:
         assert raw not in result.stdout
     assert "\x1b" not in result.stdout
     lines = result.stdout.splitlines()
-    assert lines[0] == "you> 你好"
+    assert lines[1] == "you> 你好"
     assert "you> 可以礼品包装吗" in lines
     assert "bot> 可以，下单时备注即可。" in lines
     assert "(now chatting as a new customer: eve-2)" in lines
+
+
+def test_a_chat_on_a_pretend_clock_leaves_the_store_alone(shop: Path) -> None:
+    """Tickets from `--at` would sit in the agents' queue, the metrics and the reports, dated
+    in the future or the past, and their replies would wait in the outbox for ever."""
+
+    def chat(*options: str) -> str:
+        result = subprocess.run(
+            [bot_command(), "chat", "--no-why", *options],
+            cwd=shop,
+            input="我要投诉\n",
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def stored() -> dict[str, int]:
+        engine = sa.create_engine(f"sqlite:///{shop / 'var' / 'bot.sqlite3'}")
+        try:
+            with engine.connect() as conn:
+                return {
+                    table.name: conn.execute(
+                        sa.select(sa.func.count()).select_from(table)
+                    ).scalar_one()
+                    for table in (messages, tickets, outbox)
+                }
+        finally:
+            engine.dispose()
+
+    assert "转接专员" in chat()  # the real clock: a real ticket in the configured store
+    before = stored()
+    assert before["tickets"] == 1
+    assert "转接专员" in chat("--at", "2027-01-20 23:00")
+    assert stored() == before

@@ -14,14 +14,23 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from bot.assembly import build_pipeline
 from bot.content.config import Config
+from bot.domain.agent import Role
+from bot.domain.clock import FixedClock
 from bot.domain.messages import Inbound
+from bot.humans.desk import Desk
 from bot.pipeline.knowledge import Knowledge
+from bot.store import agents, tickets
+from bot.store.database import Store
 from bot.understanding.encoders import MemoEncoder
 from bot.web.console.live import DeskWatch
 from bot.web.console.parts import CONSOLE
 from tests.support.console import Console, open_console
+from tests.support.shop import at
 from tests.support.waiting import until
+
+HASH = "$argon2id$v=19$m=65536,t=3,p=4$not-a-real-hash"
 
 
 @pytest.fixture
@@ -166,3 +175,57 @@ def _watch(console: Console) -> DeskWatch:
             watch: DeskWatch = sub[CONSOLE].watch
             return watch
     raise AssertionError("no console mounted")
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_a_ticket_from_the_future_does_not_freeze_the_check(
+    backend: str,
+    config: Config,
+    shop_knowledge: Knowledge,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    """A ticket stamped ahead of the clock (a chat on a pretend clock, a worker whose clock
+    runs fast) must not hide the changes made after it."""
+    url = f"sqlite:///{tmp_path}/desk.sqlite3"
+    if backend == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+    clock = FixedClock(at("2027-01-20 10:00"))
+    pipeline = build_pipeline(config, clock, store_url=url, knowledge=shop_knowledge)
+    desk = Desk(config, pipeline.store, clock, lambda: pipeline.knowledge)
+    try:
+        later = pipeline.handle(Inbound("webhook", "m1", "later", "later", "人工客服", clock.now()))
+        clock.set(at("2026-11-24 10:00"))
+        today = pipeline.handle(Inbound("webhook", "m2", "cust", "cust", "人工客服", clock.now()))
+        assert later.decision is not None and later.decision.ticket_id is not None
+        assert today.decision is not None and today.decision.ticket_id is not None
+        with pipeline.store.transaction() as tx:
+            alice = agents.add(tx, "alice", "Alice", Role.AGENT, HASH, clock.now())
+        before = desk.version()
+        assert desk.version() == before  # nothing changed: no refresh
+        desk.claim(alice, today.decision.ticket_id)
+        assert desk.version() != before
+    finally:
+        pipeline.store.close()
+
+
+def test_a_change_committed_after_a_newer_one_is_seen(postgres_url: str) -> None:
+    """On PostgreSQL a transaction may take its change number before another's and commit after
+    it: the check still moves when it commits."""
+    store = Store(postgres_url)
+    store.migrate()
+    try:
+        with store.engine.connect() as first:
+            first.begin()
+            tickets.announce(first)  # takes its number, not committed yet
+            with store.transaction() as second:
+                tickets.announce(second)
+            with store.engine.connect() as conn:
+                seen = tickets.version(conn)
+            first.commit()
+        with store.engine.connect() as conn:
+            assert tickets.version(conn) != seen
+    finally:
+        store.close()

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from bot.domain.messages import Inbound
 from bot.store.database import Store
 from bot.store.schema import decisions, messages, outbox
 from bot.understanding.encoders import MemoEncoder
-from bot.web.app import SERVICE, Parts, make_app
+from bot.web.app import SERVICE, Parts, make_app, make_runner
 from tests.support.service import SECRET, AppClient, bot_command, free_port, ready
 
 #: the `bot` processes started here find the content encoded (conftest `shop`)
@@ -164,6 +165,125 @@ async def test_webhook_channel_end_to_end(
         await asyncio.sleep(0.6)  # a dispatcher round: nothing for alice
         assert {r["chat"] for r in found.received} == {"bob"}
         assert len(found.received) == delivered
+    finally:
+        await client.close()
+
+
+@asynccontextmanager
+async def _serving(app: web.Application) -> AsyncIterator[str]:
+    """The application served as `bot run` serves it, on a free port; its address."""
+    runner = make_runner(app, 5.0)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}/channels/webhook/messages"
+    finally:
+        await runner.cleanup()
+
+
+def _webhook_app(config: Config, encoder: MemoEncoder, url: str, store_url: str) -> web.Application:
+    pipeline = build_pipeline(config, SystemClock(), store_url=store_url, encoder=encoder)
+    channel = WebhookChannel(
+        WebhookChannelConfig(enabled=True, deliver_url=url, wait_seconds=4.0), SECRET
+    )
+    return make_app(Parts(pipeline, [channel], run_scheduler=False))
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+async def test_a_client_that_gives_up_waiting_gets_its_replies_once(
+    backend: str,
+    config: Config,
+    encoder: MemoEncoder,
+    receiver: tuple[Receiver, str],
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    """A client waits for the replies inline, times out and sends the same id again: the
+    replies reach it once, in the retry's answer or at deliver_url, and a reply counts as
+    sent inline only when a response carrying it was written. On PostgreSQL the retry lands
+    on a second worker."""
+    found, url = receiver
+    store_url = f"sqlite:///{tmp_path}/service.sqlite3"
+    if backend == "postgresql":
+        store_url = request.getfixturevalue("postgres_url")
+    first_app = _webhook_app(config, encoder, url, store_url)
+    second_app = first_app
+    if backend == "postgresql":
+        second_app = _webhook_app(config, encoder, url, store_url)
+    auth = {"Authorization": f"Bearer {SECRET}"}
+    message = {"id": "m1", "user": "dora", "text": "运费多少", "wait": True}
+    async with AsyncExitStack() as serving:
+        first = await serving.enter_async_context(_serving(first_app))
+        second = first
+        if second_app is not first_app:
+            second = await serving.enter_async_context(_serving(second_app))
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=0.02)) as impatient:
+            with pytest.raises(TimeoutError):
+                async with impatient.post(first, json=message, headers=auth) as response:
+                    await response.read()
+        async with (
+            aiohttp.ClientSession() as patient,
+            patient.post(second, json=message, headers=auth) as response,
+        ):
+            answer = await response.json()
+        assert answer["action"] == "duplicate"
+        returned = [reply["outbox_id"] for reply in answer["replies"]]
+
+        store = first_app[SERVICE].pipeline.store
+        rows: list[Any] = []
+        for _ in range(100):  # the first request's replies are written
+            with store.engine.connect() as conn:
+                rows = list(conn.execute(sa.select(outbox.c.id).where(outbox.c.chat_id == "dora")))
+            if rows:
+                break
+            await asyncio.sleep(0.05)
+        assert rows
+        for _ in range(100):  # dispatcher rounds deliver what the retry did not get
+            if len(returned) + len(found.received) >= len(rows):
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.6)  # one more round: nothing is sent twice
+        delivered = [body["outbox_id"] for body in found.received]
+        assert sorted(returned + delivered) == sorted(row.id for row in rows)
+        with store.engine.connect() as conn:
+            via = dict(
+                conn.execute(
+                    sa.select(outbox.c.id, outbox.c.via).where(outbox.c.chat_id == "dora")
+                ).all()
+            )
+        assert {i for i, how in via.items() if how == "inline"} == set(returned)
+        assert {i for i, how in via.items() if how == "api"} == set(delivered)
+    for app in {id(first_app): first_app, id(second_app): second_app}.values():
+        app[SERVICE].pipeline.store.close()
+
+
+async def test_a_cancelled_request_frees_its_replies_for_the_retry(
+    config: Config, encoder: MemoEncoder, receiver: tuple[Receiver, str], tmp_path: Path
+) -> None:
+    """Behind a server that cancels the request of a client gone away (aiohttp's test server
+    does), the replies held for it are free once decided: the retry gets them at once, not
+    when the hold (`wait_seconds`, 4 s here) ends."""
+    found, url = receiver
+    client = await _client(config, encoder, url, tmp_path)
+    auth = {"Authorization": f"Bearer {SECRET}"}
+    message = {"id": "m1", "user": "ivy", "text": "运费多少", "wait": True}
+    address = client.make_url("/channels/webhook/messages")
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=0.02)) as impatient:
+            with pytest.raises(TimeoutError):
+                async with impatient.post(address, json=message, headers=auth) as response:
+                    await response.read()
+        started = time.monotonic()
+        answer = await (
+            await client.post("/channels/webhook/messages", json=message, headers=auth)
+        ).json()
+        assert answer["replies"], answer
+        assert time.monotonic() - started < 3.0
+        await asyncio.sleep(0.6)  # a dispatcher round: nothing sent a second time
+        assert found.received == []
     finally:
         await client.close()
 

@@ -9,14 +9,20 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from datetime import date, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from bot.content.config import Config, find_config, load_config
 from bot.content.problems import ProblemsError, only_errors, only_warnings
 from bot.domain.clock import ShiftedClock, SystemClock
+
+if TYPE_CHECKING:
+    from bot.pipeline.runner import Pipeline
+    from bot.understanding.encoders import Encoder
 
 
 def _installed_version() -> str:
@@ -327,17 +333,56 @@ def _check(config_path: Path) -> int:
 
 
 def _chat(config: Config, at: str | None, user: str | None, why: bool) -> int:
-    from adapters.terminal import TerminalSender, chat
+    """A chat on the real clock uses the configured store, as `bot run` does: its tickets reach
+    the agents' queue. A chat on a pretend clock (`--at`) uses a scratch store deleted at the
+    end: its tickets, dated in the past or the future, must never reach the queue, the
+    metrics or the consoles."""
+    import sqlalchemy as sa
+
+    from adapters.terminal import TerminalSender
     from bot.assembly import build_pipeline, content_encoder, load_knowledge
-    from bot.jobs import scheduler
 
     color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     sender = TerminalSender(sys.stdout, color)
     encoder = content_encoder(config)
-    pipeline = build_pipeline(config, SystemClock(), sender, encoder=encoder)
-    if at:
-        zone = pipeline.knowledge.schedules[config.front_schedule].zone
-        pipeline.clock = ShiftedClock(_moment(at, zone))
+    with tempfile.TemporaryDirectory(prefix="bot-chat-") as scratch:
+        if at:
+            knowledge = load_knowledge(config, encoder)
+            zone = knowledge.schedules[config.front_schedule].zone
+            moment = _moment(at, zone)
+            pipeline = build_pipeline(
+                config,
+                ShiftedClock(moment),
+                sender,
+                store_url=f"sqlite:///{scratch}/chat.sqlite3",
+                knowledge=knowledge,
+            )
+            print(
+                f"(pretend clock {moment:%Y-%m-%d %H:%M} {zone.key}: this chat uses a scratch "
+                "database deleted when it ends; storage.url is not touched)",
+                flush=True,
+            )
+        else:
+            pipeline = build_pipeline(config, SystemClock(), sender, encoder=encoder)
+            shown = sa.engine.make_url(config.storage_url).render_as_string(hide_password=True)
+            print(
+                f"(this chat is stored in {shown} (storage.url), as `bot run`'s messages are: "
+                "a handoff puts a real ticket in the agents' queue)",
+                flush=True,
+            )
+        try:
+            return _chat_on(pipeline, config, encoder, user, color, why)
+        finally:
+            pipeline.store.close()
+
+
+def _chat_on(
+    pipeline: Pipeline, config: Config, encoder: Encoder, user: str | None, color: bool, why: bool
+) -> int:
+    from adapters.terminal import chat
+    from bot.assembly import load_knowledge
+    from bot.jobs import scheduler
+
     # A new customer each session unless told otherwise: the store outlives the session, and an
     # old conversation may be with a human by now.
     user = user or f"you-{pipeline.clock.now():%Y%m%d%H%M%S}-{os.getpid()}"

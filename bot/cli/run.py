@@ -33,7 +33,7 @@ def serve(config: Config, host: str | None, port: int | None) -> int:
 
     from adapters import channels_from_config
     from bot.assembly import build_pipeline, channel_problems, load_knowledge
-    from bot.web.app import SERVICE, Parts, make_app
+    from bot.web.app import SERVICE, Parts, make_app, make_runner
 
     problems = channel_problems(config)
     if problems:
@@ -47,12 +47,7 @@ def serve(config: Config, host: str | None, port: int | None) -> int:
     names = ", ".join(c.name for c in channels) or "none (enable one in [channels])"
 
     async def main() -> int:
-        runner = web.AppRunner(
-            app,
-            access_log=None,
-            handle_signals=False,
-            shutdown_timeout=config.service.drain_seconds,
-        )
+        runner = make_runner(app, config.service.drain_seconds)
         await runner.setup()
         try:
             await web.TCPSite(runner, host, port).start()

@@ -160,6 +160,7 @@ def close_resolved(config: Config, store: Store, now: datetime) -> int:
     before = now - timedelta(minutes=config.handoff.reopen_minutes)
     with store.transaction() as tx:
         closed = tickets.close_resolved(tx, before, now)
+        tickets.forget_changes(tx)
     if closed:
         log.info("closed %d resolved ticket(s) past the reopen time", closed)
     return closed

@@ -242,15 +242,30 @@ class Pipeline:
                 sent += outbox.mark_sent(tx, [message.outbox_id], self.clock.now())
         return sent
 
-    def confirm_inline(self, ctx: Context) -> int:
-        """The channel returned these replies in its own response: they count as sent."""
+    def confirm_inline(self, replies: Sequence[Outbound]) -> int:
+        """The channel wrote these replies in its own response: they count as sent."""
         with self.store.transaction() as tx:
             return outbox.mark_sent(
                 tx,
-                [m.outbox_id for m in ctx.outbound if m.outbox_id],
+                [m.outbox_id for m in replies if m.outbox_id],
                 self.clock.now(),
                 DeliveredVia.INLINE,
             )
+
+    def give_back(self, replies: Sequence[Outbound]) -> None:
+        """The channel could not write these replies (its client went away): they are free
+        at once for the dispatcher, or for a retry of the same message (`take_for_retry`)."""
+        with self.store.transaction() as tx:
+            outbox.release(tx, [m.outbox_id for m in replies if m.outbox_id])
+
+    def take_for_retry(self, inbound: Inbound, until: datetime) -> tuple[list[Outbound], bool]:
+        """A retried delivery whose client waits: the first delivery's replies that are still
+        unsent and free, held for it until `until`; and whether more may still come."""
+        with self.store.transaction() as tx:
+            rows, more = outbox.take_for_retry(
+                tx, inbound.channel, inbound.external_id, self.clock.now(), until, self.worker
+            )
+        return [row.outbound() for row in rows], more
 
     # --- helpers -----------------------------------------------------------------------------
 

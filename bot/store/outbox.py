@@ -261,6 +261,47 @@ def mark_sent(
     ).rowcount
 
 
+def take_for_retry(
+    conn: Connection,
+    channel: str,
+    external_id: str,
+    now: datetime,
+    until: datetime,
+    worker: str,
+) -> tuple[list[UnsentOutbound], bool]:
+    """A client retried a delivery and waits for its replies inline: hold for it, until
+    `until`, the unsent replies to that message that nobody holds (the dispatcher, or the
+    first request still waiting for them), so that each is returned or sent once. Returns
+    them, and whether more may still come (the message is not answered yet, or some of its
+    replies are held elsewhere): the caller may look again before its wait ends."""
+    original = conn.execute(
+        sa.select(messages.c.id, messages.c.handled).where(
+            messages.c.channel == channel, messages.c.external_id == external_id
+        )
+    ).first()
+    if original is None:
+        return [], False
+    free = sa.or_(outbox.c.lease_until.is_(None), outbox.c.lease_until <= now)
+    unsent_replies = sa.and_(
+        outbox.c.reply_to == original.id, outbox.c.status == DeliveryState.UNSENT
+    )
+    held = conn.execute(
+        sa.select(sa.func.count()).select_from(outbox).where(unsent_replies, ~free)
+    ).scalar_one()
+    taken = (
+        conn.execute(
+            outbox.update()
+            .where(unsent_replies, free)
+            .values(lease_until=until, leased_by=worker[:64])
+            .returning(*outbox.c)
+        )
+        .mappings()
+        .all()
+    )
+    rows = [_unsent(row, external_id) for row in sorted(taken, key=lambda r: r["id"])]
+    return rows, not original.handled or held > 0
+
+
 def retry_later(conn: Connection, outbox_id: int, at: datetime, error: str) -> None:
     conn.execute(
         outbox.update()

@@ -284,6 +284,10 @@ ticket_events = sa.Table(
     sa.Index("ix_ticket_events_kind_at", "kind", "at"),
 )
 
+#: one row per transaction that changed the desk (`tickets.announce`): what the consoles' live
+#: updates compare when they poll, since the tickets' own times may lie in the future
+desk_changes = sa.Table("desk_changes", metadata, sa.Column("id", Key, primary_key=True))
+
 #: cluster-wide leases by name (the scheduler's leader on SQLite; who leads, for /readyz)
 leases = sa.Table(
     "leases",

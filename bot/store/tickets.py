@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from bot.domain.messages import Priority
 from bot.domain.ticket import Ticket, TicketState
-from bot.store.schema import agents, conversations, ticket_events, tickets
+from bot.store.schema import agents, conversations, desk_changes, ticket_events, tickets
 
 #: the PostgreSQL NOTIFY channel every console listens on; any ticket change is announced there
 DESK_CHANNEL = "desk"
@@ -65,16 +65,41 @@ def events_many(conn: Connection, rows: list[dict[str, Any]]) -> None:
 
 
 def announce(conn: Connection) -> None:
-    """Tell every worker's console that tickets changed (PostgreSQL NOTIFY, delivered at
-    commit; SQLite consoles poll `version`)."""
+    """Tell every worker's console that tickets changed: a `desk_changes` row, which `version`
+    counts (SQLite consoles poll it), and on PostgreSQL a NOTIFY, delivered at commit. An
+    insert, not a counter row: a counter would hold a lock to the end of every transaction
+    that changes a ticket, and two of them could wait for each other."""
+    conn.execute(desk_changes.insert())
     if conn.dialect.name == "postgresql":
         conn.execute(sa.select(sa.func.pg_notify(DESK_CHANNEL, "")))
 
 
+#: the newest `desk_changes` rows `version` counts, and that `forget_changes` keeps
+RECENT_CHANGES = 1000
+
+
 def version(conn: Connection) -> str:
-    """Moves whenever a ticket changes or is added."""
-    row = conn.execute(sa.select(sa.func.count(), sa.func.max(tickets.c.updated_at))).one()
-    return f"{row[0]}:{row[1].isoformat() if row[1] else ''}"
+    """Moves whenever a ticket changes or is added: the newest `desk_changes` id, and how many
+    of the recent ids are there (on PostgreSQL a transaction may take its id before another's
+    and commit after it). Not the tickets' newest `updated_at`: one ticket stamped in the
+    future (a clock ahead, a chat on a pretend clock) would hide every change after it."""
+    newest = conn.execute(sa.select(sa.func.max(desk_changes.c.id))).scalar()
+    if newest is None:
+        return "0:0"
+    recent = conn.execute(
+        sa.select(sa.func.count()).where(desk_changes.c.id > newest - RECENT_CHANGES)
+    ).scalar_one()
+    return f"{newest}:{recent}"
+
+
+def forget_changes(conn: Connection) -> int:
+    """Drop the `desk_changes` rows `version` no longer looks at; returns how many."""
+    newest = conn.execute(sa.select(sa.func.max(desk_changes.c.id))).scalar()
+    if newest is None:
+        return 0
+    return conn.execute(
+        desk_changes.delete().where(desk_changes.c.id <= newest - RECENT_CHANGES)
+    ).rowcount
 
 
 def reopenable(conn: Connection, channel: str, user_id: str, since: datetime) -> Ticket | None:

@@ -140,6 +140,14 @@ def make_app(parts: Parts) -> web.Application:
     return app
 
 
+def make_runner(app: web.Application, drain_seconds: float) -> web.AppRunner:
+    """How `bot run` serves the application (the tests serve it the same way): no access log,
+    signals left to the caller, and a request whose client goes away runs to its end
+    (aiohttp's default, unlike its test server, which cancels it), so the channel learns that
+    its inline replies were not written and gives them back."""
+    return web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=drain_seconds)
+
+
 async def healthz(request: web.Request) -> web.Response:
     """Alive: the process answers."""
     return web.json_response({"alive": True})

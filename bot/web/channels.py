@@ -48,6 +48,11 @@ class Messages(Protocol):
         """The replies of an inline outcome were written to the platform's response."""
         ...
 
+    async def release_inline(self, outcome: Outcome) -> None:
+        """The replies of an inline outcome could not be written (the client went away): the
+        dispatcher sends them, or a retry of the same message gets them."""
+        ...
+
 
 @dataclass(frozen=True)
 class ChannelContext:

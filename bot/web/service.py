@@ -8,6 +8,8 @@ passive reply, within its 5 s) or left to the dispatcher. The event loop never b
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from bot.domain.messages import Decision, Inbound, Outbound
+from bot.domain.messages import Action, Decision, Inbound, Outbound
 from bot.pipeline.batching import MicroBatcher
 from bot.pipeline.context import Context
 from bot.pipeline.knowledge import Reading
@@ -27,13 +29,19 @@ log = logging.getLogger("bot.service")
 
 T = TypeVar("T")
 
+#: how often a waiting retry looks again for the replies of the delivery it repeats
+RETRY_LOOK_SECONDS = 0.05
+#: the least time the replies a retry takes are held for it, to write its response
+RETRY_HOLD_SECONDS = 1.0
+
 
 @dataclass
 class Outcome:
     """What became of one message. `inline`: the replies are held for the channel, which must
-    call `MessageService.confirm_inline` once it has returned them (else the dispatcher sends
-    them when the hold ends). `unfinished`: handling was not done within the channel's wait; it
-    goes on, and the dispatcher delivers (the webhook channel's JSON calls this `pending`)."""
+    call `MessageService.confirm_inline` once it has written them in its response, or
+    `release_inline` when it could not (else the dispatcher sends them when the hold ends).
+    `unfinished`: handling was not done within the channel's wait; it goes on, and the
+    dispatcher delivers (the webhook channel's JSON calls this `pending`)."""
 
     decision: Decision | None = None
     replies: list[Outbound] = field(default_factory=list)
@@ -87,9 +95,13 @@ class MessageService:
 
     async def handle(self, inbound: Inbound, wait: float | None = None) -> Outcome:
         """Handle one message. With `wait`, the replies come back inline if they are ready
-        within that many seconds; without, this returns once the decision is written."""
+        within that many seconds; without, this returns once the decision is written. A
+        retried delivery with `wait` gets the first delivery's replies still unsent (its
+        client went away before they were written), each either here or from the dispatcher."""
         if not self.accepting:
             raise ServiceStopping()
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + (wait or 0.0)
         deadline = self.pipeline.clock.now() + timedelta(seconds=wait) if wait else None
         task = asyncio.create_task(self._process(inbound, deadline))
         self._tasks.add(task)
@@ -101,14 +113,67 @@ class MessageService:
             ctx = await asyncio.wait_for(asyncio.shield(task), wait)
         except TimeoutError:
             return Outcome(unfinished=True)
+        except asyncio.CancelledError:
+            # the channel's request was cancelled (a server that cancels the request of a
+            # client gone away): nobody will write these replies
+            task.add_done_callback(self._give_back_unwritten)
+            raise
+        if ctx.decision is not None and ctx.decision.action == Action.DUPLICATE:
+            return await self._retried(ctx, ends)
         inline = bool(ctx.outbound) and ctx.inline_until is not None
         return Outcome(ctx.decision, ctx.outbound, inline, False, ctx)
 
     async def confirm_inline(self, outcome: Outcome) -> None:
-        if outcome.inline and outcome.context is not None:
-            ctx = outcome.context
-            await self._run(lambda: self.pipeline.confirm_inline(ctx))
-            MESSAGES_OUT.labels(ctx.inbound.channel, "inline").inc(len(ctx.outbound))
+        """The channel wrote the replies in its response: they count as sent (inline)."""
+        replies = outcome.replies
+        if outcome.inline and replies:
+            await self._run(lambda: self.pipeline.confirm_inline(replies))
+            MESSAGES_OUT.labels(replies[0].channel, "inline").inc(len(replies))
+
+    async def release_inline(self, outcome: Outcome) -> None:
+        """The channel could not write the replies (its client went away): the dispatcher
+        sends them, unless a retry of the same message takes them first."""
+        replies = outcome.replies
+        if outcome.inline and replies:
+            await self._run(lambda: self.pipeline.give_back(replies))
+            log.info(
+                "%d inline repl(ies) in conversation %s not written; given back",
+                len(replies),
+                replies[0].conversation_id,
+            )
+
+    def _give_back_unwritten(self, task: asyncio.Task[Context]) -> None:
+        """Once decided, the replies held for a request that was cancelled are free at once
+        (for a retry of the same message, or the dispatcher) instead of when the hold ends."""
+        if task.cancelled() or task.exception() is not None:
+            return
+        ctx = task.result()
+        if ctx.outbound and ctx.inline_until is not None:
+            with contextlib.suppress(RuntimeError):  # the pool is closed: the worker is stopping
+                self.store_executor.submit(self._give_back_logged, list(ctx.outbound))
+
+    def _give_back_logged(self, replies: list[Outbound]) -> None:
+        try:
+            self.pipeline.give_back(replies)
+        except Exception:
+            log.exception("held replies not given back; the dispatcher sends them later")
+
+    async def _retried(self, ctx: Context, ends: float) -> Outcome:
+        """Look for the first delivery's unsent replies until the wait `ends` (loop time):
+        they may not be written yet, or still held by the first request."""
+        loop = asyncio.get_running_loop()
+        while True:
+            left = max(ends - loop.time(), 0.0)
+            # held at least long enough to write the response, even at the end of the wait
+            until = self.pipeline.clock.now() + timedelta(seconds=max(left, RETRY_HOLD_SECONDS))
+            replies, more = await self._run(
+                functools.partial(self.pipeline.take_for_retry, ctx.inbound, until)
+            )
+            if replies:
+                return Outcome(ctx.decision, replies, True, False, ctx)
+            if not more or left <= RETRY_LOOK_SECONDS:
+                return Outcome(ctx.decision, [], False, more, ctx)
+            await asyncio.sleep(RETRY_LOOK_SECONDS)
 
     async def drain(self, timeout: float) -> None:
         """Stop taking messages and let the ones in flight finish (SIGTERM)."""
