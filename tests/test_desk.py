@@ -168,6 +168,26 @@ def test_a_waiting_customer_learns_their_place_and_a_complaint_moves_them_up(
     assert claimed.priority == "high"
 
 
+def test_an_english_queue_position_reads_right_for_one_and_for_several(harness: Harness) -> None:
+    """Issue 20, defect 4: "There are 1 customers ahead of you"."""
+    for user in ("a", "b"):
+        _handoff(harness, user)
+    positions = []
+    for user in ("c", "d"):
+        harness.say("can I talk to a real person", user=user)
+        positions.append(harness.replies[-1])
+        harness.say("I want a person", user=user)  # asked again while queued
+        positions.append(harness.replies[-1])
+    assert positions == [
+        "Customers ahead of you: 2. Please hold on.",
+        "Customers ahead of you: 2. Please hold on.",
+        "Customers ahead of you: 3. Please hold on.",
+        "Customers ahead of you: 3. Please hold on.",
+    ]
+    harness.say("I want a person", user="b")
+    assert harness.replies == ["Customers ahead of you: 1. Please hold on."]
+
+
 def test_expected_wait_comes_from_how_long_recent_tickets_waited(harness: Harness) -> None:
     alice = _agent(harness, "alice")
     desk = _desk(harness)

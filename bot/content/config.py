@@ -536,13 +536,15 @@ class TextsConfig(_Section):
     person_choice: LocalText = {"zh": "转人工", "en": "Talk to a person"}
     #: the human side's words; defaults, so that config files written before them still load.
     #: Placeholders: {agent} the agent's name, {ahead} customers ahead, {minutes} expected wait.
+    #: {ahead} may be 1 or 20: the English texts are worded so that one number reads right in
+    #: both ("Customers ahead of you: 1"), not "There are 1 customers".
     agent_on_it: LocalText = {
         "zh": "您的问题已由客服{agent}跟进处理中，请稍候，我们会尽快回复您。",
         "en": "{agent} from our team is on your request and will reply shortly.",
     }
     queue_position: LocalText = {
         "zh": "您前面还有{ahead}位客户在等待，预计等待约{minutes}分钟。",
-        "en": "There are {ahead} customers ahead of you; the expected wait is about {minutes} min.",
+        "en": "Customers ahead of you: {ahead}; the expected wait is about {minutes} min.",
     }
     queue_next: LocalText = {
         "zh": "您是下一位，预计等待约{minutes}分钟。",
@@ -550,7 +552,7 @@ class TextsConfig(_Section):
     }
     queue_ahead: LocalText = {
         "zh": "您前面还有{ahead}位客户在等待，请稍候。",
-        "en": "There are {ahead} customers ahead of you; please hold on.",
+        "en": "Customers ahead of you: {ahead}. Please hold on.",
     }
     #: sent once when no human has answered after care.apology_minutes
     waiting_care: LocalText = {
