@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -245,8 +246,15 @@ def test_flood_gets_one_word_then_silence_but_never_for_urgent(harness: Harness)
         seen.append((ctx.decision.action, tuple(harness.replies)))
     answer = ("订单满 99 元包邮，不满收取 8 元运费。",)
     assert seen[:8] == [(Action.ANSWER, answer)] * 8
-    assert seen[8] == (Action.SILENT, ("您的消息我们都收到了，请稍等，我们会逐条为您处理。",))
+    # issue 20, defect 12c: the notice said 逐条为您处理 and the bot stayed silent; it now says
+    # what happens, and that is what happens: silence until the flood window has passed
+    notice = "您的消息发得太快了，我先暂停自动回复。请30秒后把您的问题合成一条再发给我。"
+    assert seen[8] == (Action.SILENT, (notice,))
     assert seen[9] == (Action.SILENT, ())
+    harness.clock.advance(timedelta(seconds=31))
+    ctx = harness.say("运费多少", user="flooder")
+    assert ctx.decision is not None and ctx.decision.action == Action.ANSWER
+    assert tuple(harness.replies) == answer
     ctx = harness.say("救命，着火了", user="flooder")
     assert ctx.decision is not None and ctx.decision.action == Action.HANDOFF
     assert ctx.decision.queue == "urgent"

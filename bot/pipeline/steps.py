@@ -51,7 +51,8 @@ def urgent(ctx: Context, config: Config) -> None:
 
 
 def flood(ctx: Context, batch: DecisionBatch, config: Config) -> None:
-    """Floods get one polite word, then silence — never an urgent message."""
+    """Floods get one polite word, then silence — never an urgent message. The word says so:
+    the messages of a flood stay in the transcript but are not answered one by one."""
     inbound, cfg = ctx.inbound, config.guard
     if ctx.urgent_signal:
         return
@@ -62,7 +63,8 @@ def flood(ctx: Context, batch: DecisionBatch, config: Config) -> None:
         assert ctx.conversation is not None
         language = ctx.conversation.language
         first = recent == cfg.flood_messages + 1
-        texts = [pick(config.texts.flood, language)] if first else []
+        notice = pick(config.texts.flood, language).replace("{seconds}", str(cfg.flood_seconds))
+        texts = [notice] if first else []
         reason = f"flood: {recent} messages in {cfg.flood_seconds}s"
         finish(ctx, Decision(Action.SILENT, language=language, reasons=[reason]), texts)
 
