@@ -107,7 +107,11 @@ def test_handoff_while_closed_says_when_a_human_picks_it_up(harness: Harness) ->
     ctx = harness.say("转人工", when="2026-11-27 20:00")  # Friday evening
     assert ctx.decision is not None and ctx.decision.action == Action.HANDOFF
     assert ctx.decision.notice
-    assert "11月30日（周一）9:00" in harness.replies[-1]
+    # issue 20, defect 12d: one honest line, not "已为您转接…请稍候" and then "nobody until 9:00"
+    assert harness.replies == [
+        "现在是非工作时间，您的问题已登记，人工客服将于11月30日（周一）9:00上线后第一时间为您处理。"
+    ]
+    assert [m.handoff_queue for m in harness.outbox.sent] == ["general"]
     assert harness.pipeline.store.tickets("general") == []  # not for agents until opening
     [ticket] = harness.pipeline.store.tickets("general", status="queue_closed")
     assert ticket.available_at == at("2026-11-30 09:00")

@@ -271,7 +271,14 @@ def compose(ctx: Context, config: Config) -> None:
     knowledge = ctx.knowledge
     replies: list[Reply] = []
     person = (pick(texts_cfg.person_choice, lang),)
-    if decision.action == Action.ANSWER and decision.faq_id:
+    opening = None if decision.is_open else ctx.schedule.next_open(ctx.now)
+    if decision.action == Action.HANDOFF and opening:
+        # After hours one honest line: the request is recorded and when people are back, not
+        # "connecting you, please hold on" followed at once by "nobody until 9:00".
+        text = _closed_handoff_text(ctx.schedule, config, lang, ctx.now)
+        replies.append(Reply(text, handoff_queue=decision.queue))
+        decision.notice = True
+    elif decision.action == Action.ANSWER and decision.faq_id:
         entry = knowledge.faq.by_id[decision.faq_id]
         about = (
             pick(texts_cfg.answer_about, lang).replace("{question}", question_in(entry, lang))
@@ -308,13 +315,8 @@ def compose(ctx: Context, config: Config) -> None:
                 replies.append(Reply(_queue_text(config, lang, ahead, minutes)))
 
     if not decision.is_open:
-        opening = ctx.schedule.next_open(ctx.now)
         window = opening.isoformat() if opening else "never"
-        if decision.action == Action.HANDOFF and opening:
-            # The customer must hear when a human will pick this up, whatever was said before.
-            replies.append(Reply(_closed_handoff_text(ctx.schedule, config, lang, ctx.now)))
-            decision.notice = True
-        elif conv.notice_window != window:
+        if conv.notice_window != window and not decision.notice:
             replies.append(Reply(ctx.schedule.notice_text(lang, ctx.now)))
             decision.notice = True
         if decision.notice:
