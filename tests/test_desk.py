@@ -11,14 +11,16 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from bot.assembly import build_pipeline
-from bot.content.config import Config
+from bot.content.config import Config, load_config
 from bot.domain.agent import Agent, Role
 from bot.domain.clock import FixedClock
 from bot.domain.messages import Action
 from bot.domain.ticket import TicketState
 from bot.humans.desk import Conflict, Desk, DeskError, Forbidden
+from bot.pipeline.context import Context
 from bot.store import agents
 from bot.store.database import Store
 from bot.store.schema import messages, tickets
@@ -27,6 +29,8 @@ from tests.support.harness import AsyncOutbox, Harness, Outbox, dispatch_once, m
 from tests.support.shop import at
 
 HASH = "$argon2id$v=19$m=65536,t=3,p=4$not-a-real-hash"
+#: the shipped shop's intents (the repository's own `intents/`)
+SHIPPED_INTENTS = Path(__file__).parent.parent / "intents"
 
 
 def _agent(
@@ -146,6 +150,62 @@ def test_the_customer_hears_who_is_on_it_and_never_gets_a_second_ticket(harness:
     assert harness.replies == ["您的问题已由客服Alice跟进处理中，请稍候，我们会尽快回复您。"]
     with harness.pipeline.store.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(tickets)).scalar() == 1
+
+
+#: lines that name a handoff topic (the refund intent hands off) while thanking or declining
+MENTIONS = [
+    "不用退款了，补发就行，谢谢！",
+    "好的，那我不退款了",
+    "退货的事不用了，谢谢你们",
+    "got the refund, thanks!",
+    "thanks, no need for a refund, just resend it",
+]
+
+
+def test_mentioning_a_handoff_topic_does_not_make_the_bot_talk_over_the_agent(
+    shop: Path, encoder: MemoEncoder, tmp_path: Path
+) -> None:
+    """Issue 20, defect 3: while an agent owns the conversation, a line that merely mentions a
+    refund read as asking for a person again ("您的问题已由客服…跟进处理中"). Only asking for
+    a person, complaining about the wait or an emergency gets a bot line."""
+    shipped = yaml.safe_load((SHIPPED_INTENTS / "service.yaml").read_text(encoding="utf-8"))
+    refund = [intent for intent in shipped if intent["name"] == "refund_request"]
+    (shop / "intents" / "refund.yaml").write_text(
+        yaml.safe_dump(refund, allow_unicode=True), encoding="utf-8"
+    )
+    harness = make_harness(load_config(shop / "config.toml"), encoder, tmp_path)
+    assert harness.say(MENTIONS[0], user="x").decision.intent == "refund_request"  # type: ignore[union-attr]
+
+    ticket_id = _handoff(harness, "a")  # queued: nobody has claimed it yet
+
+    def say(text: str) -> Context:
+        harness.clock.advance(timedelta(seconds=20))  # not a flood
+        return harness.say(text, user="a")
+
+    for text in MENTIONS:
+        ctx = say(text)
+        assert ctx.decision is not None and ctx.decision.action == Action.SILENT, text
+        assert harness.replies == [], text
+    for text in ("人呢？怎么还没人回我", "can I talk to a real person"):
+        say(text)
+        assert len(harness.replies) == 1, text
+
+    alice = _agent(harness, "alice")
+    desk = _desk(harness)
+    assert desk.claim(alice, ticket_id).id == ticket_id
+    for text in MENTIONS:
+        ctx = say(text)
+        assert ctx.decision is not None and ctx.decision.action == Action.SILENT, text
+        assert harness.replies == [], text
+    say("can I talk to a real person")
+    assert harness.replies == ["Alice from our team is on your request and will reply shortly."]
+    say("人呢？怎么还没人回我")
+    assert harness.replies == ["您的问题已由客服Alice跟进处理中，请稍候，我们会尽快回复您。"]
+    say("等了这么久还没人理，你们到底管不管！！")
+    assert harness.replies == ["您的问题已由客服Alice跟进处理中，请稍候，我们会尽快回复您。"]
+    ctx = say("救命，家里着火了")
+    assert ctx.decision is not None and ctx.decision.action == Action.HANDOFF
+    assert "400-000-0000" in harness.replies[0]
 
 
 def test_a_waiting_customer_learns_their_place_and_a_complaint_moves_them_up(

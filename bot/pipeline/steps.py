@@ -23,7 +23,7 @@ from bot.pipeline import rules
 from bot.pipeline.complaint import complaint_signal
 from bot.pipeline.context import Context, Reply
 from bot.pipeline.knowledge import Reading
-from bot.pipeline.needs_person import act_handoff, unrelated_act
+from bot.pipeline.needs_person import act_handoff, asks_for_person, unrelated_act
 from bot.pipeline.survey import parse_score
 from bot.pipeline.urgent import urgent_signal
 from bot.store import conversations
@@ -108,7 +108,9 @@ def with_human(ctx: Context, batch: DecisionBatch, config: Config) -> None:
     """While a human owns the conversation the bot is silent — the agent reads the message in
     the console — except to say what the customer needs to hear: an emergency moves the ticket
     to the urgent line; a customer asking for a person hears who is on it, or their place in
-    the queue; one who complains about the wait gets an apology and moves up."""
+    the queue; one who complains about the wait gets an apology and moves up (or hears who is
+    on it). A line that only mentions a handoff topic ("不用退款了，谢谢") is the agent's to
+    read: it asks nobody for anything (`asks_for_person`)."""
     conv = ctx.conversation
     assert conv is not None
     if conv.state != ConversationState.HANDOFF:
@@ -130,6 +132,11 @@ def with_human(ctx: Context, batch: DecisionBatch, config: Config) -> None:
         values["status"] = TicketState.ASSIGNED
     urgent = ctx.knowledge.intents.get(config.guard.urgent_intent)
     agent = batch.agent_name(ticket.agent_id)
+    # what the message is about may hand off (a refund); only asking for a person is answered
+    asks = asks_for_person(ctx.acts, ctx.handoff, ctx.knowledge, config)
+    complains = bool(ctx.complaint_signal) or bool(
+        ctx.handoff and ctx.handoff.category == Category.COMPLAINT
+    )
     if ctx.urgent_signal and urgent and urgent.queue and ticket.priority != Priority.URGENT:
         line = config.queues[urgent.queue]
         moved = batch.escalate(
@@ -150,24 +157,26 @@ def with_human(ctx: Context, batch: DecisionBatch, config: Config) -> None:
         texts.append(pick(urgent.reply, lang))
         event, data = "escalated", {"reason": "urgent", "priority": urgent.priority.value}
     elif ticket.status in TicketState.with_agent():
-        if ctx.handoff is not None and agent:
+        if (asks or complains) and agent:
             texts.append(pick(config.texts.agent_on_it, lang).replace("{agent}", agent))
-            reasons.append(f"asked for a person: {agent} has the ticket")
+            reasons.append(
+                f"{'asked for a person' if asks else 'complained'}: {agent} has the ticket"
+            )
         else:
             reasons.append(f"{agent or 'an agent'} owns this conversation")
-    elif ctx.complaint_signal or (ctx.handoff and ctx.handoff.category == Category.COMPLAINT):
+    elif complains:
         # up one step, but never to urgent: that is for emergencies, not for impatience
         raised = max(Priority(ticket.priority).raised(), Priority.HIGH, key=lambda p: p.rank)
         texts.append(pick(config.texts.waiting_sorry, lang))
         reasons.append(f"complained while waiting: priority {ticket.priority} → {raised.value}")
         values.update(priority=raised.value, priority_rank=raised.rank)
         event, data = "escalated", {"reason": "complaint while waiting", "priority": raised.value}
-    elif ctx.handoff is not None and ticket.status == TicketState.QUEUED:
+    elif asks and ticket.status == TicketState.QUEUED:
         ahead = batch.position(ticket)
         _, minutes = batch.queue_load(ticket.queue, Priority(ticket.priority).rank, ctx.now)
         texts.append(_queue_text(config, lang, ahead, minutes))
         reasons.append(f"asked for a person while queued: {ahead} ahead")
-    elif ctx.handoff is not None and ticket.status == TicketState.QUEUE_CLOSED:
+    elif asks and ticket.status == TicketState.QUEUE_CLOSED:
         schedule = ctx.knowledge.schedules[config.queues[ticket.queue].schedule]
         texts.append(_closed_handoff_text(schedule, config, lang, ctx.now))
         reasons.append("asked for a person while the queue is closed: told when it opens")
