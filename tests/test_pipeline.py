@@ -128,14 +128,31 @@ def test_urgent_words_go_to_the_round_the_clock_queue(harness: Harness) -> None:
     assert "400-000-0000" in harness.replies[0]
 
 
-def test_out_of_scope_falls_back_and_repeated_failure_hands_off(harness: Harness) -> None:
-    ctx = harness.say("今天天气怎么样")
+def test_not_understood_falls_back_and_repeated_failure_hands_off(harness: Harness) -> None:
+    ctx = harness.say("这个型号和那个有什么区别")
     assert ctx.decision is not None and ctx.decision.action == Action.FALLBACK
-    assert ctx.decision.intent is None and ctx.decision.faq_id is None
+    assert ctx.decision.faq_id is None
     assert "换个说法" in harness.replies[0]
-    ctx = harness.say("给我讲个笑话吧")
+    ctx = harness.say("颜色有几种")
     assert ctx.decision is not None and ctx.decision.action == Action.HANDOFF
     assert ctx.decision.queue == "general"
+    assert any("repeated failure" in r for r in ctx.decision.reasons)
+
+
+@pytest.mark.parametrize("chat", ["给我讲个笑话吧", "tell me a joke"])
+def test_small_talk_after_a_fallback_opens_no_ticket(harness: Harness, chat: str) -> None:
+    """Issue 20, defect 12b: "tell me a joke" after one fallback was the second failure in a row
+    and opened a ticket. Small talk and what has nothing to do with the shop get the fallback
+    but do not count towards a handoff; two real failures still do."""
+    ctx = harness.say("这个型号和那个有什么区别")
+    assert ctx.decision is not None and ctx.decision.action == Action.FALLBACK
+    for text in (chat, "今天天气怎么样"):
+        ctx = harness.say(text)
+        assert ctx.decision is not None and ctx.decision.action == Action.FALLBACK, text
+        assert ctx.decision.ticket_id is None
+    assert harness.pipeline.store.tickets("general") == []
+    ctx = harness.say("有没有大一点的尺寸")
+    assert ctx.decision is not None and ctx.decision.action == Action.HANDOFF
     assert any("repeated failure" in r for r in ctx.decision.reasons)
 
 

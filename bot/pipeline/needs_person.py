@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from bot.content.config import Config
 from bot.content.entries import IntentSpec
 from bot.pipeline.knowledge import Knowledge, Reading
-from bot.understanding.acts import ACTS, EMERGENCY, HUMAN, NEEDS_PERSON, UNRELATED
+from bot.understanding.acts import ACTS, EMERGENCY, HUMAN, NEEDS_PERSON, SMALL_TALK, UNRELATED
 
 #: how much an intent's fit with the act counts against the shop model's own probability
 FIT_FLOOR = 0.05
@@ -89,3 +89,13 @@ def asks_for_person(
         return True
     settings = config.acts
     return settings.enabled and bool(acts) and acts[ACTS.index(HUMAN)] >= settings.person
+
+
+def off_topic(acts: tuple[float, ...], config: Config) -> bool:
+    """The act model reads the message as small talk or as nothing to do with any shop ("tell
+    me a joke"), the two together at `acts.person` or more: not understanding it is no sign
+    that the customer needs a person."""
+    settings = config.acts
+    if not (settings.enabled and acts):
+        return False
+    return acts[ACTS.index(SMALL_TALK)] + acts[ACTS.index(UNRELATED)] >= settings.person
