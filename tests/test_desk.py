@@ -40,6 +40,13 @@ def _agent(
         return agents.add(tx, login, login.title(), role, HASH, harness.clock.now(), queues)
 
 
+def _online(harness: Harness, login: str, queues: tuple[str, ...] = ()) -> Agent:
+    """An agent whose console is open now (it has just told the desk)."""
+    agent = _agent(harness, login, queues=queues)
+    _desk(harness).seen(agent)
+    return agent
+
+
 def _desk(harness: Harness) -> Desk:
     pipeline = harness.pipeline
     return Desk(pipeline.config, pipeline.store, pipeline.clock, lambda: pipeline.knowledge)
@@ -212,6 +219,7 @@ def test_a_waiting_customer_learns_their_place_and_a_complaint_moves_them_up(
     harness: Harness,
 ) -> None:
     desk = _desk(harness)
+    _online(harness, "olga")
     first = _handoff(harness, "a")
     ctx = harness.say("转人工", user="b")
     assert ctx.decision is not None
@@ -230,6 +238,7 @@ def test_a_waiting_customer_learns_their_place_and_a_complaint_moves_them_up(
 
 def test_an_english_queue_position_reads_right_for_one_and_for_several(harness: Harness) -> None:
     """Issue 20, defect 4: "There are 1 customers ahead of you"."""
+    _online(harness, "olga")
     for user in ("a", "b"):
         _handoff(harness, user)
     positions = []
@@ -248,6 +257,63 @@ def test_an_english_queue_position_reads_right_for_one_and_for_several(harness: 
     assert harness.replies == ["Customers ahead of you: 1. Please hold on."]
 
 
+def test_with_no_agent_online_the_customer_hears_so_and_the_ticket_is_made(
+    harness: Harness,
+) -> None:
+    """Issue 20, defect 12a: in open hours with nobody logged in, "connecting you…" was a
+    promise nobody kept. Online is a console heard from within console.online_minutes."""
+    unstaffed = harness.pipeline.config.texts.handoff_unstaffed["zh"]
+    ticket_id = _handoff(harness, "a")
+    assert harness.replies == [unstaffed]
+    [ticket] = harness.pipeline.store.tickets("general")  # the ticket is still made, queued
+    assert ticket.id == ticket_id and ticket.status == TicketState.QUEUED
+    harness.clock.advance(timedelta(seconds=20))
+    harness.say("人工", user="a")  # asking again while nobody is there
+    assert harness.replies == [unstaffed]
+
+    _online(harness, "gina", queues=("complaints",))  # online, but not for this queue
+    _handoff(harness, "b")
+    assert harness.replies == [unstaffed]
+
+    alice = _online(harness, "alice")
+    _handoff(harness, "c")
+    assert harness.replies[0] == "好的，正在为您转接人工客服。"
+
+    harness.clock.advance(timedelta(minutes=harness.pipeline.config.console.online_minutes + 1))
+    _handoff(harness, "d")  # alice's console has not been heard from since
+    assert harness.replies == [unstaffed]
+
+    desk = _desk(harness)
+    desk.seen(alice)
+    _handoff(harness, "e")
+    assert harness.replies[0] == "好的，正在为您转接人工客服。"
+    desk.away(alice.id)  # logged out
+    _handoff(harness, "f")
+    assert harness.replies == [unstaffed]
+
+
+def test_an_agent_online_on_one_worker_counts_on_another(
+    config: Config, encoder: MemoEncoder, postgres_url: str
+) -> None:
+    """Presence is read from the database: an agent whose console talks to one worker is
+    online for the handoffs another worker decides."""
+    clock = FixedClock(at("2026-11-24 10:00"))
+    workers = [
+        build_pipeline(config, clock, Outbox(), store_url=postgres_url, encoder=encoder)
+        for _ in range(2)
+    ]
+    first, second = (Harness(p, clock, p.sender) for p in workers)  # type: ignore[arg-type]
+    try:
+        _handoff(second, "presence-a")
+        assert second.replies == [config.texts.handoff_unstaffed["zh"]]
+        _online(first, "presence-alice")
+        _handoff(second, "presence-b")
+        assert second.replies[0] == "好的，正在为您转接人工客服。"
+    finally:
+        for pipeline in workers:
+            pipeline.store.close()
+
+
 def test_expected_wait_comes_from_how_long_recent_tickets_waited(harness: Harness) -> None:
     alice = _agent(harness, "alice")
     desk = _desk(harness)
@@ -255,6 +321,7 @@ def test_expected_wait_comes_from_how_long_recent_tickets_waited(harness: Harnes
         _handoff(harness, user)
         harness.clock.advance(timedelta(minutes=4))
         desk.claim_next(alice)
+    desk.seen(alice)
     _handoff(harness, "c")
     harness.say("转人工", user="d")
     assert "您前面还有1位客户在等待，预计等待约4分钟。" in harness.replies

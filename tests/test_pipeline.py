@@ -91,7 +91,8 @@ def test_complaint_hands_off_with_a_ticket_and_the_bot_then_stays_quiet(harness:
     decision = ctx.decision
     assert decision is not None and decision.action == Action.HANDOFF
     assert (decision.queue, decision.priority and decision.priority.value) == ("complaints", "high")
-    assert harness.replies == ["非常抱歉给您带来不便，已为您转接专员处理。"]
+    # no agent is online in this test: the customer hears so, not "已为您转接专员处理"
+    assert harness.replies == [harness.pipeline.config.texts.handoff_unstaffed["zh"]]
     [ticket] = harness.pipeline.store.tickets("complaints")
     assert ticket.id == decision.ticket_id and ticket.category == "complaint"
     assert ticket.first_response_due == at("2026-11-24 10:01")  # complaints queue: 60 s

@@ -457,6 +457,10 @@ class ConsoleConfig(_Section):
     lockout_minutes: float = Field(15, gt=0, le=1440)
     #: a console session ends after this many hours without a request (log in again)
     session_hours: float = Field(12, gt=0, le=24 * 30)
+    #: an agent is online while their console was heard from within this many minutes (an
+    #: open console says so every 15 s; logging out ends it at once). A handoff to a queue none
+    #: of whose agents is online tells the customer so (texts.handoff_unstaffed).
+    online_minutes: float = Field(3, gt=0, le=1440)
 
 
 class WebhookChannelConfig(_Section):
@@ -553,6 +557,19 @@ class TextsConfig(_Section):
     queue_ahead: LocalText = {
         "zh": "您前面还有{ahead}位客户在等待，请稍候。",
         "en": "Customers ahead of you: {ahead}. Please hold on.",
+    }
+    #: a handoff while the queue is open but none of its agents is online (console.online_minutes):
+    #: the ticket is made, and the customer hears so rather than "connecting you"
+    handoff_unstaffed: LocalText = {
+        "zh": (
+            "您的问题已登记，但现在暂时没有客服在线。您可以直接在这里留言说明情况，"
+            "客服一上线就会看到并回复您。"
+        ),
+        "en": (
+            "Your request is recorded, but no one from our team is online right now. Leave a "
+            "message here with the details: the first agent to come online will see it and "
+            "reply."
+        ),
     }
     #: sent once when no human has answered after care.apology_minutes
     waiting_care: LocalText = {

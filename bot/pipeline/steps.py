@@ -171,6 +171,13 @@ def with_human(ctx: Context, batch: DecisionBatch, config: Config) -> None:
         reasons.append(f"complained while waiting: priority {ticket.priority} → {raised.value}")
         values.update(priority=raised.value, priority_rank=raised.rank)
         event, data = "escalated", {"reason": "complaint while waiting", "priority": raised.value}
+    elif (
+        asks
+        and ticket.status == TicketState.QUEUED
+        and not _staffed(batch, config, ticket.queue, ctx.now)
+    ):
+        texts.append(pick(config.texts.handoff_unstaffed, lang))
+        reasons.append(f"asked for a person while queued: no agent of {ticket.queue} online")
     elif asks and ticket.status == TicketState.QUEUED:
         ahead = batch.position(ticket)
         _, minutes = batch.queue_load(ticket.queue, Priority(ticket.priority).rank, ctx.now)
@@ -242,10 +249,11 @@ def decide(ctx: Context, batch: DecisionBatch, config: Config) -> None:
     ctx.ticket = case.ticket
 
 
-def reopen(ctx: Context, batch: DecisionBatch) -> None:
+def reopen(ctx: Context, batch: DecisionBatch, config: Config) -> None:
     """A handoff soon after the customer's last ticket was resolved reopens that ticket, back
     to the agent who knows the case, unless this is an emergency or more pressing than before.
-    A new ticket for an open queue reads the queue's load: the customer hears their place."""
+    A new ticket for an open queue reads the queue's load: the customer hears their place, or
+    that none of its agents is online right now."""
     ticket, decision = ctx.ticket, ctx.decision
     if ticket is None:
         return
@@ -270,6 +278,11 @@ def reopen(ctx: Context, batch: DecisionBatch) -> None:
         decision.priority, decision.category = Priority(old.priority), Category(old.category)
     elif decision.is_open:
         ctx.queue_load = batch.queue_load(ticket.queue, ticket.priority_rank, ctx.now)
+    if decision.is_open and not (ctx.reopen and ctx.reopen.agent_name):
+        queue = decision.queue or ticket.queue
+        ctx.staffed = _staffed(batch, config, queue, ctx.now)
+        if not ctx.staffed:
+            reasons.append(f"no agent of queue {queue} online: the customer is told so")
 
 
 def compose(ctx: Context, config: Config) -> None:
@@ -309,6 +322,14 @@ def compose(ctx: Context, config: Config) -> None:
         replies.append(Reply(pick(texts_cfg.fallback, lang), person))
     elif decision.action == Action.NOT_TEXT:
         replies.append(Reply(pick(texts_cfg.not_text, lang)))
+    elif decision.action == Action.HANDOFF and not ctx.staffed:
+        # open, but nobody there: not "connecting you…"; the ticket waits for the first agent.
+        # An emergency keeps its own words too (its hotline, what to do first).
+        spec = knowledge.intents.get(decision.intent or "")
+        if decision.priority == Priority.URGENT and spec and spec.reply:
+            replies.append(Reply(pick(spec.reply, lang)))
+        unstaffed = pick(texts_cfg.handoff_unstaffed, lang)
+        replies.append(Reply(unstaffed, handoff_queue=decision.queue))
     elif decision.action == Action.HANDOFF and ctx.reopen and ctx.reopen.agent_name:
         text = pick(texts_cfg.agent_on_it, lang).replace("{agent}", ctx.reopen.agent_name)
         replies.append(Reply(text, handoff_queue=decision.queue))
@@ -469,6 +490,13 @@ def _case(ctx: Context, batch: DecisionBatch, config: Config) -> rules.Case:
     return rules.Case(
         ctx, batch, config, decision, top, outside, elsewhere or unrelated, suggestions, picked
     )
+
+
+def _staffed(batch: DecisionBatch, config: Config, queue: str, now: datetime) -> bool:
+    """Some agent who works the queue is online: their console was heard from within
+    console.online_minutes."""
+    since = now - timedelta(minutes=config.console.online_minutes)
+    return batch.agents_online(queue, since) > 0
 
 
 def _closed_handoff_text(schedule: Schedule, config: Config, lang: str, now: datetime) -> str:
