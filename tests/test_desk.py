@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from bot.assembly import build_pipeline
 from bot.content.config import Config, load_config
@@ -19,6 +20,7 @@ from bot.domain.clock import FixedClock
 from bot.domain.messages import Action
 from bot.domain.ticket import TicketState
 from bot.humans.desk import Conflict, Desk, DeskError, Forbidden
+from bot.pipeline.context import Context
 from bot.store import agents
 from bot.store.database import Store
 from bot.store.schema import messages, tickets
@@ -27,6 +29,8 @@ from tests.support.harness import AsyncOutbox, Harness, Outbox, dispatch_once, m
 from tests.support.shop import at
 
 HASH = "$argon2id$v=19$m=65536,t=3,p=4$not-a-real-hash"
+#: the shipped shop's intents (the repository's own `intents/`)
+SHIPPED_INTENTS = Path(__file__).parent.parent / "intents"
 
 
 def _agent(
@@ -34,6 +38,13 @@ def _agent(
 ) -> Agent:
     with harness.pipeline.store.transaction() as tx:
         return agents.add(tx, login, login.title(), role, HASH, harness.clock.now(), queues)
+
+
+def _online(harness: Harness, login: str, queues: tuple[str, ...] = ()) -> Agent:
+    """An agent whose console is open now (it has just told the desk)."""
+    agent = _agent(harness, login, queues=queues)
+    _desk(harness).seen(agent)
+    return agent
 
 
 def _desk(harness: Harness) -> Desk:
@@ -148,10 +159,67 @@ def test_the_customer_hears_who_is_on_it_and_never_gets_a_second_ticket(harness:
         assert conn.execute(sa.select(sa.func.count()).select_from(tickets)).scalar() == 1
 
 
+#: lines that name a handoff topic (the refund intent hands off) while thanking or declining
+MENTIONS = [
+    "不用退款了，补发就行，谢谢！",
+    "好的，那我不退款了",
+    "退货的事不用了，谢谢你们",
+    "got the refund, thanks!",
+    "thanks, no need for a refund, just resend it",
+]
+
+
+def test_mentioning_a_handoff_topic_does_not_make_the_bot_talk_over_the_agent(
+    shop: Path, encoder: MemoEncoder, tmp_path: Path
+) -> None:
+    """Issue 20, defect 3: while an agent owns the conversation, a line that merely mentions a
+    refund read as asking for a person again ("您的问题已由客服…跟进处理中"). Only asking for
+    a person, complaining about the wait or an emergency gets a bot line."""
+    shipped = yaml.safe_load((SHIPPED_INTENTS / "service.yaml").read_text(encoding="utf-8"))
+    refund = [intent for intent in shipped if intent["name"] == "refund_request"]
+    (shop / "intents" / "refund.yaml").write_text(
+        yaml.safe_dump(refund, allow_unicode=True), encoding="utf-8"
+    )
+    harness = make_harness(load_config(shop / "config.toml"), encoder, tmp_path)
+    assert harness.say(MENTIONS[0], user="x").decision.intent == "refund_request"  # type: ignore[union-attr]
+
+    ticket_id = _handoff(harness, "a")  # queued: nobody has claimed it yet
+
+    def say(text: str) -> Context:
+        harness.clock.advance(timedelta(seconds=20))  # not a flood
+        return harness.say(text, user="a")
+
+    for text in MENTIONS:
+        ctx = say(text)
+        assert ctx.decision is not None and ctx.decision.action == Action.SILENT, text
+        assert harness.replies == [], text
+    for text in ("人呢？怎么还没人回我", "can I talk to a real person"):
+        say(text)
+        assert len(harness.replies) == 1, text
+
+    alice = _agent(harness, "alice")
+    desk = _desk(harness)
+    assert desk.claim(alice, ticket_id).id == ticket_id
+    for text in MENTIONS:
+        ctx = say(text)
+        assert ctx.decision is not None and ctx.decision.action == Action.SILENT, text
+        assert harness.replies == [], text
+    say("can I talk to a real person")
+    assert harness.replies == ["Alice from our team is on your request and will reply shortly."]
+    say("人呢？怎么还没人回我")
+    assert harness.replies == ["您的问题已由客服Alice跟进处理中，请稍候，我们会尽快回复您。"]
+    say("等了这么久还没人理，你们到底管不管！！")
+    assert harness.replies == ["您的问题已由客服Alice跟进处理中，请稍候，我们会尽快回复您。"]
+    ctx = say("救命，家里着火了")
+    assert ctx.decision is not None and ctx.decision.action == Action.HANDOFF
+    assert "400-000-0000" in harness.replies[0]
+
+
 def test_a_waiting_customer_learns_their_place_and_a_complaint_moves_them_up(
     harness: Harness,
 ) -> None:
     desk = _desk(harness)
+    _online(harness, "olga")
     first = _handoff(harness, "a")
     ctx = harness.say("转人工", user="b")
     assert ctx.decision is not None
@@ -168,6 +236,84 @@ def test_a_waiting_customer_learns_their_place_and_a_complaint_moves_them_up(
     assert claimed.priority == "high"
 
 
+def test_an_english_queue_position_reads_right_for_one_and_for_several(harness: Harness) -> None:
+    """Issue 20, defect 4: "There are 1 customers ahead of you"."""
+    _online(harness, "olga")
+    for user in ("a", "b"):
+        _handoff(harness, user)
+    positions = []
+    for user in ("c", "d"):
+        harness.say("can I talk to a real person", user=user)
+        positions.append(harness.replies[-1])
+        harness.say("I want a person", user=user)  # asked again while queued
+        positions.append(harness.replies[-1])
+    assert positions == [
+        "Customers ahead of you: 2. Please hold on.",
+        "Customers ahead of you: 2. Please hold on.",
+        "Customers ahead of you: 3. Please hold on.",
+        "Customers ahead of you: 3. Please hold on.",
+    ]
+    harness.say("I want a person", user="b")
+    assert harness.replies == ["Customers ahead of you: 1. Please hold on."]
+
+
+def test_with_no_agent_online_the_customer_hears_so_and_the_ticket_is_made(
+    harness: Harness,
+) -> None:
+    """Issue 20, defect 12a: in open hours with nobody logged in, "connecting you…" was a
+    promise nobody kept. Online is a console heard from within console.online_minutes."""
+    unstaffed = harness.pipeline.config.texts.handoff_unstaffed["zh"]
+    ticket_id = _handoff(harness, "a")
+    assert harness.replies == [unstaffed]
+    [ticket] = harness.pipeline.store.tickets("general")  # the ticket is still made, queued
+    assert ticket.id == ticket_id and ticket.status == TicketState.QUEUED
+    harness.clock.advance(timedelta(seconds=20))
+    harness.say("人工", user="a")  # asking again while nobody is there
+    assert harness.replies == [unstaffed]
+
+    _online(harness, "gina", queues=("complaints",))  # online, but not for this queue
+    _handoff(harness, "b")
+    assert harness.replies == [unstaffed]
+
+    alice = _online(harness, "alice")
+    _handoff(harness, "c")
+    assert harness.replies[0] == "好的，正在为您转接人工客服。"
+
+    harness.clock.advance(timedelta(minutes=harness.pipeline.config.console.online_minutes + 1))
+    _handoff(harness, "d")  # alice's console has not been heard from since
+    assert harness.replies == [unstaffed]
+
+    desk = _desk(harness)
+    desk.seen(alice)
+    _handoff(harness, "e")
+    assert harness.replies[0] == "好的，正在为您转接人工客服。"
+    desk.away(alice.id)  # logged out
+    _handoff(harness, "f")
+    assert harness.replies == [unstaffed]
+
+
+def test_an_agent_online_on_one_worker_counts_on_another(
+    config: Config, encoder: MemoEncoder, postgres_url: str
+) -> None:
+    """Presence is read from the database: an agent whose console talks to one worker is
+    online for the handoffs another worker decides."""
+    clock = FixedClock(at("2026-11-24 10:00"))
+    workers = [
+        build_pipeline(config, clock, Outbox(), store_url=postgres_url, encoder=encoder)
+        for _ in range(2)
+    ]
+    first, second = (Harness(p, clock, p.sender) for p in workers)  # type: ignore[arg-type]
+    try:
+        _handoff(second, "presence-a")
+        assert second.replies == [config.texts.handoff_unstaffed["zh"]]
+        _online(first, "presence-alice")
+        _handoff(second, "presence-b")
+        assert second.replies[0] == "好的，正在为您转接人工客服。"
+    finally:
+        for pipeline in workers:
+            pipeline.store.close()
+
+
 def test_expected_wait_comes_from_how_long_recent_tickets_waited(harness: Harness) -> None:
     alice = _agent(harness, "alice")
     desk = _desk(harness)
@@ -175,6 +321,7 @@ def test_expected_wait_comes_from_how_long_recent_tickets_waited(harness: Harnes
         _handoff(harness, user)
         harness.clock.advance(timedelta(minutes=4))
         desk.claim_next(alice)
+    desk.seen(alice)
     _handoff(harness, "c")
     harness.say("转人工", user="d")
     assert "您前面还有1位客户在等待，预计等待约4分钟。" in harness.replies

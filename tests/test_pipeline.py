@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +91,8 @@ def test_complaint_hands_off_with_a_ticket_and_the_bot_then_stays_quiet(harness:
     decision = ctx.decision
     assert decision is not None and decision.action == Action.HANDOFF
     assert (decision.queue, decision.priority and decision.priority.value) == ("complaints", "high")
-    assert harness.replies == ["非常抱歉给您带来不便，已为您转接专员处理。"]
+    # no agent is online in this test: the customer hears so, not "已为您转接专员处理"
+    assert harness.replies == [harness.pipeline.config.texts.handoff_unstaffed["zh"]]
     [ticket] = harness.pipeline.store.tickets("complaints")
     assert ticket.id == decision.ticket_id and ticket.category == "complaint"
     assert ticket.first_response_due == at("2026-11-24 10:01")  # complaints queue: 60 s
@@ -106,7 +108,11 @@ def test_handoff_while_closed_says_when_a_human_picks_it_up(harness: Harness) ->
     ctx = harness.say("转人工", when="2026-11-27 20:00")  # Friday evening
     assert ctx.decision is not None and ctx.decision.action == Action.HANDOFF
     assert ctx.decision.notice
-    assert "11月30日（周一）9:00" in harness.replies[-1]
+    # issue 20, defect 12d: one honest line, not "已为您转接…请稍候" and then "nobody until 9:00"
+    assert harness.replies == [
+        "现在是非工作时间，您的问题已登记，人工客服将于11月30日（周一）9:00上线后第一时间为您处理。"
+    ]
+    assert [m.handoff_queue for m in harness.outbox.sent] == ["general"]
     assert harness.pipeline.store.tickets("general") == []  # not for agents until opening
     [ticket] = harness.pipeline.store.tickets("general", status="queue_closed")
     assert ticket.available_at == at("2026-11-30 09:00")
@@ -123,14 +129,31 @@ def test_urgent_words_go_to_the_round_the_clock_queue(harness: Harness) -> None:
     assert "400-000-0000" in harness.replies[0]
 
 
-def test_out_of_scope_falls_back_and_repeated_failure_hands_off(harness: Harness) -> None:
-    ctx = harness.say("今天天气怎么样")
+def test_not_understood_falls_back_and_repeated_failure_hands_off(harness: Harness) -> None:
+    ctx = harness.say("这个型号和那个有什么区别")
     assert ctx.decision is not None and ctx.decision.action == Action.FALLBACK
-    assert ctx.decision.intent is None and ctx.decision.faq_id is None
+    assert ctx.decision.faq_id is None
     assert "换个说法" in harness.replies[0]
-    ctx = harness.say("给我讲个笑话吧")
+    ctx = harness.say("颜色有几种")
     assert ctx.decision is not None and ctx.decision.action == Action.HANDOFF
     assert ctx.decision.queue == "general"
+    assert any("repeated failure" in r for r in ctx.decision.reasons)
+
+
+@pytest.mark.parametrize("chat", ["给我讲个笑话吧", "tell me a joke"])
+def test_small_talk_after_a_fallback_opens_no_ticket(harness: Harness, chat: str) -> None:
+    """Issue 20, defect 12b: "tell me a joke" after one fallback was the second failure in a row
+    and opened a ticket. Small talk and what has nothing to do with the shop get the fallback
+    but do not count towards a handoff; two real failures still do."""
+    ctx = harness.say("这个型号和那个有什么区别")
+    assert ctx.decision is not None and ctx.decision.action == Action.FALLBACK
+    for text in (chat, "今天天气怎么样"):
+        ctx = harness.say(text)
+        assert ctx.decision is not None and ctx.decision.action == Action.FALLBACK, text
+        assert ctx.decision.ticket_id is None
+    assert harness.pipeline.store.tickets("general") == []
+    ctx = harness.say("有没有大一点的尺寸")
+    assert ctx.decision is not None and ctx.decision.action == Action.HANDOFF
     assert any("repeated failure" in r for r in ctx.decision.reasons)
 
 
@@ -245,8 +268,15 @@ def test_flood_gets_one_word_then_silence_but_never_for_urgent(harness: Harness)
         seen.append((ctx.decision.action, tuple(harness.replies)))
     answer = ("订单满 99 元包邮，不满收取 8 元运费。",)
     assert seen[:8] == [(Action.ANSWER, answer)] * 8
-    assert seen[8] == (Action.SILENT, ("您的消息我们都收到了，请稍等，我们会逐条为您处理。",))
+    # issue 20, defect 12c: the notice said 逐条为您处理 and the bot stayed silent; it now says
+    # what happens, and that is what happens: silence until the flood window has passed
+    notice = "您的消息发得太快了，我先暂停自动回复。请30秒后把您的问题合成一条再发给我。"
+    assert seen[8] == (Action.SILENT, (notice,))
     assert seen[9] == (Action.SILENT, ())
+    harness.clock.advance(timedelta(seconds=31))
+    ctx = harness.say("运费多少", user="flooder")
+    assert ctx.decision is not None and ctx.decision.action == Action.ANSWER
+    assert tuple(harness.replies) == answer
     ctx = harness.say("救命，着火了", user="flooder")
     assert ctx.decision is not None and ctx.decision.action == Action.HANDOFF
     assert ctx.decision.queue == "urgent"

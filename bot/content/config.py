@@ -461,6 +461,10 @@ class ConsoleConfig(_Section):
     lockout_minutes: float = Field(15, gt=0, le=1440)
     #: a console session ends after this many hours without a request (log in again)
     session_hours: float = Field(12, gt=0, le=24 * 30)
+    #: an agent is online while their console was heard from within this many minutes (an
+    #: open console says so every 15 s; logging out ends it at once). A handoff to a queue none
+    #: of whose agents is online tells the customer so (texts.handoff_unstaffed).
+    online_minutes: float = Field(3, gt=0, le=1440)
 
     @field_validator("cookie")
     @classmethod
@@ -589,13 +593,15 @@ class TextsConfig(_Section):
     person_choice: LocalText = {"zh": "转人工", "en": "Talk to a person"}
     #: the human side's words; defaults, so that config files written before them still load.
     #: Placeholders: {agent} the agent's name, {ahead} customers ahead, {minutes} expected wait.
+    #: {ahead} may be 1 or 20: the English texts are worded so that one number reads right in
+    #: both ("Customers ahead of you: 1"), not "There are 1 customers".
     agent_on_it: LocalText = {
         "zh": "您的问题已由客服{agent}跟进处理中，请稍候，我们会尽快回复您。",
         "en": "{agent} from our team is on your request and will reply shortly.",
     }
     queue_position: LocalText = {
         "zh": "您前面还有{ahead}位客户在等待，预计等待约{minutes}分钟。",
-        "en": "There are {ahead} customers ahead of you; the expected wait is about {minutes} min.",
+        "en": "Customers ahead of you: {ahead}; the expected wait is about {minutes} min.",
     }
     queue_next: LocalText = {
         "zh": "您是下一位，预计等待约{minutes}分钟。",
@@ -603,7 +609,20 @@ class TextsConfig(_Section):
     }
     queue_ahead: LocalText = {
         "zh": "您前面还有{ahead}位客户在等待，请稍候。",
-        "en": "There are {ahead} customers ahead of you; please hold on.",
+        "en": "Customers ahead of you: {ahead}. Please hold on.",
+    }
+    #: a handoff while the queue is open but none of its agents is online (console.online_minutes):
+    #: the ticket is made, and the customer hears so rather than "connecting you"
+    handoff_unstaffed: LocalText = {
+        "zh": (
+            "您的问题已登记，但现在暂时没有客服在线。您可以直接在这里留言说明情况，"
+            "客服一上线就会看到并回复您。"
+        ),
+        "en": (
+            "Your request is recorded, but no one from our team is online right now. Leave a "
+            "message here with the details: the first agent to come online will see it and "
+            "reply."
+        ),
     }
     #: sent once when no human has answered after care.apology_minutes
     waiting_care: LocalText = {

@@ -49,8 +49,6 @@ _PASSWORD = re.compile(r"密码|口令|验证码|支付码|password|passcode|\bp
 #: the longest reply an agent may send at once (channels split long texts themselves)
 MAX_REPLY = 4000
 MAX_NOTE = 500
-#: an agent whose console was heard from this recently counts as online
-ONLINE = timedelta(minutes=3)
 
 
 class DeskError(Exception):
@@ -243,6 +241,7 @@ class Desk:
             raise Forbidden("the supervisor view is for supervisors and admins")
         now = self.clock.now()
         since = self._today_start(now)
+        online = timedelta(minutes=self.config.console.online_minutes)
         queues = self.overview(agent)
         with self.store.engine.connect() as conn:
             open_rows = ticket_reads.listed(conn, limit=500)
@@ -258,7 +257,7 @@ class Desk:
                     a.login,
                     a.name,
                     a.role.value,
-                    a.seen_at is not None and now - a.seen_at <= ONLINE,
+                    a.seen_at is not None and now - a.seen_at <= online,
                     *loads.get(a.id, (0, 0)),
                 )
                 for a in people
@@ -283,6 +282,11 @@ class Desk:
         """The agent's console is open (for "agents online")."""
         with self.store.transaction() as tx:
             agent_store.seen(tx, agent.id, self.clock.now())
+
+    def away(self, agent_id: int) -> None:
+        """The agent logged out: not online any more (a handoff hears that nobody is)."""
+        with self.store.transaction() as tx:
+            agent_store.away(tx, agent_id)
 
     def claim_next(self, agent: Agent) -> Ticket | None:
         """The first queued ticket of the agent's queues becomes theirs (exactly once)."""

@@ -86,6 +86,8 @@ class Context:
     ticket_updates: list[TicketUpdate] = field(default_factory=list)
     #: for a new handoff to an open queue: customers ahead and the expected wait in minutes
     queue_load: tuple[int, float | None] | None = None
+    #: for a handoff to an open queue: some agent of it is online (console.online_minutes)
+    staffed: bool = True
     replies: list[Reply] = field(default_factory=list)
     outbound: list[Outbound] = field(default_factory=list)
     #: what the run recorded for the database (filled with ids when the batch is written)

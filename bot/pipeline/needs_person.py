@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from bot.content.config import Config
 from bot.content.entries import IntentSpec
 from bot.pipeline.knowledge import Knowledge, Reading
-from bot.understanding.acts import ACTS, EMERGENCY, NEEDS_PERSON, UNRELATED
+from bot.understanding.acts import ACTS, EMERGENCY, HUMAN, NEEDS_PERSON, SMALL_TALK, UNRELATED
 
 #: how much an intent's fit with the act counts against the shop model's own probability
 FIT_FLOOR = 0.05
@@ -71,3 +71,31 @@ def unrelated_act(acts: tuple[float, ...], config: Config) -> bool:
     """The act model is sure the message has nothing to do with any shop."""
     settings = config.acts
     return settings.enabled and bool(acts) and acts[ACTS.index(UNRELATED)] >= settings.unrelated
+
+
+def asks_for_person(
+    acts: tuple[float, ...], intent: IntentSpec | None, knowledge: Knowledge, config: Config
+) -> bool:
+    """The message asks for a person (转人工, "is anyone there?"), as opposed to handing off
+    for what it is about. While a human owns the conversation only this gets the bot to speak
+    ("your agent is on it", the queue position): a line that mentions a refund while thanking
+    or declining one reads as the refund intent, which hands off, but it asks nobody for
+    anything. It asks when the intent it reads as is taken as the act "human", or when the act
+    model reads it as one (`acts.person`). Without an act model every handoff intent asks."""
+    intent_acts = knowledge.intent_acts
+    if not intent_acts:
+        return intent is not None
+    if intent is not None and intent_acts.get(intent.name) == HUMAN:
+        return True
+    settings = config.acts
+    return settings.enabled and bool(acts) and acts[ACTS.index(HUMAN)] >= settings.person
+
+
+def off_topic(acts: tuple[float, ...], config: Config) -> bool:
+    """The act model reads the message as small talk or as nothing to do with any shop ("tell
+    me a joke"), the two together at `acts.person` or more: not understanding it is no sign
+    that the customer needs a person."""
+    settings = config.acts
+    if not (settings.enabled and acts):
+        return False
+    return acts[ACTS.index(SMALL_TALK)] + acts[ACTS.index(UNRELATED)] >= settings.person

@@ -17,6 +17,7 @@ from bot.domain.messages import WELCOME_EVENT, Action, Category, Decision, Kind,
 from bot.domain.ticket import TicketDraft
 from bot.pipeline.context import Context
 from bot.pipeline.handoff import ticket_for
+from bot.pipeline.needs_person import off_topic
 from bot.store.batch import DecisionBatch
 from bot.understanding.faq import FaqMatch
 
@@ -170,9 +171,18 @@ def not_text(case: Case) -> bool:
 
 def not_understood(case: Case) -> bool:
     """The rephrase fallback; after `handoff.fallbacks_before_handoff` of them in a row a person
-    takes over rather than the customer trying a fourth time. Always decides."""
-    conv, decision, cfg = case.ctx.conversation, case.decision, case.config.handoff
+    takes over rather than the customer trying a fourth time. Small talk and what has nothing
+    to do with the shop ("tell me a joke") get the fallback but do not count: they are no
+    failure a person could fix. Always decides."""
+    ctx, decision, cfg = case.ctx, case.decision, case.config.handoff
+    conv = ctx.conversation
     assert conv is not None
+    if _confidently_out_of_scope(ctx, case.config) or off_topic(ctx.acts, case.config):
+        decision.reasons.append(
+            f"not understood, but small talk or unrelated: not counted towards a handoff "
+            f"({conv.fallback_streak} in a row)"
+        )
+        return True
     conv.fallback_streak += 1
     decision.reasons.append(f"not understood ({conv.fallback_streak} in a row)")
     if conv.fallback_streak >= cfg.fallbacks_before_handoff:

@@ -171,7 +171,7 @@ class Pipeline:
                 if not ctx.stop:
                     steps.hours(ctx, config)
                     steps.decide(ctx, batch, config)
-                    steps.reopen(ctx, batch)
+                    steps.reopen(ctx, batch, config)
                     steps.compose(ctx, config)
                 steps.record(ctx, batch)
                 recorded.append(ctx)

@@ -23,7 +23,7 @@ from bot.pipeline import rules
 from bot.pipeline.complaint import complaint_signal
 from bot.pipeline.context import Context, Reply
 from bot.pipeline.knowledge import Reading
-from bot.pipeline.needs_person import act_handoff, unrelated_act
+from bot.pipeline.needs_person import act_handoff, asks_for_person, unrelated_act
 from bot.pipeline.survey import parse_score
 from bot.pipeline.urgent import urgent_signal
 from bot.store import conversations
@@ -51,7 +51,8 @@ def urgent(ctx: Context, config: Config) -> None:
 
 
 def flood(ctx: Context, batch: DecisionBatch, config: Config) -> None:
-    """Floods get one polite word, then silence — never an urgent message."""
+    """Floods get one polite word, then silence — never an urgent message. The word says so:
+    the messages of a flood stay in the transcript but are not answered one by one."""
     inbound, cfg = ctx.inbound, config.guard
     if ctx.urgent_signal:
         return
@@ -62,7 +63,8 @@ def flood(ctx: Context, batch: DecisionBatch, config: Config) -> None:
         assert ctx.conversation is not None
         language = ctx.conversation.language
         first = recent == cfg.flood_messages + 1
-        texts = [pick(config.texts.flood, language)] if first else []
+        notice = pick(config.texts.flood, language).replace("{seconds}", str(cfg.flood_seconds))
+        texts = [notice] if first else []
         reason = f"flood: {recent} messages in {cfg.flood_seconds}s"
         finish(ctx, Decision(Action.SILENT, language=language, reasons=[reason]), texts)
 
@@ -106,7 +108,9 @@ def with_human(ctx: Context, batch: DecisionBatch, config: Config) -> None:
     """While a human owns the conversation the bot is silent — the agent reads the message in
     the console — except to say what the customer needs to hear: an emergency moves the ticket
     to the urgent line; a customer asking for a person hears who is on it, or their place in
-    the queue; one who complains about the wait gets an apology and moves up."""
+    the queue; one who complains about the wait gets an apology and moves up (or hears who is
+    on it). A line that only mentions a handoff topic ("不用退款了，谢谢") is the agent's to
+    read: it asks nobody for anything (`asks_for_person`)."""
     conv = ctx.conversation
     assert conv is not None
     if conv.state != ConversationState.HANDOFF:
@@ -128,6 +132,11 @@ def with_human(ctx: Context, batch: DecisionBatch, config: Config) -> None:
         values["status"] = TicketState.ASSIGNED
     urgent = ctx.knowledge.intents.get(config.guard.urgent_intent)
     agent = batch.agent_name(ticket.agent_id)
+    # what the message is about may hand off (a refund); only asking for a person is answered
+    asks = asks_for_person(ctx.acts, ctx.handoff, ctx.knowledge, config)
+    complains = bool(ctx.complaint_signal) or bool(
+        ctx.handoff and ctx.handoff.category == Category.COMPLAINT
+    )
     if ctx.urgent_signal and urgent and urgent.queue and ticket.priority != Priority.URGENT:
         line = config.queues[urgent.queue]
         moved = batch.escalate(
@@ -148,24 +157,33 @@ def with_human(ctx: Context, batch: DecisionBatch, config: Config) -> None:
         texts.append(pick(urgent.reply, lang))
         event, data = "escalated", {"reason": "urgent", "priority": urgent.priority.value}
     elif ticket.status in TicketState.with_agent():
-        if ctx.handoff is not None and agent:
+        if (asks or complains) and agent:
             texts.append(pick(config.texts.agent_on_it, lang).replace("{agent}", agent))
-            reasons.append(f"asked for a person: {agent} has the ticket")
+            reasons.append(
+                f"{'asked for a person' if asks else 'complained'}: {agent} has the ticket"
+            )
         else:
             reasons.append(f"{agent or 'an agent'} owns this conversation")
-    elif ctx.complaint_signal or (ctx.handoff and ctx.handoff.category == Category.COMPLAINT):
+    elif complains:
         # up one step, but never to urgent: that is for emergencies, not for impatience
         raised = max(Priority(ticket.priority).raised(), Priority.HIGH, key=lambda p: p.rank)
         texts.append(pick(config.texts.waiting_sorry, lang))
         reasons.append(f"complained while waiting: priority {ticket.priority} → {raised.value}")
         values.update(priority=raised.value, priority_rank=raised.rank)
         event, data = "escalated", {"reason": "complaint while waiting", "priority": raised.value}
-    elif ctx.handoff is not None and ticket.status == TicketState.QUEUED:
+    elif (
+        asks
+        and ticket.status == TicketState.QUEUED
+        and not _staffed(batch, config, ticket.queue, ctx.now)
+    ):
+        texts.append(pick(config.texts.handoff_unstaffed, lang))
+        reasons.append(f"asked for a person while queued: no agent of {ticket.queue} online")
+    elif asks and ticket.status == TicketState.QUEUED:
         ahead = batch.position(ticket)
         _, minutes = batch.queue_load(ticket.queue, Priority(ticket.priority).rank, ctx.now)
         texts.append(_queue_text(config, lang, ahead, minutes))
         reasons.append(f"asked for a person while queued: {ahead} ahead")
-    elif ctx.handoff is not None and ticket.status == TicketState.QUEUE_CLOSED:
+    elif asks and ticket.status == TicketState.QUEUE_CLOSED:
         schedule = ctx.knowledge.schedules[config.queues[ticket.queue].schedule]
         texts.append(_closed_handoff_text(schedule, config, lang, ctx.now))
         reasons.append("asked for a person while the queue is closed: told when it opens")
@@ -231,10 +249,11 @@ def decide(ctx: Context, batch: DecisionBatch, config: Config) -> None:
     ctx.ticket = case.ticket
 
 
-def reopen(ctx: Context, batch: DecisionBatch) -> None:
+def reopen(ctx: Context, batch: DecisionBatch, config: Config) -> None:
     """A handoff soon after the customer's last ticket was resolved reopens that ticket, back
     to the agent who knows the case, unless this is an emergency or more pressing than before.
-    A new ticket for an open queue reads the queue's load: the customer hears their place."""
+    A new ticket for an open queue reads the queue's load: the customer hears their place, or
+    that none of its agents is online right now."""
     ticket, decision = ctx.ticket, ctx.decision
     if ticket is None:
         return
@@ -259,6 +278,11 @@ def reopen(ctx: Context, batch: DecisionBatch) -> None:
         decision.priority, decision.category = Priority(old.priority), Category(old.category)
     elif decision.is_open:
         ctx.queue_load = batch.queue_load(ticket.queue, ticket.priority_rank, ctx.now)
+    if decision.is_open and not (ctx.reopen and ctx.reopen.agent_name):
+        queue = decision.queue or ticket.queue
+        ctx.staffed = _staffed(batch, config, queue, ctx.now)
+        if not ctx.staffed:
+            reasons.append(f"no agent of queue {queue} online: the customer is told so")
 
 
 def compose(ctx: Context, config: Config) -> None:
@@ -269,7 +293,14 @@ def compose(ctx: Context, config: Config) -> None:
     knowledge = ctx.knowledge
     replies: list[Reply] = []
     person = (pick(texts_cfg.person_choice, lang),)
-    if decision.action == Action.ANSWER and decision.faq_id:
+    opening = None if decision.is_open else ctx.schedule.next_open(ctx.now)
+    if decision.action == Action.HANDOFF and opening:
+        # After hours one honest line: the request is recorded and when people are back, not
+        # "connecting you, please hold on" followed at once by "nobody until 9:00".
+        text = _closed_handoff_text(ctx.schedule, config, lang, ctx.now)
+        replies.append(Reply(text, handoff_queue=decision.queue))
+        decision.notice = True
+    elif decision.action == Action.ANSWER and decision.faq_id:
         entry = knowledge.faq.by_id[decision.faq_id]
         about = (
             pick(texts_cfg.answer_about, lang).replace("{question}", question_in(entry, lang))
@@ -291,6 +322,14 @@ def compose(ctx: Context, config: Config) -> None:
         replies.append(Reply(pick(texts_cfg.fallback, lang), person))
     elif decision.action == Action.NOT_TEXT:
         replies.append(Reply(pick(texts_cfg.not_text, lang)))
+    elif decision.action == Action.HANDOFF and not ctx.staffed:
+        # open, but nobody there: not "connecting you…"; the ticket waits for the first agent.
+        # An emergency keeps its own words too (its hotline, what to do first).
+        spec = knowledge.intents.get(decision.intent or "")
+        if decision.priority == Priority.URGENT and spec and spec.reply:
+            replies.append(Reply(pick(spec.reply, lang)))
+        unstaffed = pick(texts_cfg.handoff_unstaffed, lang)
+        replies.append(Reply(unstaffed, handoff_queue=decision.queue))
     elif decision.action == Action.HANDOFF and ctx.reopen and ctx.reopen.agent_name:
         text = pick(texts_cfg.agent_on_it, lang).replace("{agent}", ctx.reopen.agent_name)
         replies.append(Reply(text, handoff_queue=decision.queue))
@@ -306,13 +345,8 @@ def compose(ctx: Context, config: Config) -> None:
                 replies.append(Reply(_queue_text(config, lang, ahead, minutes)))
 
     if not decision.is_open:
-        opening = ctx.schedule.next_open(ctx.now)
         window = opening.isoformat() if opening else "never"
-        if decision.action == Action.HANDOFF and opening:
-            # The customer must hear when a human will pick this up, whatever was said before.
-            replies.append(Reply(_closed_handoff_text(ctx.schedule, config, lang, ctx.now)))
-            decision.notice = True
-        elif conv.notice_window != window:
+        if conv.notice_window != window and not decision.notice:
             replies.append(Reply(ctx.schedule.notice_text(lang, ctx.now)))
             decision.notice = True
         if decision.notice:
@@ -456,6 +490,13 @@ def _case(ctx: Context, batch: DecisionBatch, config: Config) -> rules.Case:
     return rules.Case(
         ctx, batch, config, decision, top, outside, elsewhere or unrelated, suggestions, picked
     )
+
+
+def _staffed(batch: DecisionBatch, config: Config, queue: str, now: datetime) -> bool:
+    """Some agent who works the queue is online: their console was heard from within
+    console.online_minutes."""
+    since = now - timedelta(minutes=config.console.online_minutes)
+    return batch.agents_online(queue, since) > 0
 
 
 def _closed_handoff_text(schedule: Schedule, config: Config, lang: str, now: datetime) -> str:

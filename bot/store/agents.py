@@ -96,6 +96,20 @@ def seen(conn: Connection, agent_id: int, now: datetime) -> None:
     conn.execute(agents.update().where(agents.c.id == agent_id).values(seen_at=now))
 
 
+def away(conn: Connection, agent_id: int) -> None:
+    """The agent logged out: no longer online, whatever the console heard last."""
+    conn.execute(agents.update().where(agents.c.id == agent_id).values(seen_at=None))
+
+
+def online(conn: Connection, queue: str, since: datetime) -> int:
+    """How many active agents who work `queue` (`Agent.works`) the console heard from since
+    `since`: the agents online for it, on whichever worker their console talks to."""
+    rows = conn.execute(
+        sa.select(agents).where(agents.c.active.is_(True), agents.c.seen_at >= since)
+    ).mappings()
+    return sum(1 for row in rows if _agent(row).works(queue))
+
+
 def set_active(conn: Connection, login: str, active: bool) -> bool:
     return bool(
         conn.execute(agents.update().where(agents.c.login == login).values(active=active)).rowcount

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 from bot.domain.conversation import Conversation, ConversationState, CustomerLine
 from bot.domain.messages import Decision
 from bot.domain.ticket import Ticket, TicketDraft, TicketState
+from bot.store import agents as agent_queries
 from bot.store import outbox
 from bot.store import tickets as ticket_queries
 from bot.store.conversations import from_row, recent_lines
@@ -110,6 +111,7 @@ class DecisionBatch:
         self._tickets: dict[int, Ticket] = {}
         self._agent_names: dict[int, str] = {}
         self._queue_load: dict[tuple[str, int], tuple[int, float | None]] = {}
+        self._online: dict[str, int] = {}
         self._entries: list[Entry] = []
 
     # --- reads ---------------------------------------------------------------------------
@@ -244,6 +246,13 @@ class DecisionBatch:
         if key not in self._queue_load:
             self._queue_load[key] = ticket_queries.queue_load(self.tx, queue, rank, now)
         return self._queue_load[key]
+
+    def agents_online(self, queue: str, since: datetime) -> int:
+        """Agents of the queue whose console was heard from since `since` (read once per batch,
+        from the database: their console may talk to another worker)."""
+        if queue not in self._online:
+            self._online[queue] = agent_queries.online(self.tx, queue, since)
+        return self._online[queue]
 
     def position(self, ticket: Ticket) -> int:
         """How many queued tickets an agent takes before this one."""

@@ -58,6 +58,8 @@ async def login_post(request: web.Request) -> web.Response:
 
 async def logout(request: web.Request) -> web.Response:
     session = session_of(request)
+    if session.agent_id is not None:
+        await console_of(request).run(console_of(request).desk.away, session.agent_id)
     session.log_out()
     session.flash("logged_out")
     return see_other("/console/login")
