@@ -315,9 +315,12 @@ def _port(text: str) -> int:
 
 
 def _check(config_path: Path) -> int:
-    from bot.assembly import act_lines, check
+    from bot.cli.progress import step
 
-    problems = check(config_path)
+    with step("reading the settings and content", sys.stderr):
+        from bot.assembly import act_lines, check
+
+        problems = check(config_path)
     errors, warnings = only_errors(problems), only_warnings(problems)
     for problem in errors + warnings:
         print(problem)
@@ -337,17 +340,21 @@ def _chat(config: Config, at: str | None, user: str | None, why: bool) -> int:
     the agents' queue. A chat on a pretend clock (`--at`) uses a scratch store deleted at the
     end: its tickets, dated in the past or the future, must never reach the queue, the
     metrics or the consoles."""
-    import sqlalchemy as sa
+    from bot.cli.progress import LEARNING, step
 
-    from adapters.terminal import TerminalSender
-    from bot.assembly import build_pipeline, content_encoder, load_knowledge
+    with step("starting", sys.stderr):
+        import sqlalchemy as sa
+
+        from adapters.terminal import TerminalSender
+        from bot.assembly import build_pipeline, content_encoder, load_knowledge
 
     color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     sender = TerminalSender(sys.stdout, color)
     encoder = content_encoder(config)
     with tempfile.TemporaryDirectory(prefix="bot-chat-") as scratch:
         if at:
-            knowledge = load_knowledge(config, encoder)
+            with step(LEARNING, sys.stderr):
+                knowledge = load_knowledge(config, encoder)
             zone = knowledge.schedules[config.front_schedule].zone
             moment = _moment(at, zone)
             pipeline = build_pipeline(
@@ -363,7 +370,8 @@ def _chat(config: Config, at: str | None, user: str | None, why: bool) -> int:
                 flush=True,
             )
         else:
-            pipeline = build_pipeline(config, SystemClock(), sender, encoder=encoder)
+            with step(LEARNING, sys.stderr):
+                pipeline = build_pipeline(config, SystemClock(), sender, encoder=encoder)
             shown = sa.engine.make_url(config.storage_url).render_as_string(hide_password=True)
             print(
                 f"(this chat is stored in {shown} (storage.url), as `bot run`'s messages are: "
@@ -429,7 +437,11 @@ def _eval(config: Config, cases_path: Path, as_json: bool, fail_under: list[str]
     except ValueError as exc:
         print(f"bot eval: --fail-under {exc}", file=sys.stderr)
         return 2
-    result = evaluate(config, read_cases(cases_path))
+    from bot.cli.progress import LEARNING, step
+
+    cases = read_cases(cases_path)
+    with step(f"{LEARNING}, then answering {len(cases)} cases", sys.stderr):
+        result = evaluate(config, cases)
     if as_json:
         json.dump(result, sys.stdout, ensure_ascii=False)
         print()

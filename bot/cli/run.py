@@ -39,8 +39,11 @@ def serve(config: Config, host: str | None, port: int | None) -> int:
     if problems:
         raise ProblemsError(problems)
     channels = channels_from_config(config)
-    warming.join()
-    pipeline = build_pipeline(config, SystemClock(), encoder=encoder)
+    from bot.cli.progress import LEARNING, step
+
+    with step(LEARNING, sys.stderr):
+        warming.join()
+        pipeline = build_pipeline(config, SystemClock(), encoder=encoder)
     app = make_app(Parts(pipeline, channels, learn=lambda: load_knowledge(config, encoder)))
     host = host or config.service.host
     port = port or config.service.port
