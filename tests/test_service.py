@@ -220,10 +220,24 @@ async def test_a_client_that_gives_up_waiting_gets_its_replies_once(
         second = first
         if second_app is not first_app:
             second = await serving.enter_async_context(_serving(second_app))
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=0.02)) as impatient:
+        # the whole request is sent; the client gives up waiting for the answer
+        gives_up = aiohttp.ClientTimeout(total=None, sock_read=0.02)
+        async with aiohttp.ClientSession(timeout=gives_up) as impatient:
             with pytest.raises(TimeoutError):
                 async with impatient.post(first, json=message, headers=auth) as response:
                     await response.read()
+        store = first_app[SERVICE].pipeline.store
+        for _ in range(200):  # the retry comes after the first delivery was stored
+            with store.engine.connect() as conn:
+                stored = conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(messages)
+                    .where(messages.c.user_id == "dora")
+                ).scalar_one()
+            if stored:
+                break
+            await asyncio.sleep(0.05)
+        assert stored, "the first request reached the worker"
         async with (
             aiohttp.ClientSession() as patient,
             patient.post(second, json=message, headers=auth) as response,
@@ -232,7 +246,6 @@ async def test_a_client_that_gives_up_waiting_gets_its_replies_once(
         assert answer["action"] == "duplicate"
         returned = [reply["outbox_id"] for reply in answer["replies"]]
 
-        store = first_app[SERVICE].pipeline.store
         rows: list[Any] = []
         for _ in range(100):  # the first request's replies are written
             with store.engine.connect() as conn:
