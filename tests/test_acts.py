@@ -99,7 +99,8 @@ def test_an_unknown_act_is_an_error_with_its_file_and_line(tmp_path: Path) -> No
     )
     _, problems = read_intents(folder, ["general"])
     [problem] = [p for p in problems if "act" in p.message]
-    assert problem.line == 5 and "act 'request' is not known" in problem.message, problems
+    # the line of the `act:` key itself, not the entry's first line (issue 20, defect 11)
+    assert problem.line == 9 and "act 'request' is not known" in problem.message, problems
 
 
 @pytest.fixture
