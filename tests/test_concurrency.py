@@ -89,8 +89,8 @@ def test_the_not_understood_streak_is_never_lost(workers: list[Pipeline]) -> Non
         user = f"s{n}"
         done = together(
             [
-                _say(workers[0], user, "今天天气怎么样", f"{user}-a"),
-                _say(workers[1], user, "给我讲个笑话吧", f"{user}-b"),
+                _say(workers[0], user, "这个型号和那个有什么区别", f"{user}-a"),
+                _say(workers[1], user, "颜色有几种", f"{user}-b"),
             ]
         )
         actions = sorted(ctx.decision.action for ctx in done if ctx.decision)
