@@ -290,6 +290,10 @@ def test_with_no_agent_online_the_customer_hears_so_and_the_ticket_is_made(
     desk.away(alice.id)  # logged out
     _handoff(harness, "f")
     assert harness.replies == [unstaffed]
+    # a team that answers outside the console (WeCom's own app) turns the check off
+    harness.pipeline.config.console.online_minutes = 0
+    _handoff(harness, "g")
+    assert harness.replies[0] == "好的，正在为您转接人工客服。"
 
 
 def test_an_agent_online_on_one_worker_counts_on_another(

@@ -464,7 +464,9 @@ class ConsoleConfig(_Section):
     #: an agent is online while their console was heard from within this many minutes (an
     #: open console says so every 15 s; logging out ends it at once). A handoff to a queue none
     #: of whose agents is online tells the customer so (texts.handoff_unstaffed).
-    online_minutes: float = Field(3, gt=0, le=1440)
+    #: 0 turns the check off: for teams whose people answer elsewhere (WeCom 微信客服's own app,
+    #: a shared inbox), where the console never sees them
+    online_minutes: float = Field(3, ge=0, le=1440)
 
     @field_validator("cookie")
     @classmethod

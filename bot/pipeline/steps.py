@@ -494,7 +494,9 @@ def _case(ctx: Context, batch: DecisionBatch, config: Config) -> rules.Case:
 
 def _staffed(batch: DecisionBatch, config: Config, queue: str, now: datetime) -> bool:
     """Some agent who works the queue is online: their console was heard from within
-    console.online_minutes."""
+    console.online_minutes (0: not checked, the team answers outside the console)."""
+    if config.console.online_minutes == 0:
+        return True
     since = now - timedelta(minutes=config.console.online_minutes)
     return batch.agents_online(queue, since) > 0
 
