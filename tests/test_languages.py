@@ -77,7 +77,7 @@ def test_intent_reply_config_text_and_notice_without_english(shop: Path) -> None
         "",
     )
     config = shop / "config.toml"
-    _edit(config, "en = \"We've received all your messages;", '# en = "')
+    _edit(config, "en = \"You're writing faster than I can answer", '# en = "')
     schedule = shop / "schedules" / "default.toml"
     _edit(schedule, '\nen = "Hello! Our team is outside', '\n# en = "')
     found = {(p.file.name, p.line): p for p in checked(config)}
