@@ -6,11 +6,19 @@
 
   var seenAt = new WeakMap();
 
-  function clock(seconds) {
-    var whole = Math.abs(Math.round(seconds));
-    var h = Math.floor(whole / 3600), m = Math.floor((whole % 3600) / 60), s = whole % 60;
-    var mm = (h ? String(m).padStart(2, "0") : String(m)) + ":" + String(s).padStart(2, "0");
-    return h ? h + ":" + mm : mm;
+  // a wait or an age as bot/web/console/durations.py says it: "2 天 3 小时", "5 min", "just now"
+  var units = null;
+  function clock(seconds, ahead) {
+    if (units === null) {
+      try { units = JSON.parse(document.body.dataset.units || "{}"); } catch (e) { units = {}; }
+    }
+    var whole = Math.max(Math.floor(Math.abs(seconds)), 0);
+    var d = Math.floor(whole / 86400), h = Math.floor((whole % 86400) / 3600);
+    var m = Math.floor((whole % 3600) / 60);
+    var parts = d ? [[d, "d"], [h, "h"]] : h ? [[h, "h"], [m, "min"]] : m ? [[m, "min"]] : [];
+    if (!parts.length) return units[ahead ? "soon" : "now"] || "";
+    return parts.filter(function (p) { return p[0]; })
+      .map(function (p) { return p[0] + " " + (units[p[1]] || p[1]); }).join(" ");
   }
 
   function tick() {
@@ -20,13 +28,13 @@
       if (!seenAt.has(el)) seenAt.set(el, now);
       var passed = (now - seenAt.get(el)) / 1000;
       if (el.dataset.wait !== undefined) {
-        el.textContent = clock(Number(el.dataset.wait) + passed);
+        el.textContent = clock(Number(el.dataset.wait) + passed, false);
         return;
       }
       var left = Number(el.dataset.left) - passed;
       el.classList.toggle("late", left < 0);
       el.classList.toggle("soon", left >= 0 && left < 60);
-      el.textContent = left < 0 ? overdue + " " + clock(-left) : clock(left);
+      el.textContent = left < 0 ? overdue + " " + clock(-left, true) : clock(left, true);
     });
   }
 

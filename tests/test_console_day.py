@@ -1,0 +1,106 @@
+"""The console for a full day's work (issue 20, "Operating it"): waits said as people say them
+("2 天 3 小时", not `51:05:00`), `/` leading to the console, the resolved and closed lists,
+search, a customer's earlier tickets beside the current one, and the opt-in notification of a
+new ticket. On the real application and store; what a page shows is read in headless Chromium."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Page, async_playwright, expect
+
+from bot.content.config import Config
+from bot.domain.agent import Role
+from bot.domain.messages import Inbound
+from bot.pipeline.knowledge import Knowledge
+from bot.understanding.encoders import MemoEncoder
+from bot.web.console.durations import spoken
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
+from tests.support.console import PASSWORD, Console, open_console
+
+
+@pytest.fixture
+async def console(
+    config: Config, encoder: MemoEncoder, shop_knowledge: Knowledge, tmp_path: Path
+) -> AsyncIterator[Console]:
+    opened = await open_console(config, encoder, tmp_path, knowledge=shop_knowledge)
+    opened.add_agent("sam", Role.SUPERVISOR)
+    opened.add_agent("gina", queues=("general",))
+    yield opened
+    await opened.client.close()
+    opened.pipeline.store.close()
+
+
+def _customer_says(console: Console, user: str, text: str, n: int) -> int | None:
+    """The customer's message through the pipeline; the ticket it opened, if it did."""
+    ctx = console.pipeline.handle(
+        Inbound("webhook", f"m{n}", user, user, text, console.clock.now())
+    )
+    return ctx.decision.ticket_id if ctx.decision is not None else None
+
+
+async def _log_in(page: Page, base: str, login: str) -> None:
+    await page.goto(f"{base}/console/login")
+    await page.fill("input[name=login]", login)
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("#login-button")
+    await expect(page.locator("#logout")).to_be_visible()
+
+
+def _base(console: Console) -> str:
+    return str(console.client.make_url("")).rstrip("/")
+
+
+@pytest.mark.parametrize(
+    ("seconds", "zh", "en"),
+    [
+        (0, "刚刚", "just now"),
+        (59, "刚刚", "just now"),
+        (60, "1 分钟", "1 min"),
+        (5 * 60 + 59, "5 分钟", "5 min"),
+        (3600, "1 小时", "1 h"),
+        (3 * 3600 + 5 * 60, "3 小时 5 分钟", "3 h 5 min"),
+        (2 * 86400, "2 天", "2 d"),
+        (2 * 86400 + 3 * 3600 + 59 * 60, "2 天 3 小时", "2 d 3 h"),
+        # the wait the issue saw as 1384:19:22
+        (1384 * 3600 + 19 * 60 + 22, "57 天 16 小时", "57 d 16 h"),
+    ],
+)
+def test_waits_are_said_in_days_hours_and_minutes(seconds: int, zh: str, en: str) -> None:
+    assert spoken(seconds, "zh") == zh
+    assert spoken(seconds, "en") == en
+
+
+def test_under_a_minute_ahead_is_not_just_now() -> None:
+    assert spoken(30, "zh", ahead=True) == "不到 1 分钟"
+    assert spoken(30, "en", ahead=True) == "< 1 min"
+    assert spoken(None, "en") == "–"
+
+
+@pytest.mark.browser
+async def test_the_oldest_wait_reads_in_days_and_hours_in_the_browser(console: Console) -> None:
+    require_browser()
+
+    _customer_says(console, "cust", "人工客服", 1)
+    console.clock.advance(timedelta(days=2, hours=3, minutes=5))
+    base = _base(console)
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(locale="zh-CN")
+            await _log_in(page, base, "sam")
+            wait = page.locator('[data-queue="general"] .clock[data-wait]')
+            # after the page's script has counted on for a moment, it still says it so
+            await page.wait_for_timeout(1500)
+            await expect(wait).to_have_text("2 天 3 小时")
+            await page.goto(f"{base}/console/supervisor")
+            await expect(page.locator(".clock[data-wait]").first).to_have_text("2 天 3 小时")
+            await page.click("#switch-language")
+            await page.goto(f"{base}/console/")
+            await page.wait_for_timeout(1500)
+            await expect(wait).to_have_text("2 d 3 h")
+        finally:
+            await browser.close()
