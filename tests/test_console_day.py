@@ -104,3 +104,12 @@ async def test_the_oldest_wait_reads_in_days_and_hours_in_the_browser(console: C
             await expect(wait).to_have_text("2 d 3 h")
         finally:
             await browser.close()
+
+
+async def test_the_root_address_leads_to_the_console(console: Console) -> None:
+    answer = await console.client.get("/", allow_redirects=False)
+    assert answer.status == 302
+    assert answer.headers["Location"] == "/console/"
+    # followed, a logged-out browser lands on the console's login page
+    followed = await console.client.get("/")
+    assert followed.status == 200 and followed.url.path == "/console/login"

@@ -62,6 +62,7 @@ def mount(
     sub.on_response_prepare.append(on_prepare)
     _routes(sub.router)
     app.router.add_get("/console", _to_console)
+    app.router.add_get("/", _root_to_console)
     app.add_subapp("/console", sub)
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
@@ -121,3 +122,9 @@ def _routes(router: web.UrlDispatcher) -> None:
 
 async def _to_console(request: web.Request) -> web.Response:
     raise web.HTTPMovedPermanently("/console/")
+
+
+async def _root_to_console(request: web.Request) -> web.Response:
+    """The service's address alone leads to the console (302: the root may serve something
+    else one day, so browsers must not remember it)."""
+    raise web.HTTPFound("/console/")
