@@ -10,14 +10,16 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Locator, Page, async_playwright, expect
 
 from bot.content.config import Config
 from bot.domain.agent import Role
 from bot.domain.messages import Inbound
 from bot.pipeline.knowledge import Knowledge
+from bot.store import tickets
 from bot.understanding.encoders import MemoEncoder
 from bot.web.console.durations import spoken
+from bot.web.console.pages import PAGE
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
 from tests.support.console import PASSWORD, Console, open_console
 
@@ -48,6 +50,11 @@ async def _log_in(page: Page, base: str, login: str) -> None:
     await page.fill("input[name=password]", PASSWORD)
     await page.click("#login-button")
     await expect(page.locator("#logout")).to_be_visible()
+
+
+async def _ids(lines: Locator) -> list[int]:
+    """The ticket numbers of a list's lines, top to bottom."""
+    return [int(x) for x in await lines.evaluate_all("ls => ls.map(l => l.dataset.ticket)")]
 
 
 def _base(console: Console) -> str:
@@ -113,3 +120,56 @@ async def test_the_root_address_leads_to_the_console(console: Console) -> None:
     # followed, a logged-out browser lands on the console's login page
     followed = await console.client.get("/")
     assert followed.status == 200 and followed.url.path == "/console/login"
+
+
+@pytest.mark.browser
+async def test_resolved_and_closed_lists_newest_first_with_more(console: Console) -> None:
+    require_browser()
+    desk = console.desk()
+    sam = console.add_agent("rita", Role.SUPERVISOR)
+    general = []
+    for n in range(PAGE + 2):
+        ticket = _customer_says(console, f"g{n}", "人工客服", n)
+        assert ticket is not None
+        general.append(ticket)
+    complaint = _customer_says(console, "angry", "我要投诉你们", 100)
+    assert complaint is not None
+    for ticket in [*general, complaint]:
+        console.clock.advance(timedelta(minutes=1))
+        desk.claim(sam, ticket)
+        desk.resolve(sam, ticket)
+    # the first one resolved passes the reopen time and closes
+    first_done = console.clock.now() - timedelta(minutes=len(general))
+    with console.pipeline.store.transaction() as tx:
+        closed = tickets.close_resolved(tx, first_done + timedelta(seconds=30), console.clock.now())
+    assert closed == 1
+    base = _base(console)
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(locale="zh-CN")
+            await _log_in(page, base, "gina")
+            await page.click("#nav-done")
+            await expect(page.locator("#tab-resolved")).to_have_attribute("aria-current", "page")
+            lines = page.locator("#done-tickets [data-ticket]")
+            await expect(lines).to_have_count(PAGE)
+            # newest first: the last resolved general ticket on top; gina works general only,
+            # so the complaint (resolved last) is not hers to see
+            assert await _ids(lines) == general[::-1][:PAGE]
+            await page.click("#more")
+            await expect(lines).to_have_count(PAGE + 1)
+            await expect(page.locator("#more")).to_have_count(0)
+            assert await _ids(lines) == general[:0:-1]
+            await page.click("#tab-closed")
+            await expect(lines).to_have_count(1)
+            await expect(lines.first).to_have_attribute("data-ticket", str(general[0]))
+            await expect(lines.first.locator(".status")).to_have_text("已关闭")
+
+            boss = await browser.new_page(locale="en-US")
+            await _log_in(boss, base, "sam")
+            await boss.goto(f"{base}/console/done?status=resolved")
+            first = boss.locator("#done-tickets [data-ticket]").first
+            await expect(first).to_have_attribute("data-ticket", str(complaint))
+            await expect(first.locator(".status")).to_have_text("resolved")
+        finally:
+            await browser.close()

@@ -155,6 +155,24 @@ class Desk:
             )
         return [self._line(row) for row in rows]
 
+    def done(
+        self, agent: Agent, status: TicketState, shown: int = 0, limit: int = 50
+    ) -> tuple[list[TicketLine], bool]:
+        """Resolved or closed tickets the agent may see (their queues' and their own), the last
+        done first, from the `shown`-th on; and whether there are more after these."""
+        if status not in (TicketState.RESOLVED, TicketState.CLOSED):
+            raise DeskError(f"{status.value} tickets are not done")
+        with self.store.engine.connect() as conn:
+            rows = ticket_reads.listed(
+                conn,
+                statuses=(status,),
+                visible_to=self._seen_by(agent),
+                newest_first=True,
+                offset=max(shown, 0),
+                limit=limit + 1,
+            )
+        return [self._line(row) for row in rows[:limit]], len(rows) > limit
+
     def ticket(self, agent: Agent, ticket_id: int) -> TicketView:
         """One ticket with its transcript, the bot's reasons and its history; Forbidden for
         another queue's ticket unless the agent is a supervisor."""
@@ -475,6 +493,13 @@ class Desk:
         if ticket.agent_id != agent.id and not agent.works(ticket.queue):
             raise Forbidden(f"ticket {ticket_id} is in queue {ticket.queue!r}, not one of yours")
         return ticket
+
+    def _seen_by(self, agent: Agent) -> tuple[tuple[str, ...], int] | None:
+        """What a list may show this agent, as `_visible` decides for one ticket: their queues'
+        tickets and their own; None: every ticket (supervisors, agents of every queue)."""
+        if agent.role.may(Role.SUPERVISOR) or not agent.queues:
+            return None
+        return tuple(agent.queues), agent.id
 
     def _owned(self, conn: Connection, agent: Agent, ticket_id: int) -> Ticket:
         ticket = ticket_store.get(conn, ticket_id, lock=True)

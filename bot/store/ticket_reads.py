@@ -46,9 +46,14 @@ def listed(
     statuses: Collection[str] = TicketState.open(),
     agent_id: int | None = None,
     ids: Collection[int] | None = None,
+    visible_to: tuple[Collection[str], int] | None = None,
+    newest_first: bool = False,
+    offset: int = 0,
     limit: int = 50,
 ) -> list[ListedTicket]:
-    """Tickets in claim order (queued before queue_closed, urgent first, then oldest)."""
+    """Tickets in claim order (queued before queue_closed, urgent first, then oldest), or the
+    last done first (`newest_first`: by when they were resolved). `visible_to` (queues, agent
+    id): the tickets of those queues and the agent's own, as the desk lets an agent see them."""
     query = (
         sa.select(
             tickets,
@@ -67,10 +72,19 @@ def listed(
         query = query.where(tickets.c.agent_id == agent_id)
     if ids is not None:
         query = query.where(tickets.c.id.in_(list(ids)))
-    order = sa.case((tickets.c.status == TicketState.QUEUE_CLOSED, 1), else_=0)
-    query = query.order_by(order, tickets.c.priority_rank, tickets.c.created_at, tickets.c.id)
+    if visible_to is not None:
+        visible_queues, own = visible_to
+        query = query.where(
+            sa.or_(tickets.c.queue.in_(list(visible_queues)), tickets.c.agent_id == own)
+        )
+    if newest_first:
+        done_at = sa.func.coalesce(tickets.c.resolved_at, tickets.c.updated_at)
+        query = query.order_by(done_at.desc(), tickets.c.id.desc())
+    else:
+        order = sa.case((tickets.c.status == TicketState.QUEUE_CLOSED, 1), else_=0)
+        query = query.order_by(order, tickets.c.priority_rank, tickets.c.created_at, tickets.c.id)
     out = []
-    for row in conn.execute(query.limit(limit)).mappings():
+    for row in conn.execute(query.offset(offset).limit(limit)).mappings():
         data = {column.name: row[column.name] for column in tickets.c}
         out.append(
             ListedTicket(
