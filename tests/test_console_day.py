@@ -5,6 +5,7 @@ new ticket. On the real application and store; what a page shows is read in head
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from playwright.async_api import Locator, Page, async_playwright, expect
 
 from bot.content.config import Config
-from bot.domain.agent import Role
+from bot.domain.agent import Agent, Role
 from bot.domain.messages import Inbound
 from bot.pipeline.knowledge import Knowledge
 from bot.store import tickets
@@ -171,5 +172,94 @@ async def test_resolved_and_closed_lists_newest_first_with_more(console: Console
             first = boss.locator("#done-tickets [data-ticket]").first
             await expect(first).to_have_attribute("data-ticket", str(complaint))
             await expect(first.locator(".status")).to_have_text("resolved")
+        finally:
+            await browser.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def either(
+    request: pytest.FixtureRequest,
+    config: Config,
+    encoder: MemoEncoder,
+    shop_knowledge: Knowledge,
+    tmp_path: Path,
+) -> AsyncIterator[Console]:
+    """The console on SQLite and on PostgreSQL."""
+    url = None if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    opened = await open_console(config, encoder, tmp_path, store_url=url, knowledge=shop_knowledge)
+    yield opened
+    await opened.client.close()
+    opened.pipeline.store.close()
+
+
+def _search_scene(console: Console) -> dict[str, int]:
+    """Three customers' tickets: one with a literal `%`, one with a phone number (stored
+    masked), and a complaint in a queue agents of `general` do not work."""
+    found = {}
+    for n, (user, first, then) in enumerate(
+        [
+            ("Alice_01", "人工客服", "订单 ABC-100% 没到"),
+            ("bob", "人工客服", "电话 13812345678 请回电"),
+            ("carol", "我要投诉你们", "abc 还是没到"),
+        ]
+    ):
+        ticket = _customer_says(console, user, first, 10 * n)
+        assert ticket is not None, user
+        _customer_says(console, user, then, 10 * n + 1)
+        found[user] = ticket
+    return found
+
+
+async def test_search_by_words_and_customer_id_as_stored(either: Console) -> None:
+    gina = either.add_agent("gina", queues=("general",))
+    sam = either.add_agent("sam", Role.SUPERVISOR)
+    desk = either.desk()
+    scene = _search_scene(either)
+
+    def found(agent: Agent, words: str) -> set[int]:
+        return {line.id for line in desk.search(agent, words)}
+
+    alice, bob, carol = scene["Alice_01"], scene["bob"], scene["carol"]
+    assert found(sam, "abc-100%") == {alice}  # case-insensitive, `%` as itself
+    assert found(sam, "abc") == {alice, carol}
+    assert found(gina, "abc") == {alice}  # the complaint is not hers to see
+    assert found(sam, "10%") == set()  # not "1, anything, 0"
+    assert found(sam, "ABC_100") == set()  # `_` is not "any one character"
+    assert found(sam, "ALICE") == {alice}  # the customer's id
+    assert found(sam, "ice_0") == {alice}
+    assert found(sam, "ice%1") == set()
+    # the phone number is stored masked; looking for it finds the masked form
+    assert found(sam, "13812345678") == {bob}
+    assert found(sam, "   ") == set()
+    assert desk.ticket_number(sam, f"#{carol}") == carol
+    assert desk.ticket_number(sam, str(bob)) == bob
+    assert desk.ticket_number(gina, f"#{carol}") is None  # exists, but not hers
+    assert desk.ticket_number(sam, "#99999") is None
+
+
+@pytest.mark.browser
+async def test_the_search_box_opens_a_number_and_lists_words(console: Console) -> None:
+    require_browser()
+    scene = _search_scene(console)
+    base = _base(console)
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(locale="zh-CN")
+            await _log_in(page, base, "gina")
+            await page.fill("#search", f"#{scene['bob']}")
+            await page.press("#search", "Enter")
+            await expect(page).to_have_url(f"{base}/console/tickets/{scene['bob']}")
+            await page.fill("#search", "abc")
+            await page.press("#search", "Enter")
+            results = page.locator("#search-results [data-ticket]")
+            await expect(results).to_have_count(1)
+            assert await _ids(results) == [scene["Alice_01"]]
+            await expect(page.locator("#search")).to_have_value("abc")
+            # a number gina may not see opens nothing and lists nothing
+            await page.fill("#search", f"#{scene['carol']}")
+            await page.press("#search", "Enter")
+            await expect(page.locator("#no-results")).to_be_visible()
+            await expect(page).to_have_url(re.compile(r"/console/search\?q="))
         finally:
             await browser.close()

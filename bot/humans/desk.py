@@ -173,6 +173,35 @@ class Desk:
             )
         return [self._line(row) for row in rows[:limit]], len(rows) > limit
 
+    def search(self, agent: Agent, words: str, limit: int = 50) -> list[TicketLine]:
+        """Tickets the agent may see whose customer id, or whose conversation's messages, hold
+        `words` (matched as stored: masked, so a phone number is looked for masked too), the
+        last touched first."""
+        words = " ".join(words.split())
+        if not words:
+            return []
+        with self.store.engine.connect() as conn:
+            rows = ticket_reads.listed(
+                conn,
+                statuses=tuple(TicketState),
+                visible_to=self._seen_by(agent),
+                matching=mask(words),
+                newest_first=True,
+                limit=limit,
+            )
+        return [self._line(row) for row in rows]
+
+    def ticket_number(self, agent: Agent, text: str) -> int | None:
+        """`#123` or `123`: that ticket's id when it exists and the agent may see it."""
+        digits = text.strip().removeprefix("#").strip()
+        if not digits.isascii() or not digits.isdigit() or len(digits) > 18:
+            return None
+        with self.store.engine.connect() as conn:
+            try:
+                return self._visible(conn, agent, int(digits)).id
+            except DeskError:
+                return None
+
     def ticket(self, agent: Agent, ticket_id: int) -> TicketView:
         """One ticket with its transcript, the bot's reasons and its history; Forbidden for
         another queue's ticket unless the agent is a supervisor."""

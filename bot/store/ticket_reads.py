@@ -47,13 +47,17 @@ def listed(
     agent_id: int | None = None,
     ids: Collection[int] | None = None,
     visible_to: tuple[Collection[str], int] | None = None,
+    matching: str | None = None,
     newest_first: bool = False,
     offset: int = 0,
     limit: int = 50,
 ) -> list[ListedTicket]:
     """Tickets in claim order (queued before queue_closed, urgent first, then oldest), or the
     last done first (`newest_first`: by when they were resolved). `visible_to` (queues, agent
-    id): the tickets of those queues and the agent's own, as the desk lets an agent see them."""
+    id): the tickets of those queues and the agent's own, as the desk lets an agent see them.
+    `matching`: the customer's id, or a message of the ticket's conversation, holds these
+    words (case-insensitive; `%` and `_` are themselves, not wildcards). `customer`: (channel,
+    user id), that customer's tickets only."""
     query = (
         sa.select(
             tickets,
@@ -77,6 +81,8 @@ def listed(
         query = query.where(
             sa.or_(tickets.c.queue.in_(list(visible_queues)), tickets.c.agent_id == own)
         )
+    if matching is not None:
+        query = query.where(_matches(matching))
     if newest_first:
         done_at = sa.func.coalesce(tickets.c.resolved_at, tickets.c.updated_at)
         query = query.order_by(done_at.desc(), tickets.c.id.desc())
@@ -96,6 +102,29 @@ def listed(
             )
         )
     return out
+
+
+#: LIKE's escape character in `_matches`
+ESCAPE = "\\"
+
+
+def _matches(words: str) -> Any:
+    """The customer's id or a message of the ticket's conversation contains `words`: LIKE with
+    its wildcards escaped, case-insensitive on SQLite and PostgreSQL alike (ILIKE there, lower()
+    on both sides here, which SQLAlchemy's `ilike` writes for each)."""
+    escaped = (
+        words.replace(ESCAPE, ESCAPE * 2).replace("%", ESCAPE + "%").replace("_", ESCAPE + "_")
+    )
+    pattern = f"%{escaped}%"
+    said = (
+        sa.select(messages.c.id)
+        .where(
+            messages.c.conversation_id == tickets.c.conversation_id,
+            messages.c.text.ilike(pattern, escape=ESCAPE),
+        )
+        .exists()
+    )
+    return sa.or_(conversations.c.user_id.ilike(pattern, escape=ESCAPE), said)
 
 
 @dataclass(frozen=True)

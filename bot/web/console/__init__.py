@@ -105,6 +105,7 @@ def _routes(router: web.UrlDispatcher) -> None:
     router.add_get("/fragments/overview", pages.overview_fragment, name="overview_fragment")
     router.add_post("/claim-next", actions.claim_next, name="claim_next")
     router.add_get("/done", pages.done, name="done")
+    router.add_get("/search", pages.search, name="search")
     router.add_get("/tickets/{ticket}", pages.ticket, name="ticket")
     router.add_get("/tickets/{ticket}/live", pages.ticket_fragment, name="ticket_fragment")
     router.add_get("/tickets/{ticket}/assist", pages.assist, name="assist")

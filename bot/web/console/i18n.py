@@ -182,6 +182,13 @@ MESSAGES: dict[str, dict[str, str]] = {
     "tab_closed": {"zh": "已关闭", "en": "Closed"},
     "no_done_tickets": {"zh": "没有这样的工单。", "en": "No such tickets."},
     "more": {"zh": "更多", "en": "More"},
+    "search": {"zh": "搜索", "en": "Search"},
+    "search_placeholder": {
+        "zh": "工单号、客户 ID 或消息内容",
+        "en": "Ticket number, customer id or words",
+    },
+    "search_results": {"zh": "搜索结果", "en": "Search results"},
+    "no_search_results": {"zh": "没有找到工单。", "en": "No ticket found."},
     "priority_urgent": {"zh": "紧急", "en": "Urgent"},
     "priority_high": {"zh": "高", "en": "High"},
     "priority_normal": {"zh": "普通", "en": "Normal"},

@@ -66,6 +66,18 @@ async def done(request: web.Request) -> web.Response:
     )
 
 
+async def search(request: web.Request) -> web.Response:
+    """The header's one box: a ticket number (`#123`, `123`) opens that ticket; anything else
+    lists the tickets whose customer id or messages hold it."""
+    console, agent = console_of(request), agent_of(request)
+    words = request.query.get("q", "").strip()[:200]
+    number = await console.run(console.desk.ticket_number, agent, words) if words else None
+    if number is not None:
+        raise web.HTTPSeeOther(f"/console/tickets/{number}")
+    lines = await console.run(console.desk.search, agent, words)
+    return render(request, "search.html", {"words": words, "lines": lines})
+
+
 def _count(text: str) -> int:
     try:
         return min(max(int(text), 0), 10_000)
