@@ -263,3 +263,50 @@ async def test_the_search_box_opens_a_number_and_lists_words(console: Console) -
             await expect(page).to_have_url(re.compile(r"/console/search\?q="))
         finally:
             await browser.close()
+
+
+@pytest.mark.browser
+async def test_a_ticket_shows_the_customers_other_tickets(console: Console) -> None:
+    require_browser()
+    desk = console.desk()
+    sam = console.add_agent("rita", Role.SUPERVISOR)
+    first = _customer_says(console, "dora", "人工客服", 1)
+    assert first is not None
+    desk.claim(sam, first)
+    desk.resolve(sam, first)
+    _customer_says(console, "dora", "5", 2)  # her satisfaction with the first
+    console.clock.advance(timedelta(hours=1))
+    complaint = _customer_says(console, "dora", "我要投诉你们", 3)
+    assert complaint is not None
+    desk.claim(sam, complaint)
+    desk.resolve(sam, complaint)
+    console.clock.advance(timedelta(days=2))
+    current = _customer_says(console, "dora", "人工客服", 4)
+    assert current is not None and len({first, complaint, current}) == 3
+    _customer_says(console, "eve", "人工客服", 5)  # another customer: never listed
+    base = _base(console)
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(locale="zh-CN")
+            await _log_in(page, base, "sam")
+            await page.goto(f"{base}/console/tickets/{current}")
+            rows = page.locator("#earlier-tickets [data-ticket]")
+            assert await _ids(rows) == [complaint, first]  # the latest first
+            older = page.locator(f'#earlier-tickets [data-ticket="{first}"]')
+            await expect(older.locator(".csat-cell")).to_have_text("5 / 5")
+            await expect(older.locator(".status")).to_have_text("已解决")
+            await expect(
+                page.locator(f'#earlier-tickets [data-ticket="{complaint}"]')
+            ).to_contain_text("complaints")  # the queue (no display name set here)
+            await expect(page.locator("#conversations li").first).to_be_visible()
+            await older.locator("a").click()
+            await expect(page).to_have_url(f"{base}/console/tickets/{first}")
+
+            other = await browser.new_page(locale="zh-CN")
+            await _log_in(other, base, "gina")
+            await other.goto(f"{base}/console/tickets/{current}")
+            # the complaint is another queue's: gina does not see it listed
+            assert await _ids(other.locator("#earlier-tickets [data-ticket]")) == [first]
+        finally:
+            await browser.close()

@@ -26,6 +26,7 @@ from bot.domain.privacy import mask
 from bot.domain.ticket import Ticket, TicketState
 from bot.humans.views import (
     AgentLoad,
+    ConversationLine,
     QueueSummary,
     ReplyWarning,
     Suggestion,
@@ -213,6 +214,15 @@ class Desk:
             )
             lines = ticket_reads.transcript(conn, channel, user_id)
             events = ticket_reads.history(conn, ticket.id)
+            others = ticket_reads.listed(
+                conn,
+                statuses=tuple(TicketState),
+                visible_to=self._seen_by(agent),
+                customer=(channel, user_id),
+                newest_first=True,
+                limit=21,
+            )
+            talks = ticket_reads.conversations_of(conn, channel, user_id)
             owner = ticket_store.agent_name(conn, ticket.agent_id)
             colleagues = [
                 (a.login, a.name)
@@ -234,6 +244,10 @@ class Desk:
             csat=ticket.csat,
             nps=ticket.nps,
             breached=ticket.breached(now),
+            earlier_tickets=[self._line(row) for row in others if row.ticket.id != ticket.id][:20],
+            conversations=[
+                ConversationLine(c.opened_at, c.last_at, c.messages_in, c.tickets) for c in talks
+            ],
         )
 
     def assist(self, agent: Agent, ticket_id: int, limit: int = 3) -> list[Suggestion]:
@@ -558,6 +572,7 @@ class Desk:
             agent_name=row.agent_name,
             first_response_at=t.first_response_at,
             last_text=_short(row.last_text, 80),
+            csat=t.csat,
         )
 
     def _today_start(self, now: datetime) -> datetime:

@@ -48,6 +48,7 @@ def listed(
     ids: Collection[int] | None = None,
     visible_to: tuple[Collection[str], int] | None = None,
     matching: str | None = None,
+    customer: tuple[str, str] | None = None,
     newest_first: bool = False,
     offset: int = 0,
     limit: int = 50,
@@ -83,6 +84,10 @@ def listed(
         )
     if matching is not None:
         query = query.where(_matches(matching))
+    if customer is not None:
+        query = query.where(
+            conversations.c.channel == customer[0], conversations.c.user_id == customer[1]
+        )
     if newest_first:
         done_at = sa.func.coalesce(tickets.c.resolved_at, tickets.c.updated_at)
         query = query.order_by(done_at.desc(), tickets.c.id.desc())
@@ -185,6 +190,39 @@ def transcript(conn: Connection, channel: str, user_id: str, limit: int = 100) -
         .limit(limit)
     ).all()
     return [Line(r[0], r[1], r[2], r[3], r[4]) for r in reversed(rows)]
+
+
+@dataclass(frozen=True)
+class ConversationRow:
+    id: int
+    opened_at: datetime
+    last_at: datetime
+    messages_in: int
+    tickets: int
+
+
+def conversations_of(
+    conn: Connection, channel: str, user_id: str, limit: int = 20
+) -> list[ConversationRow]:
+    """A customer's conversations, the latest first, with how many tickets each opened."""
+    opened = (
+        sa.select(sa.func.count())
+        .where(tickets.c.conversation_id == conversations.c.id)
+        .scalar_subquery()
+    )
+    rows = conn.execute(
+        sa.select(
+            conversations.c.id,
+            conversations.c.opened_at,
+            conversations.c.last_at,
+            conversations.c.messages_in,
+            opened,
+        )
+        .where(conversations.c.channel == channel, conversations.c.user_id == user_id)
+        .order_by(conversations.c.last_at.desc(), conversations.c.id.desc())
+        .limit(limit)
+    ).all()
+    return [ConversationRow(int(r[0]), r[1], r[2], int(r[3]), int(r[4])) for r in rows]
 
 
 @dataclass(frozen=True)

@@ -183,6 +183,11 @@ MESSAGES: dict[str, dict[str, str]] = {
     "no_done_tickets": {"zh": "没有这样的工单。", "en": "No such tickets."},
     "more": {"zh": "更多", "en": "More"},
     "search": {"zh": "搜索", "en": "Search"},
+    "earlier_tickets": {"zh": "该客户的其他工单", "en": "This customer's other tickets"},
+    "no_earlier_tickets": {"zh": "没有其他工单。", "en": "No other tickets."},
+    "conversations": {"zh": "该客户的会话", "en": "This customer's conversations"},
+    "messages_in": {"zh": "客户消息", "en": "messages"},
+    "tickets_opened": {"zh": "工单", "en": "tickets"},
     "search_placeholder": {
         "zh": "工单号、客户 ID 或消息内容",
         "en": "Ticket number, customer id or words",
