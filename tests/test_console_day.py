@@ -24,6 +24,9 @@ from bot.web.console.pages import PAGE
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
 from tests.support.console import PASSWORD, Console, open_console
 
+#: how long the browser waits for the live page to change (a busy 2-core machine)
+LIVE_MS = 20_000
+
 
 @pytest.fixture
 async def console(
@@ -308,5 +311,70 @@ async def test_a_ticket_shows_the_customers_other_tickets(console: Console) -> N
             await other.goto(f"{base}/console/tickets/{current}")
             # the complaint is another queue's: gina does not see it listed
             assert await _ids(other.locator("#earlier-tickets [data-ticket]")) == [first]
+        finally:
+            await browser.close()
+
+
+@pytest.mark.browser
+async def test_a_new_ticket_rings_only_with_alerts_turned_on(console: Console) -> None:
+    require_browser()
+    base = _base(console)
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            on = await browser.new_context(locale="zh-CN")
+            await on.grant_permissions(["notifications"], origin=base)
+            page = await on.new_page()
+            await _log_in(page, base, "gina")
+            toggle = page.locator("#notify-toggle")
+            await expect(toggle).to_have_attribute("aria-pressed", "false")
+            await toggle.click()
+            await expect(toggle).to_have_attribute("aria-pressed", "true")
+            await expect(toggle).to_have_text("新工单提醒：开")
+            await page.reload()  # kept in the browser
+            await expect(toggle).to_have_attribute("aria-pressed", "true")
+
+            off = await browser.new_context(locale="zh-CN")
+            await off.grant_permissions(["notifications"], origin=base)
+            quiet = await off.new_page()
+            await _log_in(quiet, base, "sam")
+            for shown in (page, quiet):
+                await expect(shown.locator("#live-dot.on")).to_be_visible(timeout=LIVE_MS)
+                # the page knows the tickets waiting already: only a later one rings
+                await expect(shown.locator("body")).to_have_attribute(
+                    "data-alerts-ready", "true", timeout=LIVE_MS
+                )
+
+            # another queue's ticket is not gina's to hear of
+            elsewhere = _customer_says(console, "gus", "我要投诉你们", 1)
+            assert elsewhere is not None
+            await expect(quiet.locator(f'[data-ticket="{elsewhere}"]')).to_be_visible(
+                timeout=LIVE_MS
+            )
+            await page.wait_for_timeout(1500)
+            assert await page.locator("body").get_attribute("data-alerts") is None
+
+            ticket = _customer_says(console, "fay", "人工客服", 2)
+            assert ticket is not None
+            await expect(page.locator("body")).to_have_attribute(
+                "data-alerts", "1", timeout=LIVE_MS
+            )
+            await expect(page.locator("body")).to_have_attribute("data-notifications", "1")
+            # the agent without alerts sees the ticket arrive, and nothing rings
+            await expect(quiet.locator(f'#queued-tickets [data-ticket="{ticket}"]')).to_be_visible(
+                timeout=LIVE_MS
+            )
+            await quiet.wait_for_timeout(1500)
+            assert await quiet.locator("body").get_attribute("data-alerts") is None
+            # a change that brings no new ticket rings nothing more
+            console.desk().claim(console.add_agent("hal"), ticket)
+            await expect(page.locator(f'#queued-tickets [data-ticket="{ticket}"]')).to_have_count(
+                0, timeout=LIVE_MS
+            )
+            await page.wait_for_timeout(1500)
+            await expect(page.locator("body")).to_have_attribute("data-alerts", "1")
+            # the sound is the console's own file, no other site's
+            sound = await page.request.get(f"{base}/console/static/new-ticket.wav")
+            assert sound.ok and (await sound.body()).startswith(b"RIFF")
         finally:
             await browser.close()

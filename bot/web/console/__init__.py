@@ -103,6 +103,7 @@ def _routes(router: web.UrlDispatcher) -> None:
     router.add_post("/language", login.language, name="language")
     router.add_get("/events", events.events, name="events")
     router.add_get("/fragments/overview", pages.overview_fragment, name="overview_fragment")
+    router.add_get("/fragments/waiting", pages.waiting, name="waiting")
     router.add_post("/claim-next", actions.claim_next, name="claim_next")
     router.add_get("/done", pages.done, name="done")
     router.add_get("/search", pages.search, name="search")

@@ -85,6 +85,14 @@ def _count(text: str) -> int:
         return 0
 
 
+async def waiting(request: web.Request) -> web.Response:
+    """The queued tickets of the agent's queues, as ids (JSON): the page's script compares them
+    after each live change and, when the agent turned it on, rings for a new one."""
+    console, agent = console_of(request), agent_of(request)
+    lines = await console.run(console.desk.queued, agent)
+    return web.json_response({"queued": [line.id for line in lines if line.status == "queued"]})
+
+
 async def ticket(request: web.Request) -> web.Response:
     console, agent = console_of(request), agent_of(request)
     ticket_id = ticket_id_of(request)
