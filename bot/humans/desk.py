@@ -26,6 +26,7 @@ from bot.domain.privacy import mask
 from bot.domain.ticket import Ticket, TicketState
 from bot.humans.views import (
     AgentLoad,
+    ConversationLine,
     QueueSummary,
     ReplyWarning,
     Suggestion,
@@ -155,6 +156,53 @@ class Desk:
             )
         return [self._line(row) for row in rows]
 
+    def done(
+        self, agent: Agent, status: TicketState, shown: int = 0, limit: int = 50
+    ) -> tuple[list[TicketLine], bool]:
+        """Resolved or closed tickets the agent may see (their queues' and their own), the last
+        done first, from the `shown`-th on; and whether there are more after these."""
+        if status not in (TicketState.RESOLVED, TicketState.CLOSED):
+            raise DeskError(f"{status.value} tickets are not done")
+        with self.store.engine.connect() as conn:
+            rows = ticket_reads.listed(
+                conn,
+                statuses=(status,),
+                visible_to=self._seen_by(agent),
+                newest_first=True,
+                offset=max(shown, 0),
+                limit=limit + 1,
+            )
+        return [self._line(row) for row in rows[:limit]], len(rows) > limit
+
+    def search(self, agent: Agent, words: str, limit: int = 50) -> list[TicketLine]:
+        """Tickets the agent may see whose customer id, or whose conversation's messages, hold
+        `words` (matched as stored: masked, so a phone number is looked for masked too), the
+        last touched first."""
+        words = " ".join(words.split())
+        if not words:
+            return []
+        with self.store.engine.connect() as conn:
+            rows = ticket_reads.listed(
+                conn,
+                statuses=tuple(TicketState),
+                visible_to=self._seen_by(agent),
+                matching=mask(words),
+                newest_first=True,
+                limit=limit,
+            )
+        return [self._line(row) for row in rows]
+
+    def ticket_number(self, agent: Agent, text: str) -> int | None:
+        """`#123` or `123`: that ticket's id when it exists and the agent may see it."""
+        digits = text.strip().removeprefix("#").strip()
+        if not digits.isascii() or not digits.isdigit() or len(digits) > 18:
+            return None
+        with self.store.engine.connect() as conn:
+            try:
+                return self._visible(conn, agent, int(digits)).id
+            except DeskError:
+                return None
+
     def ticket(self, agent: Agent, ticket_id: int) -> TicketView:
         """One ticket with its transcript, the bot's reasons and its history; Forbidden for
         another queue's ticket unless the agent is a supervisor."""
@@ -166,6 +214,15 @@ class Desk:
             )
             lines = ticket_reads.transcript(conn, channel, user_id)
             events = ticket_reads.history(conn, ticket.id)
+            others = ticket_reads.listed(
+                conn,
+                statuses=tuple(TicketState),
+                visible_to=self._seen_by(agent),
+                customer=(channel, user_id),
+                newest_first=True,
+                limit=21,
+            )
+            talks = ticket_reads.conversations_of(conn, channel, user_id)
             owner = ticket_store.agent_name(conn, ticket.agent_id)
             colleagues = [
                 (a.login, a.name)
@@ -187,6 +244,10 @@ class Desk:
             csat=ticket.csat,
             nps=ticket.nps,
             breached=ticket.breached(now),
+            earlier_tickets=[self._line(row) for row in others if row.ticket.id != ticket.id][:20],
+            conversations=[
+                ConversationLine(c.opened_at, c.last_at, c.messages_in, c.tickets) for c in talks
+            ],
         )
 
     def assist(self, agent: Agent, ticket_id: int, limit: int = 3) -> list[Suggestion]:
@@ -476,6 +537,13 @@ class Desk:
             raise Forbidden(f"ticket {ticket_id} is in queue {ticket.queue!r}, not one of yours")
         return ticket
 
+    def _seen_by(self, agent: Agent) -> tuple[tuple[str, ...], int] | None:
+        """What a list may show this agent, as `_visible` decides for one ticket: their queues'
+        tickets and their own; None: every ticket (supervisors, agents of every queue)."""
+        if agent.role.may(Role.SUPERVISOR) or not agent.queues:
+            return None
+        return tuple(agent.queues), agent.id
+
     def _owned(self, conn: Connection, agent: Agent, ticket_id: int) -> Ticket:
         ticket = ticket_store.get(conn, ticket_id, lock=True)
         if ticket is None:
@@ -504,6 +572,7 @@ class Desk:
             agent_name=row.agent_name,
             first_response_at=t.first_response_at,
             last_text=_short(row.last_text, 80),
+            csat=t.csat,
         )
 
     def _today_start(self, now: datetime) -> datetime:

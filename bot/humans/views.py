@@ -53,6 +53,8 @@ class TicketLine:
     first_response_at: datetime | None
     #: the customer's last words (masked), shortened
     last_text: str
+    #: their satisfaction score (1–5), once given
+    csat: int | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,18 @@ class ReplyWarning:
 
 
 @dataclass(frozen=True)
+class ConversationLine:
+    """One of a customer's conversations with the bot (a ticket page lists them)."""
+
+    opened_at: datetime
+    last_at: datetime
+    #: the customer's messages in it
+    messages_in: int
+    #: tickets it opened
+    tickets: int
+
+
+@dataclass(frozen=True)
 class TicketView:
     ticket: Ticket
     channel: str
@@ -119,6 +133,10 @@ class TicketView:
     csat: int | None
     nps: int | None
     breached: bool
+    #: the same customer's other tickets the agent may see, the latest first ...
+    earlier_tickets: list[TicketLine] = field(default_factory=list)
+    #: ... and their conversations (same channel and customer id)
+    conversations: list[ConversationLine] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -46,9 +46,19 @@ def listed(
     statuses: Collection[str] = TicketState.open(),
     agent_id: int | None = None,
     ids: Collection[int] | None = None,
+    visible_to: tuple[Collection[str], int] | None = None,
+    matching: str | None = None,
+    customer: tuple[str, str] | None = None,
+    newest_first: bool = False,
+    offset: int = 0,
     limit: int = 50,
 ) -> list[ListedTicket]:
-    """Tickets in claim order (queued before queue_closed, urgent first, then oldest)."""
+    """Tickets in claim order (queued before queue_closed, urgent first, then oldest), or the
+    last done first (`newest_first`: by when they were resolved). `visible_to` (queues, agent
+    id): the tickets of those queues and the agent's own, as the desk lets an agent see them.
+    `matching`: the customer's id, or a message of the ticket's conversation, holds these
+    words (case-insensitive; `%` and `_` are themselves, not wildcards). `customer`: (channel,
+    user id), that customer's tickets only."""
     query = (
         sa.select(
             tickets,
@@ -67,10 +77,25 @@ def listed(
         query = query.where(tickets.c.agent_id == agent_id)
     if ids is not None:
         query = query.where(tickets.c.id.in_(list(ids)))
-    order = sa.case((tickets.c.status == TicketState.QUEUE_CLOSED, 1), else_=0)
-    query = query.order_by(order, tickets.c.priority_rank, tickets.c.created_at, tickets.c.id)
+    if visible_to is not None:
+        visible_queues, own = visible_to
+        query = query.where(
+            sa.or_(tickets.c.queue.in_(list(visible_queues)), tickets.c.agent_id == own)
+        )
+    if matching is not None:
+        query = query.where(_matches(matching))
+    if customer is not None:
+        query = query.where(
+            conversations.c.channel == customer[0], conversations.c.user_id == customer[1]
+        )
+    if newest_first:
+        done_at = sa.func.coalesce(tickets.c.resolved_at, tickets.c.updated_at)
+        query = query.order_by(done_at.desc(), tickets.c.id.desc())
+    else:
+        order = sa.case((tickets.c.status == TicketState.QUEUE_CLOSED, 1), else_=0)
+        query = query.order_by(order, tickets.c.priority_rank, tickets.c.created_at, tickets.c.id)
     out = []
-    for row in conn.execute(query.limit(limit)).mappings():
+    for row in conn.execute(query.offset(offset).limit(limit)).mappings():
         data = {column.name: row[column.name] for column in tickets.c}
         out.append(
             ListedTicket(
@@ -82,6 +107,29 @@ def listed(
             )
         )
     return out
+
+
+#: LIKE's escape character in `_matches`
+ESCAPE = "\\"
+
+
+def _matches(words: str) -> Any:
+    """The customer's id or a message of the ticket's conversation contains `words`: LIKE with
+    its wildcards escaped, case-insensitive on SQLite and PostgreSQL alike (ILIKE there, lower()
+    on both sides here, which SQLAlchemy's `ilike` writes for each)."""
+    escaped = (
+        words.replace(ESCAPE, ESCAPE * 2).replace("%", ESCAPE + "%").replace("_", ESCAPE + "_")
+    )
+    pattern = f"%{escaped}%"
+    said = (
+        sa.select(messages.c.id)
+        .where(
+            messages.c.conversation_id == tickets.c.conversation_id,
+            messages.c.text.ilike(pattern, escape=ESCAPE),
+        )
+        .exists()
+    )
+    return sa.or_(conversations.c.user_id.ilike(pattern, escape=ESCAPE), said)
 
 
 @dataclass(frozen=True)
@@ -142,6 +190,39 @@ def transcript(conn: Connection, channel: str, user_id: str, limit: int = 100) -
         .limit(limit)
     ).all()
     return [Line(r[0], r[1], r[2], r[3], r[4]) for r in reversed(rows)]
+
+
+@dataclass(frozen=True)
+class ConversationRow:
+    id: int
+    opened_at: datetime
+    last_at: datetime
+    messages_in: int
+    tickets: int
+
+
+def conversations_of(
+    conn: Connection, channel: str, user_id: str, limit: int = 20
+) -> list[ConversationRow]:
+    """A customer's conversations, the latest first, with how many tickets each opened."""
+    opened = (
+        sa.select(sa.func.count())
+        .where(tickets.c.conversation_id == conversations.c.id)
+        .scalar_subquery()
+    )
+    rows = conn.execute(
+        sa.select(
+            conversations.c.id,
+            conversations.c.opened_at,
+            conversations.c.last_at,
+            conversations.c.messages_in,
+            opened,
+        )
+        .where(conversations.c.channel == channel, conversations.c.user_id == user_id)
+        .order_by(conversations.c.last_at.desc(), conversations.c.id.desc())
+        .limit(limit)
+    ).all()
+    return [ConversationRow(int(r[0]), r[1], r[2], int(r[3]), int(r[4])) for r in rows]
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.assembly import build_pipeline
 from bot.content.config import Config
-from bot.domain.agent import Role
+from bot.domain.agent import Agent, Role
 from bot.domain.clock import FixedClock
+from bot.humans.desk import Desk
 from bot.pipeline.knowledge import Knowledge
 from bot.pipeline.runner import Pipeline
 from bot.store import agents
@@ -34,11 +35,16 @@ class Console:
     pipeline: Pipeline
     clock: FixedClock
 
-    def add_agent(self, login: str, role: Role = Role.AGENT, queues: tuple[str, ...] = ()) -> None:
+    def add_agent(self, login: str, role: Role = Role.AGENT, queues: tuple[str, ...] = ()) -> Agent:
         with self.pipeline.store.transaction() as tx:
-            agents.add(
+            return agents.add(
                 tx, login, login.title(), role, hash_password(PASSWORD), self.clock.now(), queues
             )
+
+    def desk(self) -> Desk:
+        """The desk the console works through, on the same store and clock (to set a scene)."""
+        pipeline = self.pipeline
+        return Desk(pipeline.config, pipeline.store, pipeline.clock, lambda: pipeline.knowledge)
 
     def set_active(self, login: str, active: bool) -> None:
         with self.pipeline.store.transaction() as tx:

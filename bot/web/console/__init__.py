@@ -62,6 +62,7 @@ def mount(
     sub.on_response_prepare.append(on_prepare)
     _routes(sub.router)
     app.router.add_get("/console", _to_console)
+    app.router.add_get("/", _root_to_console)
     app.add_subapp("/console", sub)
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
@@ -102,7 +103,10 @@ def _routes(router: web.UrlDispatcher) -> None:
     router.add_post("/language", login.language, name="language")
     router.add_get("/events", events.events, name="events")
     router.add_get("/fragments/overview", pages.overview_fragment, name="overview_fragment")
+    router.add_get("/fragments/waiting", pages.waiting, name="waiting")
     router.add_post("/claim-next", actions.claim_next, name="claim_next")
+    router.add_get("/done", pages.done, name="done")
+    router.add_get("/search", pages.search, name="search")
     router.add_get("/tickets/{ticket}", pages.ticket, name="ticket")
     router.add_get("/tickets/{ticket}/live", pages.ticket_fragment, name="ticket_fragment")
     router.add_get("/tickets/{ticket}/assist", pages.assist, name="assist")
@@ -121,3 +125,9 @@ def _routes(router: web.UrlDispatcher) -> None:
 
 async def _to_console(request: web.Request) -> web.Response:
     raise web.HTTPMovedPermanently("/console/")
+
+
+async def _root_to_console(request: web.Request) -> web.Response:
+    """The service's address alone leads to the console (302: the root may serve something
+    else one day, so browsers must not remember it)."""
+    raise web.HTTPFound("/console/")

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.domain.agent import Agent, Role
+from bot.domain.ticket import TicketState
 from bot.humans.desk import Forbidden
 from bot.metrics.writer import latest, page_of
 from bot.web.console.parts import Console, agent_of, console_of
@@ -42,6 +43,54 @@ async def _overview(console: Console, agent: Agent) -> dict[str, Any]:
         }
 
     return await console.run(read)
+
+
+#: the done lists: a tab each, newest first, `PAGE` (a screenful) at a time
+DONE = {"resolved": TicketState.RESOLVED, "closed": TicketState.CLOSED}
+PAGE = 20
+
+
+async def done(request: web.Request) -> web.Response:
+    """Resolved or closed tickets (?status=), the last done first; "more" shows the next
+    page below the ones already shown (?shown=)."""
+    console, agent = console_of(request), agent_of(request)
+    tab = request.query.get("status", "resolved")
+    if tab not in DONE:
+        raise web.HTTPNotFound()
+    shown = _count(request.query.get("shown", "0"))
+    lines, more = await console.run(console.desk.done, agent, DONE[tab], 0, shown + PAGE)
+    return render(
+        request,
+        "done.html",
+        {"tab": tab, "tabs": list(DONE), "lines": lines, "more": more, "next": shown + PAGE},
+    )
+
+
+async def search(request: web.Request) -> web.Response:
+    """The header's one box: a ticket number (`#123`, `123`) opens that ticket; anything else
+    lists the tickets whose customer id or messages hold it."""
+    console, agent = console_of(request), agent_of(request)
+    words = request.query.get("q", "").strip()[:200]
+    number = await console.run(console.desk.ticket_number, agent, words) if words else None
+    if number is not None:
+        raise web.HTTPSeeOther(f"/console/tickets/{number}")
+    lines = await console.run(console.desk.search, agent, words)
+    return render(request, "search.html", {"words": words, "lines": lines})
+
+
+def _count(text: str) -> int:
+    try:
+        return min(max(int(text), 0), 10_000)
+    except ValueError:
+        return 0
+
+
+async def waiting(request: web.Request) -> web.Response:
+    """The queued tickets of the agent's queues, as ids (JSON): the page's script compares them
+    after each live change and, when the agent turned it on, rings for a new one."""
+    console, agent = console_of(request), agent_of(request)
+    lines = await console.run(console.desk.queued, agent)
+    return web.json_response({"queued": [line.id for line in lines if line.status == "queued"]})
 
 
 async def ticket(request: web.Request) -> web.Response:

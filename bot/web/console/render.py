@@ -12,6 +12,7 @@ from aiohttp import web
 
 from bot.content.config import pick
 from bot.domain.agent import Role
+from bot.web.console.durations import UNITS, spoken
 from bot.web.console.i18n import preferred, translate
 from bot.web.console.parts import AGENT, SESSION, console_of
 from bot.web.console.sessions import Session
@@ -43,18 +44,6 @@ def render(
     return aiohttp_jinja2.render_template(
         template, request, {**page_context(request), **(context or {})}, status=status
     )
-
-
-def duration(seconds: float | None) -> str:
-    """M:SS, or H:MM:SS from an hour on (the page's script counts on in the same shape)."""
-    if seconds is None:
-        return "–"
-    whole = max(int(seconds), 0)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}:{minutes:02d}:{secs:02d}"
-    return f"{minutes}:{secs:02d}"
 
 
 #: history values that name a queue, or a priority (bot.humans.views.TicketEvent.data)
@@ -90,6 +79,11 @@ def page_context(request: web.Request) -> dict[str, Any]:
             return t(f"{key}_{'_'.join(text.split())}")
         return text
 
+    def duration(seconds: float | None, ahead: bool = False) -> str:
+        """A wait or an age as agents say it ("2 天 3 小时", "5 min"); `ahead` for a deadline
+        or a measured length, which under a minute is "under a minute", not "just now"."""
+        return spoken(seconds, language, ahead=ahead)
+
     def local(moment: datetime | None) -> str:
         """HH:MM today, otherwise MM-DD HH:MM, in the team's time zone."""
         if moment is None:
@@ -115,6 +109,7 @@ def page_context(request: web.Request) -> dict[str, Any]:
         "lang": language,
         "local": local,
         "duration": duration,
+        "units": UNITS.get(language, UNITS["en"]),
         "agent": agent,
         "is_supervisor": agent is not None and agent.role.may(Role.SUPERVISOR),
         "csrf": session.csrf if isinstance(session, Session) else "",
