@@ -167,3 +167,16 @@ def test_a_chat_on_a_pretend_clock_leaves_the_store_alone(shop: Path) -> None:
     assert before["tickets"] == 1
     assert "您的问题已登记" in chat("--at", "2027-01-20 23:00")  # after hours: one line
     assert stored() == before
+
+
+def test_a_pretend_moment_with_an_offset_is_said_in_the_schedules_zone(shop: Path) -> None:
+    result = subprocess.run(
+        [bot_command(), "chat", "--at", "2026-11-24T02:00+00:00"],
+        cwd=shop,
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("(pretend clock 2026-11-24 10:00 Asia/Shanghai")

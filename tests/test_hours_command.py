@@ -55,3 +55,22 @@ def test_broken_schedule_is_reported(shop: Path, capsys: pytest.CaptureFixture[s
     assert main(["--config", str(shop / "config.toml"), "hours"]) == 2
     err = capsys.readouterr().err
     assert "default.toml:" in err and "unknown time zone 'Asia/Shangai'" in err
+
+
+def test_a_moment_that_is_not_one_says_how_to_write_it(
+    shop: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for command in (["hours", "--at", "tomorrow"], ["chat", "--at", "2026-12-24 25:00"]):
+        assert main(["--config", str(shop / "config.toml"), *command]) == 2
+        err = capsys.readouterr().err
+        assert "is not a moment" in err and 'e.g. --at "2026-12-24 23:00"' in err
+
+
+def test_a_moment_with_an_offset_is_shown_in_the_schedules_zone(
+    shop: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(["--config", str(shop / "config.toml"), "hours", "--at", "2026-11-24T02:00+00:00"])
+        == 0
+    )
+    assert "10:00" in capsys.readouterr().out  # 02:00 UTC is 10:00 in Shanghai

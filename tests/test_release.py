@@ -45,9 +45,16 @@ def test_bot_version_is_the_package_version() -> None:
 def test_changelog_has_an_entry_for_this_version() -> None:
     changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
     headings = re.findall(r"^## \[([^\]]+)\]", changelog, flags=re.MULTILINE)
-    assert PROJECT["version"] in headings, headings
-    # the newest section comes first: unreleased work, then this version
-    assert headings[0] in ("Unreleased", PROJECT["version"])
+    version = Version(PROJECT["version"])
+    released = [Version(h) for h in headings if h != "Unreleased"]
+    if version.is_devrelease or version.is_prerelease:
+        # work towards the next release: listed under Unreleased, newer than every release
+        assert headings[0] == "Unreleased", headings
+        assert all(version > r for r in released), (version, released)
+    else:
+        assert PROJECT["version"] in headings, headings
+        # the newest section comes first: unreleased work, then this version
+        assert headings[0] in ("Unreleased", PROJECT["version"])
 
 
 def test_licence_file_matches_the_metadata() -> None:

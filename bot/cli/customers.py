@@ -79,7 +79,7 @@ def customers_command(
                 return 1
         with store.customer_lock(channel, user_id) as tx:
             counts = customers.forget(tx, channel, user_id, SystemClock().now(), note)
-        shown = ", ".join(f"{n} {name}" for name, n in counts.items())
+        shown = ", ".join(f"{name.replace('_', ' ')} {n}" for name, n in counts.items())
         print(f"{customer} erased ({shown}); the erasure is recorded without the id.")
         return 0
     finally:

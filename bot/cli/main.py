@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from bot.content.config import Config, find_config, load_config
-from bot.content.problems import ProblemsError, only_errors, only_warnings
+from bot.content.problems import Problem, ProblemsError, only_errors, only_warnings
 from bot.domain.clock import ShiftedClock, SystemClock
 
 if TYPE_CHECKING:
@@ -424,9 +424,23 @@ def _hours(config: Config, at: str | None, days: int) -> int:
 
 
 def _moment(text: str, zone: ZoneInfo) -> datetime:
-    """An ISO moment; without a UTC offset it is read in the given (schedule) time zone."""
-    moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=zone)
+    """An ISO moment in the given (schedule) time zone; without a UTC offset it is read there.
+    Not a moment: a ProblemsError that says what to write instead of a traceback."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ProblemsError(
+            [
+                Problem(
+                    Path("--at"),
+                    None,
+                    f"{text!r} is not a moment",
+                    'write a date and time, e.g. --at "2026-12-24 23:00" (schedule time zone) '
+                    'or "2026-12-24T15:00+00:00"',
+                )
+            ]
+        ) from None
+    return moment.astimezone(zone) if moment.tzinfo else moment.replace(tzinfo=zone)
 
 
 def _eval(config: Config, cases_path: Path, as_json: bool, fail_under: list[str]) -> int:

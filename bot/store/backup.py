@@ -47,7 +47,7 @@ class Summary:
     counts: dict[str, int]
 
     def __str__(self) -> str:
-        rows = ", ".join(f"{n:,} {name}" for name, n in self.counts.items())
+        rows = ", ".join(f"{name} {n:,}" for name, n in self.counts.items())
         return f"revision {self.revision or 'none'}: {rows}"
 
 
