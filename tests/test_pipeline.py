@@ -14,6 +14,7 @@ from bot.assembly import build_pipeline
 from bot.content.config import Config, load_config
 from bot.domain.clock import FixedClock
 from bot.domain.messages import Action, Inbound, Kind
+from bot.pipeline.context import Context
 from bot.store.database import Store
 from bot.understanding.encoders import MemoEncoder
 from tests.support.harness import AsyncOutbox, Harness, Outbox, dispatch_once, make_harness
@@ -155,6 +156,28 @@ def test_small_talk_after_a_fallback_opens_no_ticket(harness: Harness, chat: str
     ctx = harness.say("有没有大一点的尺寸")
     assert ctx.decision is not None and ctx.decision.action == Action.HANDOFF
     assert any("repeated failure" in r for r in ctx.decision.reasons)
+
+
+@pytest.mark.parametrize("reaction", ["没用", "这个不对吧", "useless", "that didn't help"])
+def test_an_answer_that_did_not_help_gets_the_way_to_a_person(
+    harness: Harness, reaction: str
+) -> None:
+    """ "没用" after an answer was read as goodbye ("…再见！") and "useless" as a complaint: the
+    customer whose answer failed gets the rephrase fallback with the way to a person, and a
+    second failure hands off, as any failure does."""
+    ctx = harness.say("运费多少")
+    assert ctx.decision is not None and ctx.decision.action == Action.ANSWER
+    ctx = harness.say(reaction)
+    assert ctx.decision is not None and ctx.decision.action == Action.FALLBACK, reason_lines(ctx)
+    assert "the customer says the last answer did not help" in ctx.decision.reasons
+    assert ctx.decision.ticket_id is None
+    ctx = harness.say(reaction)
+    assert ctx.decision is not None and ctx.decision.action == Action.HANDOFF
+    assert any("repeated failure" in r for r in ctx.decision.reasons)
+
+
+def reason_lines(ctx: Context) -> list[str]:
+    return ctx.decision.reasons if ctx.decision else []
 
 
 def test_homophone_typo_is_answered_with_calibrated_thresholds(harness: Harness) -> None:

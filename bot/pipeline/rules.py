@@ -19,6 +19,7 @@ from bot.pipeline.context import Context
 from bot.pipeline.handoff import ticket_for
 from bot.pipeline.needs_person import off_topic
 from bot.store.batch import DecisionBatch
+from bot.store.gap_reads import is_reaction
 from bot.understanding.faq import FaqMatch
 
 
@@ -169,12 +170,23 @@ def not_text(case: Case) -> bool:
     return True
 
 
+def did_not_help(case: Case) -> bool:
+    """ "没用", "不对", "useless" after an answer: not a goodbye and not a complaint, but an
+    answer that failed. The customer gets the rephrase fallback with the way to a person, and it
+    counts towards handing off like any failure (`bot faq gaps` reads the same words)."""
+    if not is_reaction(case.ctx.text):
+        return False
+    case.decision.reasons.append("the customer says the last answer did not help")
+    _count_failure(case)
+    return True
+
+
 def not_understood(case: Case) -> bool:
     """The rephrase fallback; after `handoff.fallbacks_before_handoff` of them in a row a person
     takes over rather than the customer trying a fourth time. Small talk and what has nothing
     to do with the shop ("tell me a joke") get the fallback but do not count: they are no
     failure a person could fix. Always decides."""
-    ctx, decision, cfg = case.ctx, case.decision, case.config.handoff
+    ctx, decision = case.ctx, case.decision
     conv = ctx.conversation
     assert conv is not None
     if _confidently_out_of_scope(ctx, case.config) or off_topic(ctx.acts, case.config):
@@ -183,19 +195,28 @@ def not_understood(case: Case) -> bool:
             f"({conv.fallback_streak} in a row)"
         )
         return True
+    _count_failure(case)
+    return True
+
+
+def _count_failure(case: Case) -> None:
+    """One more failure in a row; enough of them hand off to a person."""
+    decision, cfg, conv = case.decision, case.config.handoff, case.ctx.conversation
+    assert conv is not None
+    decision.action = Action.FALLBACK
     conv.fallback_streak += 1
     decision.reasons.append(f"not understood ({conv.fallback_streak} in a row)")
     if conv.fallback_streak >= cfg.fallbacks_before_handoff:
         decision.action = Action.HANDOFF
         decision.reasons.append("repeated failure: handing off")
         case.ticket = _ticket(case, cfg.default_queue, Priority.NORMAL, Category.CONSULT)
-    return True
 
 
 #: the priorities: first match wins, and the last always matches
 RULES: tuple[Rule, ...] = (
     event,
     picked_suggestion,
+    did_not_help,
     handoff,
     faq_answer,
     small_talk,
