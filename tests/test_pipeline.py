@@ -176,6 +176,13 @@ def test_an_answer_that_did_not_help_gets_the_way_to_a_person(
     assert any("repeated failure" in r for r in ctx.decision.reasons)
 
 
+def test_an_answer_that_did_not_help_and_a_person_asked_for_hands_off(harness: Harness) -> None:
+    harness.say("运费多少")
+    ctx = harness.say("还是不行，转人工")
+    assert ctx.decision is not None and ctx.decision.action == Action.HANDOFF
+    assert "the customer says the last answer did not help" not in ctx.decision.reasons
+
+
 def reason_lines(ctx: Context) -> list[str]:
     return ctx.decision.reasons if ctx.decision else []
 

@@ -19,7 +19,7 @@ from bot.pipeline.context import Context
 from bot.pipeline.handoff import ticket_for
 from bot.pipeline.needs_person import off_topic
 from bot.store.batch import DecisionBatch
-from bot.store.gap_reads import is_reaction
+from bot.store.gap_reads import is_reaction, names_a_person
 from bot.understanding.faq import FaqMatch
 
 
@@ -174,7 +174,8 @@ def did_not_help(case: Case) -> bool:
     """ "没用", "不对", "useless" after an answer: not a goodbye and not a complaint, but an
     answer that failed. The customer gets the rephrase fallback with the way to a person, and it
     counts towards handing off like any failure (`bot faq gaps` reads the same words)."""
-    if not is_reaction(case.ctx.text):
+    text = case.ctx.text
+    if not is_reaction(text) or names_a_person(text):  # "还是不行，转人工" asks for a person
         return False
     case.decision.reasons.append("the customer says the last answer did not help")
     _count_failure(case)

@@ -123,6 +123,13 @@ def is_reaction(text: str) -> bool:
     return _short_saying(text, _REACTION_KEYS)
 
 
+def names_a_person(text: str) -> bool:
+    """The message names a person anywhere ("还是不行，转人工"): whatever else it says, it asks
+    for one."""
+    said = _squeezed(text)
+    return any(phrase in said for phrase, _ in _PERSON_KEYS)
+
+
 def asks_for_person(text: str) -> bool:
     """A short message asking for a person ("转人工", "人工客服", "agent please")."""
     return _short_saying(text, _PERSON_KEYS)
