@@ -15,6 +15,7 @@ from bot.assembly import build_pipeline, read_content
 from bot.cli.main import main
 from bot.content.config import Config, load_config
 from bot.domain.clock import FixedClock
+from bot.domain.reactions import asks_for_person, is_reaction
 from bot.metrics.unanswered import answers_outright, find_gaps, unanswered_clusters
 from bot.store.gap_reads import (
     ASKED_PERSON,
@@ -23,8 +24,6 @@ from bot.store.gap_reads import (
     NOT_HELPED,
     NOT_PICKED,
     Unanswered,
-    asks_for_person,
-    is_reaction,
     unanswered,
 )
 from bot.understanding.encoders import MemoEncoder

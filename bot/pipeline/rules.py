@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from bot.content.config import Config
 from bot.content.entries import OUT_OF_SCOPE
 from bot.domain.messages import WELCOME_EVENT, Action, Category, Decision, Kind, Priority
+from bot.domain.reactions import is_reaction, names_a_person
 from bot.domain.ticket import TicketDraft
 from bot.pipeline.context import Context
 from bot.pipeline.handoff import ticket_for
 from bot.pipeline.needs_person import off_topic
 from bot.store.batch import DecisionBatch
-from bot.store.gap_reads import is_reaction, names_a_person
 from bot.understanding.faq import FaqMatch
 
 

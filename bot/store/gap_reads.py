@@ -9,7 +9,7 @@ A customer's text counts as unanswered when
   suggestion's title is not an answer: until one is picked the customer has been told nothing),
   or
 - the bot answered it and the customer's next message in the same conversation said it did not
-  help: a short negative reaction ("没用", "不对", "答非所问", "not what I asked" …; REACTIONS).
+  help: a short negative reaction ("没用", "不对", "not what I asked" …; bot/domain/reactions.py).
   The question counts, not the reaction; a reaction that itself fell back is not a question.
 
 An answered question whose customer then asked for a person ("转人工", or a handoff by intent
@@ -23,7 +23,6 @@ faq/drafts.yaml, which admins commit, and in the weekly report.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import groupby
@@ -34,6 +33,7 @@ from sqlalchemy.engine import Connection
 
 from bot.domain.messages import Action, Kind
 from bot.domain.privacy import for_admins
+from bot.domain.reactions import asks_for_person, is_reaction
 from bot.store.schema import decisions, messages
 
 #: why a question counts (Unanswered.why)
@@ -49,35 +49,6 @@ REPEATED_FAILURE = "repeated failure"
 #: the reason it records for an urgent handoff: urgency is not a verdict on the answer
 URGENT_SIGNAL = "urgent signal"
 
-#: what customers say when an answer did not help them (matched without case, spaces and
-#: punctuation, in a short message: the phrase plus a few characters, "这个没用啊")
-REACTIONS = (
-    "没用",
-    "没有用",
-    "不对",
-    "不是这个",
-    "不是我要的",
-    "不是我问的",
-    "答非所问",
-    "没解决",
-    "没有解决",
-    "还是不行",
-    "都不是",
-    "没帮助",
-    "看不懂",
-    "useless",
-    "not helpful",
-    "didn't help",
-    "doesn't help",
-    "not what i asked",
-    "wrong answer",
-    "none of these",
-)
-#: what customers say to ask for a person, matched like REACTIONS: after a right answer as
-#: often as after a wrong one, so not a verdict on the answer
-PERSON_REQUESTS = ("转人工", "人工", "真人", "客服", "agent", "human", "a person", "real person")
-#: characters a reaction may carry besides its phrase (Chinese; twice that for English)
-REACTION_SLACK = 4
 #: a reaction a little after the period's end still judges an answer given in it
 REACTION_GRACE = timedelta(hours=1)
 
@@ -96,43 +67,6 @@ class Unanswered:
     why: str
     #: the FAQ entry answered when the customer then said it did not help
     faq_id: str | None = None
-
-
-def _squeezed(text: str) -> str:
-    return re.sub(r"[\s\W_]+", "", text.casefold())
-
-
-def _keys(phrases: tuple[str, ...]) -> tuple[tuple[str, bool], ...]:
-    return tuple((_squeezed(p), p.isascii()) for p in phrases)
-
-
-_REACTION_KEYS = _keys(REACTIONS)
-_PERSON_KEYS = _keys(PERSON_REQUESTS)
-
-
-def _short_saying(text: str, keys: tuple[tuple[str, bool], ...]) -> bool:
-    said = _squeezed(text)
-    return bool(said) and any(
-        phrase in said and len(said) <= len(phrase) + REACTION_SLACK * (2 if ascii_ else 1)
-        for phrase, ascii_ in keys
-    )
-
-
-def is_reaction(text: str) -> bool:
-    """A short message saying the last answer did not help ("没用", "这个不对吧", "useless")."""
-    return _short_saying(text, _REACTION_KEYS)
-
-
-def names_a_person(text: str) -> bool:
-    """The message names a person anywhere ("还是不行，转人工"): whatever else it says, it asks
-    for one."""
-    said = _squeezed(text)
-    return any(phrase in said for phrase, _ in _PERSON_KEYS)
-
-
-def asks_for_person(text: str) -> bool:
-    """A short message asking for a person ("转人工", "人工客服", "agent please")."""
-    return _short_saying(text, _PERSON_KEYS)
 
 
 def is_question(text: str) -> bool:
