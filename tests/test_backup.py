@@ -17,11 +17,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 import sqlalchemy as sa
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from bot.content.config import load_config
 from bot.store.backup import BackupError, backup, restore
 from bot.store.schema import decisions, messages
-from tests.support.service import SECRET, bot_command, free_port, ready, receiving
+from tests.support.service import SECRET, bot_command, free_port, ready
 
 #: the `bot` processes started here find the content encoded (conftest `shop`)
 pytestmark = pytest.mark.warm_content
@@ -144,8 +146,17 @@ async def _backup_and_restore(path: Path, tmp_path: Path, suffix: str) -> None:
 @pytest.fixture
 async def deliver_url() -> AsyncIterator[str]:
     """The shop's receiving server: takes the replies the dispatcher sends."""
-    async with receiving() as (_, url):
-        yield url
+
+    async def deliver(request: web.Request) -> web.Response:
+        await request.read()
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_post("/deliver", deliver)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    yield str(server.make_url("/deliver"))
+    await server.close()
 
 
 @pytest.mark.slow

@@ -15,10 +15,12 @@ import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 import xmltodict
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from bot.domain.agent import Role
@@ -31,7 +33,7 @@ from tests.support import nginx
 from tests.support.fakes import telegram_api as tg
 from tests.support.fakes import wechat_api as wx
 from tests.support.fakes import wecom_api as wc
-from tests.support.service import SECRET, Receiver, bot_command, free_port, ready, receiving
+from tests.support.service import SECRET, bot_command, free_port, ready
 from tests.support.waiting import until
 
 #: the `bot` processes started here find the content encoded (conftest `shop`)
@@ -44,10 +46,30 @@ PASSWORD = "correct horse battery"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
+class Receiver:
+    """The generic webhook's other end (deliver_url): records what the bot delivers."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.app = web.Application()
+        self.app.router.add_post("/deliver", self.deliver)
+
+    async def deliver(self, request: web.Request) -> web.Response:
+        assert request.headers.get("Authorization") == f"Bearer {SECRET}"
+        self.received.append(await request.json())
+        return web.json_response({"ok": True})
+
+    def texts(self, user: str) -> list[str]:
+        return [str(r["text"]) for r in self.received if r["chat"] == user]
+
+
 @pytest.fixture
 async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
-    async with receiving() as found:
-        yield found
+    found = Receiver()
+    server = TestServer(found.app, host="127.0.0.1")
+    await server.start_server()
+    yield found, str(server.make_url("/deliver"))
+    await server.close()
 
 
 @pytest.fixture

@@ -32,24 +32,34 @@ from bot.store.database import Store
 from bot.store.schema import decisions, messages, outbox
 from bot.understanding.encoders import MemoEncoder
 from bot.web.app import SERVICE, Parts, make_app, make_runner
-from tests.support.service import (
-    SECRET,
-    AppClient,
-    Receiver,
-    bot_command,
-    free_port,
-    ready,
-    receiving,
-)
+from tests.support.service import SECRET, AppClient, bot_command, free_port, ready
 
 #: the `bot` processes started here find the content encoded (conftest `shop`)
 pytestmark = pytest.mark.warm_content
 
 
+class Receiver:
+    """The other end of the webhook channel: records what the bot delivers."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.app = web.Application()
+        self.app.router.add_post("/deliver", self.deliver)
+
+    async def deliver(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {SECRET}":
+            return web.Response(status=401)
+        self.received.append(await request.json())
+        return web.json_response({"ok": True})
+
+
 @pytest.fixture
 async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
-    async with receiving() as found:
-        yield found
+    found = Receiver()
+    server = TestServer(found.app, host="127.0.0.1")
+    await server.start_server()
+    yield found, str(server.make_url("/deliver"))
+    await server.close()
 
 
 async def _client(config: Config, encoder: MemoEncoder, url: str, tmp: Path) -> AppClient:

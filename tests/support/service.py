@@ -8,14 +8,12 @@ import shutil
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 #: the aiohttp test client of `bot run`'s application
 AppClient = TestClient[web.Request, web.Application]
@@ -50,34 +48,3 @@ async def ready(session: aiohttp.ClientSession, port: int, seconds: float) -> di
             pass
         await asyncio.sleep(0.2)
     raise AssertionError(f"worker on port {port} not ready in {seconds}s")
-
-
-class Receiver:
-    """The other end of the webhook channel (deliver_url): records what the bot delivers, and
-    refuses a delivery without the channel's secret."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        self.app = web.Application()
-        self.app.router.add_post("/deliver", self.deliver)
-
-    async def deliver(self, request: web.Request) -> web.Response:
-        if request.headers.get("Authorization") != f"Bearer {SECRET}":
-            return web.Response(status=401)
-        self.received.append(await request.json())
-        return web.json_response({"ok": True})
-
-    def texts(self, user: str) -> list[str]:
-        return [str(r["text"]) for r in self.received if r["chat"] == user]
-
-
-@asynccontextmanager
-async def receiving() -> AsyncIterator[tuple[Receiver, str]]:
-    """A Receiver on a loopback port, and its deliver_url."""
-    found = Receiver()
-    server = TestServer(found.app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield found, str(server.make_url("/deliver"))
-    finally:
-        await server.close()
