@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -215,3 +216,57 @@ def test_a_backup_from_a_newer_release_is_refused(tmp_path: Path) -> None:
         conn.execute("UPDATE alembic_version SET version_num = '9999'")
     with pytest.raises(BackupError, match="newer release"):
         restore(f"sqlite:///{tmp_path / 'bot.sqlite3'}", newer)
+
+
+@pytest.mark.parametrize(
+    "database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_undoing_a_restore_in_the_same_second_loses_nothing(
+    tmp_path: Path, database: str, request: pytest.FixtureRequest
+) -> None:
+    """Restoring the wrong file and then, at once, the copy that restore saved: the second
+    restore's own safety copy takes a new name, never the file being restored."""
+    from bot.store.database import Store
+
+    suffix = ".sqlite3" if database == "sqlite" else ".dump"
+    url = (
+        f"sqlite:///{tmp_path / 'bot.sqlite3'}"
+        if database == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    store = Store(url)
+    store.migrate()
+    store.close()
+    engine = sa.create_engine(url)
+
+    def add(external_id: str) -> None:
+        with engine.begin() as conn:
+            conn.execute(
+                messages.insert().values(
+                    channel="webhook",
+                    external_id=external_id,
+                    user_id="u1",
+                    direction="in",
+                    kind="text",
+                    text="运费多少",
+                    at=datetime(2026, 12, 7, 8, 0, tzinfo=UTC),
+                )
+            )
+
+    def held() -> set[str]:
+        with engine.connect() as conn:
+            return {r[0] for r in conn.execute(sa.select(messages.c.external_id))}
+
+    add("old")
+    old = tmp_path / f"old{suffix}"
+    backup(url, old)
+    add("new")
+    engine.dispose()
+    now = datetime(2026, 12, 7, 9, 0, 0, tzinfo=UTC)
+    _, saved = restore(url, old, now=now)
+    assert saved is not None and held() == {"old"}
+    _, saved_again = restore(url, saved, now=now)
+    assert held() == {"old", "new"}
+    assert saved_again is not None and saved_again != saved
+    restore(url, saved_again, now=now)
+    assert held() == {"old"}  # the copy the undo made holds what the undo replaced

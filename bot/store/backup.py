@@ -189,8 +189,8 @@ def _check_sqlite_backup(source: Path) -> None:
 def _save_current_sqlite(path: Path, source: Path, stamp: str) -> Path | None:
     if not path.is_file():
         return None
-    saved = source.with_name(f"before-restore-{stamp}.sqlite3")
-    _backup_sqlite(path, saved)
+    saved = _unused_name(source, stamp, ".sqlite3")
+    backup(f"sqlite:///{path}", saved)
     return saved
 
 
@@ -242,12 +242,24 @@ def _backup_postgres(url: str, target: Path) -> None:
 def _save_current_postgres(url: str, engine: sa.Engine, source: Path, stamp: str) -> Path | None:
     if current_revision(engine) is None:
         return None
-    saved = source.with_name(f"before-restore-{stamp}.dump")
-    _backup_postgres(url, saved)
+    saved = _unused_name(source, stamp, ".dump")
+    backup(url, saved)
     return saved
 
 
 # both
+
+
+def _unused_name(source: Path, stamp: str, suffix: str) -> Path:
+    """Where a restore saves what it replaces: next to the backup, named by the time, and never
+    a file that exists. Undoing a restore within the same second restores from a file of exactly
+    the name the undo would otherwise save to."""
+    candidate = source.with_name(f"before-restore-{stamp}{suffix}")
+    n = 1
+    while candidate.exists():
+        n += 1
+        candidate = source.with_name(f"before-restore-{stamp}-{n}{suffix}")
+    return candidate
 
 
 def _refuse_while_running(engine: sa.Engine, now: datetime) -> None:
