@@ -4,16 +4,19 @@ uses is no cue."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.content.config import load_config
 from bot.domain.messages import Action
 from bot.understanding.background import Background
 from bot.understanding.encoders import MemoEncoder
 from bot.understanding.language import detect
-from bot.understanding.third_parties import ThirdParties, builtin_names
+from bot.understanding.third_parties import ThirdParties, _pattern, builtin_names
 from tests.support.harness import make_harness
 
 
@@ -130,3 +133,32 @@ def test_a_named_thing_closer_to_the_background_gets_no_suggestion_either(
     # customer still gets the suggestions ("I study at SYSU, is there a student price?")
     assert background.vetoes(0.62, 0.6, elsewhere=True)
     assert not background.vetoes(0.55, 0.6, elsewhere=True)
+
+
+_NAMES = builtin_names()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(_NAMES),
+            st.sampled_from(_NAMES).map(str.lower),
+            st.sampled_from(_NAMES).map(lambda n: n.replace(" ", "-")),
+            st.sampled_from(["的", "会员", "怎么", " ", "s", "9", "x", "-", "。", "er", "ID"]),
+        ),
+        max_size=12,
+    ).map("".join)
+)
+def test_names_are_found_as_one_expression_of_every_name_finds_them(text: str) -> None:
+    """`named` files the names by first letter for speed; it finds what one regular
+    expression of every name (longest first) finds, in the same order."""
+    parties = ThirdParties(_NAMES, own=["我们的店"])
+    ordered = sorted(parties.names, key=len, reverse=True)
+    every = re.compile("|".join(f"({_pattern(n)})" for n in ordered), re.IGNORECASE)
+    expected: list[str] = []
+    for match in every.finditer(text):
+        name = ordered[(match.lastindex or 1) - 1]
+        if name not in expected:
+            expected.append(name)
+    assert parties.named(text) == expected

@@ -3,7 +3,8 @@ makes sense after the customer's previous line is read together with it.
 
 The message is read alone first, with everyone else's (`Pipeline.read`). Inside the customer's
 lock, once the conversation is known, a message that looks elliptical and has a previous line
-within the idle window is read a second time as "previous line + message", and each FAQ entry
+within the idle window (`question`) is read a second time as "previous line + message", in one
+encoder call with the other follow-ups of its round, and each FAQ entry
 is scored on both readings (`blend`). The context reading is taken when its best entry is also
 one the message alone comes close to (then it is answered, naming its question), or when it is
 clearly more confident than the message alone. A full sentence on a new topic is read alone,
@@ -111,29 +112,50 @@ def topic(lines: Sequence[CustomerLine], now: datetime, idle: timedelta) -> Topi
     return Topic(" ".join(texts), last.faq_id, last.intent, last.suggestions)
 
 
-def in_context(ctx: Context, reading: Reading, batch: DecisionBatch, config: Config) -> Reading:
-    """The reading to decide with: the message's own, or, for an elliptical follow-up, the
-    blended reading in context when the two agree or context is clearly more confident
-    (`ctx.followup` then says so for the decision's reasons, and `ctx.followup_agrees` lets
-    the FAQ answer without a lone message's lead)."""
+@dataclass(frozen=True)
+class Question:
+    """A message to read again in context: why it leans on what came before, and the lines
+    it leans on."""
+
+    cue: str
+    previous: Topic
+    answered_alone: bool
+
+    def joined(self, text: str) -> str:
+        """What to read besides the message alone: "previous line + message"."""
+        return f"{self.previous.text} {text}"
+
+
+def question(
+    ctx: Context, reading: Reading, batch: DecisionBatch, config: Config
+) -> Question | None:
+    """Whether the message is an elliptical follow-up to read again with the customer's
+    previous line (known only once the conversation is loaded under the customer's lock), or
+    None: it is read alone."""
     conv = ctx.conversation
     if conv is None or conv.is_new or conv.state == ConversationState.HANDOFF:
-        return reading  # nothing before it, or a human reads it
+        return None  # nothing before it, or a human reads it
     if ctx.inbound.kind != Kind.TEXT or not ctx.text.strip() or _stands_alone(reading):
-        return reading
+        return None
     answered_alone = _answered_alone(reading, ctx)
     cue = elliptical(ctx.text)
     if cue and cue != "short" and answered_alone:
         cue = None  # "and who pays the return postage": a full question of its own
+    if cue is None:
+        return None
     idle = timedelta(minutes=config.conversation.idle_minutes)
-    previous = topic(batch.previous_lines(conv.id), ctx.now, idle) if cue else None
-    if previous is None:
-        return reading
-    # A second encoder call inside the customer's lock, but only for the few messages that
-    # qualify (short or elliptical, with a previous line in the idle window): the previous
-    # line is known only once the conversation is loaded under the lock.
-    every = len(ctx.knowledge.faq.entries)
-    own, joined = ctx.knowledge.read([ctx.text, f"{previous.text} {ctx.text}"], k=every)
+    previous = topic(batch.previous_lines(conv.id), ctx.now, idle)
+    return None if previous is None else Question(cue, previous, answered_alone)
+
+
+def settle(
+    ctx: Context, reading: Reading, asked: Question, own: Reading, joined: Reading, config: Config
+) -> Reading:
+    """The reading to decide with: the message's own, or the blended reading in context when
+    the two agree or context is clearly more confident (`ctx.followup` then says so for the
+    decision's reasons, and `ctx.followup_agrees` lets the FAQ answer without a lone message's
+    lead). `own` and `joined` are the two texts of `asked` read with every FAQ entry scored."""
+    previous, cue, answered_alone = asked.previous, asked.cue, asked.answered_alone
     k = max(config.faq.suggestions, 3)
     blended = blend(own, joined, k)
     if not blended.matches:

@@ -56,6 +56,11 @@ class Knowledge:
     def faq_entry(self, entry_id: str) -> FaqEntry | None:
         return self.faq.by_id.get(entry_id)
 
+    def match(self, texts: Sequence[str], k: int) -> list[list[FaqMatch]]:
+        """The best `k` FAQ entries for each text, and nothing else of a reading (a text
+        already read, scored against more entries)."""
+        return self.faq.search_many(texts, np.asarray(self.faq.embed(texts)), k)
+
     def read(self, texts: Sequence[str], k: int = 3) -> list[Reading]:
         """Read several texts at once: one encoder batch shared by the intent classifier and
         the FAQ search, one scoring pass each. Empty texts (images, stickers) get nothing."""

@@ -17,6 +17,7 @@ import os
 import socket
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -34,6 +35,7 @@ from bot.pipeline.knowledge import Knowledge, Reading
 from bot.store import conversations, deliveries, outbox
 from bot.store.batch import Arrival, DecisionBatch
 from bot.store.database import Store
+from bot.understanding.faq import FaqMatch
 from bot.understanding.language import detect
 
 log = logging.getLogger("bot.pipeline")
@@ -151,7 +153,9 @@ class Pipeline:
             ctx.now = self.clock.now()
             ctx.inline_until = inline_until
         batch.load([self._arrival(ctx) for ctx, _, _ in round_])
-        failed, recorded = [], []
+        failed: list[Context] = []
+        recorded: list[Context] = []
+        started: list[tuple[Context, Reading]] = []
         for ctx, reading, _ in round_:
             assert ctx.message_id is not None
             if batch.is_handled(ctx.message_id):  # another worker took the redelivery
@@ -162,8 +166,14 @@ class Pipeline:
                 if not ctx.stop:
                     steps.urgent(ctx, config)
                     steps.flood(ctx, batch, config)
+            except Exception:
+                self._log_failure(ctx)
+                failed.append(ctx)
+                continue
+            started.append((ctx, reading))
+        for ctx, reading in self._in_context(started, batch, failed):
+            try:
                 if not ctx.stop:
-                    reading = followup.in_context(ctx, reading, batch, config)
                     steps.apply_reading(ctx, reading, config)
                     steps.with_human(ctx, batch, config)
                 if not ctx.stop:
@@ -176,13 +186,7 @@ class Pipeline:
                 steps.record(ctx, batch)
                 recorded.append(ctx)
             except Exception:
-                # One bad message must not take the worker down, nor leave the customer
-                # unanswered (a channel may not redeliver).
-                log.exception(
-                    "message %s/%s failed in the pipeline",
-                    ctx.inbound.channel,
-                    ctx.inbound.external_id,
-                )
+                self._log_failure(ctx)
                 failed.append(ctx)
         try:
             with tx.begin_nested():
@@ -193,6 +197,67 @@ class Pipeline:
         for ctx in recorded:
             steps.delivered(ctx)
         return failed
+
+    def _in_context(
+        self, started: list[tuple[Context, Reading]], batch: DecisionBatch, failed: list[Context]
+    ) -> list[tuple[Context, Reading]]:
+        """Each message with the reading to decide it by: follow-ups read again with the
+        customer's previous line (`followup`), all of the round's in one encoder call per
+        knowledge; a message whose question fails goes to `failed`."""
+        asked: list[tuple[Context, Reading, followup.Question | None]] = []
+        for ctx, reading in started:
+            try:
+                question = None if ctx.stop else followup.question(ctx, reading, batch, self.config)
+            except Exception:
+                self._log_failure(ctx)
+                failed.append(ctx)
+                continue
+            asked.append((ctx, reading, question))
+        # one read per knowledge: a reload between two messages' arrivals gives each its own
+        by_knowledge: dict[int, list[tuple[Context, followup.Question]]] = {}
+        for ctx, _, question in asked:
+            if question is not None:
+                by_knowledge.setdefault(id(ctx.knowledge), []).append((ctx, question))
+        read: dict[int, tuple[list[FaqMatch], Reading]] = {}
+        for group in by_knowledge.values():
+            knowledge = group[0][0].knowledge
+            every = len(knowledge.faq.entries)
+            try:
+                # the message alone was read already: only its scores on every entry are new
+                alone = knowledge.match([ctx.text for ctx, _ in group], k=every)
+                together = knowledge.read([q.joined(ctx.text) for ctx, q in group], k=every)
+            except Exception:
+                log.exception("%d follow-up(s) could not be read in context", len(group))
+                continue  # each is decided on its own reading
+            for n, (ctx, _) in enumerate(group):
+                read[id(ctx)] = (alone[n], together[n])
+        decided: list[tuple[Context, Reading]] = []
+        for ctx, reading, question in asked:
+            if question is not None and id(ctx) in read:
+                matches, joined = read[id(ctx)]
+                try:
+                    reading = followup.settle(
+                        ctx,
+                        reading,
+                        question,
+                        replace(reading, matches=matches),
+                        joined,
+                        self.config,
+                    )
+                except Exception:
+                    self._log_failure(ctx)
+                    failed.append(ctx)
+                    continue
+            decided.append((ctx, reading))
+        return decided
+
+    @staticmethod
+    def _log_failure(ctx: Context) -> None:
+        # One bad message must not take the worker down, nor leave the customer unanswered
+        # (a channel may not redeliver): it is answered on its own afterwards.
+        log.exception(
+            "message %s/%s failed in the pipeline", ctx.inbound.channel, ctx.inbound.external_id
+        )
 
     def _batch(self, tx: Connection) -> DecisionBatch:
         return DecisionBatch(

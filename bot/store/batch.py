@@ -199,11 +199,13 @@ class DecisionBatch:
         if known:
             self._lines = recent_lines(tx, known, min(a.now for a in arrivals) - self.idle)
             for conversation_id, intent in tx.execute(
-                sa.select(decisions.c.conversation_id, decisions.c.intent).where(
+                sa.select(decisions.c.conversation_id, decisions.c.intent)
+                .where(
                     decisions.c.conversation_id.in_(known),
                     decisions.c.action == "reply",
                     decisions.c.intent.is_not(None),
                 )
+                .distinct()
             ):
                 self._replied[conversation_id].add(intent)
             for row in tx.execute(

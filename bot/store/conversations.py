@@ -73,14 +73,23 @@ def recent_lines(
     out: dict[int, list[CustomerLine]] = defaultdict(list)
     if not conversation_ids:
         return out
-    query = (
+    # only the last LINES_KEPT of each conversation leave the database: a long conversation
+    # costs no more than a short one (window functions: SQLite 3.25+, PostgreSQL)
+    newest = (
+        sa.func.row_number()
+        .over(partition_by=messages.c.conversation_id, order_by=messages.c.id.desc())
+        .label("newest")
+    )
+    recent = (
         sa.select(
+            messages.c.id,
             messages.c.conversation_id,
             messages.c.text,
             messages.c.at,
             decisions.c.faq_id,
             decisions.c.intent,
             decisions.c.record,
+            newest,
         )
         .join(decisions, decisions.c.message_id == messages.c.id)
         .where(
@@ -89,13 +98,23 @@ def recent_lines(
             messages.c.kind == "text",
             messages.c.at >= since,
         )
-        .order_by(messages.c.id.desc())
+        .subquery()
+    )
+    query = (
+        sa.select(
+            recent.c.conversation_id,
+            recent.c.text,
+            recent.c.at,
+            recent.c.faq_id,
+            recent.c.intent,
+            recent.c.record,
+        )
+        .where(recent.c.newest <= LINES_KEPT)
+        .order_by(recent.c.id.desc())
     )
     for conversation_id, text, at, faq_id, intent, record in conn.execute(query):
-        lines = out[conversation_id]
-        if len(lines) < LINES_KEPT:
-            offered = tuple((record or {}).get("suggestions") or ())
-            lines.append(CustomerLine(text, at, faq_id, intent, offered))
+        offered = tuple((record or {}).get("suggestions") or ())
+        out[conversation_id].append(CustomerLine(text, at, faq_id, intent, offered))
     return out
 
 

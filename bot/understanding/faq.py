@@ -288,37 +288,40 @@ class FaqIndex:
         dense_scores, rows = self._index.search(
             np.ascontiguousarray(vectors[live]), min(n, max(k * 8, 32))
         )
+        # an entry scores as its best variant among the rows faiss found (-1: none found)
+        found = rows >= 0
+        queries_at = np.broadcast_to(np.arange(len(live))[:, None], rows.shape)[found]
+        rows_found = rows[found]
+        entries_found = self._variant_entry[rows_found]
+        weighted = (dense_scores[found] * self._weight[rows_found]).astype(np.float32)
         dense = np.full((len(live), len(self.entries)), -1.0, dtype=np.float32)
+        np.maximum.at(dense, (queries_at, entries_found), weighted)
         # rows in another language on an entry never asked in the customer's: the embedding
         # stands in for the n-grams that cannot match (see __init__)
+        nowhere = np.zeros(n, dtype=bool)
+        reach = np.stack([self._across.get(detect(texts[i], default=""), nowhere) for i in live])
+        reached = reach[queries_at, rows_found]
         across = np.zeros((len(live), len(self.entries)), dtype=np.float32)
-        for q, i in enumerate(live):
-            reach = self._across.get(detect(texts[i], default=""))
-            for score, row in zip(dense_scores[q], rows[q], strict=True):
-                if row >= 0:
-                    e = self._variant_entry[row]
-                    weighted = score * self._weight[row]
-                    dense[q, e] = max(dense[q, e], weighted)
-                    if reach is not None and reach[row]:
-                        across[q, e] = max(across[q, e], weighted)
+        np.maximum.at(across, (queries_at[reached], entries_found[reached]), weighted[reached])
         queries = self._tfidf.transform([texts[i] for i in live])
         lexical_variants = (queries @ self._lexical.T).toarray().astype(np.float32) * self._weight
         lexical = np.maximum(np.maximum.reduceat(lexical_variants, self._starts, axis=1), across)
         fused = self.dense_weight * np.maximum(dense, 0.0) + (1 - self.dense_weight) * lexical
         answers = self._answer_scores(vectors[live], queries)
         fused = with_answers(fused, answers, self._mix)
-        for q, i in enumerate(live):
-            best = np.argsort(-fused[q])[:k]
-            results[i] = [
-                FaqMatch(
-                    self.entries[e],
-                    float(fused[q, e]),
-                    float(max(dense[q, e], 0.0)),
-                    float(lexical[q, e]),
-                    float(answers[q, e]),
-                )
-                for e in best
-            ]
+        # Python floats and ints once for the whole matrix: per element, numpy's scalars cost
+        # more than the arithmetic above when every entry is asked for (bot.pipeline.followup)
+        best = np.argsort(-fused, axis=1)[:, :k].tolist()
+        columns = zip(
+            fused.tolist(),
+            np.maximum(dense, 0.0).tolist(),
+            lexical.tolist(),
+            answers.tolist(),
+            strict=True,
+        )
+        entries = self.entries
+        for (f, d, lex, a), order, i in zip(columns, best, live, strict=True):
+            results[i] = [FaqMatch(entries[e], f[e], d[e], lex[e], a[e]) for e in order]
         return results
 
     def _answer_scores(self, vectors: np.ndarray, queries: csr_matrix) -> np.ndarray:

@@ -32,7 +32,12 @@ from sklearn.svm import LinearSVC
 
 from bot.content.entries import OUT_OF_SCOPE, FaqEntry, IntentSpec
 from bot.understanding.encoders import Encoder
-from bot.understanding.textmatch import TfidfVectorizer, char_vectorizer, word_vectorizer
+from bot.understanding.textmatch import (
+    TfidfVectorizer,
+    char_vectorizer,
+    quick_transform,
+    word_vectorizer,
+)
 
 log = logging.getLogger("bot.intents")
 
@@ -177,9 +182,9 @@ class IntentClassifier:
     def _stack(self, dense: np.ndarray, texts: Sequence[str]) -> csr_matrix:
         if self._words is not None:  # the large-set SVM
             dense = dense * EMBEDDING_WEIGHT
-        parts = [csr_matrix(dense), self._chars.transform(texts)]
+        parts = [csr_matrix(dense), quick_transform(self._chars, texts)]
         if self._words is not None:
-            parts.append(self._words.transform(texts))
+            parts.append(quick_transform(self._words, texts))
         return hstack(parts).tocsr()
 
     def probabilities(self, texts: Sequence[str], vectors: np.ndarray | None = None) -> np.ndarray:

@@ -83,23 +83,31 @@ class ThirdParties:
         self.own = [n for n in unique if re.search(_pattern(n), own_text, re.IGNORECASE)]
         mentioned = set(self.own)
         self.names = [n for n in unique if n not in mentioned]
-        # longest first, so that 抖音商城 is reported rather than 抖音
-        ordered = sorted(self.names, key=len, reverse=True)
-        self._find = (
-            re.compile("|".join(f"({_pattern(n)})" for n in ordered), re.IGNORECASE)
-            if ordered
-            else None
-        )
-        self._by_group = ordered
+        # longest first, so that 抖音商城 is reported rather than 抖音; filed by first letter,
+        # so a message is tried only against the names that can start where it stands (one
+        # regular expression of every name costs milliseconds a message: it tries each name
+        # at each character)
+        self._by_first: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
+        for name in sorted(self.names, key=len, reverse=True):
+            self._by_first.setdefault(name[0].lower(), []).append(
+                (name, re.compile(_pattern(name), re.IGNORECASE))
+            )
 
     def named(self, text: str) -> list[str]:
-        """The names in `text` that are not the shop's, in the order they appear."""
+        """The names in `text` that are not the shop's, in the order they appear; where two
+        start at one place the longer, and a name found is not searched again for others."""
         found: list[str] = []
-        if self._find is not None:
-            for match in self._find.finditer(text):
-                name = self._by_group[(match.lastindex or 1) - 1]
-                if name not in found:
-                    found.append(name)
+        at = 0
+        while at < len(text):
+            step = 1
+            for name, pattern in self._by_first.get(text[at].lower(), ()):
+                match = pattern.match(text, at)
+                if match:
+                    if name not in found:
+                        found.append(name)
+                    step = max(match.end() - at, 1)
+                    break
+            at += step
         if self.common:
             found += [w for w in self.unknown_names(text) if w not in found]
         return found
