@@ -95,11 +95,6 @@ class Dispatcher:
         """Seconds before the next try after `attempts` passing failures: 2, 4, 8 … 600."""
         return float(min(self.first_backoff * 2 ** max(attempts - 1, 0), self.max_backoff))
 
-    @property
-    def sending(self) -> int:
-        """How many conversations are being sent to now."""
-        return len(self._sending)
-
     async def run(self) -> None:
         """Send until stopped; survives database and channel errors. Once `finish` is called,
         it stops when nothing is being sent and a claim finds nothing due."""
