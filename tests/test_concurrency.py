@@ -11,22 +11,26 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
 import pytest
 import sqlalchemy as sa
 
+from adapters.telegram.sender import Limits
 from bot.assembly import build_pipeline
 from bot.content.config import Config
-from bot.domain.clock import FixedClock
-from bot.domain.messages import Action, Inbound
+from bot.domain.clock import FixedClock, SystemClock
+from bot.domain.messages import Action, Inbound, Outbound
 from bot.jobs.dispatch import Dispatcher
 from bot.jobs.leader import Leadership
 from bot.pipeline.context import Context
 from bot.pipeline.runner import Pipeline
+from bot.store import outbox
 from bot.store.database import Store
 from bot.store.schema import conversations, decisions, tickets
 from bot.understanding.encoders import MemoEncoder
@@ -151,6 +155,70 @@ def test_each_reply_is_sent_once_by_several_dispatchers(workers: list[Pipeline])
         mine = [m.outbox_id or 0 for m in channel.sent if m.conversation_id == conversation]
         assert mine == sorted(mine)  # in order
     assert workers[0].store.unsent_outbound() == []
+
+
+@dataclass
+class ChatLimitedChannel:
+    """A channel that keeps a per-chat limit the way Telegram's sender does (each worker its
+    own buckets, as separate processes have), recording into one list for all workers."""
+
+    sent: list[Outbound]
+    limits: Limits
+
+    async def send(self, message: Outbound) -> None:
+        await self.limits.wait(message.chat_id)
+        self.sent.append(message)
+
+
+def test_per_chat_waits_longer_than_a_lease_send_each_reply_once(
+    workers: list[Pipeline],
+) -> None:
+    """Two workers' dispatchers running side by side, with chats that must wait for their turn
+    (5 a second) far longer than the 1 s lease: the waiting worker keeps its rows, the other
+    never sends them too, and every conversation's replies go out in order."""
+    failing = Outbox(fail=True)
+    for pipeline in workers:
+        pipeline.sender = failing  # every first send fails: all replies wait in the outbox
+    for n in range(12):
+        workers[n % 2].handle(Inbound("wechat", f"b{n}", f"b{n}", f"b{n}", "转人工", NOW))
+    store = workers[0].store
+    busy = {row.conversation_id for row in store.unsent_outbound()}
+    for conversation_id in sorted(busy)[:4]:
+        conversation = store.conversation(conversation_id)
+        with store.transaction() as tx:
+            for k in range(14):
+                outbox.add(tx, conversation, None, f"notice {k}", NOW)
+    unsent = store.unsent_outbound()
+    sent: list[Outbound] = []
+
+    async def both() -> None:
+        with ThreadPoolExecutor(4) as pool:
+            dispatchers = [
+                Dispatcher(
+                    w.store,
+                    {"wechat": ChatLimitedChannel(sent, Limits(5, 20, 1000))},
+                    SystemClock(),
+                    w.worker,
+                    pool,
+                    lease=timedelta(seconds=1),
+                    poll_seconds=0.1,
+                )
+                for w in workers
+            ]
+            tasks = [asyncio.create_task(d.run()) for d in dispatchers]
+            deadline = time.monotonic() + 30
+            while store.unsent_outbound() and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            for dispatcher, task in zip(dispatchers, tasks, strict=True):
+                await dispatcher.finish(task, 5)
+
+    asyncio.run(both())
+    ids = [m.outbox_id or 0 for m in sent]
+    assert sorted(ids) == sorted(p.id for p in unsent)  # each once
+    for conversation_id in {p.conversation_id for p in unsent}:
+        mine = [m.outbox_id or 0 for m in sent if m.conversation_id == conversation_id]
+        assert mine == sorted(mine)  # in order
+    assert store.unsent_outbound() == []
 
 
 def test_one_scheduler_leader_and_a_takeover(workers: list[Pipeline]) -> None:

@@ -465,6 +465,32 @@ def test_buttons_quotes_and_buckets() -> None:
     assert "-100" in limits._groups and "777" not in limits._groups
 
 
+def test_a_group_at_its_limit_waits_alone_and_the_overall_limit_holds() -> None:
+    """Five sends to one group and one to each of 40 private chats, all at once: the group's
+    fourth and fifth wait their turn (1 a second after a burst of 3) without holding up the
+    private chats, and all of them together never exceed the overall 20 a second."""
+    limits = Limits(per_chat=1, per_group_per_minute=60, overall=20)
+    sent: dict[str, list[float]] = {}
+
+    async def go() -> None:
+        start = time.monotonic()
+
+        async def send(chat: str) -> None:
+            await limits.wait(chat)
+            sent.setdefault(chat, []).append(time.monotonic() - start)
+
+        await asyncio.gather(*(send("-100") for _ in range(5)), *(send(str(c)) for c in range(40)))
+
+    asyncio.run(go())
+    group = sent.pop("-100")
+    assert group[3] >= 0.95 and group[4] >= 1.95
+    private = sorted(at for times in sent.values() for at in times)
+    assert private[-1] < 1.5  # not behind the group's 2 s
+    every = sorted(group + private)
+    for n, at in enumerate(every):
+        assert n + 1 <= 20 + 20 * at + 1, f"{n + 1} sends by {at:.2f} s"
+
+
 def test_what_customers_send_becomes_inbound_messages() -> None:
     from aiogram.types import CallbackQuery, Message
 

@@ -121,7 +121,12 @@ class TelegramChannel:
         return f"webhook {url} (registered with Telegram at start-up)"
 
     async def start(self) -> None:
-        session = AiohttpSession(api=TelegramAPIServer.from_base(self.config.api_base))
+        # a bounded wait for every call: a hung request fails and is retried later instead of
+        # holding its conversation for aiogram's default minute
+        session = AiohttpSession(
+            api=TelegramAPIServer.from_base(self.config.api_base),
+            timeout=self.config.request_timeout,
+        )
         self.bot = Bot(self._token, session=session)
         self.sender.bot = self.bot
         context = self._require_context()

@@ -77,10 +77,16 @@ class Limits:
         self._groups: dict[str, TokenBucket] = {}
 
     async def wait(self, chat_id: str) -> None:
-        buckets = [self.overall, self._bucket(self._chats, chat_id, self.per_chat, 3)]
+        """Until this chat may have its next message: first its own turn (and its group's),
+        which delays only this chat's sends, then a place in the overall limit, taken only
+        once the chat's turn has come so that the overall rate counts real sends."""
+        own = [self._bucket(self._chats, chat_id, self.per_chat, 3)]
         if chat_id.startswith("-"):
-            buckets.append(self._bucket(self._groups, chat_id, self.per_group, 3))
-        delay = max(bucket.reserve() for bucket in buckets)
+            own.append(self._bucket(self._groups, chat_id, self.per_group, 3))
+        delay = max(bucket.reserve() for bucket in own)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        delay = self.overall.reserve()
         if delay > 0:
             await asyncio.sleep(delay)
 

@@ -345,6 +345,9 @@ class TelegramChannelConfig(ChannelSection):
     per_chat_per_second: float = Field(1.0, gt=0)
     per_group_per_minute: float = Field(20, gt=0)
     overall_per_second: float = Field(25, gt=0)
+    #: seconds one Bot API call (a send) may take before it is given up and retried later;
+    #: getUpdates waits `polling_timeout` longer
+    request_timeout: float = Field(10, gt=0, le=60)
 
     def _secret_shapes(self) -> list[tuple[str, str, str]]:
         return [

@@ -1,18 +1,27 @@
 """The dispatcher: sends what handling wrote to the outbox, on every worker.
 
-It claims due rows (see bot.store.outbox.claim: per-conversation order, no row claimed twice),
-sends each conversation's rows in order through the channel's sender, and sorts failures three
-ways: passing (retried with exponential backoff, up to `max_attempts`), "retry after N seconds"
-(the channel's own wait is honoured), and permanent (blocked by the customer, quota or reply
-window spent: the conversation's unsent replies fail and it is marked unreachable, visible to
-agents). Database calls run in the store's thread pool, never on the event loop.
+It claims due rows (see bot.store.outbox.claim: per-conversation order, no row claimed twice)
+and sends each conversation's rows in order, one at a time, in a task of its own: a chat that
+must wait (Telegram's 20 messages a minute to a group, a request that hangs until its timeout)
+delays only itself, and the dispatcher claims again whenever a conversation finishes or
+something new is written, leaving out the conversations it is still sending. The rows a
+conversation holds have their lease renewed while it runs, so another worker never takes them
+over from a worker that is only waiting; a worker that dies stops renewing and its rows are
+claimed elsewhere when the lease ends.
+
+Failures are sorted three ways: passing (retried with exponential backoff, up to
+`max_attempts`), "retry after N seconds" (the channel's own wait is honoured), and permanent
+(blocked by the customer, quota or reply window spent: the conversation's unsent replies fail
+and it is marked unreachable, visible to agents). Database calls run in the store's thread
+pool, never on the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from datetime import timedelta
@@ -31,6 +40,9 @@ log = logging.getLogger("bot.dispatch")
 
 T = TypeVar("T")
 
+#: conversations claimed in one claim, at most
+CLAIM_CONVERSATIONS = 50
+
 
 class Dispatcher:
     def __init__(
@@ -48,7 +60,10 @@ class Dispatcher:
         first_backoff: float = 2.0,
         max_backoff: float = 600.0,
         poll_seconds: float = 0.5,
+        most_conversations: int = 200,
     ) -> None:
+        """`most_conversations`: how many conversations this worker sends to at once; the rest
+        wait in the outbox for the next free place here or on another worker."""
         self.store = store
         self.senders = dict(senders)
         self.clock = clock
@@ -61,11 +76,16 @@ class Dispatcher:
         self.first_backoff = first_backoff
         self.max_backoff = max_backoff
         self.poll_seconds = poll_seconds
+        self.most_conversations = most_conversations
         #: replies sent at about the same time are marked sent in one transaction (one commit,
         #: one fsync) instead of one each
         self._marking: MicroBatcher[int, None] = MicroBatcher(self._mark_sent, executor, 256)
         self._wake = asyncio.Event()
         self._stopping = False
+        #: conversation id → the task sending its rows, and the ids of the rows it still holds
+        self._sending: dict[int, asyncio.Task[None]] = {}
+        self._held: dict[int, list[int]] = {}
+        self._renewed_at = 0.0
 
     def wake(self) -> None:
         """Something was just written to the outbox: look now rather than at the next poll."""
@@ -77,20 +97,22 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Send until stopped; survives database and channel errors. Once `finish` is called,
-        it stops at the first round that finds nothing due."""
-        while True:
-            try:
-                sent = await self.run_once()
-            except Exception:
-                log.exception("dispatcher round failed; trying again shortly")
-                sent = 0
-            if self._stopping and not sent:
-                return
-            if sent:
-                continue
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+        it stops when nothing is being sent and a claim finds nothing due."""
+        try:
+            while True:
+                self._wake.clear()
+                try:
+                    started = await self._start_due()
+                    await self._keep_leases()
+                except Exception:
+                    log.exception("dispatcher round failed; trying again shortly")
+                    started = []
+                if self._stopping and not started and not self._sending:
+                    return
+                if not started:
+                    await self._idle()
+        finally:
+            await self._cancel_all()
 
     async def finish(self, task: asyncio.Task[None], timeout: float) -> None:
         """Shutting down: send what is due (within `timeout`), then give back to the other
@@ -108,21 +130,73 @@ class Dispatcher:
             outbox.release_worker(tx, self.worker)
 
     async def run_once(self) -> int:
-        """One round: claim what is due and send it; returns how many rows were handled."""
-        if not self.senders:
-            return 0
-        rows = await self._db(self._claim)
-        if not rows:
-            return 0
-        await asyncio.gather(
-            *(
-                self._send_conversation(list(group))
-                for _, group in groupby(rows, key=lambda r: r.conversation_id)
-            )
-        )
-        return len(rows)
+        """One round: claim what is due, send it and wait until it is sent; returns how many
+        rows were handled."""
+        started = await self._start_due()
+        await asyncio.gather(*(task for task, _ in started))
+        return sum(count for _, count in started)
 
-    def _claim(self) -> list[UnsentOutbound]:
+    async def _start_due(self) -> list[tuple[asyncio.Task[None], int]]:
+        """Claim what is due in conversations this worker is not sending to yet, and start one
+        task per conversation; returns them, with how many rows each holds."""
+        room = self.most_conversations - len(self._sending)
+        if not self.senders or room <= 0:
+            return []
+        rows = await self._db(self._claim, list(self._sending), min(room, CLAIM_CONVERSATIONS))
+        started = []
+        for conversation_id, group in groupby(rows, key=lambda r: r.conversation_id):
+            mine = list(group)
+            self._held[conversation_id] = [r.id for r in mine]
+            task = asyncio.create_task(self._send_conversation(mine))
+            self._sending[conversation_id] = task
+            task.add_done_callback(functools.partial(self._done, conversation_id))
+            started.append((task, len(mine)))
+        return started
+
+    def _done(self, conversation_id: int, task: asyncio.Task[None]) -> None:
+        self._sending.pop(conversation_id, None)
+        self._held.pop(conversation_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            # its rows stay leased, so they are tried again (here or elsewhere) when it ends
+            log.error(
+                "sending to conversation %s failed", conversation_id, exc_info=task.exception()
+            )
+
+    async def _idle(self) -> None:
+        """Until something is written, a conversation finishes, a lease needs renewing or the
+        poll interval passes."""
+        woken = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait(
+                [woken, *self._sending.values()],
+                timeout=min(self.poll_seconds, self._renew_every()),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            woken.cancel()
+
+    async def _cancel_all(self) -> None:
+        tasks = list(self._sending.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _renew_every(self) -> float:
+        return max(self.lease.total_seconds() / 3, 0.05)
+
+    async def _keep_leases(self) -> None:
+        """Renew the lease of the rows this worker holds, a third of a lease at a time: a row
+        waiting for its chat (a group's 20 a minute) or behind a slow request is still being
+        sent, and no other worker may take it."""
+        now = time.monotonic()
+        if now - self._renewed_at < self._renew_every():
+            return
+        self._renewed_at = now
+        held = [row_id for ids in self._held.values() for row_id in ids]
+        if held:
+            await self._db(self._renew, held)
+
+    def _claim(self, busy: list[int], conversations_at_most: int) -> list[UnsentOutbound]:
         with self.store.transaction() as tx:
             rows = outbox.claim(
                 tx,
@@ -131,15 +205,22 @@ class Dispatcher:
                 self.lease,
                 self.senders,
                 self.reply_windows,
+                limit=conversations_at_most,
                 quotas=self.reply_quotas,
+                busy=busy,
             )
         return sorted(rows, key=lambda r: (r.conversation_id, r.id))
+
+    def _renew(self, ids: list[int]) -> None:
+        with self.store.transaction() as tx:
+            outbox.renew(tx, ids, self.worker, self.clock.now() + self.lease)
 
     async def _send_conversation(self, rows: list[UnsentOutbound]) -> None:
         for index, row in enumerate(rows):
             sender = self.senders[row.channel]
             message = row.outbound()
             rest = [r.id for r in rows[index + 1 :]]
+            self._held[row.conversation_id] = [row.id, *rest]
             # what a channel raised is stored as the row's last error, without credentials a
             # library quoted from a URL or personal data (safe_for_logs)
             try:

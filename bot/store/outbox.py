@@ -108,11 +108,13 @@ def claim(
     windows: Mapping[str, float] | None = None,
     limit: int = 50,
     quotas: Mapping[str, int] | None = None,
+    busy: Collection[int] = (),
 ) -> list[UnsentOutbound]:
     """Claim due replies for this worker, in order: for up to `limit` conversations, the oldest
-    unsent row and the unsent rows after it. Rows whose channel's reply window (hours after
-    the customer's last message) has passed are expired instead, and so are rows past the
-    channel's quota of messages per customer message (WeChat: 5)."""
+    unsent row and the unsent rows after it; not in the `busy` conversations (this worker is
+    still sending to them). Rows whose channel's reply window (hours after the customer's last
+    message) has passed are expired instead, and so are rows past the channel's quota of
+    messages per customer message (WeChat: 5)."""
     earlier = outbox.alias("earlier")
     heads = (
         sa.select(outbox.c.id, outbox.c.conversation_id, outbox.c.channel)
@@ -130,6 +132,8 @@ def claim(
         .order_by(outbox.c.id)
         .limit(limit)
     )
+    if busy:
+        heads = heads.where(outbox.c.conversation_id.not_in(list(busy)))
     if conn.dialect.name == "postgresql":
         heads = heads.with_for_update(skip_locked=True, of=outbox)
     found = conn.execute(heads).all()
@@ -313,6 +317,23 @@ def retry_later(conn: Connection, outbox_id: int, at: datetime, error: str) -> N
             last_error=error[:500],
         )
     )
+
+
+def renew(conn: Connection, ids: Collection[int], worker: str, until: datetime) -> int:
+    """Extend the lease of rows this worker still holds (claimed, not yet sent, released or
+    taken over by another worker after a lapse); returns how many."""
+    if not ids:
+        return 0
+    return conn.execute(
+        outbox.update()
+        .where(
+            outbox.c.id.in_(list(ids)),
+            outbox.c.leased_by == worker[:64],
+            outbox.c.lease_until.is_not(None),
+            outbox.c.status == DeliveryState.UNSENT,
+        )
+        .values(lease_until=until)
+    ).rowcount
 
 
 def release(conn: Connection, ids: Collection[int]) -> None:

@@ -5,7 +5,8 @@ body whose nested values are JSON strings, answered `{"ok": true, "result": …}
 `{"ok": false, "error_code": N, "description": …, "parameters": …}` with that HTTP status.
 getUpdates long-polls, honouring `offset` (updates below it are confirmed and forgotten) and
 `timeout`, and answers 409 to a second getUpdates while one is waiting, as Telegram does.
-Every call is recorded with the time it arrived; errors can be queued per method.
+Every call is recorded with the time it arrived; errors can be queued per method, and a chat's
+next sendMessage calls can be made slow (a Bot API that hangs).
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class FakeBotAPI:
     pending: list[dict[str, Any]] = field(default_factory=list)
     errors: dict[str, list[Failure]] = field(default_factory=dict)
     webhook: dict[str, Any] = field(default_factory=dict)
+    #: chat id → seconds each of its next sendMessage calls takes before it is answered
+    slow: dict[str, list[float]] = field(default_factory=dict)
     polling_now: int = 0
     most_polling_at_once: int = 0
     _update_ids: Any = field(default_factory=lambda: count(1000))
@@ -109,6 +112,9 @@ class FakeBotAPI:
             finally:
                 self.polling_now -= 1
         else:
+            delays = self.slow.get(str(params.get("chat_id"))) if method == "sendMessage" else None
+            if delays:
+                await asyncio.sleep(delays.pop(0))
             call.result = self._answer(method, params)
         return web.json_response({"ok": True, "result": call.result})
 

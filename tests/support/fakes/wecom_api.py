@@ -98,6 +98,8 @@ class Call:
     access_token: str
     #: what the fake answered (0: accepted)
     errcode: int = 0
+    #: when it arrived (time.monotonic())
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
