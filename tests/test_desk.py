@@ -612,6 +612,13 @@ def test_an_agents_reply_goes_to_the_chat_the_ticket_was_opened_in(harness: Harn
     assert ctx.decision is not None and ctx.decision.action == Action.ANSWER
     assert [m.chat_id for m in harness.outbox.sent] == [group]
 
+    # the ticket page shows both of the customer's conversations, this ticket's marked
+    talks = desk.ticket(alice, ticket_id).conversations
+    assert sorted((c.chat, c.current, c.tickets) for c in talks) == [
+        (group, False, 0),
+        ("u1", True, 1),
+    ]
+
     desk.resolve(alice, ticket_id)
     sender = AsyncOutbox()
     dispatch_once(harness.pipeline, sender)

@@ -246,7 +246,15 @@ class Desk:
             breached=ticket.breached(now),
             earlier_tickets=[self._line(row) for row in others if row.ticket.id != ticket.id][:20],
             conversations=[
-                ConversationLine(c.opened_at, c.last_at, c.messages_in, c.tickets) for c in talks
+                ConversationLine(
+                    c.opened_at,
+                    c.last_at,
+                    c.messages_in,
+                    c.tickets,
+                    _short(c.chat_id, 40),
+                    c.id == ticket.conversation_id,
+                )
+                for c in talks
             ],
         )
 
