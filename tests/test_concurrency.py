@@ -32,7 +32,7 @@ from bot.pipeline.context import Context
 from bot.pipeline.runner import Pipeline
 from bot.store import outbox
 from bot.store.database import Store
-from bot.store.schema import conversations, decisions, tickets
+from bot.store.schema import conversations, decisions, messages, outbox, tickets
 from bot.understanding.encoders import MemoEncoder
 from tests.support.harness import AsyncOutbox, Outbox
 from tests.support.shop import at
@@ -68,6 +68,11 @@ def _say(pipeline: Pipeline, user: str, text: str, external: str) -> Callable[[]
     return lambda: pipeline.handle(Inbound("wechat", external, user, user, text, NOW))
 
 
+def _in_chat(pipeline: Pipeline, user: str, chat: str, text: str) -> Callable[[], Context]:
+    inbound = Inbound("telegram", f"{chat}:{user}", user, chat, text, NOW)
+    return lambda: pipeline.handle(inbound)
+
+
 def _count(store: Store, query: sa.Select[Any]) -> int:
     with store.engine.connect() as conn:
         return int(conn.execute(query).scalar_one())
@@ -84,6 +89,37 @@ def test_one_open_conversation_per_customer(workers: list[Pipeline]) -> None:
             .where(conversations.c.user_id == user, conversations.c.state != "closed"),
         )
         assert opened == 1
+
+
+def test_one_customer_in_two_chats_at_once_has_two_conversations(
+    workers: list[Pipeline],
+) -> None:
+    """The same Telegram customer writes in a group and in private at the same moment, each
+    message on another worker: one conversation per chat, each message answered once, in the
+    chat it came from."""
+    for n in range(ROUNDS):
+        user, group = f"g{n}", f"-100{n}"
+        done = together(
+            [
+                _in_chat(workers[0], user, group, "运费多少"),
+                _in_chat(workers[1], user, user, "运费多少"),
+            ]
+        )
+        assert [ctx.decision.action for ctx in done if ctx.decision] == [Action.ANSWER] * 2
+        with workers[0].store.engine.connect() as conn:
+            chats = conn.execute(
+                sa.select(conversations.c.chat_id).where(
+                    conversations.c.user_id == user, conversations.c.state != "closed"
+                )
+            ).scalars()
+            assert sorted(chats) == sorted([group, user])
+            replies = conn.execute(
+                sa.select(outbox.c.chat_id, messages.c.external_id)
+                .join(messages, messages.c.id == outbox.c.reply_to)
+                .where(messages.c.user_id == user)
+            ).all()
+        # one answer per message, sent to the chat the message came from
+        assert sorted(replies) == sorted([(group, f"{group}:{user}"), (user, f"{user}:{user}")])
 
 
 def test_the_not_understood_streak_is_never_lost(workers: list[Pipeline]) -> None:

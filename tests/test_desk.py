@@ -583,3 +583,46 @@ def test_a_transfer_racing_the_customers_message_leaves_no_orphan_ticket(
             t.join()
         view = desk.ticket(alice, ticket_id)
         assert (view.ticket.status, view.ticket.agent_id) == (TicketState.QUEUED, None), round_
+
+
+def test_an_agents_reply_goes_to_the_chat_the_ticket_was_opened_in(harness: Harness) -> None:
+    """A Telegram customer says hello in a group, then asks for a person in private: the ticket
+    is the private chat's, and the agent's reply, the closing words and the survey go there;
+    the group is another conversation, still the bot's."""
+    alice = _agent(harness, "alice")
+    desk = _desk(harness)
+    group = "-100200"
+    harness.say("你好", channel="telegram", chat=group)
+    assert {m.chat_id for m in harness.outbox.sent} == {group}
+    ctx = harness.say("转人工", channel="telegram")
+    assert ctx.decision is not None and ctx.decision.ticket_id is not None
+    assert {m.chat_id for m in harness.outbox.sent} == {"u1"}
+    ticket_id = ctx.decision.ticket_id
+    claimed = desk.claim_next(alice)
+    assert claimed is not None and claimed.id == ticket_id
+
+    desk.reply(alice, ticket_id, "您好，我是客服 Alice，请问有什么可以帮您？")
+    sender = AsyncOutbox()
+    dispatch_once(harness.pipeline, sender)
+    assert [(m.chat_id, m.text) for m in sender.sent] == [
+        ("u1", "您好，我是客服 Alice，请问有什么可以帮您？")
+    ]
+
+    ctx = harness.say("运费多少", channel="telegram", chat=group)  # the bot answers the group
+    assert ctx.decision is not None and ctx.decision.action == Action.ANSWER
+    assert [m.chat_id for m in harness.outbox.sent] == [group]
+
+    # the ticket page shows both of the customer's conversations, this ticket's marked
+    talks = desk.ticket(alice, ticket_id).conversations
+    assert sorted((c.chat, c.current, c.tickets) for c in talks) == [
+        (group, False, 0),
+        ("u1", True, 1),
+    ]
+
+    desk.resolve(alice, ticket_id)
+    sender = AsyncOutbox()
+    dispatch_once(harness.pipeline, sender)
+    assert [m.chat_id for m in sender.sent] == ["u1", "u1"]  # closing words, survey
+    ctx = harness.say("5", channel="telegram")
+    assert ctx.decision is not None and "csat answer 5" in ctx.decision.reasons[0]
+    assert {m.chat_id for m in harness.outbox.sent} == {"u1"}

@@ -605,3 +605,43 @@ def test_bot_db_upgrade_names_the_fix_for_a_database_it_cannot_adopt(shop: Path)
     assert result.returncode == 2
     assert result.stderr.startswith("bot: cannot migrate the database: the database has")
     assert "point [storage] url at an empty database" in result.stderr
+
+
+def _open_conversation(conn: sa.Connection, table: sa.Table, user: str, chat: str) -> int:
+    utc = T0.replace(tzinfo=UTC)
+    return _insert(
+        conn,
+        table,
+        channel="telegram",
+        user_id=user,
+        chat_id=chat,
+        state="bot",
+        opened_at=utc,
+        last_at=utc,
+    )
+
+
+def test_open_conversations_become_one_per_chat_and_back(engine: sa.Engine) -> None:
+    """0009: a running shop's open conversations stay open; afterwards a customer may have one
+    open conversation in each chat, still only one in a chat. Downgrading keeps the newest."""
+    assert upgrade(engine, "0008") == "0008"
+    with engine.begin() as conn:
+        kept = _open_conversation(conn, _reflected(engine)["conversations"], "u1", "u1")
+    with pytest.raises(IntegrityError), engine.begin() as conn:  # before: one per customer
+        _open_conversation(conn, _reflected(engine)["conversations"], "u1", "-100200")
+    assert upgrade(engine) == head_revision()
+    with engine.begin() as conn:
+        group = _open_conversation(conn, schema.conversations, "u1", "-100200")
+        open_ones = conn.execute(
+            sa.select(schema.conversations.c.id).where(schema.conversations.c.state != "closed")
+        ).scalars()
+        assert sorted(open_ones) == sorted([kept, group])
+    with pytest.raises(IntegrityError), engine.begin() as conn:  # still one in each chat
+        _open_conversation(conn, schema.conversations, "u1", "-100200")
+    assert downgrade(engine, "0008") == "0008"
+    with engine.connect() as conn:
+        states = dict(
+            conn.execute(sa.select(schema.conversations.c.id, schema.conversations.c.state)).all()
+        )
+    assert states == {kept: "closed", group: "bot"}
+    assert upgrade(engine) == head_revision()

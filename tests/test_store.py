@@ -64,7 +64,7 @@ def _decide(
         assert message is not None
         batch = DecisionBatch(tx, IDLE, timedelta(seconds=30))
         batch.load([Arrival(message, "wechat", user, user, when)])
-        conversation = batch.conversation("wechat", user)
+        conversation = batch.conversation(("wechat", user, user))
         conversation.last_at = when
         action = Action.HANDOFF if ticket else Action.REPLY
         entry = Entry(

@@ -8,6 +8,7 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from bot.web.app import SERVICE, Parts, make_app
 from tests.support.fakes import telegram_api as tg
 from tests.support.fakes.telegram_api import TOKEN, FakeBotAPI
 from tests.support.service import AppClient
+from tests.support.shop import SHANGHAI
 from tests.support.waiting import until
 
 SECRET = "test-webhook-secret_not-real"
@@ -426,6 +428,75 @@ async def test_a_suggestion_picked_by_button_is_answered(
         assert "reply_markup" not in answer.params
     finally:
         await client.close()
+
+
+# --- where replies go -------------------------------------------------------------------------
+
+GROUP, PRIVATE = -100200, 777
+COMPLAINT = "退货拖了两周了 你们到底管不管"
+
+
+def closed_for_hours(shop: Path) -> None:
+    """The shop's team is away for the next three hours, whenever the test runs: every day's
+    hours start three hours from now, and no holiday or special date moves them."""
+    path = shop / "schedules" / "default.toml"
+    hour = datetime.now(SHANGHAI).hour
+    start, end = (hour + 3) % 24, (hour + 4) % 24
+    hours = f'["{start:02d}:00-{end or 24:02d}:00"]'
+    lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        day = line.split(" = ")[0]
+        if day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"):
+            line = f"{day} = {hours}"
+        elif line.startswith(("holidays", '"2026-')):
+            continue
+        lines.append(line)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize(("first", "second"), [(GROUP, PRIVATE), (PRIVATE, GROUP)])
+async def test_replies_go_to_the_chat_the_message_came_from(
+    shop: Path,
+    encoder: MemoEncoder,
+    fake: tuple[FakeBotAPI, str],
+    tmp_path: Path,
+    first: int,
+    second: int,
+) -> None:
+    """A customer says hello in one chat (a group, or in private), then complains in the other:
+    the handoff and its after-hours words go to the chat of the complaint, nothing more to the
+    first one. Each chat is its own conversation, with its own after-hours notice."""
+    closed_for_hours(shop)
+    api, base = fake
+    url = f"sqlite:///{tmp_path}/bot.sqlite3"
+    client, _ = await start_worker(
+        load_config(shop / "config.toml"), encoder, base, url, mode="webhook"
+    )
+    try:
+        hello = tg.text_update("你好", message_id=71, chat_id=first, user_id=PRIVATE)
+        assert (await post_update(client, {"update_id": 1, **hello})).status == 200
+        await until(lambda: len(api.sent()) >= 2)  # the greeting and the after-hours notice
+        await asyncio.sleep(0.6)  # a dispatcher round: nothing else
+        greeted = api.sent()
+        assert {c.params["chat_id"] for c in greeted} == {str(first)}
+        assert any("非工作时间" in str(c.params["text"]) for c in greeted)
+
+        angry = tg.text_update(COMPLAINT, message_id=72, chat_id=second, user_id=PRIVATE)
+        assert (await post_update(client, {"update_id": 2, **angry})).status == 200
+        await until(lambda: len(api.sent()) > len(greeted))
+        await asyncio.sleep(0.6)
+        answered = api.sent()[len(greeted) :]
+        assert {c.params["chat_id"] for c in answered} == {str(second)}
+        # the handoff after hours: recorded, and when people are back
+        assert any(str(c.params["text"]).startswith("现在是非工作时间") for c in answered)
+        assert answered[0].params["reply_parameters"]["message_id"] == 72
+    finally:
+        await client.close()
+    store = Store(url)
+    with store.engine.connect() as conn:
+        chats = dict(conn.execute(sa.select(conversations.c.chat_id, conversations.c.state)).all())
+    store.close()
+    assert chats == {str(first): "bot", str(second): "handoff"}
 
 
 # --- the pieces -------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from tests.support.waiting import until
 KF = "wk-test-account"
 PATH = "/channels/wecom"
 SHIPPING = "订单满 99 元包邮，不满收取 8 元运费。"
+INVOICE = "在“我的订单”中点击“申请发票”即可开具电子发票。"
 HANDOFF_REPLY = "好的，正在为您转接人工客服。"
 
 
@@ -230,6 +231,37 @@ async def test_handoff_moves_the_session_and_the_bot_falls_silent(
         assert rig.api.sent_to("u1") == sent  # nothing more: a human has the customer
     finally:
         await rig.close()
+
+
+async def test_a_customer_of_two_accounts_is_answered_through_each(rig: Rig) -> None:
+    """One customer writes to 微信客服 account A, then to account B: each message is answered
+    through the account it was written to, and a handoff on B leaves A with the bot."""
+    other = "wk-second-account"
+    rig.api.customer_says(KF, "u1", "运费多少")
+    await rig.news()
+    await until(lambda: SHIPPING in rig.api.sent_to("u1"))
+    await rig.settle()
+    rig.api.customer_says(other, "u1", "可以开发票吗")
+    await rig.news(other)
+    await until(lambda: INVOICE in rig.api.sent_to("u1"))
+    await rig.settle()
+    assert SHIPPING in rig.api.sent_through(KF, "u1")
+    assert INVOICE not in rig.api.sent_through(KF, "u1")
+    assert INVOICE in rig.api.sent_through(other, "u1")
+
+    rig.api.customer_says(other, "u1", "转人工")
+    await rig.news(other)
+    await until(lambda: bool(rig.api.of("service_state/trans")))
+    await rig.settle()
+    [trans] = rig.api.of("service_state/trans")
+    assert (trans.body["open_kfid"], trans.body["external_userid"]) == (other, "u1")
+    before = len(rig.api.sent_through(KF, "u1"))
+    rig.api.customer_says(KF, "u1", "运费多少")  # account A's conversation is still the bot's
+    await rig.news()
+    await until(lambda: len(rig.api.sent_through(KF, "u1")) > before)
+    await rig.settle()
+    assert rig.api.sent_through(KF, "u1")[before:] == [SHIPPING]
+    assert rig.api.states[(KF, "u1")] == 1
 
 
 async def test_servicer_messages_are_not_answered_and_entering_gets_the_welcome(

@@ -1,11 +1,19 @@
-"""A conversation: one customer on one channel, from the first message until it goes idle or a
-human closes it."""
+"""A conversation: one customer in one chat of a channel, from the first message until it goes
+idle or a human closes it.
+
+The chat is where the customer wrote: a Telegram private chat or group, a WeCom 微信客服 account
+(with the customer), the webhook's chat. A customer who writes in two chats has two
+conversations, each with its own state, ticket and suggestions, and every reply goes to the chat
+of the message it answers."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+
+#: what a conversation is keyed by: (channel, the customer's user id, the chat id)
+ConversationKey = tuple[str, str, str]
 
 
 class ConversationState(StrEnum):
@@ -36,6 +44,10 @@ class Conversation:
     survey_ticket_id: int | None = None
     survey_kind: str | None = None
     is_new: bool = False
+
+    @property
+    def key(self) -> ConversationKey:
+        return (self.channel, self.user_id, self.chat_id)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from bot.domain.conversation import ConversationKey
+
 
 class Kind(StrEnum):
     TEXT = "text"
@@ -29,6 +31,9 @@ class Inbound:
 
     `external_id` is the channel's own id for the delivery (Telegram update id, WeChat MsgId, …);
     together with `channel` it is the key that stops a retried delivery from being answered twice.
+    `chat_id` is where it was written and where its replies go (a Telegram group or private
+    chat; on WeCom the 微信客服 account with the customer, `adapters.wecom.pull.chat_id`): the
+    customer in that chat is one conversation.
     """
 
     channel: str
@@ -39,6 +44,11 @@ class Inbound:
     at: datetime
     kind: Kind = Kind.TEXT
     raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def conversation_key(self) -> ConversationKey:
+        """The conversation this message belongs to: its customer in its chat."""
+        return (self.channel, self.user_id, self.chat_id)
 
 
 @dataclass(frozen=True)

@@ -246,7 +246,15 @@ class Desk:
             breached=ticket.breached(now),
             earlier_tickets=[self._line(row) for row in others if row.ticket.id != ticket.id][:20],
             conversations=[
-                ConversationLine(c.opened_at, c.last_at, c.messages_in, c.tickets) for c in talks
+                ConversationLine(
+                    c.opened_at,
+                    c.last_at,
+                    c.messages_in,
+                    c.tickets,
+                    _short(c.chat_id, 40),
+                    c.id == ticket.conversation_id,
+                )
+                for c in talks
             ],
         )
 
@@ -356,7 +364,7 @@ class Desk:
 
     def claim(self, agent: Agent, ticket_id: int) -> Ticket:
         """Take a particular queued ticket (Conflict when someone was faster)."""
-        with self._customer_locked(ticket_id) as tx:
+        with self._conversation_locked(ticket_id) as tx:
             ticket = self._visible(tx, agent, ticket_id, lock=True)
             if ticket.status != TicketState.QUEUED:
                 raise Conflict(f"ticket {ticket_id} is {ticket.status.value}, not queued")
@@ -368,9 +376,10 @@ class Desk:
     def reply(
         self, agent: Agent, ticket_id: int, text: str, *, confirmed: bool = False
     ) -> ReplyOutcome:
-        """Send the agent's words to the customer through the conversation's channel. With
-        warnings and not `confirmed`, nothing is sent. The first reply stops the
-        first-response clock; the ticket then waits on the customer."""
+        """Send the agent's words to the customer through the conversation's channel, in the
+        ticket's conversation's chat (the customer's other chats are other conversations). With
+        warnings and not `confirmed`, nothing is sent. The first reply stops the first-response
+        clock; the ticket then waits on the customer."""
         text = text.strip()
         if not text:
             raise DeskError("the reply is empty")
@@ -380,7 +389,7 @@ class Desk:
         if warnings and not confirmed:
             return ReplyOutcome(False, warnings)
         now = self.clock.now()
-        with self._customer_locked(ticket_id) as tx:
+        with self._conversation_locked(ticket_id) as tx:
             ticket = self._owned(tx, agent, ticket_id)
             conversation = conversations.get(tx, ticket.conversation_id)
             [outbox_id] = outbox.add_many(
@@ -425,7 +434,7 @@ class Desk:
             raise DeskError("transfer to a queue or to an agent")
         note = mask(note.strip())[:MAX_NOTE]
         now = self.clock.now()
-        with self._customer_locked(ticket_id) as tx:
+        with self._conversation_locked(ticket_id) as tx:
             ticket = self._visible(tx, agent, ticket_id, lock=True)
             if not ticket.is_open:
                 raise Conflict(f"ticket {ticket_id} is {ticket.status.value}")
@@ -472,7 +481,7 @@ class Desk:
         satisfaction — once per ticket, however often it reopens."""
         now = self.clock.now()
         texts = self.config.texts
-        with self._customer_locked(ticket_id) as tx:
+        with self._conversation_locked(ticket_id) as tx:
             ticket = self._visible(tx, agent, ticket_id, lock=True)
             if not ticket.is_open:
                 raise Conflict(f"ticket {ticket_id} is already {ticket.status.value}")
@@ -512,17 +521,18 @@ class Desk:
     # --- helpers --------------------------------------------------------------------------------
 
     @contextmanager
-    def _customer_locked(self, ticket_id: int) -> Iterator[Connection]:
-        """A transaction holding the lock on the ticket's customer, the one the pipeline holds
-        while it decides their messages: an agent's reply, transfer or resolve and the bot's
-        handling of a message the customer sends at that moment happen one after the other,
-        so neither overwrites the other's ticket status or conversation state."""
+    def _conversation_locked(self, ticket_id: int) -> Iterator[Connection]:
+        """A transaction holding the lock on the ticket's conversation (its customer in its
+        chat), the one the pipeline holds while it decides their messages there: an agent's
+        reply, transfer or resolve and the bot's handling of a message the customer sends at
+        that moment happen one after the other, so neither overwrites the other's ticket status
+        or conversation state."""
         with self.store.engine.connect() as conn:
             ticket = ticket_store.get(conn, ticket_id)
             if ticket is None:
                 raise NotFound(f"no ticket {ticket_id}")
-            channel, user_id, _, _ = ticket_reads.customer_of(conn, ticket.conversation_id)
-        with self.store.customer_lock(channel, user_id) as tx:
+            key = conversations.get(conn, ticket.conversation_id).key
+        with self.store.conversation_lock(key) as tx:
             yield tx
 
     def _visible(

@@ -104,7 +104,8 @@ class ReplyWarning:
 
 @dataclass(frozen=True)
 class ConversationLine:
-    """One of a customer's conversations with the bot (a ticket page lists them)."""
+    """One of a customer's conversations with the bot (a ticket page lists them all, in every
+    chat the customer wrote in)."""
 
     opened_at: datetime
     last_at: datetime
@@ -112,6 +113,11 @@ class ConversationLine:
     messages_in: int
     #: tickets it opened
     tickets: int
+    #: the chat it happened in (a Telegram group or private chat, a WeCom account): its replies
+    #: went there
+    chat: str = ""
+    #: the conversation of the ticket shown
+    current: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,12 @@
 """The pipeline: one context per message, through the steps of the service standard.
 
-    accept → read → [customer's lock: conversation → urgent → flood → apply_reading →
+    accept → read → [conversation's lock: conversation → urgent → flood → apply_reading →
     with_human → survey → hours → decide → reopen → compose → record] → deliver
 
 `accept` stores the delivery once (a retried delivery stops here). `read` is CPU work and
 takes no lock, so the service can batch it across customers. Everything that reads and changes
-the customer's state runs in one transaction holding the customer's lock, and ends by writing
+the conversation's state runs in one transaction holding the lock of its key (the customer in
+the message's chat), and ends by writing
 the decision, the ticket and the replies together; sending is the dispatcher's job (or the
 channel's, when it waits to answer inline).
 """
@@ -25,6 +26,7 @@ from sqlalchemy.engine import Connection
 
 from bot.content.config import Config, pick
 from bot.domain.clock import Clock
+from bot.domain.conversation import ConversationKey
 from bot.domain.delivery import DeliveredVia
 from bot.domain.messages import Action, Decision, Inbound, Outbound
 from bot.domain.privacy import mask
@@ -125,17 +127,17 @@ class Pipeline:
         return self.decide_many([(ctx, reading, inline_until)])[0]
 
     def decide_many(self, items: Sequence[Decidable]) -> list[Context]:
-        """`decide` for several messages in one transaction that holds all their customers'
+        """`decide` for several messages in one transaction that holds all their conversations'
         locks (taken in one order, so two workers never deadlock). Messages go in rounds of
-        one per customer, each round's reads and writes in bulk (`DecisionBatch`); a message
+        one per conversation key, each round's reads and writes in bulk (`DecisionBatch`); a message
         whose run fails is answered on its own afterwards, and a round whose writes fail is
         redone message by message."""
         live = [item for item in items if not item[0].stop]
         failed: list[Context] = []
         if live:
-            customers = [(ctx.inbound.channel, ctx.inbound.user_id) for ctx, _, _ in live]
+            keys = [ctx.inbound.conversation_key for ctx, _, _ in live]
             try:
-                with self.store.customers_locked(customers) as tx:
+                with self.store.conversations_locked(keys) as tx:
                     for round_ in _rounds(live):
                         failed.extend(self._decide_round(tx, round_))
             except Exception:
@@ -146,7 +148,7 @@ class Pipeline:
         return [item[0] for item in items]
 
     def _decide_round(self, tx: Connection, round_: list[Decidable]) -> list[Context]:
-        """One message per customer; returns the messages that failed."""
+        """One message per conversation key; returns the messages that failed."""
         config = self.config
         batch = self._batch(tx)
         for ctx, _, inline_until in round_:
@@ -350,12 +352,12 @@ class Pipeline:
         ctx.reopen, ctx.ticket_updates = None, []
         inbound = ctx.inbound
         try:
-            with self.store.customer_lock(inbound.channel, inbound.user_id) as tx:
+            with self.store.conversation_lock(inbound.conversation_key) as tx:
                 batch = self._batch(tx)
                 batch.load([self._arrival(ctx)])
                 if batch.is_handled(ctx.message_id):
                     return
-                conv = batch.conversation(inbound.channel, inbound.user_id)
+                conv = batch.conversation(inbound.conversation_key)
                 conversations.attach(conv, ctx.now)
                 ctx.conversation = conv
                 language = detect(ctx.text, default=conv.language)
@@ -371,12 +373,12 @@ class Pipeline:
 
 
 def _rounds(items: Sequence[Decidable]) -> list[list[Decidable]]:
-    """Split into rounds with at most one message per customer, each customer's messages in
-    the order they came."""
+    """Split into rounds with at most one message per conversation key, each conversation's
+    messages in the order they came."""
     rounds: list[list[Decidable]] = []
-    seen: dict[tuple[str, str], int] = {}
+    seen: dict[ConversationKey, int] = {}
     for item in items:
-        key = (item[0].inbound.channel, item[0].inbound.user_id)
+        key = item[0].inbound.conversation_key
         index = seen.get(key, -1) + 1
         seen[key] = index
         if index == len(rounds):

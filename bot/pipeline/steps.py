@@ -1,9 +1,10 @@
 """The pipeline's steps, in order. Read top to bottom, this is the service standard.
 
-Every step here runs inside one database transaction that holds the customer's lock (see
-`Pipeline.decide_many`); each receives the settings it uses and, when it reads or writes the
-customer's state, the `DecisionBatch` that holds it (several customers' messages are decided
-together, their reads and writes done in bulk). A step ends the run early by calling `finish`.
+Every step here runs inside one database transaction that holds the conversation's lock (the
+customer in the message's chat, see `Pipeline.decide_many`); each receives the settings it uses
+and, when it reads or writes the conversation's state, the `DecisionBatch` that holds it
+(several conversations' messages are decided together, their reads and writes done in bulk). A
+step ends the run early by calling `finish`.
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ log = logging.getLogger("bot.pipeline")
 
 
 def conversation(ctx: Context, batch: DecisionBatch, config: Config) -> None:
-    """Find or open the conversation (a human may own it: see `with_human`)."""
-    inbound = ctx.inbound
-    conv = batch.conversation(inbound.channel, inbound.user_id)
+    """Find or open the conversation of the customer in the message's chat (a human may own
+    it: see `with_human`); its replies go to that chat."""
+    conv = batch.conversation(ctx.inbound.conversation_key)
     conversations.attach(conv, ctx.now)
     ctx.conversation = conv
 
@@ -259,8 +260,7 @@ def reopen(ctx: Context, batch: DecisionBatch, config: Config) -> None:
         return
     assert decision is not None
     reasons = decision.reasons
-    inbound = ctx.inbound
-    ctx.reopen = batch.reopenable(inbound.channel, inbound.user_id, ctx.now)
+    ctx.reopen = batch.reopenable(ctx.inbound.conversation_key, ctx.now)
     if ctx.reopen is not None and (
         ctx.urgent_signal or ticket.priority_rank < Priority(ctx.reopen.ticket.priority).rank
     ):

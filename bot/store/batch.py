@@ -1,11 +1,11 @@
 """The database side of deciding several customers' messages together, in bulk.
 
-Deciding a message reads the customer's conversation, recent messages, replied intents and open
-ticket, and writes a decision, maybe a ticket, the conversation's new state, transcript lines and
-outbox rows. Done one message at a time that is a dozen statements each; for a batch (one
-message per customer, inside the transaction that holds their locks) it is a dozen statements
-in all: `load` reads everything the batch needs, the steps read from it and `record` into it,
-and `flush` writes what they recorded, in order.
+Deciding a message reads the customer's conversation in the message's chat, recent messages,
+replied intents and open ticket, and writes a decision, maybe a ticket, the conversation's new
+state, transcript lines and outbox rows. Done one message at a time that is a dozen statements
+each; for a batch (one message per conversation key, inside the transaction that holds their
+locks) it is a dozen statements in all: `load` reads everything the batch needs, the steps
+read from it and `record` into it, and `flush` writes what they recorded, in order.
 """
 
 from __future__ import annotations
@@ -19,7 +19,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from bot.domain.conversation import Conversation, ConversationState, CustomerLine
+from bot.domain.conversation import (
+    Conversation,
+    ConversationKey,
+    ConversationState,
+    CustomerLine,
+)
 from bot.domain.messages import Decision
 from bot.domain.ticket import Ticket, TicketDraft, TicketState
 from bot.store import agents as agent_queries
@@ -28,14 +33,15 @@ from bot.store import tickets as ticket_queries
 from bot.store.conversations import from_row, recent_lines
 from bot.store.schema import agents, conversations, decisions, messages, tickets
 
-Customer = tuple[str, str]  # (channel, user id)
+Customer = tuple[str, str]  # (channel, user id): flood counts are the customer's, in every chat
 #: a new conversation's survey columns when no question awaits an answer
 NO_SURVEY: dict[str, Any] = {"survey_ticket_id": None, "survey_kind": None}
 
 
 @dataclass(frozen=True)
 class Arrival:
-    """One message to decide: its stored id, its customer, and when it is being decided."""
+    """One message to decide: its stored id, its customer and chat, and when it is being
+    decided."""
 
     message_id: int
     channel: str
@@ -46,6 +52,11 @@ class Arrival:
     @property
     def customer(self) -> Customer:
         return (self.channel, self.user_id)
+
+    @property
+    def key(self) -> ConversationKey:
+        """The conversation it belongs to: the customer in this chat."""
+        return (self.channel, self.user_id, self.chat_id)
 
 
 @dataclass(frozen=True)
@@ -103,7 +114,7 @@ class DecisionBatch:
         self.flood_window = flood_window
         self.reopen_window = reopen_window
         self._handled: set[int] = set()
-        self._conversations: dict[Customer, Conversation] = {}
+        self._conversations: dict[ConversationKey, Conversation] = {}
         self._recent: dict[Customer, list[datetime]] = defaultdict(list)
         self._replied: dict[int, set[str]] = defaultdict(set)
         self._lines: dict[int, list[CustomerLine]] = {}
@@ -117,9 +128,10 @@ class DecisionBatch:
     # --- reads ---------------------------------------------------------------------------
 
     def load(self, arrivals: Sequence[Arrival]) -> None:
-        """Read what deciding these messages needs; open or renew their conversations. At most
-        one message per customer (a customer's next message goes in the next batch)."""
-        assert len({a.customer for a in arrivals}) == len(arrivals), "one message per customer"
+        """Read what deciding these messages needs; open or renew their conversations, one per
+        (channel, user, chat). At most one message per conversation key (the next one goes in
+        the next batch)."""
+        assert len({a.key for a in arrivals}) == len(arrivals), "one message per conversation"
         if not arrivals:
             return
         tx = self.tx
@@ -130,31 +142,33 @@ class DecisionBatch:
         # handled by another worker (a redelivery), or erased since it arrived (`bot customers
         # forget` took the customer's lock first): either way nothing is left to decide
         self._handled = {r.id for r in rows if r.handled} | (set(ids) - {r.id for r in rows})
-        keys = [a.customer for a in arrivals]
-        pair = sa.tuple_(conversations.c.channel, conversations.c.user_id)
-        current: dict[Customer, Any] = {}
+        where = sa.tuple_(conversations.c.channel, conversations.c.user_id, conversations.c.chat_id)
+        current: dict[ConversationKey, Any] = {}
         for row in tx.execute(
             sa.select(conversations)
-            .where(pair.in_(keys), conversations.c.state != ConversationState.CLOSED)
+            .where(
+                where.in_([a.key for a in arrivals]),
+                conversations.c.state != ConversationState.CLOSED,
+            )
             .order_by(conversations.c.id)
         ).mappings():
-            current[(row["channel"], row["user_id"])] = row  # the newest wins
+            current[(row["channel"], row["user_id"], row["chat_id"])] = row  # the newest wins
         stale, fresh = [], []
-        surveys: dict[Customer, dict[str, Any]] = {}
+        surveys: dict[ConversationKey, dict[str, Any]] = {}
         for arrival in arrivals:
-            found = current.get(arrival.customer)
+            found = current.get(arrival.key)
             if found and (
                 found["state"] == ConversationState.HANDOFF
                 or arrival.now - found["last_at"] < self.idle
             ):
-                self._conversations[arrival.customer] = from_row(found)
+                self._conversations[arrival.key] = from_row(found)
                 continue
             if found:
                 stale.append(found["id"])
                 if found["survey_kind"]:
                     # the satisfaction question outlives the conversation: a customer who rates
-                    # the next morning is still answering it
-                    surveys[arrival.customer] = {key: found[key] for key in NO_SURVEY}
+                    # the next morning (in the same chat) is still answering it
+                    surveys[arrival.key] = {key: found[key] for key in NO_SURVEY}
             fresh.append(arrival)
         if stale:
             tx.execute(
@@ -174,7 +188,7 @@ class DecisionBatch:
                     language="zh",
                     messages_in=0,
                     fallback_streak=0,
-                    **surveys.get(a.customer, NO_SURVEY),
+                    **surveys.get(a.key, NO_SURVEY),
                 )
                 for a in fresh
             ]
@@ -183,13 +197,14 @@ class DecisionBatch:
                 values,
             ).scalars()
             for arrival, new_id, value in zip(fresh, new_ids, values, strict=True):
-                self._conversations[arrival.customer] = Conversation(
+                self._conversations[arrival.key] = Conversation(
                     id=int(new_id), notice_window=None, is_new=True, **value
                 )
         since = min(a.now for a in arrivals) - self.flood_window
+        customers = list({a.customer for a in arrivals})
         for channel, user_id, at in tx.execute(
             sa.select(messages.c.channel, messages.c.user_id, messages.c.at).where(
-                sa.tuple_(messages.c.channel, messages.c.user_id).in_(keys),
+                sa.tuple_(messages.c.channel, messages.c.user_id).in_(customers),
                 messages.c.direction == "in",
                 messages.c.at >= since,
             )
@@ -233,11 +248,12 @@ class DecisionBatch:
     def agent_name(self, agent_id: int | None) -> str | None:
         return self._agent_names.get(agent_id) if agent_id is not None else None
 
-    def reopenable(self, channel: str, user_id: str, now: datetime) -> Reopening | None:
-        """The customer's ticket resolved within the reopen window (rare: read on demand)."""
+    def reopenable(self, key: ConversationKey, now: datetime) -> Reopening | None:
+        """The customer's ticket in this chat resolved within the reopen window (rare: read on
+        demand). A ticket of another chat stays there: it is another conversation's case."""
         if self.reopen_window <= timedelta(0):
             return None
-        found = ticket_queries.reopenable(self.tx, channel, user_id, now - self.reopen_window)
+        found = ticket_queries.reopenable(self.tx, key, now - self.reopen_window)
         if found is None:
             return None
         return Reopening(found, ticket_queries.agent_name(self.tx, found.agent_id, active=True))
@@ -260,10 +276,13 @@ class DecisionBatch:
         """How many queued tickets an agent takes before this one."""
         return ticket_queries.ahead_of(self.tx, ticket)
 
-    def conversation(self, channel: str, user_id: str) -> Conversation:
-        return self._conversations[(channel, user_id)]
+    def conversation(self, key: ConversationKey) -> Conversation:
+        """The conversation of the customer in this chat, opened or renewed by `load`."""
+        return self._conversations[key]
 
     def inbound_count(self, channel: str, user_id: str, since: datetime) -> int:
+        """The customer's messages since `since`, in all their chats (a flood is the
+        customer's)."""
         return sum(at >= since for at in self._recent[(channel, user_id)])
 
     def replied_intents(self, conversation_id: int) -> set[str]:

@@ -19,11 +19,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from bot.domain.conversation import Conversation
+from bot.domain.conversation import Conversation, ConversationKey
 from bot.domain.delivery import UnsentOutbound
 from bot.domain.ticket import Ticket
 from bot.store import conversations, decisions, deliveries, outbox, tickets
-from bot.store.locks import CUSTOMER_LOCK, customer_key
+from bot.store.locks import CONVERSATION_LOCK, CUSTOMER_LOCK, conversation_key, customer_key
 from bot.store.migrate import is_current, upgrade
 
 
@@ -78,27 +78,47 @@ class Store:
 
     @contextmanager
     def customer_lock(self, channel: str, user_id: str) -> Iterator[Connection]:
-        """A transaction holding the lock on one customer: the messages of one conversation are
-        handled one at a time across all workers, different customers in parallel (PostgreSQL:
-        a transaction-scoped advisory lock on the customer's key; SQLite: its one write lock)."""
-        with self.customers_locked([(channel, user_id)]) as conn:
+        """A transaction holding the lock on the whole customer, exclusive: none of their
+        conversations is decided meanwhile, in any chat (erasing the customer; PostgreSQL: the
+        customer's advisory lock that deciding holds shared; SQLite: its one write lock)."""
+        with self.transaction() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:space, :key)"),
+                    {"space": CUSTOMER_LOCK, "key": customer_key(channel, user_id)},
+                )
             yield conn
 
     @contextmanager
-    def customers_locked(self, customers: Sequence[tuple[str, str]]) -> Iterator[Connection]:
-        """A transaction holding the locks on these customers, taken in key order so that two
-        workers locking overlapping groups never deadlock."""
+    def conversation_lock(self, key: ConversationKey) -> Iterator[Connection]:
+        """A transaction holding the lock on one conversation key (channel, user, chat): its
+        messages are handled one at a time across all workers, other conversations (the same
+        customer's other chats too) in parallel."""
+        with self.conversations_locked([key]) as conn:
+            yield conn
+
+    @contextmanager
+    def conversations_locked(self, keys: Sequence[ConversationKey]) -> Iterator[Connection]:
+        """A transaction holding the locks on these conversation keys. PostgreSQL: first each
+        customer's lock shared (so an erasure waits, and waits for them), then each
+        conversation's lock, every group in ascending key order, so that two workers locking
+        overlapping groups never deadlock. SQLite: its one write lock."""
         with self.transaction() as conn:
             if self.dialect == "postgresql":
-                keys = sorted({customer_key(channel, user) for channel, user in customers})
-                # one round trip: the keys are locked in ascending order
-                conn.execute(
-                    sa.text(
-                        "SELECT count(pg_advisory_xact_lock(:space, k)) "
-                        "FROM (SELECT k FROM unnest(CAST(:keys AS integer[])) AS k ORDER BY k) AS o"
-                    ),
-                    {"space": CUSTOMER_LOCK, "keys": keys},
-                )
+                customers = sorted({customer_key(channel, user) for channel, user, _ in keys})
+                talks = sorted({conversation_key(*key) for key in keys})
+                for lock, space, group in (
+                    ("pg_advisory_xact_lock_shared", CUSTOMER_LOCK, customers),
+                    ("pg_advisory_xact_lock", CONVERSATION_LOCK, talks),
+                ):
+                    # one round trip per group: its keys are locked in ascending order
+                    conn.execute(
+                        sa.text(
+                            f"SELECT count({lock}(:space, k)) FROM (SELECT k FROM "
+                            "unnest(CAST(:keys AS integer[])) AS k ORDER BY k) AS o"
+                        ),
+                        {"space": space, "keys": group},
+                    )
             yield conn
 
     def reachable(self) -> bool:

@@ -99,11 +99,12 @@ conversations = sa.Table(
     sa.Column("survey_kind", sa.String(8)),
     _one_of("state", ConversationState, "state"),
     sa.Index("ix_conversations_user", "channel", "user_id", "state"),
-    # one open conversation per customer, whatever several workers do at once
+    # one open conversation per customer in each chat, whatever several workers do at once
     sa.Index(
         "uq_conversations_open",
         "channel",
         "user_id",
+        "chat_id",
         unique=True,
         sqlite_where=sa.text("state != 'closed'"),
         postgresql_where=sa.text("state != 'closed'"),

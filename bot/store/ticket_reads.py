@@ -199,12 +199,14 @@ class ConversationRow:
     last_at: datetime
     messages_in: int
     tickets: int
+    chat_id: str
 
 
 def conversations_of(
     conn: Connection, channel: str, user_id: str, limit: int = 20
 ) -> list[ConversationRow]:
-    """A customer's conversations, the latest first, with how many tickets each opened."""
+    """A customer's conversations in all their chats, the latest first, with how many tickets
+    each opened."""
     opened = (
         sa.select(sa.func.count())
         .where(tickets.c.conversation_id == conversations.c.id)
@@ -217,12 +219,13 @@ def conversations_of(
             conversations.c.last_at,
             conversations.c.messages_in,
             opened,
+            conversations.c.chat_id,
         )
         .where(conversations.c.channel == channel, conversations.c.user_id == user_id)
         .order_by(conversations.c.last_at.desc(), conversations.c.id.desc())
         .limit(limit)
     ).all()
-    return [ConversationRow(int(r[0]), r[1], r[2], int(r[3]), int(r[4])) for r in rows]
+    return [ConversationRow(int(r[0]), r[1], r[2], int(r[3]), int(r[4]), r[5]) for r in rows]
 
 
 @dataclass(frozen=True)

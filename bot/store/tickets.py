@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from bot.domain.conversation import ConversationKey
 from bot.domain.messages import Priority
 from bot.domain.ticket import Ticket, TicketState
 from bot.store.schema import agents, conversations, desk_changes, ticket_events, tickets
@@ -102,8 +103,10 @@ def forget_changes(conn: Connection) -> int:
     ).rowcount
 
 
-def reopenable(conn: Connection, channel: str, user_id: str, since: datetime) -> Ticket | None:
-    """The customer's most recent ticket resolved since `since` (the reopen window)."""
+def reopenable(conn: Connection, key: ConversationKey, since: datetime) -> Ticket | None:
+    """The most recent ticket resolved since `since` (the reopen window) of the customer in
+    this chat (`key`: channel, user id, chat id)."""
+    channel, user_id, chat_id = key
     row = (
         conn.execute(
             sa.select(tickets)
@@ -111,6 +114,7 @@ def reopenable(conn: Connection, channel: str, user_id: str, since: datetime) ->
             .where(
                 conversations.c.channel == channel,
                 conversations.c.user_id == user_id,
+                conversations.c.chat_id == chat_id,
                 tickets.c.status == TicketState.RESOLVED,
                 tickets.c.resolved_at >= since,
             )

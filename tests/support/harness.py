@@ -64,7 +64,9 @@ class Harness:
         when: str | None = None,
         external_id: str | None = None,
         channel: str = "wechat",
+        chat: str | None = None,
     ) -> Context:
+        """The customer `user` writes `text` in `chat` (their own private chat by default)."""
         if when:
             self.clock.set(at(when))
         self.outbox.sent.clear()
@@ -73,7 +75,7 @@ class Harness:
                 channel=channel,
                 external_id=external_id or f"m{next(self._ids)}",
                 user_id=user,
-                chat_id=user,
+                chat_id=user if chat is None else chat,
                 text=text,
                 at=self.clock.now(),
             )

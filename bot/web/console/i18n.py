@@ -189,6 +189,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "earlier_tickets": {"zh": "该客户的其他工单", "en": "This customer's other tickets"},
     "no_earlier_tickets": {"zh": "没有其他工单。", "en": "No other tickets."},
     "conversations": {"zh": "该客户的会话", "en": "This customer's conversations"},
+    "chat": {"zh": "会话窗口", "en": "chat"},
     "messages_in": {"zh": "客户消息", "en": "messages"},
     "tickets_opened": {"zh": "工单", "en": "tickets"},
     "search_placeholder": {

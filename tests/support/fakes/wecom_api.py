@@ -188,6 +188,14 @@ class FakeQyapi:
             if c.body["touser"] == user and c.errcode == 0
         ]
 
+    def sent_through(self, open_kfid: str, user: str) -> list[str]:
+        """The texts this customer received from this 微信客服 account (accepted sends only)."""
+        return [
+            c.body["text"]["content"]
+            for c in self.of("send_msg")
+            if (c.body["open_kfid"], c.body["touser"]) == (open_kfid, user) and c.errcode == 0
+        ]
+
     # --- the API ------------------------------------------------------------------------------
 
     @property
