@@ -30,7 +30,7 @@ from bot.content.config import Config, TelegramChannelConfig, load_config
 from bot.domain.clock import SystemClock
 from bot.domain.messages import Kind
 from bot.store.database import Store
-from bot.store.schema import conversations, decisions, messages
+from bot.store.schema import conversations, decisions, messages, tickets
 from bot.understanding.encoders import MemoEncoder
 from bot.web.app import SERVICE, Parts, make_app
 from tests.support.fakes import telegram_api as tg
@@ -332,6 +332,58 @@ async def test_webhook_secret_bodies_commands_edits_and_photos(
     assert [k for k in by_id if k.startswith("777:31:e")]
     assert by_id["780:34"] == ("image", "not_text")
     assert by_id["781:35"] == ("text", "answer") and "782:36" not in by_id
+
+
+PHOTO = [
+    {"file_id": "small-id", "file_unique_id": "s", "width": 90, "height": 90},
+    {"file_id": "large-id", "file_unique_id": "l", "width": 800, "height": 800},
+]
+
+
+async def test_a_photo_caption_is_read_as_the_customers_words(
+    config: Config, encoder: MemoEncoder, fake: tuple[FakeBotAPI, str], tmp_path: Path
+) -> None:
+    """A photo captioned with an emergency goes to the urgent line like the same words typed;
+    the photo stays with the message for the agent. A photo without words is asked for words."""
+    api, base = fake
+    url = f"sqlite:///{tmp_path}/bot.sqlite3"
+    client, _ = await start_worker(config, encoder, base, url, mode="webhook")
+    try:
+        smoke = tg.message(message_id=71, chat_id=790, photo=PHOTO, caption="紧急！插座冒烟了")
+        assert (await post_update(client, {"update_id": 1, "message": smoke})).status == 200
+        bare = tg.message(message_id=72, chat_id=791, photo=PHOTO)
+        assert (await post_update(client, {"update_id": 2, "message": bare})).status == 200
+        await until(lambda: {c.params["chat_id"] for c in api.sent()} >= {"790", "791"})
+        [urgent] = [c.params["text"] for c in api.sent() if c.params["chat_id"] == "790"][:1]
+        assert "文字" not in urgent
+        [asked] = [c.params["text"] for c in api.sent() if c.params["chat_id"] == "791"][:1]
+        assert "文字" in asked
+    finally:
+        await client.close()
+    store = Store(url)
+    with store.engine.connect() as conn:
+        rows = {
+            row.external_id: row
+            for row in conn.execute(
+                sa.select(
+                    messages.c.external_id,
+                    messages.c.kind,
+                    messages.c.details,
+                    decisions.c.action,
+                    decisions.c.record,
+                )
+                .join(decisions, decisions.c.message_id == messages.c.id)
+                .where(messages.c.channel == "telegram")
+            )
+        }
+        queues = conn.execute(sa.select(tickets.c.queue)).scalars().all()
+    store.close()
+    smoke_row, bare_row = rows["790:71"], rows["791:72"]
+    assert (smoke_row.kind, smoke_row.action) == ("text", "handoff")
+    assert smoke_row.record["queue"] == "urgent"
+    assert smoke_row.details["media"] == "image" and smoke_row.details["file_id"] == "large-id"
+    assert (bare_row.kind, bare_row.action) == ("image", "not_text")
+    assert queues == ["urgent"]
 
 
 async def test_a_429_is_waited_out_and_the_reply_sent_once(

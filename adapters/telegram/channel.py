@@ -11,7 +11,8 @@ In:  polling — one worker of the cluster polls (adapters/telegram/polling.py),
      an edit `<chat>:<message>:e<edit date>` (a new message to answer), a button press
      `cb:<callback id>`.
      /start → the welcome event; /human → a request for a person; a photo, voice note,
-     sticker or file → its kind (a photo's caption is kept: those are the customer's words);
+     sticker or file → its kind, with its caption as the text (the core reads media that came
+     with words as text: bot.domain.messages.words_first);
      a suggestion button → the number picked, as if typed.
 Out: adapters/telegram/sender.py (buttons for suggestions, quoting, splitting, rate limits).
 """
