@@ -386,6 +386,46 @@ async def test_a_photo_caption_is_read_as_the_customers_words(
     assert queues == ["urgent"]
 
 
+async def test_stories_paid_media_checklists_and_games_are_asked_for_words(
+    config: Config, encoder: MemoEncoder, fake: tuple[FakeBotAPI, str], tmp_path: Path
+) -> None:
+    """Each is a customer sending something the bot cannot read, like a photo: it gets the
+    "words only" reply rather than silence."""
+    api, base = fake
+    url = f"sqlite:///{tmp_path}/bot.sqlite3"
+    client, _ = await start_worker(config, encoder, base, url, mode="webhook")
+    sent = {
+        "story": {"chat": tg.chat(-100900), "id": 7},
+        "paid_media": {"star_count": 5, "paid_media": [{"type": "preview"}]},
+        "checklist": {"title": "清单", "tasks": [{"id": 1, "text": "一"}]},
+        "game": {"title": "Game", "description": "a game", "photo": PHOTO},
+    }
+    try:
+        for n, (content, body) in enumerate(sent.items()):
+            update = {
+                "update_id": n + 1,
+                "message": tg.message(message_id=81, chat_id=800 + n, **{content: body}),
+            }
+            assert (await post_update(client, update)).status == 200
+        chats = {str(800 + n) for n in range(len(sent))}
+        await until(lambda: {c.params["chat_id"] for c in api.sent()} >= chats)
+        for chat in chats:
+            first = next(c.params["text"] for c in api.sent() if c.params["chat_id"] == chat)
+            assert "文字" in first, chat
+    finally:
+        await client.close()
+    store = Store(url)
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(messages.c.kind, messages.c.details, decisions.c.action)
+            .join(decisions, decisions.c.message_id == messages.c.id)
+            .where(messages.c.channel == "telegram")
+        ).all()
+    store.close()
+    assert sorted(row.details["content_type"] for row in rows) == sorted(sent)
+    assert {(row.kind, row.action) for row in rows} == {("other", "not_text")}
+
+
 async def test_a_429_is_waited_out_and_the_reply_sent_once(
     config: Config, encoder: MemoEncoder, fake: tuple[FakeBotAPI, str], tmp_path: Path
 ) -> None:

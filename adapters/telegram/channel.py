@@ -62,6 +62,11 @@ _KINDS = {
     "venue": Kind.OTHER,
     "poll": Kind.OTHER,
     "dice": Kind.OTHER,
+    "live_photo": Kind.IMAGE,
+    "story": Kind.OTHER,
+    "paid_media": Kind.OTHER,
+    "checklist": Kind.OTHER,
+    "game": Kind.OTHER,
 }
 HUMAN = {"zh": "转人工", "en": "I want a human agent"}
 
@@ -375,6 +380,7 @@ def _file_id(message: Message) -> str | None:
         message.document,
         message.video,
         message.animation,
+        message.live_photo,
     ):
         if media is not None:
             return str(media.file_id)
