@@ -394,7 +394,7 @@ async def test_stories_paid_media_checklists_and_games_are_asked_for_words(
     api, base = fake
     url = f"sqlite:///{tmp_path}/bot.sqlite3"
     client, _ = await start_worker(config, encoder, base, url, mode="webhook")
-    sent = {
+    sent: dict[str, Any] = {
         "story": {"chat": tg.chat(-100900), "id": 7},
         "paid_media": {"star_count": 5, "paid_media": [{"type": "preview"}]},
         "checklist": {"title": "清单", "tasks": [{"id": 1, "text": "一"}]},
