@@ -5,6 +5,7 @@ mode, on SQLite and (two workers) on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -30,7 +31,7 @@ from bot.content.config import Config, TelegramChannelConfig, load_config
 from bot.domain.clock import SystemClock
 from bot.domain.messages import Kind
 from bot.store.database import Store
-from bot.store.schema import conversations, decisions, messages, tickets
+from bot.store.schema import channel_state, conversations, decisions, messages, tickets
 from bot.understanding.encoders import MemoEncoder
 from bot.web.app import SERVICE, Parts, make_app
 from tests.support.fakes import telegram_api as tg
@@ -159,6 +160,100 @@ async def test_polling_survives_answers_it_cannot_read(
         await until(lambda: SHIPPING in texts(api))
         assert len(api.called("getUpdates")) >= 4
         assert channel.polling is not None and channel.polling.polling
+    finally:
+        await client.close()
+
+
+async def test_polling_skips_an_update_aiogram_cannot_read(
+    config: Config,
+    encoder: MemoEncoder,
+    fake: tuple[FakeBotAPI, str],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One update whose `message.date` is a string made every getUpdates answer unreadable to
+    aiogram at the same offset: every customer went unanswered. The others in the batch are
+    answered, the bad one is fetched again a few times, then skipped with a warning naming it,
+    its body kept masked, and polling carries on."""
+    api, base = fake
+    url = f"sqlite:///{tmp_path}/bot.sqlite3"
+    caplog.set_level("WARNING", logger="adapters.telegram")
+    client, channel = await start_worker(config, encoder, base, url)
+    try:
+        await until(lambda: bool(api.called("getUpdates")))
+        api.push(tg.text_update("运费多少", message_id=91, chat_id=901))
+        poison = api.push(tg.unreadable_update("我的手机 13812345678", message_id=92, chat_id=902))
+        api.push(tg.text_update("运费多少", message_id=93, chat_id=903))
+        await until(lambda: not api.pending, seconds=20)
+        await until(lambda: {"901", "903"} <= {c.params["chat_id"] for c in api.sent()})
+        api.push(tg.text_update("运费多少", message_id=94, chat_id=904))
+        await until(lambda: "904" in {c.params["chat_id"] for c in api.sent()})
+        assert "902" not in {c.params["chat_id"] for c in api.sent()}
+        assert channel.polling is not None and channel.polling.trouble() is None
+    finally:
+        await client.close()
+    # fetched three times, then skipped: the offset moved past it
+    returned = [c for c in api.called("getUpdates") if c.result]
+    assert sum(any(u["update_id"] == poison for u in c.result) for c in returned) == 3
+    offsets = [int(c.params["offset"]) for c in api.called("getUpdates") if "offset" in c.params]
+    assert offsets[:2] == [poison, poison] and max(offsets) > poison
+    assert any(
+        f"update {poison} cannot be read after 3 tries" in r.getMessage() for r in caplog.records
+    )
+    assert not any("13812345678" in r.getMessage() for r in caplog.records)
+    store = Store(url)
+    with store.engine.connect() as conn:
+        kept = conn.execute(
+            sa.select(channel_state.c.value).where(
+                channel_state.c.channel == "telegram",
+                channel_state.c.key == f"unreadable:{poison}",
+            )
+        ).scalar_one()
+    store.close()
+    assert "138****5678" in kept and "13812345678" not in kept
+    assert json.loads(kept)["message"]["date"] == "yesterday"
+    assert stored(url) == 3  # the three readable ones, each once
+
+
+@pytest.mark.slow
+async def test_readyz_reports_polling_that_fails_without_moving(
+    config: Config, encoder: MemoEncoder, fake: tuple[FakeBotAPI, str], tmp_path: Path
+) -> None:
+    """Telegram keeps failing (here a proxy's error page): after `stall_seconds` of failed
+    rounds the worker says it is not ready and why; it is ready again once polling moves."""
+    api, base = fake
+    for _ in range(4):
+        api.fail("getUpdates", 502, "", page="<html><body>502 Bad Gateway</body></html>")
+    config.service.public_url = PUBLIC
+    pipeline = build_pipeline(
+        config, SystemClock(), store_url=f"sqlite:///{tmp_path}/bot.sqlite3", encoder=encoder
+    )
+    channel = TelegramChannel(
+        channel_config(base), standby_seconds=0.2, retry_seconds=0.2, stall_seconds=1.0
+    )
+    client = TestClient(
+        TestServer(make_app(Parts(pipeline, [channel], run_scheduler=False)), host="127.0.0.1")
+    )
+    await client.start_server()
+
+    async def ready() -> dict[str, Any]:
+        response = await client.get("/readyz")
+        body: dict[str, Any] = await response.json()
+        assert response.status == (200 if body["ready"] else 503)
+        return body
+
+    try:
+        body = await ready()
+        deadline = time.monotonic() + 10
+        while body["ready"] and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            body = await ready()
+        assert body["channels"] is False and body["database"]
+        assert "polling has not moved" in body["troubles"]["telegram"]
+        assert "502" in body["troubles"]["telegram"] or "unreadable" in body["troubles"]["telegram"]
+        api.push(tg.text_update("运费多少", message_id=95))
+        await until(lambda: SHIPPING in texts(api), seconds=30)
+        assert (await ready())["ready"]
     finally:
         await client.close()
 

@@ -80,9 +80,11 @@ class TelegramChannel:
         *,
         standby_seconds: float = 5.0,
         retry_seconds: float = 1.0,
+        stall_seconds: float = 60.0,
     ) -> None:
         """`standby_seconds`: how often a worker without the polling lease looks whether it
-        lapsed; `retry_seconds`: the first wait after a failed round (doubling, up to 30 s)."""
+        lapsed; `retry_seconds`: the first wait after a failed round (doubling, up to 30 s);
+        `stall_seconds`: how long polling may fail without moving before /readyz says so."""
         self.config = config
         self._token = config.credential("token")
         if not self._token:
@@ -105,6 +107,7 @@ class TelegramChannel:
         )
         self.standby_seconds = standby_seconds
         self.retry_seconds = retry_seconds
+        self.stall_seconds = stall_seconds
         self.bot: Bot | None = None
         self.polling: Polling | None = None
         self.webhook_url: str | None = None
@@ -126,6 +129,10 @@ class TelegramChannel:
         url = self.webhook_url or public_url + self.config.path
         return f"webhook {url} (registered with Telegram at start-up)"
 
+    def trouble(self) -> str | None:
+        """Polling stuck on failures on this worker (webhook mode: Telegram calls in)."""
+        return None if self.polling is None else self.polling.trouble()
+
     async def start(self) -> None:
         session = AiohttpSession(api=TelegramAPIServer.from_base(self.config.api_base))
         self.bot = Bot(self._token, session=session)
@@ -144,6 +151,7 @@ class TelegramChannel:
                     lease_seconds=max(30.0, 3.0 * self.config.polling_timeout),
                     standby_seconds=self.standby_seconds,
                     retry_seconds=self.retry_seconds,
+                    stall_seconds=self.stall_seconds,
                 )
                 self.polling.start()
         except BaseException:
