@@ -521,6 +521,134 @@ async def test_stories_paid_media_checklists_and_games_are_asked_for_words(
     assert {(row.kind, row.action) for row in rows} == {("other", "not_text")}
 
 
+GROUP = -100500
+
+
+def in_group(text: str, message_id: int, user_id: int, **content: Any) -> dict[str, Any]:
+    """A member's message in a supergroup the bot is in."""
+    return tg.message(
+        text,
+        message_id=message_id,
+        chat_id=GROUP,
+        user_id=user_id,
+        chat={"id": GROUP, "type": "supergroup", "title": "买家群"},
+        **content,
+    )
+
+
+def answered(api: FakeBotAPI, chat: int = GROUP) -> set[int]:
+    """The group's messages the bot replied to (by quoting them)."""
+    return {
+        int(c.params["reply_parameters"]["message_id"])
+        for c in api.sent()
+        if c.params["chat_id"] == str(chat) and "reply_parameters" in c.params
+    }
+
+
+async def test_in_a_group_the_bot_answers_only_what_is_addressed_to_it(
+    config: Config, encoder: MemoEncoder, fake: tuple[FakeBotAPI, str], tmp_path: Path
+) -> None:
+    """Members chatting among themselves get nothing (not stored, no fallback, no notice);
+    a mention (the mention cut before reading), a text mention, a reply to the bot and its own
+    commands are answered; /start@other_bot and another bot's bare /report are not ours."""
+    api, base = fake
+    url = f"sqlite:///{tmp_path}/bot.sqlite3"
+    client, _ = await start_worker(config, encoder, base, url, mode="webhook")
+    bot_user = {"id": tg.BOT_ID, "is_bot": True, "first_name": "Shop", "username": "shop_bot"}
+    ours = {
+        "message_id": 5000,
+        "date": int(time.time()),
+        "chat": {"id": GROUP, "type": "supergroup"},
+        "from": bot_user,
+        "text": "订单满 99 元包邮",
+    }
+    ignored = [
+        in_group("大家好，今天发货了吗", 201, 1),
+        in_group("/start@other_bot", 202, 2),
+        in_group("/report", 203, 3),
+        in_group("@someone_else 运费多少", 204, 4, entities=[_mention(0, 13)]),
+        in_group("", 205, 5, photo=PHOTO) | {"text": None},
+    ]
+    addressed = [
+        in_group("@shop_bot 运费多少", 211, 6, entities=[_mention(0, 9)]),
+        in_group(
+            "Shop 运费多少",
+            212,
+            7,
+            entities=[{"type": "text_mention", "offset": 0, "length": 4, "user": bot_user}],
+        ),
+        in_group("运费多少", 213, 8, reply_to_message=ours),
+        in_group("/start@shop_bot", 214, 9),
+    ]
+    try:
+        for n, body in enumerate(ignored + addressed):
+            body = {k: v for k, v in body.items() if v is not None}
+            assert (await post_update(client, {"update_id": n + 1, "message": body})).status == 200
+        await until(lambda: answered(api) >= {211, 212, 213, 214})
+        await asyncio.sleep(0.6)  # a dispatcher round: nothing else goes out
+        assert answered(api) == {211, 212, 213, 214}
+        for quoted in (211, 212, 213):
+            assert any(
+                c.params["text"] == SHIPPING
+                and c.params["reply_parameters"]["message_id"] == quoted
+                for c in api.sent()
+            ), quoted
+        assert api.called("getMe")  # who the bot is: asked once, kept
+    finally:
+        await client.close()
+    store = Store(url)
+    with store.engine.connect() as conn:
+        rows = dict(
+            conn.execute(
+                sa.select(messages.c.external_id, messages.c.text).where(
+                    messages.c.channel == "telegram", messages.c.direction == "in"
+                )
+            ).all()
+        )
+    store.close()
+    assert sorted(rows) == [f"{GROUP}:{n}" for n in (211, 212, 213, 214)]
+    assert rows[f"{GROUP}:211"] == "运费多少" and rows[f"{GROUP}:212"] == "运费多少"
+
+
+async def test_a_group_may_be_answered_in_full(
+    shop: Path, encoder: MemoEncoder, fake: tuple[FakeBotAPI, str], tmp_path: Path
+) -> None:
+    """`groups = "all"`: every member's message is answered, but another bot's command is
+    still not the bot's."""
+    path = shop / "config.toml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text + '\n[channels.telegram]\ngroups = "all"\n', encoding="utf-8")
+    config = load_config(path)
+    api, base = fake
+    settings = channel_config(base, "webhook").model_copy(
+        update={"groups": config.channels.telegram.groups}
+    )
+    assert settings.groups == "all"
+    config.service.public_url = PUBLIC
+    pipeline = build_pipeline(
+        config, SystemClock(), store_url=f"sqlite:///{tmp_path}/bot.sqlite3", encoder=encoder
+    )
+    channel = TelegramChannel(settings)
+    client = TestClient(
+        TestServer(make_app(Parts(pipeline, [channel], run_scheduler=False)), host="127.0.0.1")
+    )
+    await client.start_server()
+    try:
+        chatter = {"update_id": 1, "message": in_group("运费多少", 221, 1)}
+        other = {"update_id": 2, "message": in_group("/start@other_bot", 222, 2)}
+        assert (await post_update(client, other)).status == 200
+        assert (await post_update(client, chatter)).status == 200
+        await until(lambda: 221 in answered(api))
+        await asyncio.sleep(0.6)
+        assert answered(api) == {221}
+    finally:
+        await client.close()
+
+
+def _mention(offset: int, length: int) -> dict[str, Any]:
+    return {"type": "mention", "offset": offset, "length": length}
+
+
 async def test_a_429_is_waited_out_and_the_reply_sent_once(
     config: Config, encoder: MemoEncoder, fake: tuple[FakeBotAPI, str], tmp_path: Path
 ) -> None:

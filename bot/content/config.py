@@ -345,6 +345,9 @@ class TelegramChannelConfig(ChannelSection):
     per_chat_per_second: float = Field(1.0, gt=0)
     per_group_per_minute: float = Field(20, gt=0)
     overall_per_second: float = Field(25, gt=0)
+    #: in groups and supergroups: "addressed" answers only what is addressed to the bot (a
+    #: mention, a reply to it, one of its commands); "all" answers every message
+    groups: Literal["addressed", "all"] = "addressed"
 
     def _secret_shapes(self) -> list[tuple[str, str, str]]:
         return [
