@@ -355,6 +355,8 @@ async def test_webhook_secret_bodies_commands_edits_and_photos(
         )
         assert broken.status == 400
         assert (await post_update(client, {"update_id": "x", "message": 5})).status == 200
+        unreadable = {"update_id": 99, **tg.unreadable_update("电话 13812345678", message_id=30)}
+        assert (await post_update(client, unreadable)).status == 200
         assert stored(url) == 0
 
         assert (await post_update(client, update)).status == 200
@@ -427,6 +429,17 @@ async def test_webhook_secret_bodies_commands_edits_and_photos(
     assert [k for k in by_id if k.startswith("777:31:e")]
     assert by_id["780:34"] == ("image", "not_text")
     assert by_id["781:35"] == ("text", "answer") and "782:36" not in by_id
+    store = Store(url)
+    with store.engine.connect() as conn:
+        kept = dict(
+            conn.execute(
+                sa.select(channel_state.c.key, channel_state.c.value).where(
+                    channel_state.c.channel == "telegram"
+                )
+            ).all()
+        )
+    store.close()
+    assert list(kept) == ["unreadable:99"] and "138****5678" in kept["unreadable:99"]
 
 
 PHOTO = [

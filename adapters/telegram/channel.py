@@ -5,8 +5,9 @@ In:  polling — one worker of the cluster polls (adapters/telegram/polling.py),
      `X-Telegram-Bot-Api-Secret-Token`: 401 without it; 200 once the message is stored and
      decided; 500 when storing failed (Telegram sends it again); 503 while this worker shuts
      down. A body that is not JSON gets 400 (Telegram never sends one); JSON that is not an
-     Update aiogram can read is logged and answered 200, because Telegram would re-send the
-     same thing for hours and hold back the chat's later updates meanwhile.
+     Update aiogram can read is logged, its body kept masked (adapters/telegram/unreadable.py),
+     and answered 200, because Telegram would re-send the same thing for hours and hold back
+     the chat's later updates meanwhile.
      Messages are keyed by identity, not by update id (update ids restart): `<chat>:<message>`,
      an edit `<chat>:<message>:e<edit date>` (a new message to answer), a button press
      `cb:<callback id>`.
@@ -43,6 +44,7 @@ from pydantic import ValidationError
 
 from adapters.telegram.polling import Polling
 from adapters.telegram.sender import Limits, TelegramSender
+from adapters.telegram.unreadable import keep
 from bot.content.config import TelegramChannelConfig
 from bot.content.problems import Problem, ProblemsError, line_of_key
 from bot.domain.messages import Inbound, Kind
@@ -230,6 +232,7 @@ class TelegramChannel:
                 exc.errors(include_url=False, include_input=False)[0].get("loc"),
                 shape,
             )
+            await self._keep_unreadable(data)
             return web.json_response({})
         try:
             await self.feed(update)
@@ -241,6 +244,19 @@ class TelegramChannel:
             )
             return web.json_response({"error": "not stored, send it again"}, status=500)
         return web.json_response({})
+
+    async def _keep_unreadable(self, data: object) -> None:
+        """An update aiogram cannot read, kept masked as polling keeps one it skips; a body
+        without an update id is not an update at all and only logged."""
+        update_id = data.get("update_id") if isinstance(data, dict) else None
+        if not isinstance(data, dict) or not isinstance(update_id, int):
+            return
+        try:
+            key = await keep(self._require_context(), update_id, data)
+        except Exception:
+            log.exception("Telegram update %s could not be kept", update_id)
+            return
+        log.warning("Telegram update %s kept (masked) in channel_state telegram/%s", update_id, key)
 
     def _router(self) -> Router:
         router = Router(name=NAME)
