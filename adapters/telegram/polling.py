@@ -151,6 +151,7 @@ class Polling:
             if not self.polling:
                 log.info("worker %s polls Telegram (lease %s)", self.worker, self.lease_name)
                 self.polling, offset, failures = True, None, 0
+                self._sightings.clear()  # another worker may have skipped what this one saw
                 self._moved()
                 if not await self._forget_webhook():
                     await self._pause(self._backoff(failures := failures + 1))
