@@ -102,6 +102,10 @@ class WebhookChannel:
 
         app.router.add_post("/channels/webhook/messages", receive)
 
+    def trouble(self) -> str | None:
+        """The platform calls in; there is no loop of its own to get stuck."""
+        return None
+
     def describe(self, public_url: str) -> str:
         return (
             f"POST {public_url}/channels/webhook/messages; replies go to {self.config.deliver_url}"

@@ -5,6 +5,7 @@ mode, on SQLite and (two workers) on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -31,7 +32,7 @@ from bot.content.config import Config, TelegramChannelConfig, load_config
 from bot.domain.clock import SystemClock
 from bot.domain.messages import Kind
 from bot.store.database import Store
-from bot.store.schema import conversations, decisions, messages
+from bot.store.schema import channel_state, conversations, decisions, messages, tickets
 from bot.understanding.encoders import MemoEncoder
 from bot.web.app import SERVICE, Parts, make_app
 from tests.support.fakes import telegram_api as tg
@@ -165,6 +166,100 @@ async def test_polling_survives_answers_it_cannot_read(
         await client.close()
 
 
+async def test_polling_skips_an_update_aiogram_cannot_read(
+    config: Config,
+    encoder: MemoEncoder,
+    fake: tuple[FakeBotAPI, str],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One update whose `message.date` is a string made every getUpdates answer unreadable to
+    aiogram at the same offset: every customer went unanswered. The others in the batch are
+    answered, the bad one is fetched again a few times, then skipped with a warning naming it,
+    its body kept masked, and polling carries on."""
+    api, base = fake
+    url = f"sqlite:///{tmp_path}/bot.sqlite3"
+    caplog.set_level("WARNING", logger="adapters.telegram")
+    client, channel = await start_worker(config, encoder, base, url)
+    try:
+        await until(lambda: bool(api.called("getUpdates")))
+        api.push(tg.text_update("运费多少", message_id=91, chat_id=901))
+        poison = api.push(tg.unreadable_update("我的手机 13812345678", message_id=92, chat_id=902))
+        api.push(tg.text_update("运费多少", message_id=93, chat_id=903))
+        await until(lambda: not api.pending, seconds=20)
+        await until(lambda: {"901", "903"} <= {c.params["chat_id"] for c in api.sent()})
+        api.push(tg.text_update("运费多少", message_id=94, chat_id=904))
+        await until(lambda: "904" in {c.params["chat_id"] for c in api.sent()})
+        assert "902" not in {c.params["chat_id"] for c in api.sent()}
+        assert channel.polling is not None and channel.polling.trouble() is None
+    finally:
+        await client.close()
+    # fetched three times, then skipped: the offset moved past it
+    returned = [c for c in api.called("getUpdates") if c.result]
+    assert sum(any(u["update_id"] == poison for u in c.result) for c in returned) == 3
+    offsets = [int(c.params["offset"]) for c in api.called("getUpdates") if "offset" in c.params]
+    assert offsets[:2] == [poison, poison] and max(offsets) > poison
+    assert any(
+        f"update {poison} cannot be read after 3 tries" in r.getMessage() for r in caplog.records
+    )
+    assert not any("13812345678" in r.getMessage() for r in caplog.records)
+    store = Store(url)
+    with store.engine.connect() as conn:
+        kept = conn.execute(
+            sa.select(channel_state.c.value).where(
+                channel_state.c.channel == "telegram",
+                channel_state.c.key == f"unreadable:{poison}",
+            )
+        ).scalar_one()
+    store.close()
+    assert "138****5678" in kept and "13812345678" not in kept
+    assert json.loads(kept)["message"]["date"] == "yesterday"
+    assert stored(url) == 3  # the three readable ones, each once
+
+
+@pytest.mark.slow
+async def test_readyz_reports_polling_that_fails_without_moving(
+    config: Config, encoder: MemoEncoder, fake: tuple[FakeBotAPI, str], tmp_path: Path
+) -> None:
+    """Telegram keeps failing (here a proxy's error page): after `stall_seconds` of failed
+    rounds the worker says it is not ready and why; it is ready again once polling moves."""
+    api, base = fake
+    for _ in range(4):
+        api.fail("getUpdates", 502, "", page="<html><body>502 Bad Gateway</body></html>")
+    config.service.public_url = PUBLIC
+    pipeline = build_pipeline(
+        config, SystemClock(), store_url=f"sqlite:///{tmp_path}/bot.sqlite3", encoder=encoder
+    )
+    channel = TelegramChannel(
+        channel_config(base), standby_seconds=0.2, retry_seconds=0.2, stall_seconds=1.0
+    )
+    client = TestClient(
+        TestServer(make_app(Parts(pipeline, [channel], run_scheduler=False)), host="127.0.0.1")
+    )
+    await client.start_server()
+
+    async def ready() -> dict[str, Any]:
+        response = await client.get("/readyz")
+        body: dict[str, Any] = await response.json()
+        assert response.status == (200 if body["ready"] else 503)
+        return body
+
+    try:
+        body = await ready()
+        deadline = time.monotonic() + 10
+        while body["ready"] and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            body = await ready()
+        assert body["channels"] is False and body["database"]
+        assert "polling has not moved" in body["troubles"]["telegram"]
+        assert "502" in body["troubles"]["telegram"] or "unreadable" in body["troubles"]["telegram"]
+        api.push(tg.text_update("运费多少", message_id=95))
+        await until(lambda: SHIPPING in texts(api), seconds=30)
+        assert (await ready())["ready"]
+    finally:
+        await client.close()
+
+
 async def test_polling_does_not_lose_an_update_the_database_refused(
     config: Config, encoder: MemoEncoder, fake: tuple[FakeBotAPI, str], tmp_path: Path
 ) -> None:
@@ -262,6 +357,8 @@ async def test_webhook_secret_bodies_commands_edits_and_photos(
         )
         assert broken.status == 400
         assert (await post_update(client, {"update_id": "x", "message": 5})).status == 200
+        unreadable = {"update_id": 99, **tg.unreadable_update("电话 13812345678", message_id=30)}
+        assert (await post_update(client, unreadable)).status == 200
         assert stored(url) == 0
 
         assert (await post_update(client, update)).status == 200
@@ -334,6 +431,237 @@ async def test_webhook_secret_bodies_commands_edits_and_photos(
     assert [k for k in by_id if k.startswith("777:31:e")]
     assert by_id["780:34"] == ("image", "not_text")
     assert by_id["781:35"] == ("text", "answer") and "782:36" not in by_id
+    store = Store(url)
+    with store.engine.connect() as conn:
+        kept = dict(
+            conn.execute(
+                sa.select(channel_state.c.key, channel_state.c.value).where(
+                    channel_state.c.channel == "telegram"
+                )
+            ).all()
+        )
+    store.close()
+    assert list(kept) == ["unreadable:99"] and "138****5678" in kept["unreadable:99"]
+
+
+PHOTO = [
+    {"file_id": "small-id", "file_unique_id": "s", "width": 90, "height": 90},
+    {"file_id": "large-id", "file_unique_id": "l", "width": 800, "height": 800},
+]
+
+
+async def test_a_photo_caption_is_read_as_the_customers_words(
+    config: Config, encoder: MemoEncoder, fake: tuple[FakeBotAPI, str], tmp_path: Path
+) -> None:
+    """A photo captioned with an emergency goes to the urgent line like the same words typed;
+    the photo stays with the message for the agent. A photo without words is asked for words."""
+    api, base = fake
+    url = f"sqlite:///{tmp_path}/bot.sqlite3"
+    client, _ = await start_worker(config, encoder, base, url, mode="webhook")
+    try:
+        smoke = tg.message(message_id=71, chat_id=790, photo=PHOTO, caption="紧急！插座冒烟了")
+        assert (await post_update(client, {"update_id": 1, "message": smoke})).status == 200
+        bare = tg.message(message_id=72, chat_id=791, photo=PHOTO)
+        assert (await post_update(client, {"update_id": 2, "message": bare})).status == 200
+        await until(lambda: {c.params["chat_id"] for c in api.sent()} >= {"790", "791"})
+        [urgent] = [c.params["text"] for c in api.sent() if c.params["chat_id"] == "790"][:1]
+        assert "文字" not in urgent
+        [asked] = [c.params["text"] for c in api.sent() if c.params["chat_id"] == "791"][:1]
+        assert "文字" in asked
+    finally:
+        await client.close()
+    store = Store(url)
+    with store.engine.connect() as conn:
+        rows = {
+            row.external_id: row
+            for row in conn.execute(
+                sa.select(
+                    messages.c.external_id,
+                    messages.c.kind,
+                    messages.c.details,
+                    decisions.c.action,
+                    decisions.c.record,
+                )
+                .join(decisions, decisions.c.message_id == messages.c.id)
+                .where(messages.c.channel == "telegram")
+            )
+        }
+        queues = conn.execute(sa.select(tickets.c.queue)).scalars().all()
+    store.close()
+    smoke_row, bare_row = rows["790:71"], rows["791:72"]
+    assert (smoke_row.kind, smoke_row.action) == ("text", "handoff")
+    assert smoke_row.record["queue"] == "urgent"
+    assert smoke_row.details["media"] == "image" and smoke_row.details["file_id"] == "large-id"
+    assert (bare_row.kind, bare_row.action) == ("image", "not_text")
+    assert queues == ["urgent"]
+
+
+async def test_stories_paid_media_checklists_and_games_are_asked_for_words(
+    config: Config, encoder: MemoEncoder, fake: tuple[FakeBotAPI, str], tmp_path: Path
+) -> None:
+    """Each is a customer sending something the bot cannot read, like a photo: it gets the
+    "words only" reply rather than silence."""
+    api, base = fake
+    url = f"sqlite:///{tmp_path}/bot.sqlite3"
+    client, _ = await start_worker(config, encoder, base, url, mode="webhook")
+    sent: dict[str, Any] = {
+        "story": {"chat": tg.chat(-100900), "id": 7},
+        "paid_media": {"star_count": 5, "paid_media": [{"type": "preview"}]},
+        "checklist": {"title": "清单", "tasks": [{"id": 1, "text": "一"}]},
+        "game": {"title": "Game", "description": "a game", "photo": PHOTO},
+    }
+    try:
+        for n, (content, body) in enumerate(sent.items()):
+            update = {
+                "update_id": n + 1,
+                "message": tg.message(message_id=81, chat_id=800 + n, **{content: body}),
+            }
+            assert (await post_update(client, update)).status == 200
+        chats = {str(800 + n) for n in range(len(sent))}
+        await until(lambda: {c.params["chat_id"] for c in api.sent()} >= chats)
+        for chat in chats:
+            first = next(c.params["text"] for c in api.sent() if c.params["chat_id"] == chat)
+            assert "文字" in first, chat
+    finally:
+        await client.close()
+    store = Store(url)
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(messages.c.kind, messages.c.details, decisions.c.action)
+            .join(decisions, decisions.c.message_id == messages.c.id)
+            .where(messages.c.channel == "telegram")
+        ).all()
+    store.close()
+    assert sorted(row.details["content_type"] for row in rows) == sorted(sent)
+    assert {(row.kind, row.action) for row in rows} == {("other", "not_text")}
+
+
+GROUP = -100500
+
+
+def in_group(text: str, message_id: int, user_id: int, **content: Any) -> dict[str, Any]:
+    """A member's message in a supergroup the bot is in."""
+    return tg.message(
+        text,
+        message_id=message_id,
+        chat_id=GROUP,
+        user_id=user_id,
+        chat={"id": GROUP, "type": "supergroup", "title": "买家群"},
+        **content,
+    )
+
+
+def answered(api: FakeBotAPI, chat: int = GROUP) -> set[int]:
+    """The group's messages the bot replied to (by quoting them)."""
+    return {
+        int(c.params["reply_parameters"]["message_id"])
+        for c in api.sent()
+        if c.params["chat_id"] == str(chat) and "reply_parameters" in c.params
+    }
+
+
+async def test_in_a_group_the_bot_answers_only_what_is_addressed_to_it(
+    config: Config, encoder: MemoEncoder, fake: tuple[FakeBotAPI, str], tmp_path: Path
+) -> None:
+    """Members chatting among themselves get nothing (not stored, no fallback, no notice);
+    a mention (the mention cut before reading), a text mention, a reply to the bot and its own
+    commands are answered; /start@other_bot and another bot's bare /report are not ours."""
+    api, base = fake
+    url = f"sqlite:///{tmp_path}/bot.sqlite3"
+    client, _ = await start_worker(config, encoder, base, url, mode="webhook")
+    bot_user = {"id": tg.BOT_ID, "is_bot": True, "first_name": "Shop", "username": "shop_bot"}
+    ours = {
+        "message_id": 5000,
+        "date": int(time.time()),
+        "chat": {"id": GROUP, "type": "supergroup"},
+        "from": bot_user,
+        "text": "订单满 99 元包邮",
+    }
+    ignored = [
+        in_group("大家好，今天发货了吗", 201, 1),
+        in_group("/start@other_bot", 202, 2),
+        in_group("/report", 203, 3),
+        in_group("@someone_else 运费多少", 204, 4, entities=[_mention(0, 13)]),
+        in_group("", 205, 5, photo=PHOTO) | {"text": None},
+    ]
+    addressed = [
+        in_group("@shop_bot 运费多少", 211, 6, entities=[_mention(0, 9)]),
+        in_group(
+            "Shop 运费多少",
+            212,
+            7,
+            entities=[{"type": "text_mention", "offset": 0, "length": 4, "user": bot_user}],
+        ),
+        in_group("运费多少", 213, 8, reply_to_message=ours),
+        in_group("/start@shop_bot", 214, 9),
+    ]
+    try:
+        for n, body in enumerate(ignored + addressed):
+            body = {k: v for k, v in body.items() if v is not None}
+            assert (await post_update(client, {"update_id": n + 1, "message": body})).status == 200
+        await until(lambda: answered(api) >= {211, 212, 213, 214})
+        await asyncio.sleep(0.6)  # a dispatcher round: nothing else goes out
+        assert answered(api) == {211, 212, 213, 214}
+        for quoted in (211, 212, 213):
+            assert any(
+                c.params["text"] == SHIPPING
+                and c.params["reply_parameters"]["message_id"] == quoted
+                for c in api.sent()
+            ), quoted
+        assert api.called("getMe")  # who the bot is: asked once, kept
+    finally:
+        await client.close()
+    store = Store(url)
+    with store.engine.connect() as conn:
+        rows = dict(
+            conn.execute(
+                sa.select(messages.c.external_id, messages.c.text).where(
+                    messages.c.channel == "telegram", messages.c.direction == "in"
+                )
+            ).all()
+        )
+    store.close()
+    assert sorted(rows) == [f"{GROUP}:{n}" for n in (211, 212, 213, 214)]
+    assert rows[f"{GROUP}:211"] == "运费多少" and rows[f"{GROUP}:212"] == "运费多少"
+
+
+async def test_a_group_may_be_answered_in_full(
+    shop: Path, encoder: MemoEncoder, fake: tuple[FakeBotAPI, str], tmp_path: Path
+) -> None:
+    """`groups = "all"`: every member's message is answered, but another bot's command is
+    still not the bot's."""
+    path = shop / "config.toml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text + '\n[channels.telegram]\ngroups = "all"\n', encoding="utf-8")
+    config = load_config(path)
+    api, base = fake
+    settings = channel_config(base, "webhook").model_copy(
+        update={"groups": config.channels.telegram.groups}
+    )
+    assert settings.groups == "all"
+    config.service.public_url = PUBLIC
+    pipeline = build_pipeline(
+        config, SystemClock(), store_url=f"sqlite:///{tmp_path}/bot.sqlite3", encoder=encoder
+    )
+    channel = TelegramChannel(settings)
+    client = TestClient(
+        TestServer(make_app(Parts(pipeline, [channel], run_scheduler=False)), host="127.0.0.1")
+    )
+    await client.start_server()
+    try:
+        chatter = {"update_id": 1, "message": in_group("运费多少", 221, 1)}
+        other = {"update_id": 2, "message": in_group("/start@other_bot", 222, 2)}
+        assert (await post_update(client, other)).status == 200
+        assert (await post_update(client, chatter)).status == 200
+        await until(lambda: 221 in answered(api))
+        await asyncio.sleep(0.6)
+        assert answered(api) == {221}
+    finally:
+        await client.close()
+
+
+def _mention(offset: int, length: int) -> dict[str, Any]:
+    return {"type": "mention", "offset": offset, "length": length}
 
 
 async def test_a_429_is_waited_out_and_the_reply_sent_once(

@@ -68,6 +68,21 @@ LAUGHS = (
 )
 
 
+#: the hardware platform's pushes, as wechatpy's tests have them (MsgType device_*)
+DEVICE_TEXT = (
+    "<xml><ToUserName>gh_test</ToUserName><FromUserName>o-device</FromUserName>"
+    "<CreateTime>{now}</CreateTime><MsgType>device_text</MsgType><DeviceType>gh_d</DeviceType>"
+    "<DeviceID>dev-1</DeviceID><Content>MTIz</Content><SessionID>9</SessionID>"
+    "<MsgId>8004</MsgId><OpenID>o-device</OpenID></xml>"
+)
+DEVICE_EVENT = (
+    "<xml><ToUserName>gh_test</ToUserName><FromUserName>o-device</FromUserName>"
+    "<CreateTime>{now}</CreateTime><MsgType>device_event</MsgType><Event>bind</Event>"
+    "<DeviceType>gh_d</DeviceType><DeviceID>dev-1</DeviceID><Content></Content>"
+    "<SessionID>9</SessionID><MsgId>8005</MsgId><OpenID>o-device</OpenID></xml>"
+)
+
+
 class BotRunServer(TestServer):
     """Serves like `bot run`: a handler runs to its end when the client hangs up (aiohttp's
     TestServer cancels it instead), so the passive reply's failed write is what is tested."""
@@ -448,8 +463,14 @@ async def test_message_kinds_and_events(make_bot: Callable[..., Awaitable[Bot]])
     assert (await bot.push(event_xml("o-new", "subscribe", now)))[1] == "success"  # a retry
     for event in ("unsubscribe", "CLICK", "VIEW", "LOCATION", "kf_close_session"):
         assert (await bot.push(event_xml("o-gone", event, now)))[1] == "success"
+    # a connected device reporting (the hardware platform) is nobody writing: acknowledged only
+    for device in (DEVICE_TEXT, DEVICE_EVENT):
+        assert (await bot.push(device.format(now=now)))[:2] == (200, "success")
     kinds = dict(bot.rows(sa.select(messages.c.external_id, messages.c.kind)))
     assert kinds["8001"] == "text" and kinds["8002"] == "image" and kinds["8003"] == "other"
+    assert "8004" not in kinds and "8005" not in kinds
+    assert not any(key and key.startswith("o-device") for key in kinds)
+    assert not bot.api.texts("o-device")
     assert kinds[f"o-new:{now}:subscribe"] == "event"
     assert not any(key and key.startswith("o-gone") for key in kinds)
 

@@ -5,13 +5,20 @@ In:  polling — one worker of the cluster polls (adapters/telegram/polling.py),
      `X-Telegram-Bot-Api-Secret-Token`: 401 without it; 200 once the message is stored and
      decided; 500 when storing failed (Telegram sends it again); 503 while this worker shuts
      down. A body that is not JSON gets 400 (Telegram never sends one); JSON that is not an
-     Update aiogram can read is logged and answered 200, because Telegram would re-send the
-     same thing for hours and hold back the chat's later updates meanwhile.
+     Update aiogram can read is logged, its body kept masked (adapters/telegram/unreadable.py),
+     and answered 200, because Telegram would re-send the same thing for hours and hold back
+     the chat's later updates meanwhile.
      Messages are keyed by identity, not by update id (update ids restart): `<chat>:<message>`,
      an edit `<chat>:<message>:e<edit date>` (a new message to answer), a button press
      `cb:<callback id>`.
+     In a group or supergroup (`groups = "addressed"`, the default) only what is addressed to
+     the bot is taken: an @mention of it (the mention is cut from the text), a reply to one of
+     its messages, /start or /human, or any /command@thisbot; everything else, /start@other_bot
+     and commands of other bots included, is ignored (not stored, not answered). Who the bot
+     is comes from getMe, asked at start and kept. `groups = "all"` takes every message.
      /start → the welcome event; /human → a request for a person; a photo, voice note,
-     sticker or file → its kind (a photo's caption is kept: those are the customer's words);
+     sticker or file → its kind, with its caption as the text (the core reads media that came
+     with words as text: bot.domain.messages.words_first);
      a suggestion button → the number picked, as if typed.
 Out: adapters/telegram/sender.py (buttons for suggestions, quoting, splitting, rate limits).
 """
@@ -22,6 +29,8 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,12 +38,13 @@ from aiogram import Bot, Dispatcher, Router
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramAPIError, TelegramRetryAfter
-from aiogram.types import CallbackQuery, Message, Update
+from aiogram.types import CallbackQuery, Message, MessageEntity, Update
 from aiohttp import web
 from pydantic import ValidationError
 
 from adapters.telegram.polling import Polling
 from adapters.telegram.sender import Limits, TelegramSender
+from adapters.telegram.unreadable import keep
 from bot.content.config import TelegramChannelConfig
 from bot.content.problems import Problem, ProblemsError, line_of_key
 from bot.domain.messages import Inbound, Kind
@@ -61,8 +71,25 @@ _KINDS = {
     "venue": Kind.OTHER,
     "poll": Kind.OTHER,
     "dice": Kind.OTHER,
+    "live_photo": Kind.IMAGE,
+    "story": Kind.OTHER,
+    "paid_media": Kind.OTHER,
+    "checklist": Kind.OTHER,
+    "game": Kind.OTHER,
 }
 HUMAN = {"zh": "转人工", "en": "I want a human agent"}
+#: the commands this bot answers; in a group a bare /command of another bot is not for it
+COMMANDS = frozenset({"start", "human"})
+GROUP_CHATS = frozenset({"group", "supergroup"})
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who the bot is in a group (from getMe), and whether it answers everything there."""
+
+    bot_id: int
+    username: str
+    everything: bool = False
 
 
 class TelegramChannel:
@@ -74,9 +101,11 @@ class TelegramChannel:
         *,
         standby_seconds: float = 5.0,
         retry_seconds: float = 1.0,
+        stall_seconds: float = 60.0,
     ) -> None:
         """`standby_seconds`: how often a worker without the polling lease looks whether it
-        lapsed; `retry_seconds`: the first wait after a failed round (doubling, up to 30 s)."""
+        lapsed; `retry_seconds`: the first wait after a failed round (doubling, up to 30 s);
+        `stall_seconds`: how long polling may fail without moving before /readyz says so."""
         self.config = config
         self._token = config.credential("token")
         if not self._token:
@@ -99,10 +128,12 @@ class TelegramChannel:
         )
         self.standby_seconds = standby_seconds
         self.retry_seconds = retry_seconds
+        self.stall_seconds = stall_seconds
         self.bot: Bot | None = None
         self.polling: Polling | None = None
         self.webhook_url: str | None = None
         self._registering: asyncio.Task[None] | None = None
+        self._learning: asyncio.Task[None] | None = None
         self._context: ChannelContext | None = None
         self.dispatcher = Dispatcher()
         self.dispatcher.include_router(self._router())
@@ -120,6 +151,10 @@ class TelegramChannel:
         url = self.webhook_url or public_url + self.config.path
         return f"webhook {url} (registered with Telegram at start-up)"
 
+    def trouble(self) -> str | None:
+        """Polling stuck on failures on this worker (webhook mode: Telegram calls in)."""
+        return None if self.polling is None else self.polling.trouble()
+
     async def start(self) -> None:
         # a bounded wait for every call: a hung request fails and is retried later instead of
         # holding its conversation for aiogram's default minute
@@ -130,6 +165,7 @@ class TelegramChannel:
         self.bot = Bot(self._token, session=session)
         self.sender.bot = self.bot
         context = self._require_context()
+        self._learning = asyncio.create_task(self._learn_who_we_are())
         try:
             if self.config.mode == "webhook":
                 await self._register_webhook(context.public_url)
@@ -143,6 +179,7 @@ class TelegramChannel:
                     lease_seconds=max(30.0, 3.0 * self.config.polling_timeout),
                     standby_seconds=self.standby_seconds,
                     retry_seconds=self.retry_seconds,
+                    stall_seconds=self.stall_seconds,
                 )
                 self.polling.start()
         except BaseException:
@@ -150,6 +187,11 @@ class TelegramChannel:
             raise
 
     async def stop(self) -> None:
+        if self._learning is not None:
+            self._learning.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._learning
+            self._learning = None
         if self._registering is not None:
             self._registering.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -195,6 +237,7 @@ class TelegramChannel:
                 exc.errors(include_url=False, include_input=False)[0].get("loc"),
                 shape,
             )
+            await self._keep_unreadable(data)
             return web.json_response({})
         try:
             await self.feed(update)
@@ -207,6 +250,19 @@ class TelegramChannel:
             return web.json_response({"error": "not stored, send it again"}, status=500)
         return web.json_response({})
 
+    async def _keep_unreadable(self, data: object) -> None:
+        """An update aiogram cannot read, kept masked as polling keeps one it skips; a body
+        without an update id is not an update at all and only logged."""
+        update_id = data.get("update_id") if isinstance(data, dict) else None
+        if not isinstance(data, dict) or not isinstance(update_id, int):
+            return
+        try:
+            key = await keep(self._require_context(), update_id, data)
+        except Exception:
+            log.exception("Telegram update %s could not be kept", update_id)
+            return
+        log.warning("Telegram update %s kept (masked) in channel_state telegram/%s", update_id, key)
+
     def _router(self) -> Router:
         router = Router(name=NAME)
         router.message.register(self._on_message)
@@ -215,14 +271,37 @@ class TelegramChannel:
         return router
 
     async def _on_message(self, message: Message) -> None:
-        inbound = message_inbound(message)
+        inbound = message_inbound(message, audience=await self._audience(message))
         if inbound is not None:
             await self._handle(inbound)
 
     async def _on_edited(self, message: Message) -> None:
-        inbound = message_inbound(message, edited=True)
+        inbound = message_inbound(message, edited=True, audience=await self._audience(message))
         if inbound is not None:
             await self._handle(inbound)
+
+    async def _audience(self, message: Message) -> Audience | None:
+        """Who the bot is, for a group's message (None in a private chat). aiogram keeps
+        getMe's answer; when it could not be had at start it is asked now, and a failure
+        raises, so the update is not confirmed and comes again."""
+        if message.chat.type not in GROUP_CHATS:
+            return None
+        assert self.bot is not None
+        me = await self.bot.me()
+        return Audience(me.id, me.username or "", self.config.groups == "all")
+
+    async def _learn_who_we_are(self) -> None:
+        """getMe at start (aiogram keeps the answer); Telegram being unreachable then is
+        no reason to stop: the first group message asks again."""
+        assert self.bot is not None
+        try:
+            me = await self.bot.me()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("Telegram getMe failed at start (%s); asked again when needed", exc)
+            return
+        log.info("Telegram bot @%s (%s)", me.username, me.id)
 
     async def _on_callback(self, query: CallbackQuery) -> None:
         # answered first, so the button stops spinning whatever happens next; a re-delivered
@@ -302,12 +381,20 @@ def language_of(code: str | None) -> str:
     return "en" if (code or "").lower().startswith("en") else "zh"
 
 
-def message_inbound(message: Message, edited: bool = False) -> Inbound | None:
+def message_inbound(
+    message: Message, edited: bool = False, audience: Audience | None = None
+) -> Inbound | None:
     """The customer's message as the core sees it; None for what no customer wrote (service
-    messages, other bots)."""
+    messages, other bots) and, in a group, for what is not addressed to the bot (`audience`:
+    who the bot is there; None reads every message)."""
     sender = message.from_user
     if sender is None or sender.is_bot:
         return None
+    words: str | None = None
+    if audience is not None:
+        words = addressed_words(message, audience)
+        if words is None:
+            return None
     chat_id = str(message.chat.id)
     language = language_of(sender.language_code)
     external = f"{chat_id}:{message.message_id}"
@@ -317,7 +404,7 @@ def message_inbound(message: Message, edited: bool = False) -> Inbound | None:
         edit_date = message.edit_date or 0
         external += f":e{edit_date}"
         raw["edited"] = True
-    text = message.text
+    text = message.text if words is None or message.text is None else words
     kind = Kind.TEXT
     if text is not None:
         command = _command(text)
@@ -333,7 +420,7 @@ def message_inbound(message: Message, edited: bool = False) -> Inbound | None:
         if content not in _KINDS:
             return None
         kind = _KINDS[content]
-        text = message.caption or ""
+        text = (message.caption or "") if words is None else words
         raw["content_type"] = content
         file_id = _file_id(message)
         if file_id:
@@ -361,6 +448,45 @@ def callback_inbound(query: CallbackQuery) -> Inbound | None:
     )
 
 
+def addressed_words(message: Message, audience: Audience) -> str | None:
+    """A group message's words with the bot's mention cut out, or None when it is not for
+    the bot: neither a mention of it, nor a reply to it, nor one of its commands. A command
+    of another bot (/start@other_bot) is never for it, even with `groups = "all"`."""
+    text = message.text if message.text is not None else (message.caption or "")
+    entities = list(message.entities or message.caption_entities or [])
+    name = audience.username.lower()
+    command = _command(text)
+    if command is not None:
+        target = text[1:].split(maxsplit=1)[0].partition("@")[2].lower()
+        if target and target != name:
+            return None  # another bot's command
+        if target or command in COMMANDS:
+            return text
+    mentions = [e for e in entities if _names_us(e, text, audience)]
+    replied = message.reply_to_message
+    author = replied.from_user if replied is not None else None
+    to_us = author is not None and author.id == audience.bot_id
+    if not (mentions or to_us or audience.everything):
+        return None  # chatter among the members, or a bare /command of another bot
+    return _cut(text, mentions)
+
+
+def _names_us(entity: MessageEntity, text: str, audience: Audience) -> bool:
+    if entity.type == "text_mention":
+        return entity.user is not None and entity.user.id == audience.bot_id
+    if entity.type == "mention" and audience.username:
+        return entity.extract_from(text).lower() == f"@{audience.username.lower()}"
+    return False
+
+
+def _cut(text: str, entities: list[MessageEntity]) -> str:
+    """The text without the entities' spans (offsets count UTF-16 units, as Telegram's)."""
+    data = text.encode("utf-16-le")
+    for entity in sorted(entities, key=lambda e: e.offset, reverse=True):
+        data = data[: entity.offset * 2] + data[(entity.offset + entity.length) * 2 :]
+    return re.sub(r"[ \t]{2,}", " ", data.decode("utf-16-le")).strip()
+
+
 def _command(text: str) -> str | None:
     """`/start`, `/start@ShopBot payload` → "start"."""
     if not text.startswith("/"):
@@ -379,6 +505,7 @@ def _file_id(message: Message) -> str | None:
         message.document,
         message.video,
         message.animation,
+        message.live_photo,
     ):
         if media is not None:
             return str(media.file_id)

@@ -92,6 +92,10 @@ class WechatChannel:
         app.router.add_get(self.config.path, verify)
         app.router.add_post(self.config.path, receive)
 
+    def trouble(self) -> str | None:
+        """The platform calls in; there is no loop of its own to get stuck."""
+        return None
+
     def describe(self, public_url: str) -> str:
         config = self.config
         key = "" if config.mode == "plain" else f", EncodingAESKey ${config.aes_key_env}"

@@ -3,7 +3,8 @@
 Pushes are XML from the internet: a body that declares a DOCTYPE or an ENTITY (XXE, billion
 laughs) is refused before any parser sees it, and xmltodict's `disable_entities` stays on as a
 second wall. A push becomes an `Inbound` for the core, or None when it only needs an
-acknowledgement (unsubscribe, menu clicks, location reports, customer-service session events).
+acknowledgement (unsubscribe, menu clicks, location reports, customer-service session events,
+a connected device's reports).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ MAX_ID = 128
 _DECLARATION = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 #: message types that carry nothing the bot can read (it asks for words)
 _OTHER = {"video", "shortvideo", "location", "link", "file"}
+#: the prefix of the hardware platform's pushes (device_text, device_event …)
+_DEVICE = "device_"
 #: what each type keeps in `raw` besides MsgType and CreateTime
 _RAW_FIELDS = {
     "image": ("PicUrl", "MediaId"),
@@ -85,6 +88,11 @@ def to_inbound(fields: dict[str, Any], now: datetime) -> Inbound | None:
     raw: dict[str, Any] = {"MsgType": kind, "CreateTime": int(created)}
     if kind == "event":
         return _event(fields, openid, created, now, raw)
+    if kind.startswith(_DEVICE):
+        # a connected device (WeChat's hardware platform) reporting, not a customer writing:
+        # acknowledged and left unanswered, as wechatpy reads them (events, not messages)
+        log.debug("WeChat device push %s from %s acknowledged", kind[:40], openid)
+        return None
     msg_id = _text(fields, "MsgId", required=True)
     if not msg_id.isdigit() or len(msg_id) > MAX_ID:
         raise MalformedPush("MsgId is not a number")

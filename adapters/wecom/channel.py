@@ -97,6 +97,10 @@ class WecomChannel:
         app.router.add_get(self.config.path, self.verify)
         app.router.add_post(self.config.path, self.callback)
 
+    def trouble(self) -> str | None:
+        """The platform calls in; there is no loop of its own to get stuck."""
+        return None
+
     def describe(self, public_url: str) -> str:
         return (
             f"微信客服 → API → 回调配置: URL {public_url}{self.config.path}, Token "

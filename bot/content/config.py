@@ -348,6 +348,9 @@ class TelegramChannelConfig(ChannelSection):
     #: seconds one Bot API call (a send) may take before it is given up and retried later;
     #: getUpdates waits `polling_timeout` longer
     request_timeout: float = Field(10, gt=0, le=60)
+    #: in groups and supergroups: "addressed" answers only what is addressed to the bot (a
+    #: mention, a reply to it, one of its commands); "all" answers every message
+    groups: Literal["addressed", "all"] = "addressed"
 
     def _secret_shapes(self) -> list[tuple[str, str, str]]:
         return [

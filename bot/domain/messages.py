@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -49,6 +49,21 @@ class Inbound:
     def conversation_key(self) -> ConversationKey:
         """The conversation this message belongs to: its customer in its chat."""
         return (self.channel, self.user_id, self.chat_id)
+
+
+#: what a customer sends that is not words; with words attached (a caption) it is read as text
+MEDIA = frozenset({Kind.IMAGE, Kind.VOICE, Kind.OTHER})
+
+
+def words_first(inbound: Inbound) -> Inbound:
+    """A photo, file or voice note that came with words (Telegram's caption, a web chat's
+    description) is the customer writing: it is read, stored and answered as text, like any
+    channel's text, so "紧急！插座冒烟了" under a photo reaches the urgent line. What was attached
+    stays in `raw["media"]` (the adapter keeps its file id there too) for the agent. Media
+    without words is returned as it came and gets the "words only" reply."""
+    if inbound.kind not in MEDIA or not inbound.text.strip():
+        return inbound
+    return replace(inbound, kind=Kind.TEXT, raw={**inbound.raw, "media": inbound.kind.value})
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from bot.content.config import Config, pick
 from bot.domain.clock import Clock
 from bot.domain.conversation import ConversationKey
 from bot.domain.delivery import DeliveredVia
-from bot.domain.messages import Action, Decision, Inbound, Outbound
+from bot.domain.messages import Action, Decision, Inbound, Outbound, words_first
 from bot.domain.privacy import mask
 from bot.pipeline import followup, steps
 from bot.pipeline.context import Context
@@ -85,7 +85,8 @@ class Pipeline:
         """`accept` for several deliveries in one transaction (the service groups concurrent
         messages: one commit instead of one each)."""
         contexts = []
-        for inbound in inbounds:
+        for delivered in inbounds:
+            inbound = words_first(delivered)
             ctx = Context(inbound=inbound, now=self.clock.now(), knowledge=self.knowledge)
             ctx.worker = self.worker
             # control characters and terminal escapes out, the length capped: for reading,

@@ -154,22 +154,26 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready for traffic: content learnt, database reachable, schema current, not draining."""
+    """Ready for traffic: content learnt, database reachable, schema current, not draining, and
+    no channel stuck (a Telegram poller failing without moving: `troubles` says why)."""
     app = request.app
     parts, service = app[PARTS], app[SERVICE]
     store = parts.pipeline.store
     loop = asyncio.get_running_loop()
     database = await loop.run_in_executor(None, store.reachable)
     schema = database and await loop.run_in_executor(None, store.schema_current)
+    troubles = {c.name: t for c in parts.channels if (t := c.trouble()) is not None}
     checks = {
         "encoder": parts.pipeline.knowledge is not None,
         "database": database,
         "schema": bool(schema),
         "accepting": service.accepting,
+        "channels": not troubles,
     }
-    body = {
+    body: dict[str, object] = {
         "ready": all(checks.values()),
         **checks,
+        "troubles": troubles,
         "worker": parts.pipeline.worker,
         "leader": app[LEADERSHIP].is_leader,
         "in_flight": service.in_flight,

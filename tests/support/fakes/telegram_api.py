@@ -5,6 +5,7 @@ body whose nested values are JSON strings, answered `{"ok": true, "result": …}
 `{"ok": false, "error_code": N, "description": …, "parameters": …}` with that HTTP status.
 getUpdates long-polls, honouring `offset` (updates below it are confirmed and forgotten) and
 `timeout`, and answers 409 to a second getUpdates while one is waiting, as Telegram does.
+`push` takes any body, so a test can serve an update aiogram cannot read (`unreadable_update`).
 Every call is recorded with the time it arrived; errors can be queued per method, and a chat's
 next sendMessage calls can be made slow (a Bot API that hangs).
 """
@@ -242,3 +243,11 @@ def callback_update(
             },
         }
     }
+
+
+def unreadable_update(text: str, *, message_id: int = 1, chat_id: int = 777) -> dict[str, Any]:
+    """A message aiogram refuses (its `date` a string, as a buggy proxy or a newer Bot API
+    might send): the whole getUpdates answer it is in fails to decode."""
+    body = message(text, message_id=message_id, chat_id=chat_id)
+    body["date"] = "yesterday"
+    return {"message": body}
