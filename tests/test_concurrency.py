@@ -30,7 +30,7 @@ from bot.jobs.dispatch import Dispatcher
 from bot.jobs.leader import Leadership
 from bot.pipeline.context import Context
 from bot.pipeline.runner import Pipeline
-from bot.store import outbox
+from bot.store import outbox as outbox_rows
 from bot.store.database import Store
 from bot.store.schema import conversations, decisions, messages, outbox, tickets
 from bot.understanding.encoders import MemoEncoder
@@ -223,7 +223,7 @@ def test_per_chat_waits_longer_than_a_lease_send_each_reply_once(
         conversation = store.conversation(conversation_id)
         with store.transaction() as tx:
             for k in range(14):
-                outbox.add(tx, conversation, None, f"notice {k}", NOW)
+                outbox_rows.add(tx, conversation, None, f"notice {k}", NOW)
     unsent = store.unsent_outbound()
     sent: list[Outbound] = []
 
