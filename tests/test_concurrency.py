@@ -210,8 +210,9 @@ def test_per_chat_waits_longer_than_a_lease_send_each_reply_once(
     workers: list[Pipeline],
 ) -> None:
     """Two workers' dispatchers running side by side, with chats that must wait for their turn
-    (5 a second) far longer than the 1 s lease: the waiting worker keeps its rows, the other
-    never sends them too, and every conversation's replies go out in order."""
+    (2 a second: 7 s for a conversation's 15 replies) far longer than the 2 s lease: the waiting
+    worker keeps its rows, the other never sends them too, and every conversation's replies go
+    out in order."""
     failing = Outbox(fail=True)
     for pipeline in workers:
         pipeline.sender = failing  # every first send fails: all replies wait in the outbox
@@ -232,17 +233,17 @@ def test_per_chat_waits_longer_than_a_lease_send_each_reply_once(
             dispatchers = [
                 Dispatcher(
                     w.store,
-                    {"wechat": ChatLimitedChannel(sent, Limits(5, 20, 1000))},
+                    {"wechat": ChatLimitedChannel(sent, Limits(2, 20, 1000))},
                     SystemClock(),
                     w.worker,
                     pool,
-                    lease=timedelta(seconds=1),
+                    lease=timedelta(seconds=2),
                     poll_seconds=0.1,
                 )
                 for w in workers
             ]
             tasks = [asyncio.create_task(d.run()) for d in dispatchers]
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 60
             while store.unsent_outbound() and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)
             for dispatcher, task in zip(dispatchers, tasks, strict=True):

@@ -64,6 +64,7 @@ def channel_config(base: str, mode: str = "polling") -> TelegramChannelConfig:
         api_base=base,
         polling_timeout=1,
         per_chat_per_second=50,
+        per_group_per_minute=600,  # a group's own limit has tests of its own
         overall_per_second=100,
     )
 
@@ -760,7 +761,7 @@ async def test_a_suggestion_picked_by_button_is_answered(
 
 # --- where replies go -------------------------------------------------------------------------
 
-GROUP, PRIVATE = -100200, 777
+CUSTOMERS_GROUP, PRIVATE = -100200, 777
 COMPLAINT = "退货拖了两周了 你们到底管不管"
 
 
@@ -782,7 +783,9 @@ def closed_for_hours(shop: Path) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-@pytest.mark.parametrize(("first", "second"), [(GROUP, PRIVATE), (PRIVATE, GROUP)])
+@pytest.mark.parametrize(
+    ("first", "second"), [(CUSTOMERS_GROUP, PRIVATE), (PRIVATE, CUSTOMERS_GROUP)]
+)
 async def test_replies_go_to_the_chat_the_message_came_from(
     shop: Path,
     encoder: MemoEncoder,
@@ -801,7 +804,7 @@ async def test_replies_go_to_the_chat_the_message_came_from(
         load_config(shop / "config.toml"), encoder, base, url, mode="webhook"
     )
     try:
-        hello = tg.text_update("你好", message_id=71, chat_id=first, user_id=PRIVATE)
+        hello = _said("你好", 71, first)
         assert (await post_update(client, {"update_id": 1, **hello})).status == 200
         await until(lambda: len(api.sent()) >= 2)  # the greeting and the after-hours notice
         await asyncio.sleep(0.6)  # a dispatcher round: nothing else
@@ -809,7 +812,7 @@ async def test_replies_go_to_the_chat_the_message_came_from(
         assert {c.params["chat_id"] for c in greeted} == {str(first)}
         assert any("非工作时间" in str(c.params["text"]) for c in greeted)
 
-        angry = tg.text_update(COMPLAINT, message_id=72, chat_id=second, user_id=PRIVATE)
+        angry = _said(COMPLAINT, 72, second)
         assert (await post_update(client, {"update_id": 2, **angry})).status == 200
         await until(lambda: len(api.sent()) > len(greeted))
         await asyncio.sleep(0.6)
@@ -825,6 +828,21 @@ async def test_replies_go_to_the_chat_the_message_came_from(
         chats = dict(conn.execute(sa.select(conversations.c.chat_id, conversations.c.state)).all())
     store.close()
     assert chats == {str(first): "bot", str(second): "handoff"}
+
+
+def _said(text: str, message_id: int, chat_id: int) -> dict[str, Any]:
+    """The customer's message in a private chat, or in a group addressed to the bot (a group's
+    other chatter is not answered)."""
+    if chat_id > 0:
+        return tg.text_update(text, message_id=message_id, chat_id=chat_id, user_id=PRIVATE)
+    mention = "@shop_bot "
+    return tg.text_update(
+        mention + text,
+        message_id=message_id,
+        chat_id=chat_id,
+        user_id=PRIVATE,
+        entities=[_mention(0, len(mention) - 1)],
+    )
 
 
 # --- the pieces -------------------------------------------------------------------------------

@@ -193,8 +193,17 @@ class Dispatcher:
             return
         self._renewed_at = now
         held = [row_id for ids in self._held.values() for row_id in ids]
-        if held:
-            await self._db(self._renew, held)
+        if not held:
+            return
+        lost = await self._db(self._renew, held)
+        for conversation_id, ids in list(self._held.items()):
+            if lost.intersection(ids) and conversation_id in self._sending:
+                # another worker has these rows now: sending them here too would send twice
+                log.warning(
+                    "conversation %s: lease lapsed and another worker took its replies",
+                    conversation_id,
+                )
+                self._sending[conversation_id].cancel()
 
     def _claim(self, busy: list[int], conversations_at_most: int) -> list[UnsentOutbound]:
         with self.store.transaction() as tx:
@@ -211,9 +220,11 @@ class Dispatcher:
             )
         return sorted(rows, key=lambda r: (r.conversation_id, r.id))
 
-    def _renew(self, ids: list[int]) -> None:
+    def _renew(self, ids: list[int]) -> set[int]:
+        """Renews what is still this worker's; returns the rows another worker took meanwhile."""
         with self.store.transaction() as tx:
             outbox.renew(tx, ids, self.worker, self.clock.now() + self.lease)
+            return outbox.taken(tx, ids, self.worker)
 
     async def _send_conversation(self, rows: list[UnsentOutbound]) -> None:
         for index, row in enumerate(rows):

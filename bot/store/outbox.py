@@ -336,6 +336,23 @@ def renew(conn: Connection, ids: Collection[int], worker: str, until: datetime) 
     ).rowcount
 
 
+def taken(conn: Connection, ids: Collection[int], worker: str) -> set[int]:
+    """Of these rows this worker claimed, the unsent ones another worker holds now: its lease
+    lapsed (the machine stalled longer than a lease) and they were claimed again elsewhere."""
+    if not ids:
+        return set()
+    return set(
+        conn.execute(
+            sa.select(outbox.c.id).where(
+                outbox.c.id.in_(list(ids)),
+                outbox.c.status == DeliveryState.UNSENT,
+                outbox.c.leased_by.is_not(None),
+                outbox.c.leased_by != worker[:64],
+            )
+        ).scalars()
+    )
+
+
 def release(conn: Connection, ids: Collection[int]) -> None:
     """Give claimed rows back untouched (they were behind a row that failed)."""
     if ids:
