@@ -21,6 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import yaml
 from hypothesis import strategies as st
@@ -622,3 +623,132 @@ def _kind(failure: str) -> str:
     if "raised:" in lines[0] and len(lines) > 1:
         return f"raised {lines[-1].split(':')[0]} in {lines[-3].strip()[:120]}"
     return re.sub(r"'.*'|\".*\"|\[.*\]|\d+|/tmp/\S+", "_", lines[0])[:120]
+
+
+# --- the agents' console: every form and query string -----------------------------------------
+
+#: what may stand where a ticket number or a report's name goes in a path
+path_parts = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70).map(str),
+    st.sampled_from(["1", "0", "-1", "00001", "١٢", "1e3", "9" * 30, "..", "%2e%2e", "2026-W48"]),
+    st.text(min_size=1, max_size=30),
+)
+form_values = st.one_of(
+    odd_text,
+    st.integers(min_value=-(2**70), max_value=2**70).map(str),
+    st.sampled_from(
+        [
+            "",
+            "1",
+            "0",
+            "queue:general",
+            "queue:nowhere",
+            "agent:alice",
+            "agent:",
+            "queue:",
+            ":",
+            "zh",
+            "en",
+            "resolved",
+            "closed",
+            "#1",
+            "#" + "9" * 30,
+            "/console/",
+            "//evil.example",
+            "https://evil.example/",
+            "javascript:alert(1)",
+        ]
+    ),
+)
+#: (method, path with {t} for a ticket and {s} for a report, the fields it reads)
+CONSOLE_ROUTES = [
+    ("GET", "/console/", ()),
+    ("GET", "/console/login", ()),
+    ("GET", "/console/done", ("status", "shown")),
+    ("GET", "/console/search", ("q",)),
+    ("GET", "/console/tickets/{t}", ()),
+    ("GET", "/console/tickets/{t}/live", ()),
+    ("GET", "/console/tickets/{t}/assist", ()),
+    ("GET", "/console/supervisor", ()),
+    ("GET", "/console/fragments/overview", ()),
+    ("GET", "/console/fragments/waiting", ()),
+    ("GET", "/console/fragments/supervisor", ()),
+    ("GET", "/console/reports/{s}", ()),
+    ("POST", "/console/login", ("login", "password")),
+    ("POST", "/console/language", ("lang", "next")),
+    ("POST", "/console/claim-next", ()),
+    ("POST", "/console/tickets/{t}/claim", ()),
+    ("POST", "/console/tickets/{t}/check", ("text",)),
+    ("POST", "/console/tickets/{t}/reply", ("text", "confirmed")),
+    ("POST", "/console/tickets/{t}/transfer", ("target", "note")),
+    ("POST", "/console/tickets/{t}/resolve", ()),
+]
+
+
+def _console_request(
+    route: tuple[str, str, tuple[str, ...]],
+    part: str,
+    fields: dict[str, str],
+    extra: dict[str, str],
+    csrf: bool,
+    htmx: bool,
+) -> dict[str, Any]:
+    method, template, _ = route
+    path = template.replace("{t}", quote(part, safe="")).replace("{s}", quote(part, safe=""))
+    return {
+        "method": method,
+        "path": path,
+        "fields": {**extra, **fields},
+        "csrf": csrf,
+        "htmx": htmx,
+    }
+
+
+def _route_request(route: tuple[str, str, tuple[str, ...]]) -> st.SearchStrategy[dict[str, Any]]:
+    return st.builds(
+        _console_request,
+        st.just(route),
+        st.one_of(st.sampled_from(["1", "2"]), path_parts),
+        st.fixed_dictionaries({}, optional=dict.fromkeys(route[2], form_values)),
+        st.dictionaries(st.text(max_size=10), form_values, max_size=2),
+        st.booleans().map(lambda b: b or route[0] == "GET"),
+        st.booleans(),
+    )
+
+
+console_requests = st.one_of(*[_route_request(route) for route in CONSOLE_ROUTES])
+
+
+async def console_property(client: Any, token: str, request: dict[str, Any]) -> list[str]:
+    """A console request answers with a page, a redirect or a 4xx with a message; never a
+    500. A POST without the session's CSRF token is refused (403; 413 when it is too big to
+    read) before anything is done.
+    `client` is an aiohttp TestClient logged in as an agent, `token` its session's CSRF token."""
+    method, path, fields = request["method"], request["path"], dict(request["fields"])
+    headers = {"HX-Request": "true"} if request["htmx"] else {}
+    if method == "POST" and request["csrf"]:
+        fields["csrf"] = token
+    else:
+        fields.pop("csrf", None)
+    what = f"{method} {path} {fields!r}"[:300]
+    encoded = urlencode(fields)
+    try:
+        if method == "GET":
+            url = f"{path}?{encoded}" if encoded else path
+            response = await client.get(url, headers=headers, allow_redirects=False)
+        else:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            response = await client.post(
+                path, data=encoded.encode(), headers=headers, allow_redirects=False
+            )
+        body = await response.text()
+    except Exception:
+        return [_unexpected(what)]
+    broken = []
+    if response.status >= 500:
+        broken.append(f"{response.status} on {what}: {body[:300]}")
+    elif 400 <= response.status < 500 and not body.strip() and response.status != 401:
+        broken.append(f"{response.status} without a message on {what}")
+    if method == "POST" and not request["csrf"] and response.status not in (403, 413):
+        broken.append(f"POST without CSRF answered {response.status}: {what}")
+    return broken
