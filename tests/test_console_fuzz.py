@@ -50,9 +50,9 @@ def test_console_forms_and_queries_never_fail(
     )
     @given(fuzzing.console_requests)
     def run(request: dict[str, object]) -> None:
-        assert loop.run_until_complete(
-            fuzzing.console_property(console.client, token, request)
-        ) == []
+        assert (
+            loop.run_until_complete(fuzzing.console_property(console.client, token, request)) == []
+        )
 
     try:
         run()
