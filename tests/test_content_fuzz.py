@@ -130,6 +130,13 @@ def content(tmp_path: Path) -> Path:
             ('timezone = "' + "A" * 300 + '"\n[notice]\nzh = "x"\n').encode(),
             "default.toml:1: unknown time zone",
         ),
+        # a calendar named like one of the holidays package's constants (holidays.MON is an
+        # int) is an unknown calendar, not a TypeError
+        (
+            "schedules/default.toml",
+            b'timezone = "Asia/Shanghai"\nholidays = "mon"\n[notice]\nzh = "x"\n',
+            "default.toml:2: unknown holiday calendar 'mon'",
+        ),
         # missing keys and keys written in quotes still get a line
         ("schedules/default.toml", b'"timezone" = "Mars/Olympus"\n', "default.toml:1: unknown"),
         ("schedules/default.toml", b'timezone = "UTC"\n', "default.toml:1: [notice] needs"),
