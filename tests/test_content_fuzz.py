@@ -130,6 +130,12 @@ def content(tmp_path: Path) -> Path:
             ('timezone = "' + "A" * 300 + '"\n[notice]\nzh = "x"\n').encode(),
             "default.toml:1: unknown time zone",
         ),
+        # the last date there is, alone, raised OverflowError stepping past it
+        (
+            "schedules/default.toml",
+            b'timezone = "Asia/Shanghai"\n[dates]\n9999-12-31 = ["x"]\n[notice]\nzh = "x"\n',
+            "default.toml:2: bad time range",
+        ),
         # a calendar named like one of the holidays package's constants (holidays.MON is an
         # int) is an unknown calendar, not a TypeError
         (

@@ -543,8 +543,9 @@ def _dates(table: Any, path: Path, problems: list[Problem]) -> dict[date, tuple[
             continue
         intervals = _intervals(ranges, path, line, problems)
         _check_overlaps({0: intervals}, path, problems, line)
-        day = first
-        while day <= last:
+        # counted, not stepped past `last`: the day after 9999-12-31 does not exist
+        for offset in range((last - first).days + 1):
+            day = first + timedelta(days=offset)
             if day in dates:
                 problems.append(
                     Problem(
@@ -556,7 +557,6 @@ def _dates(table: Any, path: Path, problems: list[Problem]) -> dict[date, tuple[
                 )
                 break
             dates[day], first_key[day] = intervals, key
-            day += timedelta(days=1)
     return dates
 
 
