@@ -10,7 +10,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from bot.content.problems import Problem, ProblemsError, line_of_key
+from bot.content.problems import (
+    Problem,
+    ProblemsError,
+    line_near_key,
+    not_utf8,
+    read_utf8,
+    toml_error_line,
+)
 from bot.domain.messages import Priority
 
 Language = Literal["zh", "en"]
@@ -789,14 +796,17 @@ def load_config(path: Path) -> Config:
             ]
         )
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = read_utf8(path)
+    except UnicodeDecodeError as exc:
+        raise ProblemsError([not_utf8(path, exc)]) from exc
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None)
         raise ProblemsError(
             [
                 Problem(
                     path,
-                    line,
+                    toml_error_line(exc, text),
                     f"invalid TOML: {exc.msg if hasattr(exc, 'msg') else exc}",
                     "check quoting and brackets on this line",
                 )
@@ -831,6 +841,6 @@ def _problems(path: Path, exc: ValidationError) -> list[Problem]:
             fix = (
                 "it " + message.removeprefix("Input ") if message.startswith("Input ") else message
             )
-        line = line_of_key(path, key) if key else None
+        line = line_near_key(path, key) if key else 1
         problems.append(Problem(path, line, f"{key}: {text}" if key else text, fix))
     return problems

@@ -275,7 +275,7 @@ def read_intents(
                     )
                 )
             queue = item.get("queue")
-            if action == "handoff" and queue not in queue_names:
+            if action == "handoff" and not (isinstance(queue, str) and queue in queue_names):
                 problems.append(
                     Problem(
                         path,
@@ -336,12 +336,12 @@ def _entries(
             Problem(path, 1, f"the file must be a list of {what}", "start each entry with `- `")
         )
         return
-    for item in data:
+    for index, item in enumerate(data):
         if not isinstance(item, dict):
             problems.append(
                 Problem(
                     path,
-                    _line_of_text(path, str(item)),
+                    item_line(data, index, _line_of_text(path, str(item)) or 1),
                     f"an entry is not a mapping: {item!r}",
                     "each entry is `- id: …` followed by its keys, indented",
                 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,40 @@ class ProblemsError(Exception):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+def read_utf8(path: Path) -> str:
+    """The file's text; raises UnicodeDecodeError whose `object` is the whole file, so
+    `not_utf8` can name the line of the first bad byte."""
+    return path.read_bytes().decode("utf-8")
+
+
+def not_utf8(path: Path, exc: UnicodeDecodeError) -> Problem:
+    """A file saved in another encoding (GBK from a Windows editor) or cut in the middle of a
+    character, with the line of the first byte that is not UTF-8."""
+    line = bytes(exc.object[: exc.start]).count(b"\n") + 1
+    return Problem(path, line, f"not UTF-8 text ({exc.reason})", "save the file as UTF-8")
+
+
+def toml_error_line(exc: tomllib.TOMLDecodeError, text: str) -> int:
+    """The line of a TOML syntax error. Python before 3.14 keeps it only in the message ("(at
+    line 3, column 7)", or "(at end of document)": the last line)."""
+    line = getattr(exc, "lineno", None)
+    if isinstance(line, int) and line > 0:
+        return line
+    found = re.search(r"at line (\d+)", str(exc))
+    return int(found.group(1)) if found else max(1, len(text.splitlines()))
+
+
+def line_near_key(path: Path, dotted: str) -> int:
+    """The line of a TOML key, else of the nearest table above it that is in the file, else 1:
+    a key that is missing or spelt with escapes still sends the reader to a line."""
+    parts = dotted.split(".")
+    for end in range(len(parts), 0, -1):
+        line = line_of_key(path, ".".join(parts[:end]))
+        if line is not None:
+            return line
+    return 1
+
+
 def line_of_key(path: Path, dotted: str) -> int | None:
     """Best-effort line of a TOML key such as `faq.answer_threshold` or `queues.general.schedule`.
 
@@ -66,10 +101,10 @@ def line_of_key(path: Path, dotted: str) -> int | None:
     """
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         return None
     parts = dotted.split(".")
-    header = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(map(re.escape, parts)) + r"\s*\]")
+    header = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(map(_part, parts)) + r"\s*\]")
     for number, text in enumerate(lines, start=1):
         if header.match(text):
             return number
@@ -77,7 +112,7 @@ def line_of_key(path: Path, dotted: str) -> int | None:
         table, key = parts[:split], parts[split:]
         start = 0
         if table:
-            header = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(map(re.escape, table)) + r"\s*\]")
+            header = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(map(_part, table)) + r"\s*\]")
             found = [i for i, text in enumerate(lines) if header.match(text)]
             if not found:
                 continue
@@ -85,7 +120,7 @@ def line_of_key(path: Path, dotted: str) -> int | None:
             if not key:
                 return start
         first = key[0] if key else ""
-        pattern = re.compile(r"^\s*" + re.escape(first) + r"\s*[=.]")
+        pattern = re.compile(r"^\s*" + _part(first) + r"\s*[=.]")
         for i in range(start, len(lines)):
             if table and lines[i].lstrip().startswith("[") and i > start - 1:
                 break
@@ -94,3 +129,8 @@ def line_of_key(path: Path, dotted: str) -> int | None:
         if table:
             return start
     return None
+
+
+def _part(key: str) -> str:
+    """A key as TOML may write it: bare, or in double or single quotes."""
+    return f"(?:{re.escape(key)}|\"{re.escape(key)}\"|'{re.escape(key)}')"

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from bot.content.problems import Problem
+from bot.content.problems import Problem, not_utf8, read_utf8
 
 LINE_KEY = "__line__"
 #: each mapping's own keys and the line each is on, so a problem names the bad key's line
@@ -31,6 +31,12 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any,
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"a list or mapping as a key: {key!r}", key_node.start_mark
+            ) from None
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None,
@@ -71,17 +77,15 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _co
 def load_yaml(path: Path) -> tuple[Any, list[Problem]]:
     """Parse one YAML file; every mapping gets a `__line__` entry with its first line."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_utf8(path)
     except UnicodeDecodeError as exc:
-        return None, [
-            Problem(path, None, f"not UTF-8 text ({exc.reason})", "save the file as UTF-8")
-        ]
+        return None, [not_utf8(path, exc)]
     try:
         return yaml.load(text, Loader=_LineLoader), []
     except yaml.MarkedYAMLError as exc:
         return None, [_syntax_problem(path, text, exc)]
     except yaml.YAMLError as exc:
-        return None, [Problem(path, None, f"invalid YAML: {exc}", "check indentation and quoting")]
+        return None, [Problem(path, 1, f"invalid YAML: {exc}", "check indentation and quoting")]
 
 
 def _syntax_problem(path: Path, text: str, exc: yaml.MarkedYAMLError) -> Problem:

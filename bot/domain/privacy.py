@@ -1,7 +1,8 @@
 """Masking of personal data before anything is stored or logged.
 
-Covers mainland resident ID numbers (18 digits, checksum verified), bank cards (13–19 digits,
-Luhn verified, or any long digit run right after a card keyword), phone numbers (mainland
+Covers mainland resident ID numbers (18 digits, checksum verified, or with a plausible birth
+date right after an ID keyword), bank cards (13–19 digits, Luhn verified, or any long digit run
+right after a card keyword), phone numbers (mainland
 mobiles and +country numbers) and passwords written after a password keyword. Order numbers and
 other long digit runs that fail these checks stay readable for agents.
 
@@ -23,8 +24,17 @@ _ID_CHECK = "10X98765432"
 _ID_NUMBER = re.compile(r"(?<!\d)(\d{6}\s?\d{4}\s?\d{4}\s?\d{3}[\dXx])(?![\dXx])")
 _CARD = re.compile(r"(?<![\d])(\d{4}(?:[ -]?\d{1,4}){2,4})(?![\d])")
 _CARD_KEYWORD = re.compile(
-    r"(卡号|银行卡|信用卡|储蓄卡|card(?:\s*(?:number|no\.?))?)\s*[:：是为]?\s*$", re.I
+    r"(卡号|银行卡|信用卡|储蓄卡|card(?:\s*(?:number|no\.?|#))?)\s*(?:[:：是为]|is|was)?\s*[:：]?\s*$",
+    re.I,
 )
+# "身份证号是…", "ID number is …": a number said to be an ID number is one, whatever its checksum
+_ID_KEYWORD = re.compile(
+    r"(身份证(?:号码?)?|证件号码?|\bID(?:\s*(?:card|number|no\.?|#))*)"
+    r"\s*(?:[:：是为]|is|was)?\s*[:：]?\s*$",
+    re.I,
+)
+#: how far before a number its keyword may start ("my card number is: ")
+_KEYWORD_WINDOW = 24
 _MOBILE = re.compile(r"(?<!\d)(?:\+?86[ -]?)?(1[3-9]\d)[ -]?(\d{4})[ -]?(\d{4})(?!\d)")
 _INTL_PHONE = re.compile(r"(?<![\w+])\+(\d[\d -]{6,16}\d)(?!\d)")
 _SECRET_WORD = (
@@ -64,18 +74,32 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _mask_id(match: re.Match[str]) -> str:
-    number = re.sub(r"\s", "", match.group(1))
-    if not id_number_valid(number):
+def _mask_ids(text: str) -> str:
+    """ID numbers with a valid checksum, and any ID-shaped number with a plausible birth date
+    right after an ID keyword (a mistyped ID number is still one; an order number is not said
+    to be an ID)."""
+
+    def replace(match: re.Match[str]) -> str:
+        number = re.sub(r"\s", "", match.group(1))
+        before = text[max(0, match.start() - _KEYWORD_WINDOW) : match.start()]
+        if id_number_valid(number) or (_ID_KEYWORD.search(before) and _birth_date(number)):
+            return number[:3] + "*" * 11 + number[-4:]
         return match.group(1)
-    return number[:3] + "*" * 11 + number[-4:]
+
+    return _ID_NUMBER.sub(replace, text)
+
+
+def _birth_date(number: str) -> bool:
+    year, month, day = int(number[6:10]), int(number[10:12]), int(number[12:14])
+    return 1900 <= year <= 2099 and 1 <= month <= 12 and 1 <= day <= 31
 
 
 def _mask_card(text: str) -> str:
     def replace(match: re.Match[str]) -> str:
         raw = match.group(1)
         digits = re.sub(r"[ -]", "", raw)
-        after_keyword = bool(_CARD_KEYWORD.search(text[max(0, match.start() - 12) : match.start()]))
+        before = text[max(0, match.start() - _KEYWORD_WINDOW) : match.start()]
+        after_keyword = bool(_CARD_KEYWORD.search(before))
         if 13 <= len(digits) <= 19 and (luhn_valid(digits) or after_keyword):
             return "*" * (len(digits) - 4) + digits[-4:]
         return raw
@@ -88,7 +112,7 @@ def mask(text: str) -> str:
     text = text.translate(_FULL_WIDTH_DIGITS)
     text = _SECRET_SAID.sub(lambda m: f"{m.group(1)}{m.group(2)}******", text)
     text = _SECRET_BARE.sub(lambda m: f"{m.group(1)}{m.group(2)}******", text)
-    text = _ID_NUMBER.sub(_mask_id, text)
+    text = _mask_ids(text)
     text = _mask_card(text)
     text = _MOBILE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
     text = _INTL_PHONE.sub(lambda m: "+" + re.sub(r"\d(?=[\d -]{4,}$)", "*", m.group(1)), text)

@@ -32,6 +32,10 @@ class HolidayCalendar:
         country, _, subdiv = self.name.partition("-")
         self._country, self._subdiv = country.upper(), subdiv.upper() or None
         self._first_year = date.today().year
+        # only the package's countries: another name may be one of its module's constants
+        # ("MON" is holidays.MON, an int), which it would call and fail with a TypeError
+        if self._country not in holidays.list_supported_countries():
+            raise UnknownCalendar(f"Country {self._country} not available")
         try:
             self._load(self._first_year)
         except NotImplementedError as exc:

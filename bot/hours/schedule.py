@@ -33,7 +33,16 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.content.problems import Problem, ProblemsError, line_of_key, only_errors
+from bot.content.problems import (
+    Problem,
+    ProblemsError,
+    line_near_key,
+    line_of_key,
+    not_utf8,
+    only_errors,
+    read_utf8,
+    toml_error_line,
+)
 from bot.hours.calendars import HolidayCalendar, UnknownCalendar
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -336,15 +345,20 @@ def _read_schedule(path: Path, problems: list[Problem]) -> Schedule | None:
     before = len(problems)
 
     def problem(key: str, message: str, fix: str) -> None:
-        problems.append(Problem(path, line_of_key(path, key) if key else None, message, fix))
+        problems.append(Problem(path, line_near_key(path, key) if key else 1, message, fix))
 
     try:
-        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = read_utf8(path)
+    except UnicodeDecodeError as exc:
+        problems.append(not_utf8(path, exc))
+        return None
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         problems.append(
             Problem(
                 path,
-                getattr(exc, "lineno", None),
+                toml_error_line(exc, text),
                 f"invalid TOML: {exc}",
                 "check quoting and brackets on this line",
             )
@@ -356,7 +370,8 @@ def _read_schedule(path: Path, problems: list[Problem]) -> Schedule | None:
 
     zone_name = data.get("timezone")
     zone = None
-    with suppress(ZoneInfoNotFoundError, ValueError):
+    # a name too long for a file name is an OSError from the zone lookup, not a ValueError
+    with suppress(ZoneInfoNotFoundError, ValueError, OSError):
         zone = ZoneInfo(str(zone_name)) if zone_name else None
     if zone is None:
         problem(
@@ -386,7 +401,7 @@ def _read_schedule(path: Path, problems: list[Problem]) -> Schedule | None:
             'write [weekly] then one line a day: mon = ["09:00-18:00"]',
         )
     for key, ranges in weekly_data.items():
-        line = line_of_key(path, f"weekly.{key}")
+        line = line_near_key(path, f"weekly.{key}")
         if key not in DAYS:
             problems.append(Problem(path, line, f"unknown day {key!r}", f"use {', '.join(DAYS)}"))
             continue
@@ -471,13 +486,18 @@ def _intervals(
     return tuple(sorted(intervals, key=lambda i: i.start))
 
 
+#: the longest one-off range under [dates]: a year (a longer one is a change of the usual
+#: week, and a range to 9999-12-31 would take minutes and end past the last date Python has)
+MAX_RANGE_DAYS = 366
+
+
 def _dates(table: Any, path: Path, problems: list[Problem]) -> dict[date, tuple[Interval, ...]]:
     """[dates]: "YYYY-MM-DD" or "YYYY-MM-DD..YYYY-MM-DD" = hours ([] for closed)."""
     if not isinstance(table, dict):
         problems.append(
             Problem(
                 path,
-                line_of_key(path, "dates"),
+                line_near_key(path, "dates"),
                 "[dates] must be a table",
                 'write "2026-12-31" = [] under [dates]',
             )
@@ -486,7 +506,7 @@ def _dates(table: Any, path: Path, problems: list[Problem]) -> dict[date, tuple[
     dates: dict[date, tuple[Interval, ...]] = {}
     first_key: dict[date, str] = {}
     for key, ranges in table.items():
-        line = _line_of_quoted(path, key)
+        line = _line_of_quoted(path, key) or line_near_key(path, "dates")
         match = _DATES.match(key)
         try:
             first = date.fromisoformat(match.group(1)) if match else None
@@ -510,10 +530,22 @@ def _dates(table: Any, path: Path, problems: list[Problem]) -> dict[date, tuple[
                 )
             )
             continue
+        if (last - first).days >= MAX_RANGE_DAYS:
+            problems.append(
+                Problem(
+                    path,
+                    line,
+                    f"date range {key!r} is longer than {MAX_RANGE_DAYS} days",
+                    "one-off dates are for closures and special hours; lasting hours go "
+                    "under [weekly]",
+                )
+            )
+            continue
         intervals = _intervals(ranges, path, line, problems)
         _check_overlaps({0: intervals}, path, problems, line)
-        day = first
-        while day <= last:
+        # counted, not stepped past `last`: the day after 9999-12-31 does not exist
+        for offset in range((last - first).days + 1):
+            day = first + timedelta(days=offset)
             if day in dates:
                 problems.append(
                     Problem(
@@ -525,7 +557,6 @@ def _dates(table: Any, path: Path, problems: list[Problem]) -> dict[date, tuple[
                 )
                 break
             dates[day], first_key[day] = intervals, key
-            day += timedelta(days=1)
     return dates
 
 
@@ -536,7 +567,7 @@ def _texts_by_key(
         problems.append(
             Problem(
                 path,
-                line_of_key(path, section),
+                line_near_key(path, section),
                 f"[{section}] must be a table",
                 f'write [{section}."春节"] then zh = "新年好！"',
             )
@@ -548,7 +579,7 @@ def _texts_by_key(
             problems.append(
                 Problem(
                     path,
-                    _line_of_quoted(path, key),
+                    _line_of_quoted(path, key) or line_near_key(path, section),
                     f"[{section}.{key}] needs a `zh` text",
                     'add zh = "…" (and en = "…")',
                 )

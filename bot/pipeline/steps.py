@@ -470,8 +470,11 @@ def _case(ctx: Context, batch: DecisionBatch, config: Config) -> rules.Case:
             f"suggest ≥ {thresholds.suggest:.2f})"
         )
         if elsewhere:
+            # a name read from the customer's words is quoted only as stored (masked): a
+            # password ("密码是ekbq1msv") reads as a name the shop never mentions
+            named = (name if name in ctx.masked else "******" for name in ctx.others)
             reasons.append(
-                f"names {', '.join(ctx.others)}, which the shop's content never mentions: "
+                f"names {', '.join(named)}, which the shop's content never mentions: "
                 "not answered from the FAQ outright"
             )
         if outside and background is not None and background.margin is not None:

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from bot.domain.conversation import Conversation
 from bot.domain.delivery import DeliveredVia, DeliveryState, UnsentOutbound, may_write
+from bot.domain.privacy import mask
 from bot.store.schema import conversations, messages, outbox
 
 
@@ -239,11 +240,13 @@ def _within_quotas(conn: Connection, rows: Sequence[Any], quotas: Mapping[str, i
 
 def _expire(conn: Connection, which: sa.ColumnElement[bool], reason: str) -> None:
     """These unsent rows will not be sent: the channel would refuse them."""
-    conn.execute(
+    done = conn.execute(
         outbox.update()
         .where(which, outbox.c.status == DeliveryState.UNSENT)
         .values(status=DeliveryState.EXPIRED, lease_until=None, last_error=reason)
-    )
+        .returning(outbox.c.id, outbox.c.text)
+    ).all()
+    _scrub(conn, done)
 
 
 def mark_sent(
@@ -252,7 +255,7 @@ def mark_sent(
     """Sent; returns how many rows this call marked (0 when another path already sent them)."""
     if not ids:
         return 0
-    return conn.execute(
+    done = conn.execute(
         outbox.update()
         .where(outbox.c.id.in_(list(ids)), outbox.c.status == DeliveryState.UNSENT)
         .values(
@@ -262,7 +265,20 @@ def mark_sent(
             attempts=outbox.c.attempts + 1,
             lease_until=None,
         )
-    ).rowcount
+        .returning(outbox.c.id, outbox.c.text)
+    ).all()
+    _scrub(conn, done)
+    return len(done)
+
+
+def _scrub(conn: Connection, rows: Sequence[Any]) -> None:
+    """A row that will not be sent again keeps its words masked, as the transcript does: an
+    agent's reply goes out as written (a courier's phone number is of use to the customer), but
+    a card or ID number quoted back to a customer stays in the outbox no longer than needed."""
+    for row_id, text in rows:
+        masked = mask(text)
+        if masked != text:
+            conn.execute(outbox.update().where(outbox.c.id == row_id).values(text=masked))
 
 
 def take_for_retry(
@@ -375,7 +391,7 @@ def release_worker(conn: Connection, worker: str) -> int:
 
 def give_up(conn: Connection, outbox_id: int, error: str) -> None:
     """Stop trying one row (too many passing failures)."""
-    conn.execute(
+    done = conn.execute(
         outbox.update()
         .where(outbox.c.id == outbox_id)
         .values(
@@ -384,19 +400,24 @@ def give_up(conn: Connection, outbox_id: int, error: str) -> None:
             lease_until=None,
             last_error=error[:500],
         )
-    )
+        .returning(outbox.c.id, outbox.c.text)
+    ).all()
+    _scrub(conn, done)
 
 
 def fail_conversation(conn: Connection, conversation_id: int, error: str) -> int:
     """The channel refused for good: every unsent row of the conversation fails with it."""
-    return conn.execute(
+    done = conn.execute(
         outbox.update()
         .where(
             outbox.c.conversation_id == conversation_id,
             outbox.c.status == DeliveryState.UNSENT,
         )
         .values(status=DeliveryState.FAILED, lease_until=None, last_error=error[:500])
-    ).rowcount
+        .returning(outbox.c.id, outbox.c.text)
+    ).all()
+    _scrub(conn, done)
+    return len(done)
 
 
 def unsent(conn: Connection) -> list[UnsentOutbound]:

@@ -176,7 +176,9 @@ def _supervisors_only(agent: Agent) -> None:
 
 
 def ticket_id_of(request: web.Request) -> int:
-    try:
-        return int(request.match_info["ticket"])
-    except ValueError:
-        raise web.HTTPNotFound() from None
+    """The ticket number in the path; anything else, or a number past what the database's
+    integers hold (SQLite raised OverflowError: a 500), is not found."""
+    raw = request.match_info["ticket"]
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise web.HTTPNotFound()
+    return int(raw)
