@@ -10,8 +10,10 @@ that would tie up a worker or fill its memory.
 - **POSTs per client address** (`service.per_ip_per_minute`, counted across workers by
   `bot.web.rates.RateLimiter`).
 
-A refused request is logged with its route and client, counted in `bot_requests_refused`, and
-its connection closed once the answer is written (nothing more of its body is read). Over a rate
+The body (within its cap and time) is read before the request is counted, so a client that
+hangs up while the count waits on the database has still delivered it. A refused request is
+logged with its route and client, counted in `bot_requests_refused`, and its connection closed
+once the answer is written (nothing more of its body is read). Over a rate
 limit, a route whose platform re-sends what is not answered 2xx (WeChat, WeCom, Telegram) gets
 an empty 200 and the request is dropped; the others get 429 with Retry-After.
 """
@@ -67,6 +69,35 @@ class Door:
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         route, platform_retries = self.route_of(request)
+        if not request.body_exists:
+            return await self._counted(request, handler, route, platform_retries)
+        cap = self.caps.cap(route)
+        client = self.limiter.client_address(request)
+        declared = request.content_length
+        if declared is not None and declared > cap:
+            return await self._too_large(request, route, client, f"declared {declared} bytes")
+        request = request.clone(client_max_size=cap)
+        timer = asyncio.get_running_loop().call_later(
+            self.body_timeout, self._cut, request, route, client
+        )
+        try:
+            if request.content_type != "multipart/form-data":
+                # the whole body first (the route reads it from memory): a platform that hangs
+                # up while the count below waits on the database loses nothing
+                await request.read()
+            return await self._counted(request, handler, route, platform_retries)
+        except web.HTTPRequestEntityTooLarge:
+            return await self._too_large(request, route, client, "a chunked body past it")
+        except BodyTooSlow:
+            response = web.Response(status=408, text="request body too slow")
+            return await _closing(request, response)
+        finally:
+            timer.cancel()
+
+    async def _counted(
+        self, request: web.Request, handler: Handler, route: str, platform_retries: bool
+    ) -> web.StreamResponse:
+        """A POST counts against its client's address; over the limit it goes no further."""
         if request.method == "POST":
             wait = await self.limiter.ip_over(request, route)
             if wait is not None:
@@ -78,26 +109,7 @@ class Door:
                     headers={"Retry-After": str(math.ceil(wait))},
                 )
                 return await _closing(request, response)
-        if not request.body_exists:
-            return await handler(request)
-        cap = self.caps.cap(route)
-        client = self.limiter.client_address(request)
-        declared = request.content_length
-        if declared is not None and declared > cap:
-            return await self._too_large(request, route, client, f"declared {declared} bytes")
-        request = request.clone(client_max_size=cap)
-        timer = asyncio.get_running_loop().call_later(
-            self.body_timeout, self._cut, request, route, client
-        )
-        try:
-            return await handler(request)
-        except web.HTTPRequestEntityTooLarge:
-            return await self._too_large(request, route, client, "a chunked body past it")
-        except BodyTooSlow:
-            response = web.Response(status=408, text="request body too slow")
-            return await _closing(request, response)
-        finally:
-            timer.cancel()
+        return await handler(request)
 
     async def _too_large(
         self, request: web.Request, route: str, client: str, what: str

@@ -11,6 +11,10 @@ The client's address is the connection's peer, unless the peer is one of
 address of X-Forwarded-For that is not a trusted proxy, which is the address nginx saw
 (`$proxy_add_x_forwarded_for` appends it); whatever the client itself wrote to the left of it
 is never believed.
+
+Counting never holds a request up for long: a count the database has not made within
+`COUNT_WAIT` lets the request through (fail open), so a busy database (SQLite's one writer held
+by a long transaction) does not make a platform's push miss its wait.
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ log = logging.getLogger("bot.web")
 WINDOW = 60
 #: how often a worker deletes the windows nobody counts in any more
 PRUNE_EVERY = 60.0
+#: how long a request waits for its count; past it the request is let through (a limit
+#: against abuse must not make a platform's push miss its few seconds when the database is busy)
+COUNT_WAIT = 0.5
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -119,7 +126,18 @@ class RateLimiter:
         now = self._clock.now().timestamp()
         window = int(now) // WINDOW * WINDOW
         loop = asyncio.get_running_loop()
-        count = await loop.run_in_executor(self._pool, self._count, key, window)
+        counting = loop.run_in_executor(self._pool, self._count, key, window)
+        counting.add_done_callback(_retrieve)
+        try:
+            count = await asyncio.wait_for(asyncio.shield(counting), COUNT_WAIT)
+        except TimeoutError:
+            # the database is busy (SQLite's one writer held): the request goes on, counted
+            # once the write gets through, rather than eating into the platform's wait
+            log.debug("rate of %s not counted within %.1fs: let through", key, COUNT_WAIT)
+            return None
+        except Exception as exc:
+            log.warning("rate of %s not counted (%s): let through", key, exc)
+            return None
         if count <= limit:
             return None
         return max(1.0, math.ceil(window + WINDOW - now))
@@ -132,6 +150,12 @@ class RateLimiter:
             with self._store.transaction() as conn:
                 rate_limits.prune(conn, window - WINDOW)
         return counted
+
+
+def _retrieve(counting: asyncio.Future[int]) -> None:
+    """A count that was waited for no longer still has its error read (and logged once)."""
+    if not counting.cancelled() and counting.exception() is not None:
+        log.debug("a late rate count failed: %s", counting.exception())
 
 
 def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
