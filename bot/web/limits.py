@@ -76,7 +76,9 @@ class Door:
         declared = request.content_length
         if declared is not None and declared > cap:
             return await self._too_large(request, route, client, f"declared {declared} bytes")
-        request = request.clone(client_max_size=cap)
+        # aiohttp reads `client_max_size` from the root application only; a clone would carry
+        # the cap but not the state the console's hooks keep on the request they are given
+        request._client_max_size = cap
         timer = asyncio.get_running_loop().call_later(
             self.body_timeout, self._cut, request, route, client
         )
