@@ -6,7 +6,8 @@ In:  POST /channels/webhook/messages, `Authorization: Bearer <secret>`, JSON
      (`id` is unique per user: a resend with the same user and id is answered once; with
      "wait" it gets the replies the first request could not return, if none went out yet)
      → 200 {"action": …, "replies": [...]?, "pending": bool}; a forged secret gets 401, a
-     malformed body 400 (logged, nothing stored), a worker shutting down 503. `pending`
+     malformed body 400 (logged, nothing stored), a user over
+     `service.per_customer_per_minute` 429 with Retry-After, a worker shutting down 503. `pending`
      (a public key, kept as is) is `Outcome.unfinished`: not handled within the wait, the
      replies are delivered as below.
      With "wait": true the replies come back in the response when ready within
@@ -24,6 +25,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,7 +35,7 @@ from aiohttp import web
 from bot.content.config import WebhookChannelConfig
 from bot.domain.delivery import PermanentFailure, RetryAfter
 from bot.domain.messages import Inbound, Kind, Outbound
-from bot.web.channels import ChannelContext, Messages, ServiceStopping
+from bot.web.channels import ChannelContext, Limits, Messages, NoLimits, ServiceStopping
 
 log = logging.getLogger("adapters.webhook")
 
@@ -83,6 +85,8 @@ class WebhookSender:
 
 class WebhookChannel:
     name = NAME
+    #: your system reads a 429 and its Retry-After
+    platform_retries = False
 
     def __init__(self, config: WebhookChannelConfig, secret: str) -> None:
         if not secret:
@@ -93,9 +97,11 @@ class WebhookChannel:
         self.config = config
         self._secret = secret
         self.sender = WebhookSender(config.deliver_url, secret)
+        self._limits: Limits = NoLimits()
 
     def mount(self, app: web.Application, context: ChannelContext) -> None:
         messages = context.messages
+        self._limits = context.limits
 
         async def receive(request: web.Request) -> web.Response:
             return await self.receive(request, messages)
@@ -126,6 +132,13 @@ class WebhookChannel:
         except (ValueError, TypeError, KeyError) as exc:
             log.warning("malformed webhook message dropped: %s", exc)
             return web.json_response({"error": f"malformed message: {exc}"}, status=400)
+        over = await self._limits.customer_over(NAME, inbound.user_id)
+        if over is not None:
+            return web.json_response(
+                {"error": "too many messages from this user, send again later"},
+                status=429,
+                headers={"Retry-After": str(math.ceil(over))},
+            )
         try:
             outcome = await service.handle(inbound, wait=self.config.wait_seconds if wait else None)
         except ServiceStopping:

@@ -94,6 +94,8 @@ class Audience:
 
 class TelegramChannel:
     name = NAME
+    #: the platform re-sends whatever is not answered 2xx
+    platform_retries = True
 
     def __init__(
         self,
@@ -239,6 +241,10 @@ class TelegramChannel:
             )
             await self._keep_unreadable(data)
             return web.json_response({})
+        user = _sender_of(update)
+        limits = self._require_context().limits
+        if user is not None and await limits.customer_over(NAME, user) is not None:
+            return web.json_response({})  # dropped: Telegram re-sends anything but a 2xx
         try:
             await self.feed(update)
         except ServiceStopping:
@@ -510,3 +516,15 @@ def _file_id(message: Message) -> str | None:
         if media is not None:
             return str(media.file_id)
     return None
+
+
+def _sender_of(update: Update) -> str | None:
+    """Who sent an update (a message, an edit, a button press), for the rate limit; None for
+    updates that name nobody."""
+    try:
+        event = update.event
+    except Exception:  # an update type this aiogram does not know
+        return None
+    user = getattr(event, "from_user", None)
+    user_id = getattr(user, "id", None)
+    return str(user_id) if isinstance(user_id, int) else None

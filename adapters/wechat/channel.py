@@ -10,15 +10,21 @@ Out: the passive reply — the answer in the push's own response, encrypted in s
      otherwise `success` at once, and the dispatcher sends the answer later through the
      customer-service API (`adapters/wechat/api.py`), within the 48 h / 5-message limits the
      core enforces. Retries of a push already taken are answered `success`: the store keeps
-     each MsgId (events: openid, CreateTime and event) once.
+     each MsgId (events: openid, CreateTime and event) once. An unencrypted push whose
+     (timestamp, nonce, signature) was pushed before within the replay window, to any worker,
+     is answered `success` and not handled (its signature does not cover the body), and so is
+     a customer over `service.per_customer_per_minute`.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import logging
 import time
+from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -37,13 +43,15 @@ from adapters.wechat.push import (
 from bot.content.config import WechatChannelConfig
 from bot.domain.clock import Clock, SystemClock
 from bot.domain.messages import Action
-from bot.web.channels import ChannelContext, Messages, ServiceStopping
+from bot.web.channels import ChannelContext, Limits, Messages, NoLimits, ServiceStopping
 
 log = logging.getLogger("adapters.wechat")
 
 NAME = "wechat"
 #: the answer that tells WeChat "received, nothing to say now" (it does not retry)
 SUCCESS = "success"
+#: the channel_state keys that remember a plain push's (timestamp, nonce, signature)
+NONCE_PREFIX = "nonce:"
 MODES = {
     "plain": "明文模式 (plain)",
     "compatible": "兼容模式 (compatible)",
@@ -61,6 +69,8 @@ class Refused(Exception):
 
 class WechatChannel:
     name = NAME
+    #: the platform re-sends whatever is not answered 2xx
+    platform_retries = True
 
     def __init__(self, config: WechatChannelConfig) -> None:
         missing = [env for _, env, _ in config.missing_secrets()]
@@ -77,10 +87,15 @@ class WechatChannel:
             self.crypto = WeChatCrypto(self.token, _checked_key(aes_key, config), config.app_id)
         self.sender = WechatSender(config.app_id, config.credential("app_secret"), config.api_base)
         self._clock: Clock = SystemClock()
+        self._context: ChannelContext | None = None
+        self._limits: Limits = NoLimits()
+        self._nonces_pruned = 0.0
 
     def mount(self, app: web.Application, context: ChannelContext) -> None:
         self.sender.attach(context.store, context.clock)
         self._clock = context.clock
+        self._context = context
+        self._limits = context.limits
         service = context.messages
 
         async def verify(request: web.Request) -> web.Response:
@@ -138,6 +153,15 @@ class WechatChannel:
     async def receive(self, request: web.Request, service: Messages) -> web.StreamResponse:
         try:
             fields, encrypted = await self._read(request)
+            if not encrypted and not await self._first_use(request.query):
+                log.warning(
+                    "WeChat plain push replayed (timestamp %s, nonce %s seen before): "
+                    "acknowledged, not handled",
+                    request.query.get("timestamp", "")[:16],
+                    request.query.get("nonce", "")[:32],
+                )
+                self._limits.refused(NAME, "replay")
+                return web.Response(text=SUCCESS)
             inbound = to_inbound(fields, self._clock.now())
         except Refused as exc:
             log.warning("WeChat push refused (%d): %s", exc.status, exc)
@@ -147,6 +171,8 @@ class WechatChannel:
             return web.Response(status=400, text=f"malformed push: {exc}")
         if inbound is None:
             return web.Response(text=SUCCESS)
+        if await self._limits.customer_over(NAME, inbound.user_id) is not None:
+            return web.Response(text=SUCCESS)  # a 4xx would only bring it back
         try:
             outcome = await service.handle(inbound, wait=self.config.wait_seconds)
         except ServiceStopping:
@@ -183,6 +209,23 @@ class WechatChannel:
         except Exception:
             log.exception("passive reply to %s sent but not marked sent", inbound.user_id)
         return response
+
+    async def _first_use(self, query: Mapping[str, str]) -> bool:
+        """False when this signed (timestamp, nonce, signature) was pushed before, by any
+        worker, while it could still be fresh. In plain mode the signature does not cover the
+        body, so a URL seen in a log could carry another body; remembering the nonce for twice
+        `replay_seconds` outlives every timestamp that still passes `_fresh`."""
+        if self._context is None:
+            return True
+        context = self._context
+        parts = "\x1f".join(query.get(k, "") for k in ("timestamp", "nonce", "signature"))
+        key = NONCE_PREFIX + hashlib.sha256(parts.encode()).hexdigest()[:40]
+        keep = timedelta(seconds=2 * self.config.replay_seconds)
+        prune = time.monotonic() - self._nonces_pruned > 60
+        if prune:
+            self._nonces_pruned = time.monotonic()
+        forget = NONCE_PREFIX if prune else ""
+        return await context.in_store_pool(lambda: context.store.first_use(key, keep, forget))
 
     async def _read(self, request: web.Request) -> tuple[dict[str, Any], bool]:
         """The push's fields, authenticated (and decrypted in safe mode); refuses what WeChat

@@ -56,6 +56,8 @@ _HANDOFF_MARK = timedelta(hours=48)
 
 class WecomChannel:
     name = NAME
+    #: the platform re-sends whatever is not answered 2xx
+    platform_retries = True
 
     def __init__(self, config: WecomChannelConfig) -> None:
         secrets = {key: config.credential(key) for key in ("token", "aes_key", "secret")}

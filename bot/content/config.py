@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -264,6 +265,32 @@ class GuardConfig(_Section):
     complaint_words: list[str] = []
 
 
+class BodyLimits(_Section):
+    """The largest request body each route of `bot run` reads, in KiB: a body over it is
+    refused with 413 before it is read (Content-Length) or as soon as it passes the cap
+    (chunked). A platform's push or update is a few KiB; the caps leave room, not a hole."""
+
+    #: the generic JSON webhook (/channels/webhook/messages)
+    webhook: int = Field(64, ge=1, le=4096)
+    #: Telegram's webhook (an update with a long message and its entities)
+    telegram: int = Field(256, ge=1, le=4096)
+    #: the WeChat Official Account's pushes
+    wechat: int = Field(64, ge=1, le=4096)
+    #: WeCom 微信客服 callbacks (an envelope that only says "pull")
+    wecom: int = Field(16, ge=1, le=4096)
+    #: the console's forms (an agent's reply, a transfer note)
+    console: int = Field(64, ge=1, le=4096)
+    #: the console's login form
+    login: int = Field(8, ge=1, le=4096)
+    #: every other route (none takes a body today)
+    other: int = Field(16, ge=1, le=4096)
+
+    def cap(self, route: str) -> int:
+        """The cap in bytes for a route group (a channel's name, console, login, other)."""
+        kib = getattr(self, route) if route in type(self).model_fields else self.other
+        return int(kib) * 1024
+
+
 class ServiceConfig(_Section):
     """`bot run`: where it listens and how much it does at once."""
 
@@ -285,6 +312,32 @@ class ServiceConfig(_Section):
     #: behind a reverse proxy that terminates TLS: `bot run` prints each channel's URL to
     #: register with it, and Telegram's webhook mode registers itself there
     public_url: str = ""
+    #: the largest body each route reads (`[service.body_kib]`)
+    body_kib: BodyLimits = BodyLimits()
+    #: a request's body must have arrived this long after its headers, or the connection is
+    #: cut (408): a client trickling a body holds no worker's attention for longer
+    body_timeout_seconds: float = Field(10, ge=1, le=300)
+    #: POSTs one client address may make per minute, counted across workers (0: no limit)
+    per_ip_per_minute: int = Field(1200, ge=0)
+    #: messages one customer of a channel may send per minute over HTTP, across workers (0: no
+    #: limit); far above a person's pace: the flood guard (`[guard]`) answers people
+    per_customer_per_minute: int = Field(60, ge=0)
+    #: the reverse proxies whose X-Forwarded-For is believed (addresses or networks); a request
+    #: from anywhere else is counted by its own address
+    trusted_proxies: list[str] = ["127.0.0.1", "::1"]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies: {entry!r} is not an address or network "
+                    '(e.g. "127.0.0.1", "10.0.0.0/8")'
+                ) from None
+        return value
 
     @field_validator("public_url")
     @classmethod

@@ -1,5 +1,6 @@
 """What a channel keeps between messages, shared by every worker: WeCom's sync cursor per
-customer-service account, a platform's access token until it expires.
+customer-service account, a platform's access token until it expires, the signed pushes
+already taken (WeChat's plain-mode nonces, within the replay window).
 
 `locked` serialises a read-modify-write of one key across workers (PostgreSQL: a transaction
 advisory lock on the key; SQLite: its one write lock, which the transaction already holds).
@@ -69,6 +70,33 @@ def put_if_absent(conn: Connection, channel: str, key: str, value: str, now: dat
         )
     ).scalar_one()
     return str(stored)
+
+
+def first_use(conn: Connection, channel: str, key: str, now: datetime, until: datetime) -> bool:
+    """Mark `key` used until `until`; False when it already was and has not expired (a signed
+    push replayed). One statement, so two workers given the same key cannot both get True."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    insert = dialect.insert(channel_state).values(
+        channel=channel, key=key, value="used", expires_at=until, updated_at=now
+    )
+    statement = insert.on_conflict_do_update(
+        index_elements=["channel", "key"],
+        set_={"expires_at": insert.excluded.expires_at, "updated_at": insert.excluded.updated_at},
+        where=channel_state.c.expires_at <= now,
+    ).returning(channel_state.c.key)
+    return conn.execute(statement).first() is not None
+
+
+def forget_expired(conn: Connection, channel: str, prefix: str, now: datetime) -> int:
+    """Delete the channel's keys under `prefix` that have expired; how many went."""
+    result = conn.execute(
+        channel_state.delete().where(
+            channel_state.c.channel == channel,
+            channel_state.c.key.startswith(prefix, autoescape=True),
+            channel_state.c.expires_at <= now,
+        )
+    )
+    return int(result.rowcount or 0)
 
 
 def forget(conn: Connection, channel: str, key: str) -> None:

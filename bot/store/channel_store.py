@@ -101,6 +101,16 @@ class ChannelStore:
         with self._store.engine.connect() as conn:
             return channel_state.get(conn, self.channel, key, self._clock.now())
 
+    def first_use(self, key: str, keep: timedelta, forget_prefix: str = "") -> bool:
+        """Mark `key` used for `keep`; False when another request (any worker) already used
+        it within that time. With `forget_prefix`, the expired keys under it go in the same
+        transaction, so the marks never pile up."""
+        now = self._clock.now()
+        with self._store.transaction() as conn:
+            if forget_prefix:
+                channel_state.forget_expired(conn, self.channel, forget_prefix, now)
+            return channel_state.first_use(conn, self.channel, key, now, now + keep)
+
     @contextmanager
     def transaction(self) -> Iterator[ChannelTransaction]:
         with self._store.transaction() as conn:

@@ -313,3 +313,15 @@ erasures = sa.Table(
     sa.Column("note", sa.Text),
     sa.Index("ix_erasures_customer_hash", "customer_hash"),
 )
+
+
+#: requests counted per key (a client address, a channel's customer) and minute, shared by every
+#: worker so a limit holds however the load balancer spreads a client's requests; rows older
+#: than a couple of minutes are deleted as the counting goes on
+rate_limits = sa.Table(
+    "rate_limits",
+    metadata,
+    sa.Column("key", sa.String(96), primary_key=True),
+    sa.Column("window_start", sa.BigInteger, primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
+)

@@ -30,3 +30,9 @@ DISPATCH_FAILURES = Counter(
     "Replies given up: the customer is unreachable (blocked, window spent) or attempts ran out",
     ["channel", "reason"],
 )
+REQUESTS_REFUSED = Counter(
+    "bot_requests_refused",
+    "Requests refused or dropped at the door: a body over its cap, a body too slow, a client or "
+    "customer over its rate limit, a replayed push",
+    ["route", "reason"],
+)

@@ -1,4 +1,5 @@
-"""The aiohttp application of `bot run`: health checks, the channels' routes, the agents'
+"""The aiohttp application of `bot run`: the door every request passes (body caps, slow
+bodies, per-address rates: bot/web/limits.py), health checks, the channels' routes, the agents'
 console (/console/), and the long-lived parts — thread pools, scheduler and its leadership,
 dispatcher, channels, the console's live updates — each opened and closed in one place
 (`cleanup_ctx`), in order."""
@@ -24,6 +25,8 @@ from bot.store.channel_store import ChannelStore
 from bot.telemetry.exposition import CONTENT_TYPE, Exposition
 from bot.web import console
 from bot.web.channels import Channel, ChannelContext
+from bot.web.limits import Door
+from bot.web.rates import RateLimiter
 from bot.web.service import MessageService
 
 log = logging.getLogger("bot.web")
@@ -45,10 +48,14 @@ PARTS = web.AppKey("parts", Parts)
 
 
 def make_app(parts: Parts) -> web.Application:
-    app = web.Application(client_max_size=256 * 1024)
-    app[PARTS] = parts
     config = parts.pipeline.config.service
     store_pool = ThreadPoolExecutor(config.threads, thread_name_prefix="store")
+    limiter = RateLimiter(parts.pipeline.store, parts.pipeline.clock, store_pool, config)
+    door = Door(limiter, config.body_kib, config.body_timeout_seconds)
+    # the door sets each route's own cap on its requests; this is only the ceiling
+    ceiling = max(door.caps.cap(name) for name in type(door.caps).model_fields)
+    app = web.Application(client_max_size=ceiling, middlewares=[door.middleware])
+    app[PARTS] = parts
     reading_pool = ThreadPoolExecutor(1, thread_name_prefix="reading")
     pipeline = parts.pipeline
     dispatcher = Dispatcher(
@@ -81,8 +88,12 @@ def make_app(parts: Parts) -> web.Application:
             welcome=pipeline.config.texts.welcome,
             store_pool=store_pool,
             config_path=pipeline.config.path,
+            limits=limiter,
         )
+        before = set(app.router.resources())
         channel.mount(app, context)
+        mounted = [r for r in app.router.resources() if r not in before]
+        door.channel_routes(mounted, channel.name, channel.platform_retries)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     console_parts = console.mount(app, pipeline, store_pool, wake=dispatcher.wake)

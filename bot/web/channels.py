@@ -4,9 +4,10 @@ A channel is a `Channel`: a name, a sender the dispatcher calls, routes it mount
 the start-up log, and start/stop. At mount time the core hands it a `ChannelContext`, which is
 everything an adapter may use of the core: the message service's three calls (`Messages`), its
 own view of the store (`ChannelStore`: named calls, no SQL), the clock, this worker's id, the
-service's public address, the shop's welcome and where config.toml is. An adapter never reaches
-through the service into the pipeline, the store or the config (tests/test_layers.py enforces
-it).
+service's public address, the shop's welcome, where config.toml is, and the HTTP limits
+against abuse (`Limits`: a customer's rate across workers, the count of what was dropped). An
+adapter never reaches through the service into the pipeline, the store or the config
+(tests/test_layers.py enforces it).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -27,7 +28,7 @@ from bot.domain.messages import Inbound
 from bot.store.channel_store import ChannelStore
 from bot.web.service import Outcome, ServiceStopping
 
-__all__ = ["Channel", "ChannelContext", "Messages", "Outcome", "ServiceStopping"]
+__all__ = ["Channel", "ChannelContext", "Limits", "Messages", "Outcome", "ServiceStopping"]
 
 T = TypeVar("T")
 
@@ -54,6 +55,32 @@ class Messages(Protocol):
         ...
 
 
+class Limits(Protocol):
+    """The HTTP limits against abuse as a channel sees them (`bot.web.rates.RateLimiter`).
+    The door of `bot run` (bot/web/limits.py) already capped the body, timed it and counted the
+    client's address; a channel adds the customer once it has read who sent the request."""
+
+    async def customer_over(self, channel: str, user: str) -> float | None:
+        """Count one request of `user`; the seconds until they may send again when that is over
+        `service.per_customer_per_minute` (counted across workers; logged and counted as
+        refused), else None."""
+        ...
+
+    def refused(self, route: str, reason: str) -> None:
+        """Count a request the channel dropped at its door (e.g. a replayed push)."""
+        ...
+
+
+class NoLimits:
+    """No limits: for a channel mounted without the service's door (a unit test)."""
+
+    async def customer_over(self, channel: str, user: str) -> float | None:
+        return None
+
+    def refused(self, route: str, reason: str) -> None:
+        return None
+
+
 @dataclass(frozen=True)
 class ChannelContext:
     """What the core hands a channel when it mounts it."""
@@ -71,6 +98,8 @@ class ChannelContext:
     store_pool: Executor
     #: the config.toml the settings came from, for problems that name its file and line
     config_path: Path = Path("config.toml")
+    #: the customer's rate limit, and the count of requests dropped
+    limits: Limits = field(default_factory=NoLimits)
 
     async def in_store_pool(self, call: Callable[[], T]) -> T:
         """Run a synchronous store call (a `ChannelStore` method) off the event loop."""
@@ -84,6 +113,13 @@ class Channel(Protocol):
     @property
     def name(self) -> str:
         """The `channel` of its messages and of the replies it sends."""
+        ...
+
+    @property
+    def platform_retries(self) -> bool:
+        """True when the platform sends a request again whenever it is not answered 2xx
+        (WeChat, WeCom, Telegram): a refusal over a limit is then acknowledged with an empty
+        200 and dropped, since a 429 would only bring the request back."""
         ...
 
     @property

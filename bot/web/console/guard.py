@@ -113,6 +113,8 @@ async def on_prepare(request: web.Request, response: web.StreamResponse) -> None
     if request.match_info.route.name != "static":
         response.headers.setdefault("Cache-Control", "no-store")
     session = request.get(SESSION)
+    if session is None:  # refused at the service's door (bot/web/limits.py), before the guard
+        return
     sessions = console_of(request).sessions
-    if session is not None and sessions is not None:
+    if sessions is not None:
         sessions.save(response, session)
