@@ -72,7 +72,9 @@ def _set(text: str, table: str, values: dict[str, str]) -> str:
     return "\n".join([*lines[: start + 1], *added, *kept, *lines[end:]]) + "\n"
 
 
-def _shop(source: Path, folder: Path, url: str, platform: dict[str, str], port: int) -> Path:
+def _shop(
+    source: Path, folder: Path, url: str, platform: dict[str, str], port: int, counted: bool
+) -> Path:
     """A copy of the shop whose config points the channels at the platform process."""
     shop = folder / f"shop-{port}"
     shutil.copytree(source.parent, shop, ignore=shutil.ignore_patterns("var", ".venv", ".git"))
@@ -86,8 +88,9 @@ def _shop(source: Path, folder: Path, url: str, platform: dict[str, str], port: 
     text = _set(text, "guard", {"flood_messages": "1000000"})
     # every customer comes from loopback: the rates are still counted (their cost is measured)
     # but never reached
+    limits = ("1000000000", "1000000") if counted else ("0", "0")  # 0: not counted at all
     text = _set(
-        text, "service", {"per_ip_per_minute": "1000000000", "per_customer_per_minute": "1000000"}
+        text, "service", {"per_ip_per_minute": limits[0], "per_customer_per_minute": limits[1]}
     )
     text = _set(
         text,
@@ -163,7 +166,7 @@ async def _setup(
     }
     processes = []
     for port in ports:
-        config = _shop(args.config.resolve(), folder, url, info, port)
+        config = _shop(args.config.resolve(), folder, url, info, port, not args.no_rate_counts)
         processes.append(
             subprocess.Popen(
                 [_bot(), "--config", str(config), "run", "--port", str(port)],
@@ -504,6 +507,11 @@ def main() -> None:
             "BOT_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
         ),
         help="database of the 2- and 4-worker setups ('' skips them); its tables are dropped",
+    )
+    parser.add_argument(
+        "--no-rate-counts",
+        action="store_true",
+        help="turn the per-address and per-customer rate limits off (to see what counting costs)",
     )
     parser.add_argument("--platform", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

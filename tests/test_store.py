@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from bot.domain.conversation import ConversationState
 from bot.domain.messages import Action, Decision
 from bot.domain.ticket import TicketDraft
-from bot.store import deliveries, outbox
+from bot.store import deliveries, outbox, rate_limits
 from bot.store.batch import Arrival, DecisionBatch, Entry
 from bot.store.database import Store
 from bot.store.migrate import current_revision, head_revision
@@ -163,3 +163,16 @@ def test_one_decision_per_message(store: Store) -> None:
         batch.load([Arrival(entry.message_id, "wechat", "u1", "u1", NOW)])
         batch.record(entry)
         batch.flush()
+
+
+def test_rates_counted_together_count_as_one_after_another(store: Store) -> None:
+    """A batch of requests counts each in turn, a key asked twice getting n and n + 1, and a
+    later single count carries on from the batch's total."""
+    with store.transaction() as tx:
+        assert rate_limits.count_many(tx, []) == []
+        assert rate_limits.count(tx, "ip:a", 60) == 1
+        counted = rate_limits.count_many(
+            tx, [("ip:a", 60), ("ip:b", 60), ("ip:a", 60), ("ip:a", 120)]
+        )
+        assert counted == [2, 1, 3, 1]
+        assert rate_limits.count(tx, "ip:a", 60) == 4

@@ -5,6 +5,9 @@ writer)."""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
+
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -21,6 +24,33 @@ def count(conn: Connection, key: str, window_start: int) -> int:
         set_={"count": rate_limits.c.count + 1},
     ).returning(rate_limits.c.count)
     return int(conn.execute(statement).scalar_one())
+
+
+def count_many(conn: Connection, requests: Sequence[tuple[str, int]]) -> list[int]:
+    """`count` for several (key, window start) requests in one statement: each request's
+    count, in order, as if they had been counted one after another (a key asked twice in the
+    batch gets n and n + 1)."""
+    if not requests:
+        return []
+    asked = Counter(requests)
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    insert = dialect.insert(rate_limits).values(
+        [{"key": key, "window_start": window, "count": n} for (key, window), n in asked.items()]
+    )
+    statement = insert.on_conflict_do_update(
+        index_elements=["key", "window_start"],
+        set_={"count": rate_limits.c.count + insert.excluded.count},
+    ).returning(rate_limits.c.key, rate_limits.c.window_start, rate_limits.c.count)
+    # the count before this batch, per key: each request takes the next one
+    before = {
+        (key, int(window)): int(total) - asked[(key, int(window))]
+        for key, window, total in conn.execute(statement)
+    }
+    out = []
+    for request in requests:
+        before[request] += 1
+        out.append(before[request])
+    return out
 
 
 def prune(conn: Connection, before: int) -> int:

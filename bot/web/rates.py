@@ -12,7 +12,8 @@ address of X-Forwarded-For that is not a trusted proxy, which is the address ngi
 (`$proxy_add_x_forwarded_for` appends it); whatever the client itself wrote to the left of it
 is never believed.
 
-Counting never holds a request up for long: a count the database has not made within
+Requests that arrive together are counted together (one statement, one commit). Counting never
+holds a request up for long: a count the database has not made within
 `COUNT_WAIT` lets the request through (fail open), so a busy database (SQLite's one writer held
 by a long transaction) does not make a platform's push miss its wait.
 """
@@ -25,12 +26,14 @@ import ipaddress
 import logging
 import math
 import time
+from collections.abc import Sequence
 from concurrent.futures import Executor
 
 from aiohttp import web
 
 from bot.content.config import ServiceConfig
 from bot.domain.clock import Clock
+from bot.pipeline.batching import MicroBatcher
 from bot.store import rate_limits
 from bot.store.database import Store
 from bot.telemetry.instruments import REQUESTS_REFUSED
@@ -61,6 +64,10 @@ class RateLimiter:
             ipaddress.ip_network(entry, strict=False) for entry in config.trusted_proxies
         ]
         self._pruned = 0.0
+        #: requests arriving together are counted in one statement and one commit
+        self._counting: MicroBatcher[tuple[str, int], int] = MicroBatcher(
+            self._count_many, pool, 256
+        )
 
     # --- who is asking ------------------------------------------------------------------------
 
@@ -125,8 +132,7 @@ class RateLimiter:
     async def _over(self, key: str, limit: int) -> float | None:
         now = self._clock.now().timestamp()
         window = int(now) // WINDOW * WINDOW
-        loop = asyncio.get_running_loop()
-        counting = loop.run_in_executor(self._pool, self._count, key, window)
+        counting = asyncio.ensure_future(self._counting.submit((key, window)))
         counting.add_done_callback(_retrieve)
         try:
             count = await asyncio.wait_for(asyncio.shield(counting), COUNT_WAIT)
@@ -142,13 +148,13 @@ class RateLimiter:
             return None
         return max(1.0, math.ceil(window + WINDOW - now))
 
-    def _count(self, key: str, window: int) -> int:
+    def _count_many(self, requests: Sequence[tuple[str, int]]) -> list[int]:
         with self._store.transaction() as conn:
-            counted = rate_limits.count(conn, key, window)
+            counted = rate_limits.count_many(conn, requests)
         if time.monotonic() - self._pruned > PRUNE_EVERY:
             self._pruned = time.monotonic()
             with self._store.transaction() as conn:
-                rate_limits.prune(conn, window - WINDOW)
+                rate_limits.prune(conn, min(window for _, window in requests) - WINDOW)
         return counted
 
 
