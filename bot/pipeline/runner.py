@@ -109,10 +109,16 @@ class Pipeline:
         ]
         with self.store.transaction() as tx:
             ids = deliveries.accept_many(tx, received)
+            again = [
+                (d.channel, d.external_id) for d, i in zip(received, ids, strict=True) if i is None
+            ]
+            undecided = deliveries.undecided(tx, again)
         for ctx, message_id in zip(contexts, ids, strict=True):
             ctx.message_id = message_id
         for ctx in contexts:
             if ctx.message_id is None:
+                key = (ctx.inbound.channel, ctx.inbound.external_id)
+                ctx.first_undecided = key in undecided
                 self._duplicate(ctx)
         return contexts
 
