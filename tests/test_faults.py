@@ -11,6 +11,7 @@ import asyncio
 import json
 import resource
 import signal
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -164,9 +165,10 @@ async def test_a_worker_killed_under_load_and_restarted_loses_nothing(
 
 
 @pytest.fixture
-def private_postgres(tmp_path: Path) -> Any:
+def private_postgres() -> Any:
     postgres.require_initdb()
-    cluster = postgres.PrivateCluster(tmp_path / "pg", free_port())
+    # not under pytest's tmp_path: as root that is closed to the `postgres` user
+    cluster = postgres.PrivateCluster(Path(tempfile.mkdtemp(prefix="bot-test-pg-")), free_port())
     cluster.create()
     yield cluster
     cluster.destroy()

@@ -102,9 +102,11 @@ class PrivateCluster:
             shutil.chown(folder, "postgres", "postgres")
 
     def _run(self, *args: str, timeout: float = 60) -> None:
-        subprocess.run(
-            [*self._as, *args], check=True, capture_output=True, timeout=timeout, cwd=self.folder
+        done = subprocess.run(
+            [*self._as, *args], capture_output=True, text=True, timeout=timeout, cwd=self.folder
         )
+        if done.returncode:
+            raise RuntimeError(f"{' '.join(args)}: exit {done.returncode}: {done.stderr.strip()}")
 
     def create(self) -> str:
         """initdb, start, and a database `bot`; its URL."""
@@ -136,7 +138,7 @@ class PrivateCluster:
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
 
     def destroy(self) -> None:
-        with contextlib.suppress(subprocess.CalledProcessError):  # not running
+        with contextlib.suppress(RuntimeError):  # not running
             self.stop("immediate")
         shutil.rmtree(self.folder, ignore_errors=True)
 
