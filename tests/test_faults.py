@@ -265,7 +265,8 @@ async def test_postgresql_restarted_under_load_loses_and_doubles_nothing(
     assert unready == set(ports)  # /readyz said so while the database was away
     statuses = {s for seen in load.attempts.values() for s in seen}
     assert statuses <= {200, 503}, statuses
-    print(json.dumps({"fault": "PostgreSQL restart", **counts}))
+    late = sum(w.log.count("was sent but not marked sent") for w in workers)
+    print(json.dumps({"fault": "PostgreSQL restart", "marked sent late": late, **counts}))
 
 
 def _writes_fail_quietly() -> None:
@@ -313,4 +314,5 @@ async def test_a_data_folder_that_takes_no_writes_gets_503_and_recovers(
     assert statuses == {200, 503}, statuses
     problem = [line for line in worker.lines if "cannot write" in line]
     assert problem and str(shop / "var" / "bot.sqlite3") in problem[0], worker.log[-3000:]
-    print(json.dumps({"fault": "data folder takes no writes", **counts}))
+    late = worker.log.count("was sent but not marked sent")
+    print(json.dumps({"fault": "data folder takes no writes", "marked sent late": late, **counts}))
