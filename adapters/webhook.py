@@ -7,7 +7,9 @@ In:  POST /channels/webhook/messages, `Authorization: Bearer <secret>`, JSON
      "wait" it gets the replies the first request could not return, if none went out yet)
      → 200 {"action": …, "replies": [...]?, "pending": bool}; a forged secret gets 401, a
      malformed body 400 (logged, nothing stored), a user over
-     `service.per_customer_per_minute` 429 with Retry-After, a worker shutting down 503. `pending`
+     `service.per_customer_per_minute` 429 with Retry-After, a worker shutting down 503, and so
+     does a message that could not be stored or decided (the database away, the disk full) or
+     whose first delivery is not decided yet: send it again (`Retry-After`). `pending`
      (a public key, kept as is) is `Outcome.unfinished`: not handled within the wait, the
      replies are delivered as below.
      With "wait": true the replies come back in the response when ready within
@@ -35,7 +37,14 @@ from aiohttp import web
 from bot.content.config import WebhookChannelConfig
 from bot.domain.delivery import PermanentFailure, RetryAfter
 from bot.domain.messages import Inbound, Kind, Outbound
-from bot.web.channels import ChannelContext, Limits, Messages, NoLimits, ServiceStopping
+from bot.web.channels import (
+    ChannelContext,
+    Limits,
+    Messages,
+    NoLimits,
+    NotHandled,
+    ServiceStopping,
+)
 
 log = logging.getLogger("adapters.webhook")
 
@@ -143,6 +152,9 @@ class WebhookChannel:
             outcome = await service.handle(inbound, wait=self.config.wait_seconds if wait else None)
         except ServiceStopping:
             return web.json_response({"error": "shutting down, try another worker"}, status=503)
+        except NotHandled as exc:
+            # not acknowledged: the caller sends it again, to this worker or another
+            return web.json_response({"error": str(exc)}, status=503, headers={"Retry-After": "1"})
         body: dict[str, Any] = {
             "action": outcome.decision.action.value if outcome.decision else None,
             "pending": outcome.unfinished,

@@ -42,6 +42,9 @@ T = TypeVar("T")
 
 #: conversations claimed in one claim, at most
 CLAIM_CONVERSATIONS = 50
+#: seconds between tries to mark a sent reply sent while the database refuses: first, most
+MARK_FIRST_WAIT = 0.2
+MARK_MOST_WAIT = 5.0
 
 
 class Dispatcher:
@@ -261,8 +264,27 @@ class Dispatcher:
                 DISPATCH_RETRIES.labels(row.channel, "error").inc()
                 await self._db(self._later, row, wait, safe_for_logs(repr(exc)), rest)
                 return
-            await self._marking.submit(row.id)
+            await self._marked(row.id)
             MESSAGES_OUT.labels(row.channel, "dispatcher").inc()
+
+    async def _marked(self, row_id: int) -> None:
+        """Mark a reply sent, trying until the database takes it: the customer has it, and a
+        row left unmarked would be sent a second time when its lease ends (the database
+        restarting, the disk full for a moment). The lease is renewed meanwhile."""
+        wait = MARK_FIRST_WAIT
+        while True:
+            try:
+                await self._marking.submit(row_id)
+                return
+            except Exception as exc:
+                log.warning(
+                    "outbox %s was sent but not marked sent (%s); trying again in %.1f s",
+                    row_id,
+                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                    wait,
+                )
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, MARK_MOST_WAIT)
 
     # --- database calls (run in the executor) ----------------------------------------------
 

@@ -97,3 +97,7 @@ class Context:
     worker: str = ""
     stop: bool = False
     error: bool = False
+    #: a redelivery of a message stored before but not decided yet (still in flight, or its
+    #: worker died less than `deliveries.STALE_AFTER` ago): not answered here, and not to be
+    #: acknowledged either, or nobody would ever answer it
+    first_undecided: bool = False

@@ -109,10 +109,16 @@ class Pipeline:
         ]
         with self.store.transaction() as tx:
             ids = deliveries.accept_many(tx, received)
+            again = [
+                (d.channel, d.external_id) for d, i in zip(received, ids, strict=True) if i is None
+            ]
+            undecided = deliveries.undecided(tx, again)
         for ctx, message_id in zip(contexts, ids, strict=True):
             ctx.message_id = message_id
         for ctx in contexts:
             if ctx.message_id is None:
+                key = (ctx.inbound.channel, ctx.inbound.external_id)
+                ctx.first_undecided = key in undecided
                 self._duplicate(ctx)
         return contexts
 
@@ -349,6 +355,9 @@ class Pipeline:
         if ctx.message_id is None:
             return
         ctx.error = True
+        # what the failed run decided was not written (its transaction rolled back): None
+        # unless the fallback below is, so the channel does not acknowledge an unanswered message
+        ctx.decision = None
         ctx.outbound, ctx.ticket, ctx.stop, ctx.entry = [], None, False, None
         ctx.reopen, ctx.ticket_updates = None, []
         inbound = ctx.inbound
@@ -371,6 +380,8 @@ class Pipeline:
             steps.delivered(ctx)
         except Exception:
             log.exception("could not answer message %s after the error", ctx.message_id)
+            # its commit may be what failed, after the fallback was chosen: nothing was written
+            ctx.decision, ctx.outbound, ctx.stop = None, [], False
 
 
 def _rounds(items: Sequence[Decidable]) -> list[list[Decidable]]:

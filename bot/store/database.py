@@ -10,6 +10,7 @@ modules).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -26,6 +27,16 @@ from bot.store import conversations, decisions, deliveries, outbox, tickets
 from bot.store.locks import CONVERSATION_LOCK, CUSTOMER_LOCK, conversation_key, customer_key
 from bot.store.migrate import is_current, upgrade
 
+log = logging.getLogger("bot.store")
+
+#: SQLite's words for a write the disk refused, and what they mean for whoever reads the log
+_WRITE_FAILURES = {
+    "database or disk is full": "the disk is full",
+    "disk I/O error": "the disk refused the write (full, over a file-size limit, or failing)",
+    "readonly database": "the file or its folder is read-only",
+    "unable to open database file": "it cannot be opened (the folder is gone or read-only)",
+}
+
 
 class Store:
     def __init__(self, url: str, pool_size: int = 8) -> None:
@@ -36,6 +47,10 @@ class Store:
             options = {"pool_size": pool_size, "max_overflow": 4, "pool_pre_ping": True}
         self.engine: Engine = sa.create_engine(url, **options)
         self.dialect = self.engine.dialect.name
+        #: why the SQLite file takes no writes (a full or read-only disk), for /readyz and the
+        #: 503s; None while writes work. Set by a failed write, cleared by the next that works.
+        self.trouble: str | None = None
+        self._lock_trouble = threading.Lock()
         #: SQLite has one writer: this process's threads queue here instead of in SQLite's busy
         #: handler, which sleeps in steps of up to 100 ms
         self._sqlite_writer = threading.Lock()
@@ -71,10 +86,42 @@ class Store:
             with self.engine.begin() as conn:
                 yield conn
             return
-        with self._sqlite_writer, self.engine.connect() as conn:
-            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
-            with conn.begin():
-                yield conn
+        try:
+            with self._sqlite_writer, self.engine.connect() as conn:
+                raw = conn.connection.dbapi_connection
+                before = getattr(raw, "total_changes", 0)
+                conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+                with conn.begin():
+                    yield conn
+                wrote = getattr(raw, "total_changes", 0) > before
+        except sa.exc.OperationalError as exc:
+            self._write_failed(exc)
+            raise
+        if wrote and self.trouble is not None:
+            self._writable_again()
+
+    def _write_failed(self, exc: sa.exc.OperationalError) -> None:
+        """A write the disk refused: said once in the log, with the file, until writes work."""
+        said = str(exc.orig)
+        meaning = next((m for words, m in _WRITE_FAILURES.items() if words in said), None)
+        if meaning is None:
+            return  # not the disk (a lock timeout): nothing to report
+        trouble = f"cannot write the database {self._file()}: {meaning} ({said})"
+        with self._lock_trouble:
+            if self.trouble == trouble:
+                return
+            self.trouble = trouble
+        log.error("%s; messages get 503 until it can be written again", trouble)
+
+    def _writable_again(self) -> None:
+        with self._lock_trouble:
+            if self.trouble is None:
+                return
+            self.trouble = None
+        log.warning("the database %s takes writes again", self._file())
+
+    def _file(self) -> str:
+        return str(Path(self.engine.url.database or "").resolve())
 
     @contextmanager
     def customer_lock(self, channel: str, user_id: str) -> Iterator[Connection]:

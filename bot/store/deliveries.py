@@ -76,6 +76,19 @@ def accept_many(
     return ids
 
 
+def undecided(conn: Connection, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Of these (channel, external id) deliveries, the ones stored but not decided yet."""
+    if not keys:
+        return set()
+    rows = conn.execute(
+        sa.select(messages.c.channel, messages.c.external_id).where(
+            sa.tuple_(messages.c.channel, messages.c.external_id).in_(list(keys)),
+            messages.c.handled.is_(False),
+        )
+    )
+    return {(row.channel, row.external_id) for row in rows}
+
+
 def accept(
     conn: Connection,
     channel: str,

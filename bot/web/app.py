@@ -165,8 +165,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready for traffic: content learnt, database reachable, schema current, not draining, and
-    no channel stuck (a Telegram poller failing without moving: `troubles` says why)."""
+    """Ready for traffic: content learnt, database reachable, schema current, its file taking
+    writes (SQLite: `storage`), not draining, and no channel stuck (a Telegram poller failing
+    without moving); `troubles` says why."""
     app = request.app
     parts, service = app[PARTS], app[SERVICE]
     store = parts.pipeline.store
@@ -174,12 +175,16 @@ async def readyz(request: web.Request) -> web.Response:
     database = await loop.run_in_executor(None, store.reachable)
     schema = database and await loop.run_in_executor(None, store.schema_current)
     troubles = {c.name: t for c in parts.channels if (t := c.trouble()) is not None}
+    stuck = bool(troubles)
+    if store.trouble is not None:
+        troubles["storage"] = store.trouble
     checks = {
         "encoder": parts.pipeline.knowledge is not None,
         "database": database,
         "schema": bool(schema),
+        "storage": store.trouble is None,
         "accepting": service.accepting,
-        "channels": not troubles,
+        "channels": not stuck,
     }
     body: dict[str, object] = {
         "ready": all(checks.values()),

@@ -26,9 +26,17 @@ from bot.domain.clock import Clock
 from bot.domain.delivery import Sender
 from bot.domain.messages import Inbound
 from bot.store.channel_store import ChannelStore
-from bot.web.service import Outcome, ServiceStopping
+from bot.web.service import NotHandled, Outcome, ServiceStopping
 
-__all__ = ["Channel", "ChannelContext", "Limits", "Messages", "Outcome", "ServiceStopping"]
+__all__ = [
+    "Channel",
+    "ChannelContext",
+    "Limits",
+    "Messages",
+    "NotHandled",
+    "Outcome",
+    "ServiceStopping",
+]
 
 T = TypeVar("T")
 
@@ -42,7 +50,8 @@ class Messages(Protocol):
         ...
 
     async def handle(self, inbound: Inbound, wait: float | None = None) -> Outcome:
-        """Store and handle one message; raises `ServiceStopping` while draining."""
+        """Store and handle one message; raises `ServiceStopping` while draining and
+        `NotHandled` when it could not be stored or decided now (the platform must resend)."""
         ...
 
     async def confirm_inline(self, outcome: Outcome) -> None:

@@ -59,6 +59,13 @@ class ServiceStopping(Exception):
     """The worker is shutting down and takes no new messages (the channel answers 503)."""
 
 
+class NotHandled(Exception):
+    """The message could not be stored or decided now (the database unreachable or
+    restarting, the disk taking no writes), or it repeats one not decided yet: the channel must
+    not acknowledge it (the webhook answers 503), so that the platform sends it again. What
+    was acknowledged is always stored and answered."""
+
+
 class MessageService:
     def __init__(
         self,
@@ -108,6 +115,8 @@ class MessageService:
         task.add_done_callback(self._tasks.discard)
         if wait is None:
             ctx = await task
+            if ctx.first_undecided:
+                raise NotHandled("its first delivery is not decided yet: send it again later")
             return Outcome(ctx.decision, ctx.outbound, False, False, ctx)
         try:
             ctx = await asyncio.wait_for(asyncio.shield(task), wait)
@@ -185,7 +194,10 @@ class MessageService:
     async def _process(self, inbound: Inbound, deadline: datetime | None) -> Context:
         pipeline = self.pipeline
         started = time.monotonic()
-        ctx = await self.accepting_batch.submit(inbound)
+        try:
+            ctx = await self.accepting_batch.submit(inbound)
+        except Exception as exc:
+            raise self._not_handled(inbound, "not stored", exc) from exc
         if ctx.stop:
             return ctx
         MESSAGES_IN.labels(inbound.channel).inc()
@@ -198,12 +210,30 @@ class MessageService:
             now = pipeline.clock.now()
             hold = deadline if deadline is not None and deadline > now else None
             await self.deciding_batch.submit((ctx, reading, hold))
+        if ctx.decision is None and not ctx.stop:
+            # neither decided nor answered after the error: the database went away meanwhile
+            raise self._not_handled(inbound, "stored but not decided", None)
         if ctx.outbound and ctx.inline_until is None:
             self.on_written()
         if ctx.decision is not None:
             DECISIONS.labels(ctx.decision.action.value).inc()
         PIPELINE_SECONDS.observe(time.monotonic() - started)
         return ctx
+
+    def _not_handled(self, inbound: Inbound, what: str, exc: BaseException | None) -> NotHandled:
+        """The channel's answer for a message that could not be handled now, logged without
+        the statement and its parameters (only the driver's first line)."""
+        problem = self.pipeline.store.trouble or (
+            str(exc).splitlines()[0] if exc is not None and str(exc) else "the database failed"
+        )
+        log.warning(
+            "message %s/%s %s: %s; the channel asks for it again",
+            inbound.channel,
+            inbound.external_id,
+            what,
+            problem,
+        )
+        return NotHandled(f"{what}: {problem}; send it again")
 
     async def _run(self, call: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.store_executor, call)

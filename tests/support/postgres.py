@@ -7,8 +7,12 @@ database named in the URL is only connected to, to create and drop the run's own
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -67,3 +71,81 @@ def empty_postgres(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         conn.execute(sa.text("DROP SCHEMA public CASCADE"))
         conn.execute(sa.text("CREATE SCHEMA public"))
+
+
+def initdb() -> Path | None:
+    """PostgreSQL's own initdb (Debian's /usr/lib/postgresql/N/bin), or None."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if found:
+        return found[-1]
+    on_path = shutil.which("initdb")
+    return Path(on_path) if on_path else None
+
+
+class PrivateCluster:
+    """A PostgreSQL server of the test's own, in a temporary folder, that the test may stop,
+    restart or kill without touching the machine's server (other tests use it). As root it runs
+    as the `postgres` user, since initdb and the server refuse root."""
+
+    def __init__(self, folder: Path, port: int) -> None:
+        binary = initdb()
+        assert binary is not None
+        self.bin = binary.parent
+        self.folder = folder
+        self.data = folder / "data"
+        self.port = port
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/bot"
+        self._as: list[str] = []
+        if os.geteuid() == 0:
+            self._as = ["runuser", "-u", "postgres", "--"]
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.chown(folder, "postgres", "postgres")
+
+    def _run(self, *args: str, timeout: float = 60) -> None:
+        done = subprocess.run(
+            [*self._as, *args], capture_output=True, text=True, timeout=timeout, cwd=self.folder
+        )
+        if done.returncode:
+            raise RuntimeError(f"{' '.join(args)}: exit {done.returncode}: {done.stderr.strip()}")
+
+    def create(self) -> str:
+        """initdb, start, and a database `bot`; its URL."""
+        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust")
+        self.start()
+        engine = sa.create_engine(
+            self.url.replace("/bot", "/postgres"), isolation_level="AUTOCOMMIT"
+        )
+        with engine.connect() as conn:
+            conn.execute(sa.text("CREATE DATABASE bot"))
+        engine.dispose()
+        return self.url
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1"
+        self._run(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-w",
+            "-l",
+            str(self.folder / "server.log"),
+            "start",
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def destroy(self) -> None:
+        with contextlib.suppress(RuntimeError):  # not running
+            self.stop("immediate")
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def require_initdb() -> None:
+    """Skip without PostgreSQL's initdb, except in CI (CI=true), where it must be there."""
+    if initdb() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL's initdb is required in CI (apt install postgresql)")
+        pytest.skip("no initdb: install PostgreSQL's server binaries to run a private cluster")
