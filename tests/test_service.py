@@ -494,11 +494,16 @@ async def test_sigterm_finishes_the_messages_in_flight(
                         headers={"Authorization": f"Bearer {SECRET}"},
                     ) as response:
                         statuses.append(response.status)
+                        if response.status == 200:
+                            first.set()
                 except aiohttp.ClientError:
                     statuses.append(0)  # refused once the worker stopped listening
 
+            first = asyncio.Event()
             burst = [asyncio.create_task(send(n)) for n in range(200)]
-            await asyncio.sleep(0.05)
+            # mid-burst: the first answers are out, most of the burst still in flight (a fixed
+            # 50 ms could fall before any message passed the limits' count on a busy machine)
+            await asyncio.wait_for(first.wait(), 30)
             worker.send_signal(signal.SIGTERM)
             await asyncio.gather(*burst)
             # wait without blocking this loop: the receiver runs on it
