@@ -1,7 +1,8 @@
 """Channel adapters: each speaks one platform's protocol, and uses of the core only what the
 channel contract hands it (`bot.web.channels`: `Channel`, `ChannelContext`) and the typed
-messages (`bot.domain`). One package per channel — `telegram/`, `wechat/`, `wecom/` — plus the
-JSON `webhook.py`, the `terminal.py` of `bot chat`, and `common/` for what several share.
+messages (`bot.domain`). One package per channel — `telegram/`, `wechat/`, `wecom/`,
+`webchat/` (the widget) — plus the JSON `webhook.py`, the `terminal.py` of `bot chat`, and
+`common/` for what several share.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ def channels_from_config(config: Config) -> list[Channel]:
 
         webhook = settings.webhook
         channels.append(WebhookChannel(webhook, os.environ.get(webhook.secret_env, "")))
+    if settings.webchat.enabled:
+        from adapters.webchat import WebchatChannel
+
+        channels.append(WebchatChannel(settings.webchat, settings.webchat.credential("secret")))
     if settings.telegram.enabled:
         from adapters.telegram import TelegramChannel
 

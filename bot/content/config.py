@@ -272,6 +272,8 @@ class BodyLimits(_Section):
 
     #: the generic JSON webhook (/channels/webhook/messages)
     webhook: int = Field(64, ge=1, le=4096)
+    #: the web chat's messages (/webchat/…): a visitor's message and its id
+    webchat: int = Field(16, ge=1, le=4096)
     #: Telegram's webhook (an update with a long message and its entities)
     telegram: int = Field(256, ge=1, le=4096)
     #: the WeChat Official Account's pushes
@@ -607,8 +609,78 @@ class WebhookChannelConfig(_Section):
         return self
 
 
+#: an origin a page is served from: scheme, host and port, nothing after
+ORIGIN = r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?"
+
+
+class WebchatChannelConfig(ChannelSection):
+    """The web chat: a widget any page embeds with one script tag (a launcher button and a
+    chat panel in an iframe served by `bot run`), live both ways over Server-Sent Events."""
+
+    path: str = "/webchat"
+    #: signs visitors' ids and checks the shop's `data-user-hash` (HMAC-SHA256 of the user id)
+    secret: str = ""
+    secret_env: str = "BOT_WEBCHAT_SECRET"
+    #: the sites whose pages may embed the panel and call its API (CORS, CSP frame-ancestors),
+    #: e.g. "https://shop.example.com"; "*" lets any site; none: only this service's own pages
+    allowed_origins: list[str] = []
+    title: LocalText = {"zh": "在线客服", "en": "Chat with us"}
+    #: the launcher's and the header's colour
+    colour: str = "#1f6feb"
+    #: an https:// image shown in the header; "" for none
+    avatar: str = ""
+    #: shown first in an empty conversation; none: `texts.welcome`
+    greeting: LocalText = {}
+    #: the panel's languages; the browser's language picks one, else the first
+    languages: list[Language] = ["zh", "en"]
+    #: messages one visitor may send a minute, and POSTs one address may make (0: no limit)
+    per_visitor_per_minute: int = Field(20, ge=0)
+    per_ip_per_minute: int = Field(120, ge=0)
+    #: the longest message a visitor may send, in characters (longer: 413)
+    max_message_chars: int = Field(2000, ge=1, le=20000)
+
+    def _required_secrets(self) -> list[tuple[str, str]]:
+        return [("secret", "the web chat's signing secret (32 or more random characters)")]
+
+    def _secret_shapes(self) -> list[tuple[str, str, str]]:
+        return [("secret", r"\S{32,}", "must be 32 or more characters without spaces")]
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and not re.fullmatch(ORIGIN, origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin: scheme and host (and port), nothing after, "
+                    'e.g. "https://shop.example.com", or "*" for any site'
+                )
+        return value
+
+    @field_validator("colour")
+    @classmethod
+    def _colour(cls, value: str) -> str:
+        if not re.fullmatch(r"#[0-9A-Fa-f]{6}", value):
+            raise ValueError('a colour as #rrggbb, e.g. "#1f6feb"')
+        return value
+
+    @field_validator("avatar")
+    @classmethod
+    def _avatar(cls, value: str) -> str:
+        if value and not re.fullmatch(r"https://\S+", value):
+            raise ValueError('an https:// address of an image, or "" for none')
+        return value
+
+    @field_validator("languages")
+    @classmethod
+    def _languages(cls, value: list[Language]) -> list[Language]:
+        if not value:
+            raise ValueError('at least one language, e.g. ["zh", "en"]')
+        return value
+
+
 class ChannelsConfig(_Section):
     webhook: WebhookChannelConfig = WebhookChannelConfig()
+    webchat: WebchatChannelConfig = WebchatChannelConfig()
     telegram: TelegramChannelConfig = TelegramChannelConfig()
     wechat: WechatChannelConfig = WechatChannelConfig()
     wecom: WecomChannelConfig = WecomChannelConfig()

@@ -19,7 +19,8 @@ from typing import Protocol
 from sqlalchemy.engine import Connection
 
 from bot.domain.clock import Clock
-from bot.store import channel_state, leases, outbox
+from bot.store import channel_lines, channel_state, leases, outbox
+from bot.store.channel_lines import Line as Line
 from bot.store.database import Store
 
 
@@ -110,6 +111,42 @@ class ChannelStore:
             if forget_prefix:
                 channel_state.forget_expired(conn, self.channel, forget_prefix, now)
             return channel_state.first_use(conn, self.channel, key, now, now + keep)
+
+    # --- a channel that shows the conversation itself (the web chat) -----------------------
+
+    def lines_after(
+        self, user_id: str, message_id: int, outbox_id: int, limit: int = 100
+    ) -> list[Line]:
+        """The customer's messages and delivered replies after the cursor, oldest first."""
+        with self._store.engine.connect() as conn:
+            return channel_lines.after(conn, self.channel, user_id, message_id, outbox_id, limit)
+
+    def last_lines(self, user_id: str, limit: int = 200) -> list[Line]:
+        """The customer's last messages and delivered replies, oldest first (a page's history)."""
+        with self._store.engine.connect() as conn:
+            return channel_lines.last(conn, self.channel, user_id, limit)
+
+    def delivered(self, outbox_id: int, user_id: str) -> None:
+        """The reply is in the customer's conversation for the channel to show: marked sent and
+        announced to every worker in one transaction, so a reader woken by the announcement
+        finds it. The dispatcher's own mark afterwards finds it sent and changes nothing."""
+        with self._store.transaction() as conn:
+            outbox.mark_sent(conn, [outbox_id], self._clock.now())
+            channel_lines.announce(conn, self.channel, user_id)
+
+    def announce(self, user_id: str) -> None:
+        """Tell the other workers' readers that the customer's conversation has something new."""
+        if self._store.dialect == "postgresql":
+            with self._store.transaction() as conn:
+                channel_lines.announce(conn, self.channel, user_id)
+
+    def listen_address(self) -> str | None:
+        """Where to LISTEN for `channel_lines.NOTIFY_CHANNEL` (a libpq connection string), or
+        None on SQLite, whose readers poll."""
+        url = self._store.engine.url
+        if url.get_backend_name() != "postgresql":
+            return None
+        return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
     @contextmanager
     def transaction(self) -> Iterator[ChannelTransaction]:

@@ -16,6 +16,7 @@ from datetime import timedelta
 from aiohttp import web
 
 from bot.domain.messages import Outbound
+from bot.hours.schedule import format_moment
 from bot.jobs import scheduler
 from bot.jobs.dispatch import Dispatcher
 from bot.jobs.leader import Leadership
@@ -24,7 +25,7 @@ from bot.pipeline.runner import Pipeline
 from bot.store.channel_store import ChannelStore
 from bot.telemetry.exposition import CONTENT_TYPE, Exposition
 from bot.web import console
-from bot.web.channels import Channel, ChannelContext
+from bot.web.channels import Channel, ChannelContext, OnDuty
 from bot.web.limits import Door
 from bot.web.rates import RateLimiter
 from bot.web.service import MessageService
@@ -78,6 +79,16 @@ def make_app(parts: Parts) -> web.Application:
     )
     app[SERVICE] = service
     app[LEADERSHIP] = Leadership(pipeline.store, pipeline.worker, pipeline.clock)
+
+    def on_duty(language: str) -> OnDuty:
+        """The default queue's people, as of now (the content read last)."""
+        schedule = pipeline.knowledge.schedules.get(pipeline.config.front_schedule)
+        now = pipeline.clock.now()
+        if schedule is None or schedule.is_open(now):
+            return OnDuty(True)
+        back = schedule.next_open(now)
+        return OnDuty(False, back, format_moment(back, language) if back else "")
+
     for channel in parts.channels:
         context = ChannelContext(
             messages=service,
@@ -89,6 +100,7 @@ def make_app(parts: Parts) -> web.Application:
             store_pool=store_pool,
             config_path=pipeline.config.path,
             limits=limiter,
+            on_duty=on_duty,
         )
         before = set(app.router.resources())
         channel.mount(app, context)

@@ -16,6 +16,7 @@ import asyncio
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -34,6 +35,7 @@ __all__ = [
     "Limits",
     "Messages",
     "NotHandled",
+    "OnDuty",
     "Outcome",
     "ServiceStopping",
 ]
@@ -75,6 +77,17 @@ class Limits(Protocol):
         refused), else None."""
         ...
 
+    async def channel_over(
+        self, channel: str, key: str, per_minute: int, reason: str
+    ) -> float | None:
+        """Count one request under the channel's own limit for `key` (a visitor, an address),
+        across workers; the seconds to wait when over `per_minute`, else None."""
+        ...
+
+    def client_address(self, request: web.Request) -> str:
+        """The client's address, through `service.trusted_proxies` only."""
+        ...
+
     def refused(self, route: str, reason: str) -> None:
         """Count a request the channel dropped at its door (e.g. a replayed push)."""
         ...
@@ -86,8 +99,32 @@ class NoLimits:
     async def customer_over(self, channel: str, user: str) -> float | None:
         return None
 
+    async def channel_over(
+        self, channel: str, key: str, per_minute: int, reason: str
+    ) -> float | None:
+        return None
+
+    def client_address(self, request: web.Request) -> str:
+        return request.remote or ""
+
     def refused(self, route: str, reason: str) -> None:
         return None
+
+
+@dataclass(frozen=True)
+class OnDuty:
+    """Whether the people of the default queue are at work now and, if not, when they are
+    back: for a channel that shows it before the customer writes (the web chat's header)."""
+
+    open: bool
+    #: the next opening (None while open, or when the schedule never opens)
+    back_at: datetime | None = None
+    #: `back_at` as customers read it in the language asked for ("10月8日（周四）9:00")
+    back_text: str = ""
+
+
+def always_on_duty(language: str) -> OnDuty:
+    return OnDuty(True)
 
 
 @dataclass(frozen=True)
@@ -109,6 +146,8 @@ class ChannelContext:
     config_path: Path = Path("config.toml")
     #: the customer's rate limit, and the count of requests dropped
     limits: Limits = field(default_factory=NoLimits)
+    #: who is on duty now, in a language ("zh", "en"), from the default queue's schedule
+    on_duty: Callable[[str], OnDuty] = always_on_duty
 
     async def in_store_pool(self, call: Callable[[], T]) -> T:
         """Run a synchronous store call (a `ChannelStore` method) off the event loop."""

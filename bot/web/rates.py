@@ -126,6 +126,22 @@ class RateLimiter:
             REQUESTS_REFUSED.labels(channel, "customer_rate").inc()
         return wait
 
+    async def channel_over(
+        self, channel: str, key: str, per_minute: int, reason: str
+    ) -> float | None:
+        """Count one request under a channel's own limit (the web chat's per visitor and per
+        address); the seconds to wait when over `per_minute` (logged, counted as `reason`)."""
+        if not per_minute:
+            return None
+        digest = hashlib.sha256(f"{channel}\x1f{key}".encode()).hexdigest()[:40]
+        wait = await self._over(f"{channel}:{digest}", per_minute)
+        if wait is not None:
+            log.warning(
+                "%s: %s over %d a minute, refused for %.0fs", channel, reason, per_minute, wait
+            )
+            REQUESTS_REFUSED.labels(channel, reason).inc()
+        return wait
+
     def refused(self, route: str, reason: str) -> None:
         REQUESTS_REFUSED.labels(route, reason).inc()
 

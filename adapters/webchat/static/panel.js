@@ -1,0 +1,300 @@
+// The web chat's panel (served by `bot run`, framed by widget.js). No build step, no library.
+// Every message is rendered as text through the DOM: links (http and https only) become <a>
+// elements built here, nothing is ever parsed as HTML.
+(function () {
+  "use strict";
+
+  var WORDS = {
+    zh: {
+      placeholder: "输入消息…",
+      send: "发送",
+      close: "关闭",
+      on: "客服在线",
+      off: "人工客服已下班",
+      back: "，{back} 回来",
+      retry: "发送太快了，{seconds} 秒后自动重发",
+      tooLong: "消息太长了，请分几次发送",
+      failed: "发送失败，正在重试…",
+      refused: "这个网站暂时不能使用在线客服",
+    },
+    en: {
+      placeholder: "Type a message…",
+      send: "Send",
+      close: "Close",
+      on: "We're online",
+      off: "Our team is away",
+      back: " — back {back}",
+      retry: "Sending too fast: sending again in {seconds} s",
+      tooLong: "That message is too long; please send it in parts",
+      failed: "Not sent; trying again…",
+      refused: "The chat is not available on this site",
+    },
+  };
+
+  var base = location.pathname.replace(/\/panel$/, "");
+  var given = new URLSearchParams(location.hash.replace(/^#/, ""));
+  var asked = given.get("lang") || navigator.language || "zh";
+  var language = asked.toLowerCase().indexOf("en") === 0 ? "en" : "zh";
+  var words = WORDS[language];
+  var token = null;
+  var cursor = "0-0";
+  var stream = null;
+  var typingTimer = null;
+  var sequence = 0;
+
+  var log = document.getElementById("log");
+  var form = document.getElementById("composer");
+  var input = document.getElementById("text");
+  var typing = document.getElementById("typing");
+  var notice = document.getElementById("notice");
+
+  function say(text) {
+    notice.textContent = text || "";
+    notice.hidden = !text;
+  }
+
+  // --- rendering: text, and links built as elements -----------------------------------------
+
+  var LINK = /https?:\/\/[^\s<>"'，。！？、）]+/g;
+
+  function fill(element, text) {
+    var at = 0;
+    var found;
+    LINK.lastIndex = 0;
+    while ((found = LINK.exec(text)) !== null) {
+      var url = found[0].replace(/[.,;:!?)]+$/, "");
+      if (found.index > at) {
+        element.appendChild(document.createTextNode(text.slice(at, found.index)));
+      }
+      var link = document.createElement("a");
+      link.href = url;
+      link.target = "_blank";
+      link.rel = "noopener noreferrer";
+      link.textContent = url;
+      element.appendChild(link);
+      at = found.index + url.length;
+      LINK.lastIndex = at;
+    }
+    if (at < text.length) {
+      element.appendChild(document.createTextNode(text.slice(at)));
+    }
+  }
+
+  function bubble(direction, text, extra) {
+    var div = document.createElement("div");
+    div.className = "msg " + direction + (extra ? " " + extra : "");
+    fill(div, text);
+    log.appendChild(div);
+    log.scrollTop = log.scrollHeight;
+    return div;
+  }
+
+  function retireChoices() {
+    var buttons = log.querySelectorAll(".choices button");
+    for (var i = 0; i < buttons.length; i++) {
+      buttons[i].disabled = true;
+    }
+  }
+
+  function choices(list) {
+    var row = document.createElement("div");
+    var scores = list.every(function (choice) { return /^\s*[0-9]/.test(choice); });
+    row.className = "choices" + (scores ? " scores" : "");
+    list.forEach(function (choice, index) {
+      var button = document.createElement("button");
+      button.type = "button";
+      button.textContent = choice;
+      button.addEventListener("click", function () {
+        retireChoices();
+        // the number, as the text lists it: what every channel's customer answers with
+        send(String(index + 1), choice);
+      });
+      row.appendChild(button);
+    });
+    log.appendChild(row);
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function show(line, live) {
+    if (line.direction === "in") {
+      var pending = log.querySelector(".msg.in.pending");
+      if (pending) {
+        pending.classList.remove("pending");  // ours, confirmed stored
+        return;
+      }
+      bubble("in", line.text);  // written in another tab
+      return;
+    }
+    retireChoices();
+    bubble("out", line.text);
+    if (line.choices && line.choices.length) {
+      choices(line.choices);
+    }
+    if (live) {
+      setTyping(false);
+    }
+  }
+
+  function setTyping(on) {
+    typing.hidden = !on;
+    clearTimeout(typingTimer);
+    if (on) {
+      typingTimer = setTimeout(function () { typing.hidden = true; }, 15000);
+      log.scrollTop = log.scrollHeight;
+    }
+  }
+
+  // --- talking to the service ------------------------------------------------------------------
+
+  function call(method, path, body) {
+    var headers = { "Content-Type": "application/json" };
+    if (token) {
+      headers["X-Webchat-Token"] = token;
+    }
+    return fetch(base + path, {
+      method: method,
+      headers: headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "omit",
+    });
+  }
+
+  function storageKey() {
+    return given.get("user") ? "webchat-token:" + given.get("user") : "webchat-token";
+  }
+
+  function remembered() {
+    try { return localStorage.getItem(storageKey()); } catch (e) { return null; }
+  }
+
+  function remember(value) {
+    try { localStorage.setItem(storageKey(), value); } catch (e) { /* private mode */ }
+  }
+
+  function identify() {
+    var body = {};
+    if (given.get("user")) {
+      body = { user: given.get("user"), hash: given.get("hash") || "" };
+    } else if (remembered()) {
+      body = { token: remembered() };
+    }
+    return call("POST", "/visitor", body).then(function (response) {
+      if (response.status === 401 && body.token) {
+        return call("POST", "/visitor", {}).then(function (r) { return r.json(); });
+      }
+      if (!response.ok) {
+        throw new Error("visitor " + response.status);
+      }
+      return response.json();
+    }).then(function (answer) {
+      token = answer.token;
+      remember(token);
+    });
+  }
+
+  function settings() {
+    return call("GET", "/settings?language=" + language).then(function (r) { return r.json(); })
+      .then(function (s) {
+        document.documentElement.lang = s.language;
+        document.documentElement.style.setProperty("--accent", s.colour);
+        document.getElementById("title").textContent = s.title;
+        document.title = s.title;
+        var duty = document.getElementById("duty");
+        duty.className = s.on_duty ? "on" : "off";
+        duty.textContent = s.on_duty ? words.on
+          : words.off + (s.back_text ? words.back.replace("{back}", s.back_text) : "");
+        if (s.avatar) {
+          var avatar = document.getElementById("avatar");
+          avatar.src = s.avatar;
+          avatar.hidden = false;
+        }
+        if (window.parent !== window) {
+          window.parent.postMessage({ webchat: "settings", colour: s.colour, title: s.title }, "*");
+        }
+        return s;
+      });
+  }
+
+  function history(greeting) {
+    return call("GET", "/history").then(function (r) { return r.json(); }).then(function (h) {
+      log.textContent = "";
+      if (!h.lines.length && greeting) {
+        bubble("out", greeting, "greeting");
+      }
+      h.lines.forEach(function (line) { show(line, false); });
+      cursor = h.cursor;
+    });
+  }
+
+  function listen() {
+    var url = base + "/stream?token=" + encodeURIComponent(token) + "&after=" + cursor;
+    stream = new EventSource(url);
+    stream.addEventListener("line", function (e) {
+      cursor = e.lastEventId || cursor;
+      show(JSON.parse(e.data), true);
+    });
+  }
+
+  function send(text, shown) {
+    sequence += 1;
+    var id = Date.now().toString(36) + "-" + sequence + "-" + Math.random().toString(36).slice(2, 8);
+    var mine = bubble("in", shown || text, "pending");
+    setTyping(true);
+    deliver(id, text, mine, 0);
+  }
+
+  function deliver(id, text, mine, attempt) {
+    call("POST", "/messages", { id: id, text: text, language: language }).then(function (response) {
+      if (response.status === 202) {
+        say("");
+        return;
+      }
+      if (response.status === 429 || response.status === 503) {
+        var seconds = parseInt(response.headers.get("Retry-After") || "2", 10);
+        say(words.retry.replace("{seconds}", seconds));
+        setTimeout(function () { deliver(id, text, mine, attempt + 1); }, seconds * 1000);
+        return;
+      }
+      setTyping(false);
+      mine.classList.remove("pending");
+      mine.classList.add("failed");
+      say(response.status === 413 ? words.tooLong : words.failed);
+    }, function () {
+      say(words.failed);
+      setTimeout(function () { deliver(id, text, mine, attempt + 1); }, Math.min(2000 * (attempt + 1), 10000));
+    });
+  }
+
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    var text = input.value.trim();
+    if (!text || !token) {
+      return;
+    }
+    input.value = "";
+    retireChoices();
+    send(text);
+  });
+
+  input.addEventListener("keydown", function (e) {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      form.requestSubmit();
+    }
+  });
+
+  document.getElementById("close").addEventListener("click", function () {
+    window.parent.postMessage({ webchat: "close" }, "*");
+  });
+
+  input.placeholder = words.placeholder;
+  document.getElementById("send").textContent = words.send;
+  document.getElementById("close").setAttribute("aria-label", words.close);
+
+  settings().then(function (s) {
+    return identify().then(function () { return history(s.greeting); });
+  }).then(listen, function () {
+    say(words.refused);
+  });
+  setInterval(settings, 60000);
+})();

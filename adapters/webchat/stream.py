@@ -1,0 +1,163 @@
+"""The live stream of a visitor's conversation: Server-Sent Events.
+
+Why SSE and not a WebSocket: the visitor's words go up as plain POSTs (answered once stored,
+like every channel's), and only replies come down, which is all SSE does; it is plain HTTP that
+proxies and corporate firewalls pass, and the browser's `EventSource` reconnects by itself,
+sending the last event's id (`Last-Event-ID`), from which the stream replays what was missed.
+
+The store is the source of truth, so a visitor's stream may be held by one worker while the
+reply is decided, or typed by an agent, on another: the stream reads the visitor's lines after
+its cursor (`ChannelStore.lines_after`: their messages and the replies delivered), and is woken
+to read again by `Hub.wake` — on this worker by the sender right after it delivered a reply,
+from any worker by PostgreSQL's NOTIFY on `channel_lines` (`Watch`), and on SQLite, or while
+LISTEN is down, by polling once a second. Each event's id is the cursor after it
+(`<last message id>-<last reply id>`), so a line is sent once per stream, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot.store.channel_store import Line
+
+log = logging.getLogger("adapters.webchat")
+
+#: the payload prefix of this channel's NOTIFYs (`<channel>:<visitor>`)
+CHANNEL_LINES = "channel_lines"
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """The last message in and the last reply out a stream has shown."""
+
+    message_id: int = 0
+    outbox_id: int = 0
+
+    @classmethod
+    def parse(cls, text: str | None) -> Cursor:
+        """From an event id (`12-34`); anything else starts from the beginning."""
+        first, dash, second = (text or "").strip().partition("-")
+        if dash and first.isdigit() and second.isdigit() and len(text or "") < 40:
+            return cls(int(first), int(second))
+        return cls()
+
+    def past(self, line: Line) -> Cursor:
+        if line.direction == "in":
+            return Cursor(max(self.message_id, line.id), self.outbox_id)
+        return Cursor(self.message_id, max(self.outbox_id, line.id))
+
+    def __str__(self) -> str:
+        return f"{self.message_id}-{self.outbox_id}"
+
+
+def line_json(line: Line) -> dict[str, object]:
+    return {
+        "direction": line.direction,
+        "text": line.text,
+        "choices": list(line.choices),
+        "at": line.at.isoformat(),
+    }
+
+
+def event(cursor: Cursor, line: Line) -> bytes:
+    data = json.dumps(line_json(line), ensure_ascii=False)
+    return f"id: {cursor}\nevent: line\ndata: {data}\n\n".encode()
+
+
+class Hub:
+    """The streams open on this worker, by visitor, and what wakes them."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self.closed = False
+        #: True while a LISTEN connection wakes the streams: they then need no polling
+        self.listening = False
+
+    def subscribe(self, visitor: str) -> asyncio.Event:
+        woken = asyncio.Event()
+        self._waiting[visitor].add(woken)
+        return woken
+
+    def unsubscribe(self, visitor: str, woken: asyncio.Event) -> None:
+        waiting = self._waiting.get(visitor)
+        if waiting is not None:
+            waiting.discard(woken)
+            if not waiting:
+                del self._waiting[visitor]
+
+    def wake(self, visitor: str) -> None:
+        for woken in self._waiting.get(visitor, ()):
+            woken.set()
+
+    def wake_all(self) -> None:
+        for waiting in self._waiting.values():
+            for woken in waiting:
+                woken.set()
+
+    def close(self) -> None:
+        """The worker is stopping: every stream ends (browsers reconnect to another worker)."""
+        self.closed = True
+        self.wake_all()
+
+    @property
+    def streams(self) -> int:
+        return sum(len(waiting) for waiting in self._waiting.values())
+
+
+class Watch:
+    """One LISTEN connection per worker (PostgreSQL): wakes the streams of the visitor each
+    NOTIFY names. When it cannot listen, the streams poll until it can again."""
+
+    def __init__(
+        self, hub: Hub, channel: str, address: Callable[[], str | None], relisten: float = 5.0
+    ) -> None:
+        self._hub = hub
+        self._prefix = f"{channel}:"
+        self._address = address
+        self._relisten = relisten
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        address = self._address()
+        if address is not None:
+            self._task = asyncio.create_task(self._run(address), name="webchat-listen")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self, address: str) -> None:
+        while True:
+            try:
+                await self._listen(address)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "web chat: LISTEN %s failed (%s); streams poll for %.0f s",
+                    CHANNEL_LINES,
+                    type(exc).__name__,
+                    self._relisten,
+                )
+            finally:
+                self._hub.listening = False
+            await asyncio.sleep(self._relisten)
+
+    async def _listen(self, address: str) -> None:
+        import psycopg
+
+        async with await psycopg.AsyncConnection.connect(address, autocommit=True) as conn:
+            await conn.execute(f"LISTEN {CHANNEL_LINES}")
+            self._hub.listening = True
+            self._hub.wake_all()  # whatever happened while nobody listened
+            async for note in conn.notifies():
+                if note.payload.startswith(self._prefix):
+                    self._hub.wake(note.payload[len(self._prefix) :])

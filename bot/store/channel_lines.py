@@ -1,0 +1,116 @@
+"""A customer's conversation as a channel that shows it itself reads it back (the web chat's
+panel, which keeps no history of its own): the customer's own messages and the replies
+delivered to them, after a cursor, in the order they were written.
+
+A reply counts once it is delivered (`status = sent`): the dispatcher sends a conversation's
+rows one at a time, in order, so the delivered rows of a conversation appear in id order and a
+cursor that moves past one never skips an earlier one still to come. The cursor is two ids,
+the last message in and the last outbox row out; both only grow.
+
+`announce` tells the other workers (PostgreSQL NOTIFY on `channel_lines`, sent when the
+transaction commits) that a customer's conversation has something new; on SQLite it does
+nothing and readers poll.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from bot.domain.delivery import DeliveryState
+from bot.store.schema import conversations, messages, outbox
+
+#: the PostgreSQL NOTIFY channel; the payload is `<channel>:<user id>`
+NOTIFY_CHANNEL = "channel_lines"
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of a conversation as the customer sees it: theirs (`in`) or a reply (`out`)."""
+
+    direction: Literal["in", "out"]
+    id: int
+    text: str
+    at: datetime
+    choices: tuple[str, ...] = ()
+
+
+def after(
+    conn: Connection,
+    channel: str,
+    user_id: str,
+    message_id: int,
+    outbox_id: int,
+    limit: int,
+) -> list[Line]:
+    """The customer's lines after the cursor (`message_id`, `outbox_id`), oldest first, at
+    most `limit` of each direction."""
+    ins = conn.execute(
+        sa.select(messages.c.id, messages.c.text, messages.c.at)
+        .where(
+            messages.c.channel == channel,
+            messages.c.user_id == user_id,
+            messages.c.direction == "in",
+            messages.c.id > message_id,
+        )
+        .order_by(messages.c.id)
+        .limit(limit)
+    ).all()
+    outs = conn.execute(
+        _delivered(channel, user_id)
+        .where(outbox.c.id > outbox_id)
+        .order_by(outbox.c.id)
+        .limit(limit)
+    ).all()
+    return _merged(ins, outs)
+
+
+def last(conn: Connection, channel: str, user_id: str, limit: int) -> list[Line]:
+    """The customer's last lines (at most `limit` of each direction), oldest first."""
+    ins = conn.execute(
+        sa.select(messages.c.id, messages.c.text, messages.c.at)
+        .where(
+            messages.c.channel == channel,
+            messages.c.user_id == user_id,
+            messages.c.direction == "in",
+        )
+        .order_by(messages.c.id.desc())
+        .limit(limit)
+    ).all()
+    newest = _delivered(channel, user_id).order_by(outbox.c.id.desc()).limit(limit)
+    outs = conn.execute(newest).all()
+    return _merged(ins, outs)
+
+
+def announce(conn: Connection, channel: str, user_id: str) -> None:
+    """Tell every worker's readers, once this transaction commits, that the customer's
+    conversation has something new (PostgreSQL; SQLite readers poll)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, f"{channel}:{user_id}"[:7000])))
+
+
+def _delivered(channel: str, user_id: str) -> sa.Select[Any]:
+    return (
+        sa.select(outbox.c.id, outbox.c.text, outbox.c.created_at, outbox.c.choices)
+        .join(conversations, conversations.c.id == outbox.c.conversation_id)
+        .where(
+            conversations.c.channel == channel,
+            conversations.c.user_id == user_id,
+            outbox.c.status == DeliveryState.SENT,
+        )
+    )
+
+
+def _merged(ins: Sequence[Any], outs: Sequence[Any]) -> list[Line]:
+    lines = [Line("in", row[0], row[1], row[2]) for row in ins]
+    for row in outs:
+        choices = row[3] if isinstance(row[3], list) else []
+        lines.append(Line("out", row[0], row[1], row[2], tuple(str(c) for c in choices)))
+    # a reply is written after the message it answers; at the same instant, the message first
+    lines.sort(key=lambda line: (line.at, line.direction != "in", line.id))
+    return lines
