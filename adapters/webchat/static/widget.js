@@ -43,7 +43,20 @@
   button.id = "bot-webchat-launcher";
   button.type = "button";
   button.setAttribute("aria-label", data.lang === "en" ? "Chat with us" : "在线客服");
-  button.textContent = "\uD83D\uDCAC";
+  // a speech bubble, drawn (no icon font, no emoji the system may lack)
+  var svgNs = "http://www.w3.org/2000/svg";
+  var icon = document.createElementNS(svgNs, "svg");
+  icon.setAttribute("viewBox", "0 0 24 24");
+  icon.setAttribute("width", "28");
+  icon.setAttribute("height", "28");
+  icon.setAttribute("aria-hidden", "true");
+  var path = document.createElementNS(svgNs, "path");
+  path.setAttribute("fill", "#fff");
+  path.setAttribute("d", "M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z");
+  icon.appendChild(path);
+  icon.style.display = "block";
+  icon.style.margin = "14px auto";
+  button.appendChild(icon);
   var b = button.style;
   b.all = "initial";
   b.position = "fixed";
@@ -54,9 +67,6 @@
   b.borderRadius = "50%";
   b.background = colour;
   b.color = "#fff";
-  b.fontSize = "26px";
-  b.lineHeight = "56px";
-  b.textAlign = "center";
   b.cursor = "pointer";
   b.boxShadow = "0 4px 14px rgba(0,0,0,.25)";
   b.zIndex = "2147483646";

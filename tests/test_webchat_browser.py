@@ -1,0 +1,315 @@
+"""The web chat in a real browser (headless Debian Chromium driven by Playwright): a shop's page
+on one loopback origin embeds the widget from the service on another; the visitor asks a FAQ
+question and gets the answer, picks a suggestion by button, asks for a person; an agent in a
+second browser context, logged into the console, sees it live and replies, and the visitor sees
+the reply without reloading; the agent resolves and the visitor answers the CSAT with a button;
+a reload keeps the history; HTML in a message or an answer is shown as text; a phone-sized
+viewport in English; the after-hours header under an injected clock.
+
+Screenshots go to test-output/webchat/ (ignored by git); with BOT_SCREENSHOTS=1 the widget and
+the console are also saved as docs/webchat.png and docs/webchat-console.png. Without
+/usr/bin/chromium the test skips and says why, except under CI=true.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from playwright.async_api import ConsoleMessage
+
+from adapters.webchat import WebchatChannel
+from bot.assembly import build_pipeline
+from bot.content.config import WebchatChannelConfig, load_config
+from bot.domain.agent import Role
+from bot.domain.clock import FixedClock
+from bot.pipeline.runner import Pipeline
+from bot.store import agents
+from bot.store.schema import tickets
+from bot.understanding.encoders import MemoEncoder
+from bot.web.app import Parts, make_app
+from bot.web.auth import hash_password
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
+from tests.support.shop import at
+
+ROOT = Path(__file__).parent.parent
+OUTPUT = ROOT / "test-output" / "webchat"
+SECRET = "webchat-browser-secret-not-real-012345"
+PASSWORD = "a long test password"
+LIVE_MS = 20_000
+
+SHOP_PAGE = """<!doctype html>
+<html lang="zh"><head><meta charset="utf-8"><title>青木小店</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body {{ font-family: serif; background: #fbf7ef; }} h1 {{ color: #1d6f5f; }}</style>
+</head><body><h1>青木小店</h1><p>手工茶具，全场满 99 元包邮。</p>
+<script src="{bot}/webchat/widget.js" data-site="main" async></script>
+</body></html>"""
+
+
+@dataclass
+class Scene:
+    bot: str
+    shop: str
+    pipeline: Pipeline
+    clock: FixedClock
+
+
+async def _no_icon(request: web.Request) -> web.Response:
+    return web.Response(status=204)
+
+
+async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server = site._server
+    assert server is not None and server.sockets  # type: ignore[attr-defined]
+    port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+    return runner, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+async def scene(shop: Path, encoder: MemoEncoder, tmp_path: Path) -> AsyncIterator[Scene]:
+    path = shop / "config.toml"
+    # thresholds pinned so that a misspelt question is offered as suggestions
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(
+            "[faq]\n", "[faq]\nanswer_threshold = 0.6\nsuggest_threshold = 0.45\n"
+        ),
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    bot: dict[str, str] = {}
+
+    async def shop_page(request: web.Request) -> web.Response:
+        return web.Response(text=SHOP_PAGE.format(bot=bot["url"]), content_type="text/html")
+
+    shop_app = web.Application()
+    shop_app.router.add_get("/", shop_page)
+    shop_app.router.add_get("/favicon.ico", _no_icon)
+    shop_runner, shop_url = await _serve(shop_app)
+    # a Tuesday morning: the queues are open
+    clock = FixedClock(at("2026-11-24 10:00"))
+    pipeline = build_pipeline(
+        config, clock, store_url=f"sqlite:///{tmp_path}/webchat.sqlite3", encoder=encoder
+    )
+    with pipeline.store.transaction() as tx:
+        agents.add(tx, "mei", "王美", Role.AGENT, hash_password(PASSWORD), clock.now())
+    channel = WebchatChannel(WebchatChannelConfig(enabled=True, allowed_origins=[shop_url]), SECRET)
+    bot_runner, bot_url = await _serve(make_app(Parts(pipeline, [channel], run_scheduler=False)))
+    bot["url"] = bot_url
+    yield Scene(bot_url, shop_url, pipeline, clock)
+    await bot_runner.cleanup()
+    await shop_runner.cleanup()
+    pipeline.store.close()
+
+
+@pytest.mark.browser
+async def test_a_visitor_chats_with_the_bot_and_an_agent_in_the_browser(scene: Scene) -> None:
+    require_browser()
+    from playwright.async_api import FrameLocator, Page, async_playwright, expect
+
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    keep = os.environ.get("BOT_SCREENSHOTS") == "1"
+
+    def watched(page: Page) -> Page:
+        # a script refused by the Content-Security-Policy, or one that throws, fails the test
+        def on_console(message: ConsoleMessage) -> None:
+            if message.type == "error":
+                errors.append(message.text)
+
+        page.on("console", on_console)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on(
+            "response",
+            lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None,
+        )
+        return page
+
+    async def shot(page: Page, name: str) -> None:
+        await page.screenshot(path=str(OUTPUT / f"{name}.png"))
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            visitor_context = await browser.new_context(
+                viewport={"width": 1100, "height": 760}, locale="zh-CN"
+            )
+            page = watched(await visitor_context.new_page())
+            agent_context = await browser.new_context(
+                viewport={"width": 1280, "height": 860}, locale="zh-CN"
+            )
+            console = watched(await agent_context.new_page())
+
+            # the agent is at work in the console
+            await console.goto(f"{scene.bot}/console/")
+            await console.fill("input[name=login]", "mei")
+            await console.fill("input[name=password]", PASSWORD)
+            await console.click("#login-button")
+            await expect(console.locator("#live-dot.on")).to_be_attached(timeout=LIVE_MS)
+
+            # the shop's page, on another origin, embeds the widget
+            await page.goto(f"{scene.shop}/")
+            launcher = page.locator("#bot-webchat-launcher")
+            await expect(launcher).to_be_visible()
+            await launcher.click()
+            panel: FrameLocator = page.frame_locator("#bot-webchat-panel")
+            await expect(panel.locator("#title")).to_have_text("在线客服", timeout=LIVE_MS)
+            await expect(panel.locator("#duty")).to_have_text("客服在线")
+            await expect(panel.locator(".msg.out.greeting")).to_be_visible()
+
+            async def ask(text: str) -> None:
+                await panel.locator("#text").fill(text)
+                await panel.locator("#text").press("Enter")
+
+            answers = panel.locator(".msg.out")
+
+            # a misspelt one: suggestions as buttons; picking one answers it
+            await ask("发漂怎么开")
+            suggestion = panel.locator(".choices button", has_text="怎么开发票").last
+            await expect(suggestion).to_be_visible(timeout=LIVE_MS)
+            await shot(page, "1-suggestions")
+            await suggestion.click()
+            await expect(answers.last).to_contain_text("申请发票", timeout=LIVE_MS)
+            await expect(suggestion).to_be_disabled()
+
+            # a FAQ question, answered live
+            await ask("运费多少")
+            await expect(answers.last).to_contain_text("订单满 99 元包邮", timeout=LIVE_MS)
+            await expect(panel.locator(".msg.in").first).to_have_text("发漂怎么开")
+
+            # HTML from the visitor is shown as text, and only http(s) addresses are links
+            await ask(
+                '<script>window.pwned=1</script><img src=x onerror="window.pwned=1"> '
+                "javascript:window.pwned=1 https://shop.example.test/orders"
+            )
+            mine = panel.locator(".msg.in").last
+            await expect(mine).to_contain_text("<script>window.pwned=1</script>")
+            await expect(mine.locator("script, img")).to_have_count(0)
+            await expect(mine.locator("a")).to_have_count(1)
+            await expect(mine.locator("a")).to_have_attribute(
+                "href", "https://shop.example.test/orders"
+            )
+
+            # a person: the agent sees it live, replies, and the visitor sees it unreloaded
+            await ask("转人工")
+            await expect(console.locator("#queued-tickets li.line")).to_have_count(
+                1, timeout=LIVE_MS
+            )
+            await console.click("#claim-next")
+            await expect(console.locator("#ticket-status")).to_have_text("已分配")
+            await expect(console.locator("#transcript")).to_contain_text("转人工")
+            reply = (
+                "您好，我是小美。<b>订单</b>请看 https://shop.example.test/o/1 javascript:alert(1)"
+            )
+            await console.fill("#reply-text", reply)
+            await console.click("#send")
+            await expect(console.locator(".flash")).to_have_text("回复已发送。")
+            agent_line = answers.filter(has_text="我是小美")
+            await expect(agent_line).to_have_count(1, timeout=LIVE_MS)
+            await expect(agent_line).to_contain_text("<b>订单</b>")
+            await expect(agent_line.locator("b")).to_have_count(0)
+            await expect(agent_line.locator("a")).to_have_attribute(
+                "href", "https://shop.example.test/o/1"
+            )
+            await shot(page, "2-agent-reply")
+            if keep:
+                await page.screenshot(path=str(ROOT / "docs" / "webchat.png"))
+                await console.screenshot(path=str(ROOT / "docs" / "webchat-console.png"))
+
+            # resolved: the CSAT question comes with 1–5 buttons; the visitor taps 5
+            await console.click("#resolve")
+            await expect(console.locator(".flash")).to_contain_text("工单已解决")
+            score = panel.locator(".choices.scores button", has_text="5")
+            await expect(score).to_be_visible(timeout=LIVE_MS)
+            await score.click()
+            await expect(console.locator("#csat .csat-score")).to_have_text(
+                "5 / 5", timeout=LIVE_MS
+            )
+            with scene.pipeline.store.engine.connect() as conn:
+                assert conn.execute(tickets.select()).one().csat == 5
+            await shot(page, "3-csat")
+
+            # a reload keeps the conversation
+            lines = await panel.locator(".msg").count()
+            await page.reload()
+            await page.locator("#bot-webchat-launcher").click()
+            panel = page.frame_locator("#bot-webchat-panel")
+            await expect(panel.locator(".msg.out").filter(has_text="我是小美")).to_have_count(
+                1, timeout=LIVE_MS
+            )
+            await expect(panel.locator(".msg.in").first).to_have_text("发漂怎么开")
+            assert await panel.locator(".msg").count() >= lines - 1  # no greeting now
+            assert await page.evaluate("window.pwned") is None
+
+            # a phone, in English
+            phone_context = await browser.new_context(
+                viewport={"width": 390, "height": 844}, locale="en-US", is_mobile=True
+            )
+            phone = watched(await phone_context.new_page())
+            await phone.goto(f"{scene.shop}/")
+            await phone.locator("#bot-webchat-launcher").click()
+            small = phone.frame_locator("#bot-webchat-panel")
+            await expect(small.locator("#title")).to_have_text("Chat with us", timeout=LIVE_MS)
+            await expect(small.locator("#text")).to_have_attribute("placeholder", "Type a message…")
+            box = await phone.locator("#bot-webchat-panel").bounding_box()
+            assert box is not None and box["width"] == 390
+            await small.locator("#text").fill("How do I get an invoice?")
+            await small.locator("#text").press("Enter")
+            await expect(small.locator(".msg.out").last).to_contain_text(
+                "Request invoice", timeout=LIVE_MS
+            )
+            await shot(phone, "4-phone-english")
+
+            # after hours: the header says when people are back
+            scene.clock.set(at("2026-11-24 23:00"))
+            await phone.reload()
+            await phone.locator("#bot-webchat-launcher").click()
+            small = phone.frame_locator("#bot-webchat-panel")
+            await expect(small.locator("#duty")).to_have_text(
+                "Our team is away — back Wed 25 Nov, 9:00", timeout=LIVE_MS
+            )
+            await shot(phone, "5-after-hours")
+        finally:
+            await browser.close()
+    assert errors == []
+
+
+@pytest.mark.browser
+async def test_a_site_not_allowed_cannot_frame_the_panel(scene: Scene) -> None:
+    require_browser()
+    from playwright.async_api import async_playwright
+
+    other = web.Application()
+
+    async def other_page(request: web.Request) -> web.Response:
+        return web.Response(text=SHOP_PAGE.format(bot=scene.bot), content_type="text/html")
+
+    other.router.add_get("/", other_page)
+    runner, other_url = await _serve(other)
+    # `localhost` is another origin than 127.0.0.1, and not on the list
+    other_url = other_url.replace("127.0.0.1", "localhost")
+    try:
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                page = await browser.new_page()
+                refused: list[str] = []
+                page.on("console", lambda m: refused.append(m.text))
+                await page.goto(f"{other_url}/")
+                await page.locator("#bot-webchat-launcher").click()
+                frame = page.frame_locator("#bot-webchat-panel")
+                await page.wait_for_timeout(1500)
+                assert await frame.locator("#title").count() == 0
+                assert any("frame-ancestors" in text for text in refused), refused
+            finally:
+                await browser.close()
+    finally:
+        await runner.cleanup()
