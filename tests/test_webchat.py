@@ -7,16 +7,13 @@ site, a forged token, a wrong user hash, a message too long, too many)."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -33,17 +30,11 @@ from bot.web.app import Parts, make_app
 from bot.web.auth import hash_password
 from tests.support.service import AppClient
 from tests.support.shop import at
+from tests.support.webchat import Stream, user_hash
 
 #: the web chat's signing secret in these tests (not a real one)
 SECRET = "webchat-test-secret-not-real-0123456789"
 SHOP = "https://shop.example.test"
-#: how long a test waits for a reply on the stream (a busy 2-core machine)
-LIVE_SECONDS = 20.0
-
-
-def user_hash(user: str, secret: str = SECRET) -> str:
-    """What the shop's server computes for `data-user-hash`."""
-    return hmac.new(secret.encode(), user.encode(), hashlib.sha256).hexdigest()
 
 
 @dataclass
@@ -74,39 +65,6 @@ class Chat:
     def desk(self) -> Desk:
         pipeline = self.pipeline
         return Desk(pipeline.config, pipeline.store, pipeline.clock, lambda: pipeline.knowledge)
-
-
-@dataclass
-class Stream:
-    """One visitor's open event stream, read as it comes."""
-
-    response: aiohttp.ClientResponse
-    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    _buffer: str = ""
-
-    async def until(self, check: Any, seconds: float = LIVE_SECONDS) -> dict[str, Any]:
-        """The first event (old or new) whose line passes `check`."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        seen = 0
-        while True:
-            for _, line in self.events[seen:]:
-                if check(line):
-                    return line
-            seen = len(self.events)
-            left = deadline - loop.time()
-            if left <= 0:
-                raise AssertionError(f"not on the stream; it had: {self.events}")
-            try:
-                chunk = await asyncio.wait_for(self.response.content.readany(), left)
-            except TimeoutError:
-                continue
-            self._buffer += chunk.decode()
-            while "\n\n" in self._buffer:
-                block, self._buffer = self._buffer.split("\n\n", 1)
-                fields = dict(part.split(": ", 1) for part in block.split("\n") if ": " in part)
-                if fields.get("event") == "line":
-                    self.events.append((fields["id"], json.loads(fields["data"])))
 
 
 async def open_stream(client: AppClient, token: str, **headers: str) -> Stream:
@@ -220,9 +178,9 @@ async def test_an_agents_reply_and_the_csat_answer_by_number(chat: Chat) -> None
 
 
 async def test_a_logged_in_customer_keeps_one_id_and_a_wrong_hash_is_refused(chat: Chat) -> None:
-    token = await chat.visitor(user="alice-42", hash=user_hash("alice-42"))
+    token = await chat.visitor(user="alice-42", hash=user_hash("alice-42", SECRET))
     assert token.startswith("u:alice-42.")
-    assert await chat.visitor(user="alice-42", hash=user_hash("alice-42")) == token
+    assert await chat.visitor(user="alice-42", hash=user_hash("alice-42", SECRET)) == token
     wrong = await chat.client.post(
         "/webchat/visitor", json={"user": "alice-42", "hash": user_hash("alice-42", "guess")}
     )
@@ -241,7 +199,7 @@ async def test_a_forged_or_another_visitors_token_is_refused(chat: Chat) -> None
         "v:someone",
         f"{their_visitor}.{signature}",  # another visitor's id with my signature
         f"{visitor}.{signature[:-2]}xx",
-        f"u:alice.{user_hash('alice')}",  # a shop's user hash is not a token
+        f"u:alice.{user_hash('alice', SECRET)}",  # a shop's user hash is not a token
     ]
     for token in forged:
         assert await chat.say(token, "你好", "m1") == 401, token
