@@ -1,15 +1,17 @@
-"""Two workers of `bot run` on one PostgreSQL, each serving the web chat: a visitor's stream
-held by worker A receives the replies to messages sent through worker B, and an agent's reply
-sent through worker B's desk, exactly once and in order; a second stream on worker B sees the
-same lines in the same order, and the history agrees with both."""
+"""Two workers of `bot run` on one database (PostgreSQL, and a SQLite file), each serving the
+web chat: a visitor's stream held by worker A receives the replies to messages sent through
+worker B, and an agent's reply sent through worker B's desk, exactly once and in order; a second
+stream on worker B sees the same lines in the same order, and the history agrees with both."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from adapters.webchat import WebchatChannel
@@ -59,13 +61,22 @@ async def worker(
         store.close()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """One database both workers share: a SQLite file (two workers on one machine, woken by
+    each reading the channel's version) or PostgreSQL (woken by LISTEN/NOTIFY)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/workers.sqlite3"
+    return str(request.getfixturevalue("postgres_url"))
+
+
 async def test_a_stream_on_one_worker_gets_what_another_decided_once_in_order(
-    config: Config, shop_knowledge: Knowledge, postgres_url: str
+    config: Config, shop_knowledge: Knowledge, store_url: str
 ) -> None:
     clock = FixedClock(at("2026-11-24 10:00"))
     async with AsyncExitStack() as stack:
-        a = await stack.enter_async_context(worker(config, shop_knowledge, postgres_url, clock))
-        b = await stack.enter_async_context(worker(config, shop_knowledge, postgres_url, clock))
+        a = await stack.enter_async_context(worker(config, shop_knowledge, store_url, clock))
+        b = await stack.enter_async_context(worker(config, shop_knowledge, store_url, clock))
         http = await stack.enter_async_context(aiohttp.ClientSession())
         with b.pipeline.store.transaction() as tx:
             agent = agents.add(

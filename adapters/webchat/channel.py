@@ -50,6 +50,8 @@ MAX_ID = 64
 #: it writes a comment to keep proxies from closing a quiet connection
 POLL_SECONDS = 1.0
 HEARTBEAT_SECONDS = 15.0
+#: the streams one visitor may hold open on one worker (tabs, and reconnects not yet noticed)
+MAX_STREAMS = 8
 #: the panel's Content-Security-Policy, before its frame-ancestors
 PANEL_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
@@ -105,7 +107,13 @@ class WebchatChannel:
         self.sender.attach(context)
         self._origins = Origins(self.config.allowed_origins, context.public_url)
         store = context.store
-        self._watch = Watch(self.hub, NAME, store.listen_address)
+        self._watch = Watch(
+            self.hub,
+            NAME,
+            store.listen_address,
+            lambda: context.in_store_pool(store.lines_version),
+            POLL_SECONDS,
+        )
         base = self.config.path.rstrip("/")
         router = app.router
         for asset in _ASSETS:
@@ -299,6 +307,8 @@ class WebchatChannel:
             return _error(401, "a missing or forged visitor token")
         if self.hub.closed:
             return _error(503, "shutting down", {"Retry-After": "1"})
+        if self.hub.open_for(visitor) >= MAX_STREAMS:
+            return _error(429, "too many open tabs of this chat", {"Retry-After": "10"})
         cursor = Cursor.parse(request.headers.get("Last-Event-ID") or request.query.get("after"))
         response = web.StreamResponse(
             headers={

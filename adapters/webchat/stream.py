@@ -9,8 +9,9 @@ The store is the source of truth, so a visitor's stream may be held by one worke
 reply is decided, or typed by an agent, on another: the stream reads the visitor's lines after
 its cursor (`ChannelStore.lines_after`: their messages and the replies delivered), and is woken
 to read again by `Hub.wake` — on this worker by the sender right after it delivered a reply,
-from any worker by PostgreSQL's NOTIFY on `channel_lines` (`Watch`), and on SQLite, or while
-LISTEN is down, by polling once a second. Each event's id is the cursor after it
+from any worker by PostgreSQL's NOTIFY on `channel_lines` (`Watch`), on SQLite by the worker
+reading the channel's version once a second, and while LISTEN is down by each stream reading
+once a second. Each event's id is the cursor after it
 (`<last message id>-<last reply id>`), so a line is sent once per stream, in order.
 """
 
@@ -21,7 +22,7 @@ import contextlib
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.store.channel_store import Line
@@ -79,6 +80,10 @@ class Hub:
         #: True while a LISTEN connection wakes the streams: they then need no polling
         self.listening = False
 
+    def open_for(self, visitor: str) -> int:
+        """How many streams the visitor has open on this worker."""
+        return len(self._waiting.get(visitor, ()))
+
     def subscribe(self, visitor: str) -> asyncio.Event:
         woken = asyncio.Event()
         self._waiting[visitor].add(woken)
@@ -111,28 +116,58 @@ class Hub:
 
 
 class Watch:
-    """One LISTEN connection per worker (PostgreSQL): wakes the streams of the visitor each
-    NOTIFY names. When it cannot listen, the streams poll until it can again."""
+    """What wakes this worker's streams when another worker wrote: one LISTEN connection on
+    PostgreSQL, waking the streams of the visitor each NOTIFY names; on SQLite one read a
+    second of the channel's version, waking every stream when it moved. While neither works
+    (LISTEN lost), `Hub.listening` is False and each stream reads once a second itself."""
 
     def __init__(
-        self, hub: Hub, channel: str, address: Callable[[], str | None], relisten: float = 5.0
+        self,
+        hub: Hub,
+        channel: str,
+        address: Callable[[], str | None],
+        version: Callable[[], Awaitable[str | None]],
+        poll_seconds: float = 1.0,
+        relisten: float = 5.0,
     ) -> None:
         self._hub = hub
         self._prefix = f"{channel}:"
         self._address = address
+        self._version = version
+        self._poll_seconds = poll_seconds
         self._relisten = relisten
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         address = self._address()
-        if address is not None:
-            self._task = asyncio.create_task(self._run(address), name="webchat-listen")
+        run = self._poll() if address is None else self._run(address)
+        self._task = asyncio.create_task(run, name="webchat-watch")
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+    async def _poll(self) -> None:
+        last: str | None = None
+        failed = False
+        while True:
+            if self._hub.streams:
+                try:
+                    version = await self._version()
+                except Exception as exc:
+                    if not failed:
+                        log.warning("web chat: reading the lines' version failed: %s", exc)
+                    failed = True
+                    self._hub.listening = False
+                else:
+                    failed = False
+                    if self._hub.listening and version != last:
+                        self._hub.wake_all()
+                    last = version
+                    self._hub.listening = True
+            await asyncio.sleep(self._poll_seconds)
 
     async def _run(self, address: str) -> None:
         while True:

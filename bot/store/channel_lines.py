@@ -8,12 +8,13 @@ cursor that moves past one never skips an earlier one still to come. The cursor 
 the last message in and the last outbox row out; both only grow.
 
 `announce` tells the other workers (PostgreSQL NOTIFY on `channel_lines`, sent when the
-transaction commits) that a customer's conversation has something new; on SQLite it does
-nothing and readers poll.
+transaction commits) that a customer's conversation has something new; on SQLite it moves the
+channel's `lines-version` key, which each worker polls once a second.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,10 +24,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bot.domain.delivery import DeliveryState
+from bot.store import channel_state
 from bot.store.schema import conversations, messages, outbox
 
 #: the PostgreSQL NOTIFY channel; the payload is `<channel>:<user id>`
 NOTIFY_CHANNEL = "channel_lines"
+#: the `channel_state` key that moves with every announcement on SQLite
+VERSION_KEY = "lines-version"
 
 
 @dataclass(frozen=True)
@@ -87,11 +91,14 @@ def last(conn: Connection, channel: str, user_id: str, limit: int) -> list[Line]
     return _merged(ins, outs)
 
 
-def announce(conn: Connection, channel: str, user_id: str) -> None:
+def announce(conn: Connection, channel: str, user_id: str, now: datetime) -> None:
     """Tell every worker's readers, once this transaction commits, that the customer's
-    conversation has something new (PostgreSQL; SQLite readers poll)."""
+    conversation has something new: PostgreSQL NOTIFYs; on SQLite the channel's
+    `VERSION_KEY` moves, which each worker reads once a second."""
     if conn.dialect.name == "postgresql":
         conn.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, f"{channel}:{user_id}"[:7000])))
+    else:
+        channel_state.put(conn, channel, VERSION_KEY, secrets.token_hex(8), now)
 
 
 def _delivered(channel: str, user_id: str) -> sa.Select[Any]:

@@ -132,13 +132,17 @@ class ChannelStore:
         finds it. The dispatcher's own mark afterwards finds it sent and changes nothing."""
         with self._store.transaction() as conn:
             outbox.mark_sent(conn, [outbox_id], self._clock.now())
-            channel_lines.announce(conn, self.channel, user_id)
+            channel_lines.announce(conn, self.channel, user_id, self._clock.now())
 
     def announce(self, user_id: str) -> None:
         """Tell the other workers' readers that the customer's conversation has something new."""
-        if self._store.dialect == "postgresql":
-            with self._store.transaction() as conn:
-                channel_lines.announce(conn, self.channel, user_id)
+        with self._store.transaction() as conn:
+            channel_lines.announce(conn, self.channel, user_id, self._clock.now())
+
+    def lines_version(self) -> str | None:
+        """What changes whenever any customer's conversation on this channel has something new
+        (SQLite, where there is no NOTIFY: one read a second per worker wakes its readers)."""
+        return self.get(channel_lines.VERSION_KEY)
 
     def listen_address(self) -> str | None:
         """Where to LISTEN for `channel_lines.NOTIFY_CHANNEL` (a libpq connection string), or
