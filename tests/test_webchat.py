@@ -353,3 +353,16 @@ def test_settings_are_checked_and_a_missing_secret_is_named(
     assert any("32 or more" in p for p in problems), problems
     monkeypatch.setenv("BOT_WEBCHAT_SECRET", SECRET)
     assert channel_problems(config) == []
+
+
+def test_bot_run_prints_the_line_to_paste(config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    from adapters import channels_from_config
+
+    monkeypatch.setenv("BOT_WEBCHAT_SECRET", SECRET)
+    config.channels.webchat = WebchatChannelConfig(enabled=True)
+    [channel] = channels_from_config(config)
+    assert channel.name == "webchat"
+    assert channel.describe("https://bot.example.test") == (
+        'paste into your pages: <script src="https://bot.example.test/webchat/widget.js" '
+        'data-site="main" async></script>'
+    )

@@ -7,12 +7,13 @@ a reload keeps the history; HTML in a message or an answer is shown as text; a p
 viewport in English; the after-hours header under an injected clock.
 
 Screenshots go to test-output/webchat/ (ignored by git); with BOT_SCREENSHOTS=1 the widget and
-the console are also saved as docs/webchat.png and docs/webchat-console.png. Without
+the console are also saved side by side as docs/webchat.png for the README. Without
 /usr/bin/chromium the test skips and says why, except under CI=true.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from playwright.async_api import ConsoleMessage
+from playwright.async_api import Browser, ConsoleMessage
 
 from adapters.webchat import WebchatChannel
 from bot.assembly import build_pipeline
@@ -57,6 +58,21 @@ class Scene:
     shop: str
     pipeline: Pipeline
     clock: FixedClock
+
+
+async def side_by_side(browser: Browser, shots: list[bytes], name: str) -> None:
+    """The screenshots next to each other, as one image in docs/ (drawn by the browser: no
+    imaging library needed)."""
+    images = "".join(
+        f'<img src="data:image/png;base64,{base64.b64encode(shot).decode()}">' for shot in shots
+    )
+    page = await browser.new_page(viewport={"width": 2400, "height": 900})
+    await page.set_content(
+        "<body style='margin:0;display:flex;gap:16px;align-items:flex-start;"
+        f"background:#fff;width:max-content'>{images}</body>"
+    )
+    await page.locator("body").screenshot(path=str(ROOT / "docs" / name))
+    await page.close()
 
 
 async def _no_icon(request: web.Request) -> web.Response:
@@ -185,19 +201,6 @@ async def test_a_visitor_chats_with_the_bot_and_an_agent_in_the_browser(scene: S
             await expect(answers.last).to_contain_text("订单满 99 元包邮", timeout=LIVE_MS)
             await expect(panel.locator(".msg.in").first).to_have_text("发漂怎么开")
 
-            # HTML from the visitor is shown as text, and only http(s) addresses are links
-            await ask(
-                '<script>window.pwned=1</script><img src=x onerror="window.pwned=1"> '
-                "javascript:window.pwned=1 https://shop.example.test/orders"
-            )
-            mine = panel.locator(".msg.in").last
-            await expect(mine).to_contain_text("<script>window.pwned=1</script>")
-            await expect(mine.locator("script, img")).to_have_count(0)
-            await expect(mine.locator("a")).to_have_count(1)
-            await expect(mine.locator("a")).to_have_attribute(
-                "href", "https://shop.example.test/orders"
-            )
-
             # a person: the agent sees it live, replies, and the visitor sees it unreloaded
             await ask("转人工")
             await expect(console.locator("#queued-tickets li.line")).to_have_count(
@@ -221,8 +224,9 @@ async def test_a_visitor_chats_with_the_bot_and_an_agent_in_the_browser(scene: S
             )
             await shot(page, "2-agent-reply")
             if keep:
-                await page.screenshot(path=str(ROOT / "docs" / "webchat.png"))
-                await console.screenshot(path=str(ROOT / "docs" / "webchat-console.png"))
+                await side_by_side(
+                    browser, [await page.screenshot(), await console.screenshot()], "webchat.png"
+                )
 
             # resolved: the CSAT question comes with 1–5 buttons; the visitor taps 5
             await console.click("#resolve")
@@ -247,6 +251,19 @@ async def test_a_visitor_chats_with_the_bot_and_an_agent_in_the_browser(scene: S
             )
             await expect(panel.locator(".msg.in").first).to_have_text("发漂怎么开")
             assert await panel.locator(".msg").count() >= lines - 1  # no greeting now
+            # HTML from the visitor is shown as text, and only http(s) addresses are links
+            await ask(
+                '<script>window.pwned=1</script><img src=x onerror="window.pwned=1"> '
+                "javascript:window.pwned=1 https://shop.example.test/orders"
+            )
+            mine = panel.locator(".msg.in").last
+            await expect(mine).to_contain_text("<script>window.pwned=1</script>")
+            await expect(mine.locator("script, img")).to_have_count(0)
+            await expect(mine.locator("a")).to_have_count(1)
+            await expect(mine.locator("a")).to_have_attribute(
+                "href", "https://shop.example.test/orders"
+            )
+
             assert await page.evaluate("window.pwned") is None
 
             # a phone, in English
