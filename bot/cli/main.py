@@ -63,6 +63,17 @@ def main(argv: list[str] | None = None) -> int:
         "--port", type=_port, help="port to listen on, 1-65535 (default: service.port)"
     )
 
+    demo_parser = commands.add_parser(
+        "demo",
+        help="try the bot in the browser: a sample shop page with the web chat, and the console",
+    )
+    demo_parser.add_argument(
+        "--port",
+        type=_port,
+        default=8080,
+        help="the shop page's port (default 8080); the service takes the next one",
+    )
+
     commands.add_parser("check", help="validate config.toml and the content folders")
 
     start = commands.add_parser(
@@ -233,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
             return _hours(config, args.at, args.days)
         if args.command == "chat":
             return _chat(config, args.at, args.user, why=not args.no_why)
+        if args.command == "demo":
+            from bot.cli.demo import demo
+
+            return demo(config, args.port)
         if args.command == "run":
             from bot.cli.run import serve
 

@@ -13,6 +13,8 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -21,7 +23,23 @@ from bot.content.problems import Problem, ProblemsError, line_of_key
 from bot.domain.clock import SystemClock
 
 
-def serve(config: Config, host: str | None, port: int | None) -> int:
+@dataclass(frozen=True)
+class Site:
+    """A small site served beside the service, on its own port."""
+
+    name: str
+    app: web.Application
+    port: int
+
+
+def serve(
+    config: Config,
+    host: str | None,
+    port: int | None,
+    also: Sequence[Site] = (),
+) -> int:
+    """Serve until SIGTERM or Ctrl-C. `also`: other small sites served beside it on the same
+    host (`bot demo`'s sample shop page), started after it and stopped before it."""
     from bot.understanding.encoders import MemoEncoder, make_encoder
 
     started = time.perf_counter()
@@ -73,7 +91,31 @@ def serve(config: Config, host: str | None, port: int | None) -> int:
             file=sys.stderr,
             flush=True,
         )
+        beside = []
+        for site in also:
+            extra = web.AppRunner(site.app, access_log=None, handle_signals=False)
+            await extra.setup()
+            beside.append(extra)
+            try:
+                await web.TCPSite(extra, host, site.port).start()
+            except OSError as exc:
+                for opened in beside:
+                    await opened.cleanup()
+                await runner.cleanup()
+                raise ProblemsError(
+                    [
+                        Problem(
+                            config.path,
+                            line_of_key(config.path, "service.port"),
+                            f"cannot listen on {host}:{site.port} for the {site.name}: "
+                            f"{exc.strerror or exc}",
+                            "stop whatever uses that port, or choose another with --port",
+                        )
+                    ]
+                ) from exc
         print(f"  agents' console: http://{host}:{port}/console/", file=sys.stderr, flush=True)
+        for site in also:
+            print(f"  {site.name}: http://{host}:{site.port}/", file=sys.stderr, flush=True)
         public = config.service.public_url or f"https://<your public address, proxied to {port}>"
         for channel in channels:
             print(f"  {channel.name}: {channel.describe(public)}", file=sys.stderr, flush=True)
@@ -89,6 +131,8 @@ def serve(config: Config, host: str | None, port: int | None) -> int:
             flush=True,
         )
         await service.drain(config.service.drain_seconds)
+        for extra in beside:
+            await extra.cleanup()
         await runner.cleanup()
         print("bot run: stopped", file=sys.stderr, flush=True)
         return 0

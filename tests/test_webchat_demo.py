@@ -1,0 +1,88 @@
+"""`bot demo` as a newcomer runs it: the installed command prints the sample shop page's address
+and the console's with a one-time password; the page embeds the web chat from the service on the
+next port, which lets that page frame its panel; the password logs in; SIGTERM stops both."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.support.service import bot_command, free_port, ready
+
+pytestmark = pytest.mark.warm_content
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def two_free_ports() -> int:
+    """A free port whose next one is free too (the shop page's, and the service's)."""
+    while True:
+        port = free_port()
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+
+
+async def test_bot_demo_serves_a_shop_page_with_the_chat_and_a_console_login(shop: Path) -> None:
+    port = two_free_ports()
+    env = {key: value for key, value in os.environ.items() if key != "BOT_WEBCHAT_SECRET"}
+    demo = subprocess.Popen(
+        [bot_command(), "--config", str(shop / "config.toml"), "demo", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert demo.stderr is not None
+    loop = asyncio.get_running_loop()
+    try:
+        first = (await loop.run_in_executor(None, demo.stderr.readline)).decode()
+        second = (await loop.run_in_executor(None, demo.stderr.readline)).decode()
+        shop_url, bot_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port + 1}"
+        assert f"a sample shop page with the web chat at {shop_url}/" in first
+        found = re.search(rf"{bot_url}/console/\s+login demo, password (\S+)", second)
+        assert found, second
+        password = found.group(1)
+        # the console keeps its CSRF token in a cookie: accept it from an IP address, as browsers do
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            await ready(http, port + 1, 120)
+            async with http.get(f"{shop_url}/") as page:
+                assert page.status == 200
+                assert f'<script src="{bot_url}/webchat/widget.js"' in await page.text()
+            async with http.get(f"{bot_url}/webchat/widget.js") as widget:
+                assert widget.status == 200
+            async with http.get(f"{bot_url}/webchat/panel") as panel:
+                assert shop_url in panel.headers["Content-Security-Policy"]
+            async with http.post(
+                f"{bot_url}/webchat/visitor", json={}, headers={"Origin": shop_url}
+            ) as visitor:
+                assert visitor.status == 200
+                assert visitor.headers["Access-Control-Allow-Origin"] == shop_url
+            async with http.get(f"{bot_url}/console/login") as login:
+                token = CSRF.search(await login.text())
+            assert token
+            async with http.post(
+                f"{bot_url}/console/login",
+                data={"login": "demo", "password": password, "csrf": token.group(1)},
+                allow_redirects=False,
+            ) as logged_in:
+                assert logged_in.status in (302, 303), await logged_in.text()
+                assert logged_in.headers["Location"].endswith("/console/")
+        demo.send_signal(signal.SIGTERM)
+        assert await loop.run_in_executor(None, demo.wait, 30) == 0
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    rest = demo.stderr.read().decode()
+    assert "Traceback" not in rest, rest[-3000:]
+    assert "sample shop page: " + f"http://127.0.0.1:{port}/" in rest
