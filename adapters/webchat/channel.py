@@ -20,17 +20,19 @@ Retry-After (the panel keeps the message and sends it again), a worker draining 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import json
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from adapters.webchat.deliveries import Deliveries
 from adapters.webchat.identity import Refused, Visitors
 from adapters.webchat.origins import Origins
 from adapters.webchat.stream import Cursor, Hub, Watch, event, line_json
@@ -70,20 +72,16 @@ class WebchatSender:
     """What the dispatcher calls: the reply is delivered to the visitor's conversation in the
     store (marked sent, announced to every worker), then this worker's streams are woken."""
 
-    def __init__(self, hub: Hub) -> None:
-        self._hub = hub
-        self._context: ChannelContext | None = None
+    def __init__(self) -> None:
+        self._deliveries: Deliveries | None = None
 
-    def attach(self, context: ChannelContext) -> None:
-        self._context = context
+    def attach(self, deliveries: Deliveries) -> None:
+        self._deliveries = deliveries
 
     async def send(self, message: Outbound) -> None:
-        context = self._context
-        if context is None or message.outbox_id is None:
+        if self._deliveries is None or message.outbox_id is None:
             raise PermanentFailure("the web chat shows only replies from the outbox")
-        outbox_id, visitor = message.outbox_id, message.chat_id
-        await context.in_store_pool(lambda: context.store.delivered(outbox_id, visitor))
-        self._hub.wake(visitor)
+        await self._deliveries.deliver(message.outbox_id, message.chat_id)
 
 
 class WebchatChannel:
@@ -95,7 +93,8 @@ class WebchatChannel:
         self.config = config
         self.visitors = Visitors(secret)
         self.hub = Hub()
-        self.sender = WebchatSender(self.hub)
+        self.sender = WebchatSender()
+        self._deliveries: Deliveries | None = None
         self._context: ChannelContext | None = None
         self._origins = Origins(config.allowed_origins, "")
         self._watch: Watch | None = None
@@ -104,9 +103,14 @@ class WebchatChannel:
 
     def mount(self, app: web.Application, context: ChannelContext) -> None:
         self._context = context
-        self.sender.attach(context)
-        self._origins = Origins(self.config.allowed_origins, context.public_url)
         store = context.store
+
+        async def write(outbox_ids: Collection[int], visitors: Collection[str]) -> None:
+            await context.in_store_pool(functools.partial(store.delivered, outbox_ids, visitors))
+
+        self._deliveries = Deliveries(write, self.hub)
+        self.sender.attach(self._deliveries)
+        self._origins = Origins(self.config.allowed_origins, context.public_url)
         self._watch = Watch(
             self.hub,
             NAME,
@@ -281,8 +285,10 @@ class WebchatChannel:
             return _error(503, "shutting down, send again", {"Retry-After": "1"})
         except NotHandled as exc:
             return _error(503, str(exc), {"Retry-After": "1"})
-        await context.in_store_pool(lambda: context.store.announce(visitor))
-        self.hub.wake(visitor)
+        if self._deliveries is not None:
+            # the visitor's other tabs, on any worker, show it (stored already: not lost if not)
+            with contextlib.suppress(Exception):
+                await self._deliveries.deliver(None, visitor)
         return web.json_response({"stored": True}, status=202)
 
     async def _history(self, request: web.Request) -> web.Response:

@@ -15,7 +15,7 @@ channel's `lines-version` key, which each worker polls once a second.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -91,12 +91,16 @@ def last(conn: Connection, channel: str, user_id: str, limit: int) -> list[Line]
     return _merged(ins, outs)
 
 
-def announce(conn: Connection, channel: str, user_id: str, now: datetime) -> None:
-    """Tell every worker's readers, once this transaction commits, that the customer's
-    conversation has something new: PostgreSQL NOTIFYs; on SQLite the channel's
-    `VERSION_KEY` moves, which each worker reads once a second."""
+def announce(conn: Connection, channel: str, user_ids: Collection[str], now: datetime) -> None:
+    """Tell every worker's readers, once this transaction commits, that these customers'
+    conversations have something new: PostgreSQL NOTIFYs each; on SQLite the channel's
+    `VERSION_KEY` moves (once), which each worker reads once a second."""
+    if not user_ids:
+        return
     if conn.dialect.name == "postgresql":
-        conn.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, f"{channel}:{user_id}"[:7000])))
+        for user_id in sorted(set(user_ids)):
+            payload = f"{channel}:{user_id}"[:7000]
+            conn.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, payload)))
     else:
         channel_state.put(conn, channel, VERSION_KEY, secrets.token_hex(8), now)
 

@@ -11,7 +11,7 @@ the event loop.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -126,18 +126,17 @@ class ChannelStore:
         with self._store.engine.connect() as conn:
             return channel_lines.last(conn, self.channel, user_id, limit)
 
-    def delivered(self, outbox_id: int, user_id: str) -> None:
-        """The reply is in the customer's conversation for the channel to show: marked sent and
-        announced to every worker in one transaction, so a reader woken by the announcement
-        finds it. The dispatcher's own mark afterwards finds it sent and changes nothing."""
+    def delivered(self, outbox_ids: Collection[int], user_ids: Collection[str]) -> None:
+        """These replies are in their customers' conversations for the channel to show, and
+        these customers' conversations have something new: the replies marked sent and the
+        customers announced to every worker in one transaction, so a reader woken by the
+        announcement finds them. The dispatcher's own mark afterwards changes nothing. Called
+        with no replies, it only announces (a customer's own message, for their other tabs)."""
         with self._store.transaction() as conn:
-            outbox.mark_sent(conn, [outbox_id], self._clock.now())
-            channel_lines.announce(conn, self.channel, user_id, self._clock.now())
-
-    def announce(self, user_id: str) -> None:
-        """Tell the other workers' readers that the customer's conversation has something new."""
-        with self._store.transaction() as conn:
-            channel_lines.announce(conn, self.channel, user_id, self._clock.now())
+            now = self._clock.now()
+            if outbox_ids:
+                outbox.mark_sent(conn, outbox_ids, now)
+            channel_lines.announce(conn, self.channel, user_ids, now)
 
     def lines_version(self) -> str | None:
         """What changes whenever any customer's conversation on this channel has something new
