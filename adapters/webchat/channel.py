@@ -20,7 +20,6 @@ Retry-After (the panel keeps the message and sends it again), a worker draining 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import hashlib
 import json
@@ -52,6 +51,8 @@ MAX_ID = 64
 #: it writes a comment to keep proxies from closing a quiet connection
 POLL_SECONDS = 1.0
 HEARTBEAT_SECONDS = 15.0
+#: the lines a stream reads at once (of each direction)
+LINES_AT_ONCE = 100
 #: the streams one visitor may hold open on one worker (tabs, and reconnects not yet noticed)
 MAX_STREAMS = 8
 #: the panel's Content-Security-Policy, before its frame-ancestors
@@ -95,6 +96,7 @@ class WebchatChannel:
         self.hub = Hub()
         self.sender = WebchatSender()
         self._deliveries: Deliveries | None = None
+        self._announcing: set[asyncio.Task[None]] = set()
         self._context: ChannelContext | None = None
         self._origins = Origins(config.allowed_origins, "")
         self._watch: Watch | None = None
@@ -106,7 +108,9 @@ class WebchatChannel:
         store = context.store
 
         async def write(outbox_ids: Collection[int], visitors: Collection[str]) -> None:
-            await context.in_store_pool(functools.partial(store.delivered, outbox_ids, visitors))
+            await context.in_store_pool(
+                functools.partial(store.delivered, outbox_ids, visitors, context.worker)
+            )
 
         self._deliveries = Deliveries(write, self.hub)
         self.sender.attach(self._deliveries)
@@ -115,7 +119,8 @@ class WebchatChannel:
             self.hub,
             NAME,
             store.listen_address,
-            lambda: context.in_store_pool(store.lines_version),
+            lambda: context.in_store_pool(store.lines_versions),
+            context.worker,
             POLL_SECONDS,
         )
         base = self.config.path.rstrip("/")
@@ -286,9 +291,11 @@ class WebchatChannel:
         except NotHandled as exc:
             return _error(503, str(exc), {"Retry-After": "1"})
         if self._deliveries is not None:
-            # the visitor's other tabs, on any worker, show it (stored already: not lost if not)
-            with contextlib.suppress(Exception):
-                await self._deliveries.deliver(None, visitor)
+            # the visitor's other tabs, on any worker, show it; not waited for (it is stored,
+            # and shown with the reply anyway)
+            announcing = asyncio.create_task(self._deliveries.deliver(None, visitor))
+            self._announcing.add(announcing)
+            announcing.add_done_callback(self._announced)
         return web.json_response({"stored": True}, status=202)
 
     async def _history(self, request: web.Request) -> web.Response:
@@ -331,6 +338,8 @@ class WebchatChannel:
             await self._follow(response, context.store, context, visitor, cursor, woken)
         except (ConnectionError, asyncio.CancelledError):
             pass
+        except Exception as exc:  # the database away: the browser reconnects in 2 s
+            log.warning("web chat stream ended: %s", str(exc).splitlines()[0] if str(exc) else exc)
         finally:
             self.hub.unsubscribe(visitor, woken)
         return response
@@ -357,7 +366,8 @@ class WebchatChannel:
                 await response.write(event(cursor, line))
             if lines:
                 quiet_since = loop.time()
-                continue
+                if len(lines) >= LINES_AT_ONCE or woken.is_set():
+                    continue  # more to read: the page was full, or woken during the read
             wait = HEARTBEAT_SECONDS if self.hub.listening else POLL_SECONDS
             try:
                 await asyncio.wait_for(woken.wait(), wait)
@@ -367,6 +377,11 @@ class WebchatChannel:
                     quiet_since = loop.time()
 
     # --- helpers -----------------------------------------------------------------------------
+
+    def _announced(self, task: asyncio.Task[None]) -> None:
+        self._announcing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.info("a visitor's message not announced: %s", task.exception())
 
     def _ready(self) -> ChannelContext:
         assert self._context is not None, "the web chat was not mounted"

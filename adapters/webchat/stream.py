@@ -10,8 +10,8 @@ reply is decided, or typed by an agent, on another: the stream reads the visitor
 its cursor (`ChannelStore.lines_after`: their messages and the replies delivered), and is woken
 to read again by `Hub.wake` — on this worker by the sender right after it delivered a reply,
 from any worker by PostgreSQL's NOTIFY on `channel_lines` (`Watch`), on SQLite by the worker
-reading the channel's version once a second, and while LISTEN is down by each stream reading
-once a second. Each event's id is the cursor after it
+reading the other workers' versions once a second (woken all when one moved), and while
+LISTEN is down by each stream reading once a second. Each event's id is the cursor after it
 (`<last message id>-<last reply id>`), so a line is sent once per stream, in order.
 """
 
@@ -44,7 +44,8 @@ class Cursor:
     def parse(cls, text: str | None) -> Cursor:
         """From an event id (`12-34`); anything else starts from the beginning."""
         first, dash, second = (text or "").strip().partition("-")
-        if dash and first.isdigit() and second.isdigit() and len(text or "") < 40:
+        # ids are the database's 64-bit keys: 18 digits at most here
+        if dash and first.isdigit() and second.isdigit() and len(first) <= 18 >= len(second):
             return cls(int(first), int(second))
         return cls()
 
@@ -118,7 +119,8 @@ class Hub:
 class Watch:
     """What wakes this worker's streams when another worker wrote: one LISTEN connection on
     PostgreSQL, waking the streams of the visitor each NOTIFY names; on SQLite one read a
-    second of the channel's version, waking every stream when it moved. While neither works
+    second of the other workers' versions, waking every stream when one moved (one worker
+    alone never does: its own writes wake its streams). While neither works
     (LISTEN lost), `Hub.listening` is False and each stream reads once a second itself."""
 
     def __init__(
@@ -126,14 +128,16 @@ class Watch:
         hub: Hub,
         channel: str,
         address: Callable[[], str | None],
-        version: Callable[[], Awaitable[str | None]],
+        versions: Callable[[], Awaitable[dict[str, str]]],
+        worker: str,
         poll_seconds: float = 1.0,
         relisten: float = 5.0,
     ) -> None:
         self._hub = hub
         self._prefix = f"{channel}:"
         self._address = address
-        self._version = version
+        self._versions = versions
+        self._own = worker
         self._poll_seconds = poll_seconds
         self._relisten = relisten
         self._task: asyncio.Task[None] | None = None
@@ -150,22 +154,24 @@ class Watch:
                 await self._task
 
     async def _poll(self) -> None:
-        last: str | None = None
+        last: dict[str, str] | None = None
         failed = False
         while True:
             if self._hub.streams:
                 try:
-                    version = await self._version()
+                    found = await self._versions()
                 except Exception as exc:
                     if not failed:
-                        log.warning("web chat: reading the lines' version failed: %s", exc)
+                        log.warning("web chat: reading the workers' versions failed: %s", exc)
                     failed = True
                     self._hub.listening = False
                 else:
                     failed = False
-                    if self._hub.listening and version != last:
+                    # this worker's own writes woke its streams already
+                    others = {k: v for k, v in found.items() if not k.endswith(f":{self._own}")}
+                    if last is not None and others != last:
                         self._hub.wake_all()
-                    last = version
+                    last = others
                     self._hub.listening = True
             await asyncio.sleep(self._poll_seconds)
 

@@ -9,7 +9,7 @@ the last message in and the last outbox row out; both only grow.
 
 `announce` tells the other workers (PostgreSQL NOTIFY on `channel_lines`, sent when the
 transaction commits) that a customer's conversation has something new; on SQLite it moves the
-channel's `lines-version` key, which each worker polls once a second.
+writing worker's `lines-version:<worker>` key, which the other workers poll once a second.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -25,12 +25,15 @@ from sqlalchemy.engine import Connection
 
 from bot.domain.delivery import DeliveryState
 from bot.store import channel_state
+from bot.store.schema import channel_state as keys
 from bot.store.schema import conversations, messages, outbox
 
 #: the PostgreSQL NOTIFY channel; the payload is `<channel>:<user id>`
 NOTIFY_CHANNEL = "channel_lines"
-#: the `channel_state` key that moves with every announcement on SQLite
+#: the `channel_state` keys (one per worker) that move with every announcement on SQLite, and
+#: how long one is kept after its worker last wrote it
 VERSION_KEY = "lines-version"
+VERSION_KEPT = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -91,18 +94,36 @@ def last(conn: Connection, channel: str, user_id: str, limit: int) -> list[Line]
     return _merged(ins, outs)
 
 
-def announce(conn: Connection, channel: str, user_ids: Collection[str], now: datetime) -> None:
+def announce(
+    conn: Connection, channel: str, user_ids: Collection[str], now: datetime, worker: str
+) -> None:
     """Tell every worker's readers, once this transaction commits, that these customers'
-    conversations have something new: PostgreSQL NOTIFYs each; on SQLite the channel's
-    `VERSION_KEY` moves (once), which each worker reads once a second."""
+    conversations have something new: PostgreSQL NOTIFYs each; on SQLite this worker's
+    version key (`VERSION_KEY:<worker>`) moves, which the other workers read once a second (a
+    worker's own readers are woken by the worker itself)."""
     if not user_ids:
         return
     if conn.dialect.name == "postgresql":
         for user_id in sorted(set(user_ids)):
             payload = f"{channel}:{user_id}"[:7000]
             conn.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, payload)))
-    else:
-        channel_state.put(conn, channel, VERSION_KEY, secrets.token_hex(8), now)
+        return
+    prefix = f"{VERSION_KEY}:"
+    channel_state.forget_expired(conn, channel, prefix, now)
+    key = f"{prefix}{worker}"[:128]
+    channel_state.put(conn, channel, key, secrets.token_hex(8), now, now + VERSION_KEPT)
+
+
+def versions(conn: Connection, channel: str, now: datetime) -> dict[str, str]:
+    """Every worker's version key (SQLite), by key."""
+    rows = conn.execute(
+        sa.select(keys.c.key, keys.c.value).where(
+            keys.c.channel == channel,
+            keys.c.key.startswith(f"{VERSION_KEY}:", autoescape=True),
+            sa.or_(keys.c.expires_at.is_(None), keys.c.expires_at > now),
+        )
+    ).all()
+    return {str(key): str(value) for key, value in rows}
 
 
 def _delivered(channel: str, user_id: str) -> sa.Select[Any]:

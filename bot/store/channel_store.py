@@ -126,7 +126,9 @@ class ChannelStore:
         with self._store.engine.connect() as conn:
             return channel_lines.last(conn, self.channel, user_id, limit)
 
-    def delivered(self, outbox_ids: Collection[int], user_ids: Collection[str]) -> None:
+    def delivered(
+        self, outbox_ids: Collection[int], user_ids: Collection[str], worker: str
+    ) -> None:
         """These replies are in their customers' conversations for the channel to show, and
         these customers' conversations have something new: the replies marked sent and the
         customers announced to every worker in one transaction, so a reader woken by the
@@ -136,12 +138,14 @@ class ChannelStore:
             now = self._clock.now()
             if outbox_ids:
                 outbox.mark_sent(conn, outbox_ids, now)
-            channel_lines.announce(conn, self.channel, user_ids, now)
+            channel_lines.announce(conn, self.channel, user_ids, now, worker)
 
-    def lines_version(self) -> str | None:
-        """What changes whenever any customer's conversation on this channel has something new
-        (SQLite, where there is no NOTIFY: one read a second per worker wakes its readers)."""
-        return self.get(channel_lines.VERSION_KEY)
+    def lines_versions(self) -> dict[str, str]:
+        """Every worker's version of this channel's conversations, which moves whenever that
+        worker announced something new (SQLite, where there is no NOTIFY: one read a second per
+        worker wakes its readers when another worker's moved)."""
+        with self._store.engine.connect() as conn:
+            return channel_lines.versions(conn, self.channel, self._clock.now())
 
     def listen_address(self) -> str | None:
         """Where to LISTEN for `channel_lines.NOTIFY_CHANNEL` (a libpq connection string), or

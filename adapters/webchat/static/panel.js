@@ -246,7 +246,10 @@
   function deliver(id, text, mine, attempt) {
     call("POST", "/messages", { id: id, text: text, language: language }).then(function (response) {
       if (response.status === 202) {
+        // decided: the bot's answer is on its way (none comes while a person has the chat)
         say("");
+        clearTimeout(typingTimer);
+        typingTimer = setTimeout(function () { typing.hidden = true; }, 3000);
         return;
       }
       if (response.status === 429 || response.status === 503) {
