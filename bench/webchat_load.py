@@ -62,7 +62,12 @@ def _shop(source: Path, folder: Path, url: str, port: int) -> Path:
     text = _set(
         text,
         "channels.webchat",
-        {"enabled": "true", "per_visitor_per_minute": "0", "per_ip_per_minute": "0"},
+        {
+            "enabled": "true",
+            "per_visitor_per_minute": "0",
+            "per_ip_per_minute": "0",
+            "streams_per_ip": "0",
+        },
     )
     config = shop / source.name
     config.write_text(text, encoding="utf-8")

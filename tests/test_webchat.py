@@ -88,7 +88,11 @@ async def chat(config: Config, encoder: MemoEncoder, tmp_path: Path) -> AsyncIte
         config, clock, store_url=f"sqlite:///{tmp_path}/webchat.sqlite3", encoder=encoder
     )
     settings = WebchatChannelConfig(
-        enabled=True, allowed_origins=[SHOP], per_visitor_per_minute=5, max_message_chars=500
+        enabled=True,
+        allowed_origins=[SHOP],
+        per_visitor_per_minute=5,
+        max_message_chars=500,
+        streams_per_ip=12,
     )
     channel = WebchatChannel(settings, SECRET)
     app = make_app(Parts(pipeline, [channel], run_scheduler=False))
@@ -366,3 +370,28 @@ def test_bot_run_prints_the_line_to_paste(config: Config, monkeypatch: pytest.Mo
         'paste into your pages: <script src="https://bot.example.test/webchat/widget.js" '
         'data-site="main" async></script>'
     )
+
+
+async def test_open_streams_are_capped_per_visitor_and_per_address(chat: Chat) -> None:
+    first, second = await chat.visitor(), await chat.visitor()
+    opened = [await open_stream(chat.client, first) for _ in range(8)]
+    refused = await chat.client.get("/webchat/stream", params={"token": first})
+    assert refused.status == 429 and refused.headers["Retry-After"]
+    opened += [await open_stream(chat.client, second) for _ in range(4)]
+    # this address holds 12 now, its cap: a third visitor from it waits too
+    third = await chat.client.get("/webchat/stream", params={"token": await chat.visitor()})
+    assert third.status == 429
+    opened[0].response.close()
+    # a closed stream's place is freed once its handler ends (here at once: the test server
+    # cancels it; `bot run` ends it at its next write, the keepalive at the latest)
+    for _ in range(50):
+        await asyncio.sleep(0.1)
+        again = await chat.client.get("/webchat/stream", params={"token": first}, timeout=None)
+        if again.status == 200:
+            again.close()
+            break
+        again.close()
+    else:
+        raise AssertionError("a closed stream's place was not freed")
+    for stream in opened[1:]:
+        stream.response.close()

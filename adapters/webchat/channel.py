@@ -320,8 +320,12 @@ class WebchatChannel:
             return _error(401, "a missing or forged visitor token")
         if self.hub.closed:
             return _error(503, "shutting down", {"Retry-After": "1"})
-        if self.hub.open_for(visitor) >= MAX_STREAMS:
-            return _error(429, "too many open tabs of this chat", {"Retry-After": "10"})
+        address = context.limits.client_address(request)
+        mine, theirs = self.hub.open_for(visitor, address)
+        per_address = self.config.streams_per_ip
+        if mine >= MAX_STREAMS or (per_address and theirs >= per_address):
+            self._limits_refused("webchat_streams")
+            return _error(429, "too many open chats", {"Retry-After": "10"})
         cursor = Cursor.parse(request.headers.get("Last-Event-ID") or request.query.get("after"))
         response = web.StreamResponse(
             headers={
@@ -332,7 +336,7 @@ class WebchatChannel:
             }
         )
         await response.prepare(request)
-        woken = self.hub.subscribe(visitor)
+        woken = self.hub.subscribe(visitor, address)
         try:
             await response.write(b"retry: 2000\n\n")
             await self._follow(response, context.store, context, visitor, cursor, woken)
@@ -341,7 +345,7 @@ class WebchatChannel:
         except Exception as exc:  # the database away: the browser reconnects in 2 s
             log.warning("web chat stream ended: %s", str(exc).splitlines()[0] if str(exc) else exc)
         finally:
-            self.hub.unsubscribe(visitor, woken)
+            self.hub.unsubscribe(visitor, address, woken)
         return response
 
     async def _follow(

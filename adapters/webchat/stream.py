@@ -77,25 +77,31 @@ class Hub:
 
     def __init__(self) -> None:
         self._waiting: dict[str, set[asyncio.Event]] = defaultdict(set)
+        #: open streams by client address
+        self._addresses: dict[str, int] = defaultdict(int)
         self.closed = False
         #: True while a LISTEN connection wakes the streams: they then need no polling
         self.listening = False
 
-    def open_for(self, visitor: str) -> int:
-        """How many streams the visitor has open on this worker."""
-        return len(self._waiting.get(visitor, ()))
+    def open_for(self, visitor: str, address: str) -> tuple[int, int]:
+        """How many streams the visitor, and the client address, have open on this worker."""
+        return len(self._waiting.get(visitor, ())), self._addresses.get(address, 0)
 
-    def subscribe(self, visitor: str) -> asyncio.Event:
+    def subscribe(self, visitor: str, address: str) -> asyncio.Event:
         woken = asyncio.Event()
         self._waiting[visitor].add(woken)
+        self._addresses[address] += 1
         return woken
 
-    def unsubscribe(self, visitor: str, woken: asyncio.Event) -> None:
+    def unsubscribe(self, visitor: str, address: str, woken: asyncio.Event) -> None:
         waiting = self._waiting.get(visitor)
         if waiting is not None:
             waiting.discard(woken)
             if not waiting:
                 del self._waiting[visitor]
+        self._addresses[address] -= 1
+        if self._addresses[address] <= 0:
+            del self._addresses[address]
 
     def wake(self, visitor: str) -> None:
         for woken in self._waiting.get(visitor, ()):

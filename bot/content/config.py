@@ -638,6 +638,9 @@ class WebchatChannelConfig(ChannelSection):
     per_ip_per_minute: int = Field(120, ge=0)
     #: the longest message a visitor may send, in characters (longer: 413)
     max_message_chars: int = Field(2000, ge=1, le=20000)
+    #: live streams (open panels) one address may hold on one worker (an office behind one
+    #: address has many visitors; 0: no limit)
+    streams_per_ip: int = Field(500, ge=0)
 
     def _required_secrets(self) -> list[tuple[str, str]]:
         return [("secret", "the web chat's signing secret (32 or more random characters)")]
