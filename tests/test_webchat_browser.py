@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import base64
 import os
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -27,7 +29,6 @@ from adapters.webchat import WebchatChannel
 from bot.assembly import build_pipeline
 from bot.content.config import WebchatChannelConfig, load_config
 from bot.domain.agent import Role
-from bot.domain.clock import FixedClock
 from bot.pipeline.runner import Pipeline
 from bot.store import agents
 from bot.store.schema import tickets
@@ -52,12 +53,25 @@ SHOP_PAGE = """<!doctype html>
 </body></html>"""
 
 
+class RunningClock:
+    """Runs in real time from a chosen moment, and jumps when told (to after hours)."""
+
+    def __init__(self, start: datetime) -> None:
+        self._start, self._t0 = start, time.monotonic()
+
+    def now(self) -> datetime:
+        return self._start + timedelta(seconds=time.monotonic() - self._t0)
+
+    def set(self, at: datetime) -> None:
+        self._start, self._t0 = at, time.monotonic()
+
+
 @dataclass
 class Scene:
     bot: str
     shop: str
     pipeline: Pipeline
-    clock: FixedClock
+    clock: RunningClock
 
 
 async def side_by_side(browser: Browser, shots: list[bytes], name: str) -> None:
@@ -111,7 +125,7 @@ async def scene(shop: Path, encoder: MemoEncoder, tmp_path: Path) -> AsyncIterat
     shop_app.router.add_get("/favicon.ico", _no_icon)
     shop_runner, shop_url = await _serve(shop_app)
     # a Tuesday morning: the queues are open
-    clock = FixedClock(at("2026-11-24 10:00"))
+    clock = RunningClock(at("2026-11-24 10:00"))
     pipeline = build_pipeline(
         config, clock, store_url=f"sqlite:///{tmp_path}/webchat.sqlite3", encoder=encoder
     )
@@ -250,6 +264,8 @@ async def test_a_visitor_chats_with_the_bot_and_an_agent_in_the_browser(scene: S
                 1, timeout=LIVE_MS
             )
             await expect(panel.locator(".msg.in").first).to_have_text("发漂怎么开")
+            # the suggestion picked reads as itself, not as the number that was sent
+            await expect(panel.locator(".msg.in").nth(1)).to_have_text("怎么开发票")
             assert await panel.locator(".msg").count() >= lines - 1  # no greeting now
             # HTML from the visitor is shown as text, and only http(s) addresses are links
             await ask(

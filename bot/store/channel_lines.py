@@ -14,6 +14,7 @@ writing worker's `lines-version:<worker>` key, which the other workers poll once
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -128,7 +129,9 @@ def versions(conn: Connection, channel: str, now: datetime) -> dict[str, str]:
 
 def _delivered(channel: str, user_id: str) -> sa.Select[Any]:
     return (
-        sa.select(outbox.c.id, outbox.c.text, outbox.c.created_at, outbox.c.choices)
+        sa.select(
+            outbox.c.id, outbox.c.text, outbox.c.created_at, outbox.c.choices, outbox.c.reply_to
+        )
         .join(conversations, conversations.c.id == outbox.c.conversation_id)
         .where(
             conversations.c.channel == channel,
@@ -139,10 +142,15 @@ def _delivered(channel: str, user_id: str) -> sa.Select[Any]:
 
 
 def _merged(ins: Sequence[Any], outs: Sequence[Any]) -> list[Line]:
-    lines = [Line("in", row[0], row[1], row[2]) for row in ins]
+    """Both directions in the order they were written: by time, and at the same instant a
+    reply after the message it answers, a message after the replies to the one before it."""
+    keyed: list[tuple[tuple[datetime, float, int, int], Line]] = [
+        ((row[2], row[0], 0, row[0]), Line("in", row[0], row[1], row[2])) for row in ins
+    ]
     for row in outs:
         choices = row[3] if isinstance(row[3], list) else []
-        lines.append(Line("out", row[0], row[1], row[2], tuple(str(c) for c in choices)))
-    # a reply is written after the message it answers; at the same instant, the message first
-    lines.sort(key=lambda line: (line.at, line.direction != "in", line.id))
-    return lines
+        answered = row[4] if row[4] is not None else math.inf  # a notice, an agent's words
+        line = Line("out", row[0], row[1], row[2], tuple(str(c) for c in choices))
+        keyed.append(((row[2], answered, 1, row[0]), line))
+    keyed.sort(key=lambda pair: pair[0])
+    return [line for _, line in keyed]

@@ -115,20 +115,30 @@
     log.scrollTop = log.scrollHeight;
   }
 
+  // the choices last offered: a number picked from them is shown as the choice itself
+  var offered = [];
+
+  function picked(text) {
+    var n = /^\s*([0-9]{1,2})\s*$/.exec(text);
+    return n && offered[Number(n[1]) - 1] ? offered[Number(n[1]) - 1] : text;
+  }
+
   function show(line, live) {
     if (line.direction === "in") {
       var pending = log.querySelector(".msg.in.pending");
       if (pending) {
         pending.classList.remove("pending");  // ours, confirmed stored
-        return;
+      } else {
+        bubble("in", picked(line.text));  // written in another tab, or before a reload
       }
-      bubble("in", line.text);  // written in another tab
+      offered = [];
       return;
     }
     retireChoices();
     bubble("out", line.text);
-    if (line.choices && line.choices.length) {
-      choices(line.choices);
+    offered = line.choices || [];
+    if (offered.length) {
+      choices(offered);
     }
     if (live) {
       setTyping(false);
@@ -192,11 +202,22 @@
     });
   }
 
+  // white or near-black text on the accent colour, whichever reads better (WCAG luminance)
+  function readableOn(colour) {
+    var channels = [1, 3, 5].map(function (i) {
+      var c = parseInt(colour.slice(i, i + 2), 16) / 255;
+      return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4);
+    });
+    var luminance = 0.2126 * channels[0] + 0.7152 * channels[1] + 0.0722 * channels[2];
+    return (1.05 / (luminance + 0.05)) >= ((luminance + 0.05) / 0.05) ? "#ffffff" : "#1f2328";
+  }
+
   function settings() {
     return call("GET", "/settings?language=" + language).then(function (r) { return r.json(); })
       .then(function (s) {
         document.documentElement.lang = s.language;
         document.documentElement.style.setProperty("--accent", s.colour);
+        document.documentElement.style.setProperty("--on-accent", readableOn(s.colour));
         document.getElementById("title").textContent = s.title;
         document.title = s.title;
         var duty = document.getElementById("duty");
