@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from aiohttp import web
 from playwright.async_api import Browser, ConsoleMessage
 
@@ -31,7 +32,7 @@ from bot.content.config import WebchatChannelConfig, load_config
 from bot.domain.agent import Role
 from bot.pipeline.runner import Pipeline
 from bot.store import agents
-from bot.store.schema import tickets
+from bot.store.schema import messages, tickets
 from bot.understanding.encoders import MemoEncoder
 from bot.web.app import Parts, make_app
 from bot.web.auth import hash_password
@@ -72,6 +73,7 @@ class Scene:
     shop: str
     pipeline: Pipeline
     clock: RunningClock
+    channel: WebchatChannel
 
 
 async def side_by_side(browser: Browser, shots: list[bytes], name: str) -> None:
@@ -134,7 +136,7 @@ async def scene(shop: Path, encoder: MemoEncoder, tmp_path: Path) -> AsyncIterat
     channel = WebchatChannel(WebchatChannelConfig(enabled=True, allowed_origins=[shop_url]), SECRET)
     bot_runner, bot_url = await _serve(make_app(Parts(pipeline, [channel], run_scheduler=False)))
     bot["url"] = bot_url
-    yield Scene(bot_url, shop_url, pipeline, clock)
+    yield Scene(bot_url, shop_url, pipeline, clock, channel)
     await bot_runner.cleanup()
     await shop_runner.cleanup()
     pipeline.store.close()
@@ -346,3 +348,40 @@ async def test_a_site_not_allowed_cannot_frame_the_panel(scene: Scene) -> None:
                 await browser.close()
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.browser
+async def test_a_message_over_the_rate_limit_is_sent_again_and_kept(scene: Scene) -> None:
+    require_browser()
+    from playwright.async_api import async_playwright, expect
+
+    scene.channel.config.per_visitor_per_minute = 2
+    # near the end of a minute: the refusal's Retry-After is a few seconds
+    scene.clock.set(at("2026-11-24 10:00:55"))
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(locale="zh-CN")
+            await page.goto(f"{scene.shop}/")
+            await page.locator("#bot-webchat-launcher").click()
+            panel = page.frame_locator("#bot-webchat-panel")
+            await expect(panel.locator("#title")).to_have_text("在线客服", timeout=LIVE_MS)
+            for text in ("运费多少", "多久能发货", "怎么开发票"):
+                await panel.locator("#text").fill(text)
+                await panel.locator("#text").press("Enter")
+            await expect(panel.locator("#notice")).to_contain_text("秒后自动重发")
+            # sent again once the minute is over: stored, answered, nothing lost or doubled
+            await expect(panel.locator(".msg.out").filter(has_text="申请发票")).to_have_count(
+                1, timeout=LIVE_MS
+            )
+            await expect(panel.locator(".msg.in.pending, .msg.in.failed")).to_have_count(0)
+            await expect(panel.locator("#notice")).to_be_hidden()
+            with scene.pipeline.store.engine.connect() as conn:
+                texts = conn.execute(
+                    sa.select(messages.c.text).where(
+                        messages.c.channel == "webchat", messages.c.direction == "in"
+                    )
+                ).scalars()
+                assert sorted(texts) == sorted(["运费多少", "多久能发货", "怎么开发票"])
+        finally:
+            await browser.close()
