@@ -303,7 +303,9 @@ async def test_a_visitor_chats_with_the_bot_and_an_agent_in_the_browser(scene: S
             )
             await shot(phone, "4-phone-english")
 
-            # after hours: the header says when people are back
+            # after hours: the header says when people are back (the agent went home first: 13
+            # hours on, their console session has ended)
+            await agent_context.close()
             scene.clock.set(at("2026-11-24 23:00"))
             await phone.reload()
             await phone.locator("#bot-webchat-launcher").click()
