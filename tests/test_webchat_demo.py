@@ -1,6 +1,7 @@
 """`bot demo` as a newcomer runs it: the installed command prints the sample shop page's address
 and the console's with a one-time password; the page embeds the web chat from the service on the
-next port, which lets that page frame its panel; the password logs in; SIGTERM stops both."""
+next port, which lets that page frame its panel; the password logs in; SIGTERM stops both; and
+nothing of it is written to the shop's own storage."""
 
 from __future__ import annotations
 
@@ -46,8 +47,10 @@ async def test_bot_demo_serves_a_shop_page_with_the_chat_and_a_console_login(sho
     assert demo.stderr is not None
     loop = asyncio.get_running_loop()
     try:
-        first = (await loop.run_in_executor(None, demo.stderr.readline)).decode()
-        second = (await loop.run_in_executor(None, demo.stderr.readline)).decode()
+        first, storage, second = [
+            (await loop.run_in_executor(None, demo.stderr.readline)).decode() for _ in range(3)
+        ]
+        assert f"{shop / 'var' / 'demo.sqlite3'} (not storage.url)" in storage
         shop_url, bot_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port + 1}"
         assert f"a sample shop page with the web chat at {shop_url}/" in first
         found = re.search(rf"{bot_url}/console/\s+login demo, password (\S+)", second)
@@ -86,3 +89,5 @@ async def test_bot_demo_serves_a_shop_page_with_the_chat_and_a_console_login(sho
     rest = demo.stderr.read().decode()
     assert "Traceback" not in rest, rest[-3000:]
     assert "sample shop page: " + f"http://127.0.0.1:{port}/" in rest
+    # the demo agent and its password live in the demo's own database only
+    assert not (shop / "var" / "bot.sqlite3").exists()

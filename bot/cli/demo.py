@@ -1,7 +1,10 @@
 """`bot demo`: the bot as a customer meets it, in the browser, on the embedded defaults. A
 sample shop page with the web chat at http://127.0.0.1:8080/ (`--port`), the service beside it
 on the next port (the chat's panel and API, the agents' console), and an agent `demo` whose
-random password is printed once. It listens on 127.0.0.1 only: it is for trying, not serving.
+random password is printed once. It listens on 127.0.0.1 only and keeps its conversations,
+tickets and its agent in a database of its own (`var/demo.sqlite3` beside config.toml), never
+in `storage.url`: a demo agent with a printed password must not be able to log in to the real
+console later, nor demo tickets reach the reports. It is for trying, not serving.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ import sys
 from aiohttp import web
 
 from bot.cli.run import Site, serve
-from bot.content.config import Config, pick
+from bot.content.config import Config, StorageConfig, pick
 from bot.domain.agent import Role
 from bot.domain.clock import SystemClock
 
 HOST = "127.0.0.1"
 LOGIN = "demo"
+#: the demo's own database, relative to config.toml's folder
+DEMO_STORAGE = "sqlite:///var/demo.sqlite3"
 
 SHOP_PAGE = """<!doctype html>
 <html lang="zh">
@@ -63,6 +68,7 @@ def demo(config: Config, port: int) -> int:
         update={"enabled": True, "allowed_origins": [shop], "secret": secret}
     )
     config.service.public_url = bot
+    config.storage = StorageConfig(url=DEMO_STORAGE)
     password = _demo_agent(config)
     snippet = f'<script src="{bot}/webchat/widget.js" data-site="demo" async></script>'
     page = SHOP_PAGE.format(
@@ -80,6 +86,7 @@ def demo(config: Config, port: int) -> int:
     app.router.add_get("/favicon.ico", no_icon)
     print(
         f"bot demo: a sample shop page with the web chat at {shop}/\n"
+        f"  its conversations and tickets: {config.storage_url} (not storage.url)\n"
         f"  agents' console: {bot}/console/  login {LOGIN}, password {password}  "
         "(shown once; `bot demo` again makes a new one)",
         file=sys.stderr,
