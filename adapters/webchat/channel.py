@@ -100,6 +100,8 @@ class WebchatChannel:
         self._context: ChannelContext | None = None
         self._origins = Origins(config.allowed_origins, "")
         self._watch: Watch | None = None
+        #: the page's files, read once here rather than from disk on the event loop
+        self._files = {name: (STATIC / name).read_bytes() for name in (*_ASSETS, "panel.html")}
 
     # --- the Channel contract -------------------------------------------------------------
 
@@ -165,7 +167,7 @@ class WebchatChannel:
     async def _asset(self, request: web.Request) -> web.Response:
         name = request.path.rsplit("/", 1)[1]
         return web.Response(
-            body=(STATIC / name).read_bytes(),
+            body=self._files[name],
             content_type=_ASSETS[name],
             charset="utf-8",
             headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
@@ -173,7 +175,7 @@ class WebchatChannel:
 
     async def _panel(self, request: web.Request) -> web.Response:
         return web.Response(
-            body=(STATIC / "panel.html").read_bytes(),
+            body=self._files["panel.html"],
             content_type="text/html",
             charset="utf-8",
             headers={
