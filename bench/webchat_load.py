@@ -2,7 +2,7 @@
 some of them chat; prints one JSON object.
 
     python bench/webchat_load.py [--visitors 1000] [--chatting 100] [--messages 5]
-                                 [--workers 1,2] [--postgres URL] [--quick]
+                                 [--workers 1,2] [--postgres URL] [--same-worker] [--quick]
 
 Each setup starts `--workers` `bot run` processes with the web chat on (one on SQLite; more on
 PostgreSQL, whose tables are dropped first) and plays `--visitors` visitors from this process:
@@ -168,7 +168,8 @@ async def _setup(args: argparse.Namespace, folder: Path, workers: int, url: str)
 
             async def chat(n: int, who: Visitor) -> None:
                 nonlocal missed
-                base = bases[(n + 1) % workers]  # another worker than the stream's
+                # another worker than the stream's, unless --same-worker
+                base = bases[(n + (0 if args.same_worker else 1)) % workers]
                 for k in range(args.messages + 1):
                     while not who.answers.empty():
                         who.answers.get_nowait()
@@ -216,6 +217,7 @@ async def _setup(args: argparse.Namespace, folder: Path, workers: int, url: str)
         "database": "postgresql" if url.startswith("postgresql") else "sqlite",
         "visitors": args.visitors,
         "chatting": args.chatting,
+        "same_worker": args.same_worker,
         "rss_idle_mib": round(rss_before, 1),
         "rss_streams_open_mib": round(rss_open, 1),
         "kib_per_stream": round((rss_open - rss_before) * 1024 / args.visitors, 1),
@@ -274,6 +276,11 @@ def _arguments() -> argparse.Namespace:
             "postgresql+psycopg://postgres@127.0.0.1:5432/bench_webchat",
         ),
         help="the database several workers share (made if missing; its tables are dropped first)",
+    )
+    parser.add_argument(
+        "--same-worker",
+        action="store_true",
+        help="send each message to the worker holding the visitor's stream",
     )
     parser.add_argument("--quick", action="store_true", help="100 visitors, 20 chatting")
     args = parser.parse_args()
