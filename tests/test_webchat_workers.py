@@ -5,6 +5,7 @@ stream on worker B sees the same lines in the same order, and the history agrees
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -130,3 +131,33 @@ async def test_a_stream_on_one_worker_gets_what_another_decided_once_in_order(
             assert outs == [text for text in history if text in outs]
         on_a.response.close()
         on_b.response.close()
+
+
+async def test_a_closed_stream_frees_its_place_on_a_worker_as_bot_run_serves_it(
+    config: Config, shop_knowledge: Knowledge, tmp_path: Path
+) -> None:
+    """`bot run` does not cancel a request whose client went (unlike aiohttp's test server):
+    a quiet stream notices within seconds, so a visitor reloading does not run into the cap."""
+    clock = FixedClock(at("2026-11-24 10:00"))
+    url = f"sqlite:///{tmp_path}/closing.sqlite3"
+    async with AsyncExitStack() as stack:
+        a = await stack.enter_async_context(worker(config, shop_knowledge, url, clock))
+        http = await stack.enter_async_context(aiohttp.ClientSession())
+        async with http.post(f"{a.url}/webchat/visitor", json={}) as response:
+            token = (await response.json())["token"]
+        stream = f"{a.url}/webchat/stream"
+        opened = [await http.get(stream, params={"token": token}, timeout=None) for _ in range(8)]
+        assert all(response.status == 200 for response in opened)
+        async with http.get(stream, params={"token": token}) as refused:
+            assert refused.status == 429
+        opened.pop().close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while a.channel.hub.open_for(token.rpartition(".")[0], "127.0.0.1")[0] >= 8:
+            assert loop.time() < deadline, "the closed stream still holds its place"
+            await asyncio.sleep(0.2)
+        again = await http.get(stream, params={"token": token}, timeout=None)
+        assert again.status == 200
+        again.close()
+        for response in opened:
+            response.close()

@@ -38,7 +38,7 @@ from adapters.webchat.stream import Cursor, Hub, Watch, event, line_json
 from bot.content.config import WebchatChannelConfig, pick
 from bot.domain.delivery import PermanentFailure
 from bot.domain.messages import Inbound, Kind, Outbound
-from bot.store.channel_store import ChannelStore, Line
+from bot.store.channel_store import Line
 from bot.web.channels import ChannelContext, NotHandled, ServiceStopping
 
 log = logging.getLogger("adapters.webchat")
@@ -53,6 +53,8 @@ POLL_SECONDS = 1.0
 HEARTBEAT_SECONDS = 15.0
 #: the lines a stream reads at once (of each direction)
 LINES_AT_ONCE = 100
+#: how often a quiet stream looks whether its browser went (no database read)
+CHECK_SECONDS = 3.0
 #: the streams one visitor may hold open on one worker (tabs, and reconnects not yet noticed)
 MAX_STREAMS = 8
 #: the panel's Content-Security-Policy, before its frame-ancestors
@@ -341,7 +343,7 @@ class WebchatChannel:
         woken = self.hub.subscribe(visitor, address)
         try:
             await response.write(b"retry: 2000\n\n")
-            await self._follow(response, context.store, context, visitor, cursor, woken)
+            await self._follow(request, response, context, visitor, cursor, woken)
         except (ConnectionError, asyncio.CancelledError):
             pass
         except Exception as exc:  # the database away: the browser reconnects in 2 s
@@ -352,20 +354,24 @@ class WebchatChannel:
 
     async def _follow(
         self,
+        request: web.Request,
         response: web.StreamResponse,
-        store: ChannelStore,
         context: ChannelContext,
         visitor: str,
         cursor: Cursor,
         woken: asyncio.Event,
     ) -> None:
-        """Write the visitor's lines after `cursor` as they come, until the worker stops."""
+        """Write the visitor's lines after `cursor` as they come, until the worker stops or the
+        browser goes (noticed within `CHECK_SECONDS`, so a reload frees its place at once)."""
+        store = context.store
         loop = asyncio.get_running_loop()
         quiet_since = loop.time()
         while not self.hub.closed:
             woken.clear()  # before reading: a wake during the read is not lost
             lines: list[Line] = await context.in_store_pool(
-                functools.partial(store.lines_after, visitor, cursor.message_id, cursor.outbox_id)
+                functools.partial(
+                    store.lines_after, visitor, cursor.message_id, cursor.outbox_id, LINES_AT_ONCE
+                )
             )
             for line in lines:
                 cursor = cursor.past(line)
@@ -374,13 +380,18 @@ class WebchatChannel:
                 quiet_since = loop.time()
                 if len(lines) >= LINES_AT_ONCE or woken.is_set():
                     continue  # more to read: the page was full, or woken during the read
-            wait = HEARTBEAT_SECONDS if self.hub.listening else POLL_SECONDS
-            try:
-                await asyncio.wait_for(woken.wait(), wait)
-            except TimeoutError:
-                if loop.time() - quiet_since >= HEARTBEAT_SECONDS:
-                    await response.write(b": ping\n\n")
-                    quiet_since = loop.time()
+            while not woken.is_set() and not self.hub.closed:
+                polling = not self.hub.listening
+                try:
+                    await asyncio.wait_for(woken.wait(), POLL_SECONDS if polling else CHECK_SECONDS)
+                except TimeoutError:
+                    if request.transport is None or request.transport.is_closing():
+                        return
+                    if loop.time() - quiet_since >= HEARTBEAT_SECONDS:
+                        await response.write(b": ping\n\n")
+                        quiet_since = loop.time()
+                    if polling:
+                        break  # nothing wakes this stream: read again
 
     # --- helpers -----------------------------------------------------------------------------
 
