@@ -44,6 +44,7 @@ from bot.assembly import build_pipeline, content_encoder
 from bot.content.config import load_config
 from bot.domain.clock import SystemClock
 from bot.domain.messages import Inbound
+from bot.understanding.compute import one_thread
 from bot.web.service import MessageService
 
 TEXTS = [
@@ -263,8 +264,8 @@ async def main_inproc(
         result["encoder_batched_per_s"] = round(len(texts) / (time.perf_counter() - started), 1)
 
         with (
-            ThreadPoolExecutor(config.service.threads) as store_pool,
-            ThreadPoolExecutor(1) as reading,
+            ThreadPoolExecutor(config.service.threads, initializer=one_thread) as store_pool,
+            ThreadPoolExecutor(1, initializer=one_thread) as reading,
         ):
             service = MessageService(
                 pipeline, store_pool, reading, batch_max=config.service.batch_max
