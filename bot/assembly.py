@@ -225,7 +225,7 @@ def act_lines(config: Config) -> list[str]:
         return []
     encoder = content_encoder(config)
     with encoder.learning():
-        model, _, _ = base_model(encoder, config.cache_dir)
+        model = base_model(encoder, config.cache_dir)
         taken = intent_acts(content.intents, model, encoder)
     return [
         f"  {intent.name}: {taken[intent.name]} ({why_act(intent)})" for intent in content.intents

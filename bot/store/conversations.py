@@ -88,7 +88,8 @@ def recent_lines(
             messages.c.at,
             decisions.c.faq_id,
             decisions.c.intent,
-            decisions.c.record,
+            # only what was offered, not the whole record (its reasons) to parse on every line
+            decisions.c.record["suggestions"].label("offered"),
             newest,
         )
         .join(decisions, decisions.c.message_id == messages.c.id)
@@ -107,14 +108,13 @@ def recent_lines(
             recent.c.at,
             recent.c.faq_id,
             recent.c.intent,
-            recent.c.record,
+            recent.c.offered,
         )
         .where(recent.c.newest <= LINES_KEPT)
         .order_by(recent.c.id.desc())
     )
-    for conversation_id, text, at, faq_id, intent, record in conn.execute(query):
-        offered = tuple((record or {}).get("suggestions") or ())
-        out[conversation_id].append(CustomerLine(text, at, faq_id, intent, offered))
+    for conversation_id, text, at, faq_id, intent, offered in conn.execute(query):
+        out[conversation_id].append(CustomerLine(text, at, faq_id, intent, tuple(offered or ())))
     return out
 
 
