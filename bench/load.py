@@ -44,6 +44,7 @@ from bot.assembly import build_pipeline, content_encoder
 from bot.content.config import load_config
 from bot.domain.clock import SystemClock
 from bot.domain.messages import Inbound
+from bot.jobs.heap import freeze_startup
 from bot.understanding.compute import one_thread
 from bot.web.service import MessageService
 
@@ -270,6 +271,7 @@ async def main_inproc(
             service = MessageService(
                 pipeline, store_pool, reading, batch_max=config.service.batch_max
             )
+            freeze_startup()  # as `bot run` does
             result["inproc"] = {}
             for n in customers:
                 messages = per_customer * (10 if n == 1 else 1)

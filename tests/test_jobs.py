@@ -3,7 +3,9 @@ delivering and retrying replies."""
 
 from __future__ import annotations
 
+import gc
 import logging
+import weakref
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from bot.domain.delivery import PermanentFailure, RetryAfter
 from bot.domain.messages import Action
 from bot.domain.ticket import Ticket
 from bot.jobs import scheduler
+from bot.jobs.heap import freeze_startup, refreeze
 from bot.jobs.leader import Leadership
 from bot.jobs.release import release_queue_closed
 from bot.jobs.reload import KnowledgeReloader, ScheduleReloader
@@ -165,6 +168,55 @@ def test_faq_edit_is_learnt_in_the_background_and_swapped_in(
     # the message handled before the swap kept the knowledge it started with
     assert before.knowledge is not harness.pipeline.knowledge
     assert before.knowledge.faq.by_id.get("gift-wrap") is None
+
+
+def test_refreeze_lets_frozen_garbage_in_cycles_go() -> None:
+    """What start-up froze is never swept (bot.jobs.heap); after a reload, whatever of it the old
+    content held in a cycle must be swept once."""
+
+    class Node:
+        me: object
+
+    node = Node()
+    node.me = node  # a cycle: only the collector frees it
+    held = weakref.ref(node)
+    freeze_startup()
+    try:
+        del node
+        gc.collect()
+        assert held() is not None  # frozen: skipped by every sweep
+        refreeze()
+        assert held() is None
+    finally:
+        gc.unfreeze()
+
+
+def test_a_reload_lets_the_old_index_go_though_start_up_was_frozen(
+    harness: Harness, shop: Path, encoder: MemoEncoder
+) -> None:
+    """`bot run` keeps what start-up built out of the collector's sweeps (bot.jobs.heap); a
+    reload must still free the index and models it replaces, or every FAQ edit would leak them."""
+    reload = KnowledgeReloader(
+        harness.pipeline, lambda: load_knowledge(harness.pipeline.config, encoder)
+    )
+    path = shop / "faq" / "shop.yaml"
+    text = path.read_text(encoding="utf-8")
+    entry = (
+        "\n- id: gift-wrap\n  questions:\n    - 可以包装成礼物吗\n  answer:\n    zh: 免费包装。\n"
+    )
+    freeze_startup()
+    try:
+        # the fixture's index is shared by other tests: learn one of this test's own first
+        path.write_text(text + entry, encoding="utf-8")
+        assert reload()
+        assert gc.get_freeze_count() > 0  # the new content is kept out of the sweeps
+        learnt = weakref.ref(harness.pipeline.knowledge.faq)
+        path.write_text(text, encoding="utf-8")
+        assert reload()
+        gc.collect()
+        assert learnt() is None
+    finally:
+        gc.unfreeze()
 
 
 def test_broken_faq_edit_keeps_serving_the_old_index(

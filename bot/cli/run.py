@@ -33,6 +33,7 @@ def serve(config: Config, host: str | None, port: int | None) -> int:
 
     from adapters import channels_from_config
     from bot.assembly import build_pipeline, channel_problems, load_knowledge
+    from bot.jobs.heap import freeze_startup
     from bot.web.app import SERVICE, Parts, make_app, make_runner
 
     problems = channel_problems(config)
@@ -45,6 +46,7 @@ def serve(config: Config, host: str | None, port: int | None) -> int:
         warming.join()
         pipeline = build_pipeline(config, SystemClock(), encoder=encoder)
     app = make_app(Parts(pipeline, channels, learn=lambda: load_knowledge(config, encoder)))
+    freeze_startup()  # bot.jobs.heap: what start-up built stays out of the collector's sweeps
     host = host or config.service.host
     port = port or config.service.port
     names = ", ".join(c.name for c in channels) or "none (enable one in [channels])"
