@@ -183,6 +183,23 @@ def test_an_answer_that_did_not_help_and_a_person_asked_for_hands_off(harness: H
     assert "the customer says the last answer did not help" not in ctx.decision.reasons
 
 
+@pytest.mark.parametrize(
+    "text", ["售后的事就算了，不用转人工了", "不需要人工客服", "no need for an agent, thanks"]
+)
+def test_a_customer_who_declines_a_person_gets_no_ticket(harness: Harness, text: str) -> None:
+    """Finding 1 of issue 20's trial: a line that says the customer wants no person names
+    one, so it read as asking for one and opened a ticket."""
+    ctx = harness.say(text)
+    assert ctx.decision is not None and ctx.decision.action == Action.REPLY, reason_lines(ctx)
+    assert ctx.decision.ticket_id is None
+    assert harness.replies[0] in (
+        "好的，不为您转人工。还有其他问题可以直接问我。",
+        "All right, no agent then. Ask me anything else here anytime.",
+    )
+    ctx = harness.say("转人工")
+    assert ctx.decision is not None and ctx.decision.action == Action.HANDOFF
+
+
 def reason_lines(ctx: Context) -> list[str]:
     return ctx.decision.reasons if ctx.decision else []
 

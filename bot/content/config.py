@@ -700,6 +700,11 @@ class TextsConfig(_Section):
             "picked up as soon as possible."
         ),
     }
+    #: the answer to a customer who says they need no person ("不用转人工了"): no ticket
+    person_declined: LocalText = {
+        "zh": "好的，不为您转人工。还有其他问题可以直接问我。",
+        "en": "All right, no agent then. Ask me anything else here anytime.",
+    }
     #: the answer to a waiting customer who complains about the wait (their ticket moves up)
     waiting_sorry: LocalText = {
         "zh": "非常抱歉让您久等了！已为您优先处理，客服会尽快回复您。",
