@@ -700,6 +700,15 @@ class TextsConfig(_Section):
             "picked up as soon as possible."
         ),
     }
+    #: sent at opening time for a ticket queued while closed when no agent of its queue is
+    #: online yet (console.online_minutes): the customer is not told an agent is on it
+    released_unstaffed: LocalText = {
+        "zh": "您好，我们已开始服务，您的问题已在排队。客服上线后会尽快回复您，请稍候。",
+        "en": (
+            "Hello, we're open now and your request is in the queue. An agent will reply as "
+            "soon as they're online."
+        ),
+    }
     #: the answer to a customer who says they need no person ("不用转人工了"): no ticket
     person_declined: LocalText = {
         "zh": "好的，不为您转人工。还有其他问题可以直接问我。",
