@@ -26,14 +26,21 @@ def release_queue_closed(
     and the notice are one transaction, so running it twice (or on two workers) releases and
     tells once. A customer whose queue has no agent online yet (the team logs in a few
     minutes after opening) is told so (texts.released_unstaffed), not that an agent is on it.
-    Returns the tickets and the notices now in the outbox."""
+
+    A released ticket's SLA clocks start now, whenever the opening was planned; a closed
+    queue's tickets follow its next opening when the schedule changed since they were made
+    (this runs every 30 s, so within that of a reload). Returns the tickets and the notices
+    now in the outbox."""
     released: list[Ticket] = []
     notices: list[Outbound] = []
     staffed: dict[str, bool] = {}
     with store.transaction() as tx:
         for queue, queue_config in config.queues.items():
-            if schedules[queue_config.schedule].is_open(now):
+            schedule = schedules[queue_config.schedule]
+            if schedule.is_open(now):
                 released.extend(tickets.release_queue_closed(tx, queue, now))
+            elif (opening := schedule.next_open(now)) is not None:
+                tickets.follow_opening(tx, queue, opening, now)
         released.sort(key=lambda t: (Priority(t.priority).rank, t.created_at, t.id))
         for ticket in released:
             conversation = conversations.get(tx, ticket.conversation_id)
