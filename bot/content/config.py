@@ -624,6 +624,8 @@ class ChannelsConfig(_Section):
 
 
 class TextsConfig(_Section):
+    #: the answer to what the bot did not understand; {person_choice} is the button offered
+    #: with it (`fallback_in`)
     fallback: LocalText
     suggest_intro: LocalText
     suggest_outro: LocalText
@@ -745,6 +747,13 @@ class TextsConfig(_Section):
         if isinstance(value, dict) and "zh" not in value:
             raise ValueError("needs at least a `zh` text")
         return value
+
+    def fallback_in(self, language: str) -> str:
+        """The fallback in the customer's language, `{person_choice}` filled with the words of
+        the button offered with it, so the text never names another way to a person."""
+        return pick(self.fallback, language).replace(
+            "{person_choice}", pick(self.person_choice, language)
+        )
 
 
 class Config(_Section):

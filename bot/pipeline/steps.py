@@ -334,7 +334,7 @@ def compose(ctx: Context, config: Config) -> None:
         )
         replies.append(Reply(text, (*(question_in(e, lang) for e in entries), *person)))
     elif decision.action == Action.FALLBACK:
-        replies.append(Reply(pick(texts_cfg.fallback, lang), person))
+        replies.append(Reply(texts_cfg.fallback_in(lang), person))
     elif decision.action == Action.NOT_TEXT:
         replies.append(Reply(pick(texts_cfg.not_text, lang)))
     elif decision.action == Action.HANDOFF and not ctx.staffed:
