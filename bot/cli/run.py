@@ -75,7 +75,11 @@ def serve(config: Config, host: str | None, port: int | None) -> int:
             file=sys.stderr,
             flush=True,
         )
-        print(f"  agents' console: http://{host}:{port}/console/", file=sys.stderr, flush=True)
+        print(
+            f"  agents' console: {_console_address(config, host, port)}",
+            file=sys.stderr,
+            flush=True,
+        )
         public = config.service.public_url or f"https://<your public address, proxied to {port}>"
         for channel in channels:
             print(f"  {channel.name}: {channel.describe(public)}", file=sys.stderr, flush=True)
@@ -99,3 +103,11 @@ def serve(config: Config, host: str | None, port: int | None) -> int:
         return asyncio.run(main())
     finally:
         pipeline.store.close()
+
+
+def _console_address(config: Config, host: str, port: int) -> str:
+    """Where agents open the console: through `service.public_url` when it is set (https
+    behind a proxy), with this worker's own address beside it for a check on the machine."""
+    local = f"http://{host}:{port}/console/"
+    public = config.service.public_url.rstrip("/")
+    return f"{public}/console/ (this worker: {local})" if public else local

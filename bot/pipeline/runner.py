@@ -24,7 +24,7 @@ from typing import Protocol
 
 from sqlalchemy.engine import Connection
 
-from bot.content.config import Config, pick
+from bot.content.config import Config
 from bot.domain.clock import Clock
 from bot.domain.conversation import ConversationKey
 from bot.domain.delivery import DeliveredVia
@@ -376,7 +376,7 @@ class Pipeline:
                 decision = Decision(
                     Action.FALLBACK, language=language, reasons=["error in the pipeline"]
                 )
-                steps.finish(ctx, decision, [pick(self.config.texts.fallback, language)])
+                steps.finish(ctx, decision, [self.config.texts.fallback_in(language)])
                 steps.record(ctx, batch)
                 batch.flush()
             steps.delivered(ctx)
