@@ -213,6 +213,21 @@ def test_what_is_not_a_backup_is_refused_and_nothing_changes(tmp_path: Path) -> 
     ]
 
 
+def test_a_first_backup_makes_its_folder(tmp_path: Path) -> None:
+    """A nightly job's first run names a folder nobody made yet; a file in the way is said."""
+    from bot.store.database import Store
+
+    url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
+    Store(url).migrate()
+    target = tmp_path / "backups" / "nightly" / "bot-2026-12-07.sqlite3"
+    assert backup(url, target).revision is not None
+    assert target.is_file()
+    blocker = tmp_path / "plain-file"
+    blocker.write_text("", encoding="utf-8")
+    with pytest.raises(BackupError, match="cannot make the folder"):
+        backup(url, blocker / "bot.sqlite3")
+
+
 def test_a_backup_from_a_newer_release_is_refused(tmp_path: Path) -> None:
     from bot.store.database import Store
 

@@ -70,8 +70,10 @@ def backup(url: str, target: Path) -> Summary:
     that pg_dump copies."""
     if target.exists():
         raise BackupError(f"{target} exists; name a new file (a backup never replaces one)")
-    if not target.parent.is_dir():
-        raise BackupError(f"{target.parent} is not a folder")
+    try:  # a nightly job's first run: the backups' folder is made as `mkdir -p` would
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BackupError(f"cannot make the folder {target.parent}: {exc.strerror or exc}") from exc
     partial = target.with_name(f".{target.name}.partial")
     try:
         if _is_sqlite(url):
