@@ -10,9 +10,10 @@ for REV's runs. Reported per figure: every run's value, the medians, and B/A −
 this checkout against REV; positive is more messages per second, or more milliseconds/MB).
 
 Only the in-process figures compare (`inproc` at 1, 10 and 100 customers, `lone_message_ms`,
-`peak_rss_mb`, and CPU milliseconds per message where both sides report it, the steadiest of
-them on a shared machine): `load.py` also starts `bot run` processes, which are this checkout's
-in both runs. The PostgreSQL part of `load.py` is skipped.
+`peak_rss_mb`, and CPU milliseconds per message, the steadiest of them on a shared machine,
+measured around each closed-loop run for a REV whose load.py does not report it): `load.py`
+also starts `bot run` processes, which are this checkout's in both runs. The PostgreSQL part of
+`load.py` is skipped.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: runs a tree's bench/load.py on that tree's code, whatever the venv's editable install says
 RUNNER = """
-import runpy, sys
+import sys
 tree = sys.argv[1]
 def ours(hook):
     return "__editable__" not in getattr(hook, "__module__", "")
@@ -39,7 +40,21 @@ sys.path_hooks[:] = [h for h in sys.path_hooks if ours(h)]
 sys.path_importer_cache.clear()
 sys.path.insert(0, tree)
 sys.argv = [tree + "/bench/load.py", *sys.argv[2:]]
-runpy.run_path(sys.argv[0], run_name="__main__")
+# CPU per message for a tree whose load.py does not report it: the process's CPU time around
+# each closed-loop run, every thread included, as load.py itself measures it
+import asyncio, importlib.util, time
+spec = importlib.util.spec_from_file_location("load", sys.argv[0])
+load = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(load)
+measured = load._inproc
+async def timed(service, customers, messages, tag):
+    cpu = time.process_time()
+    result = await measured(service, customers, messages, tag)
+    cpu_ms = (time.process_time() - cpu) * 1000 / max(customers * messages, 1)
+    result.setdefault("cpu_ms_per_msg", round(cpu_ms, 3))
+    return result
+load._inproc = timed
+asyncio.run(load.main())
 """
 
 
@@ -49,9 +64,8 @@ def _figures(result: dict[str, Any]) -> dict[str, float]:
         for n in ("1", "10", "100")
     }
     figures["inproc_100_p99_ms"] = float(result["inproc"]["100"]["p99_ms"])
-    for n in ("1", "100"):  # load.py reports it since 2026-12-07; an older REV has none
-        if "cpu_ms_per_msg" in result["inproc"][n]:
-            figures[f"inproc_{n}_cpu_ms_per_msg"] = float(result["inproc"][n]["cpu_ms_per_msg"])
+    for n in ("1", "10", "100"):  # measured by RUNNER where REV's load.py does not report it
+        figures[f"inproc_{n}_cpu_ms_per_msg"] = float(result["inproc"][n]["cpu_ms_per_msg"])
     figures["lone_message_ms"] = float(result["lone_message_ms"])
     figures["peak_rss_mb"] = float(result["peak_rss_mb"])
     return figures

@@ -44,6 +44,8 @@ from bot.assembly import build_pipeline, content_encoder
 from bot.content.config import load_config
 from bot.domain.clock import SystemClock
 from bot.domain.messages import Inbound
+from bot.jobs.heap import freeze_startup
+from bot.understanding.compute import one_thread
 from bot.web.service import MessageService
 
 TEXTS = [
@@ -263,12 +265,13 @@ async def main_inproc(
         result["encoder_batched_per_s"] = round(len(texts) / (time.perf_counter() - started), 1)
 
         with (
-            ThreadPoolExecutor(config.service.threads) as store_pool,
-            ThreadPoolExecutor(1) as reading,
+            ThreadPoolExecutor(config.service.threads, initializer=one_thread) as store_pool,
+            ThreadPoolExecutor(1, initializer=one_thread) as reading,
         ):
             service = MessageService(
                 pipeline, store_pool, reading, batch_max=config.service.batch_max
             )
+            freeze_startup()  # as `bot run` does
             result["inproc"] = {}
             for n in customers:
                 messages = per_customer * (10 if n == 1 else 1)

@@ -34,6 +34,7 @@ from bot.store.database import Store
 from bot.understanding.acts import base_model, intent_acts, learn_acts, why_act
 from bot.understanding.acts import corpus as acts_corpus
 from bot.understanding.background import Background, builtin_texts
+from bot.understanding.compute import one_thread
 from bot.understanding.encoders import Encoder, MemoEncoder, make_encoder, model_path
 from bot.understanding.faq import FaqIndex, calibration_evidence
 from bot.understanding.intents import IntentClassifier
@@ -224,7 +225,7 @@ def act_lines(config: Config) -> list[str]:
         return []
     encoder = content_encoder(config)
     with encoder.learning():
-        model, _, _ = base_model(encoder, config.cache_dir)
+        model = base_model(encoder, config.cache_dir)
         taken = intent_acts(content.intents, model, encoder)
     return [
         f"  {intent.name}: {taken[intent.name]} ({why_act(intent)})" for intent in content.intents
@@ -389,6 +390,7 @@ def build_pipeline(
     second with the key, line and fix, before the content is learnt. `knowledge` already learnt
     from this config's content is used as it is (the tests learn the fixture shop once).
     """
+    one_thread()  # the calling thread reads too (`bot chat`, `bot eval`): bot.understanding.compute
     if store_url is None:
         problems = storage_problems(config)
         if problems:

@@ -232,18 +232,34 @@ def _ratio(part: int, whole: int) -> float:
     return round(part / whole, 4) if whole else 1.0
 
 
+#: after the failures on after_hours: the case's expectation encodes the hours it was
+#: written for, so a changed schedule fails it without anything being wrong with the bot
+SCHEDULE_NOTE = (
+    "{count} case(s) failed on after_hours, which follows the schedules (schedules/*.toml) at "
+    "each case's `at`: if you changed the hours, update those cases' `at` or `expect` "
+    "(`bot hours` shows when people are on duty)"
+)
+
+
 def report(result: dict[str, Any]) -> str:
     """The human-readable form: one line per failed case, then the summary."""
     lines = []
+    on_hours = 0
     for case in result["cases"]:
         if case["ok"]:
             continue
         got = case["got"]
-        wrong = ", ".join(
-            f"{k}: want {v!r} got {got[k]!r}" for k, v in case["expect"].items() if got[k] != v
-        )
+        wrong_keys = [k for k, v in case["expect"].items() if got[k] != v]
+        wrong = ", ".join(f"{k}: want {case['expect'][k]!r} got {got[k]!r}" for k in wrong_keys)
         reply = got["reply"].replace("\n", " ")[:60]
-        lines.append(f"FAIL {case['id']}: {wrong}  (reply: {reply})")
+        hours = "after_hours" in wrong_keys
+        on_hours += hours
+        lines.append(
+            f"FAIL {case['id']}: {wrong}{' [depends on the schedule]' if hours else ''}  "
+            f"(reply: {reply})"
+        )
+    if on_hours:
+        lines.append(SCHEDULE_NOTE.format(count=on_hours))
     s = result["summary"]
     lines.append(f"{s['passed']}/{s['cases']} cases passed")
     lines.append(

@@ -49,7 +49,7 @@ def test_the_shipped_model_was_learnt_from_the_corpus_as_it_is() -> None:
 def test_each_act_is_read_in_trades_the_corpus_never_saw(
     encoder: MemoEncoder, language: str
 ) -> None:
-    model, _, _ = base_model(encoder, None)
+    model = base_model(encoder, None)
     misread = {}
     for act, texts in _held_out(language).items():
         read = [ACTS[i] for i in model.probabilities(encoder.encode(texts)).argmax(axis=1)]

@@ -3,6 +3,7 @@ breaches escalated, resolved tickets closed — once per ticket, also with two w
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,6 +28,7 @@ from bot.jobs.care import (
 )
 from bot.jobs.leader import Leadership
 from bot.jobs.release import release_queue_closed
+from bot.jobs.reload import ScheduleReloader
 from bot.store import schema, tickets
 from bot.store.database import Store
 from bot.understanding.encoders import MemoEncoder
@@ -276,6 +278,71 @@ def test_after_hours_ticket_is_not_breached_before_it_is_available(harness: Harn
     assert _breaches(harness, "2026-11-30 09:04") == []
     [breached] = _breaches(harness, "2026-11-30 09:06")
     assert breached.id == ticket_id and breached.breach == "first_response"
+
+
+def _reschedule(harness: Harness, shop: Path, dates: str) -> None:
+    """An operator puts `dates` under [dates] of the default schedule, in place of what they
+    added there before; the workers reload it."""
+    path = shop / "schedules" / "default.toml"
+    reload = ScheduleReloader(harness.pipeline)
+    text = re.sub(
+        r'\[dates\]\n(?:.*\n)*?(?="2026-12-31")',
+        f"[dates]\n{dates}\n",
+        path.read_text(encoding="utf-8"),
+    )
+    path.write_text(text, encoding="utf-8")
+    assert reload()
+
+
+def _release_at(harness: Harness, when: str) -> list[Ticket]:
+    pipeline = harness.pipeline
+    harness.clock.set(at(when))
+    released, _ = release_queue_closed(
+        pipeline.config, pipeline.store, pipeline.knowledge.schedules, at(when)
+    )
+    return released
+
+
+def test_opening_early_starts_the_clocks_at_the_release(harness: Harness, shop: Path) -> None:
+    """Finding 3 of issue 20's trial: an operator opened tonight until midnight; the overnight
+    tickets were released but kept the deadlines of Monday's opening, so no SLA escalation
+    or "late" tonight."""
+    ticket_id = _handoff(harness, "转人工", "a", "2026-11-27 19:00")  # Friday evening
+    assert _ticket(harness, ticket_id).first_response_due == at("2026-11-30 09:02")
+    _reschedule(harness, shop, '"2026-11-27" = ["10:00-24:00"]')
+    assert [t.id for t in _release_at(harness, "2026-11-27 22:40")] == [ticket_id]
+    released = _ticket(harness, ticket_id)
+    assert released.available_at == at("2026-11-27 22:40")
+    assert released.first_response_due == at("2026-11-27 22:42")
+    assert released.transfer_due == at("2026-11-27 23:10")
+    [breached] = _breaches(harness, "2026-11-27 22:43")
+    assert breached.id == ticket_id and breached.breach == "first_response"
+
+
+def test_tickets_waiting_for_opening_follow_a_changed_schedule(
+    harness: Harness, shop: Path
+) -> None:
+    """... and tickets still waiting for the opening show the deadlines of the opening that
+    will happen, earlier or later than the one they were made for."""
+    ticket_id = _handoff(harness, "转人工", "a", "2026-11-27 19:00")
+    _reschedule(harness, shop, '"2026-11-28" = ["10:00-16:00"]')  # open on Saturday
+    assert _release_at(harness, "2026-11-27 22:40") == []
+    waiting = _ticket(harness, ticket_id)
+    assert waiting.status == "queue_closed"
+    assert waiting.available_at == at("2026-11-28 10:00")
+    assert (waiting.first_response_due, waiting.transfer_due) == (
+        at("2026-11-28 10:02"),
+        at("2026-11-28 10:30"),
+    )
+    _reschedule(harness, shop, '"2026-11-30" = []')  # not Saturday after all, nor Monday
+    assert _release_at(harness, "2026-11-28 10:00") == []
+    waiting = _ticket(harness, ticket_id)
+    assert waiting.available_at == at("2026-12-01 09:00")
+    assert (waiting.first_response_due, waiting.transfer_due) == (
+        at("2026-12-01 09:02"),
+        at("2026-12-01 09:30"),
+    )
+    assert _breaches(harness, "2026-11-30 10:00") == []
 
 
 def test_resolved_tickets_close_after_the_reopen_time(harness: Harness) -> None:

@@ -233,6 +233,17 @@ async def test_search_by_words_and_customer_id_as_stored(either: Console) -> Non
     assert found(sam, "ice%1") == set()
     # the phone number is stored masked; looking for it finds the masked form
     assert found(sam, "13812345678") == {bob}
+    # finding 5 of issue 20's trial: an ID number with a wrong check digit is stored masked
+    # because the customer said it was one; typed in full it finds that masked form, and an
+    # order number of the same shape stored as it was typed is found as typed
+    dave = _customer_says(either, "dave", "人工客服", 40)
+    assert dave is not None
+    _customer_says(either, "dave", "身份证号 110105195306120027", 41)
+    erin = _customer_says(either, "erin", "人工客服", 50)
+    assert erin is not None
+    _customer_says(either, "erin", "订单号 420106199001019999 还没发货", 51)
+    assert found(sam, "110105195306120027") == {dave}
+    assert found(sam, "420106199001019999") == {erin}
     assert found(sam, "   ") == set()
     assert desk.ticket_number(sam, f"#{carol}") == carol
     assert desk.ticket_number(sam, str(bob)) == bob

@@ -197,3 +197,20 @@ async def test_the_supervisor_page_shows_last_weeks_figures_and_links_the_report
     await console.client.post("/console/logout", data={"csrf": token})
     assert (await console.log_in("alice")).status == 303
     assert (await console.client.get(f"/console/reports/{stem}")).status == 403
+
+
+async def test_the_clock_on_a_waiting_ticket_says_what_it_counts(console: Console) -> None:
+    """Finding 4 of issue 20's trial: the number on each row of the queue had no label; it is
+    the time left to the first-response deadline but read as the customer's wait."""
+    _customer_says(console, "人工客服")
+    assert (await console.log_in("alice")).status == 303
+    for language, label in (("zh-CN", "首响时限"), ("en-US", "Reply due")):
+        page = await console.client.get("/console/", headers={"Accept-Language": language})
+        row = re.search(
+            r'<li class="line[^"]*" data-ticket="\d+">(.*?)</li>', await page.text(), re.S
+        )
+        assert row, language
+        side = row.group(1).split('class="line-side"', 1)[1]
+        assert re.search(
+            rf'<span class="due-label">{label}</span><span class="clock" [^>]*data-left="', side
+        ), side

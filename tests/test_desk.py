@@ -215,6 +215,31 @@ def test_mentioning_a_handoff_topic_does_not_make_the_bot_talk_over_the_agent(
     assert "400-000-0000" in harness.replies[0]
 
 
+def test_a_customer_who_declines_a_person_or_complains_of_the_wait_while_an_agent_has_it(
+    harness: Harness,
+) -> None:
+    """Finding 1 of issue 20's trial: while an agent owned the conversation, "投诉的事也算了，
+    不用转人工了" got "your agent is on it", and "怎么还没人理我？等了好久了" got silence.
+    A declined person is nobody asked for; a complaint about the wait while it is the agent's
+    move hears who is on it; right after the agent's answer the bot leaves it to them."""
+    alice, desk, ticket_id = _claimed(harness)
+
+    def say(text: str) -> Context:
+        harness.clock.advance(timedelta(seconds=20))  # not a flood
+        return harness.say(text)
+
+    for text in ("对了，投诉的事也算了，不用转人工了", "不需要人工", "no need for an agent"):
+        ctx = say(text)
+        assert ctx.decision is not None and ctx.decision.action == Action.SILENT, text
+        assert harness.replies == [], (text, ctx.decision.reasons)
+    say("都半小时了还没人回复")
+    assert harness.replies == ["您的问题已由客服Alice跟进处理中，请稍候，我们会尽快回复您。"]
+    desk.reply(alice, ticket_id, "您好，这就为您查。")
+    say("都半小时了还没人回复")  # crossed with the answer: it is there already
+    assert harness.replies == []
+    assert desk.ticket(alice, ticket_id).ticket.priority == "normal"
+
+
 def test_a_waiting_customer_learns_their_place_and_a_complaint_moves_them_up(
     harness: Harness,
 ) -> None:

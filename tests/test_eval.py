@@ -160,3 +160,47 @@ def test_gates_met_pass_and_an_unmeasured_figure_fails() -> None:
         "faq_precision 0.9600 (96.00%) is under 0.97",
         "accuracy.queue was not measured: no case expects it",
     ]
+
+
+def test_a_case_failed_by_changed_hours_says_so(
+    shop: Path, encoder: MemoEncoder, tmp_path: Path
+) -> None:
+    """Finding 8 of issue 20's trial: after the operator changed the hours, `bot eval` failed
+    the after_hours cases of the sample shop and nothing said that the cases encode the hours."""
+    from bot.content.config import load_config
+    from bot.evaluation import report
+
+    schedule = shop / "schedules" / "default.toml"
+    schedule.write_text(
+        schedule.read_text(encoding="utf-8").replace(
+            'tue = ["09:00-18:00"]', 'tue = ["09:00-22:00"]'
+        ),
+        encoding="utf-8",
+    )
+    cases = tmp_path / "cases.jsonl"
+    lines = [
+        {
+            "id": "late",
+            "text": "多久能发货",
+            "user": "u1",
+            "at": "2026-11-24T20:30:00+08:00",
+            "expect": {"after_hours": True},
+        },
+        {
+            "id": "shipping",
+            "text": "运费多少",
+            "user": "u2",
+            "at": "2026-11-24T10:00:00+08:00",
+            "expect": {"faq": "no-such-entry"},
+        },
+    ]
+    cases.write_text(
+        "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in lines), encoding="utf-8"
+    )
+    printed = report(evaluate(load_config(shop / "config.toml"), read_cases(cases), encoder))
+    [late] = [line for line in printed.splitlines() if line.startswith("FAIL late")]
+    assert "after_hours: want True got False [depends on the schedule]" in late
+    [other] = [line for line in printed.splitlines() if line.startswith("FAIL shipping")]
+    assert "schedule" not in other
+    assert "1 case(s) failed on after_hours, which follows the schedules" in printed
+    assert "update those cases' `at` or `expect`" in printed

@@ -15,7 +15,7 @@ from bot.assembly import build_pipeline, read_content
 from bot.cli.main import main
 from bot.content.config import Config, load_config
 from bot.domain.clock import FixedClock
-from bot.domain.reactions import asks_for_person, is_reaction
+from bot.domain.reactions import asks_for_person, declines_person, is_reaction, names_a_person
 from bot.metrics.unanswered import answers_outright, find_gaps, unanswered_clusters
 from bot.store.gap_reads import (
     ASKED_PERSON,
@@ -104,6 +104,40 @@ def test_reactions_are_short_negative_messages() -> None:
         assert asks_for_person(text) and not is_reaction(text), text
     for text in ["金额不对怎么办", "发票抬头写错了怎么改", "how do I become an agent of yours"]:
         assert not is_reaction(text), text
+
+
+#: customers saying they want no person, in their own clause, before or after the person word
+DECLINED = [
+    "行吧，售后的事也先放一放，不用转人工了",
+    "不需要人工客服",
+    "别给我转人工",
+    "人工就不用了，我自己再看看",
+    "no need for an agent",
+    "please don't transfer me",
+    "I do not want to talk to a person, thanks",
+    "a human is not needed",
+]
+#: ... and customers asking for one, negation words elsewhere in the message
+ASKED = [
+    "转人工",
+    "不要机器人，转人工",
+    "为什么不转人工",
+    "不想跟机器人聊，我要人工",
+    "还是转人工算了",
+    "I don't want a bot I want a human",
+    "I don't understand, get me an agent",
+    "why is there no agent",
+]
+
+
+def test_a_declined_person_is_not_a_request_for_one() -> None:
+    """Finding 1 of issue 20's trial: "不用转人工了" read as asking for a person, anywhere."""
+    for text in DECLINED:
+        assert declines_person(text), text
+        assert not asks_for_person(text) and not names_a_person(text), text
+    for text in ASKED:
+        assert not declines_person(text), text
+        assert names_a_person(text), text
 
 
 def test_the_grouping_threshold_on_the_hand_made_set(encoder: MemoEncoder) -> None:

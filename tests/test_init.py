@@ -36,6 +36,18 @@ def test_the_new_folder_is_the_sample_shop_and_passes_check(tmp_path: Path) -> N
     assert config.resolve(config.content.faq) == target.resolve() / "faq"
 
 
+def test_the_folders_readme_has_what_its_other_files_send_readers_to(tmp_path: Path) -> None:
+    """Finding 7 of issue 20's trial: the .gitignore said "back it up instead: see the README",
+    which had no backup command, and the README's bare `bot` never said which one that is."""
+    target = tmp_path / "our-bot"
+    init_deployment(target)
+    readme = (target / "README.md").read_text(encoding="utf-8")
+    assert "README" in (target / ".gitignore").read_text(encoding="utf-8")
+    assert "## Backups" in readme
+    assert "bot db backup ~/bot-backups/" in readme and "bot db restore " in readme
+    assert ".venv/bin/bot" in readme and ".venv/bin/activate" in readme
+
+
 def test_a_folder_that_holds_anything_is_never_written_over(tmp_path: Path) -> None:
     target = tmp_path / "ours"
     target.mkdir()

@@ -3,22 +3,26 @@ delivering and retrying replies."""
 
 from __future__ import annotations
 
+import gc
 import logging
-from datetime import timedelta
+import weakref
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from bot.assembly import load_knowledge
+from bot.domain.agent import Role
 from bot.domain.delivery import PermanentFailure, RetryAfter
 from bot.domain.messages import Action
 from bot.domain.ticket import Ticket
 from bot.jobs import scheduler
+from bot.jobs.heap import freeze_startup, refreeze
 from bot.jobs.leader import Leadership
 from bot.jobs.release import release_queue_closed
 from bot.jobs.reload import KnowledgeReloader, ScheduleReloader
-from bot.store import outbox, schema
+from bot.store import agents, outbox, schema
 from bot.understanding.encoders import MemoEncoder
 from tests.support.harness import AsyncOutbox, Harness, dispatch_once
 from tests.support.shop import at
@@ -52,16 +56,42 @@ def test_tickets_queued_while_closed_are_released_at_opening(harness: Harness) -
 
     harness.outbox.sent.clear()
     harness.clock.set(at("2026-11-30 09:00:00"))
+    _online(harness, "olga", ("general",), at("2026-11-30 08:58"))
     released = _release(harness)
     assert [t.id for t in released] == [complaint, normal, later]  # high first, then oldest
     assert {t.status for t in store.tickets(status="queued")} == {"queued"}
     assert [(m.chat_id, m.text) for m in harness.outbox.sent] == [
-        ("b", "您好，人工客服已上线，正在为您处理，请稍候。"),
+        ("b", "您好，我们已开始服务，您的问题已在排队。客服上线后会尽快回复您，请稍候。"),
         ("a", "您好，人工客服已上线，正在为您处理，请稍候。"),
         ("c", "您好，人工客服已上线，正在为您处理，请稍候。"),
     ]
     assert store.unsent_outbound() == []
     assert _release(harness) == []  # released once
+
+
+def _online(harness: Harness, login: str, queues: tuple[str, ...], seen: datetime) -> None:
+    """An agent of these queues whose console was last heard from at `seen`."""
+    store = harness.pipeline.store
+    with store.transaction() as tx:
+        agent = agents.add(tx, login, login.title(), Role.AGENT, "x", seen, queues)
+        agents.seen(tx, agent.id, seen)
+
+
+def test_at_opening_nobody_online_is_not_told_as_an_agent_on_it(harness: Harness) -> None:
+    """Finding 2 of issue 20's trial: tickets released at opening told the customer "人工客服已
+    上线，正在为您处理" while the queue's only agent was last seen long before (the team logs
+    in a few minutes after opening). They hear that the request is queued instead."""
+    _handoff(harness, "转人工", "a", "2026-11-27 19:00")
+    _handoff(harness, "talk to a human", "e", "2026-11-27 19:30")
+    _online(harness, "li", ("general",), at("2026-11-27 17:50"))  # yesterday, not now
+    harness.outbox.sent.clear()
+    harness.clock.set(at("2026-11-30 09:00"))
+    assert len(_release(harness)) == 2
+    assert [m.text for m in harness.outbox.sent] == [
+        "您好，我们已开始服务，您的问题已在排队。客服上线后会尽快回复您，请稍候。",
+        "Hello, we're open now and your request is in the queue. An agent will reply as soon as "
+        "they're online.",
+    ]
 
 
 def test_no_message_outside_the_channels_reply_window(harness: Harness) -> None:
@@ -71,7 +101,11 @@ def test_no_message_outside_the_channels_reply_window(harness: Harness) -> None:
     harness.clock.set(at("2026-11-30 09:00"))
     assert len(_release(harness)) == 2
     assert [(m.chat_id, m.text) for m in harness.outbox.sent] == [
-        ("w2", "Hello, our team is back and an agent is on your request now.")
+        (
+            "w2",
+            "Hello, we're open now and your request is in the queue. An agent will reply as "
+            "soon as they're online.",
+        )
     ]
 
 
@@ -165,6 +199,55 @@ def test_faq_edit_is_learnt_in_the_background_and_swapped_in(
     # the message handled before the swap kept the knowledge it started with
     assert before.knowledge is not harness.pipeline.knowledge
     assert before.knowledge.faq.by_id.get("gift-wrap") is None
+
+
+def test_refreeze_lets_frozen_garbage_in_cycles_go() -> None:
+    """What start-up froze is never swept (bot.jobs.heap); after a reload, whatever of it the old
+    content held in a cycle must be swept once."""
+
+    class Node:
+        me: object
+
+    node = Node()
+    node.me = node  # a cycle: only the collector frees it
+    held = weakref.ref(node)
+    freeze_startup()
+    try:
+        del node
+        gc.collect()
+        assert held() is not None  # frozen: skipped by every sweep
+        refreeze()
+        assert held() is None
+    finally:
+        gc.unfreeze()
+
+
+def test_a_reload_lets_the_old_index_go_though_start_up_was_frozen(
+    harness: Harness, shop: Path, encoder: MemoEncoder
+) -> None:
+    """`bot run` keeps what start-up built out of the collector's sweeps (bot.jobs.heap); a
+    reload must still free the index and models it replaces, or every FAQ edit would leak them."""
+    reload = KnowledgeReloader(
+        harness.pipeline, lambda: load_knowledge(harness.pipeline.config, encoder)
+    )
+    path = shop / "faq" / "shop.yaml"
+    text = path.read_text(encoding="utf-8")
+    entry = (
+        "\n- id: gift-wrap\n  questions:\n    - 可以包装成礼物吗\n  answer:\n    zh: 免费包装。\n"
+    )
+    freeze_startup()
+    try:
+        # the fixture's index is shared by other tests: learn one of this test's own first
+        path.write_text(text + entry, encoding="utf-8")
+        assert reload()
+        assert gc.get_freeze_count() > 0  # the new content is kept out of the sweeps
+        learnt = weakref.ref(harness.pipeline.knowledge.faq)
+        path.write_text(text, encoding="utf-8")
+        assert reload()
+        gc.collect()
+        assert learnt() is None
+    finally:
+        gc.unfreeze()
 
 
 def test_broken_faq_edit_keeps_serving_the_old_index(

@@ -15,6 +15,7 @@ from bot.content.config import Config, load_config
 from bot.domain.clock import FixedClock
 from bot.domain.messages import Action, Inbound, Kind
 from bot.pipeline.context import Context
+from bot.pipeline.knowledge import Knowledge
 from bot.store.database import Store
 from bot.understanding.encoders import MemoEncoder
 from tests.support.harness import AsyncOutbox, Harness, Outbox, dispatch_once, make_harness
@@ -141,6 +142,30 @@ def test_not_understood_falls_back_and_repeated_failure_hands_off(harness: Harne
     assert any("repeated failure" in r for r in ctx.decision.reasons)
 
 
+def test_the_fallback_names_the_button_it_offers(
+    shop: Path, encoder: MemoEncoder, shop_knowledge: Knowledge, tmp_path: Path
+) -> None:
+    """Finding 6 of issue 20's trial: the fallback said `reply "agent"` while its button said
+    `Talk to a person`. {person_choice} in the text is the button's words, whatever the shop
+    calls it."""
+    path = shop / "config.toml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(
+        text + '\n[texts.person_choice]\nzh = "联系客服"\nen = "Contact us"\n', encoding="utf-8"
+    )
+    harness = make_harness(load_config(path), encoder, tmp_path, shop_knowledge)
+    for said, button, user in (
+        ("这个型号和那个有什么区别", "联系客服", "a"),
+        ("what colours does the widget come in", "Contact us", "b"),
+    ):
+        ctx = harness.say(said, user=user)
+        assert ctx.decision is not None and ctx.decision.action == Action.FALLBACK, said
+        [reply] = harness.outbox.sent
+        assert reply.choices == (button,)
+        assert button in reply.text and "{person_choice}" not in reply.text
+        assert "agent" not in reply.text and "人工”" not in reply.text
+
+
 @pytest.mark.parametrize("chat", ["给我讲个笑话吧", "tell me a joke"])
 def test_small_talk_after_a_fallback_opens_no_ticket(harness: Harness, chat: str) -> None:
     """Issue 20, defect 12b: "tell me a joke" after one fallback was the second failure in a row
@@ -181,6 +206,23 @@ def test_an_answer_that_did_not_help_and_a_person_asked_for_hands_off(harness: H
     ctx = harness.say("还是不行，转人工")
     assert ctx.decision is not None and ctx.decision.action == Action.HANDOFF
     assert "the customer says the last answer did not help" not in ctx.decision.reasons
+
+
+@pytest.mark.parametrize(
+    "text", ["售后的事就算了，不用转人工了", "不需要人工客服", "no need for an agent, thanks"]
+)
+def test_a_customer_who_declines_a_person_gets_no_ticket(harness: Harness, text: str) -> None:
+    """Finding 1 of issue 20's trial: a line that says the customer wants no person names
+    one, so it read as asking for one and opened a ticket."""
+    ctx = harness.say(text)
+    assert ctx.decision is not None and ctx.decision.action == Action.REPLY, reason_lines(ctx)
+    assert ctx.decision.ticket_id is None
+    assert harness.replies[0] in (
+        "好的，不为您转人工。还有其他问题可以直接问我。",
+        "All right, no agent then. Ask me anything else here anytime.",
+    )
+    ctx = harness.say("转人工")
+    assert ctx.decision is not None and ctx.decision.action == Action.HANDOFF
 
 
 def reason_lines(ctx: Context) -> list[str]:
@@ -282,7 +324,8 @@ def test_an_error_mid_pipeline_still_answers_once(
     ctx = pipeline.handle(message)
     assert ctx.error
     assert [m.text for m in outbox.sent] == [  # in the customer's language
-        'Sorry, I didn\'t quite get that. Could you put it another way? Or reply "agent" to talk to a person.'
+        "Sorry, I didn't quite get that. Could you put it another way? Or reply \"Talk to a "
+        'person" to reach our team.'
     ]
     assert pipeline.handle(message).decision.action == Action.DUPLICATE  # type: ignore[union-attr]
     assert len(outbox.sent) == 1

@@ -545,6 +545,40 @@ def _webhook_config(shop: Path, url: str = "http://127.0.0.1:9/deliver") -> Path
 
 
 @pytest.mark.slow
+def test_the_start_up_lines_give_the_consoles_public_address(shop: Path) -> None:
+    """Finding 7 of issue 20's trial: behind nginx with an https `public_url`, `bot run` named
+    the console only as http://127.0.0.1:PORT/console/, which no agent can open."""
+    path = _webhook_config(shop)
+    path.write_text(
+        path.read_text(encoding="utf-8")
+        + '\n[service]\npublic_url = "https://help.example.test"\n',
+        encoding="utf-8",
+    )
+    port = free_port()
+    worker = subprocess.Popen(
+        [bot_command(), "--config", str(path), "run", "--port", str(port)],
+        env={**os.environ, "BOT_WEBHOOK_SECRET": SECRET},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert worker.stderr is not None
+    said = []
+    try:
+        for line in worker.stderr:  # up to the console's line, or the end if it never comes
+            said.append(line.strip())
+            if "agents' console" in line:
+                break
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.communicate(timeout=60)
+    assert said[-1] == (
+        "agents' console: https://help.example.test/console/ "
+        f"(this worker: http://127.0.0.1:{port}/console/)"
+    ), said
+
+
+@pytest.mark.slow
 def test_start_up_errors_are_one_clear_problem_not_a_traceback(shop: Path) -> None:
     path = _webhook_config(shop)
     env = {k: v for k, v in os.environ.items() if k != "BOT_WEBHOOK_SECRET"}

@@ -43,7 +43,7 @@ def _backup(config: Config, action: str, path: Path) -> int:
         if action == "backup":
             summary = backup(config.storage_url, path)
             size = path.stat().st_size
-            print(f"backed up to {path} ({size:,} bytes){f', {summary}' if summary else ''}")
+            print(f"backed up to {path} ({size:,} bytes), {summary}")
             return 0
         summary, saved = restore(config.storage_url, path)
     except BackupError as exc:

@@ -51,6 +51,7 @@ def serve(
 
     from adapters import channels_from_config
     from bot.assembly import build_pipeline, channel_problems, load_knowledge
+    from bot.jobs.heap import freeze_startup
     from bot.web.app import SERVICE, Parts, make_app, make_runner
 
     problems = channel_problems(config)
@@ -63,6 +64,7 @@ def serve(
         warming.join()
         pipeline = build_pipeline(config, SystemClock(), encoder=encoder)
     app = make_app(Parts(pipeline, channels, learn=lambda: load_knowledge(config, encoder)))
+    freeze_startup()  # bot.jobs.heap: what start-up built stays out of the collector's sweeps
     host = host or config.service.host
     port = port or config.service.port
     names = ", ".join(c.name for c in channels) or "none (enable one in [channels])"
@@ -113,7 +115,11 @@ def serve(
                         )
                     ]
                 ) from exc
-        print(f"  agents' console: http://{host}:{port}/console/", file=sys.stderr, flush=True)
+        print(
+            f"  agents' console: {_console_address(config, host, port)}",
+            file=sys.stderr,
+            flush=True,
+        )
         for site in also:
             print(f"  {site.name}: http://{host}:{site.port}/", file=sys.stderr, flush=True)
         public = config.service.public_url or f"https://<your public address, proxied to {port}>"
@@ -141,3 +147,11 @@ def serve(
         return asyncio.run(main())
     finally:
         pipeline.store.close()
+
+
+def _console_address(config: Config, host: str, port: int) -> str:
+    """Where agents open the console: through `service.public_url` when it is set (https
+    behind a proxy), with this worker's own address beside it for a check on the machine."""
+    local = f"http://{host}:{port}/console/"
+    public = config.service.public_url.rstrip("/")
+    return f"{public}/console/ (this worker: {local})" if public else local

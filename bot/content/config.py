@@ -699,6 +699,8 @@ class ChannelsConfig(_Section):
 
 
 class TextsConfig(_Section):
+    #: the answer to what the bot did not understand; {person_choice} is the button offered
+    #: with it (`fallback_in`)
     fallback: LocalText
     suggest_intro: LocalText
     suggest_outro: LocalText
@@ -775,6 +777,20 @@ class TextsConfig(_Section):
             "picked up as soon as possible."
         ),
     }
+    #: sent at opening time for a ticket queued while closed when no agent of its queue is
+    #: online yet (console.online_minutes): the customer is not told an agent is on it
+    released_unstaffed: LocalText = {
+        "zh": "您好，我们已开始服务，您的问题已在排队。客服上线后会尽快回复您，请稍候。",
+        "en": (
+            "Hello, we're open now and your request is in the queue. An agent will reply as "
+            "soon as they're online."
+        ),
+    }
+    #: the answer to a customer who says they need no person ("不用转人工了"): no ticket
+    person_declined: LocalText = {
+        "zh": "好的，不为您转人工。还有其他问题可以直接问我。",
+        "en": "All right, no agent then. Ask me anything else here anytime.",
+    }
     #: the answer to a waiting customer who complains about the wait (their ticket moves up)
     waiting_sorry: LocalText = {
         "zh": "非常抱歉让您久等了！已为您优先处理，客服会尽快回复您。",
@@ -806,6 +822,13 @@ class TextsConfig(_Section):
         if isinstance(value, dict) and "zh" not in value:
             raise ValueError("needs at least a `zh` text")
         return value
+
+    def fallback_in(self, language: str) -> str:
+        """The fallback in the customer's language, `{person_choice}` filled with the words of
+        the button offered with it, so the text never names another way to a person."""
+        return pick(self.fallback, language).replace(
+            "{person_choice}", pick(self.person_choice, language)
+        )
 
 
 class Config(_Section):

@@ -160,6 +160,16 @@ def _mask_id_shaped(match: re.Match[str]) -> str:
     return number[:3] + "*" * 11 + number[-4:]
 
 
+def search_forms(text: str) -> tuple[str, ...]:
+    """The forms in which what an agent types may have been stored: masked as every text is,
+    and, when it holds an ID-shaped number with a birth date that is no valid ID number, also
+    with that number masked, as it is when a customer said it was one ("身份证号 1101…": see
+    `_mask_ids`). An order number of that shape is stored as typed and found by the first."""
+    masked = mask(text)
+    as_id = _ID_SHAPED.sub(_mask_id_shaped, masked)
+    return (masked,) if as_id == masked else (masked, as_id)
+
+
 def mask_addresses(text: str) -> str:
     """Street addresses replaced by [地址] / [address]: a road and its number (建国路88号), a
     housing estate (阳光小区), building, unit and room (3栋2单元1501室), "221B Baker Street"."""

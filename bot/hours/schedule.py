@@ -98,6 +98,11 @@ class Schedule:
     adjusted_workday: int = 0  # the weekday whose hours a 调休 working day keeps
     greetings: dict[str, dict[str, str]] = field(default_factory=dict)
     handoff_notice: dict[str, str] = field(default_factory=dict)
+    #: each day's opening spans once worked out: a schedule never changes once read (a reload
+    #: reads a new one), and every message asks about today and yesterday
+    _spans_of: dict[date, tuple[tuple[datetime, datetime], ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def always_open(self) -> bool:
@@ -126,7 +131,13 @@ class Schedule:
         intervals = self.weekly.get(day.weekday(), ())
         return DayPlan(day, intervals, "weekly hours" if intervals else "closed every week")
 
-    def _spans(self, day: date) -> list[tuple[datetime, datetime]]:
+    def _spans(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
+        known = self._spans_of.get(day)
+        if known is None:
+            known = self._spans_of[day] = tuple(self._work_out_spans(day))
+        return known
+
+    def _work_out_spans(self, day: date) -> list[tuple[datetime, datetime]]:
         spans = []
         for interval in self.day_plan(day).intervals:
             start = datetime.combine(day, time(), self.zone) + timedelta(minutes=interval.start)

@@ -22,7 +22,7 @@ from bot.content.config import Config, pick
 from bot.content.entries import forbidden_in
 from bot.domain.agent import Agent, Role
 from bot.domain.clock import Clock
-from bot.domain.privacy import mask
+from bot.domain.privacy import mask, search_forms
 from bot.domain.ticket import Ticket, TicketState
 from bot.humans.views import (
     AgentLoad,
@@ -176,8 +176,8 @@ class Desk:
 
     def search(self, agent: Agent, words: str, limit: int = 50) -> list[TicketLine]:
         """Tickets the agent may see whose customer id, or whose conversation's messages, hold
-        `words` (matched as stored: masked, so a phone number is looked for masked too), the
-        last touched first."""
+        `words` (matched as stored: masked, so a phone or ID number is looked for masked
+        too, `privacy.search_forms`), the last touched first."""
         words = " ".join(words.split())
         if not words:
             return []
@@ -186,7 +186,7 @@ class Desk:
                 conn,
                 statuses=tuple(TicketState),
                 visible_to=self._seen_by(agent),
-                matching=mask(words),
+                matching=search_forms(words),
                 newest_first=True,
                 limit=limit,
             )

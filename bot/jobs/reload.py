@@ -11,6 +11,7 @@ from pathlib import Path
 from bot.content.entries import faq_files, yaml_files
 from bot.content.problems import ProblemsError, only_errors, only_warnings
 from bot.hours.schedule import read_schedules
+from bot.jobs.heap import refreeze
 from bot.pipeline.knowledge import Knowledge
 from bot.pipeline.runner import Pipeline
 
@@ -104,4 +105,5 @@ class KnowledgeReloader:
             intents=fresh.intents,
         )
         log.info("FAQ and intents reloaded: %s", fresh.faq.thresholds.describe())
+        refreeze()  # the old index and models go; the new ones stay out of the sweeps
         return True

@@ -76,6 +76,8 @@ class Context:
     #: what the act model said, when that decided the handoff
     act_signal: str | None = None
     handoff: IntentSpec | None = None  # the intent to hand off under, if any
+    #: the customer says they want no person ("不用转人工了", "no need for an agent")
+    declines_person: bool = False
     route_queue: str = ""
     schedule: Schedule | None = None
     decision: Decision | None = None

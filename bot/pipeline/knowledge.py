@@ -31,6 +31,8 @@ class Reading:
     acts: tuple[float, ...] = ()
     #: the shop's intent model's probability of each of its intents, by name
     intents: dict[str, float] = field(default_factory=dict)
+    #: the text's embedding, for scoring it again (`Knowledge.match`) without encoding it again
+    vector: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -56,10 +58,19 @@ class Knowledge:
     def faq_entry(self, entry_id: str) -> FaqEntry | None:
         return self.faq.by_id.get(entry_id)
 
-    def match(self, texts: Sequence[str], k: int) -> list[list[FaqMatch]]:
+    def match(
+        self, texts: Sequence[str], k: int, readings: Sequence[Reading] = ()
+    ) -> list[list[FaqMatch]]:
         """The best `k` FAQ entries for each text, and nothing else of a reading (a text
-        already read, scored against more entries)."""
-        return self.faq.search_many(texts, np.asarray(self.faq.embed(texts)), k)
+        already read, scored against more entries). With each text's `readings`, their vectors
+        are used: a customer's message is not remembered by the encoder, so it is not encoded
+        twice."""
+        kept = [reading.vector for reading in readings]
+        if len(kept) == len(texts) and texts and all(v is not None for v in kept):
+            vectors = np.stack([v for v in kept if v is not None])
+        else:
+            vectors = np.asarray(self.faq.embed(texts))
+        return self.faq.search_many(texts, vectors, k)
 
     def read(self, texts: Sequence[str], k: int = 3) -> list[Reading]:
         """Read several texts at once: one encoder batch shared by the intent classifier and
@@ -88,5 +99,6 @@ class Knowledge:
                 others,
                 tuple(float(p) for p in acts[n]) if acts is not None else (),
                 dict(zip(self.classifier.classes, (float(p) for p in table[n]), strict=True)),
+                vectors[n],
             )
         return out

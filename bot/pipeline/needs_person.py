@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from bot.content.config import Config
 from bot.content.entries import IntentSpec
 from bot.pipeline.knowledge import Knowledge, Reading
-from bot.understanding.acts import ACTS, EMERGENCY, HUMAN, NEEDS_PERSON, SMALL_TALK, UNRELATED
+from bot.understanding.acts import (
+    ACTS,
+    COMPLAINT,
+    EMERGENCY,
+    HUMAN,
+    NEEDS_PERSON,
+    SMALL_TALK,
+    UNRELATED,
+)
 
 #: how much an intent's fit with the act counts against the shop model's own probability
 FIT_FLOOR = 0.05
@@ -89,6 +97,14 @@ def asks_for_person(
         return True
     settings = config.acts
     return settings.enabled and bool(acts) and acts[ACTS.index(HUMAN)] >= settings.person
+
+
+def complaint_act(acts: tuple[float, ...], config: Config) -> bool:
+    """The act model reads the message as a complaint at `acts.person` or more, whatever it
+    names ("都半小时了还没人回复"): while a human owns the conversation, a complaint about the
+    wait."""
+    settings = config.acts
+    return settings.enabled and bool(acts) and acts[ACTS.index(COMPLAINT)] >= settings.person
 
 
 def off_topic(acts: tuple[float, ...], config: Config) -> bool:

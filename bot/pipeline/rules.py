@@ -92,6 +92,17 @@ def handoff(case: Case) -> bool:
     return True
 
 
+def declined_person(case: Case) -> bool:
+    """ "不用转人工了", "no need for an agent": the customer says they want no person. It
+    names one, so the intent model reads it as asking for one; it is answered with a plain
+    "all right" and no ticket (an emergency in it was handed off by the rule before)."""
+    if not case.ctx.declines_person:
+        return False
+    case.decision.action = Action.REPLY
+    case.decision.reasons.append("the customer says they need no person: no handoff")
+    return True
+
+
 def faq_answer(case: Case) -> bool:
     """The FAQ answers outright only when its best entry is confident, clearly ahead of the
     next, not vetoed as out of scope or about another company, and not small talk."""
@@ -219,6 +230,7 @@ RULES: tuple[Rule, ...] = (
     picked_suggestion,
     did_not_help,
     handoff,
+    declined_person,
     faq_answer,
     small_talk,
     suggest,

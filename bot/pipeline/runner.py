@@ -24,7 +24,7 @@ from typing import Protocol
 
 from sqlalchemy.engine import Connection
 
-from bot.content.config import Config, pick
+from bot.content.config import Config
 from bot.domain.clock import Clock
 from bot.domain.conversation import ConversationKey
 from bot.domain.delivery import DeliveredVia
@@ -223,22 +223,24 @@ class Pipeline:
                 continue
             asked.append((ctx, reading, question))
         # one read per knowledge: a reload between two messages' arrivals gives each its own
-        by_knowledge: dict[int, list[tuple[Context, followup.Question]]] = {}
-        for ctx, _, question in asked:
+        by_knowledge: dict[int, list[tuple[Context, Reading, followup.Question]]] = {}
+        for ctx, reading, question in asked:
             if question is not None:
-                by_knowledge.setdefault(id(ctx.knowledge), []).append((ctx, question))
+                by_knowledge.setdefault(id(ctx.knowledge), []).append((ctx, reading, question))
         read: dict[int, tuple[list[FaqMatch], Reading]] = {}
         for group in by_knowledge.values():
             knowledge = group[0][0].knowledge
             every = len(knowledge.faq.entries)
             try:
                 # the message alone was read already: only its scores on every entry are new
-                alone = knowledge.match([ctx.text for ctx, _ in group], k=every)
-                together = knowledge.read([q.joined(ctx.text) for ctx, q in group], k=every)
+                alone = knowledge.match(
+                    [ctx.text for ctx, _, _ in group], every, [r for _, r, _ in group]
+                )
+                together = knowledge.read([q.joined(ctx.text) for ctx, _, q in group], k=every)
             except Exception:
                 log.exception("%d follow-up(s) could not be read in context", len(group))
                 continue  # each is decided on its own reading
-            for n, (ctx, _) in enumerate(group):
+            for n, (ctx, _, _) in enumerate(group):
                 read[id(ctx)] = (alone[n], together[n])
         decided: list[tuple[Context, Reading]] = []
         for ctx, reading, question in asked:
@@ -374,7 +376,7 @@ class Pipeline:
                 decision = Decision(
                     Action.FALLBACK, language=language, reasons=["error in the pipeline"]
                 )
-                steps.finish(ctx, decision, [pick(self.config.texts.fallback, language)])
+                steps.finish(ctx, decision, [self.config.texts.fallback_in(language)])
                 steps.record(ctx, batch)
                 batch.flush()
             steps.delivered(ctx)

@@ -18,13 +18,19 @@ from bot.content.config import Config, TextsConfig, pick
 from bot.content.entries import IntentSpec, forbidden_in
 from bot.domain.conversation import ConversationState
 from bot.domain.messages import Action, Category, Decision, Kind, Priority
+from bot.domain.reactions import declines_person
 from bot.domain.ticket import TicketState
 from bot.hours.schedule import Schedule, format_moment
 from bot.pipeline import rules
 from bot.pipeline.complaint import complaint_signal
 from bot.pipeline.context import Context, Reply
 from bot.pipeline.knowledge import Reading
-from bot.pipeline.needs_person import act_handoff, asks_for_person, unrelated_act
+from bot.pipeline.needs_person import (
+    act_handoff,
+    asks_for_person,
+    complaint_act,
+    unrelated_act,
+)
 from bot.pipeline.survey import parse_score
 from bot.pipeline.urgent import urgent_signal
 from bot.store import conversations
@@ -86,8 +92,12 @@ def apply_reading(ctx: Context, reading: Reading, config: Config) -> None:
     ctx.others = reading.others
     ctx.acts = reading.acts
     ctx.route_queue = config.handoff.default_queue
+    ctx.declines_person = declines_person(text)
     ctx.handoff = _handoff_intent(ctx, config)
-    if ctx.handoff is None:
+    if ctx.declines_person and not ctx.urgent_signal:
+        # "投诉的事算了，不用转人工了": whatever topic it names, it asks nobody for anything
+        ctx.handoff = None
+    elif ctx.handoff is None:
         # anger and complaint win over the FAQ: a person, not a paragraph
         cues = complaint_signal(text, config.guard.complaint_words)
         ctx.handoff = _complaint_intent(ctx, config) if cues else None
@@ -99,7 +109,11 @@ def apply_reading(ctx: Context, reading: Reading, config: Config) -> None:
         if by_act is not None and by_act.emergency:
             # an emergency is one however it was said: it escalates a ticket a human has too
             ctx.handoff, ctx.urgent_signal = by_act.intent, by_act.reason
-        elif by_act is not None and ctx.conversation.state != ConversationState.HANDOFF:
+        elif (
+            by_act is not None
+            and ctx.conversation.state != ConversationState.HANDOFF
+            and not ctx.declines_person
+        ):
             ctx.handoff, ctx.act_signal = by_act.intent, by_act.reason
     if ctx.handoff is not None and ctx.handoff.queue:
         ctx.route_queue = ctx.handoff.queue
@@ -133,11 +147,10 @@ def with_human(ctx: Context, batch: DecisionBatch, config: Config) -> None:
         values["status"] = TicketState.ASSIGNED
     urgent = ctx.knowledge.intents.get(config.guard.urgent_intent)
     agent = batch.agent_name(ticket.agent_id)
-    # what the message is about may hand off (a refund); only asking for a person is answered
-    asks = asks_for_person(ctx.acts, ctx.handoff, ctx.knowledge, config)
-    complains = bool(ctx.complaint_signal) or bool(
-        ctx.handoff and ctx.handoff.category == Category.COMPLAINT
-    )
+    # what the message is about may hand off (a refund); only asking for a person is answered,
+    # and "不用转人工了" asks for nobody
+    asks = not ctx.declines_person and asks_for_person(ctx.acts, ctx.handoff, ctx.knowledge, config)
+    complains = _complains_about_wait(ctx, ticket.status, config)
     if ctx.urgent_signal and urgent and urgent.queue and ticket.priority != Priority.URGENT:
         line = config.queues[urgent.queue]
         moved = batch.escalate(
@@ -308,6 +321,8 @@ def compose(ctx: Context, config: Config) -> None:
             else ""
         )
         replies.append(Reply(about + ctx.schedule.fill(pick(entry.answer, lang), lang, ctx.now)))
+    elif decision.action == Action.REPLY and ctx.declines_person:
+        replies.append(Reply(pick(texts_cfg.person_declined, lang)))
     elif decision.action == Action.REPLY and ctx.inbound.kind == Kind.EVENT:
         replies.append(Reply(pick(texts_cfg.welcome, lang)))
     elif decision.action == Action.REPLY and ctx.guess and ctx.guess.intent:
@@ -319,7 +334,7 @@ def compose(ctx: Context, config: Config) -> None:
         )
         replies.append(Reply(text, (*(question_in(e, lang) for e in entries), *person)))
     elif decision.action == Action.FALLBACK:
-        replies.append(Reply(pick(texts_cfg.fallback, lang), person))
+        replies.append(Reply(texts_cfg.fallback_in(lang), person))
     elif decision.action == Action.NOT_TEXT:
         replies.append(Reply(pick(texts_cfg.not_text, lang)))
     elif decision.action == Action.HANDOFF and not ctx.staffed:
@@ -413,6 +428,18 @@ def _handoff_intent(ctx: Context, config: Config) -> IntentSpec | None:
         return intents[config.guard.urgent_intent]
     intent = ctx.guess.intent if ctx.guess else None
     return intent if intent and intent.action == "handoff" else None
+
+
+def _complains_about_wait(ctx: Context, status: TicketState, config: Config) -> bool:
+    """A customer whose ticket a human owns complains: in complaint words or the complaint
+    intent, or, while it is the agent's move (no answer since the customer last wrote), read
+    as a complaint by the act model ("怎么还没人理我？等了好久了"). Right after an agent's
+    answer the customer has it in front of them, and the agent reads the line in the console."""
+    if ctx.declines_person:
+        return False
+    if ctx.complaint_signal or (ctx.handoff and ctx.handoff.category == Category.COMPLAINT):
+        return True
+    return status != TicketState.AWAITING_CUSTOMER and complaint_act(ctx.acts, config)
 
 
 def _complaint_intent(ctx: Context, config: Config) -> IntentSpec | None:

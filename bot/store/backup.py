@@ -53,29 +53,33 @@ class Summary:
 
 def summarise(engine: sa.Engine) -> Summary:
     with engine.connect() as conn:
-        counts = {
-            name: int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
-            for name, table in COUNTED.items()
-        }
+        counts = _counts(conn)
     return Summary(current_revision(engine), counts)
 
 
-def backup(url: str, target: Path) -> Summary | None:
-    """Write a backup of the database at `url` to `target` (which must not exist yet).
+def _counts(conn: sa.Connection) -> dict[str, int]:
+    return {
+        name: int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+        for name, table in COUNTED.items()
+    }
 
-    Returns what the backup holds (SQLite), or None for PostgreSQL (read it with a restore).
-    """
+
+def backup(url: str, target: Path) -> Summary:
+    """Write a backup of the database at `url` to `target` (which must not exist yet), and
+    return what the backup holds: on SQLite counted in the copy, on PostgreSQL in the snapshot
+    that pg_dump copies."""
     if target.exists():
         raise BackupError(f"{target} exists; name a new file (a backup never replaces one)")
-    if not target.parent.is_dir():
-        raise BackupError(f"{target.parent} is not a folder")
+    try:  # a nightly job's first run: the backups' folder is made as `mkdir -p` would
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BackupError(f"cannot make the folder {target.parent}: {exc.strerror or exc}") from exc
     partial = target.with_name(f".{target.name}.partial")
     try:
         if _is_sqlite(url):
-            summary: Summary | None = _backup_sqlite(_sqlite_path(url), partial)
+            summary = _backup_sqlite(_sqlite_path(url), partial)
         else:
-            _backup_postgres(url, partial)
-            summary = None
+            summary = _backup_postgres(url, partial)
         partial.rename(target)
     finally:
         partial.unlink(missing_ok=True)
@@ -231,12 +235,32 @@ def _run(command: list[str], url: str, failure: str) -> None:
         raise BackupError(f"{command[0]}: the database {failure}: {detail}")
 
 
-def _backup_postgres(url: str, target: Path) -> None:
-    _run(
-        ["pg_dump", "--format=custom", "--file", str(target), _libpq_url(url)],
-        url,
-        "could not be dumped",
-    )
+def _backup_postgres(url: str, target: Path) -> Summary:
+    """pg_dump of one snapshot, exported by a transaction that counts the rows in it and stays
+    open until the dump is written: the counts are those of the backup, not of a moment
+    before or after it."""
+    engine = sa.create_engine(url)
+    try:
+        revision = current_revision(engine)
+        isolated = engine.execution_options(isolation_level="REPEATABLE READ")
+        with isolated.begin() as conn:
+            snapshot = str(conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one())
+            counts = _counts(conn)
+            _run(
+                [
+                    "pg_dump",
+                    "--format=custom",
+                    f"--snapshot={snapshot}",
+                    "--file",
+                    str(target),
+                    _libpq_url(url),
+                ],
+                url,
+                "could not be dumped",
+            )
+    finally:
+        engine.dispose()
+    return Summary(revision, counts)
 
 
 def _save_current_postgres(url: str, engine: sa.Engine, source: Path, stamp: str) -> Path | None:

@@ -83,6 +83,47 @@ class Reopening:
         return self.agent_name is not None
 
 
+#: the statements `DecisionBatch.load` runs for every round, built once (building them cost as
+#: much as running them for a lone message); their lists are expanding parameters
+_HANDLED = sa.select(messages.c.id, messages.c.handled).where(
+    messages.c.id.in_(sa.bindparam("ids", expanding=True))
+)
+_OPEN_CONVERSATIONS = (
+    sa.select(conversations)
+    .where(
+        sa.tuple_(conversations.c.channel, conversations.c.user_id, conversations.c.chat_id).in_(
+            sa.bindparam("keys", expanding=True)
+        ),
+        conversations.c.state != ConversationState.CLOSED,
+    )
+    .order_by(conversations.c.id)
+)
+_RECENT_ARRIVALS = sa.select(messages.c.channel, messages.c.user_id, messages.c.at).where(
+    sa.tuple_(messages.c.channel, messages.c.user_id).in_(
+        sa.bindparam("customers", expanding=True)
+    ),
+    messages.c.direction == "in",
+    messages.c.at >= sa.bindparam("since", type_=messages.c.at.type),
+)
+_REPLIED_INTENTS = (
+    sa.select(decisions.c.conversation_id, decisions.c.intent)
+    .where(
+        decisions.c.conversation_id.in_(sa.bindparam("ids", expanding=True)),
+        decisions.c.action == "reply",
+        decisions.c.intent.is_not(None),
+    )
+    .distinct()
+)
+_OPEN_TICKETS = (
+    sa.select(tickets, agents.c.name.label("agent_name"))
+    .outerjoin(agents, agents.c.id == tickets.c.agent_id)
+    .where(
+        tickets.c.conversation_id.in_(sa.bindparam("ids", expanding=True)),
+        tickets.c.status.in_(TicketState.open()),
+    )
+)
+
+
 @dataclass
 class Entry:
     """What one message's run recorded; `flush` fills in the ids."""
@@ -136,22 +177,13 @@ class DecisionBatch:
             return
         tx = self.tx
         ids = [a.message_id for a in arrivals]
-        rows = tx.execute(
-            sa.select(messages.c.id, messages.c.handled).where(messages.c.id.in_(ids))
-        ).all()
+        rows = tx.execute(_HANDLED, {"ids": ids}).all()
         # handled by another worker (a redelivery), or erased since it arrived (`bot customers
         # forget` took the customer's lock first): either way nothing is left to decide
         self._handled = {r.id for r in rows if r.handled} | (set(ids) - {r.id for r in rows})
-        where = sa.tuple_(conversations.c.channel, conversations.c.user_id, conversations.c.chat_id)
         current: dict[ConversationKey, Any] = {}
-        for row in tx.execute(
-            sa.select(conversations)
-            .where(
-                where.in_([a.key for a in arrivals]),
-                conversations.c.state != ConversationState.CLOSED,
-            )
-            .order_by(conversations.c.id)
-        ).mappings():
+        keys = [a.key for a in arrivals]
+        for row in tx.execute(_OPEN_CONVERSATIONS, {"keys": keys}).mappings():
             current[(row["channel"], row["user_id"], row["chat_id"])] = row  # the newest wins
         stale, fresh = [], []
         surveys: dict[ConversationKey, dict[str, Any]] = {}
@@ -203,34 +235,15 @@ class DecisionBatch:
         since = min(a.now for a in arrivals) - self.flood_window
         customers = list({a.customer for a in arrivals})
         for channel, user_id, at in tx.execute(
-            sa.select(messages.c.channel, messages.c.user_id, messages.c.at).where(
-                sa.tuple_(messages.c.channel, messages.c.user_id).in_(customers),
-                messages.c.direction == "in",
-                messages.c.at >= since,
-            )
+            _RECENT_ARRIVALS, {"customers": customers, "since": since}
         ):
             self._recent[(channel, user_id)].append(at)
         known = [c.id for c in self._conversations.values() if not c.is_new]
         if known:
             self._lines = recent_lines(tx, known, min(a.now for a in arrivals) - self.idle)
-            for conversation_id, intent in tx.execute(
-                sa.select(decisions.c.conversation_id, decisions.c.intent)
-                .where(
-                    decisions.c.conversation_id.in_(known),
-                    decisions.c.action == "reply",
-                    decisions.c.intent.is_not(None),
-                )
-                .distinct()
-            ):
+            for conversation_id, intent in tx.execute(_REPLIED_INTENTS, {"ids": known}):
                 self._replied[conversation_id].add(intent)
-            for row in tx.execute(
-                sa.select(tickets, agents.c.name.label("agent_name"))
-                .outerjoin(agents, agents.c.id == tickets.c.agent_id)
-                .where(
-                    tickets.c.conversation_id.in_(known),
-                    tickets.c.status.in_(TicketState.open()),
-                )
-            ).mappings():
+            for row in tx.execute(_OPEN_TICKETS, {"ids": known}).mappings():
                 fields = {k: v for k, v in row.items() if k != "agent_name"}
                 ticket = ticket_queries.from_row(fields)
                 self._open_ticket[ticket.conversation_id] = ticket.id

@@ -64,15 +64,9 @@ def hand_back(
     )
 
 
-def recent_lines(
-    conn: Connection, conversation_ids: Sequence[int], since: datetime
-) -> dict[int, list[CustomerLine]]:
-    """The customers' last decided text lines since `since` in these conversations, newest
-    first, with the FAQ entry, intent and suggestions their decisions recorded: one query for
-    a batch."""
-    out: dict[int, list[CustomerLine]] = defaultdict(list)
-    if not conversation_ids:
-        return out
+def _recent_lines_query() -> sa.Select[Any]:
+    """The last LINES_KEPT decided text lines of each conversation in `:ids` since `:since`,
+    newest first. Built once: building the window and subquery cost more than running it."""
     # only the last LINES_KEPT of each conversation leave the database: a long conversation
     # costs no more than a short one (window functions: SQLite 3.25+, PostgreSQL)
     newest = (
@@ -88,33 +82,48 @@ def recent_lines(
             messages.c.at,
             decisions.c.faq_id,
             decisions.c.intent,
-            decisions.c.record,
+            # only what was offered, not the whole record (its reasons) to parse on every line
+            decisions.c.record["suggestions"].label("offered"),
             newest,
         )
         .join(decisions, decisions.c.message_id == messages.c.id)
         .where(
-            messages.c.conversation_id.in_(conversation_ids),
+            messages.c.conversation_id.in_(sa.bindparam("ids", expanding=True)),
             messages.c.direction == "in",
             messages.c.kind == "text",
-            messages.c.at >= since,
+            messages.c.at >= sa.bindparam("since", type_=messages.c.at.type),
         )
         .subquery()
     )
-    query = (
+    return (
         sa.select(
             recent.c.conversation_id,
             recent.c.text,
             recent.c.at,
             recent.c.faq_id,
             recent.c.intent,
-            recent.c.record,
+            recent.c.offered,
         )
         .where(recent.c.newest <= LINES_KEPT)
         .order_by(recent.c.id.desc())
     )
-    for conversation_id, text, at, faq_id, intent, record in conn.execute(query):
-        offered = tuple((record or {}).get("suggestions") or ())
-        out[conversation_id].append(CustomerLine(text, at, faq_id, intent, offered))
+
+
+_RECENT_LINES = _recent_lines_query()
+
+
+def recent_lines(
+    conn: Connection, conversation_ids: Sequence[int], since: datetime
+) -> dict[int, list[CustomerLine]]:
+    """The customers' last decided text lines since `since` in these conversations, newest
+    first, with the FAQ entry, intent and suggestions their decisions recorded: one query for
+    a batch."""
+    out: dict[int, list[CustomerLine]] = defaultdict(list)
+    if not conversation_ids:
+        return out
+    rows = conn.execute(_RECENT_LINES, {"ids": list(conversation_ids), "since": since})
+    for conversation_id, text, at, faq_id, intent, offered in rows:
+        out[conversation_id].append(CustomerLine(text, at, faq_id, intent, tuple(offered or ())))
     return out
 
 

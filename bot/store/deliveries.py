@@ -53,14 +53,15 @@ def accept_many(
         )
         for d in deliveries
     ]
+    # the rows as parameters, not as the statement's VALUES: the statement is compiled once and
+    # cached, not once per batch size (SQLAlchemy still sends one multi-row INSERT)
+    statement = (
+        dialect.insert(messages)
+        .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+        .returning(messages.c.id, messages.c.channel, messages.c.external_id)
+    )
     inserted = {
-        (row.channel, row.external_id): int(row.id)
-        for row in conn.execute(
-            dialect.insert(messages)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["channel", "external_id"])
-            .returning(messages.c.id, messages.c.channel, messages.c.external_id)
-        )
+        (row.channel, row.external_id): int(row.id) for row in conn.execute(statement, rows)
     }
     ids: list[int | None] = []
     seen: set[tuple[str, str]] = set()

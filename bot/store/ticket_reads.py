@@ -4,7 +4,7 @@ a ticket's history, today's volumes. Plain rows out; `bot.humans` turns them int
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -47,7 +47,7 @@ def listed(
     agent_id: int | None = None,
     ids: Collection[int] | None = None,
     visible_to: tuple[Collection[str], int] | None = None,
-    matching: str | None = None,
+    matching: Sequence[str] = (),
     customer: tuple[str, str] | None = None,
     newest_first: bool = False,
     offset: int = 0,
@@ -56,8 +56,8 @@ def listed(
     """Tickets in claim order (queued before queue_closed, urgent first, then oldest), or the
     last done first (`newest_first`: by when they were resolved). `visible_to` (queues, agent
     id): the tickets of those queues and the agent's own, as the desk lets an agent see them.
-    `matching`: the customer's id, or a message of the ticket's conversation, holds these
-    words (case-insensitive; `%` and `_` are themselves, not wildcards). `customer`: (channel,
+    `matching`: the customer's id, or a message of the ticket's conversation, holds one of
+    these texts (case-insensitive; `%` and `_` are themselves, not wildcards). `customer`: (channel,
     user id), that customer's tickets only."""
     query = (
         sa.select(
@@ -82,8 +82,8 @@ def listed(
         query = query.where(
             sa.or_(tickets.c.queue.in_(list(visible_queues)), tickets.c.agent_id == own)
         )
-    if matching is not None:
-        query = query.where(_matches(matching))
+    if matching:
+        query = query.where(sa.or_(*(_matches(words) for words in matching)))
     if customer is not None:
         query = query.where(
             conversations.c.channel == customer[0], conversations.c.user_id == customer[1]

@@ -194,6 +194,45 @@ def listed(conn: Connection, queue: str | None = None, status: str = "queued") -
     return [from_row(row) for row in conn.execute(query).mappings()]
 
 
+def _clocks_from(
+    available_at: datetime, first_response_due: datetime, transfer_due: datetime, start: datetime
+) -> dict[str, datetime]:
+    """A ticket's SLA clocks moved to start at `start`, each deadline as far after it as before."""
+    shift = start - available_at
+    return {
+        "available_at": start,
+        "first_response_due": first_response_due + shift,
+        "transfer_due": transfer_due + shift,
+    }
+
+
+def follow_opening(conn: Connection, queue: str, opening: datetime, now: datetime) -> int:
+    """Move the SLA clocks of a closed queue's queue_closed tickets to its next opening, when
+    the schedule changed since they were made (an operator opens early tomorrow, or adds a
+    closure): the console shows, and the care job counts, the deadlines that will hold.
+    Returns how many tickets moved."""
+    query = sa.select(
+        tickets.c.id, tickets.c.available_at, tickets.c.first_response_due, tickets.c.transfer_due
+    ).where(
+        tickets.c.queue == queue,
+        tickets.c.status == TicketState.QUEUE_CLOSED,
+        tickets.c.available_at != opening,
+    )
+    found = conn.execute(query).all()
+    for row in found:
+        conn.execute(
+            tickets.update()
+            .where(tickets.c.id == row.id, tickets.c.status == TicketState.QUEUE_CLOSED)
+            .values(
+                updated_at=now,
+                **_clocks_from(row.available_at, row.first_response_due, row.transfer_due, opening),
+            )
+        )
+    if found:
+        announce(conn)
+    return len(found)
+
+
 def release_queue_closed(conn: Connection, queue: str, now: datetime) -> list[Ticket]:
     """Make a queue's queue_closed tickets available to agents: urgent first, then oldest.
 
@@ -216,18 +255,15 @@ def release_queue_closed(conn: Connection, queue: str, now: datetime) -> list[Ti
     if not found:
         return []
     for row in found:
-        # released later than planned (an operator added a closure or changed the hours):
-        # the SLA clocks start now, not at the opening that did not happen
-        late = max(timedelta(0), now - row.available_at)
+        # released at another time than planned (an operator added a closure, opened early or
+        # changed the hours): the SLA clocks start now, not at the opening that did not happen
         conn.execute(
             tickets.update()
             .where(tickets.c.id == row.id, tickets.c.status == TicketState.QUEUE_CLOSED)
             .values(
                 status=TicketState.QUEUED,
                 updated_at=now,
-                available_at=row.available_at + late,
-                first_response_due=row.first_response_due + late,
-                transfer_due=row.transfer_due + late,
+                **_clocks_from(row.available_at, row.first_response_due, row.transfer_due, now),
             )
         )
     announce(conn)

@@ -167,18 +167,26 @@ class ActModel:
             np.savez_compressed(out, allow_pickle=False, **arrays)
 
     @classmethod
-    def load(cls, path: Path, key: str) -> tuple[ActModel, np.ndarray | None] | None:
-        """The model stored at `path` (and the corpus vectors stored with it), if it was learnt
-        from exactly `key`'s data."""
+    def load(cls, path: Path, key: str) -> ActModel | None:
+        """The model stored at `path`, if it was learnt from exactly `key`'s data (the corpus
+        vectors stored beside it are left unread: `stored_vectors`)."""
         try:
             with np.load(path) as data:
                 model = cls(data["weights"], str(data["key"]))
-                vectors = data["vectors"].astype(np.float32) if "vectors" in data else None
         except (OSError, KeyError, ValueError) as exc:
             if path.exists():
                 log.warning("ignoring unreadable act model %s: %s", path, exc)
             return None
-        return (model, vectors) if model.key == key else None
+        return model if model.key == key else None
+
+
+def stored_vectors(path: Path) -> np.ndarray | None:
+    """The corpus vectors stored beside a model (the shipped one's), when there are any."""
+    try:
+        with np.load(path) as data:
+            return data["vectors"].astype(np.float32) if "vectors" in data else None
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 def shipped_path(encoder: str) -> Path:
@@ -191,24 +199,34 @@ def corpus_arrays(examples: Mapping[str, Sequence[str]]) -> tuple[list[str], np.
     return texts, labels
 
 
-def base_model(encoder: Encoder, cache: Path | None) -> tuple[ActModel, np.ndarray, np.ndarray]:
-    """The corpus-only model, the corpus's vectors and labels: shipped for the default
-    encoder; for another, learnt once and cached (the vectors in the embedding cache)."""
+def base_model(encoder: Encoder, cache: Path | None) -> ActModel:
+    """The corpus-only model: shipped for the default encoder; for another, learnt once and
+    cached."""
     examples = corpus()
     key = corpus_key(examples, encoder.name)
-    texts, labels = corpus_arrays(examples)
     shipped = ActModel.load(shipped_path(encoder.name), key)
-    if shipped is not None and shipped[1] is not None and len(shipped[1]) == len(labels):
-        return shipped[0], shipped[1], labels
-    vectors = encoder.encode(texts)
+    if shipped is not None:
+        return shipped
     cached = ActModel.load(cache / f"acts-base-{key[:24]}.npz", key) if cache else None
     if cached is not None:
-        return cached[0], vectors, labels
+        return cached
     log.info("learning customer acts for encoder %s (once; then cached)", encoder.name)
+    vectors, labels = base_corpus(encoder)
     model = ActModel.learn(vectors, labels, key)
     if cache is not None:
         _store(model, cache / f"acts-base-{key[:24]}.npz", prefix="acts-base-")
-    return model, vectors, labels
+    return model
+
+
+def base_corpus(encoder: Encoder) -> tuple[np.ndarray, np.ndarray]:
+    """The corpus's vectors and labels: shipped beside the default encoder's model (18 MB once
+    read, so only read when a shop's model is learnt), else encoded (the embedding cache keeps
+    them)."""
+    texts, labels = corpus_arrays(corpus())
+    shipped = stored_vectors(shipped_path(encoder.name))
+    if shipped is not None and len(shipped) == len(labels):
+        return shipped, labels
+    return encoder.encode(texts), labels
 
 
 @dataclass(frozen=True)
@@ -242,7 +260,7 @@ def learn_acts(
     """The act model refined on the shop's own content, and what the shop's intents and FAQ
     entries are taken as. A refined model is kept in the cache folder and reused while the
     content is unchanged."""
-    base, vectors, labels = base_model(encoder, cache)
+    base = base_model(encoder, cache)
     taken = intent_acts(intents, base, encoder)
     answered = entries_for_acts(faq, base, encoder)
     own = [(q, QUESTION) for entry in faq for q in entry.questions] + [
@@ -256,10 +274,10 @@ def learn_acts(
     path = cache / f"acts-shop-{key[:24]}.npz" if cache else None
     stored = ActModel.load(path, key) if path else None
     if stored is not None:
-        return ShopActs(stored[0], taken, answered)
+        return ShopActs(stored, taken, answered)
     texts = [text for text, _ in own]
     own_labels = np.array([ACTS.index(act) for _, act in own])
-    model = base.refine((vectors, labels), (encoder.encode(texts), own_labels), key)
+    model = base.refine(base_corpus(encoder), (encoder.encode(texts), own_labels), key)
     if path is not None:
         _store(model, path, prefix="acts-shop-")
     return ShopActs(model, taken, answered)

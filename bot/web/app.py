@@ -24,6 +24,7 @@ from bot.pipeline.knowledge import Knowledge
 from bot.pipeline.runner import Pipeline
 from bot.store.channel_store import ChannelStore
 from bot.telemetry.exposition import CONTENT_TYPE, Exposition
+from bot.understanding.compute import one_thread
 from bot.web import console
 from bot.web.channels import Channel, ChannelContext, OnDuty
 from bot.web.limits import Door
@@ -50,14 +51,16 @@ PARTS = web.AppKey("parts", Parts)
 
 def make_app(parts: Parts) -> web.Application:
     config = parts.pipeline.config.service
-    store_pool = ThreadPoolExecutor(config.threads, thread_name_prefix="store")
+    store_pool = ThreadPoolExecutor(
+        config.threads, thread_name_prefix="store", initializer=one_thread
+    )
     limiter = RateLimiter(parts.pipeline.store, parts.pipeline.clock, store_pool, config)
     door = Door(limiter, config.body_kib, config.body_timeout_seconds)
     # the door sets each route's own cap on its requests; this is only the ceiling
     ceiling = max(door.caps.cap(name) for name in type(door.caps).model_fields)
     app = web.Application(client_max_size=ceiling, middlewares=[door.middleware])
     app[PARTS] = parts
-    reading_pool = ThreadPoolExecutor(1, thread_name_prefix="reading")
+    reading_pool = ThreadPoolExecutor(1, thread_name_prefix="reading", initializer=one_thread)
     pipeline = parts.pipeline
     dispatcher = Dispatcher(
         pipeline.store,

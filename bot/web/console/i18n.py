@@ -67,6 +67,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "agent": {"zh": "客服", "en": "Agent"},
     "created": {"zh": "创建", "en": "Created"},
     "first_response_due": {"zh": "首次响应时限", "en": "First response due"},
+    #: the label of the clock on a queue's row: the time left to the first-response deadline
+    "first_response_left": {"zh": "首响时限", "en": "Reply due"},
     "first_response": {"zh": "首次响应", "en": "First response"},
     "transfer_due": {"zh": "转接时限", "en": "Transfer due"},
     "overdue": {"zh": "已超时", "en": "overdue"},
