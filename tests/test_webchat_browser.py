@@ -7,7 +7,8 @@ a reload keeps the history; HTML in a message or an answer is shown as text; a p
 viewport in English; the after-hours header under an injected clock.
 
 Screenshots go to test-output/webchat/ (ignored by git); with BOT_SCREENSHOTS=1 the widget and
-the console are also saved side by side as docs/webchat.png for the README. Without
+the console are also saved side by side as docs/webchat.png for the README, and the phone and
+after-hours views as docs/webchat-phone.png and docs/webchat-after-hours.png. Without
 /usr/bin/chromium the test skips and says why, except under CI=true.
 """
 
@@ -165,8 +166,10 @@ async def test_a_visitor_chats_with_the_bot_and_an_agent_in_the_browser(scene: S
         )
         return page
 
-    async def shot(page: Page, name: str) -> None:
+    async def shot(page: Page, name: str, docs: str = "") -> None:
         await page.screenshot(path=str(OUTPUT / f"{name}.png"))
+        if keep and docs:  # the phone and after-hours views, for docs/channels.md
+            await page.screenshot(path=str(ROOT / "docs" / docs))
 
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -301,7 +304,7 @@ async def test_a_visitor_chats_with_the_bot_and_an_agent_in_the_browser(scene: S
             await expect(small.locator(".msg.out").last).to_contain_text(
                 "Request invoice", timeout=LIVE_MS
             )
-            await shot(phone, "4-phone-english")
+            await shot(phone, "4-phone-english", "webchat-phone.png")
 
             # after hours: the header says when people are back (the agent went home first: 13
             # hours on, their console session has ended)
@@ -313,7 +316,7 @@ async def test_a_visitor_chats_with_the_bot_and_an_agent_in_the_browser(scene: S
             await expect(small.locator("#duty")).to_have_text(
                 "Our team is away — back Wed 25 Nov, 9:00", timeout=LIVE_MS
             )
-            await shot(phone, "5-after-hours")
+            await shot(phone, "5-after-hours", "webchat-after-hours.png")
         finally:
             await browser.close()
     assert errors == []
