@@ -265,6 +265,42 @@ def test_suggestion_can_be_picked_by_number(
     assert "faq invoice (suggestion 1 picked)" in explain(ctx.decision)
 
 
+def test_the_button_for_a_person_is_understood_by_its_number(
+    shop: Path, encoder: MemoEncoder, tmp_path: Path
+) -> None:
+    """Telegram's and the web chat's buttons send the number a choice stands at: after the
+    suggestions the person is the next number, after a fallback it is 1. Before, "2" and "1"
+    were read as words (a refund queue, or the fallback again); after an answer, which offered
+    no button, a number is not a request for anyone."""
+    path = shop / "config.toml"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(
+            "[faq]\n", "[faq]\nanswer_threshold = 0.6\nsuggest_threshold = 0.45\n"
+        ),
+        encoding="utf-8",
+    )
+    harness = make_harness(load_config(path), encoder, tmp_path)
+    first = harness.say("发漂怎么开", user="a")
+    assert first.decision is not None and first.decision.action == Action.SUGGEST
+    offered = harness.outbox.sent[-1].choices
+    assert offered[-1] == "转人工"
+    pressed = harness.say(str(len(offered)), user="a")
+    assert pressed.decision is not None and pressed.decision.action == Action.HANDOFF
+    assert f"pressed the button for a person (choice {len(offered)})" in pressed.decision.reasons
+
+    missed = harness.say("what colours does the widget come in", user="b")
+    assert missed.decision is not None and missed.decision.action == Action.FALLBACK
+    assert harness.outbox.sent[-1].choices == ("Talk to a person",)
+    pressed = harness.say("1", user="b")
+    assert pressed.decision is not None and pressed.decision.action == Action.HANDOFF
+
+    answered = harness.say("运费多少", user="c")
+    assert answered.decision is not None and answered.decision.action == Action.ANSWER
+    assert harness.outbox.sent[-1].choices == ()
+    after = harness.say("1", user="c")
+    assert after.decision is not None and after.decision.action != Action.HANDOFF
+
+
 def test_stored_transcript_and_ticket_are_masked(harness: Harness) -> None:
     ctx = harness.say("我要投诉，手机13812345678，身份证11010519491231002X，密码是abc123")
     assert ctx.conversation is not None

@@ -60,3 +60,5 @@ class CustomerLine:
     faq_id: str | None = None
     intent: str | None = None
     suggestions: tuple[str, ...] = ()
+    #: what the bot did with it (bot.domain.messages.Action's value): which buttons came with it
+    action: str = ""

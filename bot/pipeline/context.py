@@ -73,7 +73,7 @@ class Context:
     thin_answer: bool = False
     #: the probability of each customer act (bot.understanding.acts.ACTS), when known
     acts: tuple[float, ...] = ()
-    #: what the act model said, when that decided the handoff
+    #: what the act model said, or the button the customer pressed, when that decided the handoff
     act_signal: str | None = None
     handoff: IntentSpec | None = None  # the intent to hand off under, if any
     #: the customer says they want no person ("不用转人工了", "no need for an agent")

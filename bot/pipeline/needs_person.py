@@ -115,3 +115,17 @@ def off_topic(acts: tuple[float, ...], config: Config) -> bool:
     if not (settings.enabled and acts):
         return False
     return acts[ACTS.index(SMALL_TALK)] + acts[ACTS.index(UNRELATED)] >= settings.person
+
+
+def person_intent(knowledge: Knowledge) -> IntentSpec | None:
+    """The shop's intent for asking for a person (the one taken as the act "human" that hands
+    off), to hand off under when the customer pressed the button for one."""
+    taken = knowledge.intent_acts
+    return next(
+        (
+            spec
+            for name, spec in knowledge.intents.items()
+            if spec.action == "handoff" and taken.get(name) == HUMAN
+        ),
+        None,
+    )

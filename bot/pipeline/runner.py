@@ -183,7 +183,7 @@ class Pipeline:
         for ctx, reading in self._in_context(started, batch, failed):
             try:
                 if not ctx.stop:
-                    steps.apply_reading(ctx, reading, config)
+                    steps.apply_reading(ctx, reading, batch, config)
                     steps.with_human(ctx, batch, config)
                 if not ctx.stop:
                     steps.survey(ctx, batch, config)

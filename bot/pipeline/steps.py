@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from bot.content.config import Config, TextsConfig, pick
 from bot.content.entries import IntentSpec, forbidden_in
-from bot.domain.conversation import ConversationState
+from bot.domain.conversation import Conversation, ConversationState, CustomerLine
 from bot.domain.messages import Action, Category, Decision, Kind, Priority
 from bot.domain.reactions import declines_person
 from bot.domain.ticket import TicketState
@@ -29,6 +30,7 @@ from bot.pipeline.needs_person import (
     act_handoff,
     asks_for_person,
     complaint_act,
+    person_intent,
     unrelated_act,
 )
 from bot.pipeline.survey import parse_score
@@ -76,7 +78,7 @@ def flood(ctx: Context, batch: DecisionBatch, config: Config) -> None:
         finish(ctx, Decision(Action.SILENT, language=language, reasons=[reason]), texts)
 
 
-def apply_reading(ctx: Context, reading: Reading, config: Config) -> None:
+def apply_reading(ctx: Context, reading: Reading, batch: DecisionBatch, config: Config) -> None:
     """What the message says (read before the lock, in a batch with other customers'), the
     customer's language, and the queue this would go to if handed off."""
     assert ctx.conversation is not None
@@ -94,6 +96,11 @@ def apply_reading(ctx: Context, reading: Reading, config: Config) -> None:
     ctx.route_queue = config.handoff.default_queue
     ctx.declines_person = declines_person(text)
     ctx.handoff = _handoff_intent(ctx, config)
+    lines = batch.previous_lines(ctx.conversation.id)
+    if ctx.handoff is None and (pressed := _pressed_for_person(text, ctx.conversation, lines)):
+        # the "转人工" button: channels send a button as the number it stands at
+        ctx.handoff = person_intent(ctx.knowledge)
+        ctx.act_signal = f"pressed the button for a person (choice {pressed})"
     if ctx.declines_person and not ctx.urgent_signal:
         # "投诉的事算了，不用转人工了": whatever topic it names, it asks nobody for anything
         ctx.handoff = None
@@ -419,6 +426,23 @@ def finish(ctx: Context, decision: Decision, texts: list[str]) -> None:
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+
+def _pressed_for_person(text: str, conv: Conversation, lines: Sequence[CustomerLine]) -> int | None:
+    """The number of the button for a person, when that is what the customer sent: a reply
+    with suggestions offers the person after them, a fallback offers only the person, and a
+    channel's buttons (Telegram, the web chat) send the number a choice stands at. Not while a
+    satisfaction question waits for its 1–5."""
+    if conv.survey_kind or not lines:
+        return None
+    last = lines[0]  # the customer's previous line, and the reply it got
+    if last.action == Action.SUGGEST:
+        offered = len(last.suggestions)
+    elif last.action == Action.FALLBACK:
+        offered = 0
+    else:
+        return None  # that reply offered no button for a person
+    return offered + 1 if parse_pick(text, offered + 1) == offered else None
 
 
 def _handoff_intent(ctx: Context, config: Config) -> IntentSpec | None:

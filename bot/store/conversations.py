@@ -82,6 +82,7 @@ def _recent_lines_query() -> sa.Select[Any]:
             messages.c.at,
             decisions.c.faq_id,
             decisions.c.intent,
+            decisions.c.action,
             # only what was offered, not the whole record (its reasons) to parse on every line
             decisions.c.record["suggestions"].label("offered"),
             newest,
@@ -103,6 +104,7 @@ def _recent_lines_query() -> sa.Select[Any]:
             recent.c.faq_id,
             recent.c.intent,
             recent.c.offered,
+            recent.c.action,
         )
         .where(recent.c.newest <= LINES_KEPT)
         .order_by(recent.c.id.desc())
@@ -122,8 +124,10 @@ def recent_lines(
     if not conversation_ids:
         return out
     rows = conn.execute(_RECENT_LINES, {"ids": list(conversation_ids), "since": since})
-    for conversation_id, text, at, faq_id, intent, offered in rows:
-        out[conversation_id].append(CustomerLine(text, at, faq_id, intent, tuple(offered or ())))
+    for conversation_id, text, at, faq_id, intent, offered, action in rows:
+        out[conversation_id].append(
+            CustomerLine(text, at, faq_id, intent, tuple(offered or ()), action)
+        )
     return out
 
 
