@@ -129,6 +129,26 @@ def test_an_agent_claims_replies_and_resolves_and_the_customer_rates(harness: Ha
     assert desk.ticket(alice, ticket_id).csat == 5
 
 
+def test_a_ticket_held_until_opening_can_be_taken_by_an_agent_already_there(
+    harness: Harness,
+) -> None:
+    """The console offers 领取 on a ticket waiting for its queue to open; taking it answered
+    409 "someone was faster", falsely, so an agent in early (or trying `bot demo` at night)
+    could not answer it."""
+    alice = _agent(harness, "alice")
+    desk = _desk(harness)
+    harness.clock.set(at("2026-11-24 23:30"))
+    night = _handoff(harness, user="u2")
+    with harness.pipeline.store.engine.connect() as conn:
+        status = conn.execute(sa.select(tickets.c.status).where(tickets.c.id == night)).scalar()
+    assert status == TicketState.QUEUE_CLOSED
+    taken = desk.claim(alice, night)
+    assert taken.status == TicketState.ASSIGNED and taken.agent_id == alice.id
+    assert desk.reply(alice, night, "您好，我是 Alice，现在就为您处理。").sent
+    with pytest.raises(Conflict):
+        desk.claim(_agent(harness, "bob"), night)
+
+
 def test_a_resolved_ticket_reopens_to_its_agent_and_is_surveyed_once(harness: Harness) -> None:
     alice, desk, ticket_id = _claimed(harness)
     desk.reply(alice, ticket_id, "已为您处理。")

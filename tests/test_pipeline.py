@@ -296,7 +296,7 @@ def test_the_button_for_a_person_is_understood_by_its_number(
 
     answered = harness.say("运费多少", user="c")
     assert answered.decision is not None and answered.decision.action == Action.ANSWER
-    assert harness.outbox.sent[-1].choices == ()
+    assert not harness.outbox.sent[-1].choices
     after = harness.say("1", user="c")
     assert after.decision is not None and after.decision.action != Action.HANDOFF
 

@@ -363,10 +363,12 @@ class Desk:
             return ticket_store.claim_next(tx, agent.id, self.queues_of(agent), self.clock.now())
 
     def claim(self, agent: Agent, ticket_id: int) -> Ticket:
-        """Take a particular queued ticket (Conflict when someone was faster)."""
+        """Take a particular queued ticket, or one held until its queue opens: an agent who is
+        there before opening (or a demo at night) answers it then (Conflict when someone was
+        faster)."""
         with self._conversation_locked(ticket_id) as tx:
             ticket = self._visible(tx, agent, ticket_id, lock=True)
-            if ticket.status != TicketState.QUEUED:
+            if ticket.status not in (TicketState.QUEUED, TicketState.QUEUE_CLOSED):
                 raise Conflict(f"ticket {ticket_id} is {ticket.status.value}, not queued")
             claimed = ticket_store.claim(tx, ticket_id, agent.id, self.clock.now())
         if claimed is None:

@@ -295,11 +295,15 @@ def claim_next(
 
 
 def claim(conn: Connection, ticket_id: int, agent_id: int, now: datetime) -> Ticket | None:
-    """Take this queued ticket; None when it is no longer queued (someone was faster)."""
+    """Take this queued ticket, or one held until its queue opens (an agent at work early
+    takes it then); None when it is neither any more (someone was faster)."""
     row = (
         conn.execute(
             tickets.update()
-            .where(tickets.c.id == ticket_id, tickets.c.status == TicketState.QUEUED)
+            .where(
+                tickets.c.id == ticket_id,
+                tickets.c.status.in_((TicketState.QUEUED, TicketState.QUEUE_CLOSED)),
+            )
             .values(
                 status=TicketState.ASSIGNED,
                 agent_id=agent_id,
