@@ -4,7 +4,8 @@ question and gets the answer, picks a suggestion by button, asks for a person; a
 second browser context, logged into the console, sees it live and replies, and the visitor sees
 the reply without reloading; the agent resolves and the visitor answers the CSAT with a button;
 a reload keeps the history; HTML in a message or an answer is shown as text; a phone-sized
-viewport in English; the after-hours header under an injected clock.
+viewport in English, on a page wider than the phone; the after-hours header under an injected
+clock.
 
 Screenshots go to test-output/webchat/ (ignored by git); with BOT_SCREENSHOTS=1 the widget and
 the console are also saved side by side as docs/webchat.png for the README, and the phone and
@@ -51,6 +52,7 @@ SHOP_PAGE = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>body {{ font-family: serif; background: #fbf7ef; }} h1 {{ color: #1d6f5f; }}</style>
 </head><body><h1>青木小店</h1><p>手工茶具，全场满 99 元包邮。</p>
+<p style="width: 420px">（一行比手机屏幕还宽的促销横幅：很多店铺的页面都有）</p>
 <script src="{bot}/webchat/widget.js" data-site="main" async></script>
 </body></html>"""
 
@@ -293,12 +295,17 @@ async def test_a_visitor_chats_with_the_bot_and_an_agent_in_the_browser(scene: S
             )
             phone = watched(await phone_context.new_page())
             await phone.goto(f"{scene.shop}/")
+            corner = await phone.locator("#bot-webchat-launcher").bounding_box()
+            assert corner is not None and corner["x"] + corner["width"] <= 390, corner
+            assert corner["y"] + corner["height"] <= 844, corner
             await phone.locator("#bot-webchat-launcher").click()
             small = phone.frame_locator("#bot-webchat-panel")
             await expect(small.locator("#title")).to_have_text("Chat with us", timeout=LIVE_MS)
             await expect(small.locator("#text")).to_have_attribute("placeholder", "Type a message…")
+            # the page is wider than the phone: the panel still fills the screen, not the page
             box = await phone.locator("#bot-webchat-panel").bounding_box()
-            assert box is not None and box["width"] == 390
+            assert box is not None
+            assert (box["x"], box["y"], box["width"], box["height"]) == (0, 0, 390, 844), box
             await small.locator("#text").fill("How do I get an invoice?")
             await small.locator("#text").press("Enter")
             await expect(small.locator(".msg.out").last).to_contain_text(

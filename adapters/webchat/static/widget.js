@@ -19,24 +19,44 @@
   var frame = null;
   var open = false;
 
+  // What the visitor sees: on a phone, a page wider than the screen makes the layout (and so
+  // position: fixed) wider than the screen too; the visual viewport is the screen's part of it.
+  function seen() {
+    var v = window.visualViewport;
+    return v
+      ? { left: v.offsetLeft, top: v.offsetTop, width: v.width, height: v.height }
+      : { left: 0, top: 0, width: window.innerWidth, height: window.innerHeight };
+  }
+
   function phone() {
-    return window.innerWidth < 520;
+    return seen().width < 520;
   }
 
   function place() {
+    var v = seen();
+    var b = button.style;
+    if (phone()) {  // the launcher in the screen's corner, wherever the page is scrolled
+      b.right = "auto"; b.bottom = "auto";
+      b.left = Math.round(v.left + v.width - 76) + "px";
+      b.top = Math.round(v.top + v.height - 76) + "px";
+    } else {
+      b.left = "auto"; b.top = "auto"; b.right = "20px"; b.bottom = "20px";
+    }
+    b.display = open && phone() ? "none" : "block";
     if (!frame) {
       return;
     }
     var s = frame.style;
     if (phone()) {
-      s.left = "0"; s.top = "0"; s.right = "0"; s.bottom = "0";
-      s.width = "100%"; s.height = "100%"; s.maxHeight = "none"; s.borderRadius = "0";
+      s.right = "auto"; s.bottom = "auto";
+      s.left = Math.round(v.left) + "px"; s.top = Math.round(v.top) + "px";
+      s.width = Math.round(v.width) + "px"; s.height = Math.round(v.height) + "px";
+      s.maxHeight = "none"; s.borderRadius = "0";
     } else {
       s.left = "auto"; s.top = "auto"; s.right = "20px"; s.bottom = "88px";
       s.width = "370px"; s.height = "560px"; s.maxHeight = "calc(100vh - 108px)";
       s.borderRadius = "14px";
     }
-    button.style.display = open && phone() ? "none" : "block";
   }
 
   var button = document.createElement("button");
@@ -110,6 +130,10 @@
 
   button.addEventListener("click", function () { toggle(!open); });
   window.addEventListener("resize", place);
+  if (window.visualViewport) {
+    window.visualViewport.addEventListener("resize", place);
+    window.visualViewport.addEventListener("scroll", place);
+  }
   window.addEventListener("message", function (event) {
     if (event.origin !== origin || !frame || event.source !== frame.contentWindow) {
       return;
@@ -125,6 +149,7 @@
 
   function mount() {
     document.body.appendChild(button);
+    place();
     if (data.open === "true") {
       toggle(true);
     }
