@@ -51,7 +51,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from load import TEXTS, main_inproc  # noqa: E402
+from load import TEXTS, _wait_ready, main_inproc  # noqa: E402
 
 WEBHOOK_SECRET = "bench-secret-not-real"
 TELEGRAM_SECRET = "bench-telegram-secret"
@@ -330,7 +330,7 @@ async def platform() -> None:
             order = json.loads(line)
             if "ready" in order:
                 for port in order["ready"]:
-                    await _ready(session, port)
+                    await _wait_ready(session, port, 180)
                 _say({"ready": True})
                 continue
             run += 1
@@ -347,19 +347,6 @@ async def platform() -> None:
 def _say(message: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(message) + "\n")
     sys.stdout.flush()
-
-
-async def _ready(session: aiohttp.ClientSession, port: int) -> None:
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.1)
-    raise RuntimeError(f"worker on {port} did not become ready")
 
 
 #: one message sent: (session, port, customer number, message number, text, tag, pusher,

@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from http_load import _bot, _cpu_seconds, _empty, _free_port, _set  # noqa: E402
+from load import _wait_ready  # noqa: E402
 
 SECRET = "bench-webchat-secret-not-real-0123456789"
 #: questions the shipped FAQ answers with one reply each (no handoff, no fallback streak)
@@ -108,19 +109,6 @@ class Visitor:
                     event = ""
 
 
-async def _ready(http: aiohttp.ClientSession, port: int, seconds: float = 180) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            async with http.get(f"http://127.0.0.1:{port}/readyz") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.3)
-    raise RuntimeError(f"worker on {port} not ready")
-
-
 async def _setup(args: argparse.Namespace, folder: Path, workers: int, url: str) -> dict[str, Any]:
     ports = [_free_port() for _ in range(workers)]
     env = {**os.environ, "BOT_WEBCHAT_SECRET": SECRET}
@@ -146,7 +134,7 @@ async def _setup(args: argparse.Namespace, folder: Path, workers: int, url: str)
     try:
         async with aiohttp.ClientSession(connector=connector) as http:
             for port in ports:
-                await _ready(http, port)
+                await _wait_ready(http, port, 180)
             await asyncio.sleep(1.0)
             rss_before = _rss_mib(pids)
 
