@@ -15,6 +15,7 @@ after-hours views as docs/webchat-phone.png and docs/webchat-after-hours.png. Wi
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import time
@@ -365,22 +366,49 @@ async def test_a_site_not_allowed_cannot_frame_the_panel(scene: Scene) -> None:
 @pytest.mark.browser
 async def test_a_message_over_the_rate_limit_is_sent_again_and_kept(scene: Scene) -> None:
     require_browser()
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import Route, async_playwright, expect
 
     scene.channel.config.per_visitor_per_minute = 2
-    # near the end of a minute: the refusal's Retry-After is a few seconds
-    scene.clock.set(at("2026-11-24 10:00:55"))
+    refused, answered_late = asyncio.Event(), asyncio.Event()
+    late = 0
+
+    async def hold_acceptances(route: Route) -> None:
+        # the two accepted messages hear 202 only after the third heard 429: the order a busy
+        # server gives, where acceptance waits on the pipeline and a refusal is immediate
+        nonlocal late
+        if route.request.method != "POST":
+            await route.continue_()
+            return
+        response = await route.fetch()
+        if response.status == 429:
+            await route.fulfill(response=response)
+            refused.set()
+            return
+        if not refused.is_set():
+            await refused.wait()
+            await route.fulfill(response=response)
+            late += 1
+            if late == 2:
+                answered_late.set()
+            return
+        await route.fulfill(response=response)
+
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = await browser.new_page(locale="zh-CN")
+            await page.context.route(lambda url: url.endswith("/messages"), hold_acceptances)
             await page.goto(f"{scene.shop}/")
             await page.locator("#bot-webchat-launcher").click()
             panel = page.frame_locator("#bot-webchat-panel")
             await expect(panel.locator("#title")).to_have_text("在线客服", timeout=LIVE_MS)
+            # late in a minute: the refusal's Retry-After is several seconds
+            scene.clock.set(at("2026-11-24 10:00:52"))
             for text in ("运费多少", "多久能发货", "怎么开发票"):
                 await panel.locator("#text").fill(text)
                 await panel.locator("#text").press("Enter")
+            await asyncio.wait_for(answered_late.wait(), timeout=LIVE_MS / 1000)
+            # the other messages' acceptance does not hide the notice of the one still waiting
             await expect(panel.locator("#notice")).to_contain_text("秒后自动重发")
             # sent again once the minute is over: stored, answered, nothing lost or doubled
             await expect(panel.locator(".msg.out").filter(has_text="申请发票")).to_have_count(

@@ -41,6 +41,7 @@
   var stream = null;
   var typingTimer = null;
   var sequence = 0;
+  var resending = {}; // ids of messages waiting to be sent again; the notice stays while any do
 
   var log = document.getElementById("log");
   var form = document.getElementById("composer");
@@ -268,22 +269,28 @@
     call("POST", "/messages", { id: id, text: text, language: language }).then(function (response) {
       if (response.status === 202) {
         // decided: the bot's answer is on its way (none comes while a person has the chat)
-        say("");
+        delete resending[id];
+        if (!Object.keys(resending).length) {
+          say("");
+        }
         clearTimeout(typingTimer);
         typingTimer = setTimeout(function () { typing.hidden = true; }, 3000);
         return;
       }
       if (response.status === 429 || response.status === 503) {
         var seconds = parseInt(response.headers.get("Retry-After") || "2", 10);
+        resending[id] = true;
         say(words.retry.replace("{seconds}", seconds));
         setTimeout(function () { deliver(id, text, mine, attempt + 1); }, seconds * 1000);
         return;
       }
+      delete resending[id];
       setTyping(false);
       mine.classList.remove("pending");
       mine.classList.add("failed");
       say(response.status === 413 ? words.tooLong : words.failed);
     }, function () {
+      resending[id] = true;
       say(words.failed);
       setTimeout(function () { deliver(id, text, mine, attempt + 1); }, Math.min(2000 * (attempt + 1), 10000));
     });
