@@ -4,6 +4,7 @@ probabilities: the understanding half of the bot, on the real default encoder.""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -140,6 +141,32 @@ def test_large_faq_switches_to_the_approximate_index(use: UseEncoder, config: Co
         assert [m.entry.id for m in exact.search(text, 1)] == [
             m.entry.id for m in approximate.search(text, 1)
         ]
+
+
+def test_an_exact_search_scores_every_entry_as_calibration_does(
+    use: UseEncoder, config: Config
+) -> None:
+    """Every entry's score from a search is the one calibration measures: none is left at 0 by
+    meaning for being far down the list, and a reading keeps them all for a follow-up."""
+    content, _ = read_content(config)
+    # each phrasing twice, once ending in 请问: more than a short search would look at
+    entries = [
+        replace(e, questions=(*e.questions, *(f"{q}请问" for q in e.questions)))
+        for e in content.faq
+    ]
+    index = FaqIndex(entries, use, 0.7)
+    assert index.variant_count > 32
+    texts = ["发漂怎么开", "how long does shipping take", "这件衣服能退吗", "   "]
+    vectors = use.encode(texts)
+    scores = index.score_many(texts, vectors, k=3)
+    assert scores[3] is None and index.search_many(texts, vectors, k=3)[3] == []
+    exact = index.entry_scores(texts[:3], vectors[:3])
+    for row, entry_scores in zip(exact, scores[:3], strict=True):
+        assert entry_scores is not None
+        np.testing.assert_allclose(entry_scores.fused, row, atol=1e-6)
+        assert (entry_scores.dense > 0).all()
+        best = entry_scores.best(index.entries, 3)
+        assert [m.score for m in best] == sorted(row.tolist(), reverse=True)[:3]
 
 
 def test_temperature_fits_how_often_the_top_class_is_right() -> None:

@@ -4,11 +4,11 @@ makes sense after the customer's previous line is read together with it.
 The message is read alone first, with everyone else's (`Pipeline.read`). Inside the customer's
 lock, once the conversation is known, a message that looks elliptical and has a previous line
 within the idle window (`question`) is read a second time as "previous line + message", in one
-encoder call with the other follow-ups of its round, and each FAQ entry
-is scored on both readings (`blend`). The context reading is taken when its best entry is also
-one the message alone comes close to (then it is answered, naming its question), or when it is
-clearly more confident than the message alone. A full sentence on a new topic is read alone,
-and so is anything after the conversation went idle.
+encoder call with the other follow-ups of its round, and each FAQ entry is scored on both
+readings (`blend`, from the scores each reading keeps). The context reading is taken when its
+best entry is also one the message alone comes close to (then it is answered, naming its
+question), or when it is clearly more confident than the message alone. A full sentence on a
+new topic is read alone, and so is anything after the conversation went idle.
 """
 
 from __future__ import annotations
@@ -18,13 +18,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+import numpy as np
+
 from bot.content.config import Config
+from bot.content.entries import FaqEntry
 from bot.domain.conversation import ConversationState, CustomerLine
 from bot.domain.messages import Kind
 from bot.pipeline.context import Context
 from bot.pipeline.knowledge import Reading
 from bot.store.batch import DecisionBatch
-from bot.understanding.faq import FaqMatch
+from bot.understanding.faq import EntryScores
 
 #: a Chinese line of at most this many characters, or an English one of at most this many
 #: words, leans on what was said before it
@@ -149,29 +152,30 @@ def question(
 
 
 def settle(
-    ctx: Context, reading: Reading, asked: Question, own: Reading, joined: Reading, config: Config
+    ctx: Context, reading: Reading, asked: Question, joined: Reading, config: Config
 ) -> Reading:
     """The reading to decide with: the message's own, or the blended reading in context when
     the two agree or context is clearly more confident (`ctx.followup` then says so for the
     decision's reasons, and `ctx.followup_agrees` lets the FAQ answer without a lone message's
-    lead). `own` and `joined` are the two texts of `asked` read with every FAQ entry scored."""
+    lead). `joined` is "previous line + message" (`asked.joined`) read with every entry's
+    scores kept, as `reading` was."""
     previous, cue, answered_alone = asked.previous, asked.cue, asked.answered_alone
     k = max(config.faq.suggestions, 3)
-    blended = blend(own, joined, k)
+    blended = blend(reading, joined, ctx.knowledge.faq.entries, k)
     if not blended.matches:
         return reading
     top = blended.matches[0]
     if answered_alone and top.entry.id == reading.matches[0].entry.id:
         return reading  # "运费多少": answered as it stands, context only agrees
     if top.score >= ctx.knowledge.faq.thresholds.answer and top.entry.id in {
-        m.entry.id for m in own.matches[:AGREE_WITHIN]
+        m.entry.id for m in reading.matches[:AGREE_WITHIN]
     }:
         chosen, how = blended, f"in context, and among the message's own first {AGREE_WITHIN}"
         ctx.followup_agrees = True
     elif not answered_alone and joined.matches and joined.matches[0].score >= _best(reading) + LEAD:
         # "那喷砂呢" after the cleaning price: the message alone says too little to agree with
         # anything, and "previous line + message" is clearly surer than it
-        chosen = replace(joined, matches=joined.matches[:k], others=own.others)
+        chosen = replace(joined, matches=joined.matches[:k], others=reading.others)
         how = "previous line + message"
     else:
         return reading
@@ -188,35 +192,31 @@ def settle(
     return chosen
 
 
-def blend(own: Reading, joined: Reading, k: int) -> Reading:
+def blend(own: Reading, joined: Reading, entries: Sequence[FaqEntry], k: int) -> Reading:
     """Each FAQ entry scored OWN_SHARE on the message alone and the rest on "previous line +
-    message", best `k` first; the intent and acts are the joined text's, the names of other
-    companies the message's own: "is it crowded?" after a Chinese line is no Latin word in a
-    Chinese sentence.
+    message", best `k` first (ties in the joined text's order); the intent and acts are the
+    joined text's, the names of other companies the message's own: "is it crowded?" after a
+    Chinese line is no Latin word in a Chinese sentence.
     The joined text alone leans to the previous line's own entry, which is longer and said it
     all; the message's own share keeps "那怎么约" after a vaccine question on booking, and the
     joined share keeps "冰袋呢" after the cool box on the cool box."""
-    mine = {m.entry.id: m for m in own.matches}
-    mixed = []
-    for theirs in joined.matches:
-        alone = mine.get(theirs.entry.id)
-        if alone is None:
-            continue
-        mixed.append(
-            FaqMatch(
-                theirs.entry,
-                _mix(alone.score, theirs.score),
-                _mix(alone.dense, theirs.dense),
-                _mix(alone.lexical, theirs.lexical),
-                _mix(alone.answer, theirs.answer),
-            )
-        )
-    mixed.sort(key=lambda m: -m.score)
-    return replace(joined, matches=mixed[:k], others=own.others)
+    mine, theirs = own.scores, joined.scores
+    if mine is None or theirs is None:
+        return replace(joined, matches=[], others=own.others)
+    order = np.argsort(-theirs.fused)
+    fused = _mix(mine.fused, theirs.fused)
+    first = order[np.argsort(-fused[order], kind="stable")[:k]].tolist()
+    mixed = EntryScores(
+        fused,
+        _mix(mine.dense, theirs.dense),
+        _mix(mine.lexical, theirs.lexical),
+        _mix(mine.answer, theirs.answer),
+    )
+    return replace(joined, matches=mixed.pick(entries, first), others=own.others)
 
 
-def _mix(alone: float, joined: float) -> float:
-    return OWN_SHARE * alone + (1 - OWN_SHARE) * joined
+def _mix(alone: np.ndarray, joined: np.ndarray) -> np.ndarray:
+    return OWN_SHARE * alone.astype(np.float64) + (1 - OWN_SHARE) * joined.astype(np.float64)
 
 
 def _answered_alone(reading: Reading, ctx: Context) -> bool:

@@ -12,7 +12,7 @@ from bot.content.entries import FaqEntry, IntentSpec
 from bot.hours.schedule import Schedule
 from bot.understanding.acts import ShopActs
 from bot.understanding.background import Background
-from bot.understanding.faq import FaqIndex, FaqMatch
+from bot.understanding.faq import EntryScores, FaqIndex, FaqMatch
 from bot.understanding.intents import IntentClassifier, IntentGuess
 from bot.understanding.third_parties import ThirdParties
 
@@ -31,8 +31,8 @@ class Reading:
     acts: tuple[float, ...] = ()
     #: the shop's intent model's probability of each of its intents, by name
     intents: dict[str, float] = field(default_factory=dict)
-    #: the text's embedding, for scoring it again (`Knowledge.match`) without encoding it again
-    vector: np.ndarray | None = field(default=None, repr=False, compare=False)
+    #: every FAQ entry's scores, for scoring the text again in context (bot.pipeline.followup)
+    scores: EntryScores | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -58,20 +58,6 @@ class Knowledge:
     def faq_entry(self, entry_id: str) -> FaqEntry | None:
         return self.faq.by_id.get(entry_id)
 
-    def match(
-        self, texts: Sequence[str], k: int, readings: Sequence[Reading] = ()
-    ) -> list[list[FaqMatch]]:
-        """The best `k` FAQ entries for each text, and nothing else of a reading (a text
-        already read, scored against more entries). With each text's `readings`, their vectors
-        are used: a customer's message is not remembered by the encoder, so it is not encoded
-        twice."""
-        kept = [reading.vector for reading in readings]
-        if len(kept) == len(texts) and texts and all(v is not None for v in kept):
-            vectors = np.stack([v for v in kept if v is not None])
-        else:
-            vectors = np.asarray(self.faq.embed(texts))
-        return self.faq.search_many(texts, vectors, k)
-
     def read(self, texts: Sequence[str], k: int = 3) -> list[Reading]:
         """Read several texts at once: one encoder batch shared by the intent classifier and
         the FAQ search, one scoring pass each. Empty texts (images, stickers) get nothing."""
@@ -84,7 +70,7 @@ class Knowledge:
         table = self.classifier.probabilities(batch, vectors)
         guesses = self.classifier.guesses(table)
         acts = self.acts.model.probabilities(vectors) if self.acts is not None else None
-        matches = self.faq.search_many(batch, vectors, k)
+        scores = self.faq.score_many(batch, vectors, k)
         outside = (
             self.background.closeness(batch, vectors)
             if self.background is not None
@@ -92,13 +78,14 @@ class Knowledge:
         )
         for n, i in enumerate(live):
             others = tuple(self.third_parties.named(texts[i])) if self.third_parties else ()
+            entry_scores = scores[n]
             out[i] = Reading(
                 guesses[n],
-                matches[n],
+                [] if entry_scores is None else entry_scores.best(self.faq.entries, k),
                 float(outside[n]),
                 others,
                 tuple(float(p) for p in acts[n]) if acts is not None else (),
                 dict(zip(self.classifier.classes, (float(p) for p in table[n]), strict=True)),
-                vectors[n],
+                entry_scores,
             )
         return out

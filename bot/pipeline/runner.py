@@ -18,7 +18,6 @@ import os
 import socket
 import uuid
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -37,7 +36,6 @@ from bot.pipeline.knowledge import Knowledge, Reading
 from bot.store import conversations, deliveries, outbox
 from bot.store.batch import Arrival, DecisionBatch
 from bot.store.database import Store
-from bot.understanding.faq import FaqMatch
 from bot.understanding.language import detect
 
 log = logging.getLogger("bot.pipeline")
@@ -124,7 +122,12 @@ class Pipeline:
 
     def read(self, texts: Sequence[str]) -> list[Reading]:
         """CPU work, no lock: several customers' texts are read in one batch."""
-        return self.knowledge.read(texts, k=max(self.config.faq.suggestions, 3))
+        return self.knowledge.read(texts, k=self.shown)
+
+    @property
+    def shown(self) -> int:
+        """How many FAQ entries a reading keeps: the suggestion list's, and at least three."""
+        return max(self.config.faq.suggestions, 3)
 
     def decide(
         self, ctx: Context, reading: Reading, inline_until: datetime | None = None
@@ -227,34 +230,22 @@ class Pipeline:
         for ctx, reading, question in asked:
             if question is not None:
                 by_knowledge.setdefault(id(ctx.knowledge), []).append((ctx, reading, question))
-        read: dict[int, tuple[list[FaqMatch], Reading]] = {}
+        read: dict[int, Reading] = {}
         for group in by_knowledge.values():
             knowledge = group[0][0].knowledge
-            every = len(knowledge.faq.entries)
             try:
-                # the message alone was read already: only its scores on every entry are new
-                alone = knowledge.match(
-                    [ctx.text for ctx, _, _ in group], every, [r for _, r, _ in group]
-                )
-                together = knowledge.read([q.joined(ctx.text) for ctx, _, q in group], k=every)
+                # the message alone was read already, with every entry's scores kept
+                together = knowledge.read([q.joined(ctx.text) for ctx, _, q in group], k=self.shown)
             except Exception:
                 log.exception("%d follow-up(s) could not be read in context", len(group))
                 continue  # each is decided on its own reading
             for n, (ctx, _, _) in enumerate(group):
-                read[id(ctx)] = (alone[n], together[n])
+                read[id(ctx)] = together[n]
         decided: list[tuple[Context, Reading]] = []
         for ctx, reading, question in asked:
             if question is not None and id(ctx) in read:
-                matches, joined = read[id(ctx)]
                 try:
-                    reading = followup.settle(
-                        ctx,
-                        reading,
-                        question,
-                        replace(reading, matches=matches),
-                        joined,
-                        self.config,
-                    )
+                    reading = followup.settle(ctx, reading, question, read[id(ctx)], self.config)
                 except Exception:
                     self._log_failure(ctx)
                     failed.append(ctx)

@@ -68,6 +68,35 @@ class FaqMatch:
 
 
 @dataclass(frozen=True)
+class EntryScores:
+    """Every entry's scores for one text, arrays in `FaqIndex.entries` order: a search's best
+    entries are taken from them, and a follow-up is scored again from them in context
+    (bot.pipeline.followup) without reading the message twice."""
+
+    fused: np.ndarray
+    dense: np.ndarray
+    lexical: np.ndarray
+    answer: np.ndarray
+
+    def best(self, entries: Sequence[FaqEntry], k: int) -> list[FaqMatch]:
+        """The best `k` entries, best first."""
+        return self.pick(entries, np.argsort(-self.fused)[:k].tolist())
+
+    def pick(self, entries: Sequence[FaqEntry], chosen: Sequence[int]) -> list[FaqMatch]:
+        """The matches of the entries at positions `chosen`, in that order."""
+        return [
+            FaqMatch(
+                entries[e],
+                float(self.fused[e]),
+                float(self.dense[e]),
+                float(self.lexical[e]),
+                float(self.answer[e]),
+            )
+            for e in chosen
+        ]
+
+
+@dataclass(frozen=True)
 class Thresholds:
     """Fused scores at or above `answer` are answered; at or above `suggest`, suggested.
 
@@ -161,7 +190,7 @@ class FaqIndex:
     """An index over one version of the FAQ, calibrated once after it is built and not changed
     after that; a new edit builds a new index.
 
-    Up to `approximate_above` variants the dense search is exact (IndexFlatIP); past it, an HNSW
+    Up to `approximate_above` variants the dense search is exact (every variant); past it, an HNSW
     graph keeps a search in milliseconds at a small cost in recall."""
 
     def __init__(
@@ -216,13 +245,12 @@ class FaqIndex:
         }
         self._vectors = encoder.encode(self._texts)
         dim = self._vectors.shape[1]
+        # an exact search is one product over every variant; a graph only past approximate_above
+        self._index: faiss.Index | None = None
         if len(self._texts) > approximate_above:
-            self._index: faiss.Index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+            self._index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
             self._index.hnsw.efConstruction = 80
             self._index.hnsw.efSearch = 128
-        else:
-            self._index = faiss.IndexFlatIP(dim)
-        if len(self._texts):
             self._index.add(self._vectors)
         self._tfidf = SoundAwareMatcher()
         self._lexical = (
@@ -245,7 +273,7 @@ class FaqIndex:
 
     @property
     def approximate(self) -> bool:
-        return not isinstance(self._index, faiss.IndexFlatIP)
+        return self._index is not None
 
     def held_out(self, limit: int = 4000) -> tuple[list[str], np.ndarray, np.ndarray]:
         """Question phrasings of entries that have several (at most `limit`, evenly spread),
@@ -278,51 +306,90 @@ class FaqIndex:
     def search_many(
         self, texts: Sequence[str], vectors: np.ndarray, k: int = 5
     ) -> list[list[FaqMatch]]:
-        """`search` for several texts at once (one faiss call, one sparse product): concurrent
-        messages are scored together."""
-        results: list[list[FaqMatch]] = [[] for _ in texts]
+        """`search` for several texts at once (one product over the variants, one sparse
+        product): concurrent messages are scored together."""
+        return [
+            [] if scores is None else scores.best(self.entries, k)
+            for scores in self.score_many(texts, vectors, k)
+        ]
+
+    def score_many(
+        self, texts: Sequence[str], vectors: np.ndarray, k: int = 5
+    ) -> list[EntryScores | None]:
+        """Every entry's scores for each text (None for an empty text): exact up to
+        `approximate_above` variants; past it, the variants the graph finds among the first
+        `k` × 8 (at least 32), the others scoring 0 by meaning."""
+        results: list[EntryScores | None] = [None for _ in texts]
         live = [i for i, text in enumerate(texts) if text.strip()]
         if not self.entries or not live:
             return results
-        n = len(self._texts)
+        asked = [texts[i] for i in live]
+        queries = self._tfidf.transform(asked)
+        if self.approximate:
+            dense, lexical = self._found_scores(asked, vectors[live], queries, k)
+        else:
+            dense, lexical = self._question_scores(asked, vectors[live], queries)
+        fused = self.dense_weight * dense + (1 - self.dense_weight) * lexical
+        answers = self._answer_scores(vectors[live], queries)
+        fused = with_answers(fused, answers, self._mix)
+        for n, i in enumerate(live):
+            results[i] = EntryScores(fused[n], dense[n], lexical[n], answers[n])
+        return results
+
+    def _question_scores(
+        self,
+        texts: Sequence[str],
+        vectors: np.ndarray,
+        queries: csr_matrix,
+        leave_out: Sequence[int] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each text's best variant of each entry, by meaning (≥ 0) and by wording, over every
+        variant (texts × entries each). With `leave_out`, text i does not see variant row
+        leave_out[i] (-1: sees all)."""
+        dense = (vectors @ self._vectors.T) * self._weight
+        lexical = (queries @ self._lexical.T).toarray().astype(np.float32) * self._weight
+        # rows in another language on an entry never asked in the customer's: the embedding
+        # stands in for the n-grams that cannot match (see __init__)
+        lexical = np.where(self._reach(texts), np.maximum(lexical, dense), lexical)
+        if leave_out is not None:
+            rows = np.arange(len(texts))
+            cols = np.asarray(leave_out)
+            keep = cols >= 0
+            dense[rows[keep], cols[keep]] = -1.0
+            lexical[rows[keep], cols[keep]] = 0.0
+        return (
+            np.maximum(np.maximum.reduceat(dense, self._starts, axis=1), 0.0),
+            np.maximum.reduceat(lexical, self._starts, axis=1),
+        )
+
+    def _found_scores(
+        self, texts: Sequence[str], vectors: np.ndarray, queries: csr_matrix, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`_question_scores` over the variants the HNSW graph finds for each text."""
+        assert self._index is not None
         dense_scores, rows = self._index.search(
-            np.ascontiguousarray(vectors[live]), min(n, max(k * 8, 32))
+            np.ascontiguousarray(vectors), min(len(self._texts), max(k * 8, 32))
         )
         # an entry scores as its best variant among the rows faiss found (-1: none found)
         found = rows >= 0
-        queries_at = np.broadcast_to(np.arange(len(live))[:, None], rows.shape)[found]
+        queries_at = np.broadcast_to(np.arange(len(texts))[:, None], rows.shape)[found]
         rows_found = rows[found]
         entries_found = self._variant_entry[rows_found]
         weighted = (dense_scores[found] * self._weight[rows_found]).astype(np.float32)
-        dense = np.full((len(live), len(self.entries)), -1.0, dtype=np.float32)
+        dense = np.full((len(texts), len(self.entries)), -1.0, dtype=np.float32)
         np.maximum.at(dense, (queries_at, entries_found), weighted)
-        # rows in another language on an entry never asked in the customer's: the embedding
-        # stands in for the n-grams that cannot match (see __init__)
-        nowhere = np.zeros(n, dtype=bool)
-        reach = np.stack([self._across.get(detect(texts[i], default=""), nowhere) for i in live])
-        reached = reach[queries_at, rows_found]
-        across = np.zeros((len(live), len(self.entries)), dtype=np.float32)
+        reached = self._reach(texts)[queries_at, rows_found]
+        across = np.zeros((len(texts), len(self.entries)), dtype=np.float32)
         np.maximum.at(across, (queries_at[reached], entries_found[reached]), weighted[reached])
-        queries = self._tfidf.transform([texts[i] for i in live])
         lexical_variants = (queries @ self._lexical.T).toarray().astype(np.float32) * self._weight
         lexical = np.maximum(np.maximum.reduceat(lexical_variants, self._starts, axis=1), across)
-        fused = self.dense_weight * np.maximum(dense, 0.0) + (1 - self.dense_weight) * lexical
-        answers = self._answer_scores(vectors[live], queries)
-        fused = with_answers(fused, answers, self._mix)
-        # Python floats and ints once for the whole matrix: per element, numpy's scalars cost
-        # more than the arithmetic above when every entry is asked for (bot.pipeline.followup)
-        best = np.argsort(-fused, axis=1)[:, :k].tolist()
-        columns = zip(
-            fused.tolist(),
-            np.maximum(dense, 0.0).tolist(),
-            lexical.tolist(),
-            answers.tolist(),
-            strict=True,
-        )
-        entries = self.entries
-        for (f, d, lex, a), order, i in zip(columns, best, live, strict=True):
-            results[i] = [FaqMatch(entries[e], f[e], d[e], lex[e], a[e]) for e in order]
-        return results
+        return np.maximum(dense, 0.0), lexical
+
+    def _reach(self, texts: Sequence[str]) -> np.ndarray:
+        """texts × variant rows: the rows each text is matched with by meaning in place of
+        wording (`_across`)."""
+        nowhere = np.zeros(len(self._texts), dtype=bool)
+        return np.stack([self._across.get(detect(t, default=""), nowhere) for t in texts])
 
     def _answer_scores(self, vectors: np.ndarray, queries: csr_matrix) -> np.ndarray:
         """Each query against each entry's answer texts (queries × entries), fused as an
@@ -348,27 +415,15 @@ class FaqIndex:
         out = np.zeros((len(texts), len(self.entries)), dtype=np.float32)
         for first in range(0, len(texts), CHUNK):
             last = min(first + CHUNK, len(texts))
-            dense = (vectors[first:last] @ self._vectors.T) * self._weight
-            lexical = (
-                self._tfidf.transform(texts[first:last]) @ self._lexical.T
-            ).toarray() * self._weight
-            nowhere = np.zeros(len(self._texts), dtype=bool)
-            reach = np.stack(
-                [self._across.get(detect(t, default=""), nowhere) for t in texts[first:last]]
+            queries = self._tfidf.transform(texts[first:last])
+            dense, lexical = self._question_scores(
+                texts[first:last],
+                vectors[first:last],
+                queries,
+                None if leave_out is None else leave_out[first:last],
             )
-            lexical = np.where(reach, np.maximum(lexical, dense), lexical)
-            if leave_out is not None:
-                rows = np.arange(last - first)
-                cols = np.asarray(leave_out[first:last])
-                keep = cols >= 0
-                dense[rows[keep], cols[keep]] = -1.0
-                lexical[rows[keep], cols[keep]] = 0.0
-            dense_best = np.maximum(np.maximum.reduceat(dense, self._starts, axis=1), 0.0)
-            lexical_best = np.maximum.reduceat(lexical, self._starts, axis=1)
-            questions = self.dense_weight * dense_best + (1 - self.dense_weight) * lexical_best
-            answers = self._answer_scores(
-                vectors[first:last], self._tfidf.transform(texts[first:last])
-            )
+            questions = self.dense_weight * dense + (1 - self.dense_weight) * lexical
+            answers = self._answer_scores(vectors[first:last], queries)
             out[first:last] = with_answers(questions, answers, self._mix)
         return out
 
