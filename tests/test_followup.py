@@ -134,6 +134,24 @@ def test_a_follow_up_the_joined_text_is_clearly_surer_of(hotel: Harness) -> None
     assert "previous line + message; alone: " in reason
 
 
+def test_a_reading_taken_in_context_is_the_whole_joined_reading(hotel: Harness) -> None:
+    # in context, only the FAQ half of "previous line + message" is read at first; when it is
+    # taken, the rest (intent, acts, closeness to what no shop answers) is the joined text's,
+    # as a reading of it in one go gives
+    hotel.say("早餐几点开始供应", when="2026-11-24 10:00")
+    [whole] = hotel.pipeline.read(["早餐几点开始供应 小孩呢"])
+    [alone] = hotel.pipeline.read(["小孩呢"])
+    assert whole.acts != alone.acts
+    ctx = hotel.say("小孩呢", when="2026-11-24 10:01")
+    assert ctx.decision is not None and _context_reasons(ctx.decision.reasons)
+    assert ctx.acts == whole.acts and ctx.outside == whole.outside
+    assert ctx.guess == whole.guess
+    [scored] = hotel.pipeline.knowledge.score(["早餐几点开始供应 小孩呢"], k=3)
+    assert scored.guess is None and not scored.acts
+    [finished] = hotel.pipeline.knowledge.finish(["早餐几点开始供应 小孩呢"], [scored])
+    assert finished == whole
+
+
 def test_a_question_answered_on_its_own_keeps_its_reading(hotel: Harness) -> None:
     # "and the dog?" after breakfast is the pets entry on its own, clearly: the breakfast
     # question before it does not pull it back

@@ -4,7 +4,7 @@ when they change, and the one call that reads customer messages with it."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -33,6 +33,8 @@ class Reading:
     intents: dict[str, float] = field(default_factory=dict)
     #: every FAQ entry's scores, for scoring the text again in context (bot.pipeline.followup)
     scores: EntryScores | None = field(default=None, repr=False, compare=False)
+    #: the text's embedding, for the rest of a reading begun with `Knowledge.score`
+    vector: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -61,31 +63,56 @@ class Knowledge:
     def read(self, texts: Sequence[str], k: int = 3) -> list[Reading]:
         """Read several texts at once: one encoder batch shared by the intent classifier and
         the FAQ search, one scoring pass each. Empty texts (images, stickers) get nothing."""
+        return self.finish(texts, self.score(texts, k))
+
+    def score(self, texts: Sequence[str], k: int = 3) -> list[Reading]:
+        """The FAQ half of `read`: each text's best `k` entries, every entry's scores and the
+        text's vector, without the intent, acts or names (`finish`): a follow-up's reading in
+        context needs those only when it is taken (bot.pipeline.followup)."""
         live = [i for i, text in enumerate(texts) if text.strip()]
         out = [Reading(None, []) for _ in texts]
         if not live:
             return out
         batch = [texts[i] for i in live]
         vectors = np.asarray(self.faq.embed(batch))
+        scores = self.faq.score_many(batch, vectors, k)
+        for n, i in enumerate(live):
+            entry_scores = scores[n]
+            out[i] = Reading(
+                None,
+                [] if entry_scores is None else entry_scores.best(self.faq.entries, k),
+                scores=entry_scores,
+                vector=vectors[n],
+            )
+        return out
+
+    def finish(self, texts: Sequence[str], readings: Sequence[Reading]) -> list[Reading]:
+        """The rest of `read` for readings from `score` of the same `texts`: the shop's
+        intent, the customer's act, the closeness to what no shop answers and the other
+        companies named; one batch each."""
+        live = [i for i, reading in enumerate(readings) if reading.vector is not None]
+        out = list(readings)
+        if not live:
+            return out
+        batch = [texts[i] for i in live]
+        vectors = np.stack([v for i in live if (v := readings[i].vector) is not None])
         table = self.classifier.probabilities(batch, vectors)
         guesses = self.classifier.guesses(table)
         acts = self.acts.model.probabilities(vectors) if self.acts is not None else None
-        scores = self.faq.score_many(batch, vectors, k)
         outside = (
             self.background.closeness(batch, vectors)
             if self.background is not None
             else np.zeros(len(batch))
         )
         for n, i in enumerate(live):
-            others = tuple(self.third_parties.named(texts[i])) if self.third_parties else ()
-            entry_scores = scores[n]
-            out[i] = Reading(
-                guesses[n],
-                [] if entry_scores is None else entry_scores.best(self.faq.entries, k),
-                float(outside[n]),
-                others,
-                tuple(float(p) for p in acts[n]) if acts is not None else (),
-                dict(zip(self.classifier.classes, (float(p) for p in table[n]), strict=True)),
-                entry_scores,
+            out[i] = replace(
+                readings[i],
+                guess=guesses[n],
+                outside=float(outside[n]),
+                others=tuple(self.third_parties.named(texts[i])) if self.third_parties else (),
+                acts=tuple(float(p) for p in acts[n]) if acts is not None else (),
+                intents=dict(
+                    zip(self.classifier.classes, (float(p) for p in table[n]), strict=True)
+                ),
             )
         return out

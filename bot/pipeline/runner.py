@@ -18,6 +18,7 @@ import os
 import socket
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -230,28 +231,57 @@ class Pipeline:
         for ctx, reading, question in asked:
             if question is not None:
                 by_knowledge.setdefault(id(ctx.knowledge), []).append((ctx, reading, question))
-        read: dict[int, Reading] = {}
+        settled: dict[int, Reading] = {}
         for group in by_knowledge.values():
-            knowledge = group[0][0].knowledge
-            try:
-                # the message alone was read already, with every entry's scores kept
-                together = knowledge.read([q.joined(ctx.text) for ctx, _, q in group], k=self.shown)
-            except Exception:
-                log.exception("%d follow-up(s) could not be read in context", len(group))
-                continue  # each is decided on its own reading
-            for n, (ctx, _, _) in enumerate(group):
-                read[id(ctx)] = together[n]
+            settled.update(self._settle(group, failed))
         decided: list[tuple[Context, Reading]] = []
         for ctx, reading, question in asked:
-            if question is not None and id(ctx) in read:
-                try:
-                    reading = followup.settle(ctx, reading, question, read[id(ctx)], self.config)
-                except Exception:
-                    self._log_failure(ctx)
-                    failed.append(ctx)
-                    continue
-            decided.append((ctx, reading))
+            if question is None:
+                decided.append((ctx, reading))
+            elif id(ctx) in settled:
+                decided.append((ctx, settled[id(ctx)]))
         return decided
+
+    def _settle(
+        self, group: list[tuple[Context, Reading, followup.Question]], failed: list[Context]
+    ) -> dict[int, Reading]:
+        """`followup.settle` for the follow-ups of one knowledge, by id(ctx): "previous line +
+        message" scored against the FAQ in one encoder call (the message alone was read
+        already, with every entry's scores kept), and its intent and acts read only where
+        the reading in context is taken. A message that fails goes to `failed`."""
+        knowledge = group[0][0].knowledge
+        texts = [question.joined(ctx.text) for ctx, _, question in group]
+        out = {id(ctx): reading for ctx, reading, _ in group}
+        try:
+            together = knowledge.score(texts, k=self.shown)
+        except Exception:
+            log.exception("%d follow-up(s) could not be read in context", len(group))
+            return out  # each is decided on its own reading
+        taken: list[int] = []
+        for n, (ctx, reading, question) in enumerate(group):
+            try:
+                chosen = followup.settle(ctx, reading, question, together[n], self.config)
+            except Exception:
+                self._log_failure(ctx)
+                failed.append(ctx)
+                del out[id(ctx)]
+                continue
+            if chosen is not reading:
+                out[id(ctx)] = chosen
+                taken.append(n)
+        if taken:
+            try:
+                whole = knowledge.finish([texts[n] for n in taken], [together[n] for n in taken])
+            except Exception:
+                log.exception("%d follow-up(s) could not be read in context", len(taken))
+                for n in taken:
+                    failed.append(group[n][0])
+                    del out[id(group[n][0])]
+                return out
+            for n, read in zip(taken, whole, strict=True):
+                key = id(group[n][0])
+                out[key] = replace(read, matches=out[key].matches, others=out[key].others)
+        return out
 
     @staticmethod
     def _log_failure(ctx: Context) -> None:
