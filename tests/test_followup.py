@@ -3,15 +3,21 @@ FAQ written here (a trade none of the dev deployments is in)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from bot.content.config import load_config
-from bot.domain.messages import Action
+from bot.content.config import Config, load_config
+from bot.domain.messages import Action, Inbound
 from bot.pipeline.followup import elliptical
+from bot.pipeline.knowledge import Knowledge
 from bot.understanding.encoders import MemoEncoder
+from bot.understanding.faq import FaqIndex
 from tests.support.harness import Harness, make_harness
+from tests.support.shop import at
 
 HOTEL_FAQ = """\
 - id: breakfast
@@ -150,6 +156,85 @@ def test_a_reading_taken_in_context_is_the_whole_joined_reading(hotel: Harness) 
     assert scored.guess is None and not scored.acts
     [finished] = hotel.pipeline.knowledge.finish(["早餐几点开始供应 小孩呢"], [scored])
     assert finished == whole
+
+
+def _reordered(knowledge: Knowledge, config: Config, approximate_above: int = 0) -> Knowledge:
+    """The same FAQ with its entries in the opposite order, as a reload may bring (and with
+    `approximate_above`, an approximate index past that many phrasings)."""
+    old = knowledge.faq
+    faq = FaqIndex(
+        list(reversed(old.entries)),
+        old._encoder,
+        config.faq.dense_weight,
+        approximate_above or config.faq.approximate_above,
+        config.faq.answer_weight,
+        config.faq.answer_mix,
+    )
+    faq.thresholds = old.thresholds
+    return replace(knowledge, faq=faq)
+
+
+def test_a_reload_between_arrival_and_reading_keeps_the_follow_up(hotel: Harness) -> None:
+    # the message is handled with the content it arrived under; a reload that reorders the
+    # FAQ before it is read must not pair its scores with the other order's entries
+    hotel.say("早餐几点开始供应", when="2026-11-24 10:00")
+    pipeline = hotel.pipeline
+    ctx = pipeline.accept(
+        Inbound("wechat", "m-reload", "u1", "u1", "是免费的吗", at("2026-11-24 10:01"))
+    )
+    arrived = pipeline.knowledge
+    pipeline.knowledge = _reordered(arrived, pipeline.config)
+    [reading] = pipeline.read([ctx.text])
+    pipeline.knowledge = arrived
+    pipeline.decide(ctx, reading)
+    assert ctx.decision is not None and ctx.decision.faq_id == "breakfast-price", ctx.decision
+    assert _context_reasons(ctx.decision.reasons)
+
+
+def test_on_an_approximate_index_a_follow_up_is_scored_on_every_entry(hotel: Harness) -> None:
+    # past `approximate_above` phrasings the graph scores only the entries it finds near a
+    # text; in context every entry is scored, as on an exact index
+    knowledge = _reordered(hotel.pipeline.knowledge, hotel.pipeline.config, approximate_above=5)
+    assert knowledge.faq.approximate
+    entries = len(knowledge.faq.entries)
+    assert knowledge.context_depth(3) == entries
+    [partial] = knowledge.score(["小孩呢"], k=1)
+    whole = knowledge.own_scores("小孩呢", partial, 3)
+    assert whole is not partial  # scored again, looking for every entry
+    assert whole.scores is not None and (whole.scores.dense > 0).all()
+    assert len(whole.matches) == 3
+    exact = _reordered(hotel.pipeline.knowledge, hotel.pipeline.config)
+    [read] = exact.score(["小孩呢"], k=3)
+    assert exact.own_scores("小孩呢", read, 3) is read  # exact already: kept as it is
+
+
+def test_a_follow_up_whose_context_cannot_be_read_is_decided_on_its_own(
+    hotel: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the shop's intent model fails on "previous line + message": the message is answered as
+    # it would be alone, not with the error reply, and says nothing of context
+    hotel.say("早餐几点开始供应", when="2026-11-24 10:00")
+    knowledge = hotel.pipeline.knowledge
+    expected = hotel.pipeline.decide(
+        hotel.pipeline.accept(
+            Inbound("wechat", "m-alone", "u2", "u2", "小孩呢", at("2026-11-24 10:01"))
+        ),
+        hotel.pipeline.read(["小孩呢"])[0],
+    )
+    probabilities = knowledge.classifier.probabilities
+
+    def failing(texts: Sequence[str], vectors: np.ndarray) -> np.ndarray:
+        if any(" " in text for text in texts):
+            raise RuntimeError("the model broke on a joined text")
+        return probabilities(texts, vectors)
+
+    monkeypatch.setattr(knowledge.classifier, "probabilities", failing)
+    ctx = hotel.say("小孩呢", when="2026-11-24 10:01")
+    assert ctx.decision is not None and expected.decision is not None
+    assert ctx.followup is None and not ctx.followup_agrees
+    assert not _context_reasons(ctx.decision.reasons)
+    assert ctx.decision.action == expected.decision.action
+    assert ctx.decision.faq_id == expected.decision.faq_id
 
 
 def test_a_question_answered_on_its_own_keeps_its_reading(hotel: Harness) -> None:

@@ -120,7 +120,8 @@ class FaqConfig(_Section):
     #: how much a thin entry's answer text counts beside its best phrasing in its score
     #: (bot.understanding.faq.ANSWER_MIX; 0 turns it off)
     answer_mix: float = Field(1.5, ge=0, le=10)
-    #: past this many question variants, the exact faiss index gives way to an HNSW graph
+    #: past this many question variants, the exact search over every variant gives way to an
+    #: approximate one (a faiss HNSW graph)
     approximate_above: int = Field(20_000, ge=1)
     #: don't answer from the FAQ what is much closer to the built-in examples of things no
     #: shop answers (weather, other companies' services, homework, chit-chat) and the

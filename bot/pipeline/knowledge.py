@@ -65,17 +65,18 @@ class Knowledge:
         the FAQ search, one scoring pass each. Empty texts (images, stickers) get nothing."""
         return self.finish(texts, self.score(texts, k))
 
-    def score(self, texts: Sequence[str], k: int = 3) -> list[Reading]:
+    def score(self, texts: Sequence[str], k: int = 3, depth: int | None = None) -> list[Reading]:
         """The FAQ half of `read`: each text's best `k` entries, every entry's scores and the
         text's vector, without the intent, acts or names (`finish`): a follow-up's reading in
-        context needs those only when it is taken (bot.pipeline.followup)."""
+        context needs those only when it is taken (bot.pipeline.followup). `depth`: how many
+        entries an approximate index looks for (`k` by default; see `context_depth`)."""
         live = [i for i, text in enumerate(texts) if text.strip()]
         out = [Reading(None, []) for _ in texts]
         if not live:
             return out
         batch = [texts[i] for i in live]
         vectors = np.asarray(self.faq.embed(batch))
-        scores = self.faq.score_many(batch, vectors, k)
+        scores = self.faq.score_many(batch, vectors, depth or k)
         for n, i in enumerate(live):
             entry_scores = scores[n]
             out[i] = Reading(
@@ -85,6 +86,26 @@ class Knowledge:
                 vector=vectors[n],
             )
         return out
+
+    def context_depth(self, k: int) -> int:
+        """How many entries to look for when a follow-up is scored on every entry: `k` where
+        the search is exact (every entry is scored anyway), all of them on an approximate
+        index, whose graph otherwise scores only the entries it finds near the text."""
+        return len(self.faq.entries) if self.faq.approximate else k
+
+    def own_scores(self, text: str, reading: Reading, k: int) -> Reading:
+        """`reading` of `text` with every entry scored by this knowledge's FAQ, to blend with
+        a reading in context: itself when this FAQ scored it exactly; scored again from its
+        vector (not encoded again) when another FAQ scored it (a reload came between the
+        message's arrival and its reading) or when the index is approximate."""
+        scores = reading.scores
+        if scores is not None and scores.index is self.faq and not self.faq.approximate:
+            return reading
+        vectors = reading.vector[None, :] if reading.vector is not None else self.faq.embed([text])
+        [again] = self.faq.score_many([text], np.asarray(vectors), self.context_depth(k))
+        if again is None:
+            return reading
+        return replace(reading, matches=again.best(self.faq.entries, k), scores=again)
 
     def finish(self, texts: Sequence[str], readings: Sequence[Reading]) -> list[Reading]:
         """The rest of `read` for readings from `score` of the same `texts`: the shop's

@@ -247,40 +247,46 @@ class Pipeline:
     ) -> dict[int, Reading]:
         """`followup.settle` for the follow-ups of one knowledge, by id(ctx): "previous line +
         message" scored against the FAQ in one encoder call (the message alone was read
-        already, with every entry's scores kept), and its intent and acts read only where
-        the reading in context is taken. A message that fails goes to `failed`."""
+        already, with every entry's scores kept: `Knowledge.own_scores`), and its intent and
+        acts read only where the reading in context is taken. When the reading in context
+        cannot be had, the messages keep their own readings; a message whose settling raises
+        goes to `failed`."""
         knowledge = group[0][0].knowledge
         texts = [question.joined(ctx.text) for ctx, _, question in group]
         out = {id(ctx): reading for ctx, reading, _ in group}
         try:
-            together = knowledge.score(texts, k=self.shown)
+            depth = knowledge.context_depth(self.shown)
+            together = knowledge.score(texts, k=self.shown, depth=depth)
         except Exception:
             log.exception("%d follow-up(s) could not be read in context", len(group))
             return out  # each is decided on its own reading
         taken: list[int] = []
         for n, (ctx, reading, question) in enumerate(group):
             try:
-                chosen = followup.settle(ctx, reading, question, together[n], self.config)
+                own = knowledge.own_scores(ctx.text, reading, self.shown)
+                chosen = followup.settle(ctx, own, question, together[n], self.config)
             except Exception:
                 self._log_failure(ctx)
                 failed.append(ctx)
                 del out[id(ctx)]
                 continue
-            if chosen is not reading:
+            if chosen is not own:
                 out[id(ctx)] = chosen
                 taken.append(n)
-        if taken:
-            try:
-                whole = knowledge.finish([texts[n] for n in taken], [together[n] for n in taken])
-            except Exception:
-                log.exception("%d follow-up(s) could not be read in context", len(taken))
-                for n in taken:
-                    failed.append(group[n][0])
-                    del out[id(group[n][0])]
-                return out
-            for n, read in zip(taken, whole, strict=True):
-                key = id(group[n][0])
-                out[key] = replace(read, matches=out[key].matches, others=out[key].others)
+        if not taken:
+            return out
+        try:
+            whole = knowledge.finish([texts[n] for n in taken], [together[n] for n in taken])
+        except Exception:
+            log.exception("%d follow-up(s) could not be read in context", len(taken))
+            for n in taken:  # decided on their own readings, as if never read in context
+                ctx = group[n][0]
+                out[id(ctx)] = group[n][1]
+                ctx.followup, ctx.followup_agrees = None, False
+            return out
+        for n, read in zip(taken, whole, strict=True):
+            key = id(group[n][0])
+            out[key] = replace(read, matches=out[key].matches, others=out[key].others)
         return out
 
     @staticmethod

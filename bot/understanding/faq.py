@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import faiss
 import numpy as np
@@ -69,7 +69,7 @@ class FaqMatch:
 
 @dataclass(frozen=True)
 class EntryScores:
-    """Every entry's scores for one text, arrays in `FaqIndex.entries` order: a search's best
+    """Every entry's scores for one text, arrays in `index.entries` order: a search's best
     entries are taken from them, and a follow-up is scored again from them in context
     (bot.pipeline.followup) without reading the message twice."""
 
@@ -77,6 +77,8 @@ class EntryScores:
     dense: np.ndarray
     lexical: np.ndarray
     answer: np.ndarray
+    #: the index that scored them: after a reload, another index's entries are in another order
+    index: FaqIndex | None = field(default=None, repr=False, compare=False)
 
     def best(self, entries: Sequence[FaqEntry], k: int) -> list[FaqMatch]:
         """The best `k` entries, best first."""
@@ -333,7 +335,7 @@ class FaqIndex:
         answers = self._answer_scores(vectors[live], queries)
         fused = with_answers(fused, answers, self._mix)
         for n, i in enumerate(live):
-            results[i] = EntryScores(fused[n], dense[n], lexical[n], answers[n])
+            results[i] = EntryScores(fused[n], dense[n], lexical[n], answers[n], self)
         return results
 
     def _question_scores(

@@ -41,7 +41,18 @@
   var stream = null;
   var typingTimer = null;
   var sequence = 0;
-  var resending = {}; // ids of messages waiting to be sent again; the notice stays while any do
+  var resending = {}; // id -> notice of each message waiting to be sent again
+
+  function waiting(id, text) {
+    // the notice stays while any message waits; it says why the latest of them waits
+    if (text) {
+      resending[id] = text;
+    } else {
+      delete resending[id];
+    }
+    var ids = Object.keys(resending);
+    say(ids.length ? resending[ids[ids.length - 1]] : "");
+  }
 
   var log = document.getElementById("log");
   var form = document.getElementById("composer");
@@ -269,18 +280,14 @@
     call("POST", "/messages", { id: id, text: text, language: language }).then(function (response) {
       if (response.status === 202) {
         // decided: the bot's answer is on its way (none comes while a person has the chat)
-        delete resending[id];
-        if (!Object.keys(resending).length) {
-          say("");
-        }
+        waiting(id, "");
         clearTimeout(typingTimer);
         typingTimer = setTimeout(function () { typing.hidden = true; }, 3000);
         return;
       }
       if (response.status === 429 || response.status === 503) {
         var seconds = parseInt(response.headers.get("Retry-After") || "2", 10);
-        resending[id] = true;
-        say(words.retry.replace("{seconds}", seconds));
+        waiting(id, words.retry.replace("{seconds}", seconds));
         setTimeout(function () { deliver(id, text, mine, attempt + 1); }, seconds * 1000);
         return;
       }
@@ -290,8 +297,7 @@
       mine.classList.add("failed");
       say(response.status === 413 ? words.tooLong : words.failed);
     }, function () {
-      resending[id] = true;
-      say(words.failed);
+      waiting(id, words.failed);
       setTimeout(function () { deliver(id, text, mine, attempt + 1); }, Math.min(2000 * (attempt + 1), 10000));
     });
   }
