@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from bot.content.config import load_config
-from bot.content.entries import IntentSpec, read_intents
+from bot.content.entries import FaqEntry, IntentSpec, read_intents
 from bot.domain.messages import Action, Category, Priority
 from bot.understanding.acts import (
     ACTS,
@@ -20,6 +20,7 @@ from bot.understanding.acts import (
     base_model,
     corpus,
     corpus_key,
+    entries_for_acts,
     intent_act,
     shipped_path,
 )
@@ -101,6 +102,31 @@ def test_an_unknown_act_is_an_error_with_its_file_and_line(tmp_path: Path) -> No
     [problem] = [p for p in problems if "act" in p.message]
     # the line of the `act:` key itself, not the entry's first line (issue 20, defect 11)
     assert problem.line == 9 and "act 'request' is not known" in problem.message, problems
+
+
+def test_an_entry_about_the_agents_is_not_one_that_answers_people_s_work(
+    encoder: MemoEncoder,
+) -> None:
+    # a garage's FAQ (a trade none of the dev deployments is in): asking when the agents work
+    # reads much like asking for one, but no FAQ entry does what a request for a person asks,
+    # so a customer whose report comes closest to it still reaches a person
+    def entry(entry_id: str, *questions: str) -> FaqEntry:
+        return FaqEntry(entry_id, questions, {"zh": "…"}, Category.CONSULT, Path("faq.yaml"), 1)
+
+    hours = entry(
+        "agent-hours",
+        "人工客服几点上班",
+        "客服电话什么时候有人接",
+        "When are your agents available?",
+    )
+    booking = entry(
+        "move-booking",
+        "帮我把保养预约改到周六",
+        "我的维修预约能改个时间吗",
+        "Can you move my service appointment to Friday?",
+    )
+    base = base_model(encoder, None)
+    assert entries_for_acts([hours, booking], base, encoder) == frozenset({"move-booking"})
 
 
 @pytest.fixture

@@ -54,6 +54,11 @@ assert ACTS == ACT_NAMES
 NEEDS_PERSON = (PROBLEM, COMPLAINT, EMERGENCY, HUMAN, ACTION)
 #: the model's columns of a person's work other than an emergency
 _PERSON_WORK = [ACTS.index(act) for act in NEEDS_PERSON if act != EMERGENCY]
+#: ... of which a FAQ entry can answer some: a report of a problem, a complaint, a request for an
+#: action ("how do I change my address" answers "please change my address"). It never answers
+#: a request for a person, so phrasings that read as one ("人工客服几点上班", asking about the
+#: agents' hours) do not make the entry one that answers people's work (`entries_for_acts`)
+_ANSWERABLE_WORK = [ACTS.index(act) for act in (PROBLEM, COMPLAINT, ACTION)]
 
 #: bump when the features or the model change, so shipped and cached models of the old kind
 #: are not used
@@ -241,11 +246,12 @@ class ShopActs:
 
 
 def entries_for_acts(faq: Sequence[FaqEntry], base: ActModel, encoder: Encoder) -> frozenset[str]:
-    """The entries whose phrasings, on average, read as a person's work (not an emergency)."""
+    """The entries whose phrasings, on average, read as a person's work a FAQ entry can
+    answer (`_ANSWERABLE_WORK`)."""
     return frozenset(
         entry.id
         for entry in faq
-        if _mean_acts(entry.questions, base, encoder)[_PERSON_WORK].sum() > 0.5
+        if _mean_acts(entry.questions, base, encoder)[_ANSWERABLE_WORK].sum() > 0.5
     )
 
 
