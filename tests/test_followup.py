@@ -260,6 +260,20 @@ def test_names_are_the_message_own_not_the_previous_line(hotel: Harness) -> None
     assert not [r for r in ctx.decision.reasons if r.startswith("names ")], ctx.decision.reasons
 
 
+def test_a_name_in_a_follow_up_is_a_detail_of_the_question_it_continues(hotel: Harness) -> None:
+    # alone, a place the hotel's content never names reads as someone else's question; after
+    # the shuttle question the customer asks about the shuttle, to that place
+    alone = hotel.say("and does it go to Hongqiao?", user="u2", when="2026-11-24 10:00")
+    assert alone.decision is not None and alone.decision.action != Action.ANSWER, alone.decision
+    assert alone.others == ("Hongqiao",)
+    first = hotel.say("Do you run an airport shuttle?", when="2026-11-24 10:00")
+    assert first.decision is not None and first.decision.faq_id == "airport-shuttle"
+    ctx = hotel.say("and does it go to Hongqiao?", when="2026-11-24 10:01")
+    assert ctx.decision is not None and ctx.decision.action == Action.ANSWER, ctx.decision
+    assert ctx.decision.faq_id == "airport-shuttle"
+    assert any(r.startswith("continues the previous line's question") for r in ctx.decision.reasons)
+
+
 def test_a_new_topic_in_a_full_sentence_is_read_alone(hotel: Harness) -> None:
     hotel.say("早餐几点开始供应", when="2026-11-24 10:00")
     ctx = hotel.say("请问你们酒店可以带狗一起入住吗，需要额外付费吗", when="2026-11-24 10:02")

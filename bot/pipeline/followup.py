@@ -142,13 +142,19 @@ def question(
         return None
     answered_alone = _answered_alone(reading, ctx)
     cue = elliptical(ctx.text)
-    if cue and cue != "short" and answered_alone:
-        cue = None  # "and who pays the return postage": a full question of its own
     if cue is None:
         return None
     idle = timedelta(minutes=config.conversation.idle_minutes)
     previous = topic(batch.previous_lines(conv.id), ctx.now, idle)
-    return None if previous is None else Question(cue, previous, answered_alone)
+    if previous is None:
+        return None
+    if answered_alone and previous.faq_id == reading.matches[0].entry.id:
+        # "and how much a day in Vietnam?" after roaming: a name the shop never mentions is a
+        # detail of the question it continues, not someone else's question (bot.pipeline.steps)
+        ctx.continues_entry = previous.faq_id
+    if cue != "short" and answered_alone:
+        return None  # "and who pays the return postage": a full question of its own
+    return Question(cue, previous, answered_alone)
 
 
 def settle(
@@ -180,6 +186,8 @@ def settle(
     else:
         return reading
     best = chosen.matches[0]
+    if best.entry.id == previous.faq_id:
+        ctx.continues_entry = previous.faq_id  # read in context, it continues that question
     alone = (
         f"{reading.matches[0].entry.id} {reading.matches[0].score:.2f}"
         if reading.matches

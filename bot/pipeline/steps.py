@@ -539,6 +539,12 @@ def _case(ctx: Context, batch: DecisionBatch, config: Config) -> rules.Case:
     unrelated = bool(top) and unrelated_act(ctx.acts, config)
     if unrelated:
         reasons.append("reads as nothing to do with the shop: not answered from the FAQ outright")
+    if top and ctx.continues_entry == top.entry.id and (elsewhere or outside or unrelated):
+        elsewhere = outside = unrelated = False
+        reasons.append(
+            f"continues the previous line's question (faq {top.entry.id}): what it names is a "
+            "detail of that question, not someone else's"
+        )
     suggestions = conv.suggestions
     picked = parse_pick(ctx.text, len(suggestions)) if suggestions else None
     return rules.Case(
