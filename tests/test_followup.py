@@ -272,6 +272,10 @@ def test_a_name_in_a_follow_up_is_a_detail_of_the_question_it_continues(hotel: H
     assert ctx.decision is not None and ctx.decision.action == Action.ANSWER, ctx.decision
     assert ctx.decision.faq_id == "airport-shuttle"
     assert any(r.startswith("continues the previous line's question") for r in ctx.decision.reasons)
+    # a known company is someone else's, continued or not
+    other = hotel.say("and does it go to Uber HQ?", when="2026-11-24 10:02")
+    assert other.decision is not None and other.decision.action != Action.ANSWER, other.decision
+    assert other.others == ("Uber", "HQ")
 
 
 def test_a_new_topic_in_a_full_sentence_is_read_alone(hotel: Harness) -> None:

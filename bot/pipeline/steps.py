@@ -539,7 +539,14 @@ def _case(ctx: Context, batch: DecisionBatch, config: Config) -> rules.Case:
     unrelated = bool(top) and unrelated_act(ctx.acts, config)
     if unrelated:
         reasons.append("reads as nothing to do with the shop: not answered from the FAQ outright")
-    if top and ctx.continues_entry == top.entry.id and (elsewhere or outside or unrelated):
+    parties = ctx.knowledge.third_parties
+    someone_else = parties is not None and any(parties.listed(name) for name in ctx.others)
+    if (
+        top
+        and ctx.continues_entry == top.entry.id
+        and not someone_else  # "and China Mobile's?": a known company's, continued or not
+        and (elsewhere or outside or unrelated)
+    ):
         elsewhere = outside = unrelated = False
         reasons.append(
             f"continues the previous line's question (faq {top.entry.id}): what it names is a "

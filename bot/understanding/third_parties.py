@@ -83,6 +83,7 @@ class ThirdParties:
         self.own = [n for n in unique if re.search(_pattern(n), own_text, re.IGNORECASE)]
         mentioned = set(self.own)
         self.names = [n for n in unique if n not in mentioned]
+        self._listed = {n.lower() for n in self.names}
         # longest first, so that 抖音商城 is reported rather than 抖音; filed by first letter,
         # so a message is tried only against the names that can start where it stands (one
         # regular expression of every name costs milliseconds a message: it tries each name
@@ -111,6 +112,11 @@ class ThirdParties:
         if self.common:
             found += [w for w in self.unknown_names(text) if w not in found]
         return found
+
+    def listed(self, name: str) -> bool:
+        """Is `name` one of the known companies and public offices (not only written as a
+        name)?"""
+        return name.lower() in self._listed
 
     def unknown_names(self, text: str) -> list[str]:
         """Words written as names that the shop's own texts never use."""
