@@ -13,7 +13,7 @@ import pytest
 from bot.content.config import Config, load_config
 from bot.domain.messages import Action, Inbound
 from bot.pipeline.followup import elliptical
-from bot.pipeline.knowledge import Knowledge
+from bot.pipeline.knowledge import Knowledge, Reading
 from bot.understanding.encoders import MemoEncoder
 from bot.understanding.faq import FaqIndex
 from tests.support.harness import Harness, make_harness
@@ -276,6 +276,29 @@ def test_a_name_in_a_follow_up_is_a_detail_of_the_question_it_continues(hotel: H
     other = hotel.say("and does it go to Uber HQ?", when="2026-11-24 10:02")
     assert other.decision is not None and other.decision.action != Action.ANSWER, other.decision
     assert other.others == ("Uber", "HQ")
+
+
+def test_a_continued_question_read_alone_after_a_failure_is_not_continued(
+    hotel: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # read in context, "and does it go to Hongqiao?" continues the shuttle question; when the
+    # rest of that reading cannot be had, the message is decided on its own reading, which
+    # does not reach the shuttle outright: its name counts again
+    hotel.say("Do you run an airport shuttle?", when="2026-11-24 10:00")
+    finish = Knowledge.finish
+
+    def failing(
+        knowledge: Knowledge, texts: Sequence[str], readings: Sequence[Reading]
+    ) -> list[Reading]:
+        if any("shuttle" in text and "Hongqiao" in text for text in texts):
+            raise RuntimeError("the intent model broke on the line read in context")
+        return finish(knowledge, texts, readings)
+
+    monkeypatch.setattr(Knowledge, "finish", failing)
+    ctx = hotel.say("and does it go to Hongqiao?", when="2026-11-24 10:01")
+    assert ctx.decision is not None and ctx.continues_entry is None
+    assert not any(r.startswith("continues") for r in ctx.decision.reasons), ctx.decision.reasons
+    assert any(r.startswith("names Hongqiao") for r in ctx.decision.reasons)
 
 
 def test_a_new_topic_in_a_full_sentence_is_read_alone(hotel: Harness) -> None:

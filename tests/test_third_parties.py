@@ -46,6 +46,18 @@ def test_names_are_found_in_chinese_anywhere_and_in_english_as_whole_words() -> 
     assert parties.named("多久能发货") == []
 
 
+def test_a_listed_name_is_found_however_its_hyphens_and_apostrophes_are_written() -> None:
+    # a continued question is still someone else's when it names a listed company
+    # (bot.pipeline.steps), so a listed name must be found as customers write it
+    parties = ThirdParties(["T-Mobile", "McDonald's", "Apple ID"], [], ["plan", "burger"])
+    for text in ["my TMobile plan", "my T Mobile plan", "my t-mobile plan"]:
+        assert parties.named(text)[0] == "T-Mobile", text
+    for text in ["a McDonalds burger", "a McDonald’s burger", "a McDonald's burger"]:
+        assert parties.named(text)[0] == "McDonald's", text
+    assert all(parties.listed(name) for name in ["T-Mobile", "McDonald's", "apple id"])
+    assert not parties.listed("Hongqiao")  # written as a name, not a known company
+
+
 def test_a_name_in_the_shops_own_words_is_not_a_cue() -> None:
     parties = ThirdParties(
         ["淘宝", "京东", "Amazon"], ["我们在淘宝和天猫都有店铺", "Sold on amazon too"]

@@ -66,7 +66,7 @@ class Context:
     #: the follow-up's best entry in context is also among the message's own first few: the
     #: two readings agree, so it is answered without the lead a lone message needs
     followup_agrees: bool = False
-    #: read alone, the message is answered with the entry the customer's previous line was
+    #: alone or read in context, the message reaches the entry the customer's previous line was
     #: answered with ("and how much a day in Vietnam?" after roaming): it continues that question
     continues_entry: str | None = None
     urgent_signal: str | None = None

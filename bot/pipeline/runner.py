@@ -261,6 +261,8 @@ class Pipeline:
             log.exception("%d follow-up(s) could not be read in context", len(group))
             return out  # each is decided on its own reading
         taken: list[int] = []
+        # what the message alone continued, before a reading in context may say otherwise
+        continued = {id(ctx): ctx.continues_entry for ctx, _, _ in group}
         for n, (ctx, reading, question) in enumerate(group):
             try:
                 own = knowledge.own_scores(ctx.text, reading, self.shown)
@@ -283,6 +285,7 @@ class Pipeline:
                 ctx = group[n][0]
                 out[id(ctx)] = group[n][1]
                 ctx.followup, ctx.followup_agrees = None, False
+                ctx.continues_entry = continued[id(ctx)]
             return out
         for n, read in zip(taken, whole, strict=True):
             key = id(group[n][0])

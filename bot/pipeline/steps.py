@@ -37,6 +37,7 @@ from bot.pipeline.survey import parse_score
 from bot.pipeline.urgent import urgent_signal
 from bot.store import conversations
 from bot.store.batch import DecisionBatch, Entry, TicketUpdate
+from bot.understanding.faq import FaqMatch
 from bot.understanding.language import detect
 from bot.understanding.suggestions import format_suggestions, parse_pick, question_in
 
@@ -509,10 +510,15 @@ def _case(ctx: Context, batch: DecisionBatch, config: Config) -> rules.Case:
         )
     background = ctx.knowledge.background
     # a message naming another company or public office the shop never mentions asks about
-    # their version of a FAQ topic: it is suggested at most (bot.understanding.third_parties)
-    elsewhere = bool(top and ctx.others)
+    # their version of a FAQ topic: it is suggested at most (bot.understanding.third_parties),
+    # unless it continues the question the customer's previous line was answered on
+    continued = _continues(ctx, top)
+    elsewhere = bool(top and ctx.others) and not continued
     outside = bool(
-        top and background and background.vetoes(ctx.outside, top.score, elsewhere=elsewhere)
+        top
+        and background
+        and background.vetoes(ctx.outside, top.score, elsewhere=elsewhere)
+        and not continued
     )
     if top:
         reasons.append(
@@ -536,27 +542,34 @@ def _case(ctx: Context, batch: DecisionBatch, config: Config) -> rules.Case:
                 else f"also closer to what no shop answers ({ctx.outside:.2f}) than to the "
                 "FAQ: not suggested either"
             )
-    unrelated = bool(top) and unrelated_act(ctx.acts, config)
+        if continued and not ctx.handoff:
+            reasons.append(
+                f"continues the previous line's question (faq {top.entry.id}): "
+                + (
+                    "what it names is a detail of that question, not someone else's"
+                    if ctx.others
+                    else "read as part of it, not as something no shop answers"
+                )
+            )
+    unrelated = bool(top) and unrelated_act(ctx.acts, config) and not continued
     if unrelated:
         reasons.append("reads as nothing to do with the shop: not answered from the FAQ outright")
-    parties = ctx.knowledge.third_parties
-    someone_else = parties is not None and any(parties.listed(name) for name in ctx.others)
-    if (
-        top
-        and ctx.continues_entry == top.entry.id
-        and not someone_else  # "and China Mobile's?": a known company's, continued or not
-        and (elsewhere or outside or unrelated)
-    ):
-        elsewhere = outside = unrelated = False
-        reasons.append(
-            f"continues the previous line's question (faq {top.entry.id}): what it names is a "
-            "detail of that question, not someone else's"
-        )
     suggestions = conv.suggestions
     picked = parse_pick(ctx.text, len(suggestions)) if suggestions else None
     return rules.Case(
         ctx, batch, config, decision, top, outside, elsewhere or unrelated, suggestions, picked
     )
+
+
+def _continues(ctx: Context, top: FaqMatch | None) -> bool:
+    """The message reaches the entry the customer's previous line was answered with (alone or
+    read in context: `ctx.continues_entry`), so what it names or how far it is from the shop's
+    topics does not make it someone else's question; a known company's name still does ("and
+    China Mobile's?")."""
+    if top is None or ctx.continues_entry != top.entry.id:
+        return False
+    parties = ctx.knowledge.third_parties
+    return not (parties is not None and any(parties.listed(name) for name in ctx.others))
 
 
 def _staffed(batch: DecisionBatch, config: Config, queue: str, now: datetime) -> bool:

@@ -29,9 +29,13 @@ def builtin_names() -> list[str]:
 
 def _pattern(name: str) -> str:
     """Chinese matches anywhere; an edge in Latin letters or digits must not run on into more of
-    them (Steam in steamer, 12306 inside an order number); a space in an English name also
-    matches a hyphen or nothing (Apple ID, AppleID)."""
-    body = r"[\s\-]*".join(re.escape(part) for part in name.split())
+    them (Steam in steamer, 12306 inside an order number); a space or hyphen in an English name
+    also matches the other or nothing (Apple ID, AppleID, T-Mobile, T Mobile), and an
+    apostrophe may be curly or left out (McDonald's, McDonald’s, McDonalds)."""
+    parts = (
+        re.sub("['’]", "['’]?", re.escape(part)) for part in re.split(r"[\s\-]+", name.strip())
+    )
+    body = r"[\s\-]*".join(parts)
     before = r"(?<![A-Za-z0-9])" if name[:1].isascii() and name[:1].isalnum() else ""
     after = r"(?![A-Za-z0-9])" if name[-1:].isascii() and name[-1:].isalnum() else ""
     return before + body + after
