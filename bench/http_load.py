@@ -35,7 +35,6 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -46,12 +45,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from load import TEXTS, _wait_ready, main_inproc  # noqa: E402
+from load import TEXTS, _bot, _empty, _port, _stop, _wait_ready, main_inproc  # noqa: E402
 
 WEBHOOK_SECRET = "bench-secret-not-real"
 TELEGRAM_SECRET = "bench-telegram-secret"
@@ -157,7 +155,7 @@ async def _setup(
         return dict(json.loads(line))
 
     info = dict(json.loads(await platform.stdout.readline()))
-    ports = [_free_port() for _ in range(workers)]
+    ports = [_port() for _ in range(workers)]
     env = {
         **os.environ,
         "BOT_WEBHOOK_SECRET": WEBHOOK_SECRET,
@@ -196,33 +194,10 @@ async def _setup(
                 )
                 print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        _stop(processes)
         platform.stdin.close()
         await platform.wait()
     return results
-
-
-def _free_port() -> int:
-    from tests.support.service import free_port
-
-    return free_port()
-
-
-def _bot() -> str:
-    return str(Path(sys.executable).with_name("bot"))
-
-
-def _empty(url: str) -> None:
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    engine.dispose()
 
 
 async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:

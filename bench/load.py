@@ -185,6 +185,14 @@ def _start(config: Path, port: int) -> subprocess.Popen[bytes]:
     )
 
 
+def _empty(url: str) -> None:
+    """Drop every table of the database at `url` (a benchmark's own)."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+
+
 def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
     for process in processes:
         process.send_signal(signal.SIGTERM)
@@ -309,10 +317,7 @@ async def main() -> None:
         result["cold_start_s"] = await _cold_start(sqlite_config)
 
         if args.postgres:
-            engine = sa.create_engine(args.postgres)
-            with engine.begin() as conn:
-                conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-            engine.dispose()
+            _empty(args.postgres)
             pg_config = _service_config(
                 args.config.resolve(), Path(folder) / "pg", args.postgres, deliver_url
             )

@@ -26,7 +26,6 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -40,8 +39,8 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from http_load import _bot, _cpu_seconds, _empty, _free_port, _set  # noqa: E402
-from load import _wait_ready  # noqa: E402
+from http_load import _cpu_seconds, _set  # noqa: E402
+from load import _bot, _empty, _port, _stop, _wait_ready  # noqa: E402
 
 SECRET = "bench-webchat-secret-not-real-0123456789"
 #: questions the shipped FAQ answers with one reply each (no handoff, no fallback streak)
@@ -110,7 +109,7 @@ class Visitor:
 
 
 async def _setup(args: argparse.Namespace, folder: Path, workers: int, url: str) -> dict[str, Any]:
-    ports = [_free_port() for _ in range(workers)]
+    ports = [_port() for _ in range(workers)]
     env = {**os.environ, "BOT_WEBCHAT_SECRET": SECRET}
     processes = [
         subprocess.Popen(
@@ -187,13 +186,7 @@ async def _setup(args: argparse.Namespace, folder: Path, workers: int, url: str)
                 task.cancel()
             await asyncio.gather(*streams, return_exceptions=True)
     finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        _stop(processes)
     latencies.sort()
 
     def pct(q: float) -> float:
