@@ -33,6 +33,7 @@ from bot.understanding.encoders import MemoEncoder
 from bot.web.app import Parts, make_app
 from bot.web.auth import hash_password
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
+from tests.support.service import serve
 from tests.support.shop import at
 
 ROOT = Path(__file__).parent.parent
@@ -83,17 +84,6 @@ class Service:
     customer: Customer
 
 
-async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server = site._server
-    assert server is not None and server.sockets  # type: ignore[attr-defined]
-    port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-    return runner, f"http://127.0.0.1:{port}"
-
-
 @pytest.fixture
 async def service(config: Config, encoder: MemoEncoder, tmp_path: Path) -> AsyncIterator[Service]:
     config.console.canned = [
@@ -105,7 +95,7 @@ async def service(config: Config, encoder: MemoEncoder, tmp_path: Path) -> Async
         ),
     ]
     customer = Customer()
-    receiver, receiver_url = await _serve(customer.app)
+    receiver, receiver_url = await serve(customer.app)
     # a Tuesday morning, running on in real time: the queues are open whenever the test runs
     clock = ShiftedClock(at("2026-11-24 10:00"))
     pipeline = build_pipeline(
@@ -116,7 +106,7 @@ async def service(config: Config, encoder: MemoEncoder, tmp_path: Path) -> Async
     channel = WebhookChannel(
         WebhookChannelConfig(enabled=True, deliver_url=f"{receiver_url}/deliver"), SECRET
     )
-    runner, url = await _serve(make_app(Parts(pipeline, [channel], run_scheduler=False)))
+    runner, url = await serve(make_app(Parts(pipeline, [channel], run_scheduler=False)))
     yield Service(url, customer)
     await runner.cleanup()
     await receiver.cleanup()

@@ -40,6 +40,7 @@ from bot.understanding.encoders import MemoEncoder
 from bot.web.app import Parts, make_app
 from bot.web.auth import hash_password
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
+from tests.support.service import serve
 from tests.support.shop import at
 
 ROOT = Path(__file__).parent.parent
@@ -99,17 +100,6 @@ async def _no_icon(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server = site._server
-    assert server is not None and server.sockets  # type: ignore[attr-defined]
-    port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-    return runner, f"http://127.0.0.1:{port}"
-
-
 @pytest.fixture
 async def scene(shop: Path, encoder: MemoEncoder, tmp_path: Path) -> AsyncIterator[Scene]:
     path = shop / "config.toml"
@@ -129,7 +119,7 @@ async def scene(shop: Path, encoder: MemoEncoder, tmp_path: Path) -> AsyncIterat
     shop_app = web.Application()
     shop_app.router.add_get("/", shop_page)
     shop_app.router.add_get("/favicon.ico", _no_icon)
-    shop_runner, shop_url = await _serve(shop_app)
+    shop_runner, shop_url = await serve(shop_app)
     # a Tuesday morning: the queues are open
     clock = RunningClock(at("2026-11-24 10:00"))
     pipeline = build_pipeline(
@@ -138,7 +128,7 @@ async def scene(shop: Path, encoder: MemoEncoder, tmp_path: Path) -> AsyncIterat
     with pipeline.store.transaction() as tx:
         agents.add(tx, "mei", "王美", Role.AGENT, hash_password(PASSWORD), clock.now())
     channel = WebchatChannel(WebchatChannelConfig(enabled=True, allowed_origins=[shop_url]), SECRET)
-    bot_runner, bot_url = await _serve(make_app(Parts(pipeline, [channel], run_scheduler=False)))
+    bot_runner, bot_url = await serve(make_app(Parts(pipeline, [channel], run_scheduler=False)))
     bot["url"] = bot_url
     yield Scene(bot_url, shop_url, pipeline, clock, channel)
     await bot_runner.cleanup()
@@ -341,7 +331,7 @@ async def test_a_site_not_allowed_cannot_frame_the_panel(scene: Scene) -> None:
         return web.Response(text=SHOP_PAGE.format(bot=scene.bot), content_type="text/html")
 
     other.router.add_get("/", other_page)
-    runner, other_url = await _serve(other)
+    runner, other_url = await serve(other)
     # `localhost` is another origin than 127.0.0.1, and not on the list
     other_url = other_url.replace("127.0.0.1", "localhost")
     try:

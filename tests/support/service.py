@@ -36,6 +36,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    """`app` served on a free loopback port in this event loop: its runner (to clean up) and
+    its base URL."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server = site._server
+    assert server is not None and server.sockets  # type: ignore[attr-defined]
+    port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+    return runner, f"http://127.0.0.1:{port}"
+
+
 async def ready(session: aiohttp.ClientSession, port: int, seconds: float) -> dict[str, Any]:
     """The /readyz answer of the worker on `port` once it is ready; fails after `seconds`."""
     deadline = time.monotonic() + seconds
