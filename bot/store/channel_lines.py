@@ -59,13 +59,8 @@ def after(
     """The customer's lines after the cursor (`message_id`, `outbox_id`), oldest first, at
     most `limit` of each direction."""
     ins = conn.execute(
-        sa.select(messages.c.id, messages.c.text, messages.c.at)
-        .where(
-            messages.c.channel == channel,
-            messages.c.user_id == user_id,
-            messages.c.direction == "in",
-            messages.c.id > message_id,
-        )
+        _received(channel, user_id)
+        .where(messages.c.id > message_id)
         .order_by(messages.c.id)
         .limit(limit)
     ).all()
@@ -81,14 +76,7 @@ def after(
 def last(conn: Connection, channel: str, user_id: str, limit: int) -> list[Line]:
     """The customer's last lines (at most `limit` of each direction), oldest first."""
     ins = conn.execute(
-        sa.select(messages.c.id, messages.c.text, messages.c.at)
-        .where(
-            messages.c.channel == channel,
-            messages.c.user_id == user_id,
-            messages.c.direction == "in",
-        )
-        .order_by(messages.c.id.desc())
-        .limit(limit)
+        _received(channel, user_id).order_by(messages.c.id.desc()).limit(limit)
     ).all()
     newest = _delivered(channel, user_id).order_by(outbox.c.id.desc()).limit(limit)
     outs = conn.execute(newest).all()
@@ -125,6 +113,14 @@ def versions(conn: Connection, channel: str, now: datetime) -> dict[str, str]:
         )
     ).all()
     return {str(key): str(value) for key, value in rows}
+
+
+def _received(channel: str, user_id: str) -> sa.Select[Any]:
+    return sa.select(messages.c.id, messages.c.text, messages.c.at).where(
+        messages.c.channel == channel,
+        messages.c.user_id == user_id,
+        messages.c.direction == "in",
+    )
 
 
 def _delivered(channel: str, user_id: str) -> sa.Select[Any]:
