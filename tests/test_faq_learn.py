@@ -15,16 +15,11 @@ from bot.content.faq_writer import FaqEditError, add_questions
 from bot.domain.clock import SystemClock
 from bot.domain.messages import Action, Inbound
 from bot.understanding.encoders import MemoEncoder
-
-THRESHOLDS = "[faq]\nanswer_threshold = 0.6\nsuggest_threshold = 0.45\n"
+from tests.support.shop import pin_thresholds
 
 
 def _config(shop: Path) -> Config:
-    path = shop / "config.toml"
-    path.write_text(
-        path.read_text(encoding="utf-8").replace("[faq]\n", THRESHOLDS), encoding="utf-8"
-    )
-    return load_config(path)
+    return load_config(pin_thresholds(shop))
 
 
 def _talk(config: Config, encoder: MemoEncoder, exchanges: list[tuple[str, list[str]]]) -> None:

@@ -29,10 +29,9 @@ from bot.store.gap_reads import (
 from bot.understanding.encoders import MemoEncoder
 from bot.understanding.gaps import GROUP_AT, cluster, groups
 from tests.support.harness import Harness, Outbox
-from tests.support.shop import at
+from tests.support.shop import at, pin_thresholds
 
 SET = Path(__file__).parent / "fixtures" / "gaps_questions.yaml"
-THRESHOLDS = "[faq]\nanswer_threshold = 0.6\nsuggest_threshold = 0.45\n"
 
 GIFT = {"可以礼品包装吗", "有没有礼盒包装", "Do you offer gift wrapping?", "能帮忙包装成礼物吗"}
 POINTS = {"积分怎么用", "积分怎么兑换", "我的积分在哪里看", "How do I use my points?"}
@@ -42,11 +41,7 @@ TITLE = {"发票抬头开错了能重开吗", "公司名称开错了的发票能
 def _config(shop: Path) -> Config:
     """The fixture shop with fixed thresholds, so that what falls back does not depend on
     calibrating five entries."""
-    path = shop / "config.toml"
-    path.write_text(
-        path.read_text(encoding="utf-8").replace("[faq]\n", THRESHOLDS), encoding="utf-8"
-    )
-    return load_config(path)
+    return load_config(pin_thresholds(shop))
 
 
 def _harness(config: Config, encoder: MemoEncoder, store_url: str | None = None) -> Harness:

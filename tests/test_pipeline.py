@@ -19,7 +19,7 @@ from bot.pipeline.knowledge import Knowledge
 from bot.store.database import Store
 from bot.understanding.encoders import MemoEncoder
 from tests.support.harness import AsyncOutbox, Harness, Outbox, dispatch_once, make_harness
-from tests.support.shop import at
+from tests.support.shop import at, pin_thresholds
 
 
 def test_faq_question_is_answered_in_the_customers_language(harness: Harness) -> None:
@@ -243,13 +243,7 @@ def test_suggestion_can_be_picked_by_number(
 ) -> None:
     """With thresholds pinned in config.toml (overriding calibration), a middling match is
     offered as a numbered suggestion and "第一个" answers it."""
-    path = shop / "config.toml"
-    path.write_text(
-        path.read_text(encoding="utf-8").replace(
-            "[faq]\n", "[faq]\nanswer_threshold = 0.6\nsuggest_threshold = 0.45\n"
-        ),
-        encoding="utf-8",
-    )
+    path = pin_thresholds(shop)
     harness = make_harness(load_config(path), encoder, tmp_path)
     thresholds = harness.pipeline.knowledge.faq.thresholds
     assert (thresholds.answer, thresholds.suggest, thresholds.source) == (0.6, 0.45, "config")
@@ -272,13 +266,7 @@ def test_the_button_for_a_person_is_understood_by_its_number(
     suggestions the person is the next number, after a fallback it is 1. Before, "2" and "1"
     were read as words (a refund queue, or the fallback again); after an answer, which offered
     no button, a number is not a request for anyone."""
-    path = shop / "config.toml"
-    path.write_text(
-        path.read_text(encoding="utf-8").replace(
-            "[faq]\n", "[faq]\nanswer_threshold = 0.6\nsuggest_threshold = 0.45\n"
-        ),
-        encoding="utf-8",
-    )
+    path = pin_thresholds(shop)
     harness = make_harness(load_config(path), encoder, tmp_path)
     first = harness.say("发漂怎么开", user="a")
     assert first.decision is not None and first.decision.action == Action.SUGGEST

@@ -38,7 +38,7 @@ from bot.web.app import SERVICE, Parts, make_app
 from tests.support.fakes import telegram_api as tg
 from tests.support.fakes.telegram_api import TOKEN, FakeBotAPI
 from tests.support.service import AppClient
-from tests.support.shop import SHANGHAI
+from tests.support.shop import SHANGHAI, pin_thresholds
 from tests.support.waiting import until
 
 SECRET = "test-webhook-secret_not-real"
@@ -717,13 +717,7 @@ async def test_a_blocked_bot_marks_the_conversation_unreachable(
 async def test_a_suggestion_picked_by_button_is_answered(
     mode: str, shop: Path, encoder: MemoEncoder, fake: tuple[FakeBotAPI, str], tmp_path: Path
 ) -> None:
-    path = shop / "config.toml"
-    path.write_text(
-        path.read_text(encoding="utf-8").replace(
-            "[faq]\n", "[faq]\nanswer_threshold = 0.6\nsuggest_threshold = 0.45\n"
-        ),
-        encoding="utf-8",
-    )
+    path = pin_thresholds(shop)
     api, base = fake
     client, _ = await start_worker(
         load_config(path), encoder, base, f"sqlite:///{tmp_path}/bot.sqlite3", mode=mode

@@ -41,7 +41,7 @@ from bot.web.app import Parts, make_app
 from bot.web.auth import hash_password
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
 from tests.support.service import serve
-from tests.support.shop import at
+from tests.support.shop import at, pin_thresholds
 
 ROOT = Path(__file__).parent.parent
 OUTPUT = ROOT / "test-output" / "webchat"
@@ -102,14 +102,8 @@ async def _no_icon(request: web.Request) -> web.Response:
 
 @pytest.fixture
 async def scene(shop: Path, encoder: MemoEncoder, tmp_path: Path) -> AsyncIterator[Scene]:
-    path = shop / "config.toml"
     # thresholds pinned so that a misspelt question is offered as suggestions
-    path.write_text(
-        path.read_text(encoding="utf-8").replace(
-            "[faq]\n", "[faq]\nanswer_threshold = 0.6\nsuggest_threshold = 0.45\n"
-        ),
-        encoding="utf-8",
-    )
+    path = pin_thresholds(shop)
     config = load_config(path)
     bot: dict[str, str] = {}
 
