@@ -35,21 +35,47 @@ def two_free_ports() -> int:
         return port
 
 
-async def test_bot_demo_serves_a_shop_page_with_the_chat_and_a_console_login(shop: Path) -> None:
-    port = two_free_ports()
+async def _started(shop: Path) -> tuple[subprocess.Popen[bytes], int, list[str]]:
+    """`bot demo` on a free pair of ports, once its service answers /readyz: the process, the
+    shop page's port and the first three lines it printed. Another test's connection can take
+    the second port between choosing it and binding it; the demo then stops with "address
+    already in use", and is started again on another pair."""
     env = {key: value for key, value in os.environ.items() if key != "BOT_WEBCHAT_SECRET"}
-    demo = subprocess.Popen(
-        [bot_command(), "--config", str(shop / "config.toml"), "demo", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    loop = asyncio.get_running_loop()
+    for _ in range(3):
+        port = two_free_ports()
+        demo = subprocess.Popen(
+            [bot_command(), "--config", str(shop / "config.toml"), "demo", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        assert demo.stderr is not None
+        lines = [
+            (await loop.run_in_executor(None, demo.stderr.readline)).decode() for _ in range(3)
+        ]
+        # a request times out: whatever else holds the port may not answer
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
+            deadline = loop.time() + 120
+            while demo.poll() is None and loop.time() < deadline:
+                try:
+                    await ready(http, port + 1, 1)
+                    return demo, port, lines
+                except (AssertionError, TimeoutError):
+                    continue
+        if demo.poll() is None:
+            demo.kill()
+            raise AssertionError(f"bot demo on port {port + 1} not ready in 120s")
+        rest = demo.stderr.read().decode()
+        assert "address already in use" in rest, rest[-3000:]
+    raise AssertionError("bot demo found no free pair of ports in three tries")
+
+
+async def test_bot_demo_serves_a_shop_page_with_the_chat_and_a_console_login(shop: Path) -> None:
+    demo, port, (first, storage, second) = await _started(shop)
     assert demo.stderr is not None
     loop = asyncio.get_running_loop()
     try:
-        first, storage, second = [
-            (await loop.run_in_executor(None, demo.stderr.readline)).decode() for _ in range(3)
-        ]
         assert f"{shop / 'var' / 'demo.sqlite3'} (not storage.url)" in storage
         shop_url, bot_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port + 1}"
         assert f"a sample shop page with the web chat at {shop_url}/" in first
@@ -58,7 +84,6 @@ async def test_bot_demo_serves_a_shop_page_with_the_chat_and_a_console_login(sho
         password = found.group(1)
         # the console keeps its CSRF token in a cookie: accept it from an IP address, as browsers do
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-            await ready(http, port + 1, 120)
             async with http.get(f"{shop_url}/") as page:
                 assert page.status == 200
                 assert f'<script src="{bot_url}/webchat/widget.js"' in await page.text()
