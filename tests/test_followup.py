@@ -14,7 +14,7 @@ from bot.assembly import build_pipeline
 from bot.content.config import Config, load_config
 from bot.domain.conversation import CustomerLine
 from bot.domain.messages import Action, Inbound
-from bot.pipeline.ahead import LastLines
+from bot.pipeline.ahead import CHECKED, PROBE_EVERY, LastLines, Record
 from bot.pipeline.context import Context
 from bot.pipeline.followup import elliptical
 from bot.pipeline.knowledge import Knowledge, Reading
@@ -209,6 +209,7 @@ def test_a_follow_up_scored_before_the_lock_is_decided_as_under_it(hotel: Harnes
     ctx = hotel.say("是免费的吗", when="2026-11-24 10:01")
     assert ctx.ahead is not None and ctx.ahead.text == "早餐几点开始供应 是免费的吗"
     assert ctx.ahead.fits(ctx.ahead.text, hotel.pipeline.knowledge)
+    assert hotel.pipeline.guesses.tally() == (1, 1)
 
     hotel.say("早餐几点开始供应", user="u2", when="2026-11-24 10:00")
     hotel.pipeline.last_lines = LastLines()  # a worker started since: nothing remembered
@@ -227,6 +228,20 @@ def test_lines_remembered_per_conversation_newest_first_and_bounded() -> None:
     last.remember(("wechat", "c", "c"), CustomerLine("line 3", when))
     assert last.lines(("wechat", "b", "b")) == ()  # the least recently decided is forgotten
     assert [line.text for line in last.lines(("wechat", "a", "a"))] == ["line 2", "line 0"]
+
+
+def test_a_worker_whose_guesses_miss_guesses_only_now_and_then() -> None:
+    # workers behind a proxy that spreads a customer's lines over them: most guesses miss,
+    # and each miss is scored twice, so the worker stops guessing but for a probe now and then
+    record = Record()
+    for _ in range(CHECKED):
+        assert record.worth_guessing()
+        record.checked(False)
+    made = sum(record.worth_guessing() for _ in range(10 * PROBE_EVERY))
+    assert made == 10
+    for _ in range(CHECKED // 2 + 1):  # the probes come right again (one worker left)
+        record.checked(True)
+    assert all(record.worth_guessing() for _ in range(PROBE_EVERY))
 
 
 @pytest.mark.parametrize(
@@ -271,6 +286,7 @@ def test_a_guess_from_a_line_another_worker_overtook_is_not_used(
             ctx.followup
         )
         assert "早餐" not in ctx.followup
+        assert a.pipeline.guesses.tally() == (0, 1)  # the wrong guess is counted
 
         c.say("早餐几点开始供应", user="u2", when="2026-11-24 10:00")
         c.say("请问酒店可以带宠物一起入住吗", user="u2", when="2026-11-24 10:01")

@@ -9,14 +9,17 @@ message is read with everyone else's, in the reading thread, and scores it there
 `followup.question` asks for, scored by the same FAQ: the scores are a function of the text and
 the FAQ alone, so a used guess decides as the lock's own scoring would. A wrong or missing
 guess (the previous line went to another worker, came at the same moment, or the worker
-started since) costs only the scoring under the lock, as before.
+started since) is scored again under the lock, as before. Where most guesses miss (workers
+behind a proxy that spreads a customer's messages over them), guessing would only double the
+work, so a worker that finds its guesses mostly wrong guesses only now and then, to notice
+when they come right again (`Record`).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -31,6 +34,11 @@ log = logging.getLogger("bot.pipeline")
 
 #: conversations remembered per worker (the least recently decided are forgotten first)
 REMEMBERED = 10_000
+#: guesses are made while at least this share of the last `CHECKED` guesses was right (and the
+#: first `CHECKED` whatever their share); below it, one guess in `PROBE_EVERY`
+RIGHT_SHARE = 0.5
+CHECKED = 100
+PROBE_EVERY = 20
 
 
 @dataclass(frozen=True)
@@ -67,11 +75,43 @@ class LastLines:
             return self._lines.get(key, ())
 
 
+class Record:
+    """Whether this worker's recent guesses were right, and so whether guessing is worth it;
+    safe to use from several threads."""
+
+    def __init__(self) -> None:
+        self._right: deque[bool] = deque(maxlen=CHECKED)
+        self._passed = 0
+        self._lock = threading.Lock()
+
+    def checked(self, right: bool) -> None:
+        """A guess was compared with what the customer's lock found."""
+        with self._lock:
+            self._right.append(right)
+
+    def tally(self) -> tuple[int, int]:
+        """How many of the last guesses checked were right, of how many."""
+        with self._lock:
+            return sum(self._right), len(self._right)
+
+    def worth_guessing(self) -> bool:
+        with self._lock:
+            right = self._right
+            if len(right) < CHECKED or sum(right) >= RIGHT_SHARE * len(right):
+                return True
+            self._passed += 1
+            if self._passed < PROBE_EVERY:
+                return False
+            self._passed = 0
+            return True
+
+
 def read_ahead(
     contexts: Sequence[Context],
     readings: Sequence[Reading],
     knowledge: Knowledge,
     last: LastLines,
+    record: Record,
     idle: timedelta,
     k: int,
 ) -> None:
@@ -86,7 +126,7 @@ def read_ahead(
         if leaning is None or not followup.asks_again(leaning):
             continue
         previous = followup.topic(last.lines(ctx.inbound.conversation_key), ctx.now, idle)
-        if previous is not None:
+        if previous is not None and record.worth_guessing():
             question = followup.Question(leaning[0], previous, leaning[1])
             guessed.append((ctx, question.joined(ctx.text)))
     if not guessed:

@@ -75,6 +75,7 @@ class Pipeline:
         self.worker = worker or worker_name()
         #: each conversation's last lines as this worker decided them (bot.pipeline.ahead)
         self.last_lines = ahead.LastLines()
+        self.guesses = ahead.Record()
 
     # --- the three phases -----------------------------------------------------------------
 
@@ -133,7 +134,9 @@ class Pipeline:
         knowledge = self.knowledge
         readings = knowledge.read([ctx.text for ctx in contexts], k=self.shown)
         idle = timedelta(minutes=self.config.conversation.idle_minutes)
-        ahead.read_ahead(contexts, readings, knowledge, self.last_lines, idle, self.shown)
+        ahead.read_ahead(
+            contexts, readings, knowledge, self.last_lines, self.guesses, idle, self.shown
+        )
         return readings
 
     @property
@@ -240,6 +243,9 @@ class Pipeline:
                 failed.append(ctx)
                 continue
             asked.append((ctx, reading, question))
+            if ctx.ahead is not None:  # guessed before the lock: was it right?
+                joined = question.joined(ctx.text) if question is not None else None
+                self.guesses.checked(joined is not None and ctx.ahead.fits(joined, ctx.knowledge))
         # one read per knowledge: a reload between two messages' arrivals gives each its own
         by_knowledge: dict[int, list[tuple[Context, Reading, followup.Question]]] = {}
         for ctx, reading, question in asked:
