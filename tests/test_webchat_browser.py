@@ -230,6 +230,8 @@ async def test_a_visitor_chats_with_the_bot_and_an_agent_in_the_browser(scene: S
             await console.click("#claim-next")
             await expect(console.locator("#ticket-status")).to_have_text("已分配")
             await expect(console.locator("#transcript")).to_contain_text("转人工")
+            # the suggestion the visitor picked reads there as in the panel, not as "1" alone
+            await expect(console.locator("#transcript")).to_contain_text("1 · 怎么开发票")
             reply = (
                 "您好，我是小美。<b>订单</b>请看 https://shop.example.test/o/1 javascript:alert(1)"
                 "<script>window.pwned=1</script>"
