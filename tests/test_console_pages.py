@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.content.config import Config
+from bot.content.config import Config, load_config
 from bot.domain.agent import Role
 from bot.domain.messages import Inbound
 from bot.pipeline.knowledge import Knowledge
 from bot.understanding.encoders import MemoEncoder
 from tests.support.console import CSRF, Console, open_console
+from tests.support.shop import pin_thresholds
 
 
 @pytest.fixture
@@ -214,3 +215,30 @@ async def test_the_clock_on_a_waiting_ticket_says_what_it_counts(console: Consol
         assert re.search(
             rf'<span class="due-label">{label}</span><span class="clock" [^>]*data-left="', side
         ), side
+
+
+async def test_a_suggestion_picked_by_its_number_reads_as_the_question_picked(
+    shop: Path, encoder: MemoEncoder, tmp_path: Path
+) -> None:
+    # the web chat's button sends the number and shows the question; the console showed "1"
+    config = load_config(pin_thresholds(shop))
+    console = await open_console(config, encoder, tmp_path)
+    try:
+        console.add_agent("sam", Role.SUPERVISOR)
+        _customer_says(console, "发漂怎么开")
+        _customer_says(console, "1", 2)
+        _customer_says(console, "人工客服", 3)
+        (ticket,) = console.pipeline.store.tickets("general")
+        assert (await console.log_in("sam")).status == 303
+        page = await (await console.client.get(f"/console/tickets/{ticket.id}")).text()
+        lines = re.findall(
+            r'<li class="msg customer">\s*<div class="bubble">(.*?)</div>', _transcript(page), re.S
+        )
+        assert [re.sub(r"<[^>]+>", "", line) for line in lines] == [
+            "发漂怎么开",
+            "1 · 怎么开发票",
+            "人工客服",
+        ]
+    finally:
+        await console.client.close()
+        console.pipeline.store.close()

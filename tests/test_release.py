@@ -1,6 +1,7 @@
-"""What a release promises a team that installs and upgrades it: the version it says it is, a
-CHANGELOG entry to read before upgrading, a licence that matches the package's metadata, and a
-constraints file that pins every dependency within pyproject's ranges."""
+"""What a release promises a team that installs and upgrades it: the version it says it is, the
+channels `bot --help` says it serves, a CHANGELOG entry to read before upgrading, a licence that
+matches the package's metadata, and a constraints file that pins every dependency within
+pyproject's ranges."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import subprocess
 import tomllib
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
+from bot.cli.main import main
 from tests.support.service import bot_command
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +43,15 @@ def test_bot_version_is_the_package_version() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"bot {PROJECT['version']}"
+
+
+def test_bot_help_names_every_channel(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["--help"])
+    assert stopped.value.code == 0
+    said = capsys.readouterr().out
+    for channel in ("web chat", "WeChat", "WeCom", "Telegram", "webhook"):
+        assert channel in said, said
 
 
 def test_changelog_has_an_entry_for_this_version() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -80,8 +81,10 @@ def is_out(text: str) -> Any:
     return lambda line: line["direction"] == "out" and text in line["text"]
 
 
-@pytest.fixture
-async def chat(config: Config, encoder: MemoEncoder, tmp_path: Path) -> AsyncIterator[Chat]:
+@asynccontextmanager
+async def open_chat(
+    config: Config, encoder: MemoEncoder, tmp_path: Path, per_ip_per_minute: int = 120
+) -> AsyncIterator[Chat]:
     # a Tuesday morning: the queues are open
     clock = FixedClock(at("2026-11-24 10:00"))
     pipeline = build_pipeline(
@@ -91,6 +94,7 @@ async def chat(config: Config, encoder: MemoEncoder, tmp_path: Path) -> AsyncIte
         enabled=True,
         allowed_origins=[SHOP],
         per_visitor_per_minute=5,
+        per_ip_per_minute=per_ip_per_minute,
         max_message_chars=500,
         streams_per_ip=12,
     )
@@ -98,8 +102,16 @@ async def chat(config: Config, encoder: MemoEncoder, tmp_path: Path) -> AsyncIte
     app = make_app(Parts(pipeline, [channel], run_scheduler=False))
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
-    yield Chat(client, pipeline, clock, channel)
-    await client.close()
+    try:
+        yield Chat(client, pipeline, clock, channel)
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def chat(config: Config, encoder: MemoEncoder, tmp_path: Path) -> AsyncIterator[Chat]:
+    async with open_chat(config, encoder, tmp_path) as opened:
+        yield opened
 
 
 async def test_a_visitor_asks_and_the_answer_arrives_live_once(chat: Chat) -> None:
@@ -292,6 +304,42 @@ async def test_over_the_rate_limit_gets_429_and_the_message_sent_again_is_kept(
         line["text"] for line in (await chat.history(token))["lines"] if line["direction"] == "in"
     ]
     assert texts.count("最后一个问题") == 1
+
+
+async def test_an_address_over_its_limit_gets_429_on_a_message_of_a_visitor_under_theirs(
+    config: Config, encoder: MemoEncoder, tmp_path: Path
+) -> None:
+    # two visitors behind one address: their ids and messages are the address's POSTs
+    async with open_chat(config, encoder, tmp_path, per_ip_per_minute=4) as chat:
+        first, second = await chat.visitor(), await chat.visitor()
+        assert await chat.say(first, "运费多少", "m1") == 202
+        assert await chat.say(second, "运费多少", "m1") == 202
+        refused = await chat.client.post(
+            "/webchat/messages",
+            json={"id": "m2", "text": "几天发货"},
+            headers={"X-Webchat-Token": first},
+        )
+        assert refused.status == 429
+        assert int(refused.headers["Retry-After"]) >= 1
+        texts = [line["text"] for line in (await chat.history(first))["lines"]]
+        assert "几天发货" not in texts
+        chat.clock.advance(timedelta(seconds=61))
+        assert await chat.say(first, "几天发货", "m2") == 202
+
+
+async def test_an_address_over_its_limit_gets_429_on_the_visitor_route(
+    config: Config, encoder: MemoEncoder, tmp_path: Path
+) -> None:
+    async with open_chat(config, encoder, tmp_path, per_ip_per_minute=3) as chat:
+        token = await chat.visitor()
+        await chat.visitor(token=token)
+        assert await chat.say(token, "运费多少", "m1") == 202
+        for body in ({}, {"token": token}, {"user": "10042", "hash": user_hash("10042", SECRET)}):
+            refused = await chat.client.post("/webchat/visitor", json=body)
+            assert refused.status == 429, body
+            assert int(refused.headers["Retry-After"]) >= 1
+        chat.clock.advance(timedelta(seconds=61))
+        assert await chat.visitor(token=token)
 
 
 async def test_settings_show_who_is_on_duty_and_when_they_are_back(chat: Chat) -> None:

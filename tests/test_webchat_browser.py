@@ -58,6 +58,20 @@ SHOP_PAGE = """<!doctype html>
 <script src="{bot}/webchat/widget.js" data-site="main" async></script>
 </body></html>"""
 
+#: an answer a shop wrote with HTML and a `javascript:` link in it: shown as text
+POINTS_FAQ = """\
+- id: points
+  questions:
+    - 积分怎么用
+    - 会员积分可以抵现吗
+    - How do I use my points?
+  answer:
+    zh: '积分说明<script>window.pwned=1</script><a href="javascript:window.pwned=1">点这里</a>
+      javascript:window.pwned=1 https://shop.example.test/points'
+    en: 'Points <script>window.pwned=1</script> javascript:window.pwned=1
+      https://shop.example.test/points'
+"""
+
 
 class RunningClock:
     """Runs in real time from a chosen moment, and jumps when told (to after hours)."""
@@ -104,6 +118,7 @@ async def _no_icon(request: web.Request) -> web.Response:
 async def scene(shop: Path, encoder: MemoEncoder, tmp_path: Path) -> AsyncIterator[Scene]:
     # thresholds pinned so that a misspelt question is offered as suggestions
     path = pin_thresholds(shop)
+    (shop / "faq" / "points.yaml").write_text(POINTS_FAQ, encoding="utf-8")
     config = load_config(path)
     bot: dict[str, str] = {}
 
@@ -215,8 +230,11 @@ async def test_a_visitor_chats_with_the_bot_and_an_agent_in_the_browser(scene: S
             await console.click("#claim-next")
             await expect(console.locator("#ticket-status")).to_have_text("已分配")
             await expect(console.locator("#transcript")).to_contain_text("转人工")
+            # the suggestion the visitor picked reads there as in the panel, not as "1" alone
+            await expect(console.locator("#transcript")).to_contain_text("1 · 怎么开发票")
             reply = (
                 "您好，我是小美。<b>订单</b>请看 https://shop.example.test/o/1 javascript:alert(1)"
+                "<script>window.pwned=1</script>"
             )
             await console.fill("#reply-text", reply)
             await console.click("#send")
@@ -224,7 +242,9 @@ async def test_a_visitor_chats_with_the_bot_and_an_agent_in_the_browser(scene: S
             agent_line = answers.filter(has_text="我是小美")
             await expect(agent_line).to_have_count(1, timeout=LIVE_MS)
             await expect(agent_line).to_contain_text("<b>订单</b>")
-            await expect(agent_line.locator("b")).to_have_count(0)
+            await expect(agent_line).to_contain_text("<script>window.pwned=1</script>")
+            await expect(agent_line.locator("b, script")).to_have_count(0)
+            await expect(agent_line.locator("a")).to_have_count(1)
             await expect(agent_line.locator("a")).to_have_attribute(
                 "href", "https://shop.example.test/o/1"
             )
@@ -270,6 +290,18 @@ async def test_a_visitor_chats_with_the_bot_and_an_agent_in_the_browser(scene: S
             await expect(mine.locator("a")).to_have_count(1)
             await expect(mine.locator("a")).to_have_attribute(
                 "href", "https://shop.example.test/orders"
+            )
+            # and from the shop's own answers: a FAQ answer written with HTML
+            await ask("积分怎么用")
+            points = answers.filter(has_text="积分说明")
+            await expect(points).to_have_count(1, timeout=LIVE_MS)
+            await expect(points).to_contain_text(
+                '<script>window.pwned=1</script><a href="javascript:window.pwned=1">点这里</a>'
+            )
+            await expect(points.locator("script, img")).to_have_count(0)
+            await expect(points.locator("a")).to_have_count(1)
+            await expect(points.locator("a")).to_have_attribute(
+                "href", "https://shop.example.test/points"
             )
 
             assert await page.evaluate("window.pwned") is None

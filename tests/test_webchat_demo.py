@@ -16,7 +16,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from bot.cli.demo import closed_line
+from bot.content.config import load_config
+from bot.hours.schedule import read_schedules
 from tests.support.service import bot_command, free_port, ready
+from tests.support.shop import FIXTURE, at
 
 pytestmark = pytest.mark.warm_content
 
@@ -116,3 +120,18 @@ async def test_bot_demo_serves_a_shop_page_with_the_chat_and_a_console_login(sho
     assert "sample shop page: " + f"http://127.0.0.1:{port}/" in rest
     # the demo agent and its password live in the demo's own database only
     assert not (shop / "var" / "bot.sqlite3").exists()
+
+
+def test_out_of_hours_the_demo_says_to_claim_the_ticket_itself() -> None:
+    # the demo prints this at start when the default queue is closed (the wall clock decides,
+    # so the line is tested here, and the demo above only where it is open or closed)
+    config = load_config(FIXTURE / "config.toml")
+    schedules, _ = read_schedules(config.resolve(config.content.schedules))
+    schedule = schedules[config.front_schedule]
+    line = closed_line("general", schedule, at("2026-11-24 23:00"))
+    assert line is not None
+    assert "the general queue is closed now (opens Wed 25 Nov, 9:00)" in line
+    assert "领取下一个 (Claim next) finds none" in line
+    assert "open the ticket under 排队中的工单 (Tickets waiting) and press 领取 (Claim)" in line
+    assert "\n" not in line
+    assert closed_line("general", schedule, at("2026-11-24 10:00")) is None

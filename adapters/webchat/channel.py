@@ -233,6 +233,9 @@ class WebchatChannel:
         data = await _json_object(request)
         if data is None:
             return _error(400, "the body must be a JSON object")
+        refused = await self._address_over(request)
+        if refused is not None:
+            return refused
         user, user_hash, token = data.get("user"), data.get("hash"), data.get("token")
         try:
             if isinstance(user, str) and user:
@@ -264,19 +267,14 @@ class WebchatChannel:
             return _error(400, "`text` must be a non-empty string")
         if len(text) > self.config.max_message_chars:
             return _error(413, f"a message is at most {self.config.max_message_chars} characters")
-        limits = context.limits
-        address = limits.client_address(request)
-        for key, per_minute, reason in (
-            (f"ip:{address}", self.config.per_ip_per_minute, "webchat_ip_rate"),
-            (f"visitor:{visitor}", self.config.per_visitor_per_minute, "webchat_visitor_rate"),
-        ):
-            wait = await limits.channel_over(NAME, key, per_minute, reason)
-            if wait is not None:
-                return _error(
-                    429,
-                    "too many messages, sending again shortly",
-                    {"Retry-After": str(math.ceil(wait))},
-                )
+        refused = await self._address_over(request)
+        if refused is not None:
+            return refused
+        wait = await context.limits.channel_over(
+            NAME, f"visitor:{visitor}", self.config.per_visitor_per_minute, "webchat_visitor_rate"
+        )
+        if wait is not None:
+            return _too_many("too many messages, sending again shortly", wait)
         language = _language(str(data.get("language", "")), self.config.languages)
         inbound = Inbound(
             NAME,
@@ -404,6 +402,18 @@ class WebchatChannel:
         assert self._context is not None, "the web chat was not mounted"
         return self._context
 
+    async def _address_over(self, request: web.Request) -> web.Response | None:
+        """Count one of the web chat's POSTs (a visitor's id, a message) against the client
+        address's `per_ip_per_minute`; the 429 to answer when it is over, else None."""
+        context = self._ready()
+        address = context.limits.client_address(request)
+        wait = await context.limits.channel_over(
+            NAME, f"ip:{address}", self.config.per_ip_per_minute, "webchat_ip_rate"
+        )
+        if wait is None:
+            return None
+        return _too_many("too many requests from this address, sending again shortly", wait)
+
     def _visitor_of(self, token: str) -> str | None:
         try:
             return self.visitors.visitor(token)
@@ -443,3 +453,7 @@ def _dumps(value: Any) -> str:
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response({"error": message}, status=status, headers=headers)
+
+
+def _too_many(message: str, wait: float) -> web.Response:
+    return _error(429, message, {"Retry-After": str(math.ceil(wait))})

@@ -13,6 +13,7 @@ import html
 import os
 import secrets
 import sys
+from datetime import datetime
 
 from aiohttp import web
 
@@ -20,6 +21,7 @@ from bot.cli.run import Site, serve
 from bot.content.config import Config, StorageConfig, pick
 from bot.domain.agent import Role
 from bot.domain.clock import SystemClock
+from bot.hours.schedule import Schedule, format_moment, read_schedules
 
 HOST = "127.0.0.1"
 LOGIN = "demo"
@@ -92,7 +94,36 @@ def demo(config: Config, port: int) -> int:
         file=sys.stderr,
         flush=True,
     )
+    closed = _closed_now(config)
+    if closed:
+        print(closed, file=sys.stderr, flush=True)
     return serve(config, HOST, bot_port, also=[Site("sample shop page", app, port)])
+
+
+def closed_line(queue: str, schedule: Schedule, now: datetime) -> str | None:
+    """What to do when the queue a "转人工" goes to is closed as the demo starts: its ticket
+    waits for the opening (queue closed), so the console's "claim next" finds none, while
+    claiming the ticket itself works. None while the queue is open."""
+    if schedule.is_open(now):
+        return None
+    back = schedule.next_open(now)
+    opens = f"opens {format_moment(back, 'en')}" if back else "does not open"
+    return (
+        f"  the {queue} queue is closed now ({opens}): a 转人工 ticket waits for its opening, "
+        "so 领取下一个 (Claim next) finds none; open the ticket under 排队中的工单 "
+        "(Tickets waiting) and press 领取 (Claim)"
+    )
+
+
+def _closed_now(config: Config) -> str | None:
+    """`closed_line` for the default queue as of now; None when its schedule cannot be read
+    (`bot run` then names the problem)."""
+    queue = config.handoff.default_queue
+    schedules, _ = read_schedules(config.resolve(config.content.schedules))
+    schedule = schedules.get(config.front_schedule)
+    if schedule is None:
+        return None
+    return closed_line(queue, schedule, SystemClock().now())
 
 
 def _demo_agent(config: Config) -> str:

@@ -35,7 +35,9 @@ def _installed_version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="bot", description="Customer-service bot for WeChat and Telegram."
+        prog="bot",
+        description="Customer-service bot for web chat, WeChat, WeCom, Telegram and a JSON "
+        "webhook.",
     )
     parser.add_argument(
         "--config", help="path to config.toml (default: $BOT_CONFIG or ./config.toml)"

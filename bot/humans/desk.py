@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy.engine import Connection
 
@@ -235,7 +236,7 @@ class Desk:
             customer=_customer(channel, user_id),
             language=language,
             unreachable_reason=unreachable,
-            transcript=[_transcript_line(line) for line in lines],
+            transcript=[_transcript_line(line, self._picked(line.decision)) for line in lines],
             events=[TicketEvent(e.at, e.kind, e.agent_name, e.data) for e in events],
             agent_name=owner,
             mine=ticket.agent_id == agent.id and ticket.status in TicketState.with_agent(),
@@ -587,6 +588,15 @@ class Desk:
             csat=t.csat,
         )
 
+    def _picked(self, record: dict[str, Any] | None) -> str | None:
+        """The question a customer's "1" picked, from the bot's decision on it: the entry's
+        question in the reply's language, as the suggestion offered it (the entry as it reads
+        now; None once it is gone, and the number shows alone)."""
+        if not record or not record.get("picked") or not record.get("faq_id"):
+            return None
+        entry = self.knowledge().faq_entry(str(record["faq_id"]))
+        return question_in(entry, str(record.get("language") or "zh")) if entry else None
+
     def _today_start(self, now: datetime) -> datetime:
         """Midnight today where the default queue works."""
         schedule_name = self.config.front_schedule
@@ -611,11 +621,11 @@ def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _transcript_line(line: ticket_reads.Line) -> TranscriptLine:
+def _transcript_line(line: ticket_reads.Line, picked: str | None) -> TranscriptLine:
     author = "customer" if line.direction == "in" else "agent" if line.agent_name else "bot"
     action = decision = None
     if line.decision:
         record = line.decision
         action = str(record.get("action"))
         decision = "; ".join(str(r) for r in record.get("reasons", [])) or None
-    return TranscriptLine(line.at, author, line.agent_name, line.text, action, decision)
+    return TranscriptLine(line.at, author, line.agent_name, line.text, action, decision, picked)

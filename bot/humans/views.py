@@ -69,6 +69,9 @@ class TranscriptLine:
     action: str | None = None
     #: ... and why, in the pipeline's own words (English, as the logs and `bot chat` say it)
     decision: str | None = None
+    #: for a number (or "第一个") that picked a suggestion: the question it picked, as the
+    #: suggestion read (the web chat's button shows it; the stored text is the number)
+    picked: str | None = None
 
 
 @dataclass(frozen=True)

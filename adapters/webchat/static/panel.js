@@ -200,17 +200,27 @@
     } else if (remembered()) {
       body = { token: remembered() };
     }
+    return visitorFor(body).then(function (answer) {
+      token = answer.token;
+      remember(token);
+    });
+  }
+
+  function visitorFor(body) {
     return call("POST", "/visitor", body).then(function (response) {
+      if (response.status === 429) {
+        // this address is over per_ip_per_minute: ask again when the server says
+        var seconds = parseInt(response.headers.get("Retry-After") || "2", 10);
+        return new Promise(function (resolve) { setTimeout(resolve, seconds * 1000); })
+          .then(function () { return visitorFor(body); });
+      }
       if (response.status === 401 && body.token) {
-        return call("POST", "/visitor", {}).then(function (r) { return r.json(); });
+        return visitorFor({});
       }
       if (!response.ok) {
         throw new Error("visitor " + response.status);
       }
       return response.json();
-    }).then(function (answer) {
-      token = answer.token;
-      remember(token);
     });
   }
 
