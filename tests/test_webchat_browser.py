@@ -74,16 +74,21 @@ POINTS_FAQ = """\
 
 
 class RunningClock:
-    """Runs in real time from a chosen moment, and jumps when told (to after hours)."""
+    """Runs in real time from a chosen moment, jumps when told (to after hours), and stands
+    still when told (a moment a slow machine must not carry past)."""
 
     def __init__(self, start: datetime) -> None:
         self._start, self._t0 = start, time.monotonic()
+        self._still: datetime | None = None
 
     def now(self) -> datetime:
+        if self._still is not None:
+            return self._still
         return self._start + timedelta(seconds=time.monotonic() - self._t0)
 
-    def set(self, at: datetime) -> None:
+    def set(self, at: datetime, *, still: bool = False) -> None:
         self._start, self._t0 = at, time.monotonic()
+        self._still = at if still else None
 
 
 @dataclass
@@ -415,12 +420,15 @@ async def test_a_message_over_the_rate_limit_is_sent_again_and_kept(scene: Scene
             await page.locator("#bot-webchat-launcher").click()
             panel = page.frame_locator("#bot-webchat-panel")
             await expect(panel.locator("#title")).to_have_text("在线客服", timeout=LIVE_MS)
-            # late in a minute: the refusal's Retry-After is several seconds
-            scene.clock.set(at("2026-11-24 10:00:52"))
+            # late in a minute: the refusal's Retry-After is several seconds. The clock
+            # stands still until the refusal, or a loaded machine typing slowly would carry
+            # the three messages into the next minute, where none is refused
+            scene.clock.set(at("2026-11-24 10:00:52"), still=True)
             for text in ("运费多少", "多久能发货", "怎么开发票"):
                 await panel.locator("#text").fill(text)
                 await panel.locator("#text").press("Enter")
             await asyncio.wait_for(answered_late.wait(), timeout=LIVE_MS / 1000)
+            scene.clock.set(at("2026-11-24 10:00:58"))  # runs again: the resend is in time
             # the other messages' acceptance does not hide the notice of the one still waiting
             await expect(panel.locator("#notice")).to_contain_text("秒后自动重发")
             # sent again once the minute is over: stored, answered, nothing lost or doubled
