@@ -159,6 +159,11 @@ def erased(conn: Connection, channel: str, user_id: str) -> list[dict[str, Any]]
     )
 
 
+def channels(conn: Connection) -> list[str]:
+    """The channels any stored customer is on, by name: to tell a mistyped channel."""
+    return sorted(conn.execute(sa.select(conversations.c.channel).distinct()).scalars())
+
+
 def _conversation_ids(conn: Connection, channel: str, user_id: str) -> list[int]:
     return list(
         conn.execute(
