@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from adapters.webhook import delivery_key
 from bot.assembly import build_pipeline
 from bot.cli.customers import customers_command
 from bot.content.config import Config, StorageConfig
@@ -123,6 +124,40 @@ def test_export_then_forget_one_customer(
     _say(pipeline, "alice", "运费多少", 3)
     assert _count(store, conversations, "alice") == 1
     store.close()
+
+
+def test_export_gives_the_message_ids_the_platform_gave(
+    url: str, config: Config, encoder: MemoEncoder, shop_knowledge: Knowledge
+) -> None:
+    """Issue 20's trial: a webhook message exported as "external_id": "alice\\u001fm1", the
+    store's key that keeps an app's per-user numbering unique; the customer's id is "m1"."""
+    pipeline = _worker(config, encoder, shop_knowledge, url)
+    for n, text in enumerate(["运费多少", "人工客服"], start=1):
+        pipeline.handle(
+            Inbound(
+                "webhook",
+                delivery_key("alice", f"m{n}"),
+                "alice",
+                "alice",
+                text,
+                at("2026-11-24 10:00"),
+            )
+        )
+    with pipeline.store.engine.connect() as conn:
+        stored = (
+            conn.execute(
+                sa.select(messages.c.external_id).where(messages.c.external_id.is_not(None))
+            )
+            .scalars()
+            .all()
+        )
+        data = customers.export(conn, "webhook", "alice")
+    pipeline.store.close()
+    assert "alice\x1fm1" in stored  # kept so in the store, where it must be unique
+    (conversation,) = data["conversations"]
+    given = [m["external_id"] for m in conversation["messages"] if m["direction"] == "in"]
+    assert given == ["m1", "m2"]
+    assert "\x1f" not in json.dumps(data, ensure_ascii=False)
 
 
 def test_an_unknown_customer_is_not_erased_nor_exported_as_if_known(
