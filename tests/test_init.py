@@ -3,7 +3,9 @@ BOT_CONFIG, and that is never written over."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -46,6 +48,30 @@ def test_the_folders_readme_has_what_its_other_files_send_readers_to(tmp_path: P
     assert "## Backups" in readme
     assert "bot db backup ~/bot-backups/" in readme and "bot db restore " in readme
     assert ".venv/bin/bot" in readme and ".venv/bin/activate" in readme
+
+
+def test_the_folders_readme_says_what_the_sample_scores(tmp_path: Path) -> None:
+    """Issue 20's trial: `bot eval cases.jsonl` on an untouched folder fails 3 of 144 cases and
+    a new user thinks they broke something. The README says what the sample scores, which
+    cases it misses, and how a team pins its own floor; the figure is the one
+    docs/measurements.md records for the shipped shop, out of the cases the folder holds."""
+    target = tmp_path / "our-bot"
+    init_deployment(target)
+    readme = " ".join((target / "README.md").read_text(encoding="utf-8").split())
+    said = re.search(r"passes (\d+) of (\d+) cases", readme)
+    assert said is not None
+    cases = [
+        json.loads(line)
+        for line in (target / "cases.jsonl").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    assert int(said[2]) == len(cases)
+    measured = (ROOT / "docs" / "measurements.md").read_text(encoding="utf-8")
+    assert f"| cases passed | {said[1]} of {said[2]} |" in measured
+    missed = re.findall(r"\bfaq-\d+\b", readme)
+    assert len(missed) == len(cases) - int(said[1])
+    assert set(missed) <= {case["id"] for case in cases}
+    assert "--fail-under" in readme
 
 
 def test_a_folder_that_holds_anything_is_never_written_over(tmp_path: Path) -> None:
