@@ -36,7 +36,7 @@ from aiohttp import web
 
 from bot.content.config import WebhookChannelConfig
 from bot.domain.delivery import PermanentFailure, RetryAfter
-from bot.domain.messages import Inbound, Kind, Outbound
+from bot.domain.messages import SCOPE_SEPARATOR, Inbound, Kind, Outbound, platform_id
 from bot.web.channels import (
     ChannelContext,
     Limits,
@@ -50,7 +50,7 @@ log = logging.getLogger("adapters.webhook")
 
 NAME = "webhook"
 MAX_FIELD = 128
-_SEPARATOR = "\x1f"  # never in an id or user (they must be printable)
+_SEPARATOR = SCOPE_SEPARATOR  # never in an id or user (they must be printable)
 _json = functools.partial(json.dumps, ensure_ascii=False)
 
 
@@ -223,4 +223,4 @@ def delivery_key(user: str, message_id: str) -> str:
 
 def caller_id(key: str | None) -> str | None:
     """The caller's own message id back from a delivery key."""
-    return key.split(_SEPARATOR, 1)[1] if key and _SEPARATOR in key else key
+    return platform_id(key) if key else key

@@ -195,9 +195,7 @@ def test_sla_breach_raises_priority_once_and_records_it(harness: Harness) -> Non
                 "breach": "first_response",
                 "priority_from": "normal",
                 "priority_to": "high",
-                "queue_from": "general",
-                "queue_to": "general",
-            },
+            },  # the queue did not change, so it is not said to have
         )
     ]
     assert _breaches(harness, "2026-11-24 10:31") == []  # the transfer deadline too: still once
@@ -220,7 +218,13 @@ def test_sla_breach_moves_the_ticket_to_the_escalation_queue(
         "breach": "first_response",
         "priority_from": "high",
         "priority_to": "urgent",
-        "queue_from": "complaints",
+    }
+    [_, (_, moved)] = _events(harness.pipeline.store, "escalated")
+    assert moved == {
+        "breach": "first_response",
+        "priority_from": "normal",
+        "priority_to": "high",
+        "queue_from": "general",
         "queue_to": "complaints",
     }
 
@@ -234,6 +238,29 @@ def test_breach_without_escalation_is_still_recorded(
     assert (breached.priority, breached.breach) == ("normal", "first_response")
     assert [t for t, _ in _events(harness.pipeline.store, "breached")] == [ticket_id]
     assert _events(harness.pipeline.store, "escalated") == []
+
+
+def test_breach_of_an_urgent_ticket_says_nothing_changed(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 20's trial: an urgent ticket past its deadline got a history entry "新队列 紧急 原队列
+    紧急 新优先级 紧急 原优先级 紧急" and the log "now urgent/urgent", as if it had been raised."""
+    ticket_id = _handoff(harness, "救命，家里着火了", "a", "2026-11-24 10:00")
+    before = _ticket(harness, ticket_id)
+    assert (before.queue, before.priority) == ("urgent", "urgent")
+    assert before.first_response_due is not None
+    late = before.first_response_due + timedelta(seconds=1)
+    pipeline = harness.pipeline
+    with caplog.at_level("WARNING", logger="bot.jobs"):
+        [breached] = escalate_breaches(pipeline.config, pipeline.store, late)
+    assert (breached.id, breached.queue, breached.priority) == (ticket_id, "urgent", "urgent")
+    assert breached.breached_at is not None  # the console's alert still shows
+    assert _events(harness.pipeline.store, "escalated") == []
+    assert _events(harness.pipeline.store, "breached") == [
+        (ticket_id, {"breach": "first_response"})
+    ]
+    (said,) = [r.getMessage() for r in caplog.records if "deadline" in r.getMessage()]
+    assert "nothing to raise" in said and "now urgent/urgent" not in said
 
 
 def test_transfer_deadline_missed_without_an_agent(harness: Harness) -> None:

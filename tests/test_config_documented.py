@@ -15,12 +15,16 @@ from pydantic import BaseModel
 from bot.content.config import Config
 
 SHIPPED = Path(__file__).parent.parent / "config.toml"
+#: the production recipe's file of secrets (docs/deployment.md)
+SECRETS_FILE = Path(__file__).parent.parent / "deploy" / "bot.env.example"
 
 #: where the config file is, not a key in it
 NOT_KEYS = {"base_dir", "path"}
 
 _TABLE = re.compile(r"^\[\[?\s*([\w.]+)\s*\]\]?")
 _KEY = re.compile(r"^([A-Za-z_]\w*)\s*=")
+#: a key naming the environment variable a secret is read from (`secret_env = "BOT_…"`)
+_SECRET_ENV = re.compile(r'^\s*#?\s*\w+_env\s*=\s*"([A-Z][A-Z0-9_]*)"', re.MULTILINE)
 
 
 def _section(annotation: object) -> tuple[type[BaseModel], str] | None:
@@ -97,3 +101,14 @@ def test_the_walk_finds_nested_keys() -> None:
     assert ("queues.*", "first_response_seconds") in keys
     assert ("console.canned", "title") in keys
     assert ("channels.telegram", "token_env") in keys
+
+
+def test_the_secrets_file_names_every_secret_config_toml_reads() -> None:
+    """Issue 20's trial: deploy/bot.env.example had no BOT_WEBCHAT_SECRET, so a team that
+    enabled the web chat from it found the channel missing its secret."""
+    names = set(_SECRET_ENV.findall(SHIPPED.read_text(encoding="utf-8")))
+    assert "BOT_WEBCHAT_SECRET" in names
+    listed = set(
+        re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", SECRETS_FILE.read_text(encoding="utf-8"), re.M)
+    )
+    assert not names - listed, f"bot.env.example does not name: {sorted(names - listed)}"

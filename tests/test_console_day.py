@@ -231,6 +231,18 @@ async def test_search_by_words_and_customer_id_as_stored(either: Console) -> Non
     assert found(sam, "ALICE") == {alice}  # the customer's id
     assert found(sam, "ice_0") == {alice}
     assert found(sam, "ice%1") == set()
+    # the customer as the console shows them, `channel:id`, as the box's 客户 ID asks
+    assert found(sam, "webhook:Alice_01") == {alice}
+    assert found(sam, " WEBHOOK:bob ") == {bob}
+    assert found(gina, "webhook:carol") == set()  # not hers to see
+    assert found(sam, "webchat:bob") == set()  # another channel's bob
+    assert found(sam, "webhook:") == set()
+    long_id = "visitor-0123456789abcdef"
+    frank = _customer_says(either, long_id, "人工客服", 60)
+    assert frank is not None
+    shown = {line.id: line.customer for line in desk.search(sam, long_id)}
+    assert shown[frank].endswith("…")  # cut short, and still found as shown
+    assert found(sam, shown[frank]) == {frank}
     # the phone number is stored masked; looking for it finds the masked form
     assert found(sam, "13812345678") == {bob}
     # finding 5 of issue 20's trial: an ID number with a wrong check digit is stored masked

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import threading
 import time
@@ -15,8 +16,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from adapters.webhook import delivery_key
 from bot.assembly import build_pipeline
-from bot.content.config import Config
+from bot.cli.customers import customers_command
+from bot.content.config import Config, StorageConfig
 from bot.domain.clock import FixedClock
 from bot.domain.messages import Inbound
 from bot.pipeline.knowledge import Knowledge
@@ -121,6 +124,102 @@ def test_export_then_forget_one_customer(
     _say(pipeline, "alice", "运费多少", 3)
     assert _count(store, conversations, "alice") == 1
     store.close()
+
+
+def test_export_gives_the_message_ids_the_platform_gave(
+    url: str, config: Config, encoder: MemoEncoder, shop_knowledge: Knowledge
+) -> None:
+    """Issue 20's trial: a webhook message exported as "external_id": "alice\\u001fm1", the
+    store's key that keeps an app's per-user numbering unique; the customer's id is "m1"."""
+    pipeline = _worker(config, encoder, shop_knowledge, url)
+    for n, text in enumerate(["运费多少", "人工客服"], start=1):
+        pipeline.handle(
+            Inbound(
+                "webhook",
+                delivery_key("alice", f"m{n}"),
+                "alice",
+                "alice",
+                text,
+                at("2026-11-24 10:00"),
+            )
+        )
+    with pipeline.store.engine.connect() as conn:
+        stored = (
+            conn.execute(
+                sa.select(messages.c.external_id).where(messages.c.external_id.is_not(None))
+            )
+            .scalars()
+            .all()
+        )
+        data = customers.export(conn, "webhook", "alice")
+    pipeline.store.close()
+    assert "alice\x1fm1" in stored  # kept so in the store, where it must be unique
+    (conversation,) = data["conversations"]
+    given = [m["external_id"] for m in conversation["messages"] if m["direction"] == "in"]
+    assert given == ["m1", "m2"]
+    assert "\x1f" not in json.dumps(data, ensure_ascii=False)
+
+
+def test_an_unknown_customer_is_not_erased_nor_exported_as_if_known(
+    url: str,
+    config: Config,
+    encoder: MemoEncoder,
+    shop_knowledge: Knowledge,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 20's trial: `forget webhook:nobody --yes` printed "erased (… all 0 …)", exited 0
+    and recorded an erasure, so a mistyped id read as done."""
+    pipeline = _worker(config, encoder, shop_knowledge, url)
+    _say(pipeline, "alice", "运费多少", 1)
+    pipeline.store.close()
+    configured = config.model_copy(update={"storage": StorageConfig(url=url)})
+
+    def run(
+        action: str, customer: str, out: Path | None = None, yes: bool = False
+    ) -> tuple[int, str, str]:
+        code = customers_command(configured, action, customer, out=out, yes=yes)
+        printed = capsys.readouterr()
+        return code, printed.out, printed.err
+
+    def recorded() -> int:
+        store = Store(url)
+        try:
+            with store.engine.connect() as conn:
+                return int(
+                    conn.execute(sa.select(sa.func.count()).select_from(erasures)).scalar_one()
+                )
+        finally:
+            store.close()
+
+    code, out, err = run("forget", "wechat:nobody", yes=True)
+    assert code == 1 and out == ""
+    assert "nothing is stored about wechat:nobody" in err
+    assert "no wechat customer has the id 'nobody'" in err
+    assert "bot customers export" in err and "Nothing was erased" in err
+    assert recorded() == 0
+    # a channel nobody is on: the channels that have customers are named
+    code, _, err = run("forget", "webhook:alice", yes=True)
+    assert code == 1 and "channels with customers: wechat" in err
+    assert recorded() == 0
+    # export: no JSON, no file, a failure
+    written = tmp_path / "nobody.json"
+    code, out, err = run("export", "wechat:nobody", out=written)
+    assert code == 1 and out == "" and not written.exists()
+    assert "nothing is stored about wechat:nobody" in err and "Nothing was written" in err
+
+    # a known customer is erased; erasing them again says it was done, and records nothing
+    code, out, _ = run("forget", "wechat:alice", yes=True)
+    assert code == 0 and "wechat:alice erased" in out and recorded() == 1
+    code, out, _ = run("forget", "wechat:alice", yes=True)
+    assert code == 0 and "Nothing erased now" in out
+    assert re.search(r"it was erased on \d{4}-\d\d-\d\d", out)
+    assert recorded() == 1
+    # and their export is the erasure's record
+    code, out, err = run("export", "wechat:alice")
+    assert code == 0 and "it was erased on" in err
+    data = json.loads(out)
+    assert data["conversations"] == [] and len(data["erasures"]) == 1
 
 
 @pytest.mark.postgres

@@ -3,11 +3,14 @@ BOT_CONFIG, and that is never written over."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bot.assembly import check
 from bot.cli.init import InitError, init_deployment
@@ -46,6 +49,55 @@ def test_the_folders_readme_has_what_its_other_files_send_readers_to(tmp_path: P
     assert "## Backups" in readme
     assert "bot db backup ~/bot-backups/" in readme and "bot db restore " in readme
     assert ".venv/bin/bot" in readme and ".venv/bin/activate" in readme
+
+
+def test_the_folders_readme_says_what_the_sample_scores(tmp_path: Path) -> None:
+    """Issue 20's trial: `bot eval cases.jsonl` on an untouched folder fails 3 of 144 cases and
+    a new user thinks they broke something. The README says what the sample scores, which
+    cases it misses, and how a team pins its own floor; the figure is the one
+    docs/measurements.md records for the shipped shop, out of the cases the folder holds."""
+    target = tmp_path / "our-bot"
+    init_deployment(target)
+    readme = " ".join((target / "README.md").read_text(encoding="utf-8").split())
+    said = re.search(r"passes (\d+) of (\d+) cases", readme)
+    assert said is not None
+    cases = [
+        json.loads(line)
+        for line in (target / "cases.jsonl").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    assert int(said[2]) == len(cases)
+    measured = (ROOT / "docs" / "measurements.md").read_text(encoding="utf-8")
+    assert f"| cases passed | {said[1]} of {said[2]} |" in measured
+    missed = re.findall(r"\bfaq-\d+\b", readme)
+    assert len(missed) == len(cases) - int(said[1])
+    assert set(missed) <= {case["id"] for case in cases}
+    assert "--fail-under" in readme
+
+
+def test_the_samples_emergency_reply_holds_when_nobody_is_online(tmp_path: Path) -> None:
+    """Issue 20's trial: with no agent online, an emergency heard the urgent intent's "已立即为您
+    升级至24小时紧急专线，专员会马上处理…" and then texts.handoff_unstaffed, "…现在暂时没有客服在线".
+    The urgent intent's reply is said before that line when nobody is online (steps.compose),
+    so in the sample a new folder starts from it promises no person at once and says what to do
+    meanwhile: the hotline, and 119/120 first."""
+    target = tmp_path / "our-bot"
+    init_deployment(target)
+    config = load_config(target / "config.toml")
+    intents = [
+        intent
+        for path in sorted((target / "intents").glob("*.yaml"))
+        for intent in yaml.safe_load(path.read_text(encoding="utf-8"))
+    ]
+    (urgent,) = [i for i in intents if i["name"] == config.guard.urgent_intent]
+    assert urgent["priority"] == "urgent" and urgent["action"] == "handoff"
+    promises = ["马上处理", "立即为您", "专员会", "right away", "immediately", "will act"]
+    for lang in ("zh", "en"):
+        reply = urgent["reply"][lang]
+        assert not [p for p in promises if p in reply], reply
+        assert "400-000-0000" in reply and "119" in reply and "120" in reply
+    # what follows it when nobody is online agrees: recorded, nobody there, leave a message
+    assert "没有客服在线" in config.texts.handoff_unstaffed["zh"]
 
 
 def test_a_folder_that_holds_anything_is_never_written_over(tmp_path: Path) -> None:

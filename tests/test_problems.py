@@ -199,6 +199,22 @@ def test_missing_config_says_what_to_do(tmp_path: Path, capsys: pytest.CaptureFi
     assert "config file not found" in capsys.readouterr().err
 
 
+def test_check_outside_a_deployment_names_the_ways_to_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 20's trial: `bot check` in a folder without config.toml said "run from the project
+    folder", which a new user does not have: it names `bot init`, --config and BOT_CONFIG."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BOT_CONFIG", raising=False)
+    assert main(["check"]) == 1
+    said = capsys.readouterr()
+    printed = said.out + said.err
+    assert "config file not found" in printed
+    assert "bot init DIR" in printed
+    assert "--config DIR/config.toml" in printed and "BOT_CONFIG=DIR/config.toml" in printed
+    assert "project folder" not in printed
+
+
 def test_duplicate_intent_across_files(shop: Path) -> None:
     (shop / "intents" / "zz.yaml").write_text(
         "- name: greeting\n  examples: [哈喽]\n  action: reply\n  reply: {zh: 您好}\n",

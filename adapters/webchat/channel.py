@@ -37,7 +37,7 @@ from adapters.webchat.origins import Origins
 from adapters.webchat.stream import Cursor, Hub, Watch, event, line_json
 from bot.content.config import WebchatChannelConfig, pick
 from bot.domain.delivery import PermanentFailure
-from bot.domain.messages import Inbound, Kind, Outbound
+from bot.domain.messages import SCOPE_SEPARATOR, Inbound, Kind, Outbound
 from bot.store.channel_store import Line
 from bot.web.channels import ChannelContext, NotHandled, ServiceStopping
 
@@ -435,7 +435,7 @@ def _language(asked: str, languages: list[Any]) -> str:
 def _delivery_key(visitor: str, message_id: str) -> str:
     """What makes a visitor's message unique (a resend after a 429 or a lost answer is
     answered once), within the store's 128 characters."""
-    key = f"{visitor}\x1f{message_id}"
+    key = f"{visitor}{SCOPE_SEPARATOR}{message_id}"
     return key if len(key) <= 128 else hashlib.sha256(key.encode()).hexdigest()
 
 

@@ -8,6 +8,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bot.content.config import Config
 from bot.domain.clock import SystemClock
@@ -48,8 +49,16 @@ def customers_command(
                     {k: v for k, v in r.items() if k != "id"}
                     for r in customers.erased(conn, channel, user_id)
                 ]
-            if not data["conversations"] and not data["messages_not_in_a_conversation"]:
-                print(f"bot customers: nothing is stored about {customer}", file=sys.stderr)
+                channels = customers.channels(conn)
+            if not _holds(data):
+                if not data["erasures"]:
+                    print(_unknown("export", channel, customer, channels), file=sys.stderr)
+                    return 1
+                print(
+                    f"bot customers: nothing is stored about {customer}; it was erased on "
+                    f"{_day(data['erasures'][-1]['at'])}",
+                    file=sys.stderr,
+                )
             text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
             if out is None:
                 sys.stdout.write(text)
@@ -59,6 +68,18 @@ def customers_command(
             return 0
         with store.engine.connect() as conn:
             held = customers.export(conn, channel, user_id)
+            before = customers.erased(conn, channel, user_id)
+            channels = customers.channels(conn)
+        if not _holds(held):
+            # nothing to erase, and nothing recorded: a mistyped id must not read as done
+            if before:
+                print(
+                    f"Nothing is stored about {customer}: it was erased on "
+                    f"{_day(before[-1]['at'])}. Nothing erased now."
+                )
+                return 0
+            print(_unknown("forget", channel, customer, channels), file=sys.stderr)
+            return 1
         messages = sum(len(c["messages"]) for c in held["conversations"]) + len(
             held["messages_not_in_a_conversation"]
         )
@@ -84,3 +105,38 @@ def customers_command(
         return 0
     finally:
         store.close()
+
+
+def _holds(data: dict[str, Any]) -> bool:
+    """Whether an export found anything stored about the customer."""
+    return bool(data["conversations"] or data["messages_not_in_a_conversation"])
+
+
+def _unknown(action: str, channel: str, customer: str, channels: list[str]) -> str:
+    """What to tell an admin who named a customer nothing is stored about and no erasure is
+    recorded of: most likely a mistyped channel or id."""
+    where = (
+        f"no customer of a channel named {channel!r} is stored (channels with customers: "
+        f"{', '.join(channels) or 'none yet'})"
+        if channel not in channels
+        else f"no {channel} customer has the id {customer.partition(':')[2]!r}"
+    )
+    check = (
+        "Check the channel and the id as the console shows the customer (CHANNEL:ID, e.g. "
+        "webhook:alice; its search box finds them)"
+    )
+    if action == "forget":
+        return (
+            f"bot customers forget: nothing is stored about {customer}, and no erasure of it "
+            f"is recorded: {where}. {check}, and see what `bot customers export CHANNEL:ID` "
+            "gives before erasing. Nothing was erased or recorded."
+        )
+    return (
+        f"bot customers export: nothing is stored about {customer}, and no erasure of it is "
+        f"recorded: {where}. {check}. Nothing was written."
+    )
+
+
+def _day(at: object) -> str:
+    """An erasure record's time as a day (its ISO text's date)."""
+    return str(at)[:10]

@@ -943,7 +943,10 @@ def load_config(path: Path) -> Config:
                     path,
                     None,
                     "config file not found",
-                    "run from the project folder, or pass --config PATH (or set BOT_CONFIG)",
+                    "run the command in your deployment's folder (the one `bot init DIR` made), "
+                    "or name its config.toml with --config DIR/config.toml or "
+                    "BOT_CONFIG=DIR/config.toml; no deployment yet? `bot init DIR` makes one "
+                    "from the sample shop",
                 )
             ]
         )

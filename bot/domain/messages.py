@@ -24,6 +24,18 @@ class Kind(StrEnum):
 #: An adapter may put the customer's language ("zh", "en") in `raw["language"]`.
 WELCOME_EVENT = "welcome"
 
+#: joins, in a message's `external_id`, what a channel's message ids are unique within (the
+#: webhook's user, the web chat's visitor) to the id the platform gave the message: "alice\x1fm1".
+#: A control character, never in an id a platform gives (they are printable).
+SCOPE_SEPARATOR = "\x1f"
+
+
+def platform_id(external_id: str) -> str:
+    """The id the platform gave a message, without the scope its channel stored it within."""
+    return (
+        external_id.split(SCOPE_SEPARATOR, 1)[1] if SCOPE_SEPARATOR in external_id else external_id
+    )
+
 
 @dataclass(frozen=True)
 class Inbound:

@@ -21,6 +21,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from bot.content.config import Config, pick
 from bot.domain.delivery import may_write
@@ -110,11 +111,12 @@ def escalate_breaches(
 ) -> list[Ticket]:
     """Mark each ticket that just missed a deadline, once: `breached_at` and which deadline
     (`breach`), one priority step up when `care.escalate_priority`, the move to
-    `care.escalate_queue` when set, and an `escalated` event with the old and new priority and
-    queue (`breached` when neither changes). The console's alert comes from `breached_at`.
+    `care.escalate_queue` when set, and an `escalated` event with what changed, the old and new
+    priority and/or queue (`breached`, with the deadline only, when neither changes: a ticket
+    already urgent, or in the escalation queue). The console's alert comes from `breached_at`.
     With `schedules`, nothing is escalated while its queue is closed: a ticket that came at
     17:50 is not raised at night, when nobody can take it; it is at opening if still late."""
-    escalated: list[Ticket] = []
+    escalated: list[tuple[Ticket, dict[str, Any]]] = []
     with store.transaction() as tx:
         for ticket in tickets.overdue(tx, now):
             if schedules is not None and ticket.queue in config.queues:
@@ -128,30 +130,40 @@ def escalate_breaches(
             marked = tickets.mark_breached(tx, ticket.id, breach, queue, priority, now)
             if marked is None:
                 continue
-            changed = priority != old_priority or queue != ticket.queue
+            changes: dict[str, Any] = {}
+            if priority != old_priority:
+                changes.update(priority_from=old_priority.value, priority_to=priority.value)
+            if queue != ticket.queue:
+                changes.update(queue_from=ticket.queue, queue_to=queue)
             tickets.event(
                 tx,
                 ticket.id,
-                "escalated" if changed else "breached",
+                "escalated" if changes else "breached",
                 now,
                 breach=breach,
-                priority_from=old_priority.value,
-                priority_to=priority.value,
-                queue_from=ticket.queue,
-                queue_to=queue,
+                **changes,
             )
-            escalated.append(marked)
+            escalated.append((marked, changes))
         if escalated:
             tickets.announce(tx)
-    for ticket in escalated:
-        log.warning(
-            "ticket %s missed its %s deadline: now %s/%s",
-            ticket.id,
-            ticket.breach,
-            ticket.queue,
-            ticket.priority,
-        )
-    return escalated
+    for ticket, changes in escalated:
+        if changes:
+            log.warning(
+                "ticket %s missed its %s deadline: escalated to %s in %s",
+                ticket.id,
+                ticket.breach,
+                ticket.priority,
+                ticket.queue,
+            )
+        else:
+            log.warning(
+                "ticket %s missed its %s deadline (already %s in %s: nothing to raise)",
+                ticket.id,
+                ticket.breach,
+                ticket.priority,
+                ticket.queue,
+            )
+    return [ticket for ticket, _ in escalated]
 
 
 def close_resolved(config: Config, store: Store, now: datetime) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from bot.domain.messages import platform_id
 from bot.store.schema import (
     conversations,
     decisions,
@@ -57,7 +58,7 @@ def export(conn: Connection, channel: str, user_id: str) -> dict[str, Any]:
         result.append(
             {
                 **_plain(conversation),
-                "messages": _rows(
+                "messages": _messages(
                     conn, sa.select(messages).where(messages.c.conversation_id == cid)
                 ),
                 "decisions": _rows(
@@ -75,7 +76,7 @@ def export(conn: Connection, channel: str, user_id: str) -> dict[str, Any]:
                 ],
             }
         )
-    loose = _rows(
+    loose = _messages(
         conn,
         sa.select(messages).where(
             messages.c.channel == channel,
@@ -159,6 +160,11 @@ def erased(conn: Connection, channel: str, user_id: str) -> list[dict[str, Any]]
     )
 
 
+def channels(conn: Connection) -> list[str]:
+    """The channels any stored customer is on, by name: to tell a mistyped channel."""
+    return sorted(conn.execute(sa.select(conversations.c.channel).distinct()).scalars())
+
+
 def _conversation_ids(conn: Connection, channel: str, user_id: str) -> list[int]:
     return list(
         conn.execute(
@@ -175,6 +181,16 @@ def _ticket_ids(conn: Connection, conversation_ids: list[int]) -> list[int]:
             sa.select(tickets.c.id).where(tickets.c.conversation_id.in_(conversation_ids))
         ).scalars()
     )
+
+
+def _messages(conn: Connection, query: sa.Select[Any]) -> list[dict[str, Any]]:
+    """Messages as the customer knows them: `external_id` as the platform gave it ("m1"), not
+    with the scope a channel keeps it unique within ("alice\\x1fm1", `platform_id`)."""
+    rows = _rows(conn, query)
+    for row in rows:
+        if row["external_id"] is not None:
+            row["external_id"] = platform_id(row["external_id"])
+    return rows
 
 
 def _rows(conn: Connection, query: sa.Select[Any]) -> list[dict[str, Any]]:

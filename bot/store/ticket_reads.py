@@ -116,11 +116,10 @@ ESCAPE = "\\"
 def _matches(words: str) -> Any:
     """The customer's id or a message of the ticket's conversation contains `words`: LIKE with
     its wildcards escaped, case-insensitive on SQLite and PostgreSQL alike (ILIKE there, lower()
-    on both sides here, which SQLAlchemy's `ilike` writes for each)."""
-    escaped = (
-        words.replace(ESCAPE, ESCAPE * 2).replace("%", ESCAPE + "%").replace("_", ESCAPE + "_")
-    )
-    pattern = f"%{escaped}%"
+    on both sides here, which SQLAlchemy's `ilike` writes for each). `channel:id`, the form the
+    console shows a customer in (`webhook:alice`, a long id cut with `…`), also finds that
+    channel's customers whose id contains `id`."""
+    pattern = _contains(words)
     said = (
         sa.select(messages.c.id)
         .where(
@@ -129,7 +128,25 @@ def _matches(words: str) -> Any:
         )
         .exists()
     )
-    return sa.or_(conversations.c.user_id.ilike(pattern, escape=ESCAPE), said)
+    found = [conversations.c.user_id.ilike(pattern, escape=ESCAPE), said]
+    channel, colon, user_id = words.partition(":")
+    user_id = user_id.strip().removesuffix("…")
+    if colon and channel.strip() and user_id:
+        found.append(
+            sa.and_(
+                sa.func.lower(conversations.c.channel) == channel.strip().lower(),
+                conversations.c.user_id.ilike(_contains(user_id), escape=ESCAPE),
+            )
+        )
+    return sa.or_(*found)
+
+
+def _contains(words: str) -> str:
+    """A LIKE pattern for text holding `words`, its wildcards and ESCAPE taken literally."""
+    escaped = (
+        words.replace(ESCAPE, ESCAPE * 2).replace("%", ESCAPE + "%").replace("_", ESCAPE + "_")
+    )
+    return f"%{escaped}%"
 
 
 @dataclass(frozen=True)
