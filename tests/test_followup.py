@@ -10,12 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.assembly import build_pipeline
 from bot.content.config import Config, load_config
-from bot.domain.conversation import CustomerLine
 from bot.domain.messages import Action, Inbound
-from bot.pipeline.ahead import CHECKED, PROBE_EVERY, LastLines, Record
-from bot.pipeline.context import Context
 from bot.pipeline.followup import elliptical
 from bot.pipeline.knowledge import Knowledge, Reading
 from bot.understanding.encoders import MemoEncoder
@@ -193,110 +189,6 @@ def test_a_reload_between_arrival_and_reading_keeps_the_follow_up(hotel: Harness
     pipeline.decide(ctx, reading)
     assert ctx.decision is not None and ctx.decision.faq_id == "breakfast-price", ctx.decision
     assert _context_reasons(ctx.decision.reasons)
-
-
-def _decided(ctx: Context) -> tuple[object, ...]:
-    decision = ctx.decision
-    assert decision is not None
-    return decision.action, decision.faq_id, decision.reasons, ctx.followup, ctx.followup_agrees
-
-
-def test_a_follow_up_scored_before_the_lock_is_decided_as_under_it(hotel: Harness) -> None:
-    # the worker remembers the customer's previous line, so "previous line + message" is
-    # scored in the reading thread with the other customers' messages; under the lock the
-    # message is decided as it is when nothing was remembered (scored there instead)
-    hotel.say("早餐几点开始供应", when="2026-11-24 10:00")
-    ctx = hotel.say("是免费的吗", when="2026-11-24 10:01")
-    assert ctx.ahead is not None and ctx.ahead.text == "早餐几点开始供应 是免费的吗"
-    assert ctx.ahead.fits(ctx.ahead.text, hotel.pipeline.knowledge)
-    assert hotel.pipeline.guesses.tally() == (1, 1)
-
-    hotel.say("早餐几点开始供应", user="u2", when="2026-11-24 10:00")
-    hotel.pipeline.last_lines = LastLines()  # a worker started since: nothing remembered
-    under_lock = hotel.say("是免费的吗", user="u2", when="2026-11-24 10:01")
-    assert under_lock.ahead is None
-    assert _decided(ctx) == _decided(under_lock)
-    assert ctx.decision is not None and ctx.decision.faq_id == "breakfast-price"
-
-
-def test_lines_remembered_per_conversation_newest_first_and_bounded() -> None:
-    last = LastLines(size=2)
-    when = at("2026-11-24 10:00")
-    for n, key in enumerate([("wechat", "a", "a"), ("wechat", "b", "b"), ("wechat", "a", "a")]):
-        last.remember(key, CustomerLine(f"line {n}", when))
-    assert [line.text for line in last.lines(("wechat", "a", "a"))] == ["line 2", "line 0"]
-    last.remember(("wechat", "c", "c"), CustomerLine("line 3", when))
-    assert last.lines(("wechat", "b", "b")) == ()  # the least recently decided is forgotten
-    assert [line.text for line in last.lines(("wechat", "a", "a"))] == ["line 2", "line 0"]
-
-
-def test_a_worker_whose_guesses_miss_guesses_only_now_and_then() -> None:
-    # workers behind a proxy that spreads a customer's lines over them: most guesses miss,
-    # and each miss is scored twice, so the worker stops guessing but for a probe now and then
-    record = Record()
-    for _ in range(CHECKED):
-        assert record.worth_guessing()
-        record.checked(False)
-    made = sum(record.worth_guessing() for _ in range(10 * PROBE_EVERY))
-    assert made == 10
-    for _ in range(CHECKED // 2 + 1):  # the probes come right again (one worker left)
-        record.checked(True)
-    assert all(record.worth_guessing() for _ in range(PROBE_EVERY))
-
-
-@pytest.mark.parametrize(
-    "database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-)
-def test_a_guess_from_a_line_another_worker_overtook_is_not_used(
-    hotel: Harness,
-    encoder: MemoEncoder,
-    tmp_path: Path,
-    database: str,
-    request: pytest.FixtureRequest,
-) -> None:
-    # two workers on one database: worker A decided the customer's first line, worker B their
-    # second, so A's guess of the follow-up's context is the first line; the lock's own
-    # reading (the second line) decides, as on a worker that remembered nothing
-    url = (
-        f"sqlite:///{tmp_path}/workers.sqlite3"
-        if database == "sqlite"
-        else str(request.getfixturevalue("postgres_url"))
-    )
-    a, b, c = (
-        Harness(
-            build_pipeline(
-                hotel.pipeline.config,
-                hotel.clock,
-                hotel.outbox,
-                store_url=url,
-                encoder=encoder,
-                knowledge=hotel.pipeline.knowledge,
-            ),
-            hotel.clock,
-            hotel.outbox,
-        )
-        for _ in range(3)
-    )
-    try:
-        a.say("早餐几点开始供应", when="2026-11-24 10:00", external_id="a1")
-        b.say("请问酒店可以带宠物一起入住吗", when="2026-11-24 10:01", external_id="b1")
-        ctx = a.say("小孩呢", when="2026-11-24 10:02", external_id="a2")
-        assert ctx.ahead is not None and ctx.ahead.text == "早餐几点开始供应 小孩呢"  # the guess
-        assert ctx.followup is not None and "请问酒店可以带宠物一起入住吗" in ctx.followup, (
-            ctx.followup
-        )
-        assert "早餐" not in ctx.followup
-        assert a.pipeline.guesses.tally() == (0, 1)  # the wrong guess is counted
-
-        c.say("早餐几点开始供应", user="u2", when="2026-11-24 10:00")
-        c.say("请问酒店可以带宠物一起入住吗", user="u2", when="2026-11-24 10:01")
-        c.pipeline.last_lines = LastLines()
-        alone = c.say("小孩呢", user="u2", when="2026-11-24 10:02")
-        assert alone.ahead is None
-        assert _decided(ctx) == _decided(alone)
-    finally:
-        for worker in (a, b, c):
-            worker.pipeline.store.close()
 
 
 def test_on_an_approximate_index_a_follow_up_is_scored_on_every_entry(hotel: Harness) -> None:

@@ -138,10 +138,12 @@ def question(
     conv = ctx.conversation
     if conv is None or conv.is_new or conv.state == ConversationState.HANDOFF:
         return None  # nothing before it, or a human reads it
-    leaning = leans(ctx, reading)
-    if leaning is None:
+    if ctx.inbound.kind != Kind.TEXT or not ctx.text.strip() or _stands_alone(reading):
         return None
-    cue, answered_alone = leaning
+    answered_alone = _answered_alone(reading, ctx)
+    cue = elliptical(ctx.text)
+    if cue is None:
+        return None
     idle = timedelta(minutes=config.conversation.idle_minutes)
     previous = topic(batch.previous_lines(conv.id), ctx.now, idle)
     if previous is None:
@@ -150,28 +152,9 @@ def question(
         # "and how much a day in Vietnam?" after roaming: a name the shop never mentions is a
         # detail of the question it continues, not someone else's question (bot.pipeline.steps)
         ctx.continues_entry = previous.faq_id
-    if not asks_again(leaning):
+    if cue != "short" and answered_alone:
         return None  # "and who pays the return postage": a full question of its own
     return Question(cue, previous, answered_alone)
-
-
-def leans(ctx: Context, reading: Reading) -> tuple[str, bool] | None:
-    """What the message alone says of `question`, before its conversation is known: why it
-    may lean on the previous line (`elliptical`) and whether it is answered clearly on its
-    own; None for a message read alone whatever came before."""
-    if ctx.inbound.kind != Kind.TEXT or not ctx.text.strip() or _stands_alone(reading):
-        return None
-    cue = elliptical(ctx.text)
-    if cue is None:
-        return None
-    return cue, _answered_alone(reading, ctx)
-
-
-def asks_again(leaning: tuple[str, bool]) -> bool:
-    """Whether `question` reads a message that leans this way in context, given a previous
-    line: a full question answered on its own is read alone."""
-    cue, answered_alone = leaning
-    return cue == "short" or not answered_alone
 
 
 def settle(
