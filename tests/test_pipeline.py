@@ -457,6 +457,20 @@ def test_an_emergency_while_waiting_for_a_human_is_escalated(harness: Harness) -
     assert harness.say("在吗", when="2026-11-27 20:15").decision.action == Action.SILENT  # type: ignore[union-attr]
 
 
+def test_a_second_emergency_while_the_urgent_ticket_waits_is_answered(harness: Harness) -> None:
+    # issue 20, defect 3: an emergency always gets a bot line, even when its ticket is urgent
+    # already (nothing left to raise): the urgent reply again, with what to do meanwhile
+    harness.say("救命，家里着火了", when="2026-11-27 20:00")
+    [ticket] = harness.pipeline.store.tickets("urgent")
+    ctx = harness.say("着火了！！快来人", when="2026-11-27 20:02")
+    decision = ctx.decision
+    assert decision is not None and decision.action == Action.SILENT
+    assert decision.ticket_id == ticket.id
+    assert harness.replies and "400-000-0000" in harness.replies[0]
+    assert any("while already urgent" in reason for reason in decision.reasons)
+    assert len(harness.pipeline.store.tickets("urgent")) == 1  # the same ticket, no second one
+
+
 def test_a_very_long_message_is_cut_and_the_customer_told(harness: Harness) -> None:
     import time
 

@@ -178,6 +178,13 @@ def with_human(ctx: Context, batch: DecisionBatch, config: Config) -> None:
         reasons.append(f"urgent signal {ctx.urgent_signal!r} while with a human: escalated")
         texts.append(pick(urgent.reply, lang))
         event, data = "escalated", {"reason": "urgent", "priority": urgent.priority.value}
+    elif ctx.urgent_signal and urgent:
+        # already urgent: nothing to raise, but an emergency is never met with silence
+        if ticket.status in TicketState.with_agent() and agent:
+            texts.append(pick(config.texts.agent_on_it, lang).replace("{agent}", agent))
+        else:  # still waiting: what to do meanwhile (the urgent reply's hotline) again
+            texts.append(pick(urgent.reply, lang))
+        reasons.append(f"urgent signal {ctx.urgent_signal!r} while already urgent: answered")
     elif ticket.status in TicketState.with_agent():
         if (asks or complains) and agent:
             texts.append(pick(config.texts.agent_on_it, lang).replace("{agent}", agent))
