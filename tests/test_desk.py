@@ -552,6 +552,39 @@ def test_an_emergency_while_waiting_moves_to_the_urgent_line_with_its_clocks_run
     assert ticket_id != weekend
 
 
+def test_a_burst_of_emergencies_on_an_urgent_ticket_gets_one_reply(harness: Harness) -> None:
+    # the flood guard lets urgent lines through; the bot answers the first of a burst on a
+    # ticket already urgent, not every line of it, and answers again once it has calmed
+    ticket_id = _handoff(harness, "a", "救命，家里着火了")
+    assert "400-000-0000" in harness.replies[0]  # the handoff's own urgent reply
+    replies = []
+    for _ in range(6):
+        harness.clock.advance(timedelta(seconds=2))
+        ctx = harness.say("着火了！！快来人", user="a")
+        assert ctx.decision is not None and ctx.decision.ticket_id == ticket_id
+        replies.append(list(harness.replies))
+    assert replies == [[]] * 6  # said seconds ago: not again on every line of the burst
+    harness.clock.advance(timedelta(seconds=harness.pipeline.config.guard.flood_seconds + 1))
+    last = harness.say("还是很多烟，着火了", user="a")
+    assert last.decision is not None
+    assert len(harness.replies) == 1, last.decision.reasons and "400-000-0000" in harness.replies[0]
+
+
+def test_an_emergency_on_an_urgent_ticket_an_agent_has_says_who_is_on_it(
+    harness: Harness,
+) -> None:
+    alice = _agent(harness, "alice", queues=("urgent",))
+    desk = _desk(harness)
+    ticket_id = _handoff(harness, "a", "救命，家里着火了")
+    claimed = desk.claim_next(alice)
+    assert claimed is not None and claimed.id == ticket_id
+    harness.clock.advance(timedelta(minutes=2))
+    ctx = harness.say("着火了！！快来人", user="a")
+    assert ctx.decision is not None and ctx.decision.ticket_id == ticket_id
+    [said] = harness.replies
+    assert "Alice" in said, said
+
+
 def test_a_customer_who_rates_the_next_morning_is_still_answering_the_survey(
     harness: Harness,
 ) -> None:

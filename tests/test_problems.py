@@ -211,7 +211,8 @@ def test_check_outside_a_deployment_names_the_ways_to_one(
     printed = said.out + said.err
     assert "config file not found" in printed
     assert "bot init DIR" in printed
-    assert "--config DIR/config.toml" in printed and "BOT_CONFIG=DIR/config.toml" in printed
+    assert "bot --config DIR/config.toml COMMAND" in printed
+    assert "BOT_CONFIG=DIR/config.toml" in printed
     assert "project folder" not in printed
 
 

@@ -944,8 +944,9 @@ def load_config(path: Path) -> Config:
                     None,
                     "config file not found",
                     "run the command in your deployment's folder (the one `bot init DIR` made), "
-                    "or name its config.toml with --config DIR/config.toml or "
-                    "BOT_CONFIG=DIR/config.toml; no deployment yet? `bot init DIR` makes one "
+                    "or name its config.toml before the command (`bot --config "
+                    "DIR/config.toml COMMAND`) or with BOT_CONFIG=DIR/config.toml; no deployment "
+                    "yet? `bot init DIR` makes one "
                     "from the sample shop",
                 )
             ]

@@ -179,12 +179,10 @@ def with_human(ctx: Context, batch: DecisionBatch, config: Config) -> None:
         texts.append(pick(urgent.reply, lang))
         event, data = "escalated", {"reason": "urgent", "priority": urgent.priority.value}
     elif ctx.urgent_signal and urgent:
-        # already urgent: nothing to raise, but an emergency is never met with silence
-        if ticket.status in TicketState.with_agent() and agent:
-            texts.append(pick(config.texts.agent_on_it, lang).replace("{agent}", agent))
-        else:  # still waiting: what to do meanwhile (the urgent reply's hotline) again
-            texts.append(pick(urgent.reply, lang))
-        reasons.append(f"urgent signal {ctx.urgent_signal!r} while already urgent: answered")
+        decision.intent = urgent.name
+        said, reason = _urgent_again(ctx, batch, config, urgent, agent, ticket.status)
+        texts.extend(said)
+        reasons.append(reason)
     elif ticket.status in TicketState.with_agent():
         if (asks or complains) and agent:
             texts.append(pick(config.texts.agent_on_it, lang).replace("{agent}", agent))
@@ -225,6 +223,31 @@ def with_human(ctx: Context, batch: DecisionBatch, config: Config) -> None:
     decision.reasons.append(f"a human owns this conversation ({'; '.join(reasons)})")
     ctx.ticket_updates.append(TicketUpdate(ticket.id, values, event, data))
     finish(ctx, decision, texts)
+
+
+def _urgent_again(
+    ctx: Context,
+    batch: DecisionBatch,
+    config: Config,
+    urgent: IntentSpec,
+    agent: str | None,
+    status: str,
+) -> tuple[list[str], str]:
+    """An emergency on a ticket already urgent: nothing is left to raise, but it is never met
+    with silence: who has the ticket, or while it waits what to do meanwhile (the urgent
+    reply's hotline) again; once per burst, not on every line of it (the flood guard lets
+    urgent lines through)."""
+    assert ctx.conversation is not None
+    signal = ctx.urgent_signal
+    lines = batch.previous_lines(ctx.conversation.id)
+    burst = timedelta(seconds=config.guard.flood_seconds)
+    if lines and lines[0].intent == urgent.name and ctx.now - lines[0].at < burst:
+        return [], f"urgent signal {signal!r} while already urgent: answered moments ago"
+    if status in TicketState.with_agent() and agent:
+        said = pick(config.texts.agent_on_it, ctx.language).replace("{agent}", agent)
+    else:
+        said = pick(urgent.reply, ctx.language)
+    return [said], f"urgent signal {signal!r} while already urgent: answered"
 
 
 def survey(ctx: Context, batch: DecisionBatch, config: Config) -> None:

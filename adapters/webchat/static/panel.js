@@ -13,6 +13,7 @@
       off: "人工客服已下班",
       back: "，{back} 回来",
       retry: "发送太快了，{seconds} 秒后自动重发",
+      busy: "在线客服繁忙，{seconds} 秒后自动连接",
       tooLong: "消息太长了，请分几次发送",
       failed: "发送失败，正在重试…",
       refused: "这个网站暂时不能使用在线客服",
@@ -25,6 +26,7 @@
       off: "Our team is away",
       back: " — back {back}",
       retry: "Sending too fast: sending again in {seconds} s",
+      busy: "The chat is busy: connecting again in {seconds} s",
       tooLong: "That message is too long; please send it in parts",
       failed: "Not sent; trying again…",
       refused: "The chat is not available on this site",
@@ -206,14 +208,23 @@
     });
   }
 
+  // the server's Retry-After in seconds: at least 1, and 2 when it is missing or no number
+  // (a proxy in front may send 0 or a date), so a refusal never turns into a tight loop
+  function retryAfter(response) {
+    var seconds = parseInt(response.headers.get("Retry-After") || "", 10);
+    return seconds >= 1 ? seconds : 2;
+  }
+
   function visitorFor(body) {
     return call("POST", "/visitor", body).then(function (response) {
       if (response.status === 429) {
-        // this address is over per_ip_per_minute: ask again when the server says
-        var seconds = parseInt(response.headers.get("Retry-After") || "2", 10);
+        // this address is over per_ip_per_minute: say so, and ask again when the server says
+        var seconds = retryAfter(response);
+        waiting("(visitor)", words.busy.replace("{seconds}", seconds));
         return new Promise(function (resolve) { setTimeout(resolve, seconds * 1000); })
           .then(function () { return visitorFor(body); });
       }
+      waiting("(visitor)", "");
       if (response.status === 401 && body.token) {
         return visitorFor({});
       }
@@ -296,7 +307,7 @@
         return;
       }
       if (response.status === 429 || response.status === 503) {
-        var seconds = parseInt(response.headers.get("Retry-After") || "2", 10);
+        var seconds = retryAfter(response);
         waiting(id, words.retry.replace("{seconds}", seconds));
         setTimeout(function () { deliver(id, text, mine, attempt + 1); }, seconds * 1000);
         return;
