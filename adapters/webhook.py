@@ -50,7 +50,6 @@ log = logging.getLogger("adapters.webhook")
 
 NAME = "webhook"
 MAX_FIELD = 128
-_SEPARATOR = SCOPE_SEPARATOR  # never in an id or user (they must be printable)
 _json = functools.partial(json.dumps, ensure_ascii=False)
 
 
@@ -214,11 +213,11 @@ class WebhookChannel:
 def delivery_key(user: str, message_id: str) -> str:
     """What makes a delivery unique: the message id within its user, so an app that numbers
     each user's messages from 1 loses none. Kept to the store's 128 characters."""
-    key = f"{user}{_SEPARATOR}{message_id}"
+    key = f"{user}{SCOPE_SEPARATOR}{message_id}"
     if len(key) <= MAX_FIELD:
         return key
     digest = hashlib.sha256(key.encode()).hexdigest()[:40]
-    return f"{digest}{_SEPARATOR}{message_id[: MAX_FIELD - 41]}"
+    return f"{digest}{SCOPE_SEPARATOR}{message_id[: MAX_FIELD - 41]}"
 
 
 def caller_id(key: str | None) -> str | None:

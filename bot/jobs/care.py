@@ -147,22 +147,14 @@ def escalate_breaches(
         if escalated:
             tickets.announce(tx)
     for ticket, changes in escalated:
-        if changes:
-            log.warning(
-                "ticket %s missed its %s deadline: escalated to %s in %s",
-                ticket.id,
-                ticket.breach,
-                ticket.priority,
-                ticket.queue,
-            )
-        else:
-            log.warning(
-                "ticket %s missed its %s deadline (already %s in %s: nothing to raise)",
-                ticket.id,
-                ticket.breach,
-                ticket.priority,
-                ticket.queue,
-            )
+        outcome = ": escalated to %s in %s" if changes else " (already %s in %s: nothing to raise)"
+        log.warning(
+            "ticket %s missed its %s deadline" + outcome,
+            ticket.id,
+            ticket.breach,
+            ticket.priority,
+            ticket.queue,
+        )
     return [ticket for ticket, _ in escalated]
 
 
