@@ -9,11 +9,13 @@ its own code: the venv's editable install of this checkout is taken out of the i
 for REV's runs. Reported per figure: every run's value, the medians, and B/A − 1 (the change of
 this checkout against REV; positive is more messages per second, or more milliseconds/MB).
 
-Only the in-process figures compare (`inproc` at 1, 10 and 100 customers, `lone_message_ms`,
-`peak_rss_mb`, and CPU milliseconds per message, the steadiest of them on a shared machine,
-measured around each closed-loop run for a REV whose load.py does not report it): `load.py`
-also starts `bot run` processes, which are this checkout's in both runs. The PostgreSQL part of
-`load.py` is skipped.
+Both sides meet the same traffic: this checkout's bench/workload.py (customers that come, send
+five messages and go, the same number of messages at each level) takes the place of REV's own
+in-process loop, so a change to the workload never shows as a change of the code. Only the
+in-process figures compare (`inproc` at 1, 10 and 100 customers with their CPU milliseconds per
+message, the steadiest figure on a shared machine; `lone_message_ms`, `peak_rss_mb`):
+`load.py` also starts `bot run` processes, which are this checkout's in both runs. The
+PostgreSQL part of `load.py` is skipped.
 """
 
 from __future__ import annotations
@@ -29,31 +31,32 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: runs a tree's bench/load.py on that tree's code, whatever the venv's editable install says
+#: runs a tree's bench/load.py on that tree's code, whatever the venv's editable install says,
+#: with this checkout's workload (argv: tree, this checkout's bench/workload.py, load.py's args)
 RUNNER = """
 import sys
-tree = sys.argv[1]
+tree, workload_file = sys.argv[1], sys.argv[2]
 def ours(hook):
     return "__editable__" not in getattr(hook, "__module__", "")
 sys.meta_path[:] = [f for f in sys.meta_path if ours(f)]
 sys.path_hooks[:] = [h for h in sys.path_hooks if ours(h)]
 sys.path_importer_cache.clear()
-sys.path.insert(0, tree)
-sys.argv = [tree + "/bench/load.py", *sys.argv[2:]]
-# CPU per message for a tree whose load.py does not report it: the process's CPU time around
-# each closed-loop run, every thread included, as load.py itself measures it
-import asyncio, importlib.util, time
-spec = importlib.util.spec_from_file_location("load", sys.argv[0])
-load = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(load)
-measured = load._inproc
-async def timed(service, customers, messages, tag):
-    cpu = time.process_time()
-    result = await measured(service, customers, messages, tag)
-    cpu_ms = (time.process_time() - cpu) * 1000 / max(customers * messages, 1)
-    result.setdefault("cpu_ms_per_msg", round(cpu_ms, 3))
-    return result
-load._inproc = timed
+import asyncio, importlib.util
+def module(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[name] = loaded
+    spec.loader.exec_module(loaded)
+    return loaded
+sys.path[:0] = [tree, tree + "/bench"]
+workload = module("workload", workload_file)
+sys.argv = [tree + "/bench/load.py", *sys.argv[3:]]
+load = module("load", sys.argv[0])
+if hasattr(load, "_inproc"):  # a load.py from before bench/workload.py: its loop is replaced
+    counts = workload.QUICK_MESSAGES if "--quick" in sys.argv else workload.MESSAGES
+    async def same_traffic(service, customers, messages, tag):
+        return await workload.closed_loop(service, customers, counts[customers], tag)
+    load._inproc = same_traffic
 asyncio.run(load.main())
 """
 
@@ -64,7 +67,7 @@ def _figures(result: dict[str, Any]) -> dict[str, float]:
         for n in ("1", "10", "100")
     }
     figures["inproc_100_p99_ms"] = float(result["inproc"]["100"]["p99_ms"])
-    for n in ("1", "10", "100"):  # measured by RUNNER where REV's load.py does not report it
+    for n in ("1", "10", "100"):
         figures[f"inproc_{n}_cpu_ms_per_msg"] = float(result["inproc"][n]["cpu_ms_per_msg"])
     figures["lone_message_ms"] = float(result["lone_message_ms"])
     figures["peak_rss_mb"] = float(result["peak_rss_mb"])
@@ -72,7 +75,8 @@ def _figures(result: dict[str, Any]) -> dict[str, float]:
 
 
 def _run(tree: Path, quick: bool) -> dict[str, float]:
-    args = [sys.executable, "-c", RUNNER, str(tree), "--postgres", ""]
+    workload = ROOT / "bench" / "workload.py"
+    args = [sys.executable, "-c", RUNNER, str(tree), str(workload), "--postgres", ""]
     if quick:
         args.append("--quick")
     done = subprocess.run(args, cwd=tree, capture_output=True, text=True, check=False)

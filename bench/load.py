@@ -5,7 +5,9 @@
 - `inproc`: one worker in this process (the real MessageService: accept, micro-batched
   understanding, the locked decision, the outbox write, on SQLite in a temporary folder),
   1, 10 and 100 concurrent customers, each sending its next message as soon as the last one is
-  decided (closed loop). Latency is from hand-over to the decision written.
+  decided (closed loop), a new customer taking the slot every five messages
+  (bench/workload.py, which bench/compare.py runs on both sides). Latency is from hand-over to
+  the decision written.
 - `encoder_batched_per_s`: the encoder alone on the same texts in batches of 64, same run;
   `pipeline_to_encoder_ratio` is the 100-customer throughput over it.
 - `lone_message_ms`: p50 of one message at a time through `Pipeline.handle` (the path `bot chat`
@@ -39,6 +41,7 @@ from typing import Any
 import aiohttp
 import sqlalchemy as sa
 from aiohttp import web
+from workload import MESSAGES, QUICK_MESSAGES, TEXTS, closed_loop, percentiles
 
 from bot.assembly import build_pipeline, content_encoder
 from bot.content.config import load_config
@@ -48,56 +51,7 @@ from bot.jobs.heap import freeze_startup
 from bot.understanding.compute import one_thread
 from bot.web.service import MessageService
 
-TEXTS = [
-    "运费多少",
-    "多久能发货",
-    "可以开发票吗",
-    "怎么退货",
-    "When will my order ship?",
-    "你好",
-    "今天天气怎么样",
-    "退款多久到账",
-    "有没有优惠券",
-    "谢谢",
-]
 SECRET = "bench-secret"
-
-
-def _percentiles(latencies: list[float]) -> dict[str, float]:
-    ordered = sorted(latencies)
-
-    def at(q: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
-
-    return {"p50_ms": at(0.5), "p95_ms": at(0.95), "p99_ms": at(0.99)}
-
-
-async def _inproc(
-    service: MessageService, customers: int, messages: int, tag: str
-) -> dict[str, Any]:
-    latencies: list[float] = []
-
-    async def customer(n: int) -> None:
-        for i in range(messages):
-            text = TEXTS[(n + i) % len(TEXTS)]
-            inbound = Inbound(
-                "bench", f"{tag}-{n}-{i}", f"{tag}-{n}", f"{tag}-{n}", text, datetime.now(UTC)
-            )
-            started = time.perf_counter()
-            await service.handle(inbound)
-            latencies.append(time.perf_counter() - started)
-
-    started, cpu = time.perf_counter(), time.process_time()
-    await asyncio.gather(*(customer(n) for n in range(customers)))
-    elapsed = time.perf_counter() - started
-    # CPU of the whole process (every thread) per message: steadier than msgs/s on a busy
-    # machine, where waiting for a core shows in the rate but not here
-    cpu_ms = (time.process_time() - cpu) * 1000 / max(len(latencies), 1)
-    return {
-        "msgs_per_s": round(len(latencies) / elapsed, 1),
-        **_percentiles(latencies),
-        "cpu_ms_per_msg": round(cpu_ms, 3),
-    }
 
 
 def _port() -> int:
@@ -167,7 +121,7 @@ async def _http_load(ports: list[int], customers: int, messages: int) -> dict[st
         started = time.perf_counter()
         await asyncio.gather(*(customer(n) for n in range(customers)))
         elapsed = time.perf_counter() - started
-    figures = _percentiles(latencies)
+    figures = percentiles(latencies)
     return {
         "workers": len(ports),
         "msgs_per_s": round(len(latencies) / elapsed, 1),
@@ -248,7 +202,6 @@ async def main_inproc(
     """The in-process figures (`lone_message_ms`, `encoder_batched_per_s`, `inproc`,
     `mean_batch`, `pipeline_to_encoder_ratio`): also what bench/http_load.py compares its HTTP
     figures to."""
-    per_customer = 3 if quick else 10
     config = load_config(config_path)
     result: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bot-load-") as folder:
@@ -282,8 +235,8 @@ async def main_inproc(
             freeze_startup()  # as `bot run` does
             result["inproc"] = {}
             for n in customers:
-                messages = per_customer * (10 if n == 1 else 1)
-                result["inproc"][str(n)] = await _inproc(service, n, messages, f"c{n}")
+                messages = (QUICK_MESSAGES if quick else MESSAGES)[n]
+                result["inproc"][str(n)] = await closed_loop(service, n, messages, f"c{n}")
             sizes = service.reading_batch.sizes
             result["mean_batch"] = round(sum(sizes) / max(len(sizes), 1), 1)
         if "100" in result["inproc"]:
