@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from bot.content.entries import IntentSpec
 from bot.domain.conversation import Conversation
@@ -14,6 +15,9 @@ from bot.pipeline.knowledge import Knowledge
 from bot.store.batch import Entry, Reopening, TicketUpdate
 from bot.understanding.faq import FaqMatch
 from bot.understanding.intents import IntentGuess
+
+if TYPE_CHECKING:
+    from bot.pipeline.ahead import Ahead
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,8 @@ class Context:
     outside: float = 0.0
     #: other companies and public offices it names that the shop never mentions
     others: tuple[str, ...] = ()
+    #: "previous line + message" guessed and scored before the lock (bot.pipeline.ahead)
+    ahead: Ahead | None = None
     #: the message was read with the customer's previous line: what it was (followup.py)
     followup: str | None = None
     #: the follow-up's best entry in context is also among the message's own first few: the

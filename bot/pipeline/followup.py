@@ -126,7 +126,12 @@ class Question:
 
     def joined(self, text: str) -> str:
         """What to read besides the message alone: "previous line + message"."""
-        return f"{self.previous.text} {text}"
+        return joined(self.previous, text)
+
+
+def joined(previous: Topic, text: str) -> str:
+    """ "previous line + message", the text a follow-up is read as in context."""
+    return f"{previous.text} {text}"
 
 
 def question(

@@ -26,11 +26,11 @@ from sqlalchemy.engine import Connection
 
 from bot.content.config import Config
 from bot.domain.clock import Clock
-from bot.domain.conversation import ConversationKey
+from bot.domain.conversation import ConversationKey, CustomerLine
 from bot.domain.delivery import DeliveredVia
-from bot.domain.messages import Action, Decision, Inbound, Outbound, words_first
+from bot.domain.messages import Action, Decision, Inbound, Kind, Outbound, words_first
 from bot.domain.privacy import mask
-from bot.pipeline import followup, steps
+from bot.pipeline import ahead, followup, steps
 from bot.pipeline.context import Context
 from bot.pipeline.intake import clean, details
 from bot.pipeline.knowledge import Knowledge, Reading
@@ -73,6 +73,8 @@ class Pipeline:
         self.clock = clock
         self.sender = sender
         self.worker = worker or worker_name()
+        #: each conversation's last lines as this worker decided them (bot.pipeline.ahead)
+        self.last_lines = ahead.LastLines()
 
     # --- the three phases -----------------------------------------------------------------
 
@@ -124,6 +126,20 @@ class Pipeline:
     def read(self, texts: Sequence[str]) -> list[Reading]:
         """CPU work, no lock: several customers' texts are read in one batch."""
         return self.knowledge.read(texts, k=self.shown)
+
+    def read_accepted(self, contexts: Sequence[Context]) -> list[Reading]:
+        """`read` for accepted messages; each one that may be a follow-up is also scored in
+        context as far as this worker can guess it without the lock, in the same encoder call
+        (bot.pipeline.ahead). The guesses get no intent or acts: those are read under the
+        lock, only where the reading in context is taken."""
+        knowledge = self.knowledge
+        texts = [ctx.text for ctx in contexts]
+        idle = timedelta(minutes=self.config.conversation.idle_minutes)
+        guessed = ahead.guesses(contexts, knowledge, self.last_lines, idle)
+        scored = knowledge.score(texts + [text for _, text in guessed], k=self.shown)
+        for (n, text), reading in zip(guessed, scored[len(texts) :], strict=True):
+            contexts[n].ahead = ahead.Ahead(text, reading)
+        return knowledge.finish(texts, scored[: len(texts)])
 
     @property
     def shown(self) -> int:
@@ -209,6 +225,9 @@ class Pipeline:
             return failed + recorded
         for ctx in recorded:
             steps.delivered(ctx)
+            if ctx.inbound.kind == Kind.TEXT:
+                line = CustomerLine(ctx.masked, ctx.now)
+                self.last_lines.remember(ctx.inbound.conversation_key, line)
         return failed
 
     def _in_context(
@@ -246,7 +265,7 @@ class Pipeline:
         self, group: list[tuple[Context, Reading, followup.Question]], failed: list[Context]
     ) -> dict[int, Reading]:
         """`followup.settle` for the follow-ups of one knowledge, by id(ctx): "previous line +
-        message" scored against the FAQ in one encoder call (the message alone was read
+        message" scored against the FAQ (`_in_context_scores`; the message alone was read
         already, with every entry's scores kept: `Knowledge.own_scores`), and its intent and
         acts read only where the reading in context is taken. When the reading in context
         cannot be had, the messages keep their own readings; a message whose settling raises
@@ -255,8 +274,7 @@ class Pipeline:
         texts = [question.joined(ctx.text) for ctx, _, question in group]
         out = {id(ctx): reading for ctx, reading, _ in group}
         try:
-            depth = knowledge.context_depth(self.shown)
-            together = knowledge.score(texts, k=self.shown, depth=depth)
+            together = self._in_context_scores(knowledge, [ctx for ctx, _, _ in group], texts)
         except Exception:
             log.exception("%d follow-up(s) could not be read in context", len(group))
             return out  # each is decided on its own reading
@@ -292,6 +310,23 @@ class Pipeline:
             out[key] = replace(read, matches=out[key].matches, others=out[key].others)
         return out
 
+    def _in_context_scores(
+        self, knowledge: Knowledge, contexts: list[Context], texts: list[str]
+    ) -> list[Reading]:
+        """`Knowledge.score` of each "previous line + message": the one scored before the lock
+        where it was guessed right (bot.pipeline.ahead), the others in one encoder call."""
+        out: list[Reading | None] = [
+            ctx.ahead.reading if ctx.ahead is not None and ctx.ahead.fits(text, knowledge) else None
+            for ctx, text in zip(contexts, texts, strict=True)
+        ]
+        missing = [n for n, reading in enumerate(out) if reading is None]
+        if missing:
+            depth = knowledge.context_depth(self.shown)
+            scored = knowledge.score([texts[n] for n in missing], k=self.shown, depth=depth)
+            for n, reading in zip(missing, scored, strict=True):
+                out[n] = reading
+        return [reading for reading in out if reading is not None]
+
     @staticmethod
     def _log_failure(ctx: Context) -> None:
         # One bad message must not take the worker down, nor leave the customer unanswered
@@ -321,7 +356,7 @@ class Pipeline:
         if ctx.stop:
             return ctx
         try:
-            [reading] = self.read([ctx.text])
+            [reading] = self.read_accepted([ctx])
         except Exception:
             log.exception("message %s/%s could not be read", inbound.channel, inbound.external_id)
             self.answer_after_error(ctx)

@@ -84,8 +84,8 @@ class MessageService:
         self.accepting_batch: MicroBatcher[Inbound, Context] = MicroBatcher(
             lambda inbounds: self.pipeline.accept_many(inbounds), store_executor, batch_max
         )
-        self.reading_batch: MicroBatcher[str, Reading] = MicroBatcher(
-            lambda texts: self.pipeline.read(texts),
+        self.reading_batch: MicroBatcher[Context, Reading] = MicroBatcher(
+            lambda contexts: self.pipeline.read_accepted(contexts),
             reading_executor,
             batch_max,
             batch_wait,
@@ -202,7 +202,7 @@ class MessageService:
             return ctx
         MESSAGES_IN.labels(inbound.channel).inc()
         try:
-            reading = await self.reading_batch.submit(ctx.text)
+            reading = await self.reading_batch.submit(ctx)
         except Exception:
             log.exception("message %s/%s could not be read", inbound.channel, inbound.external_id)
             await self._run(lambda: pipeline.answer_after_error(ctx))
