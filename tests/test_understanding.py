@@ -431,3 +431,42 @@ def test_a_two_phrasing_faq_calibrates_its_margin_and_says_on_what(use: UseEncod
         below = np.mean((ranked[:, -1] - ranked[:, -2])[wrong] < thresholds.margin)
         assert 0.15 < below < 0.85
     assert index.calibrate(["你好"], margin=0.2).margin == 0.2
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["logistic", "svm"])
+@pytest.mark.parametrize("kinds", [2, 3], ids=["two intents", "three intents"])
+def test_intent_probabilities_are_scikit_learns_on_the_stacked_features(
+    use: UseEncoder, monkeypatch: pytest.MonkeyPatch, large: bool, kinds: int
+) -> None:
+    """`IntentClassifier.probabilities` scores block by block without scikit-learn's checks
+    (bot.understanding.intents.Linear): the same numbers as scikit-learn's own on the stacked
+    features, for both models and for two classes, where scikit-learn returns one column."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import LinearSVC
+
+    from bot.content.entries import IntentSpec
+    from bot.domain.messages import Priority
+    from bot.understanding import intents as intents_module
+
+    if large:  # the SVM with word n-grams, past SMALL examples
+        monkeypatch.setattr(intents_module, "SMALL", 5)
+    examples = {
+        "shipping": ("多久发货", "什么时候发货", "when will you ship", "发货要几天", "几天能发"),
+        "invoice": ("怎么开发票", "发票怎么开", "can I get an invoice", "开票", "要发票"),
+        "refund": ("怎么退款", "退款多久到账", "refund please", "钱什么时候退", "退钱"),
+    }
+    specs = [
+        IntentSpec(n, ex, "reply", None, Priority.NORMAL, Category.CONSULT, {}, Path("i"), 1)
+        for n, ex in list(examples.items())[:kinds]
+    ]
+    classifier = IntentClassifier(specs, use, 0.5)
+    texts = ["发货要多久", "今天天气真好", "invoice please", "退款", ""]
+    features = classifier._stack(use.encode(texts), texts)
+    model = classifier._model
+    assert isinstance(model, LinearSVC if large else LogisticRegression)
+    if large:
+        margins = intents_module._margins(model, features) / classifier.temperature
+        expected = softmax(margins)
+    else:
+        expected = model.predict_proba(features)
+    np.testing.assert_allclose(classifier.probabilities(texts), expected, rtol=1e-9, atol=1e-12)

@@ -45,7 +45,8 @@ class Background:
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         self._vectors = vectors / np.where(norms == 0, 1, norms)
         self._matcher = SoundAwareMatcher()
-        self._lexical = self._matcher.fit_transform(self.texts) if self.texts else None
+        # n-grams × examples: transposed once, for every product with the customers' texts
+        self._lexical = self._matcher.fit_transform(self.texts).T.tocsr() if self.texts else None
         #: veto when closeness to the background exceeds the FAQ's fused score by more than
         #: this; None until calibrated (then nothing is vetoed)
         self.margin: float | None = None
@@ -60,7 +61,7 @@ class Background:
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         unit = vectors / np.where(norms == 0, 1, norms)
         dense = np.maximum((unit @ self._vectors.T).max(axis=1), 0.0)
-        lexical = (self._matcher.transform(list(texts)) @ self._lexical.T).toarray().max(axis=1)
+        lexical = (self._matcher.transform(list(texts)) @ self._lexical).toarray().max(axis=1)
         return np.asarray(self.dense_weight * dense + (1 - self.dense_weight) * lexical)
 
     def calibrate(

@@ -255,8 +255,10 @@ class FaqIndex:
             self._index.hnsw.efSearch = 128
             self._index.add(self._vectors)
         self._tfidf = SoundAwareMatcher()
+        # n-grams × variants (and × answers below): kept transposed, as every product with
+        # the customers' texts wants it, rather than transposed again for each batch
         self._lexical = (
-            self._tfidf.fit_transform(self._texts) if self._texts else csr_matrix((0, 0))
+            self._tfidf.fit_transform(self._texts).T.tocsr() if self._texts else csr_matrix((0, 0))
         )
         # every answer in every language, to ask which of two close entries' answers speaks
         # to the question (`Thresholds.doubt`); not searched
@@ -264,7 +266,9 @@ class FaqIndex:
         self._answer_entry = np.array([i for i, _ in answers], dtype=np.int64)
         self._answer_vectors = encoder.encode([a for _, a in answers]) if answers else None
         self._answer_lexical = (
-            self._tfidf.transform([a for _, a in answers]) if answers and self._texts else None
+            self._tfidf.transform([a for _, a in answers]).T.tocsr()
+            if answers and self._texts
+            else None
         )
         self._mix = np.array([answer_mix(len(e.questions), mix) for e in self.entries])
         self.thresholds = Thresholds(0.6, 0.45, "default")
@@ -349,7 +353,7 @@ class FaqIndex:
         variant (texts × entries each). With `leave_out`, text i does not see variant row
         leave_out[i] (-1: sees all)."""
         dense = (vectors @ self._vectors.T) * self._weight
-        lexical = (queries @ self._lexical.T).toarray().astype(np.float32) * self._weight
+        lexical = (queries @ self._lexical).toarray().astype(np.float32) * self._weight
         # rows in another language on an entry never asked in the customer's: the embedding
         # stands in for the n-grams that cannot match (see __init__)
         lexical = np.where(self._reach(texts), np.maximum(lexical, dense), lexical)
@@ -383,7 +387,7 @@ class FaqIndex:
         reached = self._reach(texts)[queries_at, rows_found]
         across = np.zeros((len(texts), len(self.entries)), dtype=np.float32)
         np.maximum.at(across, (queries_at[reached], entries_found[reached]), weighted[reached])
-        lexical_variants = (queries @ self._lexical.T).toarray().astype(np.float32) * self._weight
+        lexical_variants = (queries @ self._lexical).toarray().astype(np.float32) * self._weight
         lexical = np.maximum(np.maximum.reduceat(lexical_variants, self._starts, axis=1), across)
         return np.maximum(dense, 0.0), lexical
 
@@ -402,7 +406,7 @@ class FaqIndex:
             return out
         answered, first = np.unique(self._answer_entry, return_index=True)
         dense = np.maximum.reduceat(vectors @ self._answer_vectors.T, first, axis=1)
-        lexical = np.maximum.reduceat((queries @ self._answer_lexical.T).toarray(), first, axis=1)
+        lexical = np.maximum.reduceat((queries @ self._answer_lexical).toarray(), first, axis=1)
         out[:, answered] = (
             self.dense_weight * np.maximum(dense, 0.0) + (1 - self.dense_weight) * lexical
         )
