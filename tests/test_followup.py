@@ -14,7 +14,7 @@ from bot.assembly import build_pipeline
 from bot.content.config import Config, load_config
 from bot.domain.conversation import CustomerLine
 from bot.domain.messages import Action, Inbound
-from bot.pipeline.ahead import LastLines
+from bot.pipeline.ahead import LONGEST, LastLines
 from bot.pipeline.context import Context
 from bot.pipeline.followup import elliptical
 from bot.pipeline.knowledge import Knowledge, Reading
@@ -231,6 +231,11 @@ def test_lines_remembered_per_conversation_newest_first_and_bounded() -> None:
     last.remember(("wechat", "c", "c"), CustomerLine("line 3", when))
     assert last.lines(("wechat", "b", "b")) == ()  # the least recently decided is forgotten
     assert [line.text for line in last.lines(("wechat", "a", "a"))] == ["line 2", "line 0"]
+    # a long line is not kept, and what came before it is no longer the previous line
+    last.remember(("wechat", "a", "a"), CustomerLine("长" * (LONGEST + 1), when))
+    assert last.lines(("wechat", "a", "a")) == ()
+    last.remember(("wechat", "a", "a"), CustomerLine("line 4", when))
+    assert [line.text for line in last.lines(("wechat", "a", "a"))] == ["line 4"]
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,9 @@ from bot.store.conversations import LINES_KEPT
 
 #: conversations remembered per worker (the least recently decided are forgotten first)
 REMEMBERED = 10_000
+#: a longer line is not remembered (its conversation is forgotten instead): a guess of it would
+#: rarely be asked for, and 10,000 conversations of 2,000-character lines would hold some 80 MB
+LONGEST = 300
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,8 @@ class LastLines:
     def remember(self, key: ConversationKey, line: CustomerLine) -> None:
         with self._lock:
             earlier = self._lines.pop(key, ())
+            if len(line.text) > LONGEST:
+                return  # nothing guessed for this conversation until its next shorter line
             self._lines[key] = (line, *earlier)[:LINES_KEPT]
             while len(self._lines) > self.size:
                 self._lines.popitem(last=False)
