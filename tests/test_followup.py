@@ -238,6 +238,18 @@ def test_lines_remembered_per_conversation_newest_first_and_bounded() -> None:
     assert [line.text for line in last.lines(("wechat", "a", "a"))] == ["line 4"]
 
 
+def test_lines_remembered_are_bounded_by_their_characters_too() -> None:
+    # many customers sending long lines: the oldest conversations go to keep the total
+    last = LastLines(size=100, chars=1000)
+    when = at("2026-11-24 10:00")
+    for n in range(10):
+        last.remember(("wechat", f"u{n}", f"u{n}"), CustomerLine(str(n) * 250, when))
+    kept = [n for n in range(10) if last.lines(("wechat", f"u{n}", f"u{n}"))]
+    assert kept == [6, 7, 8, 9]
+    last.remember(("wechat", "u9", "u9"), CustomerLine("short", when))  # 255 in u9 now
+    assert [n for n in range(10) if last.lines(("wechat", f"u{n}", f"u{n}"))] == [7, 8, 9]
+
+
 @pytest.mark.parametrize(
     "database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 )

@@ -237,7 +237,8 @@ def test_start_up_gives_freed_heap_pages_back_to_the_system() -> None:
         kept.append(bytearray(b"y" * 600))
     del freed
     before = _resident_mb()
-    assert give_back()  # glibc here
+    if not give_back():
+        pytest.skip("the C library has no malloc_trim (not glibc)")
     # not all of it: in a process with a long history some blocks filled holes amid kept ones
     assert before - _resident_mb() > 16, "the freed 64 MB stayed resident"
     assert len(kept) == 1000

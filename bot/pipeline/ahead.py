@@ -9,11 +9,12 @@ message's own reading. So this worker remembers each conversation's last lines a
 them (`LastLines`), guesses the joined text of each message that may be a follow-up from its
 words alone (`guesses`), and scores the guess in the reading thread together with the
 messages themselves: one encoder call for both. Under the lock the guess is used only when its
-text is exactly the one `followup.question` asks for, scored by the same FAQ: the scores are a
-function of the text and the FAQ alone, so a used guess decides as the lock's own scoring
-would. A wrong or missing guess (the previous line went to another worker, came at the same
-moment, or the worker started since) is scored again under the lock, as before; a wrong guess
-costs one more text in a batch that is encoded anyway.
+text is exactly the one `followup.question` asks for, scored by the same FAQ, so a used guess
+decides as the lock's own scoring would, up to the last digits of the encoder's floats, which
+depend on what else is in its batch (as every reading in the service already does: concurrent
+customers share batches). A wrong or missing guess (the previous line went to another worker,
+came at the same moment, or the worker started since) is scored again under the lock, as
+before; a wrong guess costs one more text in a batch that is encoded anyway.
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ from bot.pipeline.context import Context
 from bot.pipeline.knowledge import Knowledge, Reading
 from bot.store.conversations import LINES_KEPT
 
-#: conversations remembered per worker (the least recently decided are forgotten first)
+#: conversations remembered per worker (the least recently decided are forgotten first) ...
 REMEMBERED = 10_000
+#: ... and characters, all lines together (at most 4 bytes each: 4 MB)
+REMEMBERED_CHARS = 1_000_000
 #: a longer line is not remembered (its conversation is forgotten instead): a guess of it would
-#: rarely be asked for, and 10,000 conversations of 2,000-character lines would hold some 80 MB
+#: rarely be asked for, and would crowd out the short lines that are
 LONGEST = 300
 
 
@@ -55,23 +58,36 @@ class LastLines:
     """Each conversation's last customer lines (masked, as the database keeps them) as this
     worker decided them, newest first; safe to use from several threads."""
 
-    def __init__(self, size: int = REMEMBERED) -> None:
+    def __init__(self, size: int = REMEMBERED, chars: int = REMEMBERED_CHARS) -> None:
         self.size = size
+        self.chars = chars
         self._lines: OrderedDict[ConversationKey, tuple[CustomerLine, ...]] = OrderedDict()
+        self._held = 0  # characters of every line remembered
         self._lock = threading.Lock()
 
     def remember(self, key: ConversationKey, line: CustomerLine) -> None:
         with self._lock:
-            earlier = self._lines.pop(key, ())
+            earlier = self._forget(key)
             if len(line.text) > LONGEST:
                 return  # nothing guessed for this conversation until its next shorter line
-            self._lines[key] = (line, *earlier)[:LINES_KEPT]
-            while len(self._lines) > self.size:
-                self._lines.popitem(last=False)
+            kept = (line, *earlier)[:LINES_KEPT]
+            self._lines[key] = kept
+            self._held += _length(kept)
+            while len(self._lines) > self.size or self._held > self.chars:
+                self._forget(next(iter(self._lines)))
+
+    def _forget(self, key: ConversationKey) -> tuple[CustomerLine, ...]:
+        lines = self._lines.pop(key, ())
+        self._held -= _length(lines)
+        return lines
 
     def lines(self, key: ConversationKey) -> tuple[CustomerLine, ...]:
         with self._lock:
             return self._lines.get(key, ())
+
+
+def _length(lines: tuple[CustomerLine, ...]) -> int:
+    return sum(len(line.text) for line in lines)
 
 
 def guesses(
