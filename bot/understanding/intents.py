@@ -182,31 +182,32 @@ class IntentClassifier:
         gold = np.array([position[labels[held[k]]] for k in known])
         return fit_temperature(scores[known], gold)
 
-    def _stack(self, dense: np.ndarray, texts: Sequence[str]) -> csr_matrix:
+    def _blocks(
+        self, dense: np.ndarray, texts: Sequence[str]
+    ) -> tuple[np.ndarray, csr_matrix, csr_matrix | None]:
+        """The features in their blocks: embedding (weighted for the SVM), character n-grams,
+        word n-grams (the SVM's only)."""
         if self._words is not None:  # the large-set SVM
             dense = dense * EMBEDDING_WEIGHT
-        parts = [csr_matrix(dense), quick_transform(self._chars, texts)]
-        if self._words is not None:
-            parts.append(quick_transform(self._words, texts))
+        words = quick_transform(self._words, texts) if self._words is not None else None
+        return np.asarray(dense), quick_transform(self._chars, texts), words
+
+    def _stack(self, dense: np.ndarray, texts: Sequence[str]) -> csr_matrix:
+        embedded, chars, words = self._blocks(dense, texts)
+        parts = [csr_matrix(embedded), chars, *([words] if words is not None else [])]
         return hstack(parts).tocsr()
 
     def probabilities(self, texts: Sequence[str], vectors: np.ndarray | None = None) -> np.ndarray:
         """Calibrated class probabilities, columns in the order of `classes`. `vectors`: the
         texts' embeddings when the caller has them already."""
         dense = self._encoder.encode(texts) if vectors is None else vectors
-        if self._words is not None:  # the large-set SVM
-            dense = dense * EMBEDDING_WEIGHT
-        chars = quick_transform(self._chars, texts)
-        words = quick_transform(self._words, texts) if self._words is not None else None
-        scores = self._linear.scores(np.asarray(dense), chars, words)
+        scores = self._linear.scores(*self._blocks(dense, texts))
         if isinstance(self._model, LogisticRegression):
             if scores.shape[1] == 1:  # two classes: scikit-learn's logistic, not a softmax
                 positive = expit(scores[:, 0])
                 return np.column_stack([1 - positive, positive])
             return np.asarray(sk_softmax(scores, copy=False))
-        if scores.shape[1] == 1:
-            scores = np.column_stack([-scores[:, 0], scores[:, 0]])
-        return softmax(scores / self.temperature)
+        return softmax(_both_sides(scores) / self.temperature)
 
     def predict(self, text: str) -> IntentGuess:
         return self.predict_many([text])[0]
@@ -272,9 +273,16 @@ class Linear:
 
 def _margins(model: LinearSVC, features: csr_matrix) -> np.ndarray:
     """One column per class, also for two classes (where scikit-learn returns one)."""
-    scores = np.asarray(model.decision_function(features))
+    return _both_sides(np.asarray(model.decision_function(features)))
+
+
+def _both_sides(scores: np.ndarray) -> np.ndarray:
+    """An SVM's margins, one column per class: two classes' single column (or 1-D array) of
+    the second class's margin becomes [-margin, margin]."""
     if scores.ndim == 1:
-        scores = np.column_stack([-scores, scores])
+        scores = scores[:, None]
+    if scores.shape[1] == 1:
+        scores = np.column_stack([-scores[:, 0], scores[:, 0]])
     return scores
 
 
