@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from bot.domain.conversation import ConversationKey, CustomerLine
-from bot.domain.messages import Kind
 from bot.pipeline import followup
 from bot.pipeline.context import Context
 from bot.pipeline.knowledge import Knowledge, Reading
@@ -72,13 +71,13 @@ class LastLines:
                 return  # nothing guessed for this conversation until its next shorter line
             kept = (line, *earlier)[:LINES_KEPT]
             self._lines[key] = kept
-            self._held += _length(kept)
+            self._held += _chars(kept)
             while len(self._lines) > self.size or self._held > self.chars:
                 self._forget(next(iter(self._lines)))
 
     def _forget(self, key: ConversationKey) -> tuple[CustomerLine, ...]:
         lines = self._lines.pop(key, ())
-        self._held -= _length(lines)
+        self._held -= _chars(lines)
         return lines
 
     def lines(self, key: ConversationKey) -> tuple[CustomerLine, ...]:
@@ -86,14 +85,14 @@ class LastLines:
             return self._lines.get(key, ())
 
 
-def _length(lines: tuple[CustomerLine, ...]) -> int:
+def _chars(lines: tuple[CustomerLine, ...]) -> int:
     return sum(len(line.text) for line in lines)
 
 
 def guesses(
     contexts: Sequence[Context], knowledge: Knowledge, last: LastLines, idle: timedelta
 ) -> list[tuple[int, str]]:
-    """Which messages may be follow-ups, by their words alone (`followup.elliptical`), with
+    """Which messages may be follow-ups, by their words alone (`followup.leaning`), with
     the "previous line + message" this worker remembers for each: (position, joined text).
     Whether the lock reads one in context also depends on the message's own reading; a guess
     it does not ask for is left unused. None on an approximate index, where a reading in
@@ -102,10 +101,8 @@ def guesses(
         return []
     out: list[tuple[int, str]] = []
     for n, ctx in enumerate(contexts):
-        if ctx.knowledge is not knowledge or ctx.stop or ctx.inbound.kind != Kind.TEXT:
-            continue  # a reload came between its arrival and its reading; not words
-        if not ctx.text.strip() or followup.elliptical(ctx.text) is None:
-            continue
+        if ctx.knowledge is not knowledge or ctx.stop or followup.leaning(ctx) is None:
+            continue  # a reload came between its arrival and its reading; not a follow-up
         previous = followup.topic(last.lines(ctx.inbound.conversation_key), ctx.now, idle)
         if previous is not None:
             out.append((n, followup.joined(previous, ctx.text)))

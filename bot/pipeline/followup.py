@@ -98,6 +98,15 @@ def elliptical(text: str) -> str | None:
     return None
 
 
+def leaning(ctx: Context) -> str | None:
+    """Why the message may lean on the previous line, from its words alone (`elliptical`):
+    None for a line that stands alone or a message that is not words. What `question` asks
+    first, and all that a guess before the lock can ask (bot.pipeline.ahead)."""
+    if ctx.inbound.kind != Kind.TEXT or not ctx.text.strip():
+        return None
+    return elliptical(ctx.text)
+
+
 def _length(text: str) -> tuple[int, int]:
     """Chinese characters, and words in other scripts."""
     return len(_CJK.findall(text)), len(_WORD.findall(_CJK.sub(" ", text)))
@@ -143,12 +152,10 @@ def question(
     conv = ctx.conversation
     if conv is None or conv.is_new or conv.state == ConversationState.HANDOFF:
         return None  # nothing before it, or a human reads it
-    if ctx.inbound.kind != Kind.TEXT or not ctx.text.strip() or _stands_alone(reading):
+    cue = leaning(ctx)
+    if cue is None or _stands_alone(reading):
         return None
     answered_alone = _answered_alone(reading, ctx)
-    cue = elliptical(ctx.text)
-    if cue is None:
-        return None
     idle = timedelta(minutes=config.conversation.idle_minutes)
     previous = topic(batch.previous_lines(conv.id), ctx.now, idle)
     if previous is None:
