@@ -315,6 +315,7 @@ def load_knowledge(config: Config, encoder: Encoder) -> Knowledge:
             config.faq.answer_threshold,
             config.faq.suggest_threshold,
             config.faq.answer_margin,
+            config.faq.neighbour_window,
         )
         background = None
         if config.faq.background:

@@ -564,12 +564,13 @@ def test_a_thin_entry_close_to_its_neighbour_is_suggested_not_answered(
     path = shop / "config.toml"
     path.write_text(
         path.read_text(encoding="utf-8").replace(
-            "[faq]\n", "[faq]\nanswer_margin = 0.3\nanswer_mix = 0\n"
+            "[faq]\n", "[faq]\nanswer_margin = 0.3\nanswer_mix = 0\nneighbour_window = 0.2\n"
         ),
         encoding="utf-8",
     )
     harness = make_harness(load_config(path), encoder, tmp_path)
-    assert harness.pipeline.knowledge.faq.thresholds.margin == 0.3
+    thresholds = harness.pipeline.knowledge.faq.thresholds
+    assert (thresholds.margin, thresholds.close) == (0.3, 0.2)
 
     ctx = harness.say("退货的话来回运费怎么算")
     decision = ctx.decision

@@ -349,6 +349,12 @@ def test_a_close_thin_entry_is_answered_only_when_its_answer_agrees() -> None:
         ranked((thin, 0.6, 0.3), (other_thin, 0.45, 0.2), (third, near, 0.5))
     )
     assert thresholds.leads_clearly(ranked((rich, 0.6, 0.3), (other_rich, near, 0.5)))
+    # config.toml's faq.neighbour_window sets the window; 0 turns the check off
+    narrow = Thresholds(0.4, 0.3, "config", margin=0.05, close=CLOSE / 4)
+    assert narrow.leads_clearly(ranked((thin, 0.6, 0.3), (other_thin, near, 0.5)))
+    assert not narrow.leads_clearly(ranked((thin, 0.6, 0.3), (other_thin, 0.6 - CLOSE / 8, 0.5)))
+    off = Thresholds(0.4, 0.3, "config", margin=0.05, close=0.0)
+    assert off.leads_clearly(ranked((thin, 0.6, 0.3), (other_thin, 0.6 - 0.06, 0.5)))
 
 
 def test_the_answer_text_tells_two_thin_neighbours_apart(use: UseEncoder) -> None:

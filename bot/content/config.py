@@ -110,6 +110,10 @@ class FaqConfig(_Section):
     #: unset: calibrated. How far an entry with fewer than four phrasings must lead the
     #: runner-up to be answered outright (closer: both are suggested)
     answer_margin: float | None = Field(None, ge=0, le=1)
+    #: an entry with fewer than four phrasings, leading a neighbour by less than this, is
+    #: answered only if its own answer text is as close to the question as the neighbour's
+    #: (bot.understanding.faq.CLOSE; 0 turns the check off)
+    neighbour_window: float = Field(0.15, ge=0, le=1)
     #: what calibration aims for: the share of FAQ answers that answer the right question
     target_precision: float = Field(0.95, ge=0.5, lt=1)
     suggestions: int = Field(3, ge=1, le=9)

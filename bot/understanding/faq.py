@@ -118,6 +118,8 @@ class Thresholds:
     samples: int = 0
     margin: float = DEFAULT_MARGIN
     wrong_leaders: int = 0
+    #: within this lead of a neighbour, a thin entry's answer text must be as close (CLOSE)
+    close: float = CLOSE
 
     def leads_clearly(self, matches: Sequence[FaqMatch]) -> bool:
         """Is the best match far enough ahead of its neighbours to answer it outright?"""
@@ -144,9 +146,9 @@ class Thresholds:
                     f"{top.entry.id} leads {other.entry.id} by less than {self.margin:.2f}: "
                     "suggested, not answered"
                 )
-            if lead < CLOSE and other.answer > top.answer:
+            if lead < self.close and other.answer > top.answer:
                 return (
-                    f"{top.entry.id} leads {other.entry.id} by less than {CLOSE:.2f} and "
+                    f"{top.entry.id} leads {other.entry.id} by less than {self.close:.2f} and "
                     f"{other.entry.id}'s answer is closer to the question ({other.answer:.2f} "
                     f"against {top.answer:.2f}): suggested, not answered"
                 )
@@ -169,7 +171,7 @@ class Thresholds:
     def describe(self) -> str:
         lead = (
             f"lead ≥ {self.margin:.2f} over the runner-up where an entry has fewer than "
-            f"{FEW_PHRASINGS} phrasings, and within {CLOSE:.2f} of a neighbour an answer text "
+            f"{FEW_PHRASINGS} phrasings, and within {self.close:.2f} of a neighbour an answer text "
             "as close to the question as the neighbour's"
         )
         if self.precision is None or self.recall is None:
@@ -441,6 +443,7 @@ class FaqIndex:
         answer: float | None = None,
         suggest: float | None = None,
         margin: float | None = None,
+        close: float = CLOSE,
     ) -> Thresholds:
         """Set the thresholds from the FAQ's own variants, leave-one-variant-out.
 
@@ -455,7 +458,8 @@ class FaqIndex:
         The margin is the median lead over the runner-up of the held-out phrasings answered
         with a wrong entry: half of those wrong answers become suggestions. It is asked only of
         entries with few phrasings (see `Thresholds.leads_clearly`).
-        `answer` / `suggest` / `margin` from config.toml override the calibrated values."""
+        `answer` / `suggest` / `margin` from config.toml override the calibrated values;
+        `close` is config.toml's `neighbour_window` (see `Thresholds.doubt`)."""
         rows = [
             r
             for r, e in enumerate(self._variant_entry)
@@ -471,6 +475,7 @@ class FaqIndex:
                 min(suggest if suggest is not None else 0.45, chosen),
                 "config" if pinned else "default (too few variants to calibrate)",
                 margin=margin if margin is not None else DEFAULT_MARGIN,
+                close=close,
             )
             return self.thresholds
         vectors = np.vstack([self._vectors[rows], self._encoder.encode(list(negatives))])
@@ -517,6 +522,7 @@ class FaqIndex:
             samples,
             round(margin if margin is not None else calibrated_margin, 3),
             int(wrong.sum()),
+            close,
         )
         return self.thresholds
 
