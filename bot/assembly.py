@@ -304,6 +304,7 @@ def load_knowledge(config: Config, encoder: Encoder) -> Knowledge:
             config.faq.approximate_above,
             config.faq.answer_weight,
             config.faq.answer_mix,
+            config.faq.coverage,
         )
         not_faq = not_faq_examples(content, config)
         for weakness, fix in calibration_evidence(content.faq, len(not_faq)):

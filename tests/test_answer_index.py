@@ -1,6 +1,7 @@
 """The FAQ index searches an entry's answer in the languages none of its questions is written
 in: an English question on a Chinese-only entry meets the English answer. (These tests look at
-the answer rows alone, without the answer text's part in a thin entry's score: `mix=0`.)"""
+the answer rows alone, without the answer text's part in a thin entry's score: `mix=0`, and
+where they bound the fused score, without coverage: `coverage=0`.)"""
 
 from __future__ import annotations
 
@@ -104,7 +105,7 @@ def test_a_chinese_only_entry_is_not_outranked_for_lack_of_english_words(
     """An English question meets a Chinese-only entry's phrasings by meaning alone (no shared
     characters), which a fused score used to count at 0.7 of their cosine: a neighbour with
     an English phrasing won on its n-grams. Such rows now count their full cosine."""
-    index = FaqIndex(HOTEL, encoder, 0.7, answer_weight=0.85, mix=0)
+    index = FaqIndex(HOTEL, encoder, 0.7, answer_weight=0.85, mix=0, coverage=0)
     ranked = [m.entry.id for m in index.search("what time is housekeeping", k=3)]
     assert ranked.index("room-cleaning") < ranked.index("breakfast"), ranked
     # an English question on an entry asked in English is scored as before: its fused score

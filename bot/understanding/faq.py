@@ -11,9 +11,11 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from bot.content.entries import FaqEntry
-from bot.understanding.encoders import Encoder
+from bot.understanding.encoders import Encoder, MemoEncoder, token_encoder
 from bot.understanding.language import detect
 from bot.understanding.textmatch import SoundAwareMatcher
+from bot.understanding.usetokens import Tokens
+from bot.understanding.wording import Coverage, piece_weights
 
 #: the suggest threshold lies at least this far below the answer threshold. On a FAQ with two or
 #: three phrasings an entry, leave-one-out leaves so little evidence that calibration put both at
@@ -52,6 +54,12 @@ ENOUGH_WRONG_LEADERS = 10
 #: entry first for 78–90% of customers' questions against 70–85% by the phrasings alone; every
 #: leave-one-deployment-out fold chose 1.5 from 0.25–1.5 (docs/measurements.md).
 ANSWER_MIX = 1.5
+
+#: how much the share of a question an entry's own words account for counts in the fused score
+#: of an entry with fewer than FEW_PHRASINGS phrasings (bot.understanding.wording;
+#: `faq.coverage`). Chosen leave-one-deployment-out on the five dev deployments; on the shipped
+#: FAQ (seven phrasings an entry and more) it cost a pinyin typo (docs/measurements.md).
+COVERAGE = 0.1
 
 #: variants per chunk when scoring many queries at once (bounds memory to chunk × variants)
 CHUNK = 256
@@ -205,6 +213,7 @@ class FaqIndex:
         approximate_above: int = 20_000,
         answer_weight: float = 0.0,
         mix: float = ANSWER_MIX,
+        coverage: float = COVERAGE,
     ) -> None:
         self.entries = list(entries)
         self.by_id = {e.id: e for e in self.entries}
@@ -273,7 +282,88 @@ class FaqIndex:
             else None
         )
         self._mix = np.array([answer_mix(len(e.questions), mix) for e in self.entries])
+        # like the answer text, coverage speaks for an entry with few phrasings; one the admin
+        # phrased four ways or more is told apart by its phrasings
+        self._coverage_share = np.array(
+            [coverage if len(e.questions) < FEW_PHRASINGS else 0.0 for e in self.entries],
+            dtype=np.float32,
+        )
+        self._coverage = self._wording(encoder) if self._coverage_share.any() else None
+        #: token vectors of content texts customers send as they are (`read`)
+        self._content_tokens: dict[str, Tokens] = {}
         self.thresholds = Thresholds(0.6, 0.45, "default")
+
+    def _wording(self, encoder: Encoder) -> Coverage | None:
+        """Every entry's word pieces (its phrasings and its answer in every language), when
+        the encoder gives token vectors (the default one does; others: no coverage)."""
+        tokens_from = token_encoder(encoder)
+        if tokens_from is None or not self.entries:
+            return None
+        texts = [
+            (int(self._variant_entry[r]), r, self._texts[r])
+            for r in range(len(self._texts))
+            if self._is_question[r]
+        ]
+        texts += [(i, -1, a) for i, e in enumerate(self.entries) for a in e.answer.values() if a]
+        _, tokens = tokens_from.encode_tokens([t for _, _, t in texts])
+        backend = getattr(tokens_from, "backend", None)
+        weights = piece_weights(backend.piece_ids if backend is not None else lambda _: [])
+        return Coverage(
+            [(e, source, t) for (e, source, _), t in zip(texts, tokens, strict=True)],
+            len(self.entries),
+            weights,
+        )
+
+    @property
+    def reads_wording(self) -> bool:
+        """Does scoring want each text's token vectors (`read`)?"""
+        return self._coverage is not None
+
+    def read(self, texts: Sequence[str]) -> tuple[np.ndarray, list[Tokens] | None]:
+        """`embed`, and with coverage on, each text's token vectors from the same encoder pass.
+        A content text (a FAQ phrasing, an intent example) that the encoder remembers is not
+        read again: its vector is remembered and its tokens are kept here the first time."""
+        tokens_from = token_encoder(self._encoder) if self._coverage is not None else None
+        if tokens_from is None:
+            return self.embed(texts), None
+        memo = self._encoder if isinstance(self._encoder, MemoEncoder) else None
+        known = [memo.remembered(t) if memo is not None else None for t in texts]
+        tokens = [
+            self._content_tokens.get(t) if k is not None else None
+            for t, k in zip(texts, known, strict=True)
+        ]
+        missing = [
+            i for i, (k, t) in enumerate(zip(known, tokens, strict=True)) if k is None or t is None
+        ]
+        vectors = [k for k in known]
+        if missing:
+            # the same text twice in a batch is read once, as MemoEncoder.encode does
+            unique = list(dict.fromkeys(texts[i] for i in missing))
+            read_vectors, read_tokens = tokens_from.encode_tokens(unique)
+            found = dict(zip(unique, zip(read_vectors, read_tokens, strict=True), strict=True))
+            for i in missing:
+                vectors[i], tokens[i] = found[texts[i]]
+                if known[i] is not None:  # content: the same text, read once
+                    self._content_tokens[texts[i]] = found[texts[i]][1]
+        dim = self._vectors.shape[1]
+        stacked = np.stack([v for v in vectors if v is not None]) if texts else np.zeros((0, dim))
+        return stacked.astype(np.float32), [t for t in tokens if t is not None]
+
+    def _tokens(self, texts: Sequence[str], rows: Sequence[int] | None = None) -> list[Tokens]:
+        """Token vectors of `texts`: a FAQ phrasing's (row `rows[i]`) as kept, others read."""
+        assert self._coverage is not None
+        kept = [
+            self._coverage.tokens_of(int(rows[i])) if rows is not None else None
+            for i in range(len(texts))
+        ]
+        missing = [i for i, t in enumerate(kept) if t is None]
+        tokens_from = token_encoder(self._encoder)
+        if missing and tokens_from is not None:
+            _, read = tokens_from.encode_tokens([texts[i] for i in missing])
+            for i, t in zip(missing, read, strict=True):
+                kept[i] = t
+        empty = Tokens(np.zeros(0, np.int64), np.zeros((0, 512), np.float32))
+        return [t if t is not None else empty for t in kept]
 
     @property
     def variant_count(self) -> int:
@@ -322,11 +412,16 @@ class FaqIndex:
         ]
 
     def score_many(
-        self, texts: Sequence[str], vectors: np.ndarray, k: int = 5
+        self,
+        texts: Sequence[str],
+        vectors: np.ndarray,
+        k: int = 5,
+        tokens: Sequence[Tokens] | None = None,
     ) -> list[EntryScores | None]:
         """Every entry's scores for each text (None for an empty text): exact up to
         `approximate_above` variants; past it, the variants the graph finds among the first
-        `k` × 8 (at least 32), the others scoring 0 by meaning."""
+        `k` × 8 (at least 32), the others scoring 0 by meaning. `tokens`: the texts' token
+        vectors from `read` (read here when coverage wants them and they are not given)."""
         results: list[EntryScores | None] = [None for _ in texts]
         live = [i for i, text in enumerate(texts) if text.strip()]
         if not self.entries or not live:
@@ -340,6 +435,9 @@ class FaqIndex:
         fused = self.dense_weight * dense + (1 - self.dense_weight) * lexical
         answers = self._answer_scores(vectors[live], queries)
         fused = with_answers(fused, answers, self._mix)
+        if self._coverage is not None:
+            read = [tokens[i] for i in live] if tokens is not None else self._tokens(asked)
+            fused = self._coverage.mix(fused, read, self._coverage_share)
         for n, i in enumerate(live):
             results[i] = EntryScores(fused[n], dense[n], lexical[n], answers[n], self)
         return results
@@ -433,6 +531,14 @@ class FaqIndex:
             questions = self.dense_weight * dense + (1 - self.dense_weight) * lexical
             answers = self._answer_scores(vectors[first:last], queries)
             out[first:last] = with_answers(questions, answers, self._mix)
+            if self._coverage is not None:
+                held = None if leave_out is None else leave_out[first:last]
+                out[first:last] = self._coverage.mix(
+                    out[first:last],
+                    self._tokens(texts[first:last], held),
+                    self._coverage_share,
+                    held,
+                )
         return out
 
     def calibrate(
