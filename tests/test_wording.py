@@ -6,6 +6,7 @@ deployments is in."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -188,3 +189,48 @@ def test_entries_past_the_candidates_count_as_little_as_the_least_covering_one()
     assert exact[0, 0] == pytest.approx(1.0, abs=1e-5)  # its own words
     held = coverage.mix(fused, asked, 0.5, leave_out=[0, 5])
     assert held[0, 0] < mixed[0, 0] and held[1, 5] < mixed[1, 5]
+
+
+def test_a_torn_counts_file_is_ignored_and_counted_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A damaged data/pieces.npz (empty, cut short) never stops the encoder: the token
+    vectors keep their 512 directions and the word pieces are counted again."""
+    import bot.understanding.usetokens as usetokens
+    import bot.understanding.wording as wording
+
+    for torn in (b"", b"PK\x03\x04 cut short"):
+        broken = tmp_path / "pieces.npz"
+        broken.write_bytes(torn)
+        monkeypatch.setattr(wording, "shipped_weights_path", lambda broken=broken: broken)
+        monkeypatch.setattr(usetokens, "pieces_path", lambda broken=broken: broken)
+        monkeypatch.setattr(wording, "_loaded", None)
+        assert usetokens.shipped_projection() is None
+        counted = wording.piece_weights(lambda text: [len(text)])
+        assert counted(np.array([3]))[0] > 0
+    assert "ignoring" in caplog.text
+
+
+def test_an_entry_phrased_four_ways_is_left_to_its_phrasings(use: UseEncoder) -> None:
+    """Only entries with fewer than FEW_PHRASINGS phrasings keep word pieces and count coverage;
+    a well-phrased neighbour scores as it would without it."""
+    from bot.understanding.faq import FEW_PHRASINGS
+
+    rich = bilingual_entry(
+        "rich",
+        tuple(f"滑雪场几点开门{n}" for n in range(FEW_PHRASINGS)),
+        "每天 8:30 开门。",
+        "Open daily from 8:30.",
+    )
+    index = FaqIndex([*SKI, rich], use, 0.6, coverage=0.2)
+    plain = FaqIndex([*SKI, rich], use, 0.6, coverage=0.0)
+    coverage = index._coverage
+    assert coverage is not None
+    assert coverage._last[3] == coverage._first[3]  # no word pieces kept for it
+    texts = ["滑雪场几点开门", "租一整套雪具要多少钱"]
+    vectors, tokens = index.read(texts)
+    mixed = index.score_many(texts, vectors, 3, tokens)
+    alone = plain.score_many(texts, vectors, 3)
+    for a, b in zip(mixed, alone, strict=True):
+        assert a is not None and b is not None
+        assert a.fused[3] == pytest.approx(b.fused[3], abs=1e-6)

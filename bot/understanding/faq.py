@@ -299,12 +299,19 @@ class FaqIndex:
         tokens_from = token_encoder(encoder)
         if tokens_from is None or not self.entries:
             return None
+        counts = self._coverage_share > 0
         texts = [
             (int(self._variant_entry[r]), r, self._texts[r])
             for r in range(len(self._texts))
-            if self._is_question[r]
+            if self._is_question[r] and counts[self._variant_entry[r]]
         ]
-        texts += [(i, -1, a) for i, e in enumerate(self.entries) for a in e.answer.values() if a]
+        texts += [
+            (i, -1, a)
+            for i, e in enumerate(self.entries)
+            if counts[i]
+            for a in e.answer.values()
+            if a
+        ]
         _, tokens = tokens_from.encode_tokens([t for _, _, t in texts])
         backend = getattr(tokens_from, "backend", None)
         weights = piece_weights(backend.piece_ids if backend is not None else lambda _: [])
@@ -349,13 +356,21 @@ class FaqIndex:
         stacked = np.stack([v for v in vectors if v is not None]) if texts else np.zeros((0, dim))
         return stacked.astype(np.float32), [t for t in tokens if t is not None]
 
-    def _tokens(self, texts: Sequence[str], rows: Sequence[int] | None = None) -> list[Tokens]:
-        """Token vectors of `texts`: a FAQ phrasing's (row `rows[i]`) as kept, others read."""
+    def _tokens(
+        self,
+        texts: Sequence[str],
+        rows: Sequence[int] | None = None,
+        given: Sequence[Tokens | None] | None = None,
+    ) -> list[Tokens]:
+        """Token vectors of `texts`: those `given`, a FAQ phrasing's (row `rows[i]`) as kept,
+        the others read."""
         assert self._coverage is not None
-        kept = [
-            self._coverage.tokens_of(int(rows[i])) if rows is not None else None
-            for i in range(len(texts))
-        ]
+        kept: list[Tokens | None] = []
+        for i in range(len(texts)):
+            if given is not None and given[i] is not None:
+                kept.append(given[i])
+            else:
+                kept.append(self._coverage.tokens_of(int(rows[i])) if rows is not None else None)
         missing = [i for i, t in enumerate(kept) if t is None]
         tokens_from = token_encoder(self._encoder)
         if missing and tokens_from is not None:
@@ -398,8 +413,11 @@ class FaqIndex:
     def search(self, text: str, k: int = 5, vector: np.ndarray | None = None) -> list[FaqMatch]:
         """The best `k` entries for `text`, best first; an entry scores as its best variant.
         `vector`: the text's embedding (1 × dim) when the caller has it already."""
-        query = self._encoder.encode([text]) if vector is None else vector
-        return self.search_many([text], query, k)[0]
+        if vector is None:
+            query, tokens = self.read([text])
+            scores = self.score_many([text], query, k, tokens)[0]
+            return [] if scores is None else scores.best(self.entries, k)
+        return self.search_many([text], vector, k)[0]
 
     def search_many(
         self, texts: Sequence[str], vectors: np.ndarray, k: int = 5
@@ -513,11 +531,16 @@ class FaqIndex:
         return out
 
     def entry_scores(
-        self, texts: Sequence[str], vectors: np.ndarray, leave_out: Sequence[int] | None = None
+        self,
+        texts: Sequence[str],
+        vectors: np.ndarray,
+        leave_out: Sequence[int] | None = None,
+        tokens: Sequence[Tokens | None] | None = None,
     ) -> np.ndarray:
         """Exact fused scores (len(texts) × entries). With `leave_out`, query i does not see
         variant row leave_out[i] (-1: sees all) — how calibration asks "would this question be
-        answered if the FAQ did not contain it word for word?"."""
+        answered if the FAQ did not contain it word for word?". `tokens`: the texts' token
+        vectors where the caller has them (None: read here when coverage wants them)."""
         out = np.zeros((len(texts), len(self.entries)), dtype=np.float32)
         for first in range(0, len(texts), CHUNK):
             last = min(first + CHUNK, len(texts))
@@ -533,9 +556,10 @@ class FaqIndex:
             out[first:last] = with_answers(questions, answers, self._mix)
             if self._coverage is not None:
                 held = None if leave_out is None else leave_out[first:last]
+                given = None if tokens is None else tokens[first:last]
                 out[first:last] = self._coverage.mix(
                     out[first:last],
-                    self._tokens(texts[first:last], held),
+                    self._tokens(texts[first:last], held, given),
                     self._coverage_share,
                     held,
                 )
@@ -584,8 +608,13 @@ class FaqIndex:
                 close=close,
             )
             return self.thresholds
-        vectors = np.vstack([self._vectors[rows], self._encoder.encode(list(negatives))])
-        scores = self.entry_scores(texts, vectors, rows + [-1] * len(negatives))
+        # the negatives read once, with their token vectors when coverage wants them
+        negative_vectors, negative_tokens = self.read(list(negatives))
+        vectors = np.vstack([self._vectors[rows], negative_vectors])
+        tokens = None
+        if negative_tokens is not None:
+            tokens = [None for _ in rows] + list(negative_tokens)
+        scores = self.entry_scores(texts, vectors, rows + [-1] * len(negatives), tokens)
         own = np.concatenate([self._variant_entry[rows], np.full(len(negatives), -1)])
         top = scores.argmax(axis=1)
         best = scores.max(axis=1)

