@@ -39,11 +39,18 @@ class TokenEncoder(Protocol):
 
     def encode_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, list[Tokens]]: ...
 
+    def piece_ids(self, text: str) -> list[int]:
+        """The word pieces `encode_tokens` gives `text` (without reading it)."""
+        ...
+
 
 def token_encoder(encoder: Encoder) -> TokenEncoder | None:
-    """`encoder` (or the encoder a MemoEncoder wraps) when it gives token vectors, else None."""
+    """`encoder` when it gives token vectors (a MemoEncoder does when the encoder it wraps
+    does), else None."""
     inner = encoder.inner if isinstance(encoder, MemoEncoder) else encoder
-    return inner if hasattr(inner, "encode_tokens") else None  # type: ignore[return-value]
+    if not hasattr(inner, "encode_tokens"):
+        return None
+    return encoder  # type: ignore[return-value]
 
 
 def _normalised(vectors: np.ndarray) -> np.ndarray:
@@ -86,6 +93,9 @@ class UseEncoder:
             return np.zeros((0, 512), dtype=np.float32), []
         vectors, tokens = self.backend.encode_tokens(list(texts))
         return _normalised(vectors), tokens
+
+    def piece_ids(self, text: str) -> list[int]:
+        return self.backend.piece_ids(text)
 
 
 class SentenceTransformerEncoder:
@@ -208,6 +218,8 @@ class MemoEncoder:
         self.inner = inner
         self.name = inner.name
         self._memo: dict[str, np.ndarray] = {}
+        #: token vectors of content texts customers sent as they are (`encode_tokens`)
+        self._tokens: dict[str, Tokens] = {}
         # per thread: a reload learning in the background must not make the messages answered
         # meanwhile on another thread count as content
         self._local = threading.local()
@@ -236,9 +248,32 @@ class MemoEncoder:
                 except OSError as exc:
                     log.warning("could not write the embedding cache %s: %s", self._disk.path, exc)
 
-    def remembered(self, text: str) -> np.ndarray | None:
-        """The vector of a content text this encoder has learnt, else None."""
-        return self._memo.get(text)
+    def encode_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, list[Tokens]]:
+        """`encode` with each text's token vectors, from the wrapped encoder. A content text a
+        customer sends as it is (a FAQ phrasing, "你好") keeps its vector from the memo and is
+        read once for its tokens, which are remembered from then on; the same text twice in
+        a batch is read once. (Content read while learning keeps its tokens where it is used.)"""
+        inner: TokenEncoder = self.inner  # type: ignore[assignment]
+        missing = list(
+            dict.fromkeys(t for t in texts if t not in self._memo or t not in self._tokens)
+        )
+        found: dict[str, tuple[np.ndarray, Tokens]] = {}
+        if missing:
+            vectors, tokens = inner.encode_tokens(missing)
+            found = dict(zip(missing, zip(vectors, tokens, strict=True), strict=True))
+            if not self._learning:
+                for text in missing:
+                    if text in self._memo:
+                        self._tokens[text] = found[text][1]
+        if not texts:
+            return self.inner.encode([]), []
+        vectors_out = [self._memo[t] if t in self._memo else found[t][0] for t in texts]
+        tokens_out = [self._tokens[t] if t in self._tokens else found[t][1] for t in texts]
+        return np.stack(vectors_out).astype(np.float32), tokens_out
+
+    def piece_ids(self, text: str) -> list[int]:
+        inner: TokenEncoder = self.inner  # type: ignore[assignment]
+        return inner.piece_ids(text)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         missing = list(dict.fromkeys(t for t in texts if t not in self._memo))

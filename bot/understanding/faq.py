@@ -11,7 +11,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from bot.content.entries import FaqEntry
-from bot.understanding.encoders import Encoder, MemoEncoder, token_encoder
+from bot.understanding.encoders import Encoder, token_encoder
 from bot.understanding.language import detect
 from bot.understanding.textmatch import SoundAwareMatcher
 from bot.understanding.usetokens import Tokens
@@ -289,8 +289,6 @@ class FaqIndex:
             dtype=np.float32,
         )
         self._coverage = self._wording(encoder) if self._coverage_share.any() else None
-        #: token vectors of content texts customers send as they are (`read`)
-        self._content_tokens: dict[str, Tokens] = {}
         self.thresholds = Thresholds(0.6, 0.45, "default")
 
     def _wording(self, encoder: Encoder) -> Coverage | None:
@@ -313,8 +311,7 @@ class FaqIndex:
             if a
         ]
         _, tokens = tokens_from.encode_tokens([t for _, _, t in texts])
-        backend = getattr(tokens_from, "backend", None)
-        weights = piece_weights(backend.piece_ids if backend is not None else lambda _: [])
+        weights = piece_weights(tokens_from.piece_ids)
         return Coverage(
             [(e, source, t) for (e, source, _), t in zip(texts, tokens, strict=True)],
             len(self.entries),
@@ -327,34 +324,12 @@ class FaqIndex:
         return self._coverage is not None
 
     def read(self, texts: Sequence[str]) -> tuple[np.ndarray, list[Tokens] | None]:
-        """`embed`, and with coverage on, each text's token vectors from the same encoder pass.
-        A content text (a FAQ phrasing, an intent example) that the encoder remembers is not
-        read again: its vector is remembered and its tokens are kept here the first time."""
+        """`embed`, and with coverage on, each text's token vectors from the same encoder pass."""
         tokens_from = token_encoder(self._encoder) if self._coverage is not None else None
         if tokens_from is None:
             return self.embed(texts), None
-        memo = self._encoder if isinstance(self._encoder, MemoEncoder) else None
-        known = [memo.remembered(t) if memo is not None else None for t in texts]
-        tokens = [
-            self._content_tokens.get(t) if k is not None else None
-            for t, k in zip(texts, known, strict=True)
-        ]
-        missing = [
-            i for i, (k, t) in enumerate(zip(known, tokens, strict=True)) if k is None or t is None
-        ]
-        vectors = [k for k in known]
-        if missing:
-            # the same text twice in a batch is read once, as MemoEncoder.encode does
-            unique = list(dict.fromkeys(texts[i] for i in missing))
-            read_vectors, read_tokens = tokens_from.encode_tokens(unique)
-            found = dict(zip(unique, zip(read_vectors, read_tokens, strict=True), strict=True))
-            for i in missing:
-                vectors[i], tokens[i] = found[texts[i]]
-                if known[i] is not None:  # content: the same text, read once
-                    self._content_tokens[texts[i]] = found[texts[i]][1]
-        dim = self._vectors.shape[1]
-        stacked = np.stack([v for v in vectors if v is not None]) if texts else np.zeros((0, dim))
-        return stacked.astype(np.float32), [t for t in tokens if t is not None]
+        vectors, tokens = tokens_from.encode_tokens(texts)
+        return vectors, tokens
 
     def _tokens(
         self,
@@ -413,20 +388,21 @@ class FaqIndex:
     def search(self, text: str, k: int = 5, vector: np.ndarray | None = None) -> list[FaqMatch]:
         """The best `k` entries for `text`, best first; an entry scores as its best variant.
         `vector`: the text's embedding (1 × dim) when the caller has it already."""
-        if vector is None:
-            query, tokens = self.read([text])
-            scores = self.score_many([text], query, k, tokens)[0]
-            return [] if scores is None else scores.best(self.entries, k)
-        return self.search_many([text], vector, k)[0]
+        query, tokens = self.read([text]) if vector is None else (vector, None)
+        return self.search_many([text], query, k, tokens)[0]
 
     def search_many(
-        self, texts: Sequence[str], vectors: np.ndarray, k: int = 5
+        self,
+        texts: Sequence[str],
+        vectors: np.ndarray,
+        k: int = 5,
+        tokens: Sequence[Tokens] | None = None,
     ) -> list[list[FaqMatch]]:
         """`search` for several texts at once (one product over the variants, one sparse
         product): concurrent messages are scored together."""
         return [
             [] if scores is None else scores.best(self.entries, k)
-            for scores in self.score_many(texts, vectors, k)
+            for scores in self.score_many(texts, vectors, k, tokens)
         ]
 
     def score_many(

@@ -124,6 +124,8 @@ class Coverage:
         vectors: list[np.ndarray] = []
         ids: list[np.ndarray] = []
         source: list[np.ndarray] = []
+        #: the token rows of each kept phrasing, by its FAQ row
+        self._spans: dict[int, tuple[int, int]] = {}
         self._first = np.zeros(entries, dtype=np.int64)
         self._last = np.zeros(entries, dtype=np.int64)
         by_entry: dict[int, list[tuple[int, Tokens]]] = {}
@@ -132,9 +134,12 @@ class Coverage:
                 by_entry.setdefault(entry, []).append((origin, tokens))
         at = 0
         for entry in range(entries):
+            start = at
             found = by_entry.get(entry, [])
             phrasings = [(o, t) for o, t in found if o >= 0]
             for origin, tokens in phrasings:
+                self._spans[origin] = (at, at + len(tokens))
+                at += len(tokens)
                 vectors.append(tokens.vectors)
                 ids.append(tokens.ids)
                 source.append(np.full(len(tokens), origin, dtype=np.int64))
@@ -148,9 +153,8 @@ class Coverage:
                 vectors.append(summed)
                 ids.append(unique.astype(np.int64))
                 source.append(np.full(len(unique), -1, dtype=np.int64))
-            size = sum(len(t) for _, t in phrasings) + (len(unique) if answers else 0)
-            self._first[entry], self._last[entry] = at, at + size
-            at += size
+                at += len(unique)
+            self._first[entry], self._last[entry] = start, at
         self._vectors = np.ascontiguousarray(np.vstack(vectors)) if vectors else np.zeros((0, 0))
         self._ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
         self._source = np.concatenate(source) if source else np.zeros(0, np.int64)
@@ -161,10 +165,10 @@ class Coverage:
 
     def tokens_of(self, source: int) -> Tokens | None:
         """The tokens of the phrasing at FAQ row `source`, as they were read (None: not kept)."""
-        at = np.flatnonzero(self._source == source) if source >= 0 else np.zeros(0, np.int64)
-        if not len(at):
+        if source not in self._spans:
             return None
-        return Tokens(self._ids[at], self._vectors[at])
+        first, last = self._spans[source]
+        return Tokens(self._ids[first:last], self._vectors[first:last])
 
     def of(self, text: Tokens, entries: Sequence[int], leave_out: int = -1) -> np.ndarray:
         """The coverage (0..1) of one text by each of `entries` (indexes); with `leave_out`, the
